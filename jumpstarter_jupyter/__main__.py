@@ -1,0 +1,3 @@
+from jumpstarter_jupyter.cli import main
+
+main()

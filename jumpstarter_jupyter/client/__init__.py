@@ -1,0 +1,53 @@
+"""The client runtime: connect to an exporter and get its tree of driver clients."""
+
+from __future__ import annotations
+
+import os
+
+from jumpstarter_jupyter.client.base import DriverClient
+from jumpstarter_jupyter.client.connection import Connection
+from jumpstarter_jupyter.client.generic import GenericClient
+from jumpstarter_jupyter.client.local import PrivateBoard
+from jumpstarter_jupyter.client.tree import build
+
+__all__ = ["DriverClient", "GenericClient", "connect", "resolve_endpoint"]
+
+
+def resolve_endpoint(endpoint: str | None) -> str | None:
+    """Explicit endpoint, else ``$JUMPSTARTER_HOST``, else None (meaning: a private board)."""
+    return endpoint or os.environ.get("JUMPSTARTER_HOST") or None
+
+
+def connect(endpoint: str | None = None, passphrase: str | None = None, *, tls_ca: str | None = None,
+            name: str = "dut") -> DriverClient:
+    """Connect to an exporter and return the root of its client tree.
+
+    Args:
+        endpoint: ``host:port``, ``unix:/path`` or a socket path. Default: ``$JUMPSTARTER_HOST``,
+            else a private virtual board started for this process (stopped by ``close()``).
+        passphrase: the exporter's passphrase; default ``$JMP_GRPC_PASSPHRASE``.
+        tls_ca: PEM file of the CA to trust for TLS ("" = the system roots); None = plaintext.
+            ``$JMP_GRPC_INSECURE`` forces plaintext, as upstream's ``j`` does.
+        name: what errors and the CLI call the root (``dut.power.on: ...``).
+
+    >>> with connect() as dut:          # doctest: +SKIP
+    ...     dut.power.on()
+    """
+    endpoint = resolve_endpoint(endpoint)
+    board = None
+    if endpoint is None:
+        board = PrivateBoard()
+        endpoint = board.endpoint
+    if passphrase is None:
+        passphrase = os.environ.get("JMP_GRPC_PASSPHRASE") or None
+    if os.environ.get("JMP_GRPC_INSECURE"):
+        tls_ca = None
+    try:
+        connection = Connection(endpoint, passphrase, tls_ca, name=name)
+    except BaseException:
+        if board:
+            board.stop()
+        raise
+    root = build(connection)
+    root.private_board = board
+    return root

@@ -1,0 +1,173 @@
+"""One gRPC channel to an exporter, its report, and calls addressed by driver path.
+
+UUIDs change whenever the exporter restarts, so clients address drivers by path and the
+connection maps paths to UUIDs. After the exporter was unreachable, or answers that it no
+longer knows a UUID, the connection re-reads the report and rebinds before calling again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+from google.protobuf import empty_pb2
+
+from jumpstarter_jupyter.client.errors import is_unknown_driver, translate
+from jumpstarter_jupyter.errors import ConnectionFailed
+from jumpstarter_jupyter.protocol.codec import EncodeError, decode, encode
+from jumpstarter_jupyter.protocol.v1 import console_pb2_grpc, jumpstarter_pb2 as pb, jumpstarter_pb2_grpc
+from jumpstarter_jupyter.protocol.v1 import router_pb2_grpc
+
+PASSPHRASE_KEY = "x-jumpstarter-passphrase"
+OUR_CLIENT_LABEL = "jumpstarter-jupyter.dev/client"
+NAME_LABEL = "jumpstarter.dev/name"
+REPORT_TIMEOUT = 10.0
+CHANNEL_OPTIONS = [
+    ("grpc.keepalive_time_ms", 20_000),  # upstream exporters permit pings every >= 10 s
+    ("grpc.keepalive_timeout_ms", 20_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+    # reconnect quickly once a restarted exporter is back (grpc's default backoff grows to 120 s)
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1_000),
+]
+TCP_ENDPOINT = re.compile(r"^(?P<host>.+):(?P<port>\d{1,5})$")
+
+
+def channel_target(endpoint: str) -> str:
+    """gRPC target for ``host:port``, ``unix:/path`` or a bare socket path (upstream's rule)."""
+    if endpoint.startswith("unix:"):
+        return f"unix:{os.path.abspath(endpoint[5:])}"
+    match = TCP_ENDPOINT.match(endpoint)
+    if match and 1 <= int(match["port"]) <= 65535:
+        return endpoint
+    return f"unix:{os.path.abspath(endpoint)}"
+
+
+class Connection:
+    """A channel, the exporter's report and the path -> UUID map (thread-safe)."""
+
+    def __init__(self, endpoint: str, passphrase: str | None = None, tls_ca: str | None = None,
+                 name: str = "dut"):
+        self.endpoint, self.name = endpoint, name
+        self.target = channel_target(endpoint)
+        self.metadata: tuple[tuple[str, str], ...] = ((PASSPHRASE_KEY, passphrase),) if passphrase else ()
+        if tls_ca is not None:
+            credentials = grpc.ssl_channel_credentials(open(tls_ca, "rb").read() if tls_ca else None)
+            self.channel = grpc.secure_channel(self.target, credentials, options=CHANNEL_OPTIONS)
+        else:
+            self.channel = grpc.insecure_channel(self.target, options=CHANNEL_OPTIONS)
+        self.exporter = jumpstarter_pb2_grpc.ExporterServiceStub(self.channel)
+        self.router = router_pb2_grpc.RouterServiceStub(self.channel)
+        self.console = console_pb2_grpc.ConsoleServiceStub(self.channel)
+        self._lock = threading.Lock()
+        self._stale = False
+        self.report = self._get_report()
+        self._bind(self.report)
+
+    # report and rebinding
+    def _get_report(self) -> pb.GetReportResponse:
+        try:
+            return self.exporter.GetReport(empty_pb2.Empty(), metadata=self.metadata, timeout=REPORT_TIMEOUT)
+        except grpc.RpcError as err:
+            raise translate(err, self.endpoint, self.name, "connect") from None
+
+    def _bind(self, report: pb.GetReportResponse) -> None:
+        """Compute each entry's path from its parent chain (pre-order: parents come first)."""
+        path_of: dict[str, str] = {}
+        entries = []
+        for entry in report.reports:
+            if entry.HasField("parent_uuid"):
+                parent = path_of.get(entry.parent_uuid, "")
+                name = entry.labels.get(NAME_LABEL, entry.uuid)
+                path = f"{parent}.{name}" if parent else name
+            else:
+                path = ""
+            path_of.setdefault(entry.uuid, path)
+            entries.append((path, entry))
+        self.entries = entries
+        self.paths = {path: entry.uuid for path, entry in entries}
+        self.ours = bool(entries and OUR_CLIENT_LABEL in entries[0][1].labels)
+        self.frame_size = 1 << 20 if self.ours else 1 << 16  # upstream peers get upstream's framing
+
+    def refresh(self) -> bool:
+        """Re-read the report; True when the exporter restarted (new UUIDs)."""
+        report = self._get_report()
+        with self._lock:
+            restarted = report.uuid != self.report.uuid
+            self.report, self._stale = report, False
+            self._bind(report)
+        return restarted
+
+    def uuid(self, path: str) -> str:
+        if self._stale:
+            self.refresh()
+        try:
+            return self.paths[path]
+        except KeyError:
+            raise ConnectionFailed(
+                f"{self.display(path)}: the exporter at {self.endpoint} no longer has this driver"
+            ) from None
+
+    def display(self, path: str) -> str:
+        return f"{self.name}.{path}" if path else self.name
+
+    # calls
+    def call(self, path: str, method: str, args: list[Any]) -> Any:
+        """Unary DriverCall; rebinds once if the exporter restarted under us."""
+        request_args = self._encode_args(path, method, args)
+        for attempt in (1, 2):
+            request = pb.DriverCallRequest(uuid=self.uuid(path), method=method, args=request_args)
+            try:
+                response = self.exporter.DriverCall(request, metadata=self.metadata)
+                return decode(response.result)
+            except grpc.RpcError as err:
+                if attempt == 1 and self._should_retry(err):
+                    continue
+                raise translate(err, self.endpoint, self.display(path), method) from None
+
+    def streaming_call(self, path: str, method: str, args: list[Any]) -> Iterator[Any]:
+        """StreamingDriverCall, yielding decoded results; cancelled when the iterator closes."""
+        request = pb.StreamingDriverCallRequest(uuid=self.uuid(path), method=method,
+                                                args=self._encode_args(path, method, args))
+        responses = self.exporter.StreamingDriverCall(request, metadata=self.metadata)
+        try:
+            for response in responses:
+                yield decode(response.result)
+        except grpc.RpcError as err:
+            self._should_retry(err)
+            raise translate(err, self.endpoint, self.display(path), method) from None
+        finally:
+            responses.cancel()
+
+    def _encode_args(self, path: str, method: str, args: list[Any]) -> list:
+        try:
+            return [encode(arg) for arg in args]
+        except EncodeError as exc:
+            from jumpstarter_jupyter.errors import DriverInvalidArgument
+            raise DriverInvalidArgument(self.display(path), method, str(exc)) from None
+
+    def _should_retry(self, err: grpc.RpcError) -> bool:
+        if err.code() == grpc.StatusCode.UNAVAILABLE:
+            self._stale = True
+            return False  # fail fast while the exporter is down
+        if is_unknown_driver(err):
+            try:
+                self.refresh()
+            except ConnectionFailed:
+                return False
+            return True
+        return False
+
+    def close(self) -> None:
+        self.channel.close()
+
+
+def request_json(value: dict) -> str:
+    return json.dumps(value, separators=(",", ":"))

@@ -1,0 +1,55 @@
+"""Build the client tree from an exporter's report."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+
+from jumpstarter_jupyter.client.base import DriverClient
+from jumpstarter_jupyter.client.connection import OUR_CLIENT_LABEL, Connection
+from jumpstarter_jupyter.client.generic import GenericClient
+
+log = logging.getLogger(__name__)
+CLIENT_LABEL = "jumpstarter.dev/client"
+_OURS = "jumpstarter_jupyter.drivers"
+
+# Upstream client class names -> ours, for upstream exporters (and our own drivers' labels).
+UPSTREAM_CLIENTS = {
+    "jumpstarter_driver_composite.client.CompositeClient": f"{_OURS}.composite.client.CompositeClient",
+    "jumpstarter_driver_power.client.PowerClient": f"{_OURS}.power.client.PowerClient",
+    "jumpstarter_driver_power.client.VirtualPowerClient": f"{_OURS}.power.client.PowerClient",
+    "jumpstarter_driver_pyserial.client.PySerialClient": f"{_OURS}.serial.client.SerialClient",
+    "jumpstarter_driver_network.client.NetworkClient": f"{_OURS}.network.client.NetworkClient",
+    "jumpstarter_driver_opendal.client.StorageMuxClient": f"{_OURS}.storage.client.StorageMuxClient",
+    "jumpstarter_driver_opendal.client.StorageMuxFlasherClient": f"{_OURS}.storage.client.StorageMuxClient",
+    "jumpstarter_driver_gpiod.client.DigitalOutputClient": f"{_OURS}.gpio.client.DigitalOutputClient",
+    "jumpstarter_driver_gpiod.client.DigitalInputClient": f"{_OURS}.gpio.client.DigitalInputClient",
+}
+
+
+def client_class(labels: dict[str, str]) -> type[DriverClient]:
+    """Our class if the exporter names one we can import, else the upstream mapping, else generic."""
+    for path in (labels.get(OUR_CLIENT_LABEL), UPSTREAM_CLIENTS.get(labels.get(CLIENT_LABEL, ""))):
+        if not path:
+            continue
+        module, _, name = path.rpartition(".")
+        try:
+            cls = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError):
+            log.debug("client class %s not importable; trying the next", path)
+            continue
+        if isinstance(cls, type) and issubclass(cls, DriverClient):
+            return cls
+    return GenericClient
+
+
+def build(connection: Connection) -> DriverClient:
+    """Instantiate a client per report entry and attach children by name."""
+    by_path: dict[str, DriverClient] = {}
+    for path, entry in connection.entries:
+        client = client_class(dict(entry.labels))(connection, path, entry)
+        by_path[path] = client
+        if path:
+            parent = by_path[path.rpartition(".")[0]]
+            parent.children[client.name] = client
+    return by_path[""]

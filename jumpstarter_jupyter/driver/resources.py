@@ -1,0 +1,171 @@
+"""Resource channels: bytes a client streams to or from one driver call.
+
+A client opens ``RouterService.Stream`` with ``{"kind": "resource", ...}``; the exporter
+registers a :class:`Channel` under a new UUID and hands the client a *handle*
+(``{"kind": "client_stream", "uuid": ..., "x_jmp_content_encoding": ...}``). The client then
+passes that handle as an argument to a driver method (``storage.write(handle)``), which opens
+it with :meth:`Driver.resource` and reads or writes it like a file.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import lzma
+import queue
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import zstandard
+
+ENCODINGS = ("gzip", "xz", "bz2", "zstd")
+QUEUE_FRAMES = 32  # bounded like upstream: a writer blocks when nobody reads
+
+
+class Channel:
+    """Two bounded byte queues between the exporter's stream handler and a driver."""
+
+    def __init__(self, encoding: str | None = None):
+        self.uuid = str(uuid.uuid4())
+        self.encoding = encoding
+        self.inbound: queue.Queue[bytes | None] = queue.Queue(QUEUE_FRAMES)   # client -> driver
+        self.outbound: queue.Queue[bytes | None] = queue.Queue(QUEUE_FRAMES)  # driver -> client
+        self.closed = threading.Event()
+
+    def handle(self) -> dict:
+        return {"kind": "client_stream", "uuid": self.uuid, "x_jmp_content_encoding": self.encoding}
+
+    # exporter side
+    def feed(self, data: bytes | None) -> None:
+        """Queue bytes from the client (``None`` = client EOF); dropped once the driver is done."""
+        while not self.closed.is_set():
+            try:
+                self.inbound.put(data, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def drain(self) -> Iterator[bytes]:
+        """Bytes for the client until the driver closes the channel."""
+        while True:
+            data = self.outbound.get()
+            if data is None:
+                return
+            yield data
+
+    def abort(self) -> None:
+        """The client went away: unblock the driver and stop accepting data."""
+        self.closed.set()
+        _put_nowait_drop(self.inbound, None)
+        _put_nowait_drop(self.outbound, None)
+
+
+def _put_nowait_drop(q: queue.Queue, item: Any) -> None:
+    while True:
+        try:
+            q.put_nowait(item)
+            return
+        except queue.Full:
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                pass
+
+
+class ResourceFile:
+    """The driver's view of a channel: ``read(n)`` client bytes, ``write(data)`` to the client."""
+
+    def __init__(self, channel: Channel):
+        self.channel = channel
+        self._pending = b""
+        self._eof = False
+
+    def read(self, size: int = -1) -> bytes:
+        """Read up to ``size`` bytes (all with -1); ``b""`` at the client's EOF."""
+        while not self._eof and (size < 0 or len(self._pending) < size):
+            data = self.channel.inbound.get()
+            if data is None:
+                self._eof = True
+            else:
+                self._pending += data
+                if size >= 0:
+                    break
+        if size < 0:
+            size = len(self._pending)
+        out, self._pending = self._pending[:size], self._pending[size:]
+        return out
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes) -> int:
+        """Send bytes to the client (blocks while the client is slow)."""
+        if self.channel.closed.is_set():
+            raise BrokenPipeError("the client closed the resource stream")
+        if data:
+            self.channel.outbound.put(bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.channel.closed.set()
+        self.channel.outbound.put(None)
+
+
+class Resources:
+    """The channels registered for one driver, by resource UUID."""
+
+    def __init__(self):
+        self._channels: dict[str, Channel] = {}
+        self._lock = threading.Lock()
+
+    def register(self, encoding: str | None) -> Channel:
+        channel = Channel(encoding)
+        with self._lock:
+            self._channels[channel.uuid] = channel
+        return channel
+
+    def forget(self, channel: Channel) -> None:
+        with self._lock:
+            self._channels.pop(channel.uuid, None)
+
+    @contextmanager
+    def open(self, handle: Any) -> Iterator[Any]:
+        if not isinstance(handle, dict) or handle.get("kind") != "client_stream":
+            raise ValueError(f"expected a resource handle {{'kind': 'client_stream', 'uuid': ...}}, got {handle!r}")
+        with self._lock:
+            channel = self._channels.pop(str(handle.get("uuid")), None)
+        if channel is None:
+            raise KeyError(f"no open resource {handle.get('uuid')!r} on this driver")
+        raw = ResourceFile(channel)
+        try:
+            yield _decoded(raw, handle.get("x_jmp_content_encoding"))
+        finally:
+            raw.close()
+
+
+def _decoded(raw: ResourceFile, encoding: str | None) -> Any:
+    if not encoding:
+        return raw
+    if encoding == "gzip":
+        return gzip.GzipFile(fileobj=raw, mode="rb")
+    if encoding == "xz":
+        return lzma.LZMAFile(raw, mode="rb")
+    if encoding == "bz2":
+        return bz2.BZ2File(raw, mode="rb")
+    if encoding == "zstd":
+        return zstandard.ZstdDecompressor().stream_reader(raw)
+    raise ValueError(f"unsupported content encoding {encoding!r}; supported: {', '.join(ENCODINGS)}")

@@ -1,0 +1,36 @@
+"""Driver interfaces, one folder each, and the registry of driver type names.
+
+A config's ``type:`` is a full import path. The table below lists our built-in drivers and
+the upstream Jumpstarter type names that resolve to them, so upstream configs run unchanged.
+Drivers from other packages arrive through the ``jumpstarter_jupyter.drivers`` entry-point
+group (``name = "package.module:Class"``) or by their import path.
+"""
+
+from jumpstarter_jupyter.drivers import registry
+
+_OURS = "jumpstarter_jupyter.drivers"
+
+BUILTIN = {
+    "Composite": f"{_OURS}.composite.driver.Composite",
+    "MockPower": f"{_OURS}.power.driver.MockPower",
+    "VirtualPower": f"{_OURS}.power.driver.VirtualPower",
+    "PySerial": f"{_OURS}.serial.driver.PySerial",
+    "TcpNetwork": f"{_OURS}.network.driver.TcpNetwork",
+    "MockStorageMux": f"{_OURS}.storage.driver.MockStorageMux",
+    "MockStorageMuxFlasher": f"{_OURS}.storage.driver.MockStorageMux",
+    "MockDigitalOutput": f"{_OURS}.gpio.driver.MockDigitalOutput",
+    "MockDigitalInput": f"{_OURS}.gpio.driver.MockDigitalInput",
+    "VirtualBoard": f"{_OURS}.virtual.driver.VirtualBoard",
+}
+
+UPSTREAM = {
+    "jumpstarter_driver_composite.driver.Composite": BUILTIN["Composite"],
+    "jumpstarter_driver_power.driver.MockPower": BUILTIN["MockPower"],
+    "jumpstarter_driver_power.driver.SyncMockPower": BUILTIN["MockPower"],
+    "jumpstarter_driver_pyserial.driver.PySerial": BUILTIN["PySerial"],
+    "jumpstarter_driver_network.driver.TcpNetwork": BUILTIN["TcpNetwork"],
+    "jumpstarter_driver_opendal.driver.MockStorageMux": BUILTIN["MockStorageMux"],
+    "jumpstarter_driver_opendal.driver.MockStorageMuxFlasher": BUILTIN["MockStorageMuxFlasher"],
+}
+
+registry.register_table(BUILTIN, UPSTREAM)

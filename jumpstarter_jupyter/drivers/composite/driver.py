@@ -1,0 +1,26 @@
+"""Composite drivers: a node that only groups children, and ``ref`` proxies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from jumpstarter_jupyter.driver import Driver
+
+
+@dataclass
+class Composite(Driver):
+    """A group of child drivers (also the implicit root of every exporter)."""
+
+    client = "jumpstarter_jupyter.drivers.composite.client.CompositeClient"
+    upstream_client = "jumpstarter_driver_composite.client.CompositeClient"
+
+
+@dataclass
+class Proxy(Driver):
+    """``ref: a.b`` in a config: the same driver reported again under another name."""
+
+    ref: str = ""
+    target: Driver | None = field(default=None, repr=False)
+
+    def close(self) -> None:
+        pass  # the target closes itself

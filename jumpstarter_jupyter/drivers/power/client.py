@@ -1,0 +1,75 @@
+"""Python API of power drivers."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterator
+
+import click
+
+from jumpstarter_jupyter.client import DriverClient
+from jumpstarter_jupyter.drivers.power.common import PowerReading
+from jumpstarter_jupyter.errors import DriverInvalidArgument
+
+
+class PowerClient(DriverClient):
+    """``dut.power``: ``on()``, ``off()``, ``cycle(wait)``, ``read()``, ``plot(seconds)``.
+
+    >>> dut.power.cycle(wait=1)                      # doctest: +SKIP
+    >>> [r.voltage for r in dut.power.read()]        # doctest: +SKIP
+    [5.0, 5.0, 5.0]
+    """
+
+    widget = "jumpstarter_jupyter.drivers.power.widget.PowerWidget"
+
+    def on(self) -> None:
+        """Switch power on."""
+        self.call("on")
+
+    def off(self) -> None:
+        """Switch power off."""
+        self.call("off")
+
+    def cycle(self, wait: float = 2.0) -> None:
+        """Switch off, wait ``wait`` seconds, switch on."""
+        if wait < 0:
+            raise DriverInvalidArgument(self.display_path, "cycle", f"wait must be >= 0 seconds, got {wait}")
+        self.off()
+        time.sleep(wait)  # the requested off time, not a wait for a condition
+        self.on()
+
+    def read(self) -> Iterator[PowerReading]:
+        """A few readings from the driver (a finite stream)."""
+        for value in self.streamingcall("read"):
+            yield PowerReading(float(value["voltage"]), float(value["current"]))
+
+    def state(self) -> bool | None:
+        """True while on; None when the exporter cannot tell (upstream drivers)."""
+        if self.methods is not None and "state" not in self.methods:
+            return None
+        return bool(self.call("state"))
+
+    def watch(self, interval: float = 0.5) -> Iterator[PowerReading]:
+        """Readings every ``interval`` seconds until the iterator is closed."""
+        for value in self.streamingcall("watch", interval):
+            yield PowerReading(float(value["voltage"]), float(value["current"]))
+
+    def plot(self, seconds: float = 10.0, interval: float = 0.2):
+        """Sample for ``seconds`` and return a matplotlib figure of voltage, current and power."""
+        from jumpstarter_jupyter.drivers.power.plot import figure
+
+        count = max(1, int(seconds / interval))
+        start = time.monotonic()
+        samples = []
+        for reading in itertools.islice(self.watch(interval), count):
+            samples.append((time.monotonic() - start, reading))
+        return figure(samples, title=self.display_path)
+
+    def cli(self) -> click.Group:
+        from jumpstarter_jupyter.drivers.power.cli import commands
+
+        group = super().cli()
+        for command in commands(self):
+            group.add_command(command)
+        return group

@@ -1,0 +1,129 @@
+"""Power: switch a board on and off and read its voltage and current."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from jumpstarter_jupyter.driver import Driver, export
+from jumpstarter_jupyter.drivers.power.common import PowerReading
+
+CLIENT = "jumpstarter_jupyter.drivers.power.client.PowerClient"
+UPSTREAM_CLIENT = "jumpstarter_driver_power.client.PowerClient"
+
+
+class PowerInterface(Driver):
+    """What every power driver exports (upstream's wire names)."""
+
+    client = CLIENT
+    upstream_client = UPSTREAM_CLIENT
+
+    @export
+    def on(self) -> None:
+        """Switch power on."""
+        raise NotImplementedError
+
+    @export
+    def off(self) -> None:
+        """Switch power off."""
+        raise NotImplementedError
+
+    @export
+    def read(self) -> Iterator[dict]:
+        """A few current readings (finite, as upstream: ``list(read())`` ends)."""
+        raise NotImplementedError
+        yield
+
+    @export
+    def state(self) -> bool:
+        """True while power is on."""
+        raise NotImplementedError
+
+    @export
+    def watch(self, interval: float = 0.5) -> Iterator[dict]:
+        """Readings every ``interval`` seconds until the caller stops listening (live charts)."""
+        if interval <= 0:
+            raise ValueError(f"interval must be > 0 seconds, got {interval}")
+        while True:
+            yield from self.read()
+            time.sleep(interval)  # the sampling period itself, not a wait for a condition
+
+
+@dataclass
+class MockPower(PowerInterface):
+    """A power switch with fixed readings: (0 V, 0 A) then (5 V, 2 A) on, as upstream's MockPower."""
+
+    voltage: float = 5.0
+    current: float = 2.0
+    powered: bool = field(default=False, repr=False)
+
+    @export
+    def on(self) -> None:
+        """Switch power on."""
+        self.powered = True
+        self.logger.info("power on")
+
+    @export
+    def off(self) -> None:
+        """Switch power off."""
+        self.powered = False
+        self.logger.info("power off")
+
+    @export
+    def read(self) -> Iterator[dict]:
+        """Two readings: idle, then the configured voltage and current."""
+        yield {"voltage": 0.0, "current": 0.0}
+        yield {"voltage": self.voltage, "current": self.current}
+
+    @export
+    def state(self) -> bool:
+        """True while power is on."""
+        return self.powered
+
+
+class PowerTarget(Protocol):
+    """What a simulated board offers a power switch."""
+
+    def set_power(self, on: bool) -> None: ...
+
+    def reading(self) -> PowerReading: ...
+
+    @property
+    def powered(self) -> bool: ...
+
+
+@dataclass
+class VirtualPower(PowerInterface):
+    """The power switch of a simulated board: readings follow what the board is doing."""
+
+    target: PowerTarget | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @export
+    def on(self) -> None:
+        """Switch power on (the board boots)."""
+        with self.lock:
+            self.target.set_power(True)
+        self.logger.info("power on")
+
+    @export
+    def off(self) -> None:
+        """Switch power off."""
+        with self.lock:
+            self.target.set_power(False)
+        self.logger.info("power off")
+
+    @export
+    def read(self) -> Iterator[dict]:
+        """Three readings of the board's present voltage and current."""
+        for _ in range(3):
+            reading = self.target.reading()
+            yield {"voltage": reading.voltage, "current": reading.current}
+
+    @export
+    def state(self) -> bool:
+        """True while power is on."""
+        return self.target.powered

@@ -1,0 +1,52 @@
+"""Resolve a config's ``type:`` name to a driver class."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from collections.abc import Callable
+from importlib.metadata import entry_points
+
+from jumpstarter_jupyter.driver.base import Driver
+
+ENTRY_POINT_GROUP = "jumpstarter_jupyter.drivers"
+_names: dict[str, str] = {}
+
+
+def register_table(*tables: dict[str, str]) -> None:
+    """Add ``{type name: import path}`` tables; a name registered twice is an error."""
+    for table in tables:
+        for name, target in table.items():
+            if name in _names and _names[name] != target:
+                raise RuntimeError(f"driver type {name!r} registered twice: {_names[name]} and {target}")
+            _names[name] = target
+
+
+def known_names() -> list[str]:
+    """Every type name that resolves without an import path of its own."""
+    return sorted({*_names, *_entry_points()})
+
+
+def _entry_points() -> dict[str, str]:
+    return {ep.name: ep.value.replace(":", ".") for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def resolve(name: str, error: Callable[[str], Exception]) -> type[Driver]:
+    """Return the driver class for ``name``; ``error(message)`` builds the exception to raise."""
+    target = _names.get(name) or _entry_points().get(name) or name
+    module_name, _, attr = target.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), attr) if module_name else None
+    except ImportError as exc:
+        if exc.name and not module_name.startswith(exc.name):
+            raise error(f"cannot import {name!r}: {exc}") from None
+        cls = None
+    except AttributeError:
+        cls = None
+    if cls is None:
+        close = difflib.get_close_matches(name, known_names(), n=3, cutoff=0.5)
+        hint = f"; did you mean {' or '.join(close)}?" if close else f"; known types: {', '.join(known_names())}"
+        raise error(f"unknown driver type {name!r}{hint}")
+    if not (isinstance(cls, type) and issubclass(cls, Driver)):
+        raise error(f"{name!r} is not a driver class (a subclass of jumpstarter_jupyter.driver.Driver)")
+    return cls

@@ -1,0 +1,221 @@
+"""Load upstream's ExporterConfig YAML and build the driver tree from it.
+
+Every error is a :class:`ConfigError` naming the file, the YAML path and line, and what was
+expected, e.g. ``board.yaml: export.power.config.voltage (line 7): expected float, got text 'x'``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from jumpstarter_jupyter.driver.base import Driver
+from jumpstarter_jupyter.drivers import registry
+from jumpstarter_jupyter.drivers.composite.driver import Composite, Proxy
+from jumpstarter_jupyter.errors import ConfigError
+from jumpstarter_jupyter.exporter.arguments import convert
+
+API_VERSION = "jumpstarter.dev/v1alpha1"
+KIND = "ExporterConfig"
+ENTRY_KEYS = {"type", "config", "children", "description", "methods_description", "ref"}
+
+
+@dataclass
+class DriverSpec:
+    """One entry of the ``export:`` tree, before it is built."""
+
+    yaml_path: str
+    line: int
+    type: str | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    children: dict[str, DriverSpec] = field(default_factory=dict)
+    description: str | None = None
+    methods_description: dict[str, str] = field(default_factory=dict)
+    ref: str | None = None
+
+
+@dataclass
+class ExporterConfig:
+    """A whole exporter configuration file."""
+
+    source: str
+    export: dict[str, DriverSpec]
+    description: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    endpoint: str | None = None
+    token: str | None = None
+    hooks: dict[str, Any] = field(default_factory=dict)
+    lines: dict[str, int] = field(default_factory=dict)
+
+
+class _Reader:
+    """Plain data from YAML nodes, remembering the line of every YAML path."""
+
+    def __init__(self, source: str):
+        self.source, self.lines = source, {}
+
+    def error(self, path: str, message: str) -> ConfigError:
+        line = self.lines.get(path)
+        where = f"{path} (line {line})" if line else path or "top level"
+        return ConfigError(f"{self.source}: {where}: {message}")
+
+    def value(self, node: yaml.Node, path: str) -> Any:
+        self.lines[path] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            out = {}
+            for key_node, value_node in node.value:
+                # keys are read as written: YAML 1.1 would turn an unquoted `on:` into True
+                if not isinstance(key_node, yaml.ScalarNode):
+                    raise self.error(path, "mapping keys must be plain names")
+                key = key_node.value
+                out[key] = self.value(value_node, f"{path}.{key}" if path else key)
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [self.value(item, f"{path}[{i}]") for i, item in enumerate(node.value)]
+        return yaml.safe_load(yaml.serialize(node))
+
+
+def load_config(path: str | Path) -> ExporterConfig:
+    """Read and validate an ExporterConfig file (nothing is built yet)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    return parse_config(text, str(path))
+
+
+def parse_config(text: str, source: str = "<config>") -> ExporterConfig:
+    """Validate ExporterConfig YAML given as text; ``source`` names it in errors."""
+    reader = _Reader(source)
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ConfigError(f"{source}: {where}YAML syntax error: {getattr(exc, 'problem', exc)}") from None
+    data = reader.value(node, "") if node is not None else None
+    if not isinstance(data, dict):
+        raise reader.error("", "expected a mapping with apiVersion, kind and export")
+    if data.get("apiVersion", API_VERSION) != API_VERSION:
+        raise reader.error("apiVersion", f"expected {API_VERSION!r}, got {data['apiVersion']!r}")
+    if data.get("kind", KIND) != KIND:
+        raise reader.error("kind", f"expected {KIND!r}, got {data['kind']!r}")
+    export = data.get("export")
+    if not isinstance(export, dict):
+        raise reader.error("export", "expected a mapping of driver names to entries")
+    config = ExporterConfig(
+        source=source,
+        export={name: _entry(reader, value, f"export.{name}") for name, value in export.items()},
+        description=data.get("description"),
+        metadata=data.get("metadata") or {},
+        endpoint=data.get("endpoint"),
+        token=data.get("token"),
+        hooks=data.get("hooks") or {},
+        lines=reader.lines,
+    )
+    return config
+
+
+def _entry(reader: _Reader, value: Any, path: str) -> DriverSpec:
+    if not isinstance(value, dict):
+        raise reader.error(path, f"expected a driver entry (type/config/children or ref), got {value!r}")
+    unknown = set(value) - ENTRY_KEYS
+    if unknown:
+        raise reader.error(f"{path}.{sorted(unknown)[0]}", f"unknown key; an entry has {', '.join(sorted(ENTRY_KEYS))}")
+    spec = DriverSpec(yaml_path=path, line=reader.lines.get(path, 0))
+    for key, kind in (("type", str), ("ref", str), ("description", str)):
+        if value.get(key) is not None and not isinstance(value[key], kind):
+            raise reader.error(f"{path}.{key}", f"expected text, got {value[key]!r}")
+        setattr(spec, key, value.get(key))
+    for key in ("config", "methods_description", "children"):
+        if value.get(key) is not None and not isinstance(value[key], dict):
+            raise reader.error(f"{path}.{key}", f"expected a mapping, got {value[key]!r}")
+    spec.config = value.get("config") or {}
+    spec.methods_description = {str(k): str(v) for k, v in (value.get("methods_description") or {}).items()}
+    spec.children = {name: _entry(reader, child, f"{path}.children.{name}")
+                     for name, child in (value.get("children") or {}).items()}
+    if spec.ref is None and spec.type is None and not spec.children:
+        raise reader.error(path, "expected `type:` (a driver class), `children:` (a composite) or `ref:` (a proxy)")
+    return spec
+
+
+def build_tree(config: ExporterConfig) -> Driver:
+    """Instantiate every driver of ``config`` under an implicit composite root."""
+    root = Composite()
+    root.description = config.description
+    root.children = {name: _build(config, spec) for name, spec in config.export.items()}
+    _resolve_proxies(config, root, root)
+    return root
+
+
+def _build(config: ExporterConfig, spec: DriverSpec) -> Driver:
+    def error(path: str, message: str) -> ConfigError:
+        line = config.lines.get(path)
+        return ConfigError(f"{config.source}: {path}{f' (line {line})' if line else ''}: {message}")
+
+    if spec.ref is not None:
+        return Proxy(ref=spec.ref)
+    cls = Composite if spec.type is None else registry.resolve(spec.type, lambda msg: error(f"{spec.yaml_path}.type", msg))
+    driver = instantiate(cls, spec.config, lambda key, msg: error(f"{spec.yaml_path}.config{'.' + key if key else ''}", msg))
+    children = {name: _build(config, child) for name, child in spec.children.items()}
+    if children:
+        driver.children = {**driver.children, **children}
+    if spec.description:
+        driver.description = spec.description
+    if spec.methods_description:
+        driver.methods_description = spec.methods_description
+    return driver
+
+
+def instantiate(cls: type[Driver], values: dict[str, Any], error: Any) -> Driver:
+    """Create ``cls`` from a ``config`` mapping, checking names and types of its fields."""
+    if not dataclasses.is_dataclass(cls):
+        if values:
+            raise error("", f"{cls.__name__} takes no config, got {', '.join(values)}")
+        return cls()
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    hints = typing.get_type_hints(cls)
+    unknown = [key for key in values if key not in fields]
+    if unknown:
+        raise error(unknown[0], f"{cls.__name__} has no config field {unknown[0]!r}; fields: {', '.join(fields) or 'none'}")
+    missing = [f.name for f in fields.values()
+               if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and f.name not in values]
+    if missing:
+        raise error(missing[0], f"{cls.__name__} needs config field {missing[0]!r} ({_type_name(hints.get(missing[0]))})")
+    kwargs = {}
+    for key, value in values.items():
+        try:
+            kwargs[key] = convert(value, hints.get(key, Any), key)
+        except ValueError as exc:
+            raise error(key, str(exc).split(": ", 1)[-1]) from None
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError, OSError) as exc:
+        raise error("", f"{cls.__name__}: {exc}") from None
+
+
+def _type_name(hint: Any) -> str:
+    return getattr(hint, "__name__", str(hint))
+
+
+def _resolve_proxies(config: ExporterConfig, root: Driver, node: Driver) -> None:
+    for name, child in node.children.items():
+        if isinstance(child, Proxy):
+            child.target = _lookup(config, root, child.ref)
+        else:
+            _resolve_proxies(config, root, child)
+
+
+def _lookup(config: ExporterConfig, root: Driver, ref: str) -> Driver:
+    node = root
+    for part in ref.split("."):
+        if part not in node.children:
+            raise ConfigError(f"{config.source}: ref {ref!r}: no driver {part!r} (have {', '.join(node.children) or 'none'})")
+        node = node.children[part]
+    return node

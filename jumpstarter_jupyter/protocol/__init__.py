@@ -1,0 +1,1 @@
+"""The wire: generated stubs (``protocol.v1``) and the value codec (``protocol.codec``)."""

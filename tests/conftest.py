@@ -1,0 +1,44 @@
+"""Shared fixtures: real exporters on real sockets, real clients."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+
+import pytest
+
+from jumpstarter_jupyter.client import DriverClient, connect
+from jumpstarter_jupyter.driver import Driver
+from jumpstarter_jupyter.drivers.composite.driver import Composite
+from jumpstarter_jupyter.exporter import Exporter, serve
+
+
+@contextlib.contextmanager
+def serving(root: Driver, tcp: bool = False, passphrase: str | None = None) -> Iterator[Exporter]:
+    """Serve ``root`` on a fresh unix socket (or a free loopback TCP port) until the block ends."""
+    with tempfile.TemporaryDirectory(prefix="jmp-test-") as directory:
+        if tcp:
+            exporter = serve(root, listen="127.0.0.1:0", passphrase=passphrase)
+        else:
+            exporter = serve(root, socket=os.path.join(directory, "exporter.sock"), passphrase=passphrase)
+        try:
+            yield exporter
+        finally:
+            exporter.stop(grace=0)
+
+
+@contextlib.contextmanager
+def client_for(driver: Driver, name: str = "driver", **options) -> Iterator[DriverClient]:
+    """Serve ``driver`` as child ``name`` of a composite and yield its client."""
+    root = Composite()
+    root.children = {name: driver}
+    with serving(root, **options) as exporter, connect(exporter.address, options.get("passphrase")) as dut:
+        yield dut[name]
+
+
+@pytest.fixture
+def serve_driver():
+    """``with serve_driver(MyDriver()) as client:`` — a real exporter and client for one driver."""
+    return client_for

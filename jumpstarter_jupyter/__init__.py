@@ -20,6 +20,21 @@ from jumpstarter_jupyter.errors import (
 
 __version__ = "0.1.0"
 
+
+def load_ipython_extension(ipython):
+    """``%load_ext jumpstarter_jupyter``: add the ``%jmp`` magic."""
+    from jumpstarter_jupyter.jupyter.extension import load_ipython_extension as load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython):
+    """``%unload_ext jumpstarter_jupyter``: disconnect and remove ``%jmp``."""
+    from jumpstarter_jupyter.jupyter.extension import unload_ipython_extension as unload
+
+    unload(ipython)
+
+
 __all__ = [
     "AuthenticationFailed",
     "ConfigError",

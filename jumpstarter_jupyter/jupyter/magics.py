@@ -1,0 +1,160 @@
+"""``%jmp``: connect a notebook to a board and look at it.
+
+    %jmp connect [ENDPOINT] [--passphrase P] [--name dut]
+    %jmp disconnect [NAME]
+    %jmp tree [NAME]
+    %jmp status
+    %jmp --help
+
+``connect`` follows the endpoint rule of ``jumpstarter_jupyter.connect``: the argument, else
+``$JUMPSTARTER_HOST``, else a private virtual board that lives as long as the kernel.
+"""
+
+from __future__ import annotations
+
+import ast
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.display import display
+
+from jumpstarter_jupyter.client import DriverClient, connect, resolve_endpoint
+from jumpstarter_jupyter.errors import JumpstarterError
+
+COMMANDS = ("connect", "disconnect", "tree", "status")
+
+
+@magics_class
+class JumpstarterMagics(Magics):
+    """The ``%jmp`` line magic and the connections it made (by variable name)."""
+
+    def __init__(self, shell: Any):
+        super().__init__(shell)
+        self.connections: dict[str, DriverClient] = {}
+
+    @magic_arguments()
+    @argument("-h", "--help", action="store_true", help="Show this help.")
+    @argument("command", nargs="?", choices=COMMANDS, help="What to do.")
+    @argument("target", nargs="?", help="connect: ENDPOINT (host:port, unix:/path or a socket path); "
+                                        "disconnect, tree: the variable NAME.")
+    @argument("--passphrase", help="connect: the exporter's passphrase (default $JMP_GRPC_PASSPHRASE).")
+    @argument("--name", default="dut", help="connect: the variable to bind the board to (default: dut).")
+    @line_magic
+    def jmp(self, line: str = "") -> DriverClient | None:
+        """Connect to a Jumpstarter exporter and show its drivers as widgets."""
+        args = parse_argstring(self.jmp, line)
+        if args.help or args.command is None:
+            print(self.jmp.parser.format_help())
+            return None
+        try:
+            return getattr(self, f"_{args.command}")(args)
+        except JumpstarterError as exc:  # a clear one-line error, not a gRPC traceback
+            raise UsageError(f"%jmp {args.command}: {exc}") from None
+
+    # commands
+    def _connect(self, args: Any) -> DriverClient:
+        if not args.name.isidentifier():
+            raise UsageError(f"%jmp connect: --name must be a Python identifier, got {args.name!r}")
+        client = connect(args.target, args.passphrase, name=args.name)
+        self._close(args.name)  # only now: a failed connect keeps the old connection
+        self.connections[args.name] = client
+        self.shell.push({args.name: client})
+        if not self._result_is_displayed():
+            display(client)
+        return client
+
+    def _disconnect(self, args: Any) -> None:
+        name = args.target or self._only_name()
+        if name not in self.connections:
+            raise UsageError(f"%jmp disconnect: no connection named {name!r}; connected: {self._names()}")
+        self._close(name)
+        print(f"{name}: disconnected")
+
+    def _tree(self, args: Any) -> None:
+        root = self._client(args.target or self._only_name())
+        print("\n".join(tree_lines(root)))
+
+    def _status(self, _args: Any) -> None:
+        if not self.connections:
+            print("not connected; %jmp connect [ENDPOINT]")
+        for name, client in self.connections.items():
+            print(status_line(name, client))
+
+    # helpers
+    def disconnect_all(self) -> None:
+        """Close every connection (``%unload_ext``)."""
+        for name in list(self.connections):
+            self._close(name)
+
+    def _close(self, name: str) -> None:
+        client = self.connections.pop(name, None)
+        if client is None:
+            return
+        if self.shell.user_ns.get(name) is client:
+            del self.shell.user_ns[name]
+        client.close()
+
+    def _client(self, name: str) -> DriverClient:
+        if name in self.connections:
+            return self.connections[name]
+        raise UsageError(f"no connection named {name!r}; connected: {self._names()}")
+
+    def _only_name(self) -> str:
+        """The one connection's name, else ``dut``."""
+        return next(iter(self.connections)) if len(self.connections) == 1 else "dut"
+
+    def _names(self) -> str:
+        return ", ".join(self.connections) or "none (%jmp connect first)"
+
+    def _result_is_displayed(self) -> bool:
+        """True when IPython will display this magic's result: it ends the cell as a bare expression.
+
+        ``%jmp connect`` alone shows the panel through its result; ``dut2 = %jmp connect`` shows
+        it here. IPython decides the same way (``DisplayHook.quiet`` reads the current cell).
+        """
+        cells = self.shell.history_manager.input_hist_parsed
+        source = cells[-1] if cells else ""
+        try:
+            body = ast.parse(source).body
+        except SyntaxError:
+            return False
+        if source.rstrip().endswith(";") or not body or not isinstance(body[-1], ast.Expr):
+            return False
+        call = body[-1].value
+        return (isinstance(call, ast.Call) and getattr(call.func, "attr", "") == "run_line_magic"
+                and bool(call.args) and getattr(call.args[0], "value", None) == "jmp")
+
+
+def tree_lines(root: DriverClient) -> list[str]:
+    """The client tree drawn with box characters: name, client class, description."""
+    lines = [_node_text(root)]
+
+    def walk(node: DriverClient, prefix: str) -> None:
+        children = list(node.children.values())
+        for index, child in enumerate(children):
+            last = index == len(children) - 1
+            lines.append(f"{prefix}{'└─' if last else '├─'} {_node_text(child)}")
+            walk(child, prefix + ("   " if last else "│  "))
+
+    walk(root, "")
+    return lines
+
+
+def _node_text(client: DriverClient) -> str:
+    text = f"{client.name}  ({type(client).__name__})"
+    return f"{text}  {client.description}" if client.description else text
+
+
+def status_line(name: str, client: DriverClient) -> str:
+    """One line per connection: where, how many drivers, and whether the exporter answers now."""
+    connection = client.connection
+    where = "private virtual board" if client.private_board is not None else connection.endpoint
+    try:
+        connection.refresh()
+        health = f"exporter {connection.report.uuid[:8]} reachable"
+    except JumpstarterError as exc:
+        health = f"UNREACHABLE ({exc})"
+    drivers = sum(1 for _ in client.walk()) - 1
+    return f"{name}: {where}, {drivers} drivers, {health}"

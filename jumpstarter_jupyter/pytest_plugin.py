@@ -1,0 +1,47 @@
+"""pytest plugin: a ``dut`` fixture, so one test file runs on the virtual board or a real exporter.
+
+    def test_boots(dut):
+        dut.power.on()
+        dut.serial.expect("login:", timeout=60)
+
+The board is ``--jumpstarter-endpoint`` (``host:port``, ``unix:/path``), else
+``$JUMPSTARTER_HOST`` (set by upstream's ``jmp shell``), else a private virtual board started
+for the test session. ``--jumpstarter-passphrase`` defaults to ``$JMP_GRPC_PASSPHRASE``.
+Registered through the ``pytest11`` entry point, so installing jumpstarter-jupyter enables it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from jumpstarter_jupyter.client import DriverClient, connect, resolve_endpoint
+from jumpstarter_jupyter.errors import JumpstarterError
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("jumpstarter", "jumpstarter-jupyter: the board under test")
+    group.addoption("--jumpstarter-endpoint", metavar="ENDPOINT", default=None,
+                    help="exporter to test against: host:port, unix:/path or a socket path "
+                         "(default: $JUMPSTARTER_HOST, else a private virtual board)")
+    group.addoption("--jumpstarter-passphrase", metavar="PASSPHRASE", default=None,
+                    help="the exporter's passphrase (default: $JMP_GRPC_PASSPHRASE)")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    endpoint = resolve_endpoint(config.getoption("jumpstarter_endpoint"))
+    return f"jumpstarter: {endpoint or 'private virtual board'} (for tests using dut)"
+
+
+@pytest.fixture(scope="session")
+def dut(request: pytest.FixtureRequest) -> Iterator[DriverClient]:
+    """The board under test: the root client of the exporter's tree, shared by the session."""
+    endpoint = request.config.getoption("jumpstarter_endpoint")
+    passphrase = request.config.getoption("jumpstarter_passphrase")
+    try:
+        client = connect(endpoint, passphrase)
+    except JumpstarterError as exc:
+        pytest.fail(f"jumpstarter: cannot connect to the board under test: {exc}", pytrace=False)
+    with client:
+        yield client

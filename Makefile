@@ -13,9 +13,24 @@ $(STAMP): pyproject.toml
 	$(PIP) install --quiet -e '.[test]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# Widget front ends: npm ci when the lock changes, esbuild when a source changes.
+JS_STAMP := jumpstarter_jupyter/jupyter/static/.built
+JS_MODULES := labextension/node_modules/.package-lock.json
 
-test: install
+$(JS_MODULES): labextension/package-lock.json
+	cd labextension && npm ci --no-audit --no-fund
+
+$(JS_STAMP): $(JS_MODULES) labextension/build.mjs $(wildcard labextension/src/widgets/*.js)
+	cd labextension && npm run --silent build
+	touch $@
+
+# The browser tests drive Debian's Chromium (never a browser download).
+/usr/bin/chromium:
+	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
+
+install: $(STAMP) $(JS_STAMP)
+
+test: install /usr/bin/chromium
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 stubs: install

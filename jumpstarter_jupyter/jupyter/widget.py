@@ -1,0 +1,201 @@
+"""The widget base every interface widget subclasses.
+
+Contract for an interface widget (``drivers/<interface>/widget.py``)::
+
+    class PowerWidget(DriverWidget):
+        bundle = "power"                       # front end: static/power.js (labextension/src/widgets/power.js)
+        state = traitlets.Unicode("").tag(sync=True)
+
+        def __init__(self, client):
+            super().__init__(client)
+            self.update(state="on")           # from any thread: batched, <= 30 flushes/s
+
+        def action_on(self):                  # front end: model.send({action: "on", args: []})
+            self.client.on()                  # runs on a worker thread; errors land in `error`
+
+* ``for_client(client)`` returns the one widget of that client (made on first use), so
+  displaying ``dut.power`` twice shows two views of one model: one owner, one saved state.
+* ``bundle`` names the ES module built by esbuild from ``labextension/src/widgets/<bundle>.js``
+  into ``jumpstarter_jupyter/jupyter/static/<bundle>.js``. anywidget syncs ``_esm`` as a trait,
+  so each widget's saved state carries only its own bundle: keep heavy libraries (xterm.js)
+  in the one module that needs them.
+* ``error`` (synced) is drawn by the front end as a banner; ``""`` hides it.
+* ``update(**traits)`` is the only way background threads change traits: values are merged
+  and applied by the widget's own flusher thread at most ``RATE`` times a second, so a flood
+  never exceeds Jupyter Server's IOPub rate limit. Subclasses with other high-rate output
+  (serial bytes) override ``flush()`` and call ``poke()`` when they have something to send.
+* A front-end message ``{"action": name, "args": [...]}`` runs ``action_<name>(*args)`` on a
+  worker thread (never on the comm thread: a click must not wait behind a running cell or a
+  slow call, and a failure must not raise a traceback into the widget). Other messages go to
+  ``on_message(content, buffers)`` on the comm thread and must return quickly.
+* Widgets call only public client methods; never print()/display() from a thread.
+* ``close()`` stops the flusher; subclasses stop their own background work in ``stop()``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, ClassVar
+
+import anywidget
+import traitlets
+
+from jumpstarter_jupyter.client import DriverClient
+
+STATIC = Path(__file__).parent / "static"
+RATE = 30.0  # flushes per second per widget, far below Jupyter Server's 1000 messages/s
+
+# Shared by every widget: calls are I/O-bound gRPC requests, and gRPC channels are thread-safe.
+_workers = ThreadPoolExecutor(max_workers=8, thread_name_prefix="jumpstarter-widget")
+
+
+def bundle_source(name: str) -> str:
+    """The built ES module ``static/<name>.js``; a clear error when the JS build has not run."""
+    path = STATIC / f"{name}.js"
+    if not path.is_file():
+        raise FileNotFoundError(f"widget front end {path} is missing: build it with `make install` "
+                                f"(npm ci + esbuild of labextension/src/widgets/{name}.js)")
+    return path.read_text(encoding="utf-8")
+
+
+class Batcher:
+    """Run ``flush`` on one thread, at most ``rate`` times a second, whenever poked.
+
+    ``poke()`` is cheap and safe from any thread; pokes arriving while a flush waits for its
+    slot coalesce into one flush. ``flush`` returns True to be called again later (work it
+    deferred on purpose, e.g. a slower-rate trait).
+    """
+
+    def __init__(self, flush: Callable[[], bool | None], rate: float = RATE, name: str = "jumpstarter-batcher"):
+        self._flush, self._interval, self._name = flush, 1.0 / rate, name
+        self._wake, self._stopped = threading.Event(), threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def poke(self) -> None:
+        """Ask for a flush soon (starts the thread on first use)."""
+        with self._lock:
+            if self._stopped.is_set():
+                return
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+                self._thread.start()
+        self._wake.set()
+
+    def close(self) -> None:
+        """Stop the thread after a last flush of what is pending."""
+        with self._lock:
+            self._stopped.set()
+            thread = self._thread
+        self._wake.set()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            again = self._flush()
+            if self._stopped.is_set():
+                return
+            # the rate limit itself: the next flush waits for its slot (close() cuts it short)
+            self._stopped.wait(self._interval)
+            if again:
+                self._wake.set()
+
+
+class DriverWidget(anywidget.AnyWidget):
+    """Base of every interface widget: one client, a few synced traits, one ES module."""
+
+    bundle: ClassVar[str]
+    error = traitlets.Unicode("").tag(sync=True)
+    path = traitlets.Unicode("").tag(sync=True)
+
+    # (class, client) -> its widget, until the widget is closed
+    _instances: ClassVar[dict[tuple[type, DriverClient], DriverWidget]] = {}
+    _instances_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, client: DriverClient, **kwargs: Any):
+        cls = type(self)
+        if "_esm" not in cls.__dict__:
+            cls._esm = bundle_source(cls.bundle)
+        self.client = client
+        self._pending: dict[str, Any] = {}
+        self._pending_lock = threading.Lock()
+        self._batcher = Batcher(self.flush, name=f"jumpstarter-widget {client.display_path}")
+        super().__init__(path=client.display_path, **kwargs)
+        self.on_msg(self._dispatch)
+
+    @classmethod
+    def for_client(cls, client: DriverClient) -> DriverWidget:
+        """The widget showing ``client``: the same instance every time it is displayed."""
+        with cls._instances_lock:
+            widget = cls._instances.get((cls, client))
+            if widget is None:
+                widget = cls._instances[(cls, client)] = cls(client)
+            return widget
+
+    # updates from any thread
+    def update(self, **traits: Any) -> None:
+        """Set synced traits from any thread; applied together by the flusher, latest value wins."""
+        with self._pending_lock:
+            self._pending.update(traits)
+        self._batcher.poke()
+
+    def poke(self) -> None:
+        """Ask for a ``flush()`` soon (for subclasses with their own pending output)."""
+        self._batcher.poke()
+
+    def flush(self) -> bool | None:
+        """Apply pending trait values as one message; subclasses extend it. Runs on the flusher thread."""
+        with self._pending_lock:
+            pending, self._pending = self._pending, {}
+        if pending and self.comm is not None:
+            with self.hold_sync():
+                for name, value in pending.items():
+                    setattr(self, name, value)
+        return None
+
+    # calls from the front end
+    def submit(self, label: str, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` on a worker thread; its failure is shown as ``label: message``."""
+        _workers.submit(self._guarded, label, fn, args)
+
+    def _guarded(self, label: str, fn: Callable[..., Any], args: tuple) -> None:
+        try:
+            fn(*args)
+        except Exception as exc:  # shown in the widget instead of a traceback nobody sees
+            self.update(error=f"{label}: {exc}")
+        else:
+            if self.error.startswith(f"{label}:"):
+                self.update(error="")
+
+    def _dispatch(self, _widget: Any, content: Any, buffers: list) -> None:
+        if isinstance(content, dict) and "action" in content:
+            name, args = str(content["action"]), content.get("args") or []
+            handler = getattr(self, f"action_{name}", None)
+            if handler is None or not isinstance(args, list):
+                self.update(error=f"{self.path}: the widget sent an unknown action {name!r}")
+                return
+            self.submit(name, handler, *args)
+        else:
+            self.on_message(content, buffers)
+
+    def on_message(self, content: Any, buffers: list) -> None:
+        """Handle a front-end message that is not an action (comm thread: return quickly)."""
+
+    # lifetime
+    def stop(self) -> None:
+        """Stop this widget's background work (subclasses: unsubscribe, close streams)."""
+
+    def close(self) -> None:
+        """Stop background work and close the widget's comm."""
+        with self._instances_lock:
+            if self._instances.get((type(self), self.client)) is self:
+                del self._instances[(type(self), self.client)]
+        self.stop()
+        self._batcher.close()
+        super().close()

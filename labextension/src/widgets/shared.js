@@ -1,0 +1,106 @@
+// Plumbing shared by every widget front end (bundled into each module by esbuild).
+//
+// A widget module exports `default { render({ model, el }) { ...; return cleanup } }`.
+// `view(model, el, name)` gives it a root element with the error/connection banner already
+// wired, a `listen()` that remembers every listener, and `cleanup()` that removes them all.
+
+/** Console output of our front ends, prefixed so it can be told apart from JupyterLab's. */
+export function log(...args) {
+  console.log("[jumpstarter]", ...args);
+}
+
+/** Console warning with the same prefix. */
+export function warn(...args) {
+  console.warn("[jumpstarter]", ...args);
+}
+
+/** Create an element: h("button", { class: "jmp-btn", onclick }, "on"). */
+export function h(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (key.startsWith("on") && typeof value === "function") node.addEventListener(key.slice(2), value);
+    else if (key === "class") node.className = value;
+    else if (value === true) node.setAttribute(key, "");
+    else if (value !== false && value != null) node.setAttribute(key, String(value));
+  }
+  node.append(...children.filter((c) => c != null));
+  return node;
+}
+
+/** Coalesce calls into at most one `fn()` per animation frame (trait bursts redraw once). */
+export function perFrame(fn) {
+  let pending = 0;
+  const schedule = () => {
+    if (!pending) pending = requestAnimationFrame(() => { pending = 0; fn(); });
+  };
+  schedule.cancel = () => { if (pending) cancelAnimationFrame(pending); pending = 0; };
+  return schedule;
+}
+
+/** Ask the kernel side to run `action_<name>(...args)` on a worker thread. */
+export function action(model, name, ...args) {
+  model.send({ action: name, args });
+}
+
+const STYLE = `
+.jmp-widget { font-family: var(--jp-ui-font-family, sans-serif); font-size: var(--jp-ui-font-size1, 13px);
+  color: var(--jp-ui-font-color1, #222); border: 1px solid var(--jp-border-color2, #ddd);
+  border-radius: 4px; padding: 6px; margin: 2px 0; }
+.jmp-title { font-weight: 600; margin-bottom: 4px; }
+.jmp-banner { display: none; padding: 4px 8px; margin-bottom: 6px; border-radius: 3px;
+  background: var(--jp-error-color3, #fdd); color: var(--jp-error-color0, #900); white-space: pre-wrap; }
+.jmp-banner.jmp-shown { display: block; }
+.jmp-banner.jmp-offline { background: var(--jp-warn-color3, #ffe9b3); color: var(--jp-warn-color0, #750); }
+.jmp-toolbar { display: flex; flex-wrap: wrap; gap: 4px; align-items: center; margin-bottom: 4px; }
+.jmp-btn { padding: 2px 10px; border: 1px solid var(--jp-border-color1, #bbb); border-radius: 3px;
+  background: var(--jp-layout-color2, #eee); color: inherit; cursor: pointer; font: inherit; }
+.jmp-btn:hover { background: var(--jp-layout-color3, #ddd); }
+.jmp-btn.jmp-on { background: var(--jp-brand-color1, #1976d2); color: white; }
+`;
+
+function installStyle() {
+  if (document.getElementById("jmp-shared-style")) return;
+  document.head.append(h("style", { id: "jmp-shared-style" }, STYLE));
+}
+
+/** Inject a widget's own CSS once per page (keyed by `id`). */
+export function style(id, css) {
+  if (document.getElementById(id)) return;
+  document.head.append(h("style", { id }, css));
+}
+
+/**
+ * Set up a widget view: root element, banner for the `error` trait and for a lost kernel
+ * connection, and listener bookkeeping. Returns { root, listen, onCleanup, cleanup }.
+ */
+export function view(model, el, name) {
+  installStyle();
+  const cleanups = [];
+  const listen = (event, fn) => {
+    model.on(event, fn);
+    cleanups.push(() => model.off(event, fn));
+  };
+  const banner = h("div", { class: "jmp-banner", role: "alert" });
+  const title = h("div", { class: "jmp-title" }, model.get("path") || name);
+  const root = h("div", { class: `jmp-widget jmp-${name}` }, title, banner);
+  el.append(root);
+
+  let offline = false;
+  const drawBanner = () => {
+    const text = offline ? "kernel connection lost: re-run the cell (or %jmp connect) to reconnect" : model.get("error");
+    banner.textContent = text || "";
+    banner.classList.toggle("jmp-shown", Boolean(text));
+    banner.classList.toggle("jmp-offline", offline);
+  };
+  listen("change:error", drawBanner);
+  // ipywidgets fires these when the kernel dies or restarts: the view keeps its last state
+  listen("comm:close", () => { offline = true; drawBanner(); warn(`${name}: kernel connection closed`); });
+  drawBanner();
+
+  return {
+    root,
+    listen,
+    onCleanup: (fn) => cleanups.push(fn),
+    cleanup: () => { for (const fn of cleanups.splice(0).reverse()) fn(); root.remove(); },
+  };
+}

@@ -46,8 +46,8 @@ class PowerClient(DriverClient):
 
     def state(self) -> bool | None:
         """True while on; None when the exporter cannot tell (upstream drivers)."""
-        if self.methods is not None and "state" not in self.methods:
-            return None
+        if self.methods is None or "state" not in self.methods:
+            return None  # upstream exporters publish no method list, and their drivers have no state
         return bool(self.call("state"))
 
     def watch(self, interval: float = 0.5) -> Iterator[PowerReading]:

@@ -18,8 +18,11 @@ BUILTIN = {
     "TcpNetwork": f"{_OURS}.network.driver.TcpNetwork",
     "MockStorageMux": f"{_OURS}.storage.driver.MockStorageMux",
     "MockStorageMuxFlasher": f"{_OURS}.storage.driver.MockStorageMux",
+    "VirtualStorageMux": f"{_OURS}.storage.driver.VirtualStorageMux",
     "MockDigitalOutput": f"{_OURS}.gpio.driver.MockDigitalOutput",
     "MockDigitalInput": f"{_OURS}.gpio.driver.MockDigitalInput",
+    "VirtualDigitalOutput": f"{_OURS}.gpio.driver.VirtualDigitalOutput",
+    "VirtualDigitalInput": f"{_OURS}.gpio.driver.VirtualDigitalInput",
     "VirtualBoard": f"{_OURS}.virtual.driver.VirtualBoard",
 }
 

@@ -1,0 +1,262 @@
+"""GPIO: digital outputs the host drives and digital inputs it senses (upstream gpiod names)."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from jumpstarter_jupyter.driver import Driver, export
+from jumpstarter_jupyter.drivers.gpio.common import ACTIVE, EDGES, INACTIVE
+
+# watch() re-sends the value this often when nothing changes: a caller that went away is
+# only noticed when the exporter tries to send, so the stream must not stay silent forever
+WATCH_HEARTBEAT = 1.0
+
+
+class DigitalOutputInterface(Driver):
+    """What every digital output exports (upstream's ``DigitalOutput`` wire names)."""
+
+    client = "jumpstarter_jupyter.drivers.gpio.client.DigitalOutputClient"
+    upstream_client = "jumpstarter_driver_gpiod.client.DigitalOutputClient"
+
+    @export
+    def on(self) -> None:
+        """Drive the pin active."""
+        raise NotImplementedError
+
+    @export
+    def off(self) -> None:
+        """Drive the pin inactive."""
+        raise NotImplementedError
+
+    @export
+    def read_pin(self) -> int:
+        """The pin's present value: 1 (active) or 0."""
+        raise NotImplementedError
+
+
+class DigitalInputInterface(Driver):
+    """What every digital input exports (upstream's ``DigitalInput`` wire names, plus ``watch``)."""
+
+    client = "jumpstarter_jupyter.drivers.gpio.client.DigitalInputClient"
+    upstream_client = "jumpstarter_driver_gpiod.client.DigitalInputClient"
+
+    @export
+    def read_pin(self) -> int:
+        """The pin's present value: 1 (active) or 0."""
+        raise NotImplementedError
+
+    @export
+    def wait_for_active(self, timeout: float | None = None) -> None:
+        """Return once the pin is active; ``TimeoutError`` after ``timeout`` seconds (None: never)."""
+        raise NotImplementedError
+
+    @export
+    def wait_for_inactive(self, timeout: float | None = None) -> None:
+        """Return once the pin is inactive; ``TimeoutError`` after ``timeout`` seconds (None: never)."""
+        raise NotImplementedError
+
+    @export
+    def wait_for_edge(self, edge_type: str, timeout: float | None = None) -> None:
+        """Return at the next ``"rising"`` or ``"falling"`` edge; ``TimeoutError`` after ``timeout`` seconds."""
+        raise NotImplementedError
+
+    @export
+    def watch(self) -> Iterator[int]:
+        """The pin's value now, then on every change, until the caller stops listening."""
+        raise NotImplementedError
+        yield
+
+
+class VirtualLine:
+    """One simulated GPIO line shared by a board and a driver: a thread-safe 0/1 value.
+
+    >>> line = VirtualLine()
+    >>> line.set(1); line.value
+    1
+    >>> line.wait_for(1, timeout=0)
+    True
+    """
+
+    def __init__(self, value: int = INACTIVE):
+        self._value = _level(value)
+        self._changed = threading.Condition()
+        self._subscribers: list[Callable[[int], None]] = []
+
+    @property
+    def value(self) -> int:
+        """The present level, 0 or 1."""
+        return self._value
+
+    def set(self, value: int) -> None:
+        """Set the level; waiters wake and subscribers are called (on this thread) if it changed."""
+        value = _level(value)
+        with self._changed:
+            if value == self._value:
+                return
+            self._value = value
+            self._changed.notify_all()
+            subscribers = list(self._subscribers)
+        for callback in subscribers:
+            callback(value)
+
+    def wait_for(self, value: int, timeout: float | None = None) -> bool:
+        """Wait until the level is ``value``; False if ``timeout`` seconds passed first."""
+        value = _level(value)
+        with self._changed:
+            return self._changed.wait_for(lambda: self._value == value, timeout)
+
+    def subscribe(self, callback: Callable[[int], None]) -> Callable[[], None]:
+        """Call ``callback(level)`` on every change; returns the function that unsubscribes.
+
+        Callbacks run on the thread that called :meth:`set`, so they must be quick.
+        """
+        with self._changed:
+            self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            with self._changed:
+                if callback in self._subscribers:
+                    self._subscribers.remove(callback)
+
+        return unsubscribe
+
+
+def _level(value: int) -> int:
+    if value not in (0, 1):  # True/False and 1.0/0.0 compare equal and are accepted
+        raise ValueError(f"a GPIO level is 0 or 1, got {value!r}")
+    return int(value)
+
+
+def _check_timeout(timeout: float | None) -> None:
+    if timeout is not None and timeout < 0:
+        raise ValueError(f"timeout must be >= 0 seconds or None (wait forever), got {timeout}")
+
+
+def _check_line(owner: object, line: object) -> None:
+    if not isinstance(line, VirtualLine):
+        name = type(owner).__name__
+        raise TypeError(f"{name}.line must be a VirtualLine shared with a simulated board (set in code), "
+                        f"got {line!r}; in YAML use Mock{name.removeprefix('Virtual')}")
+
+
+@dataclass
+class VirtualDigitalOutput(DigitalOutputInterface):
+    """A digital output driving a :class:`VirtualLine` (a simulated board's input pin)."""
+
+    line: VirtualLine
+    pin: VirtualLine = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        _check_line(self, self.line)
+        self.pin = self.line
+
+    @export
+    def on(self) -> None:
+        """Drive the pin active."""
+        self.pin.set(ACTIVE)
+        self.logger.info("%s on", self.description or "output")
+
+    @export
+    def off(self) -> None:
+        """Drive the pin inactive."""
+        self.pin.set(INACTIVE)
+        self.logger.info("%s off", self.description or "output")
+
+    @export
+    def read_pin(self) -> int:
+        """The pin's present value: 1 (active) or 0."""
+        return self.pin.value
+
+
+@dataclass
+class VirtualDigitalInput(DigitalInputInterface):
+    """A digital input sensing a :class:`VirtualLine` (a simulated board's output pin)."""
+
+    line: VirtualLine
+    pin: VirtualLine = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        _check_line(self, self.line)
+        self.pin = self.line
+
+    @export
+    def read_pin(self) -> int:
+        """The pin's present value: 1 (active) or 0."""
+        return self.pin.value
+
+    @export
+    def wait_for_active(self, timeout: float | None = None) -> None:
+        """Return once the pin is active; ``TimeoutError`` after ``timeout`` seconds (None: never)."""
+        self._wait_for_level(ACTIVE, timeout)
+
+    @export
+    def wait_for_inactive(self, timeout: float | None = None) -> None:
+        """Return once the pin is inactive; ``TimeoutError`` after ``timeout`` seconds (None: never)."""
+        self._wait_for_level(INACTIVE, timeout)
+
+    @export
+    def wait_for_edge(self, edge_type: str, timeout: float | None = None) -> None:
+        """Return at the next ``"rising"`` or ``"falling"`` edge; ``TimeoutError`` after ``timeout`` seconds."""
+        if edge_type not in EDGES:
+            raise ValueError(f"edge_type must be one of {', '.join(map(repr, EDGES))}, got {edge_type!r}")
+        _check_timeout(timeout)
+        level = ACTIVE if edge_type == "rising" else INACTIVE
+        seen = threading.Event()
+        # the line only notifies on a change, so reaching `level` is exactly that edge
+        unsubscribe = self.pin.subscribe(lambda value: value == level and seen.set())
+        try:
+            if not seen.wait(timeout):
+                raise TimeoutError(f"no {edge_type} edge within {timeout} s")
+        finally:
+            unsubscribe()
+
+    @export
+    def watch(self) -> Iterator[int]:
+        """The pin's value now, then on every change (repeated every second while unchanged)."""
+        changes: queue.Queue[int] = queue.Queue()
+        unsubscribe = self.pin.subscribe(changes.put)
+        try:
+            yield self.pin.value
+            while True:
+                try:
+                    yield changes.get(timeout=WATCH_HEARTBEAT)
+                except queue.Empty:
+                    yield self.pin.value
+        finally:
+            unsubscribe()
+
+    def _wait_for_level(self, level: int, timeout: float | None) -> None:
+        _check_timeout(timeout)
+        if not self.pin.wait_for(level, timeout):
+            state = "active" if level == ACTIVE else "inactive"
+            raise TimeoutError(f"pin did not become {state} within {timeout} s")
+
+
+@dataclass
+class MockDigitalOutput(VirtualDigitalOutput):
+    """A digital output with a line of its own, for configs without hardware.
+
+    ``line`` is upstream's line offset: accepted so upstream configs load, otherwise unused.
+    """
+
+    line: int | None = None
+
+    def __post_init__(self) -> None:
+        self.pin = VirtualLine()
+
+
+@dataclass
+class MockDigitalInput(VirtualDigitalInput):
+    """A digital input with a line of its own that stays at ``initial_value``.
+
+    ``line`` is upstream's line offset: accepted so upstream configs load, otherwise unused.
+    """
+
+    line: int | None = None
+    initial_value: int = INACTIVE
+
+    def __post_init__(self) -> None:
+        self.pin = VirtualLine(self.initial_value)

@@ -1,0 +1,59 @@
+"""Network: byte streams to a service next to the exporter (a board's TCP port)."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+
+from jumpstarter_jupyter.driver import ByteStream, Driver, SocketStream, export, exportstream
+
+CONNECT_TIMEOUT = 10.0  # seconds to establish the TCP connection; the stream itself has no timeout
+
+
+class NetworkInterface(Driver):
+    """What every network driver exports (upstream's ``jumpstarter_driver_network`` wire names)."""
+
+    client = "jumpstarter_jupyter.drivers.network.client.NetworkClient"
+    upstream_client = "jumpstarter_driver_network.client.NetworkClient"
+
+    @exportstream
+    def connect(self) -> ByteStream:
+        """Open a byte stream to the service."""
+        raise NotImplementedError
+
+    @export
+    def address(self) -> str:
+        """The service's address as a URL, e.g. ``tcp://127.0.0.1:8080``."""
+        raise NotImplementedError
+
+
+@dataclass
+class TcpNetwork(NetworkInterface):
+    """A TCP service at ``host``:``port``; ``enable_address: false`` keeps its address private."""
+
+    host: str
+    port: int
+    enable_address: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0 < self.port < 65536:
+            raise ValueError(f"port must be 1-65535, got {self.port}")
+
+    @exportstream
+    def connect(self) -> SocketStream:
+        """Open a TCP connection to ``host``:``port``; client EOF half-closes it."""
+        try:
+            sock = socket.create_connection((self.host, self.port), timeout=CONNECT_TIMEOUT)
+        except OSError as exc:
+            raise OSError(f"cannot connect to {self.host}:{self.port}: {exc.strerror or exc}") from None
+        sock.settimeout(None)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # consoles and requests are small writes
+        return SocketStream(sock)
+
+    @export
+    def address(self) -> str:
+        """``tcp://HOST:PORT`` (IPv6 hosts in brackets)."""
+        if not self.enable_address:
+            raise ValueError("enable_address mode is not true in the exporter configuration")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"tcp://{host}:{self.port}"

@@ -1,0 +1,171 @@
+"""Storage mux: switch a board's storage (an SD card) between the host and the DUT, write and read it."""
+
+from __future__ import annotations
+
+import lzma
+import os
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from typing import IO, ClassVar
+
+import zstandard
+
+from jumpstarter_jupyter.driver import Driver, export
+
+POSITIONS = ("host", "dut", "off")
+CHUNK = 1 << 20  # below the 4 MiB gRPC frame limit, large enough to be fast
+# what a decompressor raises on bad or truncated input (gzip's BadGzipFile is an OSError)
+DECODE_ERRORS = (OSError, EOFError, lzma.LZMAError, zstandard.ZstdError)
+
+
+class StorageMuxInterface(Driver):
+    """What every storage mux exports (upstream's ``StorageMux`` wire names, plus ``state``)."""
+
+    client = "jumpstarter_jupyter.drivers.storage.client.StorageMuxClient"
+    # upstream's flasher client offers `j storage flash/dump` on top of host/dut/off
+    upstream_client = "jumpstarter_driver_opendal.client.StorageMuxFlasherClient"
+
+    @export
+    def host(self) -> None:
+        """Connect the storage to the host (the exporter)."""
+        raise NotImplementedError
+
+    @export
+    def dut(self) -> None:
+        """Connect the storage to the DUT."""
+        raise NotImplementedError
+
+    @export
+    def off(self) -> None:
+        """Disconnect the storage from both."""
+        raise NotImplementedError
+
+    @export
+    def write(self, handle: dict) -> None:
+        """Copy every byte of the resource ``handle`` onto the storage."""
+        raise NotImplementedError
+
+    @export
+    def read(self, handle: dict) -> None:
+        """Copy the storage's contents into the resource ``handle``."""
+        raise NotImplementedError
+
+    @export
+    def state(self) -> str:
+        """Where the storage is connected: ``"host"``, ``"dut"`` or ``"off"``."""
+        raise NotImplementedError
+
+
+@dataclass
+class VirtualStorageMux(StorageMuxInterface):
+    """A simulated board's SD card: the file at ``path``, connected to ``connected_to``.
+
+    Writing or reading needs the storage on the host: a real mux would corrupt a card the
+    running DUT is using, so this one refuses with an error saying so.
+    """
+
+    path: str
+    connected_to: str = "dut"
+    lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    exclusive: ClassVar[bool] = True  # refuse host access unless switched to the host
+
+    def __post_init__(self) -> None:
+        if self.connected_to not in POSITIONS:
+            raise ValueError(f"connected_to must be one of {', '.join(POSITIONS)}, got {self.connected_to!r}")
+
+    @export
+    def host(self) -> None:
+        """Connect the storage to the host (the exporter)."""
+        self._switch("host")
+
+    @export
+    def dut(self) -> None:
+        """Connect the storage to the DUT."""
+        self._switch("dut")
+
+    @export
+    def off(self) -> None:
+        """Disconnect the storage from both."""
+        self._switch("off")
+
+    @export
+    def write(self, handle: dict) -> None:
+        """Copy every byte of the resource ``handle`` onto the storage (decompressing it if sent compressed)."""
+        with self.lock:
+            self._check_on_host("write")
+            encoding = handle.get("x_jmp_content_encoding")
+            with self.resource(handle) as source, open(self.path, "wb") as target:
+                written = _copy_decoded(source, target, encoding)
+        self.logger.info("wrote %d bytes to %s", written, self.path)
+
+    @export
+    def read(self, handle: dict) -> None:
+        """Copy the storage's contents into the resource ``handle``."""
+        with self.lock:
+            self._check_on_host("read")
+            with self.resource(handle) as target, open(self.path, "rb") as source:
+                while chunk := source.read(CHUNK):
+                    target.write(chunk)
+
+    @export
+    def state(self) -> str:
+        """Where the storage is connected: ``"host"``, ``"dut"`` or ``"off"``."""
+        return self.connected_to
+
+    def _switch(self, position: str) -> None:
+        with self.lock:  # waits for a transfer in progress: never switch under a write
+            self.connected_to = position
+        self.logger.info("storage connected to %s", position)
+
+    def _check_on_host(self, action: str) -> None:
+        if self.exclusive and self.connected_to != "host":
+            raise RuntimeError(
+                f"cannot {action} the storage while it is connected to {self.connected_to!r}: "
+                "call host() first (writing under a running DUT would corrupt its card)"
+            )
+
+
+def _copy_decoded(source: IO[bytes], target: IO[bytes], encoding: str | None) -> int:
+    """Copy ``source`` (a decompressing reader when ``encoding`` is set) into ``target``."""
+    written = 0
+    while True:
+        try:
+            chunk = source.read(CHUNK)
+        except DECODE_ERRORS as exc:
+            if not encoding:
+                raise
+            raise ValueError(f"the upload is not valid {encoding} data: {exc}") from None
+        if not chunk:
+            return written
+        target.write(chunk)
+        written += len(chunk)
+
+
+@dataclass
+class MockStorageMux(VirtualStorageMux):
+    """A storage mux over a private temporary file, removed when the exporter stops.
+
+    Like upstream's MockStorageMux it starts on the host and accepts writes and reads in any
+    position, so upstream scripts that never call ``host()`` keep working.
+    """
+
+    path: str = ""
+    connected_to: str = "host"
+    owns_path: bool = field(default=False, init=False, repr=False)
+    exclusive: ClassVar[bool] = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.path:
+            fd, self.path = tempfile.mkstemp(prefix="jmp-storage-", suffix=".img")
+            os.close(fd)
+            self.owns_path = True
+
+    def close(self) -> None:
+        if self.owns_path:
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
+        super().close()

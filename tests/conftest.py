@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 
@@ -36,6 +38,13 @@ def client_for(driver: Driver, name: str = "driver", **options) -> Iterator[Driv
     root.children = {name: driver}
     with serving(root, **options) as exporter, connect(exporter.address, options.get("passphrase")) as dut:
         yield dut[name]
+
+
+def run_cli(client: DriverClient, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    """Run ``jumpstarter-jupyter j --endpoint <its exporter> <client's path> ARGS`` in its own process."""
+    path = client.path.split(".") if client.path else []
+    argv = [sys.executable, "-m", "jumpstarter_jupyter", "j", "--endpoint", client.connection.endpoint, *path, *args]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
 @pytest.fixture

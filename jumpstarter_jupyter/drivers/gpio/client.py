@@ -1,0 +1,96 @@
+"""Python API of GPIO drivers (upstream ``jumpstarter_driver_gpiod`` names)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import click
+
+from jumpstarter_jupyter.client import DriverClient
+from jumpstarter_jupyter.errors import DriverInvalidArgument
+
+
+class DigitalOutputClient(DriverClient):
+    """``dut.button``: ``on()``, ``off()``, ``cycle(wait)``, ``read()``.
+
+    >>> dut.button.on(); dut.button.read()       # doctest: +SKIP
+    1
+    """
+
+    def on(self) -> None:
+        """Drive the pin active."""
+        self.call("on")
+
+    def off(self) -> None:
+        """Drive the pin inactive."""
+        self.call("off")
+
+    def cycle(self, wait: float = 1.0) -> None:
+        """Drive the pin inactive, wait ``wait`` seconds, drive it active."""
+        if wait < 0:
+            raise DriverInvalidArgument(self.display_path, "cycle", f"wait must be >= 0 seconds, got {wait}")
+        self.off()
+        time.sleep(wait)  # the requested off time, not a wait for a condition
+        self.on()
+
+    def read_pin(self) -> int:
+        """The pin's present value: 1 (active) or 0."""
+        return int(self.call("read_pin"))
+
+    def read(self) -> int:
+        """The pin's present value: 1 (active) or 0 (upstream's name for ``read_pin``)."""
+        return self.read_pin()
+
+    def cli(self) -> click.Group:
+        from jumpstarter_jupyter.drivers.gpio.cli import output_commands
+
+        group = super().cli()
+        for command in output_commands(self):
+            group.add_command(command)
+        return group
+
+
+class DigitalInputClient(DriverClient):
+    """``dut.led``: ``read()``, ``wait_for_active(timeout)``, ``wait_for_edge(edge, timeout)``, ``watch()``.
+
+    >>> dut.led.wait_for_active(timeout=5)       # doctest: +SKIP
+    >>> next(dut.led.watch())                    # doctest: +SKIP
+    1
+    """
+
+    def read_pin(self) -> int:
+        """The pin's present value: 1 (active) or 0."""
+        return int(self.call("read_pin"))
+
+    def read(self) -> int:
+        """The pin's present value: 1 (active) or 0 (upstream's name for ``read_pin``)."""
+        return self.read_pin()
+
+    def wait_for_active(self, timeout: float | None = None) -> None:
+        """Return once the pin is active; ``DriverTimeout`` after ``timeout`` seconds (None: never)."""
+        self.call("wait_for_active", timeout)
+
+    def wait_for_inactive(self, timeout: float | None = None) -> None:
+        """Return once the pin is inactive; ``DriverTimeout`` after ``timeout`` seconds (None: never)."""
+        self.call("wait_for_inactive", timeout)
+
+    def wait_for_edge(self, edge_type: str, timeout: float | None = None) -> None:
+        """Return at the next ``"rising"`` or ``"falling"`` edge; ``DriverTimeout`` after ``timeout`` seconds."""
+        self.call("wait_for_edge", edge_type, timeout)
+
+    def watch(self) -> Iterator[int]:
+        """The pin's value now, then each change, until the iterator is closed."""
+        last = None
+        for value in self.streamingcall("watch"):
+            if int(value) != last:  # the driver repeats the value while it is unchanged
+                last = int(value)
+                yield last
+
+    def cli(self) -> click.Group:
+        from jumpstarter_jupyter.drivers.gpio.cli import input_commands
+
+        group = super().cli()
+        for command in input_commands(self):
+            group.add_command(command)
+        return group

@@ -1,0 +1,169 @@
+// The serial console: an xterm.js terminal fed by the kernel's SerialWidget.
+//
+// Kernel -> view: the `scrollback` trait (last bytes, ending at absolute offset
+// `scrollback_end`) on first render, then custom messages {type: "output", seq, offset,
+// events} with the bytes in buffers[0]. Offsets are the exporter console's absolute byte
+// offsets, so a view drops what it already shows and draws "N bytes skipped" for a gap.
+// View -> kernel: {type: "input", data}, {type: "catchup", offset}, and actions.
+import { Terminal } from "@xterm/xterm";
+import { FitAddon } from "@xterm/addon-fit";
+import xtermCss from "@xterm/xterm/css/xterm.css";
+import { action, h, log, style, view } from "./shared.js";
+
+const ROWS = 24;
+const HOLD_LIMIT = 1 << 20; // bytes kept while paused; older ones become a "skipped" marker
+const encoder = new TextEncoder();
+
+const CSS = `
+.jmp-serial .jmp-term { padding: 4px; background: #000; border-radius: 3px; }
+.jmp-serial .jmp-status { color: var(--jp-ui-font-color2, #666); font-size: 11px; margin-top: 4px; }
+`;
+
+/** The bytes of a trait value or message buffer (DataView, ArrayBuffer or typed array). */
+function bytesOf(value) {
+  if (!value) return new Uint8Array(0);
+  if (value instanceof Uint8Array) return value;
+  if (ArrayBuffer.isView(value)) return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
+  if (value instanceof ArrayBuffer) return new Uint8Array(value);
+  return new Uint8Array(0);
+}
+
+function note(text, color = 33) {
+  return encoder.encode(`\r\n\x1b[${color}m[jumpstarter] ${text}\x1b[0m\r\n`);
+}
+
+function stamp() {
+  const now = new Date();
+  const pad = (n, w = 2) => String(n).padStart(w, "0");
+  return encoder.encode(`\x1b[2m[${pad(now.getHours())}:${pad(now.getMinutes())}:${pad(now.getSeconds())}.${pad(now.getMilliseconds(), 3)}]\x1b[0m `);
+}
+
+/** Writes bytes into the terminal, optionally prefixing each line with the time it arrived. */
+function writer(term, model) {
+  let lineStart = true;
+  return (data) => {
+    if (!model.get("timestamps")) {
+      if (data.length) lineStart = data[data.length - 1] === 0x0a;
+      term.write(data);
+      return;
+    }
+    let from = 0;
+    for (let i = 0; i < data.length; i++) {
+      if (lineStart) { term.write(data.subarray(from, i)); term.write(stamp()); from = i; }
+      lineStart = data[i] === 0x0a;
+    }
+    term.write(data.subarray(from));
+  };
+}
+
+function toolbar(model, term, state) {
+  const toggle = (label, title, isOn, onclick) => {
+    const button = h("button", { class: "jmp-btn", title, onclick }, label);
+    const draw = () => button.classList.toggle("jmp-on", Boolean(isOn()));
+    return { button, draw };
+  };
+  const follow = toggle("follow", "pause/resume live output", () => !state.paused, () => state.setPaused(!state.paused));
+  const stamps = toggle("timestamps", "prefix lines with their arrival time", () => model.get("timestamps"),
+    () => { model.set("timestamps", !model.get("timestamps")); model.save_changes(); });
+  const dtr = toggle("DTR", "toggle the DTR line", () => model.get("dtr"), () => action(model, "set_dtr", !model.get("dtr")));
+  const rts = toggle("RTS", "toggle the RTS line", () => model.get("rts"), () => action(model, "set_rts", !model.get("rts")));
+  const clear = h("button", { class: "jmp-btn", title: "clear this view", onclick: () => term.clear() }, "clear");
+  const save = h("button", { class: "jmp-btn", title: "download what this view shows", onclick: () => saveLog(model, term) }, "save log");
+  const brk = h("button", { class: "jmp-btn", title: "send a serial break", onclick: () => action(model, "send_break") }, "break");
+  const toggles = [follow, stamps, dtr, rts];
+  const draw = () => toggles.forEach((t) => t.draw());
+  draw();
+  return { node: h("div", { class: "jmp-toolbar" }, ...toggles.map((t) => t.button), clear, save, brk), draw };
+}
+
+function saveLog(model, term) {
+  const buffer = term.buffer.active;
+  const lines = [];
+  for (let i = 0; i < buffer.length; i++) lines.push(buffer.getLine(i)?.translateToString(true) ?? "");
+  const url = URL.createObjectURL(new Blob([lines.join("\n") + "\n"], { type: "text/plain" }));
+  h("a", { href: url, download: `${model.get("path") || "serial"}.log` }).click();
+  setTimeout(() => URL.revokeObjectURL(url), 0);
+}
+
+export default {
+  render({ model, el }) {
+    style("jmp-serial-style", xtermCss + CSS);
+    const v = view(model, el, "serial");
+    const term = new Terminal({ rows: ROWS, scrollback: 5000, fontSize: 13, cursorBlink: true });
+    const fit = new FitAddon();
+    term.loadAddon(fit);
+    const write = writer(term, model);
+
+    // `end`: absolute console offset just past the last byte this view has; null = nothing yet
+    let end = null;
+    const held = [];
+    let heldBytes = 0;
+    let heldSkipped = 0;
+    const state = {
+      paused: false,
+      setPaused(paused) {
+        state.paused = paused;
+        if (!paused) {
+          if (heldSkipped) write(note(`${heldSkipped} bytes skipped while paused`));
+          held.splice(0).forEach(write);
+          heldBytes = heldSkipped = 0;
+        }
+        bar.draw();
+      },
+    };
+    const show = (data) => {
+      if (!state.paused) return write(data);
+      held.push(data);
+      heldBytes += data.length;
+      while (heldBytes > HOLD_LIMIT && held.length > 1) {
+        const dropped = held.shift();
+        heldBytes -= dropped.length;
+        heldSkipped += dropped.length;
+      }
+    };
+    const receive = (offset, data) => {
+      if (end !== null && offset > end) show(note(`${offset - end} bytes skipped (the browser fell behind)`));
+      if (end !== null && offset + data.length <= end) return;
+      show(end !== null && offset < end ? data.subarray(end - offset) : data);
+      end = offset + data.length;
+    };
+
+    const bar = toolbar(model, term, state);
+    const screen = h("div", { class: "jmp-term" });
+    const status = h("div", { class: "jmp-status" });
+    const drawStatus = () => { status.textContent = [model.get("status"), model.get("log_path") && `log: ${model.get("log_path")}`].filter(Boolean).join(" · "); };
+    v.root.append(bar.node, screen, status);
+    term.open(screen);
+    const resize = () => {
+      const size = fit.proposeDimensions();
+      if (size && size.cols > 0 && size.cols !== term.cols) term.resize(size.cols, ROWS);
+    };
+    const observer = new ResizeObserver(resize);
+    observer.observe(screen);
+
+    const scrollback = bytesOf(model.get("scrollback"));
+    if (scrollback.length) receive(model.get("scrollback_end") - scrollback.length, scrollback);
+    v.listen("msg:custom", (msg, buffers) => {
+      if (msg?.type !== "output") return;
+      for (const event of msg.events ?? []) show(note(event, 36));
+      receive(msg.offset, bytesOf(buffers?.[0]));
+    });
+    v.listen("change:dtr", bar.draw);
+    v.listen("change:rts", bar.draw);
+    v.listen("change:timestamps", bar.draw);
+    v.listen("change:status", drawStatus);
+    v.listen("change:log_path", drawStatus);
+    drawStatus();
+    const input = term.onData((data) => model.send({ type: "input", data }));
+    // custom messages sent before this view existed are lost: ask for what came after the trait
+    model.send({ type: "catchup", offset: end ?? -1 });
+    log(`serial view of ${model.get("path")} rendered at offset ${end}`);
+
+    return () => {
+      input.dispose();
+      observer.disconnect();
+      term.dispose();
+      v.cleanup();
+    };
+  },
+};

@@ -145,7 +145,15 @@ class Driver:
     def close(self) -> None:
         """Release hardware and threads; called once when the exporter stops."""
         for child in self.children.values():
-            child.close()
+            child.shutdown()
+
+    def shutdown(self) -> None:
+        """The exporter-stop hook a parent calls on its children; defaults to :meth:`close`.
+
+        A driver whose wire protocol has an exported ``close`` (upstream's PySerial) overrides
+        this instead, so the wire method keeps its meaning.
+        """
+        self.close()
 
     def walk(self, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Driver]]:
         """Yield ``(path, driver)`` for this driver and its subtree, depth first, pre-order."""

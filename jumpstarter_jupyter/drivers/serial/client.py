@@ -1,0 +1,273 @@
+"""Python API of serial consoles: ``write``, ``sendline``, ``expect``, ``read``, ``log``.
+
+Against our exporters the client follows the exporter's console (``ConsoleService.Follow``)
+from the offset the console had when this client was built, so
+``dut.power.on(); dut.serial.expect("login:")`` sees the whole boot even though the follower
+thread starts on first use. Against upstream exporters, which keep no scrollback, it reads a
+``connect`` stream opened when the client is built, and says so in the output.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import click
+import grpc
+import pexpect
+
+from jumpstarter_jupyter.client import DriverClient
+from jumpstarter_jupyter.client.errors import translate
+from jumpstarter_jupyter.drivers.serial.common import Chunk, ConsoleSpawn, ExpectTimeout, dropped_text, marker
+from jumpstarter_jupyter.errors import ConnectionFailed
+from jumpstarter_jupyter.protocol.v1 import console_pb2
+
+NO_SCROLLBACK = "no scrollback: this exporter keeps none (upstream); showing output from now on"
+RETRY_INTERVAL = 1.0  # seconds between attempts to re-follow a console after the connection broke
+LOCAL_LOG = 4 << 20  # bytes of output kept locally against upstream exporters
+Subscriber = Callable[[Chunk], None]
+
+
+class SerialClient(DriverClient):
+    """``dut.serial``: a serial console with pexpect-style ``expect``.
+
+    >>> dut.power.on()                                  # doctest: +SKIP
+    >>> dut.serial.expect("login:", timeout=30)          # doctest: +SKIP
+    0
+    >>> dut.serial.sendline("root")                      # doctest: +SKIP
+    """
+
+    widget = "jumpstarter_jupyter.drivers.serial.widget.SerialWidget"
+    linesep = "\n"
+
+    def __init__(self, connection, path, entry):
+        super().__init__(connection, path, entry)
+        self._lock = threading.RLock()
+        self._stopping = threading.Event()
+        self._subscribers: list[Subscriber] = []
+        self._local_log = bytearray()
+        self._spawn = ConsoleSpawn(self.write)
+        self._thread: threading.Thread | None = None
+        self._call: Any = None
+        self._tx: Any = None
+        self.scrollback_supported = bool(connection.ours and self.methods and "offset" in self.methods)
+        if self.scrollback_supported:
+            self._origin = int(self.call("offset"))
+        else:
+            # no replay upstream: listen from now on, before the user powers the board on
+            self._tx = self.stream("connect")
+            self._start()
+
+    # following the console
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is None and not self._stopping.is_set():
+                target = self._follow_ours if self.scrollback_supported else self._follow_upstream
+                self._thread = threading.Thread(target=target, name=f"serial follower {self.display_path}",
+                                                daemon=True)
+                self._thread.start()
+
+    def _follow_ours(self) -> None:
+        offset = self._origin
+        while not self._stopping.is_set():
+            try:
+                request = console_pb2.FollowRequest(uuid=self.connection.uuid(self.path), offset=offset)
+                self._call = self.connection.console.Follow(request, metadata=self.connection.metadata)
+                for chunk in self._call:
+                    self._deliver(Chunk(chunk.offset, chunk.data, chunk.dropped, chunk.event))
+                    offset = chunk.offset + len(chunk.data)
+            except (grpc.RpcError, ConnectionFailed) as err:
+                if self._stopping.is_set():
+                    return
+                reason = err.code().name if isinstance(err, grpc.RpcError) else str(err)
+                self._deliver(Chunk(offset, event=f"console connection lost ({reason}); retrying"))
+            if self._stopping.wait(RETRY_INTERVAL):  # the retry period; release() ends it at once
+                return
+            offset = self._reconnect(offset)
+
+    def _reconnect(self, offset: int) -> int:
+        """The offset to resume at: the same console, or the oldest byte of a restarted one."""
+        try:
+            return -1 if self.connection.refresh() else offset
+        except ConnectionFailed:
+            return offset
+
+    def _follow_upstream(self) -> None:
+        self._deliver(Chunk(0, event=NO_SCROLLBACK))
+        try:
+            offset = 0
+            while data := self._tx.receive():
+                self._deliver(Chunk(offset, data))
+                offset += len(data)
+        except ConnectionFailed as exc:
+            if not self._stopping.is_set():
+                self._deliver(Chunk(0, event=f"console stream failed: {exc}"))
+        self._spawn.feed_eof()
+
+    def _deliver(self, chunk: Chunk) -> None:
+        text = (marker(dropped_text(chunk.dropped)) if chunk.dropped else b"") + chunk.data
+        if chunk.event:
+            text += marker(chunk.event)
+        self._spawn.feed(text)
+        with self._lock:
+            if not self.scrollback_supported:
+                self._local_log += text
+                del self._local_log[:-LOCAL_LOG]
+            subscribers = list(self._subscribers)
+        for callback in subscribers:
+            callback(chunk)
+
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        """Call ``callback(chunk)`` from the follower thread for every console chunk; returns unsubscribe."""
+        with self._lock:
+            self._subscribers.append(callback)
+        self._start()
+        return lambda: self._unsubscribe(callback)
+
+    def _unsubscribe(self, callback: Subscriber) -> None:
+        with self._lock:
+            if callback in self._subscribers:
+                self._subscribers.remove(callback)
+
+    def release(self) -> None:
+        """Stop following and close the streams (``dut.close()`` calls this)."""
+        self._stopping.set()
+        if self._call is not None:
+            self._call.cancel()
+        if self._tx is not None:
+            self._tx.close()
+        self._spawn.feed_eof()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(5)
+
+    # writing
+    def write(self, data: bytes | str) -> None:
+        """Send bytes (text is UTF-8 encoded) to the serial port."""
+        data = data.encode() if isinstance(data, str) else bytes(data)
+        self._start()
+        with self._lock:
+            if self._tx is None:
+                self._tx = self.stream("transmit")
+        self._tx.send(data)
+
+    def sendline(self, line: str = "") -> None:
+        """Send ``line`` and a line separator (``linesep``, default ``"\\n"``)."""
+        self.write(line + self.linesep)
+
+    # reading
+    def expect(self, pattern: Any, timeout: float | None = -1) -> int:
+        """Wait for ``pattern`` (a regex, or a list; pexpect semantics) in the console output.
+
+        Returns the index of the pattern that matched; ``before``, ``after`` and ``match``
+        describe it. ``timeout`` is in seconds (-1: ``self.timeout``, default 30; None: forever).
+        Raises :class:`ExpectTimeout` (a ``pexpect.TIMEOUT`` and a ``TimeoutError``) naming what
+        was awaited and what the console showed last.
+        """
+        self._start()
+        try:
+            return self._spawn.expect(pattern, timeout=timeout)
+        except pexpect.TIMEOUT:
+            seen = (self._spawn.before or "")[-200:]
+            waited = self._spawn.timeout if timeout == -1 else timeout
+            raise ExpectTimeout(f"{self.display_path}.expect: {pattern!r} not seen within {waited} s; "
+                                f"the console showed last: {seen!r}") from None
+        except pexpect.EOF:
+            raise ConnectionFailed(f"{self.display_path}.expect: the console ended (client released "
+                                   f"or exporter gone) while waiting for {pattern!r}") from None
+
+    def expect_exact(self, text: Any, timeout: float | None = -1) -> int:
+        """Like :meth:`expect` with plain strings instead of regexes."""
+        self._start()
+        return self._spawn.expect_exact(text, timeout=timeout)
+
+    def read(self, timeout: float = 0) -> str:
+        """Output received since the last ``expect``/``read``; waits up to ``timeout`` s for some."""
+        self._start()
+        text = self._spawn.take()
+        if text or timeout <= 0:
+            return text
+        try:
+            return self._spawn.read_nonblocking(1 << 20, timeout) + self._spawn.take()
+        except (pexpect.TIMEOUT, pexpect.EOF):
+            return ""
+
+    @property
+    def timeout(self) -> float:
+        """Default ``expect`` timeout in seconds."""
+        return self._spawn.timeout
+
+    @timeout.setter
+    def timeout(self, value: float) -> None:
+        self._spawn.timeout = value
+
+    @property
+    def before(self) -> str:
+        """Text before the last match."""
+        return self._spawn.before
+
+    @property
+    def after(self) -> str:
+        """The text the last pattern matched."""
+        return self._spawn.after
+
+    @property
+    def match(self) -> Any:
+        """The ``re.Match`` of the last ``expect``."""
+        return self._spawn.match
+
+    def scrollback(self) -> bytes:
+        """The console so far as raw bytes, with in-band markers for gaps and port events.
+
+        Our exporters return everything their ring holds (the boot log even when this client
+        attached later); against upstream, what this client received since it was built.
+        """
+        if not self.scrollback_supported:
+            with self._lock:
+                return marker(NO_SCROLLBACK) + bytes(self._local_log)
+        out = bytearray()
+        for chunk in self.history():
+            out += (marker(dropped_text(chunk.dropped)) if chunk.dropped else b"") + chunk.data
+            if chunk.event:
+                out += marker(chunk.event)
+        return bytes(out)
+
+    def history(self) -> list[Chunk]:
+        """The exporter's scrollback as chunks with absolute offsets (empty against upstream).
+
+        A reader that calls ``subscribe()`` first and then reads the history misses nothing: the
+        history ends at or after the first offset the subscription delivers.
+        """
+        if not self.scrollback_supported:
+            return []
+        request = console_pb2.FollowRequest(uuid=self.connection.uuid(self.path), offset=-1, snapshot=True)
+        try:
+            return [Chunk(c.offset, c.data, c.dropped, c.event)
+                    for c in self.connection.console.Follow(request, metadata=self.connection.metadata)]
+        except grpc.RpcError as err:
+            raise translate(err, self.connection.endpoint, self.display_path, "history") from None
+
+    def log(self) -> str:
+        """The console log so far as text (see :meth:`scrollback`)."""
+        return self.scrollback().decode("utf-8", errors="replace")
+
+    # modem lines
+    def set_dtr(self, value: bool) -> None:
+        """Set the DTR line."""
+        self.call("set_dtr", bool(value))
+
+    def set_rts(self, value: bool) -> None:
+        """Set the RTS line."""
+        self.call("set_rts", bool(value))
+
+    def send_break(self, duration: float = 0.25) -> None:
+        """Send a break for ``duration`` seconds."""
+        self.call("send_break", duration)
+
+    def cli(self) -> click.Group:
+        from jumpstarter_jupyter.drivers.serial.cli import commands
+
+        group = super().cli()
+        for command in commands(self):
+            group.add_command(command)
+        return group

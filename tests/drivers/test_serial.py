@@ -1,0 +1,273 @@
+"""Serial console: PySerial on real ptys through pyserial, the ring, fan-out, expect, the CLI."""
+
+from __future__ import annotations
+
+import _thread
+import os
+import select
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import pexpect
+import pytest
+
+from conftest import client_for, serving
+from jumpstarter_jupyter.client import connect
+from jumpstarter_jupyter.drivers.composite.driver import Composite
+from jumpstarter_jupyter.drivers.serial.common import ExpectTimeout
+from jumpstarter_jupyter.drivers.serial.console import Console
+from jumpstarter_jupyter.drivers.serial.driver import PySerial
+
+DEADLINE = 20.0
+
+
+def wait_until(condition, what: str, timeout: float = DEADLINE) -> None:
+    """Wait for ``condition()`` on a deadline, woken by nothing but re-checks of real state."""
+    deadline = time.monotonic() + timeout
+    event = threading.Event()
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        event.wait(0.02)
+
+
+class Pty:
+    """A real pty pair; the test plays the board on the master side."""
+
+    def __init__(self):
+        self.master, self.slave = os.openpty()
+        self.name = os.ttyname(self.slave)
+
+    def write(self, data: bytes) -> None:
+        os.write(self.master, data)
+
+    def read_until(self, expected: bytes) -> bytes:
+        """Read what the port sent to the board until ``expected`` arrives (with a deadline)."""
+        got = b""
+        deadline = time.monotonic() + DEADLINE
+        while expected not in got:
+            ready, _, _ = select.select([self.master], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                raise AssertionError(f"the board never received {expected!r}; got {got!r}")
+            got += os.read(self.master, 4096)
+        return got
+
+    def close(self) -> None:
+        for fd in (self.master, self.slave):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+@pytest.fixture
+def pty():
+    pair = Pty()
+    yield pair
+    pair.close()
+
+
+def test_pty_bytes_reach_the_client_and_keys_reach_the_port(pty):
+    with client_for(PySerial(url=pty.name), "serial") as serial:
+        pty.write(b"U-Boot 2024.01\r\nlogin: ")
+        assert serial.expect(r"login: ", timeout=DEADLINE) == 0
+        assert "U-Boot 2024.01" in serial.before
+        serial.sendline("root")
+        assert pty.read_until(b"root\n").endswith(b"root\n")
+
+
+def test_late_attach_replays_the_boot_log(pty):
+    driver = PySerial(url=pty.name)
+    with serving(_root(driver)) as exporter:
+        with connect(exporter.address) as first:
+            pty.write(b"[    0.000000] Linux version 6.6\r\nboot done\r\n")
+            first.serial.expect("boot done", timeout=DEADLINE)
+        with connect(exporter.address) as late:
+            assert late.serial.log().startswith("[    0.000000] Linux version 6.6\r\nboot done\r\n")
+            pty.write(b"login: ")  # the late client's expect sees output from its attach on
+            late.serial.expect("login: ", timeout=DEADLINE)
+            assert "boot done" not in late.serial.before
+
+
+def test_two_concurrent_readers_each_get_every_byte_in_order(pty):
+    lines = b"".join(b"line %05d\r\n" % i for i in range(3000))
+    driver = PySerial(url=pty.name)
+    with serving(_root(driver)) as exporter, connect(exporter.address) as a, connect(exporter.address) as b:
+        received = {"a": bytearray(), "b": bytearray()}
+        a.serial.subscribe(lambda chunk: received["a"].extend(chunk.data))
+        b.serial.subscribe(lambda chunk: received["b"].extend(chunk.data))
+        writer = threading.Thread(target=_write_all, args=(pty.master, lines))
+        writer.start()
+        writer.join(DEADLINE)
+        wait_until(lambda: len(received["a"]) >= len(lines) and len(received["b"]) >= len(lines), "both readers")
+        assert bytes(received["a"]) == lines
+        assert bytes(received["b"]) == lines
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view[:4096]):]
+
+
+def test_slow_reader_gets_an_explicit_dropped_marker():
+    console = Console(capacity=1000)
+    reader = console.reader()
+    for i in range(100):
+        console.append(b"%04d" % i * 10)  # 40 bytes each: 4000 in all, four times the ring
+    chunks = []
+    while (chunk := reader.read(0)) is not None:
+        chunks.append(chunk)
+    assert chunks[0].dropped > 0
+    assert sum(c.dropped for c in chunks) + sum(len(c.data) for c in chunks) == 4000
+    assert b"".join(c.data for c in chunks) == b"".join(b"%04d" % i * 10 for i in range(100))[chunks[0].dropped:]
+
+
+def test_client_behind_the_ring_sees_the_marker_in_band():
+    driver = PySerial(url="loop://", scrollback=1000)
+    with client_for(driver, "serial") as serial:  # this client's console starts at offset 0
+        driver.write(b"x" * 5000)  # more than the ring keeps, before the client reads a byte
+        driver.write(b"tail\r\n")
+        serial.expect(r"\[jumpstarter\] (\d+) bytes dropped", timeout=DEADLINE)
+        dropped = int(serial.match.group(1))
+        serial.expect("tail", timeout=DEADLINE)
+        assert dropped + serial.before.count("x") == 5000
+
+
+def test_vanished_pty_is_reported_and_reopened():
+    with tempfile.TemporaryDirectory() as directory:
+        link = os.path.join(directory, "ttyV0")
+        first = Pty()
+        os.symlink(first.name, link)
+        driver = PySerial(url=link, reopen_interval=0.05)
+        with client_for(driver, "serial") as serial:
+            first.write(b"before\r\n")
+            serial.expect("before", timeout=DEADLINE)
+            os.unlink(link)
+            first.close()  # the adapter vanishes
+            serial.expect(r"\[jumpstarter\] port gone, reattaching", timeout=DEADLINE)
+            second = Pty()
+            try:
+                os.symlink(second.name, link)  # ... and comes back
+                serial.expect(r"\[jumpstarter\] port reopened", timeout=DEADLINE)
+                second.write(b"after\r\n")
+                serial.expect("after", timeout=DEADLINE)
+                serial.sendline("typed")
+                second.read_until(b"typed\n")
+                assert "port gone, reattaching" in serial.log()
+            finally:
+                second.close()
+
+
+def test_loop_echo_through_connect():
+    with client_for(PySerial(url="loop://"), "serial") as serial:
+        with serial.stream("connect") as stream:
+            stream.send(b"hello serial")
+            got = b""
+            while len(got) < 12:
+                got += stream.receive()
+            assert got == b"hello serial"
+            stream.send_eof()
+            assert stream.receive() == b""  # the exporter's GOAWAY
+        assert "hello serial" in serial.log()
+
+
+def test_connect_is_live_only(pty):
+    with client_for(PySerial(url=pty.name), "serial") as serial:
+        pty.write(b"old output\r\n")
+        serial.expect("old output", timeout=DEADLINE)
+        with serial.stream("connect") as stream:
+            pty.write(b"new output\r\n")
+            got = b""
+            while b"new output\r\n" not in got:
+                got += stream.receive()
+            assert got == b"new output\r\n"
+
+
+def test_expect_timeout_names_pattern_and_last_output():
+    with client_for(PySerial(url="loop://"), "serial") as serial:
+        serial.sendline("no prompt here")
+        with pytest.raises(ExpectTimeout) as excinfo:
+            serial.expect("login:", timeout=0.5)
+        assert "login:" in str(excinfo.value) and "no prompt here" in str(excinfo.value)
+        assert isinstance(excinfo.value, TimeoutError) and isinstance(excinfo.value, pexpect.TIMEOUT)
+
+
+def test_keyboard_interrupt_cancels_expect_and_client_stays_usable():
+    with client_for(PySerial(url="loop://"), "serial") as serial:
+        main = threading.main_thread().ident
+
+        def interrupt_when_waiting():
+            wait_until(lambda: _in_function(main, "read_nonblocking"), "expect to block")
+            _thread.interrupt_main()
+
+        helper = threading.Thread(target=interrupt_when_waiting)
+        helper.start()
+        with pytest.raises(KeyboardInterrupt) as excinfo:
+            serial.expect("never printed", timeout=None)
+        helper.join()
+        assert any(entry.name == "read_nonblocking" for entry in excinfo.traceback)
+        serial.sendline("still alive")
+        assert serial.expect("still alive", timeout=DEADLINE) == 0
+
+
+def _in_function(thread_id: int, name: str) -> bool:
+    frame = sys._current_frames().get(thread_id)
+    while frame is not None:
+        if frame.f_code.co_name == name:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def test_modem_lines_and_break_on_a_pty(pty):
+    with client_for(PySerial(url=pty.name), "serial") as serial:
+        with pytest.raises(NotImplementedError, match="no modem lines"):
+            serial.set_dtr(True)  # a pty has none: a clear error, not an ioctl errno
+        with pytest.raises(NotImplementedError, match="no modem lines"):
+            serial.set_rts(False)
+        serial.send_break(0.01)
+        with pytest.raises(ValueError, match="duration must be > 0"):
+            serial.send_break(0)
+
+
+def test_bad_url_is_a_clear_error():
+    with pytest.raises(ValueError, match="serial url 'nosuch://x'"):
+        PySerial(url="nosuch://x")
+
+
+def test_cli_pipe_round_trips_bytes_through_loop():
+    with client_for(PySerial(url="loop://"), "serial") as serial:
+        argv = [sys.executable, "-m", "jumpstarter_jupyter", "j", "--endpoint", serial.connection.endpoint,
+                "serial", "pipe"]
+        done = subprocess.run(argv, input=b"hello through pipe\n", capture_output=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == b"hello through pipe\n"
+
+
+def test_cli_console_is_an_interactive_raw_terminal(pty):
+    with client_for(PySerial(url=pty.name), "serial") as serial:
+        console = pexpect.spawn(sys.executable, ["-m", "jumpstarter_jupyter", "j", "--endpoint",
+                                                 serial.connection.endpoint, "serial", "console"],
+                                timeout=DEADLINE)
+        try:
+            console.expect_exact("console attached")
+            pty.write(b"board says hi\r\n")
+            console.expect_exact("board says hi")
+            console.send("ls\r")
+            assert pty.read_until(b"ls\r").endswith(b"ls\r")
+            console.send("\x02\x02\x02")
+            console.expect_exact("console detached")
+            console.expect(pexpect.EOF)
+        finally:
+            console.close()
+        assert console.exitstatus == 0
+
+
+def _root(serial: PySerial) -> Composite:
+    root = Composite()
+    root.children = {"serial": serial}
+    return root

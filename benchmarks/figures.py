@@ -1,0 +1,180 @@
+"""What `make bench` measures: each measurement's client commands per side, rows and targets.
+
+A *measurement* runs one client process per side and round; its RESULT line fills one or
+more *rows* of the table. A row's targets are checked on the medians.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+MiB = 1 << 20
+
+
+@dataclass
+class Sizes:
+    """How much each measurement does (the issue's definitions; ``quick()`` only checks the harness)."""
+
+    calls: int = 3000          # unary round trips per run
+    stream: int = 256 * MiB    # bytes echoed per run
+    chunk: int = 64 * 1024     # bytes per write
+    flash: int = 256 * MiB     # size of the flashed file
+    tree: int = 1000           # drivers of the wide exporter
+    clients: int = 32          # concurrent client processes
+    seconds: float = 5.0       # how long they call
+
+    @classmethod
+    def quick(cls) -> Sizes:
+        return cls(calls=300, stream=16 * MiB, flash=16 * MiB, seconds=0.5)
+
+
+Medians = dict[str, dict[str, float]]  # row key -> side -> median
+
+
+@dataclass
+class Target:
+    text: str
+    check: Callable[[Medians], bool | None]
+
+
+def ratio_at_least(row: str, side: str, factor: float) -> Target:
+    """ours >= factor x side (higher is better)."""
+    return Target(f">= {factor:g}x {side}", lambda m: _cmp(m, row, side, lambda o, s: o >= factor * s))
+
+
+def ratio_at_most(row: str, side: str, factor: float) -> Target:
+    """ours <= factor x side (lower is better)."""
+    return Target(f"<= {factor:g}x {side}", lambda m: _cmp(m, row, side, lambda o, s: o <= factor * s))
+
+
+def below(row: str, limit: float, unit: str) -> Target:
+    return Target(f"< {limit:g} {unit}", lambda m: _cmp(m, row, "ours", lambda o, _: o < limit))
+
+
+def _cmp(medians: Medians, row: str, side: str, test) -> bool | None:
+    values = medians.get(row, {})
+    if "ours" not in values or side not in values:
+        return None  # not measured this run
+    return bool(test(values["ours"], values[side]))
+
+
+@dataclass
+class Row:
+    key: str
+    title: str
+    unit: str
+    targets: list[Target] = field(default_factory=list)
+
+    def ratios(self, medians: dict[str, float]) -> dict[str, float]:
+        """ours / each other side."""
+        ours = medians.get("ours")
+        return {f"ours/{side}": ours / value for side, value in medians.items()
+                if side != "ours" and ours is not None and value}
+
+
+Command = Callable[..., list[str]]
+
+
+@dataclass
+class Measurement:
+    key: str
+    title: str
+    children: set[str]            # bench.yaml children the exporters must serve
+    sides: dict[str, Command]     # side -> bench -> argv of one client process
+    rows: dict[str, str]          # row key -> RESULT field
+
+
+def _ours(service: str, figure: str, *args) -> Command:
+    return lambda b: b.command("ours", "ours.py", [figure, b.address(service), *[str(a(b)) for a in args]])
+
+
+def _upstream(service: str, figure: str, *args) -> Command:
+    return lambda b: b.command("upstream", "upstream.py", [figure, *[str(a(b)) for a in args]],
+                               endpoint=b.address(service))
+
+
+def _raw(figure: str, service: str, group: str, *args) -> Command:
+    return lambda b: b.command("raw", "raw.py", [figure, b.address(service, group), *[str(a(b)) for a in args]])
+
+
+def _const(value) -> Callable:
+    return lambda b: value
+
+
+CALLS = lambda b: b.sizes.calls  # noqa: E731
+STREAM = lambda b: b.sizes.stream  # noqa: E731
+CHUNK = lambda b: b.sizes.chunk  # noqa: E731
+IMAGE = lambda b: b.image()  # noqa: E731
+CLIENTS = lambda b: b.sizes.clients  # noqa: E731
+SECONDS = lambda b: b.sizes.seconds  # noqa: E731
+
+
+def _echo(child: str) -> dict[str, Command]:
+    return {
+        "ours": _ours("ours", "echo", _const(child), STREAM, CHUNK),
+        "upstream": _upstream("upstream", "echo", _const(child), STREAM, CHUNK),
+        "raw": _raw("bidi", "raw", "tcp", STREAM, CHUNK),
+        "raw socket": _raw("socket-echo", "echo", 1, STREAM, CHUNK),
+    }
+
+
+MEASUREMENTS = [
+    Measurement("unary_tcp", "unary power.on() round trips, TCP", {"power"}, {
+        "ours": _ours("ours", "unary", CALLS),
+        "upstream": _upstream("upstream", "unary", CALLS),
+        "raw": _raw("unary", "raw", "tcp", CALLS),
+    }, {"unary_tcp": "value"}),
+    Measurement("unary_unix", "unary power.on() round trips, unix socket", {"power"}, {
+        "ours": _ours("ours-unix", "unary", CALLS),
+        "raw": _raw("unary", "raw", "unix", CALLS),
+    }, {"unary_unix": "value"}),
+    Measurement("serial_echo", "serial loop:// echo, 64 KiB writes, pipelined", {"serial"},
+                _echo("serial"), {"serial_echo": "value"}),
+    Measurement("net_echo", "network driver echo via a local TCP echo server", {"net"},
+                _echo("net"), {"net_echo": "value"}),
+    Measurement("flash", "storage flash of a file through the storage mux", {"storage"}, {
+        "ours": _ours("ours", "flash", IMAGE),
+        "upstream": _upstream("upstream", "flash", IMAGE),
+        "raw": _raw("copy", "raw", "sink", IMAGE),
+    }, {"flash": "value"}),
+    Measurement("connect", "connect() to a client tree (ours: the virtual board)", {"power", "serial", "net", "storage"}, {
+        "ours": _ours("demo", "connect"),
+        "upstream": _upstream("upstream", "connect"),
+    }, {"connect": "value"}),
+    Measurement("tree_1000", "report + client tree, 1 000-driver exporter", set(), {
+        "ours": _ours("ours-1000", "connect"),
+        "upstream": _upstream("upstream-1000", "connect"),
+    }, {"tree_1000": "value"}),
+    Measurement("concurrency", "32 concurrent clients, unary calls back to back", {"power"}, {
+        "ours": _ours("ours", "concurrent", CLIENTS, SECONDS),
+        "upstream": _upstream("upstream", "concurrent", CLIENTS, SECONDS),
+    }, {"concurrency_rate": "value", "concurrency_median": "median_ms", "concurrency_p99": "p99_ms"}),
+]
+
+
+def _p99_within_3x_median(m: Medians) -> bool | None:
+    p99, median = m.get("concurrency_p99", {}).get("ours"), m.get("concurrency_median", {}).get("ours")
+    return None if p99 is None or median is None else p99 <= 3 * median
+
+
+def _aggregate_at_least_single(m: Medians) -> bool | None:
+    aggregate, single = m.get("concurrency_rate", {}).get("ours"), m.get("unary_tcp", {}).get("ours")
+    return None if aggregate is None or single is None else aggregate >= single
+
+
+ROWS = [
+    Row("unary_tcp", "unary call, TCP", "calls/s",
+        [ratio_at_least("unary_tcp", "upstream", 1.6), ratio_at_least("unary_tcp", "raw", 0.9)]),
+    Row("unary_unix", "unary call, unix socket", "calls/s", [ratio_at_least("unary_unix", "raw", 0.9)]),
+    Row("serial_echo", "serial loop:// echo", "MB/s", [ratio_at_least("serial_echo", "upstream", 2)]),
+    Row("net_echo", "network TCP echo", "MB/s", [ratio_at_least("net_echo", "upstream", 2)]),
+    Row("flash", "storage flash 256 MiB", "MB/s", [ratio_at_least("flash", "upstream", 2)]),
+    Row("connect", "connect to client tree", "ms",
+        [ratio_at_most("connect", "upstream", 0.5), below("connect", 150, "ms")]),
+    Row("tree_1000", "1 000-driver report + tree", "ms", [below("tree_1000", 1000, "ms")]),
+    Row("concurrency_rate", "32 clients: aggregate", "calls/s",
+        [Target(">= 1x single-client rate", _aggregate_at_least_single)]),
+    Row("concurrency_median", "32 clients: median latency", "ms"),
+    Row("concurrency_p99", "32 clients: p99 latency", "ms", [Target("<= 3x median", _p99_within_3x_median)]),
+]

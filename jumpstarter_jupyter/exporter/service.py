@@ -138,7 +138,8 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
                 break
             yield router_pb2.StreamResponse(payload=data)
         yield GOAWAY
-        pump.join()  # upstream tolerates an OK end once both sides are at EOF
+        pump.join()
+        _until_cancelled(context)
 
     def _resource(self, request: dict, frames, context) -> Iterator[router_pb2.StreamResponse]:
         node = self.dispatch.node(str(request.get("uuid")), context)
@@ -155,6 +156,7 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
             pump.join()
         finally:
             node.driver.resources.forget(channel)
+        _until_cancelled(context)
 
 
 def _stream_request(context) -> dict:
@@ -168,6 +170,17 @@ def _stream_request(context) -> dict:
                f"Unexpected <class 'ValidationError'>: invalid `request` metadata {raw!r}: expected JSON "
                '{"kind": "driver"|"resource", "uuid": ..., ...}', "ValidationError", "")
     return request
+
+
+def _until_cancelled(context) -> None:
+    """Keep a finished stream open until the client cancels it, as upstream's exporter does.
+
+    Ending it with OK is tolerated by upstream clients, but upstream's `jmp shell` traces
+    show CANCELLED for every stream, and peers compare them.
+    """
+    ended = threading.Event()
+    if context.add_callback(ended.set):
+        ended.wait()
 
 
 def _start_pump(frames, write, write_eof) -> threading.Thread:

@@ -36,6 +36,10 @@ test: install /usr/bin/chromium
 stubs: install
 	$(PY) scripts/gen_protos.py
 
+# Side-by-side performance against upstream 0.9.0 and raw grpcio (QUICK=1: a one-minute harness check).
+bench: install
+	$(PY) benchmarks/run.py $(if $(QUICK),--quick) $(BENCH_ARGS)
+
 lab: install
 	@echo "virtual board on 127.0.0.1:$(PORT); JupyterLab opens notebooks/bringup.ipynb"
 	$(VENV)/bin/jumpstarter-jupyter demo --listen 127.0.0.1:$(PORT) & \

@@ -125,6 +125,12 @@ class SerialWidget(DriverWidget):
         self.log_path = str(path.resolve())
         return open(path, "ab", buffering=0)  # unbuffered: the file is current whenever a cell reads it
 
+    @property
+    def view_end(self) -> int:
+        """Absolute console offset up to which output was sent to the views."""
+        with self._ring_lock:
+            return self._ring.sent
+
     # console follower thread
     def _on_chunk(self, chunk: Any) -> None:
         """Called by the client's follower for every chunk, in order; must stay quick."""

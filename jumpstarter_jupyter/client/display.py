@@ -6,14 +6,20 @@ import importlib
 from typing import Any
 
 
-def mimebundle(client: Any, include=None, exclude=None) -> dict:
+def widget_for(client: Any) -> Any:
+    """The widget of ``client`` (its class's ``widget`` dotted path), or None without one."""
     path = type(client).widget
-    if path:
-        module, _, name = path.rpartition(".")
-        try:
-            widget = getattr(importlib.import_module(module), name).for_client(client)
-        except (ImportError, AttributeError):
-            widget = None
-        if widget is not None:
-            return widget._repr_mimebundle_(include=include, exclude=exclude)
+    if not path:
+        return None
+    module, _, name = path.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name).for_client(client)
+    except (ImportError, AttributeError):
+        return None
+
+
+def mimebundle(client: Any, include=None, exclude=None) -> dict:
+    widget = widget_for(client)
+    if widget is not None:
+        return widget._repr_mimebundle_(include=include, exclude=exclude)
     return {"text/plain": repr(client)}

@@ -22,6 +22,7 @@ from IPython.display import display
 
 from jumpstarter_jupyter.client import DriverClient, connect, resolve_endpoint
 from jumpstarter_jupyter.errors import JumpstarterError
+from jumpstarter_jupyter.jupyter.panel import close_widgets, tree_lines
 
 COMMANDS = ("connect", "disconnect", "tree", "status")
 
@@ -94,6 +95,7 @@ class JumpstarterMagics(Magics):
             return
         if self.shell.user_ns.get(name) is client:
             del self.shell.user_ns[name]
+        close_widgets(client)
         client.close()
 
     def _client(self, name: str) -> DriverClient:
@@ -125,26 +127,6 @@ class JumpstarterMagics(Magics):
         call = body[-1].value
         return (isinstance(call, ast.Call) and getattr(call.func, "attr", "") == "run_line_magic"
                 and bool(call.args) and getattr(call.args[0], "value", None) == "jmp")
-
-
-def tree_lines(root: DriverClient) -> list[str]:
-    """The client tree drawn with box characters: name, client class, description."""
-    lines = [_node_text(root)]
-
-    def walk(node: DriverClient, prefix: str) -> None:
-        children = list(node.children.values())
-        for index, child in enumerate(children):
-            last = index == len(children) - 1
-            lines.append(f"{prefix}{'└─' if last else '├─'} {_node_text(child)}")
-            walk(child, prefix + ("   " if last else "│  "))
-
-    walk(root, "")
-    return lines
-
-
-def _node_text(client: DriverClient) -> str:
-    text = f"{client.name}  ({type(client).__name__})"
-    return f"{text}  {client.description}" if client.description else text
 
 
 def status_line(name: str, client: DriverClient) -> str:

@@ -1,0 +1,103 @@
+"""``DevicePanel``: every driver of a composite as its widget, nested like the tree.
+
+Plain ipywidgets boxes do the nesting; each driver brings its own widget (the dotted path in
+its client class's ``widget`` attribute), so the panel needs no front end of its own and a
+composite's saved state holds no JS bundle.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+import weakref
+from typing import Any, ClassVar
+
+import ipywidgets
+
+from jumpstarter_jupyter.client import DriverClient
+from jumpstarter_jupyter.client.display import widget_for
+
+INDENT = "14px"  # how far a nested composite's panel sits right of its parent's
+
+
+def part_for(client: DriverClient) -> ipywidgets.Widget:
+    """The widget showing one child in the panel; its text form when it has no widget."""
+    widget = widget_for(client)
+    if widget is None:
+        widget = ipywidgets.HTML(f"<code>{html.escape(repr(client))}</code>")
+    return widget
+
+
+class DevicePanel(ipywidgets.VBox):
+    """A composite's header (name, endpoint) over its children's widgets, composites nested."""
+
+    _instances: ClassVar[weakref.WeakKeyDictionary] = weakref.WeakKeyDictionary()
+    _lock: ClassVar[threading.RLock] = threading.RLock()  # re-entered: a panel makes its nested panels
+
+    def __init__(self, client: DriverClient, **kwargs: Any):
+        self.client = client
+        self.parts = [part_for(child) for child in client.children.values()]
+        header = ipywidgets.HTML(self._header_html())
+        header.add_class("jmp-panel-header")
+        super().__init__([header, *self.parts], **kwargs)
+        self.add_class("jmp-panel")
+        if client.path:  # nested composite: indent under its parent, with a guide line
+            self.layout = ipywidgets.Layout(margin=f"0 0 0 {INDENT}", border_left="2px solid #ccc",
+                                            padding="0 0 0 6px")
+
+    @classmethod
+    def for_client(cls, client: DriverClient) -> DevicePanel:
+        """The panel of ``client``: the same one each time it is displayed."""
+        with cls._lock:
+            panel = cls._instances.get(client)
+            if panel is None or panel.comm is None:
+                panel = cls._instances[client] = cls(client)
+            return panel
+
+    def _header_html(self) -> str:
+        client = self.client
+        where = "" if client.path else (
+            " — private virtual board" if client.private_board is not None else f" — {client.connection.endpoint}")
+        about = f": {client.description}" if client.description else ""
+        return f"<b>{html.escape(client.display_path)}</b>{html.escape(where + about)}"
+
+    def __repr__(self) -> str:
+        # the text/plain form non-widget viewers (nbconvert, GitHub, papermill logs) show
+        return "\n".join(tree_lines(self.client))
+
+    def close(self) -> None:
+        """Close every widget of the tree, then the panel (``%jmp disconnect``)."""
+        for part in self.parts:
+            part.close()
+        super().close()
+
+
+def close_widgets(root: DriverClient) -> None:
+    """Close the panel and every driver widget made for ``root``'s tree (before it disconnects)."""
+    from jumpstarter_jupyter.jupyter.widget import DriverWidget
+
+    for client in root.walk():
+        # the base keeps one widget per client; only close those that exist, never make new ones
+        for widget in (DevicePanel._instances.get(client), DriverWidget._instances.get(client)):
+            if widget is not None and widget.comm is not None:
+                widget.close()
+
+
+def tree_lines(root: DriverClient) -> list[str]:
+    """The client tree drawn with box characters: name, client class, description."""
+    lines = [_node_text(root)]
+
+    def walk(node: DriverClient, prefix: str) -> None:
+        children = list(node.children.values())
+        for index, child in enumerate(children):
+            last = index == len(children) - 1
+            lines.append(f"{prefix}{'└─' if last else '├─'} {_node_text(child)}")
+            walk(child, prefix + ("   " if last else "│  "))
+
+    walk(root, "")
+    return lines
+
+
+def _node_text(client: DriverClient) -> str:
+    text = f"{client.name}  ({type(client).__name__})"
+    return f"{text}  {client.description}" if client.description else text

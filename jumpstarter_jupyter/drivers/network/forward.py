@@ -1,0 +1,134 @@
+"""A local TCP port tunnelled to a network driver: one byte stream per accepted connection."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from collections.abc import Callable
+
+from jumpstarter_jupyter.client.streams import ClientStream
+from jumpstarter_jupyter.errors import JumpstarterError
+
+log = logging.getLogger("jumpstarter_jupyter.network")
+CHUNK = 1 << 16
+JOIN_TIMEOUT = 5.0  # every blocking call is unblocked by close(); this only bounds a bug
+
+
+class Forwarder:
+    """Listen on ``127.0.0.1:local_port`` and tunnel each connection through ``open_stream()``.
+
+    ``address`` is ``"127.0.0.1:PORT"``; ``close()`` stops the listener and every connection.
+    """
+
+    def __init__(self, open_stream: Callable[[], ClientStream], local_port: int = 0, name: str = "network"):
+        self.open_stream, self.name = open_stream, name
+        try:
+            self.listener = socket.create_server(("127.0.0.1", local_port))
+        except OSError as exc:
+            raise OSError(f"{name}: cannot listen on 127.0.0.1:{local_port}: {exc.strerror or exc}") from None
+        self.address = f"127.0.0.1:{self.listener.getsockname()[1]}"
+        self._lock = threading.Lock()
+        self._links: set[_Link] = set()
+        self._closed = False
+        self._thread = threading.Thread(target=self._accept, name=f"forward {self.address}", daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return  # the listener was shut down by close()
+            threading.Thread(target=self._connect, args=(conn,), name=f"forward {self.address} open",
+                             daemon=True).start()
+
+    def _connect(self, conn: socket.socket) -> None:
+        try:
+            stream = self.open_stream()
+        except JumpstarterError as exc:
+            log.warning("%s: forwarded connection refused: %s", self.name, exc)
+            conn.close()
+            return
+        link = _Link(conn, stream, self._forget)
+        with self._lock:
+            if self._closed:
+                link.close()
+                return
+            self._links.add(link)
+        link.start()
+
+    def _forget(self, link: _Link) -> None:
+        with self._lock:
+            self._links.discard(link)
+
+    def close(self) -> None:
+        """Stop listening and close every forwarded connection."""
+        with self._lock:
+            self._closed = True
+            links = list(self._links)
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes accept(); close() alone does not
+        except OSError:
+            pass
+        self.listener.close()
+        self._thread.join(JOIN_TIMEOUT)
+        for link in links:
+            link.close()
+            link.join()
+
+
+class _Link:
+    """One local connection and its byte stream, copied both ways by two threads."""
+
+    def __init__(self, conn: socket.socket, stream: ClientStream, done: Callable[[_Link], None]):
+        self.conn, self.stream, self.done = conn, stream, done
+        self.threads = [threading.Thread(target=self._upstream, daemon=True),
+                        threading.Thread(target=self._downstream, daemon=True)]
+        self._remaining = len(self.threads)
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        for thread in self.threads:
+            thread.start()
+
+    def _upstream(self) -> None:
+        """Local socket -> driver; local EOF half-closes the stream."""
+        try:
+            while data := self.conn.recv(CHUNK):
+                self.stream.send(data)
+            self.stream.send_eof()
+        except (OSError, JumpstarterError):
+            pass  # either side went away: the link is closing
+        self._finished()
+
+    def _downstream(self) -> None:
+        """Driver -> local socket; the driver's EOF half-closes the socket."""
+        try:
+            while data := self.stream.receive():
+                self.conn.sendall(data)
+            self.conn.shutdown(socket.SHUT_WR)
+        except (OSError, JumpstarterError):
+            pass
+        self._finished()
+
+    def _finished(self) -> None:
+        with self._lock:
+            self._remaining -= 1
+            last = self._remaining == 0
+        if last:
+            self.close()
+            self.done(self)
+
+    def close(self) -> None:
+        self.stream.close()
+        try:
+            self.conn.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.conn.close()
+
+    def join(self) -> None:
+        for thread in self.threads:
+            if thread is not threading.current_thread():
+                thread.join(JOIN_TIMEOUT)

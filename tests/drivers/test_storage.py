@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import io
 import lzma
 import os
 import pty
@@ -111,6 +112,17 @@ def test_write_while_on_dut_is_refused(card, tmp_path):
         storage.host()  # the connection is still usable, and the write goes through once on the host
         storage.write_local_file(new)
     assert open(card.path, "rb").read() == new.read_bytes()
+
+
+def test_write_from_for_in_process_callers(card):
+    """A board's own flash() reads its resource and hands the data to the mux in-process."""
+    with pytest.raises(RuntimeError, match="connected to 'dut': call host\\(\\) first"):
+        card.write_from(io.BytesIO(b"image"))
+    card.host()
+    assert card.write_from(gzip.GzipFile(fileobj=io.BytesIO(gzip.compress(b"image" * 1000))), "gzip") == 5000
+    assert open(card.path, "rb").read() == b"image" * 1000
+    with pytest.raises(ValueError, match="the upload is not valid gzip data"):
+        card.write_from(gzip.GzipFile(fileobj=io.BytesIO(b"garbage")), "gzip")
 
 
 def test_mock_mux_accepts_writes_in_any_position_like_upstream(tmp_path):

@@ -92,12 +92,21 @@ class VirtualStorageMux(StorageMuxInterface):
     @export
     def write(self, handle: dict) -> None:
         """Copy every byte of the resource ``handle`` onto the storage (decompressing it if sent compressed)."""
+        with self.resource(handle) as source:
+            self.write_from(source, handle.get("x_jmp_content_encoding"))
+
+    def write_from(self, source: IO[bytes], encoding: str | None = None) -> int:
+        """Write everything ``source`` yields onto the storage; returns the byte count.
+
+        For in-process callers (a board's ``flash`` reading its own resource); ``encoding``
+        names what ``source`` decompresses, for the error when the data is corrupt.
+        """
         with self.lock:
             self._check_on_host("write")
-            encoding = handle.get("x_jmp_content_encoding")
-            with self.resource(handle) as source, open(self.path, "wb") as target:
+            with open(self.path, "wb") as target:
                 written = _copy_decoded(source, target, encoding)
         self.logger.info("wrote %d bytes to %s", written, self.path)
+        return written
 
     @export
     def read(self, handle: dict) -> None:

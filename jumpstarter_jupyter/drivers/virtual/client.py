@@ -1,0 +1,59 @@
+"""Python API and CLI of the virtual board's root: ``flash(path)`` and ``boot_to_shell()``."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from jumpstarter_jupyter.client.streams import Progress
+from jumpstarter_jupyter.drivers.composite.client import CompositeClient
+from jumpstarter_jupyter.drivers.storage.client import image_encoding
+
+
+class VirtualBoardClient(CompositeClient):
+    """``dut`` of the virtual board: its children plus exporter-side orchestration.
+
+    >>> dut.flash("os-2.0.img.zst")          # doctest: +SKIP
+    >>> dut.boot_to_shell(timeout=60)        # doctest: +SKIP
+    >>> dut.serial.sendline("cat /etc/os-release")   # doctest: +SKIP
+    """
+
+    def flash(self, path: str | os.PathLike, progress: Progress | None = None) -> None:
+        """Write the image file ``path`` to the board's card and power-cycle into it.
+
+        ``.gz``, ``.xz``, ``.zst`` and ``.bz2`` files travel compressed and are unpacked by
+        the exporter. ``progress(bytes_sent, total)`` is called as the file is sent.
+        """
+        with open(path, "rb") as source:
+            self.upload("flash", source, encoding=image_encoding(path), total=os.fstat(source.fileno()).st_size,
+                        progress=progress)
+
+    def boot_to_shell(self, timeout: float = 60.0) -> None:
+        """Power on if needed, wait for the login prompt and log in, within ``timeout`` seconds.
+
+        A failure names the step that failed and what the console showed last.
+        """
+        self.call("boot_to_shell", timeout)
+
+    def cli(self) -> click.Group:
+        from jumpstarter_jupyter.drivers.storage.cli import _progress_bar
+
+        group = super().cli()
+
+        @group.command(help=self.methods_description.get("flash", "Flash an image (plain, .gz, .xz, .zst, .bz2) "
+                                                                  "and power-cycle the board into it."))
+        @click.argument("file", type=click.Path(exists=True, dir_okay=False))
+        def flash(file):
+            with _progress_bar(f"flashing {os.path.basename(file)}", os.path.getsize(file)) as progress:
+                self.flash(file, progress=progress)
+            click.echo(f"flashed {file}; the board is booting it")
+
+        @group.command("boot-to-shell", help=self.methods_description.get(
+            "boot-to-shell", "Power on if needed, wait for the login prompt, log in as root."))
+        @click.option("-t", "--timeout", type=float, default=60.0, show_default=True, help="Seconds to allow.")
+        def boot_to_shell(timeout):
+            self.boot_to_shell(timeout)
+            click.echo("at the shell prompt")
+
+        return group

@@ -1,0 +1,187 @@
+"""``VirtualBoard``: the simulated board's root, a composite with orchestration methods.
+
+Its children are the ordinary drivers a real board would have, wired to the simulation::
+
+    dut                 VirtualBoard (flash, boot_to_shell)
+    ├─ power            VirtualPower: readings follow the boot
+    ├─ serial           PySerial on the board's pty (a real tty, through pyserial)
+    ├─ storage          VirtualStorageMux: the board's SD card image
+    ├─ network          TcpNetwork to the board's HTTP service (answers only while booted)
+    ├─ button           VirtualDigitalOutput: the host presses the user button
+    └─ led              VirtualDigitalInput: the host senses the status LED
+
+``flash`` and ``boot_to_shell`` read like a strategy: a short list of child calls, and a
+failure names the step that failed and what the console showed last.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import pexpect
+
+from jumpstarter_jupyter.driver import export
+from jumpstarter_jupyter.drivers.composite.driver import Composite
+from jumpstarter_jupyter.drivers.gpio.driver import VirtualDigitalInput, VirtualDigitalOutput
+from jumpstarter_jupyter.drivers.network.driver import TcpNetwork
+from jumpstarter_jupyter.drivers.power.driver import VirtualPower
+from jumpstarter_jupyter.drivers.serial.common import ConsoleSpawn
+from jumpstarter_jupyter.drivers.serial.driver import PySerial
+from jumpstarter_jupyter.drivers.storage.driver import VirtualStorageMux, _copy_decoded
+from jumpstarter_jupyter.drivers.virtual.board import Board
+from jumpstarter_jupyter.drivers.virtual.boot import NO_IMAGE, State
+from jumpstarter_jupyter.drivers.virtual.image import make_image
+from jumpstarter_jupyter.drivers.virtual.shell import USER
+
+DEFAULT_OS = "Jumpstarter Linux"
+DEFAULT_VERSION = "1.0"
+LOGIN_PROMPT = r"login: "
+SHELL_PROMPT = rf"{USER}@[\w.-]+:[^\r\n]*# "
+TAIL = 300  # bytes of console output quoted in a failure
+BOOTING = (State.BOOTLOADER, State.KERNEL, State.INIT)
+
+
+@dataclass
+class VirtualBoard(Composite):
+    """A simulated board with power, serial console, storage, network, button and LED.
+
+    Config: ``hostname``, ``os_name``/``os_version`` of the image written at start, and
+    ``pace`` (scales the boot's simulated delays; 1.0 boots in about two seconds).
+    """
+
+    client = "jumpstarter_jupyter.drivers.virtual.client.VirtualBoardClient"
+    upstream_client = "jumpstarter_driver_composite.client.CompositeClient"
+
+    hostname: str = "jumpstarter"
+    os_name: str = DEFAULT_OS
+    os_version: str = DEFAULT_VERSION
+    pace: float = 1.0
+    board: Board = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.pace <= 0:
+            raise ValueError(f"pace must be > 0, got {self.pace}")
+        self.board = Board(self._boot_medium, self.hostname, self.pace)
+        with open(self.board.image_path, "wb") as card:
+            card.write(make_image(self.os_name, self.os_version))
+        self.children = {
+            "power": VirtualPower(target=self.board),
+            "serial": PySerial(url=self.board.tty_path),
+            "storage": VirtualStorageMux(path=self.board.image_path, connected_to="dut"),
+            "network": TcpNetwork("127.0.0.1", self.board.http.port),
+            "button": VirtualDigitalOutput(line=self.board.button),
+            "led": VirtualDigitalInput(line=self.board.led),
+        }
+        for name, text in DESCRIPTIONS.items():
+            self.children[name].description = text
+        self.description = self.description or f"Virtual board {self.hostname}: {', '.join(self.children)}"
+
+    @classmethod
+    def create(cls, **config) -> VirtualBoard:
+        """A board with the default image on its card, connected to the board, powered off."""
+        return cls(**config)
+
+    def _boot_medium(self) -> str | None:
+        storage = self.children["storage"]
+        return storage.path if storage.connected_to == "dut" else None
+
+    @export
+    def flash(self, image: dict) -> None:
+        """Write an image (a resource) to the card and boot it: storage to host, write, storage to DUT, power cycle."""
+        storage, power = self.children["storage"], self.children["power"]
+        step = "storage to host"
+        try:
+            storage.host()
+            step = "write image"
+            with storage.lock, self.resource(image) as source, open(storage.path, "wb") as card:
+                written = _copy_decoded(source, card, image.get("x_jmp_content_encoding"))
+            self.logger.info("flashed %d bytes", written)
+            step = "storage to DUT"
+            storage.dut()
+            step = "power cycle"
+            power.off()
+            power.on()
+        except Exception as exc:
+            raise _step_failed("flash", step, exc, "") from None
+
+    @export
+    def boot_to_shell(self, timeout: float = 60.0) -> None:
+        """Power on if needed, wait for the login prompt, log in as root: a shell prompt within ``timeout`` s."""
+        if timeout <= 0:
+            raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
+        serial, deadline = self.children["serial"], time.monotonic() + timeout
+        with self._watch_console() as console:
+            step = "power on"
+            try:
+                self._power_up()
+                step = "wait for the login prompt"
+                seen = console.expect([LOGIN_PROMPT, SHELL_PROMPT, NO_IMAGE], timeout=deadline - time.monotonic())
+                if seen == 2:
+                    raise RuntimeError("the bootloader found no bootable image on the card")
+                if seen == 0:
+                    step = "log in"
+                    serial.write(f"{USER}\n".encode())
+                    console.expect(SHELL_PROMPT, timeout=deadline - time.monotonic())
+            except pexpect.TIMEOUT:
+                raise _step_failed("boot_to_shell", step, TimeoutError(f"nothing expected within {timeout} s"),
+                                   self._tail()) from None
+            except Exception as exc:
+                raise _step_failed("boot_to_shell", step, exc, self._tail()) from None
+
+    def _power_up(self) -> None:
+        """Boot from cold unless the board is booting or booted (then ask for a fresh prompt)."""
+        power, state = self.children["power"], self.board.state
+        if state is State.IDLE:
+            self.children["serial"].write(b"\n")  # the board reprints its prompt on Enter
+        elif state not in BOOTING:
+            power.off()
+            power.on()
+
+    @contextmanager
+    def _watch_console(self) -> Iterator[ConsoleSpawn]:
+        """A pexpect spawn over the serial console from now on (started before any step acts)."""
+        serial = self.children["serial"]
+        reader = serial.console.reader(from_end=True)
+        spawn = ConsoleSpawn(serial.write)
+
+        def feed() -> None:
+            while not reader.done:
+                chunk = reader.read()
+                if chunk is not None:
+                    spawn.feed(chunk.data)
+
+        thread = threading.Thread(target=feed, name="boot_to_shell console", daemon=True)
+        thread.start()
+        try:
+            yield spawn
+        finally:
+            reader.close()
+            thread.join(5)
+
+    def _tail(self) -> str:
+        return self.children["serial"].console.tail(TAIL).decode("utf-8", errors="replace")
+
+    def close(self) -> None:
+        super().close()  # the serial driver lets go of the pty before the board dismantles it
+        self.board.stop()
+
+
+DESCRIPTIONS = {
+    "power": "Power supply of the board; readings follow the boot",
+    "serial": "Serial console (the board's pty through pyserial)",
+    "storage": "SD card mux: host/dut/off, write/read the boot image",
+    "network": "The board's HTTP status service (answers only while booted)",
+    "button": "User button (the board's `button` command shows it)",
+    "led": "Status LED (the board's `led on|off` sets it)",
+}
+
+
+def _step_failed(task: str, step: str, exc: Exception, console: str) -> Exception:
+    """The error a failed orchestration step raises: same family, with step and console tail."""
+    kind = next((k for k in (TimeoutError, ValueError) if isinstance(exc, k)), RuntimeError)
+    shown = f"; the console showed last: {console!r}" if console else ""
+    return kind(f"{task}: step {step!r} failed: {exc}{shown}")

@@ -16,7 +16,7 @@ import ast
 from typing import Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_magic, magics_class
+from IPython.core.magic import Magics, line_magic, magics_class, output_can_be_silenced
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
 
@@ -42,10 +42,16 @@ class JumpstarterMagics(Magics):
                                         "disconnect, tree: the variable NAME.")
     @argument("--passphrase", help="connect: the exporter's passphrase (default $JMP_GRPC_PASSPHRASE).")
     @argument("--name", default="dut", help="connect: the variable to bind the board to (default: dut).")
+    @output_can_be_silenced
     @line_magic
     def jmp(self, line: str = "") -> DriverClient | None:
-        """Connect to a Jumpstarter exporter and show its drivers as widgets."""
-        args = parse_argstring(self.jmp, line)
+        """Connect to a Jumpstarter exporter and show its drivers as widgets.
+
+        A trailing ``;`` silences the output, as for any expression (``%jmp connect;``).
+        """
+        silenced = line.rstrip().endswith(";")
+        args = parse_argstring(self.jmp, line.rstrip().removesuffix(";"))
+        args.silenced = silenced
         if args.help or args.command is None:
             print(self.jmp.parser.format_help())
             return None
@@ -62,7 +68,7 @@ class JumpstarterMagics(Magics):
         self._close(args.name)  # only now: a failed connect keeps the old connection
         self.connections[args.name] = client
         self.shell.push({args.name: client})
-        if not self._result_is_displayed():
+        if not args.silenced and not self._result_is_displayed():
             display(client)
         return client
 

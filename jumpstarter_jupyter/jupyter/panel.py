@@ -62,8 +62,13 @@ class DevicePanel(ipywidgets.VBox):
         return f"<b>{html.escape(client.display_path)}</b>{html.escape(where + about)}"
 
     def __repr__(self) -> str:
-        # the text/plain form non-widget viewers (nbconvert, GitHub, papermill logs) show
-        return "\n".join(tree_lines(self.client))
+        return f"<DevicePanel {self.client.display_path}>"
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict | None:
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if bundle:  # what viewers without widgets show (nbconvert, GitHub): the tree as text
+            bundle["text/plain"] = "\n".join(tree_lines(self.client))
+        return bundle
 
     def close(self) -> None:
         """Close every widget of the tree, then the panel (``%jmp disconnect``)."""

@@ -1,0 +1,111 @@
+"""Real kernels for the Jupyter glue: run code as a notebook cell would, collect what it shows.
+
+Test modules import the fixtures they use (`from kernels import kernel, ...`): a conftest.py
+here would shadow `tests/conftest.py` for `from conftest import serving`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Callable, Iterator
+
+import pytest
+from jupyter_client.manager import KernelManager
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+START_TIMEOUT = 60
+CELL_TIMEOUT = 120
+
+
+@dataclasses.dataclass
+class Cell:
+    """What one execution showed: outputs as a front end receives them."""
+
+    status: str
+    outputs: list[dict]
+
+    @property
+    def text(self) -> str:
+        """Everything printed, plus text/plain of displays and results, plus error text."""
+        parts = []
+        for out in self.outputs:
+            content = out["content"]
+            if out["msg_type"] == "stream":
+                parts.append(content["text"])
+            elif out["msg_type"] in ("display_data", "execute_result"):
+                parts.append(content["data"].get("text/plain", "") + "\n")
+            elif out["msg_type"] == "error":
+                parts.append(ANSI.sub("", "\n".join(content["traceback"])) + "\n")
+        return "".join(parts)
+
+    @property
+    def views(self) -> list[str]:
+        """Model ids of the widget views this cell displayed."""
+        return [out["content"]["data"]["application/vnd.jupyter.widget-view+json"]["model_id"]
+                for out in self.outputs if out["msg_type"] in ("display_data", "execute_result")
+                and "application/vnd.jupyter.widget-view+json" in out["content"]["data"]]
+
+
+class Kernel:
+    """A real IPython kernel (ipykernel) and a client speaking to it over ZeroMQ."""
+
+    def __init__(self, env: dict[str, str]):
+        self.manager = KernelManager(kernel_name="python3")
+        self.manager.start_kernel(env=env)
+        self.client = self.manager.client()
+        self.client.start_channels()
+        self.client.wait_for_ready(timeout=START_TIMEOUT)
+
+    def run(self, code: str, timeout: float = CELL_TIMEOUT) -> Cell:
+        """Execute ``code`` as a cell; returns its outputs (the cell may fail: check ``status``)."""
+        outputs: list[dict] = []
+        keep = ("stream", "display_data", "execute_result", "error")
+        reply = self.client.execute_interactive(
+            code, timeout=timeout, output_hook=lambda msg: msg["msg_type"] in keep and outputs.append(msg))
+        return Cell(reply["content"]["status"], outputs)
+
+    def ok(self, code: str, timeout: float = CELL_TIMEOUT) -> Cell:
+        """Execute ``code`` and fail the test, with the cell's text, unless it succeeded."""
+        cell = self.run(code, timeout)
+        assert cell.status == "ok", f"cell failed:\n{code}\n---\n{cell.text}"
+        return cell
+
+    def shutdown(self) -> None:
+        self.client.stop_channels()
+        self.manager.shutdown_kernel(now=False)
+
+
+@pytest.fixture(scope="session")
+def jupyter_env(tmp_path_factory) -> dict[str, str]:
+    """An environment whose Jupyter and IPython directories are private to this test run."""
+    base = tmp_path_factory.mktemp("jupyter-home")
+    env = dict(os.environ)
+    for name in ("IPYTHONDIR", "JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "MPLCONFIGDIR"):
+        path = base / name.lower()
+        path.mkdir()
+        env[name] = str(path)
+    for name in ("JUMPSTARTER_HOST", "JMP_GRPC_PASSPHRASE", "JMP_GRPC_INSECURE"):
+        env.pop(name, None)
+    return env
+
+
+@pytest.fixture
+def start_kernel(jupyter_env) -> Iterator[Callable[..., Kernel]]:
+    """``start_kernel(**env)``: a fresh kernel with extra environment, shut down after the test."""
+    started: list[Kernel] = []
+
+    def start(**env: str) -> Kernel:
+        started.append(Kernel({**jupyter_env, **env}))
+        return started[-1]
+
+    yield start
+    for each in started:
+        each.shutdown()
+
+
+@pytest.fixture
+def kernel(start_kernel) -> Kernel:
+    """A fresh kernel for one test."""
+    return start_kernel()

@@ -1,0 +1,129 @@
+"""``%load_ext jumpstarter`` and ``%jmp`` in a real kernel, read as a user reads the cell output."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from conftest import serving
+from kernels import jupyter_env, kernel, start_kernel  # noqa: F401  (fixtures)
+from jumpstarter_jupyter.drivers.composite.driver import Composite
+from jumpstarter_jupyter.drivers.power.driver import MockPower
+
+pytestmark = pytest.mark.notebook
+
+
+def board() -> Composite:
+    rack = Composite()
+    rack.description = "the bench supply"
+    rack.children = {"aux": MockPower()}
+    root = Composite()
+    root.children = {"power": MockPower(), "rack": rack}
+    return root
+
+
+@pytest.fixture
+def exporter():
+    with serving(board()) as served:
+        yield served
+
+
+def test_connect_binds_dut_and_shows_the_panel_once(kernel, exporter):
+    kernel.ok("%load_ext jumpstarter")
+    cell = kernel.ok(f"%jmp connect {exporter.address}")
+    assert len(cell.views) == 1
+    assert "├─ power  (PowerClient)" in cell.text
+    assert "   └─ aux  (PowerClient)" in cell.text
+    assert kernel.ok("dut.power.on(); print(dut.power.state())").text == "True\n"
+
+
+def test_assigned_connect_returns_the_client_and_still_shows_the_panel(kernel, exporter):
+    kernel.ok("%load_ext jumpstarter_jupyter")
+    cell = kernel.ok(f"board = %jmp connect {exporter.address} --name board")
+    assert len(cell.views) == 1
+    assert kernel.ok("print(board is globals().get('board'), 'dut' in globals(), board.power)").text == \
+        "True False <PowerClient board.power>\n"
+
+
+def test_tree_status_and_help(kernel, exporter):
+    kernel.ok("%load_ext jumpstarter")
+    assert "not connected" in kernel.ok("%jmp status").text
+    kernel.ok(f"%jmp connect {exporter.address};")
+    assert kernel.ok("%jmp tree").text.splitlines() == [
+        "dut  (CompositeClient)",
+        "├─ power  (PowerClient)",
+        "└─ rack  (CompositeClient)  the bench supply",
+        "   └─ aux  (PowerClient)",
+    ]
+    status = kernel.ok("%jmp status").text
+    assert re.fullmatch(rf"dut: {re.escape(exporter.address)}, 3 drivers, exporter [0-9a-f]{{8}} reachable\n", status)
+    help_text = kernel.ok("%jmp --help").text
+    for expected in ("connect", "disconnect", "--passphrase", "--name"):
+        assert expected in help_text
+
+
+def test_status_says_when_the_exporter_is_gone(kernel):
+    kernel.ok("%load_ext jumpstarter")
+    with serving(board()) as served:
+        kernel.ok(f"%jmp connect {served.address};")
+    assert "dut: " in (status := kernel.ok("%jmp status").text) and "UNREACHABLE" in status
+
+
+def test_disconnect_unbinds_and_closes(kernel, exporter):
+    kernel.ok("%load_ext jumpstarter")
+    kernel.ok(f"%jmp connect {exporter.address};")
+    kernel.ok("client = dut")
+    assert kernel.ok("%jmp disconnect").text == "dut: disconnected\n"
+    assert kernel.ok("print('dut' in globals())").text == "False\n"
+    cell = kernel.run("client.power.on()")
+    assert cell.status == "error" and "closed channel" in cell.text
+    assert "not connected" in kernel.ok("%jmp status").text
+    assert "no connection named 'dut'" in kernel.run("%jmp disconnect").text
+
+
+def test_unload_disconnects_and_removes_the_magic(kernel, exporter):
+    kernel.ok("%load_ext jumpstarter")
+    kernel.ok(f"%jmp connect {exporter.address};")
+    kernel.ok("client = dut")
+    kernel.ok("%unload_ext jumpstarter")
+    assert kernel.ok("print('dut' in globals())").text == "False\n"
+    assert kernel.run("client.power.on()").status == "error"
+    assert "not found" in kernel.run("%jmp status").text
+    kernel.ok("%load_ext jumpstarter")  # loads again after unloading
+    assert "not connected" in kernel.ok("%jmp status").text
+
+
+def test_errors_are_one_line_usage_errors(kernel, tmp_path):
+    kernel.ok("%load_ext jumpstarter")
+    missing = tmp_path / "nothing.sock"
+    cell = kernel.run(f"%jmp connect unix:{missing}")
+    assert cell.status == "error" and cell.text.startswith("UsageError: ")
+    assert f"%jmp connect: dut.connect: exporter at unix:{missing} is not reachable" in cell.text
+    assert "Traceback" not in cell.text
+    assert "invalid choice: 'conect'" in kernel.run("%jmp conect").text
+    assert "--name must be a Python identifier" in kernel.run("%jmp connect --name 2dut").text
+
+
+def test_a_failed_connect_keeps_the_old_connection(kernel, exporter, tmp_path):
+    kernel.ok("%load_ext jumpstarter")
+    kernel.ok(f"%jmp connect {exporter.address};")
+    assert kernel.run(f"%jmp connect unix:{tmp_path / 'nothing.sock'}").status == "error"
+    assert kernel.ok("dut.power.off(); print(dut.power.state())").text == "False\n"
+
+
+def test_passphrase(kernel):
+    kernel.ok("%load_ext jumpstarter")
+    with serving(board(), tcp=True, passphrase="s3cret") as served:
+        wrong = kernel.run(f"%jmp connect {served.address} --passphrase nope")
+        assert wrong.status == "error" and wrong.text.startswith("UsageError: ")
+        assert "passphrase" in wrong.text
+        kernel.ok(f"%jmp connect {served.address} --passphrase s3cret;")
+        assert kernel.ok("print(dut.power.state())").text == "False\n"
+
+
+def test_endpoint_from_jumpstarter_host(start_kernel, exporter):
+    kernel = start_kernel(JUMPSTARTER_HOST=exporter.address)
+    kernel.ok("%load_ext jumpstarter")
+    kernel.ok("%jmp connect;")
+    assert f"dut: {exporter.address}, 3 drivers" in kernel.ok("%jmp status").text

@@ -44,6 +44,8 @@ class SerialClient(DriverClient):
     def __init__(self, connection, path, entry):
         super().__init__(connection, path, entry)
         self._lock = threading.RLock()
+        self._delivered = threading.Condition(self._lock)
+        self._end = 0  # console offset up to which the follower has delivered
         self._stopping = threading.Event()
         self._subscribers: list[Subscriber] = []
         self._local_log = bytearray()
@@ -111,6 +113,8 @@ class SerialClient(DriverClient):
             text += marker(chunk.event)
         self._spawn.feed(text)
         with self._lock:
+            self._end = chunk.offset + len(chunk.data)
+            self._delivered.notify_all()
             if not self.scrollback_supported:
                 self._local_log += text
                 del self._local_log[:-LOCAL_LOG]
@@ -180,6 +184,21 @@ class SerialClient(DriverClient):
         """Like :meth:`expect` with plain strings instead of regexes."""
         self._start()
         return self._spawn.expect_exact(text, timeout=timeout)
+
+    def discard(self, timeout: float = 10.0) -> None:
+        """Forget the output so far: the next ``expect``/``read`` sees only what comes after.
+
+        Against our exporters "so far" is exact (up to the console's present end offset,
+        waiting up to ``timeout`` s for it to arrive); upstream, it is what has arrived.
+        """
+        self._start()
+        if self.scrollback_supported:
+            target = int(self.call("offset"))
+            with self._delivered:
+                if not self._delivered.wait_for(lambda: self._end >= target, timeout):
+                    raise ExpectTimeout(f"{self.display_path}.discard: the console did not reach offset "
+                                        f"{target} within {timeout} s")
+        self._spawn.take()
 
     def read(self, timeout: float = 0) -> str:
         """Output received since the last ``expect``/``read``; waits up to ``timeout`` s for some."""

@@ -32,9 +32,11 @@ class VirtualBoardClient(CompositeClient):
     def boot_to_shell(self, timeout: float = 60.0) -> None:
         """Power on if needed, wait for the login prompt and log in, within ``timeout`` seconds.
 
-        A failure names the step that failed and what the console showed last.
+        A failure names the step that failed and what the console showed last. On success
+        ``serial``'s expect buffer is emptied, so the next ``expect`` sees only new output.
         """
         self.call("boot_to_shell", timeout)
+        self.serial.discard()
 
     def cli(self) -> click.Group:
         from jumpstarter_jupyter.drivers.storage.cli import _progress_bar

@@ -31,7 +31,7 @@ from jumpstarter_jupyter.drivers.network.driver import TcpNetwork
 from jumpstarter_jupyter.drivers.power.driver import VirtualPower
 from jumpstarter_jupyter.drivers.serial.common import ConsoleSpawn
 from jumpstarter_jupyter.drivers.serial.driver import PySerial
-from jumpstarter_jupyter.drivers.storage.driver import VirtualStorageMux, _copy_decoded
+from jumpstarter_jupyter.drivers.storage.driver import VirtualStorageMux
 from jumpstarter_jupyter.drivers.virtual.board import Board
 from jumpstarter_jupyter.drivers.virtual.boot import NO_IMAGE, State
 from jumpstarter_jupyter.drivers.virtual.image import make_image
@@ -97,8 +97,8 @@ class VirtualBoard(Composite):
         try:
             storage.host()
             step = "write image"
-            with storage.lock, self.resource(image) as source, open(storage.path, "wb") as card:
-                written = _copy_decoded(source, card, image.get("x_jmp_content_encoding"))
+            with self.resource(image) as source:
+                written = storage.write_from(source, image.get("x_jmp_content_encoding"))
             self.logger.info("flashed %d bytes", written)
             step = "storage to DUT"
             storage.dut()

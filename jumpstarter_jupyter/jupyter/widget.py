@@ -118,10 +118,15 @@ class DriverWidget(anywidget.AnyWidget):
     _instances: ClassVar[dict[tuple[type, DriverClient], DriverWidget]] = {}
     _instances_lock: ClassVar[threading.Lock] = threading.Lock()
 
-    def __init__(self, client: DriverClient, **kwargs: Any):
-        cls = type(self)
+    def __new__(cls, *args: Any, **kwargs: Any):
+        # checked before an object exists: ipywidgets' __del__ would close a half-built one
         if "_esm" not in cls.__dict__:
             cls._esm = bundle_source(cls.bundle)
+        return super().__new__(cls, *args, **kwargs)
+
+    def __init__(self, client: DriverClient, **kwargs: Any):
+        # anywidget's add_traits() swaps in a per-instance subclass, so remember the class now
+        self._key = (type(self), client)
         self.client = client
         self._pending: dict[str, Any] = {}
         self._pending_lock = threading.Lock()
@@ -194,8 +199,8 @@ class DriverWidget(anywidget.AnyWidget):
     def close(self) -> None:
         """Stop background work and close the widget's comm."""
         with self._instances_lock:
-            if self._instances.get((type(self), self.client)) is self:
-                del self._instances[(type(self), self.client)]
+            if self._instances.get(self._key) is self:
+                del self._instances[self._key]
         self.stop()
         self._batcher.close()
         super().close()

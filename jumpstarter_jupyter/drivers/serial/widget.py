@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -97,12 +98,18 @@ class SerialWidget(DriverWidget):
         self._end: int | None = None  # absolute offset just past the last byte taken in
         self._last_event: tuple[int, str] | None = None
         self._held: list[Any] | None = []  # live chunks that arrive while the history loads
-        self._log = self._open_log(Path(log_path) if log_path else default_log_path(client.display_path))
+        self._log: IO[bytes] | None = None
+        self._unsubscribe: Callable[[], None] = lambda: None
         if not client.scrollback_supported:
             self.status = "no scrollback: this exporter keeps none (upstream); showing output from now on"
-        # subscribe before reading the history, so together they miss nothing (see history())
-        self._unsubscribe = client.subscribe(self._on_chunk)
-        self._load_history()
+        try:
+            self._log = self._open_log(Path(log_path) if log_path else default_log_path(client.display_path))
+            # subscribe before reading the history, so together they miss nothing (see history())
+            self._unsubscribe = client.subscribe(self._on_chunk)
+            self._load_history()
+        except BaseException:
+            self.close()  # no half-built widget left with an open comm
+            raise
 
     def _load_history(self) -> None:
         try:
@@ -159,7 +166,7 @@ class SerialWidget(DriverWidget):
             self._log_write(marker(chunk.event))
 
     def _log_write(self, data: bytes) -> None:
-        if not self._log.closed:  # stop() closes it under the ring lock, which callers hold
+        if self._log is not None and not self._log.closed:  # stop() closes it under the ring lock, which callers hold
             self._log.write(data)
             self.bytes_logged += len(data)
 
@@ -228,4 +235,5 @@ class SerialWidget(DriverWidget):
         self._unsubscribe()
         self._input.shutdown(wait=False)
         with self._ring_lock:
-            self._log.close()
+            if self._log is not None:
+                self._log.close()

@@ -126,6 +126,7 @@ export default {
       if (end !== null && offset + data.length <= end) return;
       show(end !== null && offset < end ? data.subarray(end - offset) : data);
       end = offset + data.length;
+      screen.dataset.offset = String(end); // how far this view got (tests compare it with the console)
     };
 
     const bar = toolbar(model, term, state);

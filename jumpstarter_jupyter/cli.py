@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
-import threading
 
 import click
 
@@ -27,12 +25,23 @@ def _serve_options(func):
     return func
 
 
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+def _block_stop_signals() -> None:
+    """Block SIGINT/SIGTERM before any thread starts, so every thread inherits the mask and
+    the main thread alone receives them in ``sigwait`` (a handler may never run while the
+    main thread sleeps on a lock if the kernel delivers the signal to a driver's thread)."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+
+
 def _serve_until_signalled(root, listen, socket_path, passphrase, tls_cert, tls_key) -> None:
     from jumpstarter_jupyter.exporter import serve
 
     if listen is None and socket_path is None:
         listen = "127.0.0.1:7777"
     if listen is not None and socket_path is not None:
+        root.close()
         raise click.UsageError("give --listen or --socket, not both")
     try:
         exporter = serve(root, listen=listen, socket=socket_path, passphrase=passphrase,
@@ -40,12 +49,9 @@ def _serve_until_signalled(root, listen, socket_path, passphrase, tls_cert, tls_
     except (OSError, ValueError) as exc:
         root.close()
         raise click.ClickException(str(exc)) from None
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    click.echo(f"serving {exporter.address}", err=False)
+    click.echo(f"serving {exporter.address}")
     sys.stdout.flush()
-    stop.wait()
+    signal.sigwait(STOP_SIGNALS)
     exporter.stop()
 
 
@@ -56,6 +62,7 @@ def run(config, listen, socket_path, passphrase, tls_cert, tls_key):
     """Serve the drivers of an ExporterConfig YAML file."""
     from jumpstarter_jupyter.exporter import build_tree, load_config
 
+    _block_stop_signals()
     try:
         root = build_tree(load_config(config))
     except JumpstarterError as exc:
@@ -69,6 +76,7 @@ def demo(listen, socket_path, passphrase, tls_cert, tls_key):
     """Serve the virtual board: power, serial console, storage, network, button, led."""
     from jumpstarter_jupyter.drivers.virtual.driver import VirtualBoard
 
+    _block_stop_signals()
     _serve_until_signalled(VirtualBoard.create(), listen, socket_path, passphrase, tls_cert, tls_key)
 
 

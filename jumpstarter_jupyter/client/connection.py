@@ -36,6 +36,8 @@ CHANNEL_OPTIONS = [
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1_000),
+    # a fresh channel must not inherit a shared subchannel still in reconnect backoff
+    ("grpc.use_local_subchannel_pool", 1),
 ]
 TCP_ENDPOINT = re.compile(r"^(?P<host>.+):(?P<port>\d{1,5})$")
 
@@ -58,18 +60,23 @@ class Connection:
         self.endpoint, self.name = endpoint, name
         self.target = channel_target(endpoint)
         self.metadata: tuple[tuple[str, str], ...] = ((PASSPHRASE_KEY, passphrase),) if passphrase else ()
-        if tls_ca is not None:
-            credentials = grpc.ssl_channel_credentials(open(tls_ca, "rb").read() if tls_ca else None)
+        self.tls_ca = tls_ca
+        self._retired: list[grpc.Channel] = []
+        self._open_channel()
+        self._lock = threading.Lock()
+        self._stale = False
+        self.report = self._get_report()
+        self._bind(self.report)
+
+    def _open_channel(self) -> None:
+        if self.tls_ca is not None:
+            credentials = grpc.ssl_channel_credentials(open(self.tls_ca, "rb").read() if self.tls_ca else None)
             self.channel = grpc.secure_channel(self.target, credentials, options=CHANNEL_OPTIONS)
         else:
             self.channel = grpc.insecure_channel(self.target, options=CHANNEL_OPTIONS)
         self.exporter = jumpstarter_pb2_grpc.ExporterServiceStub(self.channel)
         self.router = router_pb2_grpc.RouterServiceStub(self.channel)
         self.console = console_pb2_grpc.ConsoleServiceStub(self.channel)
-        self._lock = threading.Lock()
-        self._stale = False
-        self.report = self._get_report()
-        self._bind(self.report)
 
     # report and rebinding
     def _get_report(self) -> pb.GetReportResponse:
@@ -98,6 +105,12 @@ class Connection:
 
     def refresh(self) -> bool:
         """Re-read the report; True when the exporter restarted (new UUIDs)."""
+        with self._lock:
+            if self._stale:
+                # a fresh channel tries at once, where the old one may sit in reconnect backoff;
+                # the old one keeps serving streams still open on it until close()
+                self._retired.append(self.channel)
+                self._open_channel()
         report = self._get_report()
         with self._lock:
             restarted = report.uuid != self.report.uuid
@@ -166,7 +179,8 @@ class Connection:
         return False
 
     def close(self) -> None:
-        self.channel.close()
+        for channel in (*self._retired, self.channel):
+            channel.close()
 
 
 def request_json(value: dict) -> str:

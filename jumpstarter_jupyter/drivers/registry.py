@@ -38,8 +38,9 @@ def resolve(name: str, error: Callable[[str], Exception]) -> type[Driver]:
     try:
         cls = getattr(importlib.import_module(module_name), attr) if module_name else None
     except ImportError as exc:
-        if exc.name and not module_name.startswith(exc.name):
-            raise error(f"cannot import {name!r}: {exc}") from None
+        registered = target != name
+        if registered or (exc.name and not module_name.startswith(exc.name)):
+            raise error(f"cannot import driver type {name!r} ({target}): {exc}") from None
         cls = None
     except AttributeError:
         cls = None

@@ -6,8 +6,12 @@ expected, e.g. ``board.yaml: export.power.config.voltage (line 7): expected floa
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
+import sys
 import typing
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -146,17 +150,35 @@ def _entry(reader: _Reader, value: Any, path: str) -> DriverSpec:
 
 
 def build_tree(config: ExporterConfig) -> Driver:
-    """Instantiate every driver of ``config`` under an implicit composite root."""
+    """Instantiate every driver of ``config`` under an implicit composite root.
+
+    A ``type:`` may also name a module in the config file's directory, so a custom driver
+    kept beside its YAML runs without being installed (``examples/board.yaml``).
+    """
     root = Composite()
     root.description = config.description
-    root.children = {name: _build(config, spec) for name, spec in config.export.items()}
+    with _importable_beside(config.source):
+        root.children = {name: _build(config, spec) for name, spec in config.export.items()}
     _resolve_proxies(config, root, root)
     return root
 
 
+@contextlib.contextmanager
+def _importable_beside(source: str) -> Iterator[None]:
+    directory = os.path.dirname(os.path.abspath(source))
+    if not os.path.isfile(source) or directory in sys.path:
+        yield
+        return
+    sys.path.append(directory)  # appended: installed packages keep precedence
+    try:
+        yield
+    finally:
+        sys.path.remove(directory)
+
+
 def _build(config: ExporterConfig, spec: DriverSpec) -> Driver:
     def error(path: str, message: str) -> ConfigError:
-        line = config.lines.get(path)
+        line = _nearest_line(config.lines, path)
         return ConfigError(f"{config.source}: {path}{f' (line {line})' if line else ''}: {message}")
 
     if spec.ref is not None:
@@ -198,6 +220,15 @@ def instantiate(cls: type[Driver], values: dict[str, Any], error: Any) -> Driver
         return cls(**kwargs)
     except (ValueError, TypeError, OSError) as exc:
         raise error("", f"{cls.__name__}: {exc}") from None
+
+
+def _nearest_line(lines: dict[str, int], path: str) -> int | None:
+    """The line of ``path``, or of its closest ancestor written in the file."""
+    while path:
+        if path in lines:
+            return lines[path]
+        path = path.rpartition(".")[0]
+    return None
 
 
 def _type_name(hint: Any) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import logging
 import os
+import socket as stdlib_socket
 from concurrent import futures
 from pathlib import Path
 
@@ -61,6 +62,19 @@ def _refusing(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
     return make(refuse, handler.request_deserializer, handler.response_serializer)
 
 
+def _claim_socket_path(path: str) -> None:
+    """Remove a stale socket file, but never one another exporter is listening on."""
+    if not os.path.exists(path):
+        return
+    with stdlib_socket.socket(stdlib_socket.AF_UNIX) as probe:
+        try:
+            probe.connect(path)
+        except OSError:
+            os.unlink(path)  # nobody listens: left over from a process that died
+            return
+    raise OSError(f"cannot listen on unix:{path}: the socket is in use by another exporter")
+
+
 class Exporter:
     """A running exporter: ``address`` to connect to, ``stop()`` to end it."""
 
@@ -107,7 +121,7 @@ def serve(
     console_pb2_grpc.add_ConsoleServiceServicer_to_server(ConsoleServicer(tree), server)
     target = listen if listen is not None else f"unix:{os.path.abspath(socket)}"
     if socket is not None:
-        Path(socket).unlink(missing_ok=True)
+        _claim_socket_path(socket)
     credentials = None
     if tls_cert or tls_key:
         if not (tls_cert and tls_key):

@@ -1,0 +1,105 @@
+"""Loading ExporterConfig YAML: upstream's format, and errors that say file, path and line."""
+
+from __future__ import annotations
+
+import textwrap
+
+from dataclasses import dataclass
+
+import pytest
+
+from jumpstarter_jupyter.driver import Driver
+from jumpstarter_jupyter.drivers.composite.driver import Composite
+from jumpstarter_jupyter.drivers.power.driver import MockPower
+from jumpstarter_jupyter.errors import ConfigError
+from jumpstarter_jupyter.exporter import build_tree, load_config, parse_config
+
+
+def config(body: str) -> str:
+    return "apiVersion: jumpstarter.dev/v1alpha1\nkind: ExporterConfig\n" + textwrap.dedent(body)
+
+
+def build(body: str):
+    return build_tree(parse_config(config(body), "board.yaml"))
+
+
+def test_upstream_config_builds_the_tree_with_implicit_composites_and_proxies():
+    root = build("""
+        description: Rich test exporter
+        export:
+          power:
+            type: jumpstarter_driver_power.driver.MockPower
+            description: Main DUT power
+            methods_description:
+              on: Turn it on!
+          group:
+            children:
+              inner:
+                type: jumpstarter_driver_power.driver.MockPower
+                config:
+                  voltage: 12
+          alias:
+            ref: power
+    """)
+    assert root.description == "Rich test exporter"
+    assert list(root.children) == ["power", "group", "alias"]
+    assert isinstance(root.children["power"], MockPower)
+    assert root.children["power"].methods_description == {"on": "Turn it on!"}  # `on:` stays text
+    assert isinstance(root.children["group"], Composite)
+    assert root.children["group"].children["inner"].voltage == 12.0
+    assert root.children["alias"].target is root.children["power"]
+
+
+def test_load_config_reads_a_file(tmp_path):
+    path = tmp_path / "b.yaml"
+    path.write_text(config("export:\n  power:\n    type: MockPower\n"))
+    assert list(load_config(path).export) == ["power"]
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ("export:\n  power:\n    type: MockPower\n   config: {}\n", r"board.yaml: line 6, column 4: YAML syntax error"),
+        ("export:\n  power:\n    type: MockPowr\n", r"export.power.type \(line 5\): unknown driver type 'MockPowr'; did you mean MockPower"),
+        ("export:\n  power:\n    type: MockPower\n    config:\n      voltage: high\n",
+         r"export.power.config.voltage \(line 7\): expected float, got text 'high'"),
+        ("export:\n  power:\n    type: MockPower\n    config:\n      volts: 5\n",
+         r"export.power.config.volts \(line 7\): MockPower has no config field 'volts'; fields: voltage, current"),
+        ("export:\n  power:\n    type: MockPower\n    colour: red\n", r"export.power.colour \(line 6\): unknown key"),
+        ("export:\n  power: {}\n", r"export.power \(line 4\): expected `type:`"),
+        ("export: []\n", r"export \(line 3\): expected a mapping"),
+        ("export:\n  power:\n    type: os.path.join\n", r"'os.path.join' is not a driver class"),
+        ("export:\n  a:\n    ref: nothere\n", r"ref 'nothere': no driver 'nothere'"),
+    ],
+)
+def test_bad_configs_name_file_yaml_path_line_and_expectation(body, message):
+    with pytest.raises(ConfigError, match=message):
+        build(body)
+
+
+@dataclass
+class NeedsPort(Driver):
+    port: int
+
+
+def test_missing_required_field_is_named():
+    with pytest.raises(ConfigError, match=r"export.dev.config.port \(line 6\): NeedsPort needs config field 'port' \(int\)"):
+        build("export:\n  dev:\n    type: test_config.NeedsPort\n    config: {}\n")
+
+
+def test_int_fields_accept_whole_numbers_only():
+    assert build("export:\n  dev:\n    type: test_config.NeedsPort\n    config: {port: 80}\n").children["dev"].port == 80
+    with pytest.raises(ConfigError, match=r"export.dev.config.port \(line 6\): expected int, got a number 80.5"):
+        build("export:\n  dev:\n    type: test_config.NeedsPort\n    config: {port: 80.5}\n")
+
+
+def test_wrong_api_version_and_kind_are_refused():
+    with pytest.raises(ConfigError, match=r"apiVersion \(line 1\): expected 'jumpstarter.dev/v1alpha1'"):
+        parse_config("apiVersion: v2\nkind: ExporterConfig\nexport: {}\n", "x.yaml")
+    with pytest.raises(ConfigError, match=r"kind \(line 2\)"):
+        parse_config("apiVersion: jumpstarter.dev/v1alpha1\nkind: Other\nexport: {}\n", "x.yaml")
+
+
+def test_unreadable_file_is_named(tmp_path):
+    with pytest.raises(ConfigError, match=r"nope.yaml: cannot read"):
+        load_config(tmp_path / "nope.yaml")

@@ -1,0 +1,1 @@
+"""An example custom composite driver, importable from a config file beside it (examples/board.yaml)."""

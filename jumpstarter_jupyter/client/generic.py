@@ -20,12 +20,9 @@ class GenericClient(DriverClient):
     widget = "jumpstarter_jupyter.jupyter.generic.GenericWidget"
 
     def __getattr__(self, name: str) -> Any:
-        try:
+        if name.startswith("_") or name in self.__dict__.get("children", {}):
             return super().__getattr__(name)
-        except AttributeError:
-            if name.startswith("_") or (self.methods is not None and name not in self.methods):
-                raise
-        return self.method(name)
+        return self.method(name)  # DriverMethodNotFound (an AttributeError) when not exported
 
     def __dir__(self) -> list[str]:
         return sorted({*super().__dir__(), *(self.methods or {})})

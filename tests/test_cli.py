@@ -1,0 +1,79 @@
+"""The command line: errors are one readable line and a non-zero exit, never a traceback."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+
+from conftest import serving
+
+from jumpstarter_jupyter.drivers.composite.driver import Composite
+from jumpstarter_jupyter.drivers.power.driver import MockPower
+
+CONFIG = "apiVersion: jumpstarter.dev/v1alpha1\nkind: ExporterConfig\nexport:\n  power:\n    type: MockPower\n"
+
+
+def cli(*args, timeout=60):
+    return subprocess.run([sys.executable, "-m", "jumpstarter_jupyter", *args], capture_output=True,
+                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def board() -> Composite:
+    root = Composite()
+    root.children = {"power": MockPower()}
+    return root
+
+
+def test_run_refuses_a_bad_config_naming_file_and_line(tmp_path):
+    config = tmp_path / "bad.yaml"
+    config.write_text(CONFIG.replace("MockPower", "MockPowah"))
+    result = cli("run", str(config))
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"Error: {config}: export.power.type (line 5): unknown driver type "
+                                    "'MockPowah'; did you mean MockPower")
+
+
+def test_run_refuses_a_port_in_use(tmp_path):
+    config = tmp_path / "ok.yaml"
+    config.write_text(CONFIG)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        result = cli("run", str(config), "--listen", f"127.0.0.1:{taken.getsockname()[1]}")
+    assert result.returncode == 1
+    assert "Error: cannot listen on 127.0.0.1:" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_j_against_a_dead_exporter_says_so(tmp_path):
+    result = cli("j", "--endpoint", f"unix:{tmp_path}/gone.sock", "power", "on")
+    assert result.returncode == 1
+    assert "is not reachable" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_j_without_an_endpoint_explains_and_help_works(monkeypatch):
+    monkeypatch.delenv("JUMPSTARTER_HOST", raising=False)
+    result = cli("j", "power", "on")
+    assert result.returncode == 2 and "no exporter: pass --endpoint" in result.stderr
+    assert "Drive an exporter's tree" in cli("j", "--help").stdout
+
+
+def test_j_drives_power_and_refuses_a_wrong_passphrase():
+    with serving(board(), passphrase="pw") as exporter:
+        bad = cli("j", "--endpoint", exporter.address, "--passphrase", "nope", "power", "on")
+        assert bad.returncode == 1 and "invalid or missing passphrase" in bad.stderr
+        good = cli("j", "--endpoint", exporter.address, "--passphrase", "pw", "power", "read", "-n", "2")
+        assert good.returncode == 0, good.stderr
+        assert good.stdout.splitlines() == ["voltage=0.0 V  current=0.0 A  apparent_power=0.0 VA",
+                                            "voltage=5.0 V  current=2.0 A  apparent_power=10.0 VA"]
+        tree = cli("j", "--endpoint", exporter.address, "--passphrase", "pw", "tree")
+        assert tree.stdout.splitlines() == ["dut  (CompositeClient)", "  power  (PowerClient)"]
+        help_text = cli("j", "--endpoint", exporter.address, "--passphrase", "pw", "power", "--help").stdout
+        assert all(command in help_text for command in ("on", "off", "cycle", "read"))
+
+
+def test_cycle_with_a_negative_wait_is_refused():
+    with serving(board()) as exporter:
+        result = cli("j", "--endpoint", exporter.address, "power", "cycle", "-w", "-1")
+    assert result.returncode == 1
+    assert result.stderr.strip() == "Error: dut.power.cycle: wait must be >= 0 seconds, got -1.0"

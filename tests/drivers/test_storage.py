@@ -176,6 +176,13 @@ def test_cli_switches_flashes_and_dumps(card, tmp_path):
         assert f"flashed {packed} ({packed.stat().st_size} bytes sent); storage connected to the DUT" in result.stdout
         assert open(card.path, "rb").read() == data and card.connected_to == "dut"
 
+        oddly_named = tmp_path / "image.bin"
+        oddly_named.write_bytes(zstandard.compress(data[::-1]))
+        result = run_cli(storage, "flash", "--compression", "zstd", str(oddly_named))
+        assert result.returncode == 0, result.stderr
+        assert open(card.path, "rb").read() == data[::-1]
+        storage.flash(packed)  # the suffix says xz
+
         dumped = tmp_path / "dump.img"
         result = run_cli(storage, "dump", str(dumped))
         assert result.returncode == 0, result.stderr

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import click
 
 from jumpstarter_jupyter.client.streams import Progress
+from jumpstarter_jupyter.drivers.storage.client import ENCODING_FOR_SUFFIX
 
 
 def _help(storage, command: str, default: str) -> str:
@@ -52,9 +53,11 @@ def commands(storage) -> list[click.Command]:
 
     @click.command(help=_help(storage, "flash", "Write an image (plain, .gz, .xz, .zst or .bz2), then connect it to the DUT."))
     @click.argument("file", type=click.Path(exists=True, dir_okay=False))
-    def flash(file):
+    @click.option("--compression", type=click.Choice(sorted(set(ENCODING_FOR_SUFFIX.values()))),
+                  help="How FILE is compressed (default: from its suffix).")
+    def flash(file, compression):
         with _progress_bar(f"flashing {os.path.basename(file)}", os.path.getsize(file)) as progress:
-            storage.flash(file, progress=progress)
+            storage.flash(file, progress=progress, compression=compression)
         click.echo(f"flashed {file} ({os.path.getsize(file)} bytes sent); storage connected to the DUT")
 
     @click.command(help=_help(storage, "dump", "Copy the storage into FILE, then connect it to the DUT."))

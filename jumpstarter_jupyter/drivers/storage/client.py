@@ -56,15 +56,17 @@ class StorageMuxClient(DriverClient):
         with open(path, "wb") as sink:
             self.download("read", sink, progress=progress)
 
-    def flash(self, path: str | os.PathLike, progress: Progress | None = None) -> None:
+    def flash(self, path: str | os.PathLike, progress: Progress | None = None,
+              compression: str | None = None) -> None:
         """Switch to the host, write the image ``path``, switch to the DUT.
 
         ``.gz``, ``.xz``, ``.zst`` and ``.bz2`` images travel compressed and land
-        decompressed. ``progress(bytes_sent, total)`` is called as the file is sent.
-        If writing fails the storage stays on the host.
+        decompressed; ``compression`` (``gzip``, ``xz``, ``zstd``, ``bz2``) overrides the
+        suffix, as upstream's ``--compression``. ``progress(bytes_sent, total)`` is called as
+        the file is sent. If writing fails the storage stays on the host.
         """
         self.host()
-        self._upload(path, image_encoding(path), progress)
+        self._upload(path, compression or image_encoding(path), progress)
         self.dut()
 
     def dump(self, path: str | os.PathLike, progress: Progress | None = None) -> None:

@@ -86,10 +86,12 @@ def echo_server() -> Iterator[str]:
 
 
 def render_config(name: str, directory: Path, echo: str) -> Path:
-    """``configs/NAME`` with ``@ECHO_PORT@`` replaced by the echo server's port."""
+    """``configs/NAME`` with ``@ECHO_PORT@`` (the echo server's port) and ``@SCRATCH@`` filled in."""
+    scratch = directory / f"{Path(name).stem}-scratch"
+    scratch.mkdir(exist_ok=True)
     text = (CONFIGS / name).read_text().replace("@ECHO_PORT@", echo.rpartition(":")[2])
     path = directory / name
-    path.write_text(text)
+    path.write_text(text.replace("@SCRATCH@", str(scratch)))
     return path
 
 

@@ -6,9 +6,14 @@ here would shadow `tests/conftest.py` for `from conftest import serving`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import re
+import select
+import subprocess
+import sys
+import tempfile
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -109,3 +114,29 @@ def start_kernel(jupyter_env) -> Iterator[Callable[..., Kernel]]:
 def kernel(start_kernel) -> Kernel:
     """A fresh kernel for one test."""
     return start_kernel()
+
+
+@contextlib.contextmanager
+def demo_board(*options: str) -> Iterator[str]:
+    """``jumpstarter-jupyter demo`` on a free loopback port, as a separate process; yields its endpoint."""
+    log = tempfile.TemporaryFile()  # a file, not a pipe: an unread pipe would stall the exporter
+    process = subprocess.Popen([sys.executable, "-m", "jumpstarter_jupyter", "demo", "--listen", "127.0.0.1:0", *options],
+                               stdout=subprocess.PIPE, stderr=log)
+    try:
+        ready, _, _ = select.select([process.stdout], [], [], START_TIMEOUT)
+        line = process.stdout.readline().decode() if ready else ""
+        if not line.startswith("serving "):
+            log.seek(0)
+            raise RuntimeError(f"the demo exporter did not start: {line!r} {log.read().decode()[-2000:]}")
+        yield line.split()[1]
+    finally:
+        process.terminate()
+        process.wait(10)
+        log.close()
+
+
+@pytest.fixture
+def demo() -> Iterator[str]:
+    """The endpoint of a fresh virtual board exporter (its own process) for one test."""
+    with demo_board() as endpoint:
+        yield endpoint

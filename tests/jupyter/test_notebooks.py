@@ -1,0 +1,110 @@
+"""Both notebooks executed headless by papermill against ``jumpstarter-jupyter demo``.
+
+Checks what a CI log and the executed notebook show: the text outputs, the saved widget state
+(the device panel with every driver, the console in the terminal's state), papermill's exit
+status, and, when a check fails, that the board was left powered off.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from jumpstarter_jupyter.client import connect
+from kernels import demo, jupyter_env  # noqa: F401  (fixtures)
+
+NOTEBOOKS = Path(__file__).parents[2] / "notebooks"
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+RUN_TIMEOUT = 600
+
+pytestmark = pytest.mark.notebook
+
+
+def papermill(notebook: str, out: Path, env: dict, *parameters: str) -> subprocess.CompletedProcess:
+    """Run papermill as CI would; returns the finished process (output captured)."""
+    args = [sys.executable, "-m", "papermill", str(NOTEBOOKS / notebook), str(out), "--cwd", str(out.parent)]
+    for pair in parameters:
+        name, _, value = pair.partition("=")
+        args += ["-p", name, value]
+    return subprocess.run(args, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT)
+
+
+def texts(nb) -> str:
+    """Every stream, result and error text of the executed notebook, in order."""
+    out = []
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            out.append(output.get("text") or output.get("data", {}).get("text/plain", "") or output.get("evalue", ""))
+    return "\n".join(out)
+
+
+def widget_states(nb) -> dict[str, dict]:
+    return nb.metadata.widgets[WIDGET_STATE]["state"]
+
+
+def driver_widgets(nb) -> dict[str, dict]:
+    """Saved driver widget models by driver path (``dut.power``)."""
+    return {model["state"]["path"]: model for model in widget_states(nb).values() if model["state"].get("path")}
+
+
+def test_smoke_test_passes_and_keeps_widget_state(demo, jupyter_env, tmp_path):
+    out = tmp_path / "smoke-out.ipynb"
+    run = papermill("smoke-test.ipynb", out, jupyter_env, f"endpoint={demo}")
+    assert run.returncode == 0, run.stderr[-3000:]
+    nb = nbformat.read(out, as_version=4)
+    text = texts(nb)
+    for name in ("boots to login", "led follows `led on|off`", "button reaches the board", "HTTP answers"):
+        assert f"PASS  {name}" in text
+    assert "5/5 checks passed" in text
+    assert "power readings: 5" in text or "power readings: 4.9" in text
+    assert "button: released" in text  # the console tail
+
+    widgets = driver_widgets(nb)
+    assert {"dut.power", "dut.serial", "dut.storage", "dut.network", "dut.button", "dut.led"} <= set(widgets)
+    serial = widgets["dut.serial"]
+    scrollback = base64.b64decode(next(b["data"] for b in serial.get("buffers", []) if b["path"] == ["scrollback"]))
+    assert b"login: " in scrollback
+    print(f"executed smoke-test notebook: {out.stat().st_size} bytes")  # reported by the CI log (-s)
+
+    with connect(demo) as dut:
+        assert dut.power.state() is False
+
+
+def test_a_failing_check_fails_the_run_and_powers_the_board_off(demo, jupyter_env, tmp_path):
+    bad = tmp_path / "garbage.img"
+    bad.write_bytes(b"not an image\n" * 100)
+    out = tmp_path / "smoke-out.ipynb"
+    run = papermill("smoke-test.ipynb", out, jupyter_env, f"endpoint={demo}", f"image={bad}", "boot_timeout=5")
+    assert run.returncode != 0
+    nb = nbformat.read(out, as_version=4)
+    text = texts(nb)
+    assert "PASS  card ready" in text
+    assert "FAIL  boots to login" in text
+    assert "SKIP  led follows `led on|off`: needs boots to login" in text
+    assert "1/5 checks passed" in text
+    with connect(demo) as dut:
+        assert dut.power.state() is False
+        assert "no bootable image" in dut.serial.log()  # the board was on, and failed to boot
+
+
+def test_bringup_runs_headless(demo, jupyter_env, tmp_path):
+    out = tmp_path / "bringup-out.ipynb"
+    run = papermill("bringup.ipynb", out, {**jupyter_env, "JUMPSTARTER_HOST": demo})
+    assert run.returncode == 0, run.stderr[-3000:]
+    nb = nbformat.read(out, as_version=4)
+    text = texts(nb)
+    assert "Linux jumpstarter 6.6.32-jumpstarter" in text
+    assert "led: 1" in text and "led: 0" in text
+    assert "button: pressed" in text
+    assert 'PRETTY_NAME="Jumpstarter Linux 2.0"' in text  # the flashed image booted
+    assert "Jumpstarter Linux 2.0 on jumpstarter" in text  # through the network forward
+    assert any("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", []))
+    assert "dut: disconnected" in text
+    assert {"dut.power", "dut.serial", "dut.led", "dut.storage"} <= set(driver_widgets(nb))

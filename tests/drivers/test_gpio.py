@@ -15,7 +15,7 @@ from jumpstarter_jupyter.drivers.gpio.driver import (MockDigitalInput, MockDigit
                                                      VirtualDigitalOutput, VirtualLine)
 from jumpstarter_jupyter.exporter import build_tree, parse_config
 
-DEADLINE = 10.0  # seconds: generous bounds on waits that normally end at once
+DEADLINE = 30.0  # seconds: generous bounds on waits that normally end at once
 
 
 @contextlib.contextmanager

@@ -20,7 +20,7 @@ from jumpstarter_jupyter.drivers.network.client import NetworkClient
 from jumpstarter_jupyter.drivers.network.driver import TcpNetwork
 from jumpstarter_jupyter.exporter import build_tree, parse_config
 
-DEADLINE = 10.0  # seconds: bounds socket reads that normally return at once
+DEADLINE = 30.0  # seconds: bounds socket reads that normally return at once
 
 
 class _Echo(socketserver.BaseRequestHandler):

@@ -126,7 +126,9 @@ export default {
       if (end !== null && offset + data.length <= end) return;
       show(end !== null && offset < end ? data.subarray(end - offset) : data);
       end = offset + data.length;
-      screen.dataset.offset = String(end); // how far this view got (tests compare it with the console)
+      const reached = end;
+      // how far this view has written (tests compare it with the console), once xterm parsed it
+      term.write("", () => { screen.dataset.offset = String(reached); });
     };
 
     const bar = toolbar(model, term, state);

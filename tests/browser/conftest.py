@@ -1,0 +1,236 @@
+"""A real JupyterLab server and headless Chromium (Debian's, driven by Playwright).
+
+Every Jupyter directory is private to the session (JUPYTER_*, IPYTHONDIR, MPLCONFIGDIR), the
+news toast is suppressed by an overrides.json in a private app settings directory, and the
+notebook page is used only once its kernel connection is ready (pressing Shift+Enter before
+that silently does nothing).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SERVER_START = 60.0  # seconds
+KERNEL_READY = 60_000  # milliseconds (Playwright's unit)
+CELL_DONE = 120_000
+IOPUB_MSG_RATE_LIMIT = 100  # messages/s over the server's 3 s window
+NO_NEWS = {"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False}}
+
+
+def wait_for(condition: Callable[[], object], timeout: float, what: str) -> object:
+    """Poll ``condition`` until it returns something truthy; fail naming ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"gave up after {timeout} s waiting for {what}")
+        time.sleep(0.05)  # polling interval of a condition with a deadline
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class LabServer:
+    """A running JupyterLab: its URL, token, notebook directory and log file."""
+
+    url: str
+    token: str
+    root: Path
+    log: Path
+
+    def api(self, method: str, path: str, body: dict | None = None) -> dict:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(f"{self.url}{path}", data=data, method=method,
+                                         headers={"Authorization": f"token {self.token}",
+                                                  "Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read() or b"{}")
+
+    def ready(self) -> bool:
+        try:
+            return bool(self.api("GET", "/api/status"))
+        except (urllib.error.URLError, ConnectionError):
+            return False
+
+    def put_notebook(self, name: str, cells: list[str]) -> None:
+        """Store a notebook of code cells (not yet executed) through the contents API."""
+        notebook = {"nbformat": 4, "nbformat_minor": 5, "metadata": {
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+            "cells": [{"cell_type": "code", "source": source, "metadata": {}, "outputs": [],
+                       "execution_count": None, "id": f"cell{i}"} for i, source in enumerate(cells)]}
+        self.api("PUT", f"/api/contents/{name}", {"type": "notebook", "format": "json", "content": notebook})
+
+
+def isolated_env(base: Path) -> dict[str, str]:
+    """Environment with every Jupyter/IPython/matplotlib directory under ``base``."""
+    env = dict(os.environ)
+    for var, sub in {"JUPYTER_CONFIG_DIR": "config", "JUPYTER_DATA_DIR": "data", "JUPYTER_RUNTIME_DIR": "runtime",
+                     "IPYTHONDIR": "ipython", "MPLCONFIGDIR": "mpl"}.items():
+        (base / sub).mkdir(parents=True, exist_ok=True)  # IPython warns and uses /tmp when it is missing
+        env[var] = str(base / sub)
+    env.pop("JUMPSTARTER_HOST", None)
+    return env
+
+
+@pytest.fixture(scope="session")
+def lab(tmp_path_factory) -> Iterator[LabServer]:
+    """JupyterLab on a free loopback port, as root (``--allow-root``), isolated from the user's setup."""
+    base = tmp_path_factory.mktemp("lab")
+    root, settings = base / "notebooks", base / "app-settings"
+    root.mkdir()
+    settings.mkdir()
+    (settings / "overrides.json").write_text(json.dumps(NO_NEWS))
+    port, token = free_port(), secrets.token_hex(16)
+    log = base / "server.log"
+    command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root",
+               "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", f"--IdentityProvider.token={token}",
+               f"--ServerApp.root_dir={root}", f"--LabApp.app_settings_dir={settings}",
+               f"--LabApp.workspaces_dir={base / 'workspaces'}",
+               "--LabApp.extension_manager=readonly", "--LabApp.expose_app_in_browser=True",
+               # a tenth of the default: widgets that batch stay far below it, a flood of
+               # unbatched messages trips it (and the server then says so in the notebook)
+               f"--ServerApp.iopub_msg_rate_limit={IOPUB_MSG_RATE_LIMIT}"]
+    with open(log, "wb") as output:
+        process = subprocess.Popen(command, env=isolated_env(base), cwd=root, stdout=output, stderr=subprocess.STDOUT)
+    server = LabServer(f"http://127.0.0.1:{port}", token, root, log)
+    try:
+        wait_for(lambda: server.ready() or process.poll() is not None, SERVER_START, "JupyterLab to answer")
+        if process.poll() is not None:
+            raise RuntimeError(f"JupyterLab exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="session")
+def chromium(tmp_path_factory):
+    """A persistent headless Chromium context (Debian's binary; never `playwright install`)."""
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs it (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path_factory.mktemp("chromium")), executable_path=CHROMIUM, args=FLAGS, headless=True,
+            viewport={"width": 1280, "height": 1000})
+        yield context
+        context.close()
+
+
+@dataclass
+class NotebookPage:
+    """One open notebook: run its cells one at a time, read their outputs."""
+
+    page: object
+    console: list[str] = field(default_factory=list)
+
+    def run_cell(self, index: int) -> list[dict]:
+        """Run cell ``index`` through the UI (Shift+Enter), wait for it to finish, return its outputs."""
+        self.page.evaluate("""(i) => {
+            const nb = window.jupyterapp.shell.currentWidget.content;
+            nb.activeCellIndex = i; nb.mode = "command"; nb.node.focus();
+        }""", index)
+        self.page.keyboard.press("Shift+Enter")
+        self.page.wait_for_function(
+            "(i) => window.jupyterapp.shell.currentWidget.content.widgets[i].model.executionCount !== null",
+            arg=index, timeout=CELL_DONE)
+        outputs = self.page.evaluate(
+            "(i) => window.jupyterapp.shell.currentWidget.content.widgets[i].model.outputs.toJSON()", index)
+        errors = [o for o in outputs if o.get("output_type") == "error"]
+        assert not errors, f"cell {index} failed: {errors[0]['ename']}: {errors[0]['evalue']}\n" + \
+            "\n".join(errors[0].get("traceback", []))
+        return outputs
+
+    def all_outputs(self) -> list[list[dict]]:
+        """Every cell's outputs (where the server's "IOPub ... rate exceeded" notes would land)."""
+        return self.page.evaluate(
+            "() => window.jupyterapp.shell.currentWidget.content.widgets.map(c => c.model.outputs?.toJSON() ?? [])")
+
+    def cell(self, index: int):
+        """Locator of cell ``index``'s output area."""
+        return self.page.locator(".jp-Notebook .jp-Cell").nth(index).locator(".jp-OutputArea")
+
+
+@pytest.fixture
+def open_notebook(lab: LabServer, chromium) -> Iterator[Callable[[str, list[str]], NotebookPage]]:
+    """``open_notebook(name, cells)``: store the notebook, open it in a new tab once its kernel is ready."""
+    pages = []
+
+    def opener(name: str, cells: list[str]) -> NotebookPage:
+        lab.put_notebook(name, cells)
+        page = chromium.new_page()
+        pages.append(page)
+        notebook = NotebookPage(page)
+        page.on("console", lambda message: notebook.console.append(f"{message.type}: {message.text}"))
+        page.goto(f"{lab.url}/lab/tree/{name}?token={lab.token}")
+        page.wait_for_function("() => window.jupyterapp?.shell?.currentWidget?.sessionContext", timeout=KERNEL_READY)
+        page.evaluate("""async () => {
+            const w = window.jupyterapp.shell.currentWidget;
+            await w.context.ready; await w.sessionContext.ready; await w.sessionContext.session.kernel.info;
+        }""")
+        return notebook
+
+    yield opener
+    for page in pages:
+        # shut the kernel down with the page, so its board connection and threads go too
+        page.evaluate("() => window.jupyterapp.shell.currentWidget?.sessionContext?.shutdown()")
+        page.close()
+
+
+@pytest.fixture
+def board(tmp_path) -> Iterator[tuple[str, object]]:
+    """``jumpstarter-jupyter demo`` on a unix socket: (endpoint, a test-side client of it).
+
+    The test's own client checks what the browser did through the Python API, not the DOM.
+    """
+    from jumpstarter_jupyter.client import connect
+    from jumpstarter_jupyter.errors import ConnectionFailed
+
+    endpoint = f"unix:{tmp_path / 'board.sock'}"
+    log = open(tmp_path / "demo.log", "wb")
+    process = subprocess.Popen([sys.executable, "-m", "jumpstarter_jupyter", "demo", "--socket", str(tmp_path / "board.sock")],
+                               stdout=log, stderr=subprocess.STDOUT)
+
+    def attempt():
+        if process.poll() is not None:
+            raise RuntimeError(f"demo exited with {process.returncode}: {(tmp_path / 'demo.log').read_text()[-2000:]}")
+        try:
+            return connect(endpoint)
+        except ConnectionFailed:
+            return None
+
+    dut = wait_for(attempt, SERVER_START, "the demo board to answer")
+    try:
+        yield endpoint, dut
+    finally:
+        dut.close()
+        process.terminate()
+        process.wait(timeout=15)
+        log.close()

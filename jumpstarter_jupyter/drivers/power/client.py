@@ -52,8 +52,19 @@ class PowerClient(DriverClient):
 
     def watch(self, interval: float = 0.5) -> Iterator[PowerReading]:
         """Readings every ``interval`` seconds until the iterator is closed."""
+        if self.methods is None or "watch" not in self.methods:
+            yield from self._poll(interval)
+            return
         for value in self.streamingcall("watch", interval):
             yield PowerReading(float(value["voltage"]), float(value["current"]))
+
+    def _poll(self, interval: float) -> Iterator[PowerReading]:
+        """``watch`` for exporters without it (upstream's drivers): upstream's finite ``read`` each period."""
+        if interval <= 0:
+            raise DriverInvalidArgument(self.display_path, "watch", f"interval must be > 0 seconds, got {interval}")
+        while True:
+            yield from self.read()
+            time.sleep(interval)  # the sampling period itself, not a wait for a condition
 
     def plot(self, seconds: float = 10.0, interval: float = 0.2):
         """Sample for ``seconds`` and return a matplotlib figure of voltage, current and power."""

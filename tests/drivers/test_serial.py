@@ -12,6 +12,7 @@ import threading
 import time
 
 import pexpect
+import pexpect.fdpexpect
 import pytest
 
 from conftest import client_for, serving
@@ -250,24 +251,44 @@ def test_cli_pipe_round_trips_bytes_through_loop():
 
 def test_cli_console_is_an_interactive_raw_terminal(pty):
     with client_for(PySerial(url=pty.name), "serial") as serial:
-        console = pexpect.spawn(sys.executable, ["-m", "jumpstarter_jupyter", "j", "--endpoint",
-                                                 serial.connection.endpoint, "serial", "console"],
-                                timeout=DEADLINE)
+        # the console runs on a terminal of its own: a second real pty, the test types on its master
+        # (subprocess forks and execs in C: pexpect.spawn's Python-level fork in this gRPC process is not safe)
+        terminal = Pty()
+        argv = [sys.executable, "-m", "jumpstarter_jupyter", "j", "--endpoint", serial.connection.endpoint,
+                "serial", "console"]
+        process = subprocess.Popen(argv, stdin=terminal.slave, stdout=terminal.slave, stderr=terminal.slave,
+                                   start_new_session=True)
+        user = pexpect.fdpexpect.fdspawn(terminal.master, timeout=DEADLINE)
         try:
-            console.expect_exact("console attached")
+            user.expect_exact("console attached")
             pty.write(b"board says hi\r\n")
-            console.expect_exact("board says hi")
-            console.send("ls\r")
+            user.expect_exact("board says hi")
+            user.send("ls\r")
             assert pty.read_until(b"ls\r").endswith(b"ls\r")
-            console.send("\x02\x02\x02")
-            console.expect_exact("console detached")
-            console.expect(pexpect.EOF)
+            user.send("\x02\x02\x02")
+            user.expect_exact("console detached")
+            assert process.wait(DEADLINE) == 0
         finally:
-            console.close()
-        assert console.exitstatus == 0
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            terminal.close()
 
 
 def _root(serial: PySerial) -> Composite:
     root = Composite()
     root.children = {"serial": serial}
     return root
+
+
+def test_a_port_is_held_exclusively(pty):
+    """Two exporters configured with one device must not split its bytes between them."""
+    with client_for(PySerial(url=pty.name), "serial") as serial:
+        second = PySerial(url=pty.name, reopen_interval=0.05)  # finds the port taken: waits for it
+        try:
+            events = [chunk.event for chunk in second.console.follow(snapshot=True)]
+            assert events == [f"port absent ({pty.name}), waiting for it"]
+            pty.write(b"all of it\r\n")
+            serial.expect("all of it", timeout=DEADLINE)
+        finally:
+            second.shutdown()

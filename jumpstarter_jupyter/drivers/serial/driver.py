@@ -64,7 +64,9 @@ class PySerial(Driver):
     def _open(self, first: bool = False) -> Any:
         """Open the URL; None while the device is absent. A malformed URL raises ValueError."""
         try:
-            port = serial.serial_for_url(self.url, baudrate=self.baudrate, do_not_open=True)
+            # exclusive: a second exporter retrying the same device node must not share it
+            # (each would get half the bytes); pyserial ignores it for non-local URLs
+            port = serial.serial_for_url(self.url, baudrate=self.baudrate, exclusive=True, do_not_open=True)
             port.timeout = None if hasattr(port, "cancel_read") else READ_TIMEOUT
             port.open()
             return port

@@ -189,7 +189,8 @@ def open_notebook(lab: LabServer, chromium) -> Iterator[Callable[[str, list[str]
         pages.append(page)
         notebook = NotebookPage(page)
         page.on("console", lambda message: notebook.console.append(f"{message.type}: {message.text}"))
-        page.goto(f"{lab.url}/lab/tree/{name}?token={lab.token}")
+        # a workspace of its own, so JupyterLab does not also restore earlier tests' notebooks
+        page.goto(f"{lab.url}/lab/workspaces/{Path(name).stem}/tree/{name}?token={lab.token}")
         page.wait_for_function("() => window.jupyterapp?.shell?.currentWidget?.sessionContext", timeout=KERNEL_READY)
         page.evaluate("""async () => {
             const w = window.jupyterapp.shell.currentWidget;

@@ -292,3 +292,13 @@ def test_a_port_is_held_exclusively(pty):
             serial.expect("all of it", timeout=DEADLINE)
         finally:
             second.shutdown()
+
+
+def test_release_stops_the_follower():
+    with client_for(PySerial(url="loop://"), "serial") as serial:
+        serial.sendline("started")
+        serial.expect("started", timeout=DEADLINE)
+        follower = [t for t in threading.enumerate() if t.name == "serial follower dut.serial"]
+        assert len(follower) == 1 and follower[0].is_alive()
+    follower[0].join(DEADLINE)
+    assert not follower[0].is_alive()

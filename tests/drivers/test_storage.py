@@ -195,11 +195,11 @@ def test_cli_errors(card, tmp_path):
     bad.write_bytes(b"garbage" * 100)
     with client_for(card, "storage") as storage:
         result = run_cli(storage, "flash", str(tmp_path / "missing.img"))
-        assert result.returncode == 2 and "missing.img' does not exist" in result.stderr
+        assert result.returncode == 2 and "missing.img' does not exist" in result.stderr, result.stderr
         result = run_cli(storage, "flash", str(bad))
-        assert result.returncode == 1
-        assert "Error: dut.storage.write: the upload is not valid zstd data" in result.stderr
-        assert "Traceback" not in result.stderr
+        assert result.returncode == 1, result.stderr
+        assert "Error: dut.storage.write: the upload is not valid zstd data" in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr, result.stderr
 
 
 def test_cli_flash_draws_progress_on_a_terminal(card, tmp_path):

@@ -302,3 +302,21 @@ def test_release_stops_the_follower():
         assert len(follower) == 1 and follower[0].is_alive()
     follower[0].join(DEADLINE)
     assert not follower[0].is_alive()
+
+
+def test_client_keeps_working_across_an_exporter_restart(tmp_path):
+    from jumpstarter_jupyter.exporter import serve
+
+    socket_path = str(tmp_path / "exporter.sock")
+    exporter = serve(_root(PySerial(url="loop://")), socket=socket_path)
+    with connect(f"unix:{socket_path}") as dut:
+        dut.serial.sendline("before restart")
+        dut.serial.expect("before restart", timeout=DEADLINE)
+        exporter.stop(grace=0)
+        exporter = serve(_root(PySerial(url="loop://")), socket=socket_path)
+        try:
+            dut.serial.expect(r"console connection lost", timeout=DEADLINE)
+            dut.serial.sendline("after restart")  # reaches the new exporter even before the follower is back
+            dut.serial.expect("after restart", timeout=DEADLINE)
+        finally:
+            exporter.stop(grace=0)

@@ -18,9 +18,9 @@ import grpc
 import pexpect
 
 from jumpstarter_jupyter.client import DriverClient
-from jumpstarter_jupyter.client.errors import translate
+from jumpstarter_jupyter.client.errors import UNKNOWN_DRIVER, translate
 from jumpstarter_jupyter.drivers.serial.common import Chunk, ConsoleSpawn, ExpectTimeout, dropped_text, marker
-from jumpstarter_jupyter.errors import ConnectionFailed
+from jumpstarter_jupyter.errors import ConnectionFailed, DriverError
 from jumpstarter_jupyter.protocol.v1 import console_pb2
 
 NO_SCROLLBACK = "no scrollback: this exporter keeps none (upstream); showing output from now on"
@@ -71,29 +71,40 @@ class SerialClient(DriverClient):
                 self._thread.start()
 
     def _follow_ours(self) -> None:
-        offset = self._origin
+        offset, reported = self._origin, False
         while not self._stopping.is_set():
+            exporter = self.connection.report.uuid  # offsets are only meaningful within one exporter run
             try:
                 request = console_pb2.FollowRequest(uuid=self.connection.uuid(self.path), offset=offset)
                 self._call = self.connection.console.Follow(request, metadata=self.connection.metadata)
                 for chunk in self._call:
                     self._deliver(Chunk(chunk.offset, chunk.data, chunk.dropped, chunk.event))
-                    offset = chunk.offset + len(chunk.data)
+                    offset, reported = chunk.offset + len(chunk.data), False
             except (grpc.RpcError, ConnectionFailed) as err:
                 if self._stopping.is_set():
                     return
-                reason = err.code().name if isinstance(err, grpc.RpcError) else str(err)
-                self._deliver(Chunk(offset, event=f"console connection lost ({reason}); retrying"))
+                if not reported:  # once per outage, not once per retry
+                    reason = err.code().name if isinstance(err, grpc.RpcError) else str(err)
+                    self._deliver(Chunk(offset, event=f"console connection lost ({reason}); retrying"))
+                    reported = True
+                self._drop_transmit()  # its RPC died too: the next write opens a new one
             if self._stopping.wait(RETRY_INTERVAL):  # the retry period; release() ends it at once
                 return
-            offset = self._reconnect(offset)
+            offset = self._resume_offset(offset, exporter)
 
-    def _reconnect(self, offset: int) -> int:
-        """The offset to resume at: the same console, or the oldest byte of a restarted one."""
+    def _resume_offset(self, offset: int, exporter: str) -> int:
+        """The offset to resume at: the same console's, or the oldest byte of a restarted exporter's."""
         try:
-            return -1 if self.connection.refresh() else offset
+            self.connection.refresh()
         except ConnectionFailed:
-            return offset
+            return offset  # still down: try again later
+        return offset if self.connection.report.uuid == exporter else -1
+
+    def _drop_transmit(self) -> None:
+        with self._lock:
+            stream, self._tx = self._tx, None
+        if stream is not None:
+            stream.close()
 
     def _follow_upstream(self) -> None:
         self._deliver(Chunk(0, event=NO_SCROLLBACK))
@@ -152,8 +163,17 @@ class SerialClient(DriverClient):
         self._start()
         with self._lock:
             if self._tx is None:
-                self._tx = self.stream("transmit")
+                self._tx = self._open_transmit()
         self._tx.send(data)
+
+    def _open_transmit(self) -> Any:
+        try:
+            return self.stream("transmit")
+        except DriverError as exc:
+            if exc.remote_type != UNKNOWN_DRIVER:
+                raise
+        self.connection.refresh()  # the exporter restarted: its drivers have new UUIDs
+        return self.stream("transmit")
 
     def sendline(self, line: str = "") -> None:
         """Send ``line`` and a line separator (``linesep``, default ``"\\n"``)."""

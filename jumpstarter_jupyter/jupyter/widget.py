@@ -107,6 +107,18 @@ class Batcher:
                 self._wake.set()
 
 
+def _keep_senders_subshell(comm: Any) -> None:
+    """Handle a front end's messages on the kernel subshell it sent them to.
+
+    ipykernel 7 routes an incoming comm message to the subshell the comm last published from
+    (meant for request/reply comms). Our widgets publish from their flusher thread, which
+    counts as the main shell, so an emergency click sent on a subshell would wait behind the
+    running cell. Our messages are never replies: keep the sender's choice.
+    """
+    if comm is not None and hasattr(comm, "_reply_subshell_for"):
+        comm._reply_subshell_for = lambda _data, default: default
+
+
 class DriverWidget(anywidget.AnyWidget):
     """Base of every interface widget: one client, a few synced traits, one ES module."""
 
@@ -133,6 +145,7 @@ class DriverWidget(anywidget.AnyWidget):
         self._batcher = Batcher(self.flush, name=f"jumpstarter-widget {client.display_path}")
         super().__init__(path=client.display_path, **kwargs)
         self.on_msg(self._dispatch)
+        _keep_senders_subshell(self.comm)
 
     @classmethod
     def for_client(cls, client: DriverClient) -> DriverWidget:

@@ -81,11 +81,15 @@ def close_widgets(root: DriverClient) -> None:
     """Close the panel and every driver widget made for ``root``'s tree (before it disconnects)."""
     from jumpstarter_jupyter.jupyter.widget import DriverWidget
 
-    for client in root.walk():
-        # the base keeps one widget per client; only close those that exist, never make new ones
-        for widget in (DevicePanel._instances.get(client), DriverWidget._instances.get(client)):
-            if widget is not None and widget.comm is not None:
-                widget.close()
+    tree = set(root.walk())
+    for client in tree:
+        panel = DevicePanel._instances.get(client)
+        if panel is not None and panel.comm is not None:
+            panel.close()
+    # the base keeps one widget per (class, client); close those that exist, never make new ones
+    for (_cls, client), widget in list(DriverWidget._instances.items()):
+        if client in tree:
+            widget.close()
 
 
 def tree_lines(root: DriverClient) -> list[str]:

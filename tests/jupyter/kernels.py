@@ -77,6 +77,33 @@ class Kernel:
         assert cell.status == "ok", f"cell failed:\n{code}\n---\n{cell.text}"
         return cell
 
+    def start(self, code: str) -> str:
+        """Start executing ``code`` without waiting; ``finish(msg_id)`` waits for it."""
+        return self.client.execute(code)
+
+    def finish(self, msg_id: str, timeout: float = CELL_TIMEOUT) -> str:
+        """Wait for the reply of a cell begun with ``start``; returns its status."""
+        while True:
+            reply = self.client.get_shell_msg(timeout=timeout)
+            if reply["parent_header"].get("msg_id") == msg_id:
+                return reply["content"]["status"]
+
+    def create_subshell(self) -> str:
+        """A kernel subshell (ipykernel 7), as JupyterLab >= 4.4 makes for widget messages."""
+        msg = self.client.session.msg("create_subshell_request", {})
+        self.client.control_channel.send(msg)
+        while True:
+            reply = self.client.get_control_msg(timeout=START_TIMEOUT)
+            if reply["parent_header"].get("msg_id") == msg["header"]["msg_id"]:
+                return reply["content"]["subshell_id"]
+
+    def send_to_widget(self, model_id: str, content: dict, subshell_id: str | None = None) -> None:
+        """What a widget's front end sends with ``model.send(content)``: a custom comm message."""
+        msg = self.client.session.msg("comm_msg", {"comm_id": model_id, "data": {"method": "custom", "content": content}})
+        if subshell_id is not None:
+            msg["header"]["subshell_id"] = subshell_id
+        self.client.shell_channel.send(msg)
+
     def shutdown(self) -> None:
         self.client.stop_channels()
         self.manager.shutdown_kernel(now=False)

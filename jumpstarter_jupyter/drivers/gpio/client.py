@@ -18,6 +18,8 @@ class DigitalOutputClient(DriverClient):
     1
     """
 
+    widget = "jumpstarter_jupyter.drivers.gpio.widget.DigitalOutputWidget"
+
     def on(self) -> None:
         """Drive the pin active."""
         self.call("on")
@@ -58,6 +60,8 @@ class DigitalInputClient(DriverClient):
     >>> next(dut.led.watch())                    # doctest: +SKIP
     1
     """
+
+    widget = "jumpstarter_jupyter.drivers.gpio.widget.DigitalInputWidget"
 
     def read_pin(self) -> int:
         """The pin's present value: 1 (active) or 0."""

@@ -18,6 +18,8 @@ class NetworkClient(DriverClient):
     ...     urllib.request.urlopen(f"http://{addr}/").read()
     """
 
+    widget = "jumpstarter_jupyter.drivers.network.widget.NetworkWidget"
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._forwarders: set[Forwarder] = set()

@@ -29,6 +29,8 @@ class StorageMuxClient(DriverClient):
     >>> dut.storage.flash("image.img.xz", progress=print)   # doctest: +SKIP
     """
 
+    widget = "jumpstarter_jupyter.drivers.storage.widget.StorageMuxWidget"
+
     def host(self) -> None:
         """Connect the storage to the host (the exporter)."""
         self.call("host")

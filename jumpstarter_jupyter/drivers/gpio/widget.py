@@ -1,0 +1,68 @@
+"""GPIO widgets: a switch per output (``DigitalOutputWidget``), a live indicator per input.
+
+Both show the pin's actual level: an input follows the driver's ``watch()`` stream (the virtual
+board's LED lights as soon as its shell runs ``led on``); an output is read back after each
+click and every ``POLL`` seconds, so a cell's ``dut.button.on()`` shows here too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import traitlets
+
+from jumpstarter_jupyter.drivers.gpio.client import DigitalInputClient, DigitalOutputClient
+from jumpstarter_jupyter.jupyter.follow import Follower
+from jumpstarter_jupyter.jupyter.widget import DriverWidget
+
+POLL = 0.5  # seconds between read-backs of an output pin
+
+
+class DigitalOutputWidget(DriverWidget):
+    """A switch driving one output pin."""
+
+    bundle = "gpio"
+    kind = traitlets.Unicode("output").tag(sync=True)
+    value = traitlets.Int(-1).tag(sync=True)  # 1 active, 0 inactive, -1 not read yet
+
+    def __init__(self, client: DigitalOutputClient, **kwargs: Any):
+        super().__init__(client, **kwargs)
+        self._follower = Follower(self, "reading the pin", self._poll)
+
+    def action_set(self, active: bool) -> None:
+        self.client.on() if active else self.client.off()
+        self.update(value=self.client.read_pin())
+
+    def _poll(self, follower: Follower) -> None:
+        while True:
+            follower.update(value=self.client.read_pin())
+            if follower.wait(POLL):
+                return
+
+    def stop(self) -> None:
+        self._follower.stop()
+
+
+class DigitalInputWidget(DriverWidget):
+    """A live indicator of one input pin."""
+
+    bundle = "gpio"
+    kind = traitlets.Unicode("input").tag(sync=True)
+    value = traitlets.Int(-1).tag(sync=True)  # 1 active, 0 inactive, -1 not read yet
+
+    def __init__(self, client: DigitalInputClient, **kwargs: Any):
+        super().__init__(client, **kwargs)
+        self._follower = Follower(self, "watching the pin", self._watch)
+
+    def _watch(self, follower: Follower) -> None:
+        values = self.client.watch()
+        try:
+            for value in values:
+                follower.update(value=value)
+                if follower.stopped.is_set():
+                    return
+        finally:
+            values.close()
+
+    def stop(self) -> None:
+        self._follower.stop()

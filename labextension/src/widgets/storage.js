@@ -1,0 +1,49 @@
+// Storage mux widget: host / dut / off selector showing the mux position, and a flash control
+// (image path on the kernel's machine) with a progress bar fed by the `sent`/`total` traits.
+import { action, h, style, view } from "./shared.js";
+
+const CSS = `
+.jmp-storage progress { width: 240px; vertical-align: middle; }
+.jmp-storage input.jmp-path { width: 280px; font: inherit; padding: 2px 4px; }
+.jmp-storage .jmp-note { color: var(--jp-ui-font-color2, #666); margin-left: 6px; }
+`;
+
+function size(bytes) {
+  return bytes >= 1 << 20 ? `${(bytes / (1 << 20)).toFixed(1)} MiB` : `${(bytes / 1024).toFixed(0)} KiB`;
+}
+
+function render({ model, el }) {
+  style("jmp-storage-style", CSS);
+  const { root, listen, cleanup } = view(model, el, "storage");
+  const positions = ["host", "dut", "off"];
+  const buttons = Object.fromEntries(positions.map((p) => [p,
+    h("button", { class: "jmp-btn", onclick: () => action(model, p) }, p)]));
+  const path = h("input", { class: "jmp-path", type: "text", placeholder: "image file on the kernel's machine" });
+  const flash = h("button", { class: "jmp-btn", onclick: () => path.value.trim() && action(model, "flash", path.value) },
+    "flash");
+  const bar = h("progress", { max: 1, value: 0 });
+  const note = h("span", { class: "jmp-note" });
+  root.append(
+    h("div", { class: "jmp-toolbar" }, "storage to:", ...positions.map((p) => buttons[p])),
+    h("div", { class: "jmp-toolbar" }, path, flash),
+    h("div", {}, bar, note),
+  );
+
+  const draw = () => {
+    const state = model.get("state");
+    for (const p of positions) buttons[p].classList.toggle("jmp-on", p === state);
+    root.dataset.state = state;
+    const [sent, total, flashing] = [model.get("sent"), model.get("total"), model.get("flashing")];
+    bar.max = Math.max(total, 1);
+    bar.value = sent;
+    flash.disabled = flashing;
+    const image = model.get("image");
+    note.textContent = !total ? "" : `${flashing ? "flashing" : "flashed"} ${image.split("/").pop()}: `
+      + `${size(sent)} of ${size(total)}`;
+  };
+  for (const name of ["state", "sent", "total", "flashing", "image"]) listen(`change:${name}`, draw);
+  draw();
+  return cleanup;
+}
+
+export default { render };

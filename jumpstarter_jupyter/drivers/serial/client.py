@@ -188,22 +188,24 @@ class SerialClient(DriverClient):
         Raises :class:`ExpectTimeout` (a ``pexpect.TIMEOUT`` and a ``TimeoutError``) naming what
         was awaited and what the console showed last.
         """
-        self._start()
-        try:
-            return self._spawn.expect(pattern, timeout=timeout)
-        except pexpect.TIMEOUT:
-            seen = (self._spawn.before or "")[-200:]
-            waited = self._spawn.timeout if timeout == -1 else timeout
-            raise ExpectTimeout(f"{self.display_path}.expect: {pattern!r} not seen within {waited} s; "
-                                f"the console showed last: {seen!r}") from None
-        except pexpect.EOF:
-            raise ConnectionFailed(f"{self.display_path}.expect: the console ended (client released "
-                                   f"or exporter gone) while waiting for {pattern!r}") from None
+        return self._expect(self._spawn.expect, "expect", pattern, timeout)
 
     def expect_exact(self, text: Any, timeout: float | None = -1) -> int:
         """Like :meth:`expect` with plain strings instead of regexes."""
+        return self._expect(self._spawn.expect_exact, "expect_exact", text, timeout)
+
+    def _expect(self, method: Callable[..., int], name: str, pattern: Any, timeout: float | None) -> int:
         self._start()
-        return self._spawn.expect_exact(text, timeout=timeout)
+        try:
+            return method(pattern, timeout=timeout)
+        except pexpect.TIMEOUT:
+            seen = (self._spawn.before or "")[-200:]
+            waited = self._spawn.timeout if timeout == -1 else timeout
+            raise ExpectTimeout(f"{self.display_path}.{name}: {pattern!r} not seen within {waited} s; "
+                                f"the console showed last: {seen!r}") from None
+        except pexpect.EOF:
+            raise ConnectionFailed(f"{self.display_path}.{name}: the console ended (client released "
+                                   f"or exporter gone) while waiting for {pattern!r}") from None
 
     def discard(self, timeout: float = 10.0) -> None:
         """Forget the output so far: the next ``expect``/``read`` sees only what comes after.

@@ -39,23 +39,9 @@ class VirtualBoardClient(CompositeClient):
         self.serial.discard()
 
     def cli(self) -> click.Group:
-        from jumpstarter_jupyter.drivers.storage.cli import _progress_bar
+        from jumpstarter_jupyter.drivers.virtual.cli import commands
 
         group = super().cli()
-
-        @group.command(help=self.methods_description.get("flash", "Flash an image (plain, .gz, .xz, .zst, .bz2) "
-                                                                  "and power-cycle the board into it."))
-        @click.argument("file", type=click.Path(exists=True, dir_okay=False))
-        def flash(file):
-            with _progress_bar(f"flashing {os.path.basename(file)}", os.path.getsize(file)) as progress:
-                self.flash(file, progress=progress)
-            click.echo(f"flashed {file}; the board is booting it")
-
-        @group.command("boot-to-shell", help=self.methods_description.get(
-            "boot-to-shell", "Power on if needed, wait for the login prompt, log in as root."))
-        @click.option("-t", "--timeout", type=float, default=60.0, show_default=True, help="Seconds to allow.")
-        def boot_to_shell(timeout):
-            self.boot_to_shell(timeout)
-            click.echo("at the shell prompt")
-
+        for command in commands(self):
+            group.add_command(command)
         return group

@@ -33,12 +33,13 @@ def notebook(address: str) -> nbformat.NotebookNode:
         f"%jmp connect {address}",
         f"dut.power.on()\ndut.serial.write(b'{GREETING}\\n')\ndut.serial.expect('{GREETING}', timeout=60)",
         # the terminal's trait is refreshed by the widget's flusher: wait until it shows the echo
-        "import time\n"
+        "import threading\n"
         "from jumpstarter_jupyter.jupyter.widget import DriverWidget\n"
         "terminal = next(w for (_, client), w in DriverWidget._instances.items() if client is dut.serial)\n"
-        "deadline = time.monotonic() + 60\n"
-        f"while b'{GREETING}' not in terminal.scrollback and time.monotonic() < deadline:\n"
-        "    time.sleep(0.1)  # polling the trait (no event to wait on from a cell)\n"
+        "shown = threading.Event()\n"
+        f"terminal.observe(lambda change: b'{GREETING}' in change.new and shown.set(), 'scrollback')\n"
+        f"if b'{GREETING}' not in terminal.scrollback:\n"
+        "    shown.wait(60)\n"
         "print(terminal.status or 'no status', '|', terminal.error or 'no error')",
     ]
     return nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code) for code in cells])

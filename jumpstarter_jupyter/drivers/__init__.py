@@ -23,6 +23,8 @@ BUILTIN = {
     "MockDigitalInput": f"{_OURS}.gpio.driver.MockDigitalInput",
     "VirtualDigitalOutput": f"{_OURS}.gpio.driver.VirtualDigitalOutput",
     "VirtualDigitalInput": f"{_OURS}.gpio.driver.VirtualDigitalInput",
+    "DigitalOutput": f"{_OURS}.gpio.libgpiod.DigitalOutput",
+    "DigitalInput": f"{_OURS}.gpio.libgpiod.DigitalInput",
     "VirtualBoard": f"{_OURS}.virtual.driver.VirtualBoard",
 }
 
@@ -34,6 +36,8 @@ UPSTREAM = {
     "jumpstarter_driver_network.driver.TcpNetwork": BUILTIN["TcpNetwork"],
     "jumpstarter_driver_opendal.driver.MockStorageMux": BUILTIN["MockStorageMux"],
     "jumpstarter_driver_opendal.driver.MockStorageMuxFlasher": BUILTIN["MockStorageMuxFlasher"],
+    "jumpstarter_driver_gpiod.driver.DigitalOutput": BUILTIN["DigitalOutput"],
+    "jumpstarter_driver_gpiod.driver.DigitalInput": BUILTIN["DigitalInput"],
 }
 
 registry.register_table(BUILTIN, UPSTREAM)

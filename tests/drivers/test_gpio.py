@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import threading
 from collections.abc import Iterator
 
@@ -203,3 +204,44 @@ def test_input_cli():
         assert (result.returncode, result.stdout) == (0, "falling edge\n")
         result = run_cli(led, "wait-for-edge", "up")
         assert result.returncode == 2 and "'up' is not one of 'rising', 'falling'" in result.stderr
+
+
+# The libgpiod drivers need a GPIO chip, which this machine and CI lack: these tests cover
+# what runs without one (upstream type names, config checks, the kernel's refusals).
+
+def _gpiod_config(entry: str) -> str:
+    return f"""
+apiVersion: jumpstarter.dev/v1alpha1
+kind: ExporterConfig
+export:
+  relay:
+{entry}
+"""
+
+
+@pytest.mark.parametrize("device, reason", [
+    ("/dev/gpiochip99", "cannot request line 4 of /dev/gpiochip99: No such file or directory"),
+    ("/dev/null", "cannot request line 4 of /dev/null: No such device"),  # libgpiod: not a GPIO chip
+])
+def test_libgpiod_output_from_upstream_config_names_the_device(device, reason):
+    config = parse_config(_gpiod_config(f"""    type: jumpstarter_driver_gpiod.driver.DigitalOutput
+    config: {{line: 4, device: {device}}}"""), "gpio.yaml")
+    with pytest.raises(ConfigError) as caught:
+        build_tree(config)
+    assert str(caught.value) == f"gpio.yaml: export.relay.config (line 7): DigitalOutput: {reason}"
+
+
+def test_libgpiod_input_checks_its_options_before_touching_hardware():
+    config = parse_config(_gpiod_config("""    type: jumpstarter_driver_gpiod.driver.DigitalInput
+    config: {line: 4, device: /dev/null, bias: sideways}"""), "gpio.yaml")
+    with pytest.raises(ConfigError, match="bias must be one of as_is, disabled, pull_up, pull_down, got 'sideways'"):
+        build_tree(config)
+
+
+def test_libgpiod_without_a_chip_says_so():
+    if glob.glob("/dev/gpiochip*"):
+        pytest.skip("this host has GPIO chips: the default device exists")
+    config = parse_config(_gpiod_config("""    type: DigitalInput
+    config: {line: 4}"""), "gpio.yaml")
+    with pytest.raises(ConfigError, match=r"no GPIO chip on this host \(/dev/gpiochip\* does not exist\); set `device:`"):
+        build_tree(config)

@@ -10,6 +10,8 @@ import tty
 
 import click
 
+from jumpstarter_jupyter.drivers.serial.common import dropped_text, marker
+
 ESCAPE = b"\x02"  # Ctrl-B, three times in a row, leaves the console (as upstream's start-console)
 ESCAPE_COUNT = 3
 PIPE_CHUNK = 1024  # bytes per frame from stdin, as upstream's `j serial pipe`
@@ -45,7 +47,8 @@ def run_console(serial, replay: bool) -> None:
         out.write(serial.scrollback())
 
     def show(chunk) -> None:
-        out.write(chunk.data + (f"\r\n[jumpstarter] {chunk.event}\r\n".encode() if chunk.event else b""))
+        gap = marker(dropped_text(chunk.dropped)) if chunk.dropped else b""
+        out.write(gap + chunk.data + (marker(chunk.event) if chunk.event else b""))
         out.flush()
 
     unsubscribe = serial.subscribe(show)

@@ -20,7 +20,7 @@ import pexpect
 from jumpstarter_jupyter.client import DriverClient
 from jumpstarter_jupyter.client.errors import UNKNOWN_DRIVER, translate
 from jumpstarter_jupyter.drivers.serial.common import Chunk, ConsoleSpawn, ExpectTimeout, dropped_text, marker
-from jumpstarter_jupyter.errors import ConnectionFailed, DriverError
+from jumpstarter_jupyter.errors import ConnectionFailed, DriverError, JumpstarterError
 from jumpstarter_jupyter.protocol.v1 import console_pb2
 
 NO_SCROLLBACK = "no scrollback: this exporter keeps none (upstream); showing output from now on"
@@ -56,19 +56,23 @@ class SerialClient(DriverClient):
         self.scrollback_supported = bool(connection.ours and self.methods and "offset" in self.methods)
         if self.scrollback_supported:
             self._origin = int(self.call("offset"))
-        else:
-            # no replay upstream: listen from now on, before the user powers the board on
-            self._tx = self.stream("connect")
+            return
+        try:  # no replay upstream: listen from now on, before the user powers the board on
             self._start()
+        except JumpstarterError as exc:  # e.g. the port is absent: the rest of the tree still works
+            self._deliver(Chunk(0, event=f"console not open: {exc}"))
 
     # following the console
     def _start(self) -> None:
+        """Start the follower unless it runs; upstream, (re)open the ``connect`` stream it reads."""
         with self._lock:
-            if self._thread is None and not self._stopping.is_set():
-                target = self._follow_ours if self.scrollback_supported else self._follow_upstream
-                self._thread = threading.Thread(target=target, name=f"serial follower {self.display_path}",
-                                                daemon=True)
-                self._thread.start()
+            if self._stopping.is_set() or (self._thread is not None and self._thread.is_alive()):
+                return
+            if not self.scrollback_supported:
+                self._tx = self.stream("connect")  # upstream: also the stream writes go to
+            target = self._follow_ours if self.scrollback_supported else self._follow_upstream
+            self._thread = threading.Thread(target=target, name=f"serial follower {self.display_path}", daemon=True)
+            self._thread.start()
 
     def _follow_ours(self) -> None:
         offset, reported = self._origin, False
@@ -116,7 +120,8 @@ class SerialClient(DriverClient):
         except ConnectionFailed as exc:
             if not self._stopping.is_set():
                 self._deliver(Chunk(0, event=f"console stream failed: {exc}"))
-        self._spawn.feed_eof()
+            return
+        self._deliver(Chunk(offset, event="console stream ended; the next use reopens it"))
 
     def _deliver(self, chunk: Chunk) -> None:
         text = (marker(dropped_text(chunk.dropped)) if chunk.dropped else b"") + chunk.data
@@ -162,9 +167,10 @@ class SerialClient(DriverClient):
         data = data.encode() if isinstance(data, str) else bytes(data)
         self._start()
         with self._lock:
-            if self._tx is None:
+            if self._tx is None:  # ours: a write-only stream (upstream's _start opened `connect`)
                 self._tx = self._open_transmit()
-        self._tx.send(data)
+            stream = self._tx
+        stream.send(data)
 
     def _open_transmit(self) -> Any:
         try:

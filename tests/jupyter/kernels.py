@@ -105,6 +105,9 @@ class Kernel:
         self.client.shell_channel.send(msg)
 
     def shutdown(self) -> None:
+        """Shut the kernel down (once; the fixture's teardown repeats it harmlessly)."""
+        if not self.manager.has_kernel:
+            return
         self.client.stop_channels()
         self.manager.shutdown_kernel(now=False)
 

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from conftest import serving
-from kernels import jupyter_env, kernel, start_kernel  # noqa: F401  (fixtures)
+from kernels import demo, jupyter_env, kernel, start_kernel  # noqa: F401  (fixtures)
 from jumpstarter_jupyter.drivers.composite.driver import Composite
 from jumpstarter_jupyter.drivers.power.driver import MockPower
 
@@ -127,3 +127,32 @@ def test_endpoint_from_jumpstarter_host(start_kernel, exporter):
     kernel.ok("%load_ext jumpstarter")
     kernel.ok("%jmp connect;")
     assert f"dut: {exporter.address}, 3 drivers" in kernel.ok("%jmp status").text
+
+
+def test_private_board_lives_and_dies_with_the_kernel(kernel):
+    kernel.ok("%load_ext jumpstarter")
+    kernel.ok("%jmp connect;")
+    assert "dut: private virtual board, 6 drivers" in kernel.ok("%jmp status").text
+    pid = int(kernel.ok("print(dut.private_board.process.pid)").text)
+    kernel.ok("dut.power.on()\ndut.serial.expect('login: ', timeout=60)")
+    kernel.shutdown()
+    assert not _alive(pid)
+
+
+def test_a_restarted_kernel_reconnects_to_a_board_that_kept_its_state(start_kernel, demo):
+    first = start_kernel()
+    first.ok(f"%load_ext jumpstarter\n%jmp connect {demo};")
+    first.ok("dut.power.on()\ndut.serial.expect('login: ', timeout=60)")
+    first.shutdown()
+    second = start_kernel()
+    second.ok(f"%load_ext jumpstarter\n%jmp connect {demo};")
+    assert second.ok("print(dut.power.state(), 'login: ' in dut.serial.log())").text == "True True\n"
+
+
+def _alive(pid: int) -> bool:
+    """True while process ``pid`` runs (a zombie counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ")[1][0] != "Z"
+    except FileNotFoundError:
+        return False

@@ -13,9 +13,10 @@ import threading
 import urllib.request
 
 import pytest
-from conftest import client_for, run_cli
+from conftest import client_for, run_cli, serving
 
-from jumpstarter_jupyter import ConfigError, DriverError, DriverInvalidArgument
+from jumpstarter_jupyter import ConfigError, DriverError, DriverInvalidArgument, connect
+from jumpstarter_jupyter.drivers.composite.driver import Composite
 from jumpstarter_jupyter.drivers.network.client import NetworkClient
 from jumpstarter_jupyter.drivers.network.driver import TcpNetwork
 from jumpstarter_jupyter.exporter import build_tree, parse_config
@@ -140,6 +141,21 @@ def test_closing_a_forward_closes_its_connections(echo_port):
             assert local.recv(4) == b"ping"
         assert local.recv(4) == b""  # the forward closed it (a recv timeout would raise instead)
         local.close()
+
+
+def test_forwarded_connection_ends_when_the_exporter_stops(echo_port):
+    root = Composite()
+    root.children = {"network": TcpNetwork("127.0.0.1", echo_port)}
+    with serving(root) as exporter, connect(exporter.address) as dut, dut.network.forward() as address:
+        host, port = address.rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=DEADLINE) as local:
+            local.sendall(b"ping")
+            assert local.recv(4) == b"ping"
+            exporter.stop(grace=0)
+            try:
+                assert local.recv(4) == b""
+            except ConnectionResetError:
+                pass  # also a clear end; what matters is that it does not hang
 
 
 def test_forward_on_a_chosen_port_and_a_busy_port(http_port):

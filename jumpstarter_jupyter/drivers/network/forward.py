@@ -99,7 +99,7 @@ class _Link:
                 self.stream.send(data)
             self.stream.send_eof()
         except (OSError, JumpstarterError):
-            pass  # either side went away: the link is closing
+            self.close()  # either side broke: end both directions, not just this one
         self._finished()
 
     def _downstream(self) -> None:
@@ -109,7 +109,7 @@ class _Link:
                 self.conn.sendall(data)
             self.conn.shutdown(socket.SHUT_WR)
         except (OSError, JumpstarterError):
-            pass
+            self.close()
         self._finished()
 
     def _finished(self) -> None:

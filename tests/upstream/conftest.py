@@ -150,9 +150,12 @@ def jmp_shell(peer) -> Callable[..., subprocess.CompletedProcess]:
     """``jmp_shell(address, "j", "power", "on", passphrase=None)``: upstream ``jmp shell --tls-grpc``."""
 
     def run(address: str, *command: str, passphrase: str | None = None, stdin: bytes | None = None,
-            timeout: float = SHELL_TIMEOUT) -> subprocess.CompletedProcess:
-        # WARNING: keep the shell's own INFO lines (timestamped, on stdout) out of the command's output
-        argv = [str(peer / "bin/jmp"), "--log-level", "WARNING", "shell", "--tls-grpc", address, "--tls-grpc-insecure"]
+            timeout: float = SHELL_TIMEOUT, log_level: str = "WARNING", exporter_logs: bool = False,
+            ) -> subprocess.CompletedProcess:
+        # WARNING by default: keeps the shell's own INFO lines (timestamped, on stdout) out of the output
+        argv = [str(peer / "bin/jmp"), "--log-level", log_level, "shell", "--tls-grpc", address, "--tls-grpc-insecure"]
+        if exporter_logs:
+            argv.append("--exporter-logs")
         if passphrase is not None:
             argv += ["--passphrase", passphrase]
         return subprocess.run([*argv, "--", *command], input=stdin if stdin is not None else b"",

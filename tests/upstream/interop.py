@@ -71,12 +71,14 @@ class Service:
 
 
 def free_port() -> int:
+    """A loopback TCP port nobody listens on right now (for processes that need one up front)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
 def accepts(address: str) -> Callable[[], bool]:
+    """A check that ``HOST:PORT`` accepts TCP connections (a gRPC server is listening)."""
     host, _, port = address.rpartition(":")
 
     def check() -> bool:

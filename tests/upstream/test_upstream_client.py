@@ -61,6 +61,12 @@ def test_j_power_on_off_cycle_read(jmp_shell, our_exporter):
                         "voltage=5.0 V  current=2.0 A  apparent_power=10.0 VA"]
 
 
+def test_driver_logs_reach_jmp_shell_exporter_logs(jmp_shell, our_exporter):
+    result = jmp_shell(our_exporter, "j", "power", "on", log_level="INFO", exporter_logs=True)
+    assert result.returncode == 0, out(result)
+    assert "[exporter:driver] power on" in result.stdout.decode(), out(result)
+
+
 def test_j_nested_composite_and_help_texts(jmp_shell, our_exporter):
     succeeded(jmp_shell(our_exporter, "j", "group", "inner", "on"))
     power_help = succeeded(jmp_shell(our_exporter, "j", "power", "--help"))

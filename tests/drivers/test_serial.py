@@ -316,6 +316,7 @@ def test_client_keeps_working_across_an_exporter_restart(tmp_path):
         exporter = serve(_root(PySerial(url="loop://")), socket=socket_path)
         try:
             dut.serial.expect(r"console connection lost", timeout=DEADLINE)
+            dut.serial.expect(r"exporter restarted: the console starts over", timeout=DEADLINE)
             dut.serial.sendline("after restart")  # reaches the new exporter even before the follower is back
             dut.serial.expect("after restart", timeout=DEADLINE)
         finally:

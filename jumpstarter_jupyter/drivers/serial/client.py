@@ -102,7 +102,11 @@ class SerialClient(DriverClient):
             self.connection.refresh()
         except ConnectionFailed:
             return offset  # still down: try again later
-        return offset if self.connection.report.uuid == exporter else -1
+        if self.connection.report.uuid == exporter:
+            return offset
+        # subscribers keyed on offsets (the widget) must start over: the new console counts from 0
+        self._deliver(Chunk(offset, event="exporter restarted: the console starts over at offset 0"))
+        return -1
 
     def _drop_transmit(self) -> None:
         with self._lock:
@@ -111,15 +115,15 @@ class SerialClient(DriverClient):
             stream.close()
 
     def _follow_upstream(self) -> None:
-        self._deliver(Chunk(0, event=NO_SCROLLBACK))
+        offset = self._end  # offsets stay monotonic across reopened streams (no history to match)
+        self._deliver(Chunk(offset, event=NO_SCROLLBACK))
         try:
-            offset = 0
             while data := self._tx.receive():
                 self._deliver(Chunk(offset, data))
                 offset += len(data)
         except ConnectionFailed as exc:
             if not self._stopping.is_set():
-                self._deliver(Chunk(0, event=f"console stream failed: {exc}"))
+                self._deliver(Chunk(offset, event=f"console stream failed: {exc}"))
             return
         self._deliver(Chunk(offset, event="console stream ended; the next use reopens it"))
 

@@ -190,9 +190,9 @@ class Board:
                 continue
             except OSError:
                 return
-            session = self._session
-            if session is not None:
-                session.keys.put(data)
+            session, thread = self._session, self._thread
+            if session is not None and thread is not None and thread.is_alive():
+                session.keys.put(data)  # a halted board reads nothing: its keys are lost
 
     def stop(self) -> None:
         """Power off and release the pty, the HTTP port and the board's directory."""

@@ -23,10 +23,12 @@ class Sizes:
     tree: int = 1000           # drivers of the wide exporter
     clients: int = 32          # concurrent client processes
     seconds: float = 5.0       # how long they call
+    flood_rate: int = 1_000_000  # console bytes/s during the flood
+    flood_seconds: float = 60.0  # how long the flood is watched
 
     @classmethod
     def quick(cls) -> Sizes:
-        return cls(calls=300, stream=16 * MiB, flash=16 * MiB, seconds=0.5)
+        return cls(calls=300, stream=16 * MiB, flash=16 * MiB, seconds=0.5, flood_seconds=5.0)
 
 
 Medians = dict[str, dict[str, float]]  # row key -> side -> median
@@ -50,6 +52,10 @@ def ratio_at_most(row: str, side: str, factor: float) -> Target:
 
 def below(row: str, limit: float, unit: str) -> Target:
     return Target(f"< {limit:g} {unit}", lambda m: _cmp(m, row, "ours", lambda o, _: o < limit))
+
+
+def at_most(row: str, limit: float, unit: str) -> Target:
+    return Target(f"<= {limit:g} {unit}", lambda m: _cmp(m, row, "ours", lambda o, _: o <= limit))
 
 
 def _cmp(medians: Medians, row: str, side: str, test) -> bool | None:
@@ -108,6 +114,7 @@ CHUNK = lambda b: b.sizes.chunk  # noqa: E731
 IMAGE = lambda b: b.image()  # noqa: E731
 CLIENTS = lambda b: b.sizes.clients  # noqa: E731
 SECONDS = lambda b: b.sizes.seconds  # noqa: E731
+FLOOD_SECONDS = lambda b: b.sizes.flood_seconds  # noqa: E731
 
 
 def _echo(child: str) -> dict[str, Command]:
@@ -150,6 +157,9 @@ MEASUREMENTS = [
         "ours": _ours("ours", "concurrent", CLIENTS, SECONDS),
         "upstream": _upstream("upstream", "concurrent", CLIENTS, SECONDS),
     }, {"concurrency_rate": "value", "concurrency_median": "median_ms", "concurrency_p99": "p99_ms"}),
+    Measurement("flood", "console flood at 1 MB/s into a displayed terminal, real kernel", set(), {
+        "ours": _ours("ours-flood", "flood", FLOOD_SECONDS),
+    }, {"flood_msgs": "value", "flood_rss": "rss_growth_mb", "flood_p99": "cell_p99_ms"}),
 ]
 
 
@@ -177,4 +187,7 @@ ROWS = [
         [Target(">= 1x single-client rate", _aggregate_at_least_single)]),
     Row("concurrency_median", "32 clients: median latency", "ms"),
     Row("concurrency_p99", "32 clients: p99 latency", "ms", [Target("<= 3x median", _p99_within_3x_median)]),
+    Row("flood_msgs", "flood: comm msgs/s per widget (IOPub limit 1 000)", "msg/s", [at_most("flood_msgs", 30, "msg/s")]),
+    Row("flood_rss", "flood: kernel RSS growth", "MB", [below("flood_rss", 50, "MB")]),
+    Row("flood_p99", "flood: trivial cell p99 latency", "ms", [below("flood_p99", 100, "ms")]),
 ]

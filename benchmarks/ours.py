@@ -3,6 +3,7 @@
     python benchmarks/ours.py FIGURE ENDPOINT [ARGS]    # prints one RESULT line
 
 Figures: unary COUNT | echo CHILD TOTAL CHUNK | flash FILE | connect | concurrent CLIENTS SECONDS
+| flood SECONDS (the serial widget displayed in a real kernel while the console floods)
 """
 
 from __future__ import annotations
@@ -51,7 +52,15 @@ def concurrent(endpoint: str, clients: str, seconds: str) -> None:
     report(result.pop("calls_per_s"), **result)
 
 
-FIGURES = {"unary": unary, "echo": echo, "flash": flash, "connect": connect_time, "concurrent": concurrent}
+def flood(endpoint: str, seconds: str) -> None:
+    from flood import measure_flood  # jupyter_client: only this figure needs it
+
+    result = measure_flood(endpoint, float(seconds))
+    report(result.pop("msgs_per_s"), **result)
+
+
+FIGURES = {"unary": unary, "echo": echo, "flash": flash, "connect": connect_time, "concurrent": concurrent,
+           "flood": flood}
 
 if __name__ == "__main__":
     FIGURES[sys.argv[1]](*sys.argv[2:])

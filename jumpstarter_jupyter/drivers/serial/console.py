@@ -57,12 +57,6 @@ class Console:
         with self._cond:
             return self._base + len(self._buf)
 
-    @property
-    def start(self) -> int:
-        """Absolute offset of the oldest byte still held."""
-        with self._cond:
-            return self._base
-
     def append(self, data: bytes) -> None:
         """Add bytes from the port and wake the readers."""
         if not data:

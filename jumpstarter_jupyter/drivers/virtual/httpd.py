@@ -34,10 +34,6 @@ class HttpService:
         self._server: ThreadingHTTPServer | None = None
         self._lock = threading.Lock()
 
-    @property
-    def listening(self) -> bool:
-        return self._server is not None
-
     def start(self) -> None:
         """Start answering (the board finished booting)."""
         with self._lock:

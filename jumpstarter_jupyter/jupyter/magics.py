@@ -20,7 +20,7 @@ from IPython.core.magic import Magics, line_magic, magics_class, output_can_be_s
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
 
-from jumpstarter_jupyter.client import DriverClient, connect, resolve_endpoint
+from jumpstarter_jupyter.client import DriverClient, connect
 from jumpstarter_jupyter.errors import JumpstarterError
 from jumpstarter_jupyter.jupyter.panel import close_widgets, tree_lines
 

@@ -8,8 +8,6 @@ status, and, when a check fails, that the board was left powered off.
 from __future__ import annotations
 
 import base64
-import json
-import os
 import subprocess
 import sys
 from pathlib import Path

@@ -20,6 +20,7 @@ Kinds of exported method, each reached through its own RPC:
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import typing
@@ -124,9 +125,10 @@ class Driver:
                     del found[name]
         cls.exports = MappingProxyType(found)
 
-    @property
+    @functools.cached_property
     def logger(self) -> logging.Logger:
         """The driver's logger (``driver.<Class>``): its records reach ``LogStream``."""
+        # cached: drivers log on every call, and getLogger takes the logging module's lock
         return logging.getLogger(f"driver.{type(self).__name__}")
 
     @property

@@ -30,6 +30,9 @@ SERVER_START = 60.0  # seconds
 KERNEL_READY = 60_000  # milliseconds (Playwright's unit)
 CELL_DONE = 120_000
 IOPUB_MSG_RATE_LIMIT = 100  # messages/s over the server's 3 s window
+POLL = 100  # ms between checks in the page (timer polling: animation frames stall while xterm is busy)
+# a cell's execution count: null from Shift+Enter until the cell has finished
+COUNT = "(i) => window.jupyterapp.shell.currentWidget.content.widgets[i].model.executionCount"
 NO_NEWS = {"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False}}
 
 
@@ -153,20 +156,37 @@ class NotebookPage:
 
     def run_cell(self, index: int) -> list[dict]:
         """Run cell ``index`` through the UI (Shift+Enter), wait for it to finish, return its outputs."""
-        self.page.evaluate("""(i) => {
-            const nb = window.jupyterapp.shell.currentWidget.content;
-            nb.activeCellIndex = i; nb.mode = "command"; nb.node.focus();
-        }""", index)
-        self.page.keyboard.press("Shift+Enter")
-        self.page.wait_for_function(
-            "(i) => window.jupyterapp.shell.currentWidget.content.widgets[i].model.executionCount !== null",
-            arg=index, timeout=CELL_DONE)
-        outputs = self.page.evaluate(
-            "(i) => window.jupyterapp.shell.currentWidget.content.widgets[i].model.outputs.toJSON()", index)
+        outputs = self.wait_cell(self.start_cell(index))
         errors = [o for o in outputs if o.get("output_type") == "error"]
         assert not errors, f"cell {index} failed: {errors[0]['ename']}: {errors[0]['evalue']}\n" + \
             "\n".join(errors[0].get("traceback", []))
         return outputs
+
+    def start_cell(self, index: int) -> int:
+        """Press Shift+Enter on cell ``index`` (made active in command mode); returns ``index``."""
+        self.page.evaluate("""(i) => {
+            const nb = window.jupyterapp.shell.currentWidget.content;
+            nb.activeCellIndex = i; nb.mode = "command"; nb.node.focus();
+        }""", index)
+        before = self.page.evaluate(COUNT, index)
+        self.page.keyboard.press("Shift+Enter")
+        if before is not None:  # a re-run: wait until JupyterLab has taken it (count cleared or renewed)
+            self.page.wait_for_function(f"(i) => ({COUNT})(i) !== {before}", arg=index, timeout=CELL_DONE, polling=POLL)
+        return index
+
+    def running(self, index: int) -> bool:
+        """True while cell ``index`` (started) has not finished."""
+        return self.page.evaluate(COUNT, index) is None
+
+    def wait_cell(self, index: int) -> list[dict]:
+        """Wait for cell ``index`` to finish; its outputs, errors included."""
+        self.page.wait_for_function(f"(i) => ({COUNT})(i) !== null", arg=index, timeout=CELL_DONE, polling=POLL)
+        return self.page.evaluate(
+            "(i) => window.jupyterapp.shell.currentWidget.content.widgets[i].model.outputs.toJSON()", index)
+
+    def interrupt(self) -> None:
+        """The toolbar's stop button: interrupt the kernel."""
+        self.page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.interrupt()")
 
     def all_outputs(self) -> list[list[dict]]:
         """Every cell's outputs (where the server's "IOPub ... rate exceeded" notes would land)."""
@@ -191,7 +211,8 @@ def open_notebook(lab: LabServer, chromium) -> Iterator[Callable[[str, list[str]
         page.on("console", lambda message: notebook.console.append(f"{message.type}: {message.text}"))
         # a workspace of its own, so JupyterLab does not also restore earlier tests' notebooks
         page.goto(f"{lab.url}/lab/workspaces/{Path(name).stem}/tree/{name}?token={lab.token}")
-        page.wait_for_function("() => window.jupyterapp?.shell?.currentWidget?.sessionContext", timeout=KERNEL_READY)
+        page.wait_for_function("() => window.jupyterapp?.shell?.currentWidget?.sessionContext", timeout=KERNEL_READY,
+                               polling=POLL)
         page.evaluate("""async () => {
             const w = window.jupyterapp.shell.currentWidget;
             await w.context.ready; await w.sessionContext.ready; await w.sessionContext.session.kernel.info;

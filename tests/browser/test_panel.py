@@ -71,3 +71,27 @@ def test_power_chart_updates(board, open_notebook):
     wait_for(lambda: samples() > drawn, 30, "new readings in the chart")
     wait_for(lambda: (amperes(power) or 0) > 0, 60, "the chart to show the board drawing current")
     dut.power.off()
+
+
+def test_power_off_click_works_while_a_cell_blocks_and_interrupt_stops_it(board, open_notebook):
+    endpoint, dut = board
+    notebook = open_notebook("emergency.ipynb", [
+        f"%load_ext jumpstarter\n%jmp connect {endpoint}",
+        "dut.power.on()\ndut.serial.expect('this never appears', timeout=600)",
+        "print('after interrupt:', dut.power.state())",
+    ])
+    notebook.run_cell(0)
+    power = widget(notebook, "power", "dut.power")
+    power.wait_for(timeout=30_000)
+    running = notebook.start_cell(1)
+    wait_for(lambda: dut.power.state() is True, 30, "the blocking cell to power the board on")
+
+    power.get_by_role("button", name="off", exact=True).click()
+    wait_for(lambda: dut.power.state() is False, 30, "the click to power off during the blocking cell")
+    assert notebook.running(running), "the blocking cell ended before the click was checked"
+
+    notebook.interrupt()
+    outputs = notebook.wait_cell(1)
+    assert [o["ename"] for o in outputs if o["output_type"] == "error"] == ["KeyboardInterrupt"]
+    outputs = notebook.run_cell(2)
+    assert outputs[0]["text"] == "after interrupt: False\n"  # the connection is still usable

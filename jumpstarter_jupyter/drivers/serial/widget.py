@@ -176,10 +176,12 @@ class SerialWidget(DriverWidget):
         super().flush()
         with self._ring_lock:
             ring = self._ring
-            if self._catchup is not None:  # a new view replays from its offset before live output goes on
-                offset, piece = ring.take(self._catchup, VIEW_BUDGET)
+            begin = ring.sent if self._catchup is None else max(self._catchup, ring.start)
+            if begin < ring.sent:  # a new view replays from its offset up to the live position first
+                offset, piece = ring.take(begin, min(VIEW_BUDGET, ring.sent - begin))
                 self._catchup = offset + len(piece) if offset + len(piece) < ring.sent else None
             else:
+                self._catchup = None
                 offset, piece = ring.take(ring.sent, VIEW_BUDGET)
                 ring.sent = offset + len(piece)
             events, self._events = self._events, []

@@ -8,7 +8,7 @@
 import { Terminal } from "@xterm/xterm";
 import { FitAddon } from "@xterm/addon-fit";
 import xtermCss from "@xterm/xterm/css/xterm.css";
-import { action, h, log, style, view } from "./shared.js";
+import { action, h, log, style, view, warn } from "./shared.js";
 
 const ROWS = 24;
 const HOLD_LIMIT = 1 << 20; // bytes kept while paused; older ones become a "skipped" marker
@@ -157,9 +157,16 @@ export default {
     v.listen("change:status", drawStatus);
     v.listen("change:log_path", drawStatus);
     drawStatus();
-    const input = term.onData((data) => model.send({ type: "input", data }));
+    const send = (message) => {
+      try {
+        model.send(message);
+      } catch (error) { // a saved notebook shown without its kernel: the view stays read-only
+        warn(`serial view of ${model.get("path")}: ${error}`);
+      }
+    };
+    const input = term.onData((data) => send({ type: "input", data }));
     // custom messages sent before this view existed are lost: ask for what came after the trait
-    model.send({ type: "catchup", offset: end ?? -1 });
+    send({ type: "catchup", offset: end ?? -1 });
     log(`serial view of ${model.get("path")} rendered at offset ${end}`);
 
     return () => {

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from collections.abc import Callable
-from importlib.metadata import entry_points
+from typing import TYPE_CHECKING
 
-from jumpstarter_jupyter.driver.base import Driver
+if TYPE_CHECKING:
+    from jumpstarter_jupyter.driver.base import Driver
+
+# Clients import this package too (every client class lives under drivers/), and connect()
+# must stay quick: what only resolving a config needs (entry points, the driver base with
+# its decompressors, difflib) is imported when a config is resolved.
 
 ENTRY_POINT_GROUP = "jumpstarter_jupyter.drivers"
 _names: dict[str, str] = {}
@@ -28,11 +32,15 @@ def known_names() -> list[str]:
 
 
 def _entry_points() -> dict[str, str]:
+    from importlib.metadata import entry_points
+
     return {ep.name: ep.value.replace(":", ".") for ep in entry_points(group=ENTRY_POINT_GROUP)}
 
 
 def resolve(name: str, error: Callable[[str], Exception]) -> type[Driver]:
     """Return the driver class for ``name``; ``error(message)`` builds the exception to raise."""
+    from jumpstarter_jupyter.driver.base import Driver
+
     target = _names.get(name) or _entry_points().get(name) or name
     module_name, _, attr = target.rpartition(".")
     try:
@@ -45,6 +53,8 @@ def resolve(name: str, error: Callable[[str], Exception]) -> type[Driver]:
     except AttributeError:
         cls = None
     if cls is None:
+        import difflib
+
         close = difflib.get_close_matches(name, known_names(), n=3, cutoff=0.5)
         hint = f"; did you mean {' or '.join(close)}?" if close else f"; known types: {', '.join(known_names())}"
         raise error(f"unknown driver type {name!r}{hint}")

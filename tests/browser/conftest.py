@@ -188,6 +188,21 @@ class NotebookPage:
         """The toolbar's stop button: interrupt the kernel."""
         self.page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.interrupt()")
 
+    def wait_ready(self) -> None:
+        """Wait until the page's notebook is loaded and its kernel connection answers."""
+        self.page.wait_for_function("() => window.jupyterapp?.shell?.currentWidget?.sessionContext",
+                                    timeout=KERNEL_READY, polling=POLL)
+        self.page.evaluate("""async () => {
+            const w = window.jupyterapp.shell.currentWidget;
+            await w.context.ready; await w.sessionContext.ready; await w.sessionContext.session.kernel.info;
+        }""")
+
+    def reload(self) -> None:
+        """Save the notebook (its outputs hold the widget views), reload the page, wait for the kernel."""
+        self.page.evaluate("() => window.jupyterapp.shell.currentWidget.context.save()")
+        self.page.reload()
+        self.wait_ready()
+
     def all_outputs(self) -> list[list[dict]]:
         """Every cell's outputs (where the server's "IOPub ... rate exceeded" notes would land)."""
         return self.page.evaluate(
@@ -211,12 +226,7 @@ def open_notebook(lab: LabServer, chromium) -> Iterator[Callable[[str, list[str]
         page.on("console", lambda message: notebook.console.append(f"{message.type}: {message.text}"))
         # a workspace of its own, so JupyterLab does not also restore earlier tests' notebooks
         page.goto(f"{lab.url}/lab/workspaces/{Path(name).stem}/tree/{name}?token={lab.token}")
-        page.wait_for_function("() => window.jupyterapp?.shell?.currentWidget?.sessionContext", timeout=KERNEL_READY,
-                               polling=POLL)
-        page.evaluate("""async () => {
-            const w = window.jupyterapp.shell.currentWidget;
-            await w.context.ready; await w.sessionContext.ready; await w.sessionContext.session.kernel.info;
-        }""")
+        notebook.wait_ready()
         return notebook
 
     yield opener

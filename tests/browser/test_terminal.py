@@ -40,7 +40,19 @@ def test_terminal_shows_boot_log_and_typed_input_reaches_board(board, open_noteb
     notebook.page.keyboard.type("led off\n")
     wait_for(lambda: dut.led.read_pin() == 0, 30, "the board's LED to turn off")
     wait_for(lambda: "led off" in screen.locator(".xterm-rows").inner_text(), 30, "the echo of `led off` in the terminal")
+
+    # a failing action is drawn in the widget: the board's pty has no modem lines
+    serial = notebook.cell(0).locator(".jmp-serial")
+    serial.get_by_role("button", name="DTR", exact=True).click()
+    banner = serial.locator(".jmp-banner")
+    wait_for(lambda: "no modem lines" in banner.inner_text(), 30, "the DTR error in the widget")
     assert not [line for line in notebook.console if line.startswith("error")], notebook.console
+
+    # a reloaded page re-renders the terminal from the kernel's widget state
+    notebook.reload()
+    screen = notebook.cell(0).locator(".jmp-serial .jmp-term")
+    screen.wait_for(timeout=30_000)
+    wait_for(lambda: "led off" in screen.locator(".xterm-rows").inner_text(), 30, "the terminal after a reload")
 
 
 FLOOD_BLOCKS = 10

@@ -14,7 +14,7 @@ from typing import Any
 
 import traitlets
 
-from jumpstarter_jupyter.client import GenericClient
+from jumpstarter_jupyter.client import DriverClient
 from jumpstarter_jupyter.jupyter.widget import DriverWidget
 
 STREAM_ITEMS = 20
@@ -22,7 +22,7 @@ RESULT_CHARS = 2000  # longer results are cut in the widget (the cell API return
 
 
 class GenericWidget(DriverWidget):
-    """Call any exported method of a ``GenericClient`` from buttons."""
+    """Call any exported method of a client from buttons (the widget of ``GenericClient``)."""
 
     bundle = "generic"
     methods = traitlets.List().tag(sync=True)  # [{"name", "kind", "params": [{"name", "type", "default"}], "doc"}]
@@ -30,7 +30,7 @@ class GenericWidget(DriverWidget):
     results = traitlets.Dict().tag(sync=True)  # method name -> text of its last result or error
     running = traitlets.List().tag(sync=True)  # names of methods being called now
 
-    def __init__(self, client: GenericClient, **kwargs: Any):
+    def __init__(self, client: DriverClient, **kwargs: Any):
         listed = [m for m in (client.methods or {}).values() if m.get("kind") != "stream"]
         super().__init__(client, methods=listed, described=client.methods is not None, **kwargs)
         # calls run concurrently on worker threads: the truth is here, traits are copies
@@ -44,13 +44,19 @@ class GenericWidget(DriverWidget):
             self._running.add(name)
             self.update(running=sorted(self._running))
         try:
-            text = self._result_text(self.client.method(name)(*args))
+            text = self._result_text(self._invoke(name, args))
         except Exception as exc:  # the error belongs next to the method's button
             text = f"error: {exc}"
         with self._lock:
             self._running.discard(name)
             self._results[name] = text[:RESULT_CHARS]
             self.update(running=sorted(self._running), results=dict(self._results))
+
+    def _invoke(self, name: str, args: list) -> Any:
+        """Call by the method's published kind (unary when the exporter publishes none)."""
+        if self.client.require_method(name).get("kind") == "streaming":
+            return self.client.streamingcall(name, *args)
+        return self.client.call(name, *args)
 
     def _result_text(self, result: Any) -> str:
         if hasattr(result, "__next__"):  # a streaming method: show its first items

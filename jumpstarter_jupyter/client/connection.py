@@ -32,9 +32,10 @@ CHANNEL_OPTIONS = [
     ("grpc.keepalive_timeout_ms", 20_000),
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.max_pings_without_data", 0),
-    # reconnect quickly once a restarted exporter is back (grpc's default backoff grows to 120 s)
+    # reconnect quickly once a restarted exporter is back (grpc's default backoff grows to 120 s);
+    # not min_reconnect_backoff_ms: grpc also takes it as the connect timeout, and 100 ms
+    # failed 32 clients connecting at once on a busy machine ("connect() timed out")
     ("grpc.initial_reconnect_backoff_ms", 100),
-    ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1_000),
     # a fresh channel must not inherit a shared subchannel still in reconnect backoff
     ("grpc.use_local_subchannel_pool", 1),

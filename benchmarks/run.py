@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import statistics
 import subprocess
 import sys
@@ -195,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", help="comma-separated measurement keys: " + ", ".join(m.key for m in MEASUREMENTS))
     parser.add_argument("--output", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS})")
     args = parser.parse_args(argv)
+    # a run stopped with SIGTERM (background jobs ignore SIGINT) still stops its services
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     selected = _select(args.only)
     sizes = Sizes.quick() if args.quick else Sizes()
     rounds = args.rounds or (1 if args.quick else 5)

@@ -212,3 +212,17 @@ def test_demo_command_serves_the_board(tmp_path):
     finally:
         demo.terminate()
         demo.wait(DEADLINE)
+
+
+def test_virtual_board_from_an_exporter_config():
+    from jumpstarter_jupyter.exporter import build_tree, parse_config
+
+    text = "export:\n  bench:\n    type: VirtualBoard\n    config: {hostname: lab1, os_name: Lab OS, pace: 0.5}\n"
+    with serving(build_tree(parse_config(text, "bench.yaml"))) as exporter, connect(exporter.address) as root:
+        board = root.bench
+        assert list(board.children) == ["power", "serial", "storage", "network", "button", "led"]
+        board.boot_to_shell(timeout=DEADLINE)
+        board.serial.sendline("cat /etc/os-release")
+        board.serial.expect("root@lab1:~# ", timeout=DEADLINE)
+        assert 'NAME="Lab OS"' in board.serial.before
+        board.power.off()

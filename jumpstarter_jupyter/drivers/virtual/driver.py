@@ -39,9 +39,10 @@ from jumpstarter_jupyter.drivers.virtual.shell import USER
 
 DEFAULT_OS = "Jumpstarter Linux"
 DEFAULT_VERSION = "1.0"
-LOGIN_PROMPT = r"login: "
+LOGIN_PROMPT = r"(?<!Last )login: "  # not the motd's "Last login: ..." line
 SHELL_PROMPT = rf"{USER}@[\w.-]+:[^\r\n]*# "
 TAIL = 300  # bytes of console output quoted in a failure
+PROMPT_NUDGE = 3.0  # seconds without a prompt from a booted board before pressing Enter again
 BOOTING = (State.BOOTLOADER, State.KERNEL, State.INIT)
 
 
@@ -113,24 +114,40 @@ class VirtualBoard(Composite):
         """Power on if needed, wait for the login prompt, log in as root: a shell prompt within ``timeout`` s."""
         if timeout <= 0:
             raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
-        serial, deadline = self.children["serial"], time.monotonic() + timeout
+        deadline = time.monotonic() + timeout
         with self._watch_console() as console:
             step = "power on"
             try:
                 self._power_up()
                 step = "wait for the login prompt"
-                seen = console.expect([LOGIN_PROMPT, SHELL_PROMPT, NO_IMAGE], timeout=deadline - time.monotonic())
-                if seen == 2:
-                    raise RuntimeError("the bootloader found no bootable image on the card")
-                if seen == 0:
-                    step = "log in"
-                    serial.write(f"{USER}\n".encode())
-                    console.expect(SHELL_PROMPT, timeout=deadline - time.monotonic())
+                while (step := self._prompt_step(console, step, deadline)) != "shell":
+                    pass
             except pexpect.TIMEOUT:
                 raise _step_failed("boot_to_shell", step, TimeoutError(f"nothing expected within {timeout} s"),
                                    self._tail()) from None
             except Exception as exc:
                 raise _step_failed("boot_to_shell", step, exc, self._tail()) from None
+
+    def _prompt_step(self, console: ConsoleSpawn, step: str, deadline: float) -> str:
+        """React to the next prompt; returns the step now in progress (``"shell"``: done).
+
+        Serial lines lose bytes: when a booted board shows no prompt for a while, Enter makes
+        it print a fresh one (as labgrid's shell driver does).
+        """
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise pexpect.TIMEOUT("deadline")
+        seen = console.expect([LOGIN_PROMPT, SHELL_PROMPT, NO_IMAGE, pexpect.TIMEOUT], timeout=min(left, PROMPT_NUDGE))
+        if seen == 0:
+            self.children["serial"].write(f"{USER}\n".encode())
+            return "log in"
+        if seen == 1:
+            return "shell"
+        if seen == 2:
+            raise RuntimeError("the bootloader found no bootable image on the card")
+        if self.board.state is State.IDLE:
+            self.children["serial"].write(b"\n")
+        return step
 
     def _power_up(self) -> None:
         """Boot from cold unless the board is booting or booted (then ask for a fresh prompt)."""

@@ -41,13 +41,13 @@ def _serve_until_signalled(root, listen, socket_path, passphrase, tls_cert, tls_
     if listen is None and socket_path is None:
         listen = "127.0.0.1:7777"
     if listen is not None and socket_path is not None:
-        root.close()
+        root.shutdown()
         raise click.UsageError("give --listen or --socket, not both")
     try:
         exporter = serve(root, listen=listen, socket=socket_path, passphrase=passphrase,
                          tls_cert=tls_cert, tls_key=tls_key)
     except (OSError, ValueError) as exc:
-        root.close()
+        root.shutdown()
         raise click.ClickException(str(exc)) from None
     click.echo(f"serving {exporter.address}")
     sys.stdout.flush()

@@ -144,18 +144,14 @@ class Driver:
         with self.resources.open(handle) as file:
             yield file
 
-    def close(self) -> None:
-        """Release hardware and threads; called once when the exporter stops."""
+    def shutdown(self) -> None:
+        """Release hardware and threads; called once when the exporter stops.
+
+        The default shuts the children down; overrides call ``super().shutdown()``. (Not
+        ``close``: upstream's PySerial exports a wire method of that name.)
+        """
         for child in self.children.values():
             child.shutdown()
-
-    def shutdown(self) -> None:
-        """The exporter-stop hook a parent calls on its children; defaults to :meth:`close`.
-
-        A driver whose wire protocol has an exported ``close`` (upstream's PySerial) overrides
-        this instead, so the wire method keeps its meaning.
-        """
-        self.close()
 
     def walk(self, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Driver]]:
         """Yield ``(path, driver)`` for this driver and its subtree, depth first, pre-order."""

@@ -87,7 +87,7 @@ class Exporter:
     def stop(self, grace: float | None = 1.0) -> None:
         self.server.stop(grace).wait()
         logging.getLogger().removeHandler(self.logs)
-        self.root.close()
+        self.root.shutdown()
         if self.address.startswith("unix:"):
             Path(self.address[5:]).unlink(missing_ok=True)
 

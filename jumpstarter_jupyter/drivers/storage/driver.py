@@ -171,10 +171,10 @@ class MockStorageMux(VirtualStorageMux):
             os.close(fd)
             self.owns_path = True
 
-    def close(self) -> None:
+    def shutdown(self) -> None:
         if self.owns_path:
             try:
                 os.unlink(self.path)
             except FileNotFoundError:
                 pass
-        super().close()
+        super().shutdown()

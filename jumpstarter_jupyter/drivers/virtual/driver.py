@@ -182,8 +182,8 @@ class VirtualBoard(Composite):
     def _tail(self) -> str:
         return self.children["serial"].console.tail(TAIL).decode("utf-8", errors="replace")
 
-    def close(self) -> None:
-        super().close()  # the serial driver lets go of the pty before the board dismantles it
+    def shutdown(self) -> None:
+        super().shutdown()  # the serial driver lets go of the pty before the board dismantles it
         self.board.stop()
 
 

@@ -98,17 +98,29 @@ def render_config(name: str, directory: Path, echo: str) -> Path:
 # exporters --------------------------------------------------------------------------------
 
 @pytest.fixture(scope="session")
-def start_upstream_exporter(peer, services, echo_server, tmp_path_factory) -> Callable[..., str]:
-    """``start_upstream_exporter("x.yaml", passphrase=None)``: ``jmp run`` on a free port; its address."""
+def launch_upstream_exporter(peer, services, echo_server, tmp_path_factory) -> Callable[..., Service]:
+    """``launch_upstream_exporter("x.yaml", "HOST:PORT", passphrase=None)``: a listening ``jmp run``."""
     directory = tmp_path_factory.mktemp("upstream-configs")
 
-    def start(config: str, passphrase: str | None = None) -> str:
-        address = f"127.0.0.1:{free_port()}"
+    def launch(config: str, address: str, passphrase: str | None = None) -> Service:
         argv = [str(peer / "bin/jmp"), "run", "--exporter-config", str(render_config(config, directory, echo_server)),
                 "--tls-grpc-listener", address, "--tls-grpc-insecure"]
         if passphrase:
             argv += ["--passphrase", passphrase]
-        services(argv, "upstream-exporter", clean_env(peer)).wait_for(accepts(address), "upstream jmp run")
+        service = services(argv, "upstream-exporter", clean_env(peer))
+        service.wait_for(accepts(address), "upstream jmp run")
+        return service
+
+    return launch
+
+
+@pytest.fixture(scope="session")
+def start_upstream_exporter(launch_upstream_exporter) -> Callable[..., str]:
+    """``start_upstream_exporter("x.yaml", passphrase=None)``: ``jmp run`` on a free port; its address."""
+
+    def start(config: str, passphrase: str | None = None) -> str:
+        address = f"127.0.0.1:{free_port()}"
+        launch_upstream_exporter(config, address, passphrase)
         return address
 
     return start

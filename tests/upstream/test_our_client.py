@@ -15,8 +15,8 @@ import sys
 
 import pytest
 
-from interop import clean_env, out
-from jumpstarter_jupyter import DriverInvalidArgument, connect
+from interop import clean_env, free_port, out
+from jumpstarter_jupyter import ConnectionFailed, DriverInvalidArgument, connect
 from jumpstarter_jupyter.client import GenericClient
 from jumpstarter_jupyter.drivers.composite.client import CompositeClient
 from jumpstarter_jupyter.drivers.network.client import NetworkClient
@@ -156,6 +156,20 @@ def test_cli_storage_flash_and_dump_20_mib(address, image, tmp_path):
     ok(our_j(address, "storage", "flash", str(tmp_path / "image.img")))
     ok(our_j(address, "storage", "dump", str(tmp_path / "back.img")))
     assert (tmp_path / "back.img").read_bytes() == image
+
+
+def test_same_client_works_again_after_the_upstream_exporter_restarts(launch_upstream_exporter):
+    """Upstream gives every driver a new UUID on each start: the client rebinds by path."""
+    address = f"127.0.0.1:{free_port()}"
+    first = launch_upstream_exporter("upstream.yaml", address)
+    with connect(address) as dut:
+        dut.group.inner.on()
+        first.stop()
+        with pytest.raises(ConnectionFailed, match="not reachable"):
+            dut.group.inner.on()
+        launch_upstream_exporter("upstream.yaml", address)
+        dut.group.inner.off()
+        assert [r.voltage for r in dut.power.read()] == [0.0, 5.0]
 
 
 def test_never_ends_the_session(recording, exporter, jmp_shell):

@@ -58,7 +58,8 @@ class Kernel:
 
     def __init__(self, env: dict[str, str]):
         self.manager = KernelManager(kernel_name="python3")
-        self.manager.start_kernel(env=env)
+        # the kernel works in the private home: files it writes (terminal logs) stay out of the repo
+        self.manager.start_kernel(env=env, cwd=os.path.dirname(env["IPYTHONDIR"]))
         self.client = self.manager.client()
         self.client.start_channels()
         self.client.wait_for_ready(timeout=START_TIMEOUT)

@@ -167,7 +167,7 @@ def test_generic_widget_offers_and_calls_exported_methods(kernel):
         assert results["fail"].startswith("error: dut.calc.fail: calculator is broken")
 
 
-def test_panel_saved_state_nests_like_the_tree(jupyter_env, monkeypatch):
+def test_panel_saved_state_nests_like_the_tree(jupyter_env, monkeypatch, tmp_path):
     for name, value in jupyter_env.items():
         monkeypatch.setenv(name, value)
     rack = Composite()
@@ -177,7 +177,8 @@ def test_panel_saved_state_nests_like_the_tree(jupyter_env, monkeypatch):
     with serving(root) as exporter:
         nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in (
             "%load_ext jumpstarter", f"%jmp connect {exporter.address}")])
-        NotebookClient(nb, timeout=120, kernel_name="python3", store_widget_state=True).execute()
+        NotebookClient(nb, timeout=120, kernel_name="python3", store_widget_state=True,
+                       resources={"metadata": {"path": str(tmp_path)}}).execute()
     state = nb.metadata.widgets["application/vnd.jupyter.widget-state+json"]["state"]
     view = nb.cells[1].outputs[0]["data"]["application/vnd.jupyter.widget-view+json"]["model_id"]
 

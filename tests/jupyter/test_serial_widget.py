@@ -1,4 +1,5 @@
-"""The serial terminal widget in a real kernel (nbclient): a ~10 MB console flood.
+"""The serial terminal widget: a 10 MB console flood in a real kernel (nbclient), and an
+exporter restart under a live widget.
 
 The exporter (a ``loop://`` PySerial, which echoes what is written) runs in the test process;
 the kernel connects to it, displays ``dut.serial`` and floods it in 1 MB blocks. Checks: every
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 
 import nbformat
 import pytest
@@ -24,8 +26,6 @@ from jumpstarter_jupyter.drivers.serial.widget import SCROLLBACK, VIEW_BUDGET
 
 BLOCKS = 10
 BLOCK_LINES = 12_500  # lines of 80 bytes: 1 MB per block, 10 MB in all
-
-pytestmark = pytest.mark.notebook
 
 
 # one block of the flood, ending with its own marker line (what expect() waits for); the
@@ -94,6 +94,7 @@ def kernel_env(tmp_path, monkeypatch):
     return tmp_path
 
 
+@pytest.mark.notebook
 def test_flood_reaches_expect_log_and_views_exactly(kernel_env):
     root = Composite()
     root.children = {"serial": PySerial(url="loop://")}
@@ -131,3 +132,44 @@ def test_flood_reaches_expect_log_and_views_exactly(kernel_env):
     assert saved["state"]["scrollback_end"] == len(flood)
     buffers = {tuple(b["path"]): base64.b64decode(b["data"]) for b in saved.get("buffers", [])}
     assert buffers[("scrollback",)] == flood[-SCROLLBACK:]
+
+
+def test_widget_follows_the_console_across_an_exporter_restart(tmp_path):
+    """A restarted exporter's console counts from 0 again: the widget starts a new epoch
+    instead of taking the new bytes for ones it already has."""
+    from jumpstarter_jupyter.client import connect
+    from jumpstarter_jupyter.drivers.serial.widget import SerialWidget
+    from jumpstarter_jupyter.exporter import serve
+
+    def board():
+        root = Composite()
+        root.children = {"serial": PySerial(url="loop://")}
+        return root
+
+    socket_path = str(tmp_path / "exporter.sock")
+    exporter = serve(board(), socket=socket_path)
+    with connect(f"unix:{socket_path}") as dut:
+        widget = SerialWidget(dut.serial, log_path=tmp_path / "serial.log")
+        dut.serial.write(b"first console: a long line that the new console will not reach\r\n")
+        dut.serial.expect("will not reach")
+        exporter.stop(grace=0)
+        exporter = serve(board(), socket=socket_path)
+        try:
+            dut.serial.expect("the console starts over", timeout=60)
+            dut.serial.write(b"second console\r\n")
+            dut.serial.expect("second console", timeout=60)
+            wait_until(lambda: widget.epoch == 1 and widget.scrollback_end == len(b"second console\r\n"))
+            assert widget.scrollback == b"second console\r\n"
+            assert widget.view_end == len(b"second console\r\n")
+            log = (tmp_path / "serial.log").read_bytes()
+            assert log.startswith(b"first console") and log.endswith(b"second console\r\n")
+        finally:
+            widget.close()
+            exporter.stop(grace=0)
+
+
+def wait_until(condition, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)  # polling a condition with a deadline

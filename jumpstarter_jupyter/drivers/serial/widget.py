@@ -39,7 +39,7 @@ def default_log_path(display_path: str) -> Path:
 
 
 class _ViewRing:
-    """The console bytes the browser has yet to get, bounded, with absolute offsets."""
+    """The recent console bytes (bounded) with absolute offsets, and how far the views got."""
 
     def __init__(self) -> None:
         self.data = bytearray()
@@ -77,6 +77,7 @@ class SerialWidget(DriverWidget):
     bundle = "serial"
     scrollback = traitlets.Bytes(b"").tag(sync=True)
     scrollback_end = traitlets.Int(0).tag(sync=True)  # absolute offset just past `scrollback`
+    epoch = traitlets.Int(0).tag(sync=True)  # +1 whenever the console starts over (exporter restarted)
     timestamps = traitlets.Bool(False).tag(sync=True)
     dtr = traitlets.Bool(True).tag(sync=True)
     rts = traitlets.Bool(True).tag(sync=True)
@@ -94,6 +95,7 @@ class SerialWidget(DriverWidget):
         self._seq = 0
         self._synced_at = 0.0
         self._synced_end = 0
+        self._epoch = 0  # the flusher copies it into the `epoch` trait with the scrollback
         self._input = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jumpstarter-serial-input")
         self._end: int | None = None  # absolute offset just past the last byte taken in
         self._last_event: tuple[int, str] | None = None
@@ -145,13 +147,15 @@ class SerialWidget(DriverWidget):
             if self._held is not None:
                 self._held.append(chunk)
                 return
-            self._take_in(chunk)
+            self._take_in(chunk, live=True)
         if chunk.event:
             self.update(status=chunk.event)
         self.poke()
 
-    def _take_in(self, chunk: Any) -> None:
+    def _take_in(self, chunk: Any, live: bool = False) -> None:
         """Add a chunk's new bytes to the view ring and the log (caller holds the ring lock)."""
+        if live and chunk.data and self._end is not None and chunk.offset < self._end:
+            self._start_over()  # live output goes back in offsets only when the console is new
         end = self._end if self._end is not None else chunk.offset
         data = chunk.data[max(0, end - chunk.offset):]  # history and live output overlap
         if data:
@@ -164,6 +168,12 @@ class SerialWidget(DriverWidget):
             self._last_event = (chunk.offset, chunk.event)
             self._events.append(chunk.event)
             self._log_write(marker(chunk.event))
+
+    def _start_over(self) -> None:
+        """A restarted exporter's console counts from 0 again: views drop their offsets too."""
+        self._epoch += 1
+        self._end, self._catchup, self._synced_end = None, None, -1
+        self._ring = _ViewRing()
 
     def _log_write(self, data: bytes) -> None:
         if self._log is not None and not self._log.closed:  # stop() closes it under the ring lock, which callers hold
@@ -186,14 +196,15 @@ class SerialWidget(DriverWidget):
                 ring.sent = offset + len(piece)
             events, self._events = self._events, []
             more = self._catchup is not None or ring.sent < ring.end
-            end, tail = ring.end, ring.tail(SCROLLBACK)
+            end, tail, epoch = ring.end, ring.tail(SCROLLBACK), self._epoch
         if (piece or events) and self.comm is not None:
             self._seq += 1
-            self.send({"type": "output", "seq": self._seq, "offset": offset, "events": events}, [piece])
+            self.send({"type": "output", "seq": self._seq, "epoch": epoch, "offset": offset, "events": events},
+                      [piece])
             self.messages_sent += 1
-        return self._sync_scrollback(end, tail) or more
+        return self._sync_scrollback(end, tail, epoch) or more
 
-    def _sync_scrollback(self, end: int, tail: bytes) -> bool:
+    def _sync_scrollback(self, end: int, tail: bytes, epoch: int) -> bool:
         """Sync the scrollback trait when due; True while a sync is still owed."""
         if end == self._synced_end:
             return False
@@ -201,7 +212,7 @@ class SerialWidget(DriverWidget):
             return True
         if self.comm is not None:
             with self.hold_sync():
-                self.scrollback, self.scrollback_end = tail, end
+                self.scrollback, self.scrollback_end, self.epoch = tail, end, epoch
         self._synced_at, self._synced_end = time.monotonic(), end
         return False
 
@@ -215,6 +226,8 @@ class SerialWidget(DriverWidget):
         elif kind == "catchup":
             with self._ring_lock:
                 offset = max(0, int(content.get("offset", -1)))
+                if content.get("epoch", self._epoch) != self._epoch:
+                    offset = 0  # the view knows an older console: replay what this one holds
                 self._catchup = offset if self._catchup is None else min(offset, self._catchup)
             self.poke()
 

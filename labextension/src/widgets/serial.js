@@ -1,10 +1,11 @@
 // The serial console: an xterm.js terminal fed by the kernel's SerialWidget.
 //
 // Kernel -> view: the `scrollback` trait (last bytes, ending at absolute offset
-// `scrollback_end`) on first render, then custom messages {type: "output", seq, offset,
-// events} with the bytes in buffers[0]. Offsets are the exporter console's absolute byte
-// offsets, so a view drops what it already shows and draws "N bytes skipped" for a gap.
-// View -> kernel: {type: "input", data}, {type: "catchup", offset}, and actions.
+// `scrollback_end` of console `epoch`) on first render, then custom messages
+// {type: "output", seq, epoch, offset, events} with the bytes in buffers[0]. Offsets are the
+// exporter console's absolute byte offsets, so a view drops what it already shows and draws
+// "N bytes skipped" for a gap; a new epoch (the exporter restarted) starts the offsets over.
+// View -> kernel: {type: "input", data}, {type: "catchup", offset, epoch}, and actions.
 import { Terminal } from "@xterm/xterm";
 import { FitAddon } from "@xterm/addon-fit";
 import xtermCss from "@xterm/xterm/css/xterm.css";
@@ -94,8 +95,10 @@ export default {
     term.loadAddon(fit);
     const write = writer(term, model);
 
-    // `end`: absolute console offset just past the last byte this view has; null = nothing yet
+    // `end`: absolute console offset just past the last byte this view has; null = nothing yet.
+    // `epoch` counts consoles: a restarted exporter's console counts offsets from 0 again.
     let end = null;
+    let epoch = model.get("epoch");
     const held = [];
     let heldBytes = 0;
     let heldSkipped = 0;
@@ -148,6 +151,11 @@ export default {
     if (scrollback.length) receive(model.get("scrollback_end") - scrollback.length, scrollback);
     v.listen("msg:custom", (msg, buffers) => {
       if (msg?.type !== "output") return;
+      if (msg.epoch !== epoch) {
+        epoch = msg.epoch;
+        end = null;
+        show(note("the console started over (the exporter restarted)"));
+      }
       for (const event of msg.events ?? []) show(note(event, 36));
       receive(msg.offset, bytesOf(buffers?.[0]));
     });
@@ -166,7 +174,7 @@ export default {
     };
     const input = term.onData((data) => send({ type: "input", data }));
     // custom messages sent before this view existed are lost: ask for what came after the trait
-    send({ type: "catchup", offset: end ?? -1 });
+    send({ type: "catchup", offset: end ?? -1, epoch });
     log(`serial view of ${model.get("path")} rendered at offset ${end}`);
 
     return () => {

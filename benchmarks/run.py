@@ -6,7 +6,8 @@ Starts, on loopback, our exporter and upstream's exporter serving ``bench.yaml``
 grpcio server and a TCP echo server; then, for each measurement, runs several rounds,
 each round one fresh client process per side (ours, upstream, raw) in turn. Prints the
 medians, their ratios and the targets, and writes them to ``benchmarks/results/latest.json``.
-``--quick`` uses small sizes and one round: it checks the harness, its numbers claim nothing.
+``--quick`` uses small sizes and one round, and runs upstream's client without ``jmp shell``
+(with the variables the shell would set): it checks the harness, its numbers claim nothing.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class Bench:
     peer: Path
     sizes: Sizes
     children: set[str]
+    shell: bool = True  # upstream's side under `jmp shell`, as its users run it
     services: dict[str, services.Service] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
 
@@ -123,6 +125,10 @@ class Bench:
         path = str(services.HERE / script)
         if side == "upstream":
             python = str(self.peer / "bin" / "python")
+            if not self.shell:  # the variables `jmp shell` sets for its child
+                return ["env", f"JUMPSTARTER_HOST={endpoint}", "JMP_GRPC_INSECURE=1", "JMP_DRIVERS_ALLOW=UNSAFE",
+                        "JMP_EXPORTER=direct", "JMP_LEASE=direct", "_JMP_SUPPRESS_DRIVER_WARNINGS=1",
+                        python, path, *args]
             return [str(self.peer / "bin" / "jmp"), "shell", "--tls-grpc", endpoint, "--tls-grpc-insecure",
                     "--", python, path, *args]
         return [sys.executable, path, *args]
@@ -204,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="jmp-bench-") as workdir:
         children = {child for m in selected for child in m.children}
-        bench = Bench(Path(workdir), services.upstream_peer(), sizes, children)
+        bench = Bench(Path(workdir), services.upstream_peer(), sizes, children, shell=not args.quick)
         try:
             values, errors = measure(bench, rounds, selected)
         finally:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
+import threading
 
 import click
 
@@ -22,6 +24,8 @@ def _serve_options(func):
     func = click.option("--passphrase", envvar="JMP_GRPC_PASSPHRASE", help="Require this passphrase on every call.")(func)
     func = click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), help="Serve TLS with this certificate.")(func)
     func = click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="Key of --tls-cert.")(func)
+    func = click.option("--stop-on-stdin-eof", is_flag=True,
+                        help="Stop when standard input closes: the exporter ends with the process that started it.")(func)
     return func
 
 
@@ -35,7 +39,19 @@ def _block_stop_signals() -> None:
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
 
 
-def _serve_until_signalled(root, listen, socket_path, passphrase, tls_cert, tls_key) -> None:
+def _stop_on_stdin_eof() -> None:
+    """Signal ourselves when stdin reaches EOF (the parent holding the pipe exited, even if killed)."""
+
+    def watch():
+        while sys.stdin.buffer.read1(4096):
+            pass
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="stdin-watch", daemon=True).start()
+
+
+def _serve_until_signalled(root, listen, socket_path, passphrase, tls_cert, tls_key,
+                           stop_on_stdin_eof=False) -> None:
     from jumpstarter_jupyter.exporter import serve
 
     if listen is None and socket_path is None:
@@ -49,6 +65,8 @@ def _serve_until_signalled(root, listen, socket_path, passphrase, tls_cert, tls_
     except (OSError, ValueError) as exc:
         root.shutdown()
         raise click.ClickException(str(exc)) from None
+    if stop_on_stdin_eof:
+        _stop_on_stdin_eof()
     click.echo(f"serving {exporter.address}")
     sys.stdout.flush()
     signal.sigwait(STOP_SIGNALS)
@@ -58,7 +76,7 @@ def _serve_until_signalled(root, listen, socket_path, passphrase, tls_cert, tls_
 @main.command()
 @click.argument("config", type=click.Path(dir_okay=False))
 @_serve_options
-def run(config, listen, socket_path, passphrase, tls_cert, tls_key):
+def run(config, listen, socket_path, passphrase, tls_cert, tls_key, stop_on_stdin_eof):
     """Serve the drivers of an ExporterConfig YAML file."""
     from jumpstarter_jupyter.exporter import build_tree, load_config
 
@@ -67,17 +85,18 @@ def run(config, listen, socket_path, passphrase, tls_cert, tls_key):
         root = build_tree(load_config(config))
     except JumpstarterError as exc:
         raise click.ClickException(str(exc)) from None
-    _serve_until_signalled(root, listen, socket_path, passphrase, tls_cert, tls_key)
+    _serve_until_signalled(root, listen, socket_path, passphrase, tls_cert, tls_key, stop_on_stdin_eof)
 
 
 @main.command()
 @_serve_options
-def demo(listen, socket_path, passphrase, tls_cert, tls_key):
+def demo(listen, socket_path, passphrase, tls_cert, tls_key, stop_on_stdin_eof):
     """Serve the virtual board: power, serial console, storage, network, button, led."""
     from jumpstarter_jupyter.drivers.virtual.driver import VirtualBoard
 
     _block_stop_signals()
-    _serve_until_signalled(VirtualBoard.create(), listen, socket_path, passphrase, tls_cert, tls_key)
+    _serve_until_signalled(VirtualBoard.create(), listen, socket_path, passphrase, tls_cert, tls_key,
+                           stop_on_stdin_eof)
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True,

@@ -23,8 +23,10 @@ class PrivateBoard:
         self.directory = tempfile.mkdtemp(prefix="jumpstarter-board-")
         self.socket = os.path.join(self.directory, "board.sock")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "jumpstarter_jupyter", "demo", "--socket", self.socket],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            [sys.executable, "-m", "jumpstarter_jupyter", "demo", "--socket", self.socket, "--stop-on-stdin-eof"],
+            # we hold the pipe's write end and never write: if this process dies, even by
+            # SIGKILL, the board reads EOF and stops instead of outliving its kernel
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=open(os.path.join(self.directory, "exporter.log"), "wb"),
         )
         atexit.register(self.stop)
@@ -51,6 +53,7 @@ class PrivateBoard:
         raise ConnectionFailed(f"the private virtual board did not start:\n{log}")
 
     def stop(self) -> None:
+        self.process.stdin.close()
         if self.process.poll() is None:
             self.process.terminate()
             try:

@@ -32,14 +32,17 @@ def notebook(address: str) -> nbformat.NotebookNode:
         "%load_ext jumpstarter",
         f"%jmp connect {address}",
         f"dut.power.on()\ndut.serial.write(b'{GREETING}\\n')\ndut.serial.expect('{GREETING}', timeout=60)",
-        # the terminal's trait is refreshed by the widget's flusher: wait until it shows the echo
+        # traits are refreshed by the widgets' flushers: wait until the terminal shows the echo
+        # and the chart has readings (polled from upstream's finite read())
         "import threading\n"
-        "from jumpstarter_jupyter.jupyter.widget import DriverWidget\n"
-        "terminal = next(w for (_, client), w in DriverWidget._instances.items() if client is dut.serial)\n"
-        "shown = threading.Event()\n"
-        f"terminal.observe(lambda change: b'{GREETING}' in change.new and shown.set(), 'scrollback')\n"
-        f"if b'{GREETING}' not in terminal.scrollback:\n"
-        "    shown.wait(60)\n"
+        "from jumpstarter_jupyter.client.display import widget_for\n"
+        "def shown(widget, trait, test):\n"
+        "    seen = threading.Event()\n"
+        "    widget.observe(lambda change: test(change.new) and seen.set(), trait)\n"
+        "    return test(getattr(widget, trait)) or seen.wait(60)\n"
+        "terminal, power = widget_for(dut.serial), widget_for(dut.power)\n"
+        f"shown(terminal, 'scrollback', lambda value: b'{GREETING}' in value)\n"
+        "shown(power, 'readings', bool)\n"
         "print(terminal.status or 'no status', '|', terminal.error or 'no error')",
     ]
     return nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code) for code in cells])

@@ -6,7 +6,7 @@ import socket
 import subprocess
 import sys
 
-from conftest import serving
+from support import serving
 
 from jumpstarter_jupyter.drivers.composite.driver import Composite
 from jumpstarter_jupyter.drivers.power.driver import MockPower

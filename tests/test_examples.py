@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import serving
+from support import serving
 from jumpstarter_jupyter.client import connect
 from jumpstarter_jupyter.exporter import build_tree, load_config
 

@@ -21,20 +21,21 @@ class LogHub(logging.Handler):
 
     def __init__(self):
         super().__init__(logging.INFO)
-        self.records: collections.deque[tuple[int, pb.LogStreamResponse]] = collections.deque(maxlen=RING)
+        # records are kept as logged and turned into messages only for subscribers: a driver
+        # call that logs pays for a deque append, not for formatting and a protobuf message
+        self.records: collections.deque[tuple[int, logging.LogRecord]] = collections.deque(maxlen=RING)
         self.seq = 0
         self.changed = threading.Condition()
 
+    def handle(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= self.level:
+            self.emit(record)
+        return True
+
     def emit(self, record: logging.LogRecord) -> None:
-        source = common_pb2.LOG_SOURCE_DRIVER if record.name.startswith("driver.") else common_pb2.LOG_SOURCE_SYSTEM
-        try:
-            message = record.getMessage()
-        except Exception:
-            message = str(record.msg)
-        item = pb.LogStreamResponse(uuid="", severity=record.levelname, message=message, source=source)
         with self.changed:
             self.seq += 1
-            self.records.append((self.seq, item))
+            self.records.append((self.seq, record))
             self.changed.notify_all()
 
     def follow(self, active: Callable[[], bool]) -> Iterator[pb.LogStreamResponse]:
@@ -44,6 +45,16 @@ class LogHub(logging.Handler):
         while active():
             with self.changed:
                 self.changed.wait_for(lambda: self.seq > last, timeout=1.0)
-                fresh = [item for seq, item in self.records if seq > last]
+                fresh = [record for seq, record in self.records if seq > last]
                 last = self.seq
-            yield from fresh
+            for record in fresh:
+                yield _message(record)
+
+
+def _message(record: logging.LogRecord) -> pb.LogStreamResponse:
+    source = common_pb2.LOG_SOURCE_DRIVER if record.name.startswith("driver.") else common_pb2.LOG_SOURCE_SYSTEM
+    try:
+        message = record.getMessage()
+    except Exception:  # a bad format string in someone's log call must not break the stream
+        message = str(record.msg)
+    return pb.LogStreamResponse(uuid="", severity=record.levelname, message=message, source=source)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import serving
+from support import serving
 from jumpstarter_jupyter.drivers.composite.driver import Composite
 from jumpstarter_jupyter.drivers.serial.driver import PySerial
 

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from conftest import client_for, run_cli, serving
+from support import client_for, run_cli, serving
 
 from jumpstarter_jupyter import ConfigError, DriverInvalidArgument, DriverTimeout, connect
 from jumpstarter_jupyter.drivers.gpio.client import DigitalInputClient, DigitalOutputClient

@@ -13,7 +13,7 @@ import threading
 import urllib.request
 
 import pytest
-from conftest import client_for, run_cli, serving
+from support import client_for, run_cli, serving
 
 from jumpstarter_jupyter import ConfigError, DriverError, DriverInvalidArgument, connect
 from jumpstarter_jupyter.drivers.composite.driver import Composite

@@ -15,7 +15,7 @@ import pexpect
 import pexpect.fdpexpect
 import pytest
 
-from conftest import client_for, serving
+from support import client_for, serving
 from jumpstarter_jupyter.client import connect
 from jumpstarter_jupyter.drivers.composite.driver import Composite
 from jumpstarter_jupyter.drivers.serial.common import ExpectTimeout

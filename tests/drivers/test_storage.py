@@ -13,7 +13,7 @@ import sys
 
 import pytest
 import zstandard
-from conftest import client_for, run_cli
+from support import client_for, run_cli
 
 from jumpstarter_jupyter import ConfigError, DriverError, DriverInvalidArgument
 from jumpstarter_jupyter.drivers.storage.client import StorageMuxClient

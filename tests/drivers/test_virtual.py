@@ -14,7 +14,7 @@ import urllib.request
 import pytest
 import zstandard
 
-from conftest import run_cli, serving
+from support import run_cli, serving
 from jumpstarter_jupyter.client import connect
 from jumpstarter_jupyter.drivers.virtual.driver import VirtualBoard
 from jumpstarter_jupyter.drivers.virtual.image import BadImage, make_image, parse_image

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import grpc
 import pytest
-from conftest import client_for, serving
+from support import client_for, serving
 from google.protobuf import empty_pb2
 
 from jumpstarter_jupyter import (AuthenticationFailed, ConnectionFailed, DriverError, DriverInvalidArgument,

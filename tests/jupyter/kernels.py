@@ -1,7 +1,7 @@
 """Real kernels for the Jupyter glue: run code as a notebook cell would, collect what it shows.
 
 Test modules import the fixtures they use (`from kernels import kernel, ...`): a conftest.py
-here would shadow `tests/conftest.py` for `from conftest import serving`.
+here would shadow `tests/conftest.py` for `from support import serving`.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from conftest import serving
+from support import serving
 from kernels import demo, jupyter_env, kernel, start_kernel  # noqa: F401  (fixtures)
 from jumpstarter_jupyter.drivers.composite.driver import Composite
 from jumpstarter_jupyter.drivers.power.driver import MockPower

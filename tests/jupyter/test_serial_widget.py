@@ -19,7 +19,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from conftest import serving
+from support import serving
 from jumpstarter_jupyter.drivers.composite.driver import Composite
 from jumpstarter_jupyter.drivers.serial.driver import PySerial
 from jumpstarter_jupyter.drivers.serial.widget import SCROLLBACK, VIEW_BUDGET

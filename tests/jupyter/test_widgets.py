@@ -15,7 +15,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from conftest import serving
+from support import serving
 from jumpstarter_jupyter.driver import Driver, export
 from jumpstarter_jupyter.drivers.composite.driver import Composite
 from jumpstarter_jupyter.drivers.power.driver import MockPower

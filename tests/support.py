@@ -1,0 +1,45 @@
+"""Test helpers: real exporters on real sockets, real clients (``from support import ...``)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+
+from jumpstarter_jupyter.client import DriverClient, connect
+from jumpstarter_jupyter.driver import Driver
+from jumpstarter_jupyter.drivers.composite.driver import Composite
+from jumpstarter_jupyter.exporter import Exporter, serve
+
+
+@contextlib.contextmanager
+def serving(root: Driver, tcp: bool = False, passphrase: str | None = None) -> Iterator[Exporter]:
+    """Serve ``root`` on a fresh unix socket (or a free loopback TCP port) until the block ends."""
+    with tempfile.TemporaryDirectory(prefix="jmp-test-") as directory:
+        if tcp:
+            exporter = serve(root, listen="127.0.0.1:0", passphrase=passphrase)
+        else:
+            exporter = serve(root, socket=os.path.join(directory, "exporter.sock"), passphrase=passphrase)
+        try:
+            yield exporter
+        finally:
+            exporter.stop(grace=0)
+
+
+@contextlib.contextmanager
+def client_for(driver: Driver, name: str = "driver", **options) -> Iterator[DriverClient]:
+    """Serve ``driver`` as child ``name`` of a composite and yield its client."""
+    root = Composite()
+    root.children = {name: driver}
+    with serving(root, **options) as exporter, connect(exporter.address, options.get("passphrase")) as dut:
+        yield dut[name]
+
+
+def run_cli(client: DriverClient, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    """Run ``jumpstarter-jupyter j --endpoint <its exporter> <client's path> ARGS`` in its own process."""
+    path = client.path.split(".") if client.path else []
+    argv = [sys.executable, "-m", "jumpstarter_jupyter", "j", "--endpoint", client.connection.endpoint, *path, *args]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)

@@ -103,8 +103,9 @@ def demo(listen, socket_path, passphrase, tls_cert, tls_key, stop_on_stdin_eof):
                                 "help_option_names": []})
 @click.option("--endpoint", envvar="JUMPSTARTER_HOST", help="HOST:PORT, unix:/path or a socket path.")
 @click.option("--passphrase", envvar="JMP_GRPC_PASSPHRASE", help="The exporter's passphrase.")
+@click.option("--tls-ca", metavar="PEM", help="Connect with TLS, trusting this CA certificate.")
 @click.pass_context
-def j(ctx, endpoint, passphrase):
+def j(ctx, endpoint, passphrase, tls_ca):
     """Drive an exporter's tree: j [--endpoint E] <child ...> <command> [args]."""
     from jumpstarter_jupyter.client import connect
 
@@ -115,7 +116,7 @@ def j(ctx, endpoint, passphrase):
             ctx.exit(0)
         raise click.UsageError("no exporter: pass --endpoint HOST:PORT or set $JUMPSTARTER_HOST")
     try:
-        root = connect(endpoint, passphrase=passphrase)
+        root = connect(endpoint, passphrase=passphrase, tls_ca=tls_ca)
     except JumpstarterError as exc:
         raise click.ClickException(str(exc)) from None
     try:

@@ -1,0 +1,49 @@
+"""TLS: an exporter with --tls-cert/--tls-key, a client trusting that certificate."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from jumpstarter_jupyter import ConnectionFailed, connect
+from jumpstarter_jupyter.drivers.composite.driver import Composite
+from jumpstarter_jupyter.drivers.power.driver import MockPower
+from jumpstarter_jupyter.exporter import serve
+
+
+@pytest.fixture
+def certificate(tmp_path) -> tuple[str, str]:
+    """A self-signed certificate for 127.0.0.1 (Debian's openssl is on every machine of ours)."""
+    cert, key = tmp_path / "exporter.pem", tmp_path / "exporter.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=exporter",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return str(cert), str(key)
+
+
+def test_tls_exporter_serves_clients_that_trust_its_certificate(certificate, monkeypatch):
+    monkeypatch.delenv("JMP_GRPC_INSECURE", raising=False)
+    cert, key = certificate
+    root = Composite()
+    root.children = {"power": MockPower()}
+    exporter = serve(root, listen="127.0.0.1:0", tls_cert=cert, tls_key=key)
+    try:
+        with connect(exporter.address, tls_ca=cert) as dut:
+            dut.power.on()
+            assert dut.power.state() is True
+        with pytest.raises(ConnectionFailed, match="not reachable"):
+            connect(exporter.address)  # plaintext against TLS
+        command = [sys.executable, "-m", "jumpstarter_jupyter", "j", "--endpoint", exporter.address,
+                   "--tls-ca", cert, "power", "off"]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        assert root.children["power"].powered is False
+    finally:
+        exporter.stop(grace=0)
+
+
+def test_tls_needs_both_certificate_and_key(certificate):
+    with pytest.raises(ValueError, match="TLS needs both --tls-cert and --tls-key"):
+        serve(Composite(), listen="127.0.0.1:0", tls_cert=certificate[0])

@@ -3,7 +3,7 @@
 The widget subscribes to its client's console follower: every byte, with its absolute
 console offset, goes to a log file on the kernel side (all of it, in order) and into a
 bounded ring from which the flusher sends the browser at most ``VIEW_BUDGET`` bytes per
-flush (<= 30 flushes/s). A flood larger than that is skipped in the view only, with an
+flush (<= 25 flushes/s). A flood larger than that is skipped in the view only, with an
 "N bytes skipped" marker drawn by the front end; ``expect()`` and the log file see every byte.
 The ``scrollback`` trait (last ``SCROLLBACK`` bytes, synced at most once a second) is what a
 saved notebook keeps and what a late or re-rendered view starts from.
@@ -27,7 +27,7 @@ from jumpstarter_jupyter.jupyter.widget import DriverWidget
 
 SCROLLBACK = 64 << 10  # bytes in the synced scrollback trait (saved with the notebook)
 RING = 256 << 10  # bytes kept for the view: a burst up to this size reaches the browser whole
-VIEW_BUDGET = 8 << 10  # bytes per flush: <= ~240 KB/s to a browser; a faster flood is skipped in the view
+VIEW_BUDGET = 8 << 10  # bytes per flush: <= ~200 KB/s to a browser; a faster flood is skipped in the view
 SCROLLBACK_PERIOD = 1.0  # seconds between scrollback trait syncs while output flows
 BREAK_DURATION = 0.25  # seconds
 

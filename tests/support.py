@@ -7,7 +7,8 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
 from jumpstarter_jupyter.client import DriverClient, connect
 from jumpstarter_jupyter.driver import Driver
@@ -43,3 +44,15 @@ def run_cli(client: DriverClient, *args: str, timeout: float = 60) -> subprocess
     path = client.path.split(".") if client.path else []
     argv = [sys.executable, "-m", "jumpstarter_jupyter", "j", "--endpoint", client.connection.endpoint, *path, *args]
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 30.0, what: str = "the condition") -> object:
+    """Poll ``condition`` until it returns something truthy; fail naming ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"gave up after {timeout} s waiting for {what}")
+        time.sleep(0.05)  # polling interval of a condition with a deadline

@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from .conftest import wait_for
+from support import wait_for
 
 pytestmark = pytest.mark.browser
 

@@ -10,7 +10,7 @@ from support import serving
 from jumpstarter_jupyter.drivers.composite.driver import Composite
 from jumpstarter_jupyter.drivers.serial.driver import PySerial
 
-from .conftest import wait_for
+from support import wait_for
 
 pytestmark = pytest.mark.browser
 

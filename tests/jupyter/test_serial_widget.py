@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from support import serving
+from support import serving, wait_for
 from jumpstarter_jupyter.drivers.composite.driver import Composite
 from jumpstarter_jupyter.drivers.serial.driver import PySerial
 from jumpstarter_jupyter.drivers.serial.widget import SCROLLBACK, VIEW_BUDGET
@@ -158,7 +157,7 @@ def test_widget_follows_the_console_across_an_exporter_restart(tmp_path):
             dut.serial.expect("the console starts over", timeout=60)
             dut.serial.write(b"second console\r\n")
             dut.serial.expect("second console", timeout=60)
-            wait_until(lambda: widget.epoch == 1 and widget.scrollback_end == len(b"second console\r\n"))
+            wait_for(lambda: widget.epoch == 1 and widget.scrollback_end == len(b"second console\r\n"))
             assert widget.scrollback == b"second console\r\n"
             assert widget.view_end == len(b"second console\r\n")
             log = (tmp_path / "serial.log").read_bytes()
@@ -167,9 +166,3 @@ def test_widget_follows_the_console_across_an_exporter_restart(tmp_path):
             widget.close()
             exporter.stop(grace=0)
 
-
-def wait_until(condition, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)  # polling a condition with a deadline

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from pathlib import Path
 
 import pytest
 import traitlets
+from support import wait_for
 
 import jumpstarter_jupyter
 from jumpstarter_jupyter.drivers.power.driver import MockPower
@@ -33,12 +33,6 @@ class Probe(DriverWidget):
 class Unbuilt(DriverWidget):
     bundle = "no-such-widget"
 
-
-def wait_for(condition, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
 
 
 def front_end_sends(widget, content):

@@ -143,8 +143,8 @@ def _check_line(owner: object, line: object) -> None:
 
 
 @dataclass
-class VirtualDigitalOutput(DigitalOutputInterface):
-    """A digital output driving a :class:`VirtualLine` (a simulated board's input pin)."""
+class _OnVirtualLine:
+    """What the virtual GPIO drivers share: a :class:`VirtualLine` given in code, read as the pin."""
 
     line: VirtualLine
     pin: VirtualLine = field(init=False, repr=False)
@@ -152,6 +152,16 @@ class VirtualDigitalOutput(DigitalOutputInterface):
     def __post_init__(self) -> None:
         _check_line(self, self.line)
         self.pin = self.line
+
+    @export
+    def read_pin(self) -> int:
+        """The pin's present value: 1 (active) or 0."""
+        return self.pin.value
+
+
+@dataclass
+class VirtualDigitalOutput(_OnVirtualLine, DigitalOutputInterface):
+    """A digital output driving a :class:`VirtualLine` (a simulated board's input pin)."""
 
     @export
     def on(self) -> None:
@@ -165,27 +175,10 @@ class VirtualDigitalOutput(DigitalOutputInterface):
         self.pin.set(INACTIVE)
         self.logger.info("%s off", self.description or "output")
 
-    @export
-    def read_pin(self) -> int:
-        """The pin's present value: 1 (active) or 0."""
-        return self.pin.value
-
 
 @dataclass
-class VirtualDigitalInput(DigitalInputInterface):
+class VirtualDigitalInput(_OnVirtualLine, DigitalInputInterface):
     """A digital input sensing a :class:`VirtualLine` (a simulated board's output pin)."""
-
-    line: VirtualLine
-    pin: VirtualLine = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        _check_line(self, self.line)
-        self.pin = self.line
-
-    @export
-    def read_pin(self) -> int:
-        """The pin's present value: 1 (active) or 0."""
-        return self.pin.value
 
     @export
     def wait_for_active(self, timeout: float | None = None) -> None:

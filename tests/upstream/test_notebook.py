@@ -44,6 +44,9 @@ def notebook(address: str) -> nbformat.NotebookNode:
         f"shown(terminal, 'scrollback', lambda value: b'{GREETING}' in value)\n"
         "shown(power, 'readings', bool)\n"
         "print(terminal.status or 'no status', '|', terminal.error or 'no error')",
+        # observers fire inside the flusher's hold_sync, before its update message goes out:
+        # one more execute round trip lets that message reach the client before state is saved
+        "print('synced')",
     ]
     return nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code) for code in cells])
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
@@ -22,6 +23,8 @@ def _serve_options(func):
     func = click.option("--listen", metavar="HOST:PORT", help="Serve on TCP (port 0: any free port).")(func)
     func = click.option("--socket", "socket_path", metavar="PATH", help="Serve on a unix socket.")(func)
     func = click.option("--passphrase", envvar="JMP_GRPC_PASSPHRASE", help="Require this passphrase on every call.")(func)
+    func = click.option("--passphrase-file", type=click.Path(exists=True, dir_okay=False),
+                        help="Read the passphrase from this file (it never shows in ps).")(func)
     func = click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), help="Serve TLS with this certificate.")(func)
     func = click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="Key of --tls-cert.")(func)
     func = click.option("--stop-on-stdin-eof", is_flag=True,
@@ -50,6 +53,18 @@ def _stop_on_stdin_eof() -> None:
     threading.Thread(target=watch, name="stdin-watch", daemon=True).start()
 
 
+def _passphrase(passphrase: str | None, passphrase_file: str | None) -> str | None:
+    if passphrase_file is None:
+        return passphrase
+    if passphrase:
+        raise click.UsageError("give --passphrase or --passphrase-file, not both")
+    with open(passphrase_file, encoding="utf-8") as file:
+        text = file.read().strip()  # a trailing newline from an editor or echo is not part of it
+    if not text:
+        raise click.UsageError(f"--passphrase-file {passphrase_file} is empty")
+    return text
+
+
 def _serve_until_signalled(root, listen, socket_path, passphrase, tls_cert, tls_key,
                            stop_on_stdin_eof=False) -> None:
     from jumpstarter_jupyter.exporter import serve
@@ -57,29 +72,35 @@ def _serve_until_signalled(root, listen, socket_path, passphrase, tls_cert, tls_
     if listen is None and socket_path is None:
         listen = "127.0.0.1:7777"
     if listen is not None and socket_path is not None:
-        root.shutdown()
+        root.teardown()
         raise click.UsageError("give --listen or --socket, not both")
     try:
         exporter = serve(root, listen=listen, socket=socket_path, passphrase=passphrase,
                          tls_cert=tls_cert, tls_key=tls_key)
     except (OSError, ValueError) as exc:
-        root.shutdown()
+        root.teardown()
         raise click.ClickException(str(exc)) from None
     if stop_on_stdin_eof:
         _stop_on_stdin_eof()
     click.echo(f"serving {exporter.address}")
     sys.stdout.flush()
     signal.sigwait(STOP_SIGNALS)
-    exporter.stop()
+    if exporter.stop():
+        # a custom driver method ignored its cancellation: its worker thread would keep the
+        # interpreter from exiting, and a stopped exporter must exit (teardown has run)
+        logging.shutdown()
+        sys.stdout.flush()
+        os._exit(0)
 
 
 @main.command()
 @click.argument("config", type=click.Path(dir_okay=False))
 @_serve_options
-def run(config, listen, socket_path, passphrase, tls_cert, tls_key, stop_on_stdin_eof):
+def run(config, listen, socket_path, passphrase, passphrase_file, tls_cert, tls_key, stop_on_stdin_eof):
     """Serve the drivers of an ExporterConfig YAML file."""
     from jumpstarter_jupyter.exporter import build_tree, load_config
 
+    passphrase = _passphrase(passphrase, passphrase_file)
     _block_stop_signals()
     try:
         root = build_tree(load_config(config))
@@ -90,10 +111,11 @@ def run(config, listen, socket_path, passphrase, tls_cert, tls_key, stop_on_stdi
 
 @main.command()
 @_serve_options
-def demo(listen, socket_path, passphrase, tls_cert, tls_key, stop_on_stdin_eof):
+def demo(listen, socket_path, passphrase, passphrase_file, tls_cert, tls_key, stop_on_stdin_eof):
     """Serve the virtual board: power, serial console, storage, network, button, led."""
     from jumpstarter_jupyter.drivers.virtual.driver import VirtualBoard
 
+    passphrase = _passphrase(passphrase, passphrase_file)
     _block_stop_signals()
     _serve_until_signalled(VirtualBoard.create(), listen, socket_path, passphrase, tls_cert, tls_key,
                            stop_on_stdin_eof)

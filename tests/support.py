@@ -56,3 +56,22 @@ def wait_for(condition: Callable[[], object], timeout: float = 30.0, what: str =
         if time.monotonic() > deadline:
             raise TimeoutError(f"gave up after {timeout} s waiting for {what}")
         time.sleep(0.05)  # polling interval of a condition with a deadline
+
+
+def start_exporter(*args: str, env: dict | None = None) -> subprocess.Popen:
+    """``jumpstarter-jupyter ARGS`` (``run CONFIG --socket PATH``, ``demo …``) in its own process,
+    returned once it says it is serving."""
+    process = subprocess.Popen([sys.executable, "-m", "jumpstarter_jupyter", *map(str, args)],
+                               stdout=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
+    line = process.stdout.readline()
+    if not line.startswith("serving "):
+        process.kill()
+        raise RuntimeError(f"exporter did not start: {line!r}")
+    return process
+
+
+def process_figures(pid: int) -> dict:
+    """Threads, open file descriptors and resident memory (bytes) of a live process."""
+    status = dict(line.split(":", 1) for line in open(f"/proc/{pid}/status").read().splitlines())
+    return {"threads": int(status["Threads"]), "fds": len(os.listdir(f"/proc/{pid}/fd")),
+            "rss": int(status["VmRSS"].split()[0]) * 1024}

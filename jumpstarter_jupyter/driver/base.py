@@ -13,9 +13,14 @@ returning plain data::
 
 Kinds of exported method, each reached through its own RPC:
 
-* ``call``: a plain method (``DriverCall``);
+* ``call``: a method returning a value (``DriverCall``);
 * ``streaming``: a generator yielding values (``StreamingDriverCall``);
 * ``stream``: returns a :class:`~jumpstarter_jupyter.driver.streams.ByteStream` (``RouterService.Stream``).
+
+Each may be a plain function (run on one of the exporter's worker threads; it sees
+cancellation through :meth:`Driver.cancelled`) or a coroutine / async generator (run on the
+exporter's event loop, cancelled when its caller goes away). A method that waits for the
+hardware should be ``async`` or wait through :class:`~jumpstarter_jupyter.driver.sync.Signal`.
 """
 
 from __future__ import annotations
@@ -26,45 +31,90 @@ import logging
 import typing
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, ClassVar
 
+from jumpstarter_jupyter.driver.cancel import current_token
 from jumpstarter_jupyter.driver.resources import ResourceFile, Resources
 
-MARK = "_jmp_export_kind"
+MARK = "_jmp_export"
 CALL, STREAMING, STREAM = "call", "streaming", "stream"
+# driver lifecycle names: an exported method of these names would be called at the wrong time
+LIFECYCLE = frozenset({"teardown"})
 
 
-def export(func: Callable) -> Callable:
-    """Export a method: unary, or server-streaming when it is a generator function."""
-    _check_function(func, "@export")
-    setattr(func, MARK, STREAMING if inspect.isgeneratorfunction(func) else CALL)
-    return func
+@dataclass(frozen=True)
+class ExportOptions:
+    kind: str
+    readonly: bool | None = None  # None: as the overridden method says (False if none)
+    private: bool = False
 
 
-def exportstream(func: Callable) -> Callable:
-    """Export a method returning a byte stream (opened through ``RouterService.Stream``)."""
-    _check_function(func, "@exportstream")
-    if inspect.isgeneratorfunction(func):
-        raise TypeError(f"@exportstream {func.__qualname__}: must return a ByteStream, not yield")
-    setattr(func, MARK, STREAM)
-    return func
+def export(func: Callable | None = None, *, readonly: bool | None = None, private: bool = False) -> Callable:
+    """Export a method: unary, or server-streaming when it is a generator.
+
+    Plain methods run on the exporter's worker threads and see cancellation through
+    :meth:`Driver.cancelled`; ``async def`` methods and async generators run on its event
+    loop and are cancelled like any coroutine. Options:
+
+    * ``readonly=True``: the method only observes (reads, waits, watches): a client that
+      watches a board without holding it may call it. An override keeps the overridden
+      method's setting unless it gives its own.
+    * ``private=True``: put an underscore name on the wire on purpose (upstream drivers
+      export some, e.g. CAN's ``_recv_internal``); other underscore names never are.
+
+    Use it bare (``@export``) or with options (``@export(readonly=True)``).
+    """
+
+    def mark(func: Callable) -> Callable:
+        _check_function(func, "@export", private)
+        streaming = inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func)
+        setattr(func, MARK, ExportOptions(STREAMING if streaming else CALL, readonly, private))
+        return func
+
+    return mark if func is None else mark(func)
 
 
-def _check_function(func: Any, decorator: str) -> None:
+def exportstream(func: Callable | None = None, *, readonly: bool | None = None) -> Callable:
+    """Export a method returning a byte stream (opened through ``RouterService.Stream``).
+
+    The method may be plain or ``async def``; the stream it returns is a
+    :class:`~jumpstarter_jupyter.driver.streams.ByteStream`.
+    """
+
+    def mark(func: Callable) -> Callable:
+        _check_function(func, "@exportstream", False)
+        if inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func):
+            raise TypeError(f"@exportstream {func.__qualname__}: must return a ByteStream, not yield")
+        setattr(func, MARK, ExportOptions(STREAM, readonly))
+        return func
+
+    return mark if func is None else mark(func)
+
+
+def _check_function(func: Any, decorator: str, private: bool) -> None:
     if not inspect.isfunction(func):
         raise TypeError(f"{decorator} takes a plain method, got {type(func).__name__} {func!r}")
-    if func.__name__.startswith("_"):
-        raise TypeError(f"{decorator} {func.__qualname__}: private methods cannot be exported")
-    if inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func):
-        raise TypeError(f"{decorator} {func.__qualname__}: drivers are synchronous; use a plain def")
+    name = func.__name__
+    if name.startswith("__"):
+        raise TypeError(f"{decorator} {func.__qualname__}: dunder methods cannot be exported")
+    if name.startswith("_") and not private:
+        raise TypeError(f"{decorator} {func.__qualname__}: private methods are not exported; "
+                        "use @export(private=True) to put this underscore name on the wire")
+    if name in LIFECYCLE:
+        raise TypeError(f"{decorator} {func.__qualname__}: {name!r} is the driver lifecycle method")
 
 
 class ExportedMethod:
     """One exported method of a driver class: its kind, signature and parameter types."""
 
-    def __init__(self, func: Callable, kind: str):
-        self.func, self.kind, self.name = func, kind, func.__name__
+    def __init__(self, func: Callable, options: ExportOptions, overridden: ExportedMethod | None = None):
+        self.func, self.name = func, func.__name__
+        self.kind = options.kind
+        inherited = overridden.readonly if overridden is not None else False
+        self.readonly = inherited if options.readonly is None else options.readonly
+        self.is_async = inspect.iscoroutinefunction(func) or inspect.isasyncgenfunction(func)
         self.signature = inspect.signature(func)
         try:
             hints = typing.get_type_hints(func)
@@ -79,6 +129,7 @@ class ExportedMethod:
         return {
             "name": self.name,
             "kind": self.kind,
+            "readonly": self.readonly,
             "params": [_describe_param(p) for p in self.params],
             "doc": self.doc.split("\n\n")[0],
         }
@@ -118,9 +169,9 @@ class Driver:
         found = {}
         for klass in reversed(cls.__mro__):
             for name, value in vars(klass).items():
-                kind = getattr(value, MARK, None)
-                if kind is not None:
-                    found[name] = ExportedMethod(value, kind)
+                options = getattr(value, MARK, None)
+                if options is not None:
+                    found[name] = ExportedMethod(value, options, found.get(name))
                 elif name in found:  # overridden without the marker: no longer exported
                     del found[name]
         cls.exports = MappingProxyType(found)
@@ -144,14 +195,33 @@ class Driver:
         with self.resources.open(handle) as file:
             yield file
 
-    def shutdown(self) -> None:
+    def teardown(self) -> None:
         """Release hardware and threads; called once when the exporter stops.
 
-        The default shuts the children down; overrides call ``super().shutdown()``. (Not
-        ``close``: upstream's PySerial exports a wire method of that name.)
+        The default tears the children down; overrides call ``super().teardown()``. (Not
+        ``close`` or ``shutdown``: upstream's PySerial and CAN drivers export wire methods
+        of those names.)
         """
         for child in self.children.values():
-            child.shutdown()
+            child.teardown()
+
+    def cancelled(self) -> bool:
+        """True once the caller of the exported call running now has gone away.
+
+        Long work in a plain (sync) method checks it and stops; outside an exported call it
+        is always False. ``async def`` methods are cancelled instead.
+        """
+        return current_token().cancelled
+
+    def sleep(self, seconds: float) -> None:
+        """Pause a plain method for ``seconds`` (a sampling period, a settle time).
+
+        Raises :class:`~jumpstarter_jupyter.driver.cancel.Cancelled` as soon as the call is
+        cancelled, so a sleeping method never outlives its caller.
+        """
+        token = current_token()
+        token.wait(seconds)
+        token.check()
 
     def walk(self, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Driver]]:
         """Yield ``(path, driver)`` for this driver and its subtree, depth first, pre-order."""

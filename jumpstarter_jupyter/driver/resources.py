@@ -12,7 +12,6 @@ from __future__ import annotations
 import bz2
 import gzip
 import lzma
-import queue
 import threading
 import uuid
 from collections.abc import Iterator
@@ -21,62 +20,44 @@ from typing import Any
 
 import zstandard
 
+from jumpstarter_jupyter.driver.sync import Pipe
+
 ENCODINGS = ("gzip", "xz", "bz2", "zstd")
 QUEUE_FRAMES = 32  # bounded like upstream: a writer blocks when nobody reads
 
 
 class Channel:
-    """Two bounded byte queues between the exporter's stream handler and a driver."""
+    """Two bounded byte pipes between the exporter's stream handler and a driver thread.
+
+    Inbound items are client bytes, ``b""`` the client's end of data; a pipe closed before
+    that end means the client went away mid-transfer. Outbound ``None`` ends the stream.
+    """
 
     def __init__(self, encoding: str | None = None):
         self.uuid = str(uuid.uuid4())
         self.encoding = encoding
-        self.inbound: queue.Queue[bytes | None] = queue.Queue(QUEUE_FRAMES)   # client -> driver
-        self.outbound: queue.Queue[bytes | None] = queue.Queue(QUEUE_FRAMES)  # driver -> client
-        self.closed = threading.Event()
+        self.inbound = Pipe(QUEUE_FRAMES)   # client -> driver
+        self.outbound = Pipe(QUEUE_FRAMES)  # driver -> client
 
     def handle(self) -> dict:
         return {"kind": "client_stream", "uuid": self.uuid, "x_jmp_content_encoding": self.encoding}
 
-    # exporter side
-    def feed(self, data: bytes | None) -> None:
-        """Queue bytes from the client (``None`` = client EOF); dropped once the driver is done."""
-        while not self.closed.is_set():
-            try:
-                self.inbound.put(data, timeout=0.2)
-                return
-            except queue.Full:
-                continue
-
-    def drain(self) -> Iterator[bytes]:
-        """Bytes for the client until the driver closes the channel."""
-        while True:
-            data = self.outbound.get()
-            if data is None:
-                return
-            yield data
+    async def end_of_input(self) -> None:
+        """The client finished sending (exporter side)."""
+        await self.inbound.put_async(b"")
 
     def abort(self) -> None:
-        """The client went away: unblock the driver and stop accepting data."""
-        self.closed.set()
-        _put_nowait_drop(self.inbound, None)
-        _put_nowait_drop(self.outbound, None)
-
-
-def _put_nowait_drop(q: queue.Queue, item: Any) -> None:
-    while True:
-        try:
-            q.put_nowait(item)
-            return
-        except queue.Full:
-            try:
-                q.get_nowait()
-            except queue.Empty:
-                pass
+        """The stream ended: unblock the driver; what the client did not finish is an error."""
+        self.inbound.close()
+        self.outbound.close()
 
 
 class ResourceFile:
-    """The driver's view of a channel: ``read(n)`` client bytes, ``write(data)`` to the client."""
+    """The driver's view of a channel: ``read(n)`` client bytes, ``write(data)`` to the client.
+
+    Both block the driver's thread while the client is slow, and end with
+    :class:`~jumpstarter_jupyter.driver.cancel.Cancelled` if the driver call is cancelled.
+    """
 
     def __init__(self, channel: Channel):
         self.channel = channel
@@ -88,6 +69,8 @@ class ResourceFile:
         while not self._eof and (size < 0 or len(self._pending) < size):
             data = self.channel.inbound.get()
             if data is None:
+                raise BrokenPipeError("the client closed the resource stream before the end of its data")
+            if not data:
                 self._eof = True
             else:
                 self._pending += data
@@ -111,17 +94,16 @@ class ResourceFile:
 
     def write(self, data: bytes) -> int:
         """Send bytes to the client (blocks while the client is slow)."""
-        if self.channel.closed.is_set():
+        if data and not self.channel.outbound.put(bytes(data)):
             raise BrokenPipeError("the client closed the resource stream")
-        if data:
-            self.channel.outbound.put(bytes(data))
         return len(data)
 
     def flush(self) -> None:
         pass
 
     def close(self) -> None:
-        self.channel.closed.set()
+        """The driver is done: end the client's stream and drop whatever it still sends."""
+        self.channel.inbound.close()
         self.channel.outbound.put(None)
 
 

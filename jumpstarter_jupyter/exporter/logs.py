@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import collections
 import logging
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator
 
+from jumpstarter_jupyter.driver.sync import Signal
 from jumpstarter_jupyter.protocol.v1 import common_pb2, jumpstarter_pb2 as pb
 
 RING = 256
@@ -25,7 +25,7 @@ class LogHub(logging.Handler):
         # call that logs pays for a deque append, not for formatting and a protobuf message
         self.records: collections.deque[tuple[int, logging.LogRecord]] = collections.deque(maxlen=RING)
         self.seq = 0
-        self.changed = threading.Condition()
+        self.changed = Signal()
 
     def handle(self, record: logging.LogRecord) -> bool:
         if record.levelno >= self.level:
@@ -36,15 +36,15 @@ class LogHub(logging.Handler):
         with self.changed:
             self.seq += 1
             self.records.append((self.seq, record))
-            self.changed.notify_all()
+            self.changed.notify()
 
-    def follow(self, active: Callable[[], bool]) -> Iterator[pb.LogStreamResponse]:
-        """Yield records logged from now on while ``active()`` holds."""
+    async def follow(self) -> AsyncIterator[pb.LogStreamResponse]:
+        """Yield records logged from now on, until the consumer stops."""
         with self.changed:
             last = self.seq
-        while active():
+        while True:
+            await self.changed.wait_async(lambda: self.seq > last)
             with self.changed:
-                self.changed.wait_for(lambda: self.seq > last, timeout=1.0)
                 fresh = [record for seq, record in self.records if seq > last]
                 last = self.seq
             for record in fresh:

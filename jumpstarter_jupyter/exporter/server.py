@@ -1,17 +1,25 @@
-"""Serve a driver tree over gRPC on TCP or a unix socket."""
+"""Serve a driver tree over gRPC (grpc.aio) on TCP or a unix socket.
+
+The server runs on one event loop thread per process (shared by every exporter the process
+serves). Handlers are coroutines: waits and open streams cost no thread; plain driver
+methods run on each exporter's bounded worker pool (``calls``).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import ipaddress
 import logging
 import os
 import socket as stdlib_socket
-from concurrent import futures
+import threading
 from pathlib import Path
 
 import grpc
 
 from jumpstarter_jupyter.driver.base import Driver
+from jumpstarter_jupyter.exporter.calls import Calls
 from jumpstarter_jupyter.exporter.logs import LogHub
 from jumpstarter_jupyter.exporter.report import Tree
 from jumpstarter_jupyter.exporter.service import ConsoleServicer, ExporterServicer, RouterServicer
@@ -28,18 +36,17 @@ SERVER_OPTIONS = [
     ("grpc.http2.max_ping_strikes", 0),
     ("grpc.so_reuseport", 0),  # a port clash must fail, not silently split connections
 ]
-# Each open stream (console, byte stream, log stream) holds a worker thread.
-MAX_WORKERS = 256
+STOP_TIMEOUT = 1.0  # seconds plain driver methods get to notice their cancellation at stop
 
 
-class _PassphraseCheck(grpc.ServerInterceptor):
+class _PassphraseCheck(grpc.aio.ServerInterceptor):
     """Refuse every RPC without the right ``x-jumpstarter-passphrase`` (as upstream does)."""
 
     def __init__(self, passphrase: str):
         self.expected = passphrase.encode()
 
-    def intercept_service(self, continuation, details):
-        handler = continuation(details)
+    async def intercept_service(self, continuation, details):
+        handler = await continuation(details)
         if handler is None:
             return None  # unknown method: stays UNIMPLEMENTED
         given = dict(details.invocation_metadata).get(PASSPHRASE_KEY, "")
@@ -49,8 +56,8 @@ class _PassphraseCheck(grpc.ServerInterceptor):
 
 
 def _refusing(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
-    def refuse(request, context):
-        context.abort(grpc.StatusCode.UNAUTHENTICATED, "invalid or missing passphrase")
+    async def refuse(request, context):  # a coroutine serves every kind of RPC in grpc.aio
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, "invalid or missing passphrase")
 
     kinds = {
         (False, False): grpc.unary_unary_rpc_method_handler,
@@ -75,21 +82,56 @@ def _claim_socket_path(path: str) -> None:
     raise OSError(f"cannot listen on unix:{path}: the socket is in use by another exporter")
 
 
+_loop: asyncio.AbstractEventLoop | None = None
+_loop_lock = threading.Lock()
+
+
+def _event_loop() -> asyncio.AbstractEventLoop:
+    """The process's exporter loop, started on first use in a daemon thread."""
+    global _loop
+    with _loop_lock:
+        if _loop is None:
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="exporter-loop", daemon=True).start()
+            _loop = loop
+        return _loop
+
+
+def _on_loop(coroutine):
+    """Run ``coroutine`` on the exporter loop from another thread and return its result."""
+    return asyncio.run_coroutine_threadsafe(coroutine, _event_loop()).result()
+
+
 class Exporter:
     """A running exporter: ``address`` to connect to, ``stop()`` to end it."""
 
-    def __init__(self, root: Driver, server: grpc.Server, address: str, tree: Tree, logs: LogHub):
+    def __init__(self, root: Driver, server: grpc.aio.Server, address: str, tree: Tree, logs: LogHub, calls: Calls):
         self.root, self.server, self.address, self.tree, self.logs = root, server, address, tree, logs
+        self.calls = calls
+        self._stopped = threading.Event()
 
     def wait(self) -> None:
-        self.server.wait_for_termination()
+        """Block until :meth:`stop` has finished."""
+        self._stopped.wait()
 
-    def stop(self, grace: float | None = 1.0) -> None:
-        self.server.stop(grace).wait()
+    def stop(self, grace: float | None = 1.0) -> list[str]:
+        """Stop serving: calls get ``grace`` seconds to end, then are cancelled; drivers are torn down.
+
+        Returns the plain driver methods that were still running (ignoring their
+        cancellation) when teardown began, ``STOP_TIMEOUT`` seconds later at most.
+        """
+        if self._stopped.is_set():
+            return []
+        _on_loop(self.server.stop(grace))  # cancels every RPC still running after the grace
+        stuck = self.calls.stop(STOP_TIMEOUT)
+        if stuck:
+            log.warning("driver calls that ignored their cancellation: %s", ", ".join(stuck))
         logging.getLogger().removeHandler(self.logs)
-        self.root.shutdown()
+        self.root.teardown()
         if self.address.startswith("unix:"):
             Path(self.address[5:]).unlink(missing_ok=True)
+        self._stopped.set()
+        return stuck
 
     def __enter__(self) -> Exporter:
         return self
@@ -109,30 +151,49 @@ def serve(
     """Start serving ``root``; returns at once. ``listen`` is ``HOST:PORT`` (port 0 = any free)."""
     if (listen is None) == (socket is None):
         raise ValueError("serve() needs exactly one of listen='HOST:PORT' or socket='PATH'")
-    hub = LogHub()
-    logging.getLogger().addHandler(hub)
-    logging.getLogger("driver").setLevel(logging.INFO)
-    tree = Tree(root)
-    interceptors = [_PassphraseCheck(passphrase)] if passphrase else []
-    server = grpc.server(futures.ThreadPoolExecutor(MAX_WORKERS, thread_name_prefix="exporter"),
-                         options=SERVER_OPTIONS, interceptors=interceptors)
-    jumpstarter_pb2_grpc.add_ExporterServiceServicer_to_server(ExporterServicer(tree, hub), server)
-    router_pb2_grpc.add_RouterServiceServicer_to_server(RouterServicer(tree), server)
-    console_pb2_grpc.add_ConsoleServiceServicer_to_server(ConsoleServicer(tree), server)
-    target = listen if listen is not None else f"unix:{os.path.abspath(socket)}"
-    if socket is not None:
-        _claim_socket_path(socket)
     credentials = None
     if tls_cert or tls_key:
         if not (tls_cert and tls_key):
             raise ValueError("TLS needs both --tls-cert and --tls-key")
         credentials = grpc.ssl_server_credentials([(Path(tls_key).read_bytes(), Path(tls_cert).read_bytes())])
+    if listen is not None and not passphrase and credentials is None and not _is_loopback(listen):
+        log.warning("serving %s without a passphrase or TLS: anyone who can reach this address controls the "
+                    "hardware; use --passphrase-file and --tls-cert/--tls-key", listen)
+    target = listen if listen is not None else f"unix:{os.path.abspath(socket)}"
+    if socket is not None:
+        _claim_socket_path(socket)
+    tree = Tree(root)
+    hub = LogHub()
+    calls = Calls()
+    server, port = _on_loop(_start(tree, hub, calls, target, passphrase, credentials))
+    logging.getLogger().addHandler(hub)
+    logging.getLogger("driver").setLevel(logging.INFO)
+    if listen is not None:
+        target = f"{listen.rpartition(':')[0]}:{port}"
+    log.info("exporter serving %d drivers on %s", len(tree.nodes), target)
+    return Exporter(root, server, target, tree, hub, calls)
+
+
+async def _start(tree: Tree, hub: LogHub, calls: Calls, target: str, passphrase: str | None,
+                 credentials: grpc.ServerCredentials | None) -> tuple[grpc.aio.Server, int]:
+    interceptors = [_PassphraseCheck(passphrase)] if passphrase else []
+    server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=interceptors)
+    jumpstarter_pb2_grpc.add_ExporterServiceServicer_to_server(ExporterServicer(tree, hub, calls), server)
+    router_pb2_grpc.add_RouterServiceServicer_to_server(RouterServicer(tree, calls), server)
+    console_pb2_grpc.add_ConsoleServiceServicer_to_server(ConsoleServicer(tree), server)
     try:
         port = server.add_secure_port(target, credentials) if credentials else server.add_insecure_port(target)
     except RuntimeError as exc:
         raise OSError(f"cannot listen on {target}: {exc} (is the port in use?)") from None
-    if listen is not None:
-        target = f"{listen.rpartition(':')[0]}:{port}"
-    server.start()
-    log.info("exporter serving %d drivers on %s", len(tree.nodes), target)
-    return Exporter(root, server, target, tree, hub)
+    await server.start()
+    return server, port
+
+
+def _is_loopback(listen: str) -> bool:
+    host = listen.rpartition(":")[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name other than localhost: assume it is reachable from elsewhere
+        return False

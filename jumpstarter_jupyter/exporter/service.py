@@ -1,20 +1,24 @@
-"""The gRPC servicers: upstream's ExporterService and RouterService, plus our ConsoleService.
+"""The gRPC servicers (grpc.aio): upstream's ExporterService and RouterService, plus our ConsoleService.
 
 Driver exceptions become gRPC statuses here and nowhere else (``STATUS_FOR``). The details
 are upstream's texts; trailing metadata adds the exception type and driver path so our
-client can raise the right exception with a precise message.
+client can raise the right exception with a precise message. Every handler is a coroutine
+on the exporter's event loop: a call that waits, or a stream that stays open, costs no
+thread, and grpc cancels the handler when its client goes away (see ``calls``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import grpc
 
 from jumpstarter_jupyter.driver.base import CALL, STREAM, STREAMING, ExportedMethod
 from jumpstarter_jupyter.driver.resources import ENCODINGS
+from jumpstarter_jupyter.driver.streams import ThreadedStream, is_async_stream
+from jumpstarter_jupyter.exporter.calls import Calls
 from jumpstarter_jupyter.exporter.arguments import bind
 from jumpstarter_jupyter.exporter.logs import LogHub
 from jumpstarter_jupyter.exporter.report import Node, Tree
@@ -37,75 +41,102 @@ MARKER = {CALL: "marker_drivercall", STREAMING: "marker_streamingdrivercall", ST
 GOAWAY = router_pb2.StreamResponse(frame_type=router_pb2.FRAME_TYPE_GOAWAY)
 
 
-def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, details: str, exc_type: str, path: str):
-    context.set_trailing_metadata(((EXCEPTION_KEY, exc_type), (PATH_KEY, path)))
-    context.abort(code, details)
 
 
-def _abort_for(context: grpc.ServicerContext, exc: BaseException, path: str):
-    code = next((code for kind, code in STATUS_FOR if isinstance(exc, kind)), grpc.StatusCode.UNKNOWN)
-    _abort(context, code, str(exc) or type(exc).__name__, type(exc).__name__, path)
+class Refused(Exception):
+    """A request answered with an error status: code, details, exception type, driver path."""
+
+    def __init__(self, code: grpc.StatusCode, details: str, exc_type: str, path: str):
+        super().__init__(details)
+        self.code, self.details, self.exc_type, self.path = code, details, exc_type, path
+
+    @classmethod
+    def of(cls, exc: BaseException, path: str) -> Refused:
+        """The refusal for a driver's exception (``STATUS_FOR``)."""
+        if isinstance(exc, Refused):
+            return exc
+        code = next((code for kind, code in STATUS_FOR if isinstance(exc, kind)), grpc.StatusCode.UNKNOWN)
+        return cls(code, str(exc) or type(exc).__name__, type(exc).__name__, path)
+
+    async def abort(self, context: grpc.aio.ServicerContext):
+        await context.abort(self.code, self.details, ((EXCEPTION_KEY, self.exc_type), (PATH_KEY, self.path)))
 
 
 class Dispatcher:
-    """Finds the node and exported method a request names, or aborts the way upstream does."""
+    """Finds the node and exported method a request names, or refuses the way upstream does."""
 
     def __init__(self, tree: Tree):
         self.tree = tree
 
-    def node(self, uuid: str, context: grpc.ServicerContext) -> Node:
+    def node(self, uuid: str) -> Node:
         node = self.tree.nodes.get(uuid)
         if node is None:
-            _abort(context, grpc.StatusCode.UNKNOWN, f"Unexpected <class 'KeyError'>: UUID('{uuid}')", UNKNOWN_DRIVER, "")
+            raise Refused(grpc.StatusCode.UNKNOWN, f"Unexpected <class 'KeyError'>: UUID('{uuid}')", UNKNOWN_DRIVER, "")
         return node
 
-    def method(self, uuid: str, name: str, kind: str, context: grpc.ServicerContext) -> tuple[Node, ExportedMethod]:
-        node = self.node(uuid, context)
+    def method(self, uuid: str, name: str, kind: str) -> tuple[Node, ExportedMethod]:
+        node = self.node(uuid)
         method = type(node.driver).exports.get(name)
         if method is None:
-            _abort(context, grpc.StatusCode.NOT_FOUND, f"method {name} not found on driver", "AttributeError", node.path)
+            raise Refused(grpc.StatusCode.NOT_FOUND, f"method {name} not found on driver", "AttributeError", node.path)
         if method.kind != kind:
-            _abort(context, grpc.StatusCode.NOT_FOUND, f"method {name} missing marker {MARKER[kind]}",
-                   f"Not{kind.capitalize()}Method", node.path)
+            raise Refused(grpc.StatusCode.NOT_FOUND, f"method {name} missing marker {MARKER[kind]}",
+                          f"Not{kind.capitalize()}Method", node.path)
         return node, method
 
     def arguments(self, node: Node, method: ExportedMethod, args) -> list:
-        return bind(method, type(node.driver).__name__, [decode(a) for a in args])
+        try:
+            return bind(method, type(node.driver).__name__, [decode(a) for a in args])
+        except Exception as exc:
+            raise Refused.of(exc, node.path) from None
+
+
+def _name(node: Node, method: ExportedMethod) -> str:
+    return f"{node.path}.{method.name}" if node.path else method.name
 
 
 class ExporterServicer(jumpstarter_pb2_grpc.ExporterServiceServicer):
-    def __init__(self, tree: Tree, logs: LogHub):
-        self.tree, self.logs, self.dispatch = tree, logs, Dispatcher(tree)
+    def __init__(self, tree: Tree, logs: LogHub, calls: Calls):
+        self.tree, self.logs, self.calls, self.dispatch = tree, logs, calls, Dispatcher(tree)
 
-    def GetReport(self, request, context):
+    async def GetReport(self, request, context):
         return self.tree.report
 
-    def DriverCall(self, request, context):
-        node, method = self.dispatch.method(request.uuid, request.method, CALL, context)
+    async def DriverCall(self, request, context):
         try:
-            result = method.func(node.driver, *self.dispatch.arguments(node, method, request.args))
-            return pb.DriverCallResponse(uuid=request.uuid, result=encode(result))
-        except Exception as exc:
-            _abort_for(context, exc, node.path)
+            node, method = self.dispatch.method(request.uuid, request.method, CALL)
+            args = self.dispatch.arguments(node, method, request.args)
+            try:
+                result = await self.calls.call(method, node.driver, args, _name(node, method))
+                return pb.DriverCallResponse(uuid=request.uuid, result=encode(result))
+            except Exception as exc:
+                raise Refused.of(exc, node.path) from None
+        except Refused as refused:
+            await refused.abort(context)
 
-    def StreamingDriverCall(self, request, context):
-        node, method = self.dispatch.method(request.uuid, request.method, STREAMING, context)
+    async def StreamingDriverCall(self, request, context):
         try:
-            for item in method.func(node.driver, *self.dispatch.arguments(node, method, request.args)):
-                yield pb.StreamingDriverCallResponse(uuid=request.uuid, result=encode(item))
-        except Exception as exc:
-            _abort_for(context, exc, node.path)
+            node, method = self.dispatch.method(request.uuid, request.method, STREAMING)
+            args = self.dispatch.arguments(node, method, request.args)
+            try:
+                async for item in self.calls.items(method, node.driver, args, _name(node, method)):
+                    yield pb.StreamingDriverCallResponse(uuid=request.uuid, result=encode(item))
+            except Exception as exc:
+                raise Refused.of(exc, node.path) from None
+        except Refused as refused:
+            await refused.abort(context)
 
-    def LogStream(self, request, context):
-        yield from self.logs.follow(context.is_active)
+    async def LogStream(self, request, context):
+        async for message in self.logs.follow():
+            yield message
 
-    def GetStatus(self, request, context):
+    async def GetStatus(self, request, context):
         return pb.GetStatusResponse(
             status=common_pb2.EXPORTER_STATUS_LEASE_READY, message="Ready for commands",
             status_version=1, previous_status=common_pb2.EXPORTER_STATUS_AVAILABLE,
         )
 
-    def EndSession(self, request, context):
+    async def EndSession(self, request, context):
         # Direct connections hold no lease: ending one must not make the exporter unusable.
         return pb.EndSessionResponse(success=True, message="direct session: nothing to end")
 
@@ -113,50 +144,64 @@ class ExporterServicer(jumpstarter_pb2_grpc.ExporterServiceServicer):
 class RouterServicer(router_pb2_grpc.RouterServiceServicer):
     """Byte streams (``kind: driver``) and resource transfers (``kind: resource``)."""
 
-    def __init__(self, tree: Tree):
-        self.dispatch = Dispatcher(tree)
+    def __init__(self, tree: Tree, calls: Calls):
+        self.dispatch, self.calls = Dispatcher(tree), calls
 
-    def Stream(self, request_iterator, context):
-        request = _stream_request(context)
-        if request.get("kind") == "resource":
-            yield from self._resource(request, request_iterator, context)
-        else:
-            yield from self._driver_stream(request, request_iterator, context)
-
-    def _driver_stream(self, request: dict, frames, context) -> Iterator[router_pb2.StreamResponse]:
-        node, method = self.dispatch.method(str(request.get("uuid")), request.get("method") or "connect", STREAM, context)
+    async def Stream(self, request_iterator, context):
         try:
-            stream = method.func(node.driver)
+            request = _stream_request(context)
+            if request.get("kind") == "resource":
+                responses = self._resource(request, request_iterator, context)
+            else:
+                responses = self._driver_stream(request, request_iterator, context)
+            async for response in responses:
+                yield response
+        except Refused as refused:
+            await refused.abort(context)
+
+    async def _driver_stream(self, request: dict, frames, context) -> AsyncIterator[router_pb2.StreamResponse]:
+        node, method = self.dispatch.method(str(request.get("uuid")), request.get("method") or "connect", STREAM)
+        try:
+            stream = await self.calls.call(method, node.driver, [], _name(node, method))
         except Exception as exc:
-            _abort_for(context, exc, node.path)
-        context.add_callback(stream.close)
-        context.send_initial_metadata(())
-        pump = _start_pump(frames, stream.send, stream.send_eof)
-        while True:
-            data = stream.receive()
-            if not data:
-                break
-            yield router_pb2.StreamResponse(payload=data)
-        yield GOAWAY
-        pump.join()
-        _until_cancelled(context)
-
-    def _resource(self, request: dict, frames, context) -> Iterator[router_pb2.StreamResponse]:
-        node = self.dispatch.node(str(request.get("uuid")), context)
-        encoding = request.get("x_jmp_content_encoding")
-        channel = node.driver.resources.register(encoding)
-        context.add_callback(channel.abort)
-        accepted = encoding if encoding in ENCODINGS else ""
-        context.send_initial_metadata((("resource", json.dumps(channel.handle())), ("x_jmp_accept_encoding", accepted)))
-        pump = _start_pump(frames, channel.feed, lambda: channel.feed(None))
+            raise Refused.of(exc, node.path) from None
+        if not is_async_stream(stream):
+            stream = ThreadedStream(stream, self.calls.run)
+        pump = None
         try:
-            for data in channel.drain():
+            await context.send_initial_metadata(())
+            pump = asyncio.ensure_future(_pump(frames, stream.send, stream.send_eof))
+            while data := await stream.receive():
                 yield router_pb2.StreamResponse(payload=data)
             yield GOAWAY
-            pump.join()
+            await pump
+            await _until_cancelled()
         finally:
+            if pump is not None:
+                pump.cancel()
+            stream.close()
+
+    async def _resource(self, request: dict, frames, context) -> AsyncIterator[router_pb2.StreamResponse]:
+        node = self.dispatch.node(str(request.get("uuid")))
+        encoding = request.get("x_jmp_content_encoding")
+        channel = node.driver.resources.register(encoding)
+        accepted = encoding if encoding in ENCODINGS else ""
+        pump = None
+        try:
+            await context.send_initial_metadata((("resource", json.dumps(channel.handle())),
+                                                 ("x_jmp_accept_encoding", accepted)))
+            pump = asyncio.ensure_future(_pump(frames, channel.inbound.put_async, channel.end_of_input))
+            while (data := await channel.outbound.get_async()) is not None:
+                yield router_pb2.StreamResponse(payload=data)
+            yield GOAWAY
+            await pump
             node.driver.resources.forget(channel)
-        _until_cancelled(context)
+            await _until_cancelled()
+        finally:
+            if pump is not None:
+                pump.cancel()
+            channel.abort()
+            node.driver.resources.forget(channel)
 
 
 def _stream_request(context) -> dict:
@@ -166,41 +211,35 @@ def _stream_request(context) -> dict:
     except ValueError:
         request = None
     if not isinstance(request, dict) or request.get("kind") not in ("driver", "resource") or "uuid" not in request:
-        _abort(context, grpc.StatusCode.UNKNOWN,
-               f"Unexpected <class 'ValidationError'>: invalid `request` metadata {raw!r}: expected JSON "
-               '{"kind": "driver"|"resource", "uuid": ..., ...}', "ValidationError", "")
+        raise Refused(grpc.StatusCode.UNKNOWN,
+                      f"Unexpected <class 'ValidationError'>: invalid `request` metadata {raw!r}: expected JSON "
+                      '{"kind": "driver"|"resource", "uuid": ..., ...}', "ValidationError", "")
     return request
 
 
-def _until_cancelled(context) -> None:
+async def _until_cancelled() -> None:
     """Keep a finished stream open until the client cancels it, as upstream's exporter does.
 
     Ending it with OK is tolerated by upstream clients, but upstream's `jmp shell` traces
-    show CANCELLED for every stream, and peers compare them.
+    show CANCELLED for every stream, and peers compare them. Waiting costs nothing: grpc
+    cancels this task when the client does.
     """
-    ended = threading.Event()
-    if context.add_callback(ended.set):
-        ended.wait()
+    await asyncio.get_running_loop().create_future()
 
 
-def _start_pump(frames, write, write_eof) -> threading.Thread:
-    """Copy client frames to ``write`` until GOAWAY, half-close or cancellation."""
-
-    def pump():
-        try:
-            for frame in frames:
-                if frame.frame_type == router_pb2.FRAME_TYPE_GOAWAY:
-                    break
-                if frame.frame_type == router_pb2.FRAME_TYPE_DATA and frame.payload:
-                    write(frame.payload)
-        except Exception:  # cancelled, or the driver side broke: both mean EOF here
-            pass
-        finally:
-            write_eof()
-
-    thread = threading.Thread(target=pump, name="stream-pump", daemon=True)
-    thread.start()
-    return thread
+async def _pump(frames, write: Callable[[bytes], Awaitable], write_eof: Callable[[], Awaitable]) -> None:
+    """Copy client frames to ``write`` until GOAWAY or half-close, then ``write_eof``."""
+    try:
+        async for frame in frames:
+            if frame.frame_type == router_pb2.FRAME_TYPE_GOAWAY:
+                break
+            if frame.frame_type == router_pb2.FRAME_TYPE_DATA and frame.payload:
+                await write(frame.payload)
+    except asyncio.CancelledError:
+        raise
+    except Exception:  # the client's side broke, or the driver's: both mean EOF here
+        pass
+    await write_eof()
 
 
 class ConsoleServicer(console_pb2_grpc.ConsoleServiceServicer):
@@ -209,11 +248,15 @@ class ConsoleServicer(console_pb2_grpc.ConsoleServiceServicer):
     def __init__(self, tree: Tree):
         self.dispatch = Dispatcher(tree)
 
-    def Follow(self, request, context):
-        node = self.dispatch.node(request.uuid, context)
-        console = getattr(node.driver, "console", None)
-        if console is None:
-            _abort(context, grpc.StatusCode.NOT_FOUND, f"driver {node.path or 'root'} has no console", "AttributeError", node.path)
+    async def Follow(self, request, context):
+        try:
+            node = self.dispatch.node(request.uuid)
+            console = getattr(node.driver, "console", None)
+            if console is None:
+                raise Refused(grpc.StatusCode.NOT_FOUND, f"driver {node.path or 'root'} has no console",
+                              "AttributeError", node.path)
+        except Refused as refused:
+            await refused.abort(context)
         start = None if request.offset < 0 else request.offset
-        for chunk in console.follow(start, from_end=request.from_end, snapshot=request.snapshot, active=context.is_active):
+        async for chunk in console.follow_async(start, from_end=request.from_end, snapshot=request.snapshot):
             yield console_pb2.ConsoleChunk(offset=chunk.offset, data=chunk.data, dropped=chunk.dropped, event=chunk.event)

@@ -291,7 +291,7 @@ def test_a_port_is_held_exclusively(pty):
             pty.write(b"all of it\r\n")
             serial.expect("all of it", timeout=DEADLINE)
         finally:
-            second.shutdown()
+            second.teardown()
 
 
 def test_release_stops_the_follower():

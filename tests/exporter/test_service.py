@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import grpc
 import pytest
-from support import client_for, serving
+from support import client_for, serving, start_exporter
 from google.protobuf import empty_pb2
 
 from jumpstarter_jupyter import (AuthenticationFailed, ConnectionFailed, DriverError, DriverInvalidArgument,
@@ -192,18 +192,10 @@ def test_unreachable_exporter_fails_fast_with_a_readable_error(tmp_path):
         connect(f"unix:{tmp_path}/nobody.sock")
 
 
-def start_exporter(config_path, socket_path) -> subprocess.Popen:
-    """``jumpstarter-jupyter run`` in its own process, returned once it says it is serving."""
-    process = subprocess.Popen([sys.executable, "-m", "jumpstarter_jupyter", "run", str(config_path),
-                                "--socket", str(socket_path)], stdout=subprocess.PIPE, text=True)
-    assert process.stdout.readline().startswith("serving "), "exporter did not start"
-    return process
-
-
 def test_same_client_works_again_after_the_exporter_process_restarts(tmp_path):
     config_path, socket_path = tmp_path / "board.yaml", tmp_path / "board.sock"
     config_path.write_text(CONFIG)
-    exporter = start_exporter(config_path, socket_path)
+    exporter = start_exporter("run", config_path, "--socket", socket_path)
     dut = connect(str(socket_path))
     try:
         dut.power.on()
@@ -211,7 +203,7 @@ def test_same_client_works_again_after_the_exporter_process_restarts(tmp_path):
         exporter.wait()
         with pytest.raises(ConnectionFailed, match="not reachable"):
             dut.power.on()
-        exporter = start_exporter(config_path, socket_path)  # new process, new UUIDs
+        exporter = start_exporter("run", config_path, "--socket", socket_path)  # new process, new UUIDs
         dut.power.on()
         assert dut.power.state() is True
         assert dut.group.inner.state() is False

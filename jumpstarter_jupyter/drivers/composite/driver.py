@@ -22,5 +22,5 @@ class Proxy(Driver):
     ref: str = ""
     target: Driver | None = field(default=None, repr=False)
 
-    def shutdown(self) -> None:
+    def teardown(self) -> None:
         pass  # the target closes itself

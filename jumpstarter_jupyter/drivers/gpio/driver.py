@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import queue
-import threading
-from collections.abc import Callable, Iterator
+import collections
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 
-from jumpstarter_jupyter.driver import Driver, export
+from jumpstarter_jupyter.driver import Driver, Signal, export
 from jumpstarter_jupyter.drivers.gpio.common import ACTIVE, EDGES, INACTIVE
 
-# watch() re-sends the value this often when nothing changes: a caller that went away is
-# only noticed when the exporter tries to send, so the stream must not stay silent forever
+# watch() re-sends the value this often when nothing changes, so a viewer can tell a quiet
+# line from a dead stream
 WATCH_HEARTBEAT = 1.0
+HISTORY = 256  # changes a line remembers for waiters that wake late
 
 
 class DigitalOutputInterface(Driver):
@@ -31,7 +31,7 @@ class DigitalOutputInterface(Driver):
         """Drive the pin inactive."""
         raise NotImplementedError
 
-    @export
+    @export(readonly=True)
     def read_pin(self) -> int:
         """The pin's present value: 1 (active) or 0."""
         raise NotImplementedError
@@ -43,27 +43,27 @@ class DigitalInputInterface(Driver):
     client = "jumpstarter_jupyter.drivers.gpio.client.DigitalInputClient"
     upstream_client = "jumpstarter_driver_gpiod.client.DigitalInputClient"
 
-    @export
+    @export(readonly=True)
     def read_pin(self) -> int:
         """The pin's present value: 1 (active) or 0."""
         raise NotImplementedError
 
-    @export
+    @export(readonly=True)
     def wait_for_active(self, timeout: float | None = None) -> None:
         """Return once the pin is active; ``TimeoutError`` after ``timeout`` seconds (None: never)."""
         raise NotImplementedError
 
-    @export
+    @export(readonly=True)
     def wait_for_inactive(self, timeout: float | None = None) -> None:
         """Return once the pin is inactive; ``TimeoutError`` after ``timeout`` seconds (None: never)."""
         raise NotImplementedError
 
-    @export
+    @export(readonly=True)
     def wait_for_edge(self, edge_type: str, timeout: float | None = None) -> None:
         """Return at the next ``"rising"`` or ``"falling"`` edge; ``TimeoutError`` after ``timeout`` seconds."""
         raise NotImplementedError
 
-    @export
+    @export(readonly=True)
     def watch(self) -> Iterator[int]:
         """The pin's value now, then on every change, until the caller stops listening."""
         raise NotImplementedError
@@ -72,6 +72,9 @@ class DigitalInputInterface(Driver):
 
 class VirtualLine:
     """One simulated GPIO line shared by a board and a driver: a thread-safe 0/1 value.
+
+    Threads and the exporter's event loop can both wait on it; it remembers its last
+    changes, so a waiter that wakes late still sees a short pulse as two edges.
 
     >>> line = VirtualLine()
     >>> line.set(1); line.value
@@ -82,13 +85,20 @@ class VirtualLine:
 
     def __init__(self, value: int = INACTIVE):
         self._value = _level(value)
-        self._changed = threading.Condition()
+        self._changed = Signal()
+        self._seq = 0  # number of changes so far
+        self._history: collections.deque[tuple[int, int]] = collections.deque(maxlen=HISTORY)  # (seq, level)
         self._subscribers: list[Callable[[int], None]] = []
 
     @property
     def value(self) -> int:
         """The present level, 0 or 1."""
         return self._value
+
+    @property
+    def seq(self) -> int:
+        """How many times the level has changed: a position for :meth:`changes_since`."""
+        return self._seq
 
     def set(self, value: int) -> None:
         """Set the level; waiters wake and subscribers are called (on this thread) if it changed."""
@@ -97,16 +107,33 @@ class VirtualLine:
             if value == self._value:
                 return
             self._value = value
-            self._changed.notify_all()
+            self._seq += 1
+            self._history.append((self._seq, value))
+            self._changed.notify()
             subscribers = list(self._subscribers)
         for callback in subscribers:
             callback(value)
 
     def wait_for(self, value: int, timeout: float | None = None) -> bool:
-        """Wait until the level is ``value``; False if ``timeout`` seconds passed first."""
+        """Block until the level is ``value``; False if ``timeout`` seconds passed first."""
         value = _level(value)
+        return self._changed.wait(lambda: self._value == value, timeout)
+
+    async def wait_for_async(self, value: int, timeout: float | None = None) -> bool:
+        """:meth:`wait_for` on the event loop."""
+        value = _level(value)
+        return await self._changed.wait_async(lambda: self._value == value, timeout)
+
+    async def wait_for_change_to(self, value: int, after: int, timeout: float | None = None) -> bool:
+        """Wait for a change to ``value`` later than change number ``after`` (an edge)."""
+        return await self._changed.wait_async(lambda: any(seq > after and level == value
+                                                          for seq, level in self._history), timeout)
+
+    async def changes_since(self, after: int, timeout: float | None = None) -> tuple[list[int], int]:
+        """The levels the line took after change number ``after`` (waiting up to ``timeout`` for one), and the new position."""
+        await self._changed.wait_async(lambda: self._seq > after, timeout)
         with self._changed:
-            return self._changed.wait_for(lambda: self._value == value, timeout)
+            return [level for seq, level in self._history if seq > after], self._seq
 
     def subscribe(self, callback: Callable[[int], None]) -> Callable[[], None]:
         """Call ``callback(level)`` on every change; returns the function that unsubscribes.
@@ -153,7 +180,7 @@ class _OnVirtualLine:
         _check_line(self, self.line)
         self.pin = self.line
 
-    @export
+    @export(readonly=True)
     def read_pin(self) -> int:
         """The pin's present value: 1 (active) or 0."""
         return self.pin.value
@@ -178,52 +205,46 @@ class VirtualDigitalOutput(_OnVirtualLine, DigitalOutputInterface):
 
 @dataclass
 class VirtualDigitalInput(_OnVirtualLine, DigitalInputInterface):
-    """A digital input sensing a :class:`VirtualLine` (a simulated board's output pin)."""
+    """A digital input sensing a :class:`VirtualLine` (a simulated board's output pin).
 
-    @export
-    def wait_for_active(self, timeout: float | None = None) -> None:
+    Its waits are coroutines on the exporter's loop: a waiting caller costs no thread and
+    a caller that goes away ends its wait.
+    """
+
+    @export(readonly=True)
+    async def wait_for_active(self, timeout: float | None = None) -> None:
         """Return once the pin is active; ``TimeoutError`` after ``timeout`` seconds (None: never)."""
-        self._wait_for_level(ACTIVE, timeout)
+        await self._wait_for_level(ACTIVE, timeout)
 
-    @export
-    def wait_for_inactive(self, timeout: float | None = None) -> None:
+    @export(readonly=True)
+    async def wait_for_inactive(self, timeout: float | None = None) -> None:
         """Return once the pin is inactive; ``TimeoutError`` after ``timeout`` seconds (None: never)."""
-        self._wait_for_level(INACTIVE, timeout)
+        await self._wait_for_level(INACTIVE, timeout)
 
-    @export
-    def wait_for_edge(self, edge_type: str, timeout: float | None = None) -> None:
+    @export(readonly=True)
+    async def wait_for_edge(self, edge_type: str, timeout: float | None = None) -> None:
         """Return at the next ``"rising"`` or ``"falling"`` edge; ``TimeoutError`` after ``timeout`` seconds."""
         if edge_type not in EDGES:
             raise ValueError(f"edge_type must be one of {', '.join(map(repr, EDGES))}, got {edge_type!r}")
         _check_timeout(timeout)
         level = ACTIVE if edge_type == "rising" else INACTIVE
-        seen = threading.Event()
-        # the line only notifies on a change, so reaching `level` is exactly that edge
-        unsubscribe = self.pin.subscribe(lambda value: value == level and seen.set())
-        try:
-            if not seen.wait(timeout):
-                raise TimeoutError(f"no {edge_type} edge within {timeout} s")
-        finally:
-            unsubscribe()
+        # the line records changes only, so a change to `level` is exactly that edge
+        if not await self.pin.wait_for_change_to(level, self.pin.seq, timeout):
+            raise TimeoutError(f"no {edge_type} edge within {timeout} s")
 
-    @export
-    def watch(self) -> Iterator[int]:
+    @export(readonly=True)
+    async def watch(self) -> AsyncIterator[int]:
         """The pin's value now, then on every change (repeated every second while unchanged)."""
-        changes: queue.Queue[int] = queue.Queue()
-        unsubscribe = self.pin.subscribe(changes.put)
-        try:
-            yield self.pin.value
-            while True:
-                try:
-                    yield changes.get(timeout=WATCH_HEARTBEAT)
-                except queue.Empty:
-                    yield self.pin.value
-        finally:
-            unsubscribe()
+        seen = self.pin.seq
+        yield self.pin.value
+        while True:
+            levels, seen = await self.pin.changes_since(seen, WATCH_HEARTBEAT)
+            for level in levels or [self.pin.value]:
+                yield level
 
-    def _wait_for_level(self, level: int, timeout: float | None) -> None:
+    async def _wait_for_level(self, level: int, timeout: float | None) -> None:
         _check_timeout(timeout)
-        if not self.pin.wait_for(level, timeout):
+        if not await self.pin.wait_for_async(level, timeout):
             state = "active" if level == ACTIVE else "inactive"
             raise TimeoutError(f"pin did not become {state} within {timeout} s")
 

@@ -99,9 +99,9 @@ class DigitalOutput(DigitalOutputInterface):
         """The pin's present value: 1 (active) or 0."""
         return _level(self.request.get_value(self.line))
 
-    def shutdown(self) -> None:
+    def teardown(self) -> None:
         self.request.release()
-        super().shutdown()
+        super().teardown()
 
 
 @dataclass
@@ -137,8 +137,8 @@ class DigitalInput(VirtualDigitalInput):
                 for event in self.request.read_edge_events():
                     self.pin.set(ACTIVE if event.event_type == rising else INACTIVE)
 
-    def shutdown(self) -> None:
+    def teardown(self) -> None:
         self.stopping.set()
         self.mirror.join()
         self.request.release()
-        super().shutdown()
+        super().teardown()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import socket
+import os
 from dataclasses import dataclass
 
 from jumpstarter_jupyter.driver import ByteStream, Driver, SocketStream, export, exportstream
@@ -21,7 +21,7 @@ class NetworkInterface(Driver):
         """Open a byte stream to the service."""
         raise NotImplementedError
 
-    @export
+    @export(readonly=True)
     def address(self) -> str:
         """The service's address as a URL, e.g. ``tcp://127.0.0.1:8080``."""
         raise NotImplementedError
@@ -40,15 +40,15 @@ class TcpNetwork(NetworkInterface):
             raise ValueError(f"port must be 1-65535, got {self.port}")
 
     @exportstream
-    def connect(self) -> SocketStream:
+    async def connect(self) -> SocketStream:
         """Open a TCP connection to ``host``:``port``; client EOF half-closes it."""
         try:
-            sock = socket.create_connection((self.host, self.port), timeout=CONNECT_TIMEOUT)
-        except OSError as exc:
-            raise OSError(f"cannot connect to {self.host}:{self.port}: {exc.strerror or exc}") from None
-        sock.settimeout(None)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # consoles and requests are small writes
-        return SocketStream(sock)
+            return await SocketStream.open(self.host, self.port, CONNECT_TIMEOUT)
+        except TimeoutError:
+            raise TimeoutError(f"cannot connect to {self.host}:{self.port}: no answer within {CONNECT_TIMEOUT} s") from None
+        except OSError as exc:  # asyncio's message quotes the address again: say the reason
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise OSError(f"cannot connect to {self.host}:{self.port}: {reason}") from None
 
     @export
     def address(self) -> str:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
-import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -31,25 +31,27 @@ class PowerInterface(Driver):
         """Switch power off."""
         raise NotImplementedError
 
-    @export
+    @export(readonly=True)
     def read(self) -> Iterator[dict]:
         """A few current readings (finite, as upstream: ``list(read())`` ends)."""
         raise NotImplementedError
         yield
 
-    @export
+    @export(readonly=True)
     def state(self) -> bool:
         """True while power is on."""
         raise NotImplementedError
 
-    @export
-    def watch(self, interval: float = 0.5) -> Iterator[dict]:
+    @export(readonly=True)
+    async def watch(self, interval: float = 0.5) -> AsyncIterator[dict]:
         """Readings every ``interval`` seconds until the caller stops listening (live charts)."""
         if interval <= 0:
             raise ValueError(f"interval must be > 0 seconds, got {interval}")
         while True:
-            yield from self.read()
-            time.sleep(interval)  # the sampling period itself, not a wait for a condition
+            # read() may talk to a meter: a worker thread takes it, the loop waits the period
+            for reading in await asyncio.to_thread(lambda: list(self.read())):
+                yield reading
+            await asyncio.sleep(interval)  # the sampling period itself, not a wait for a condition
 
 
 @dataclass

@@ -16,18 +16,16 @@ in order with the bytes::
 
 from __future__ import annotations
 
-import threading
-import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
+from jumpstarter_jupyter.driver.sync import Signal
 from jumpstarter_jupyter.drivers.serial.common import Chunk
 
 DEFAULT_CAPACITY = 1 << 20
 MAX_CHUNK = 1 << 20  # bytes per chunk handed to a reader (well below gRPC's 4 MiB message limit)
 MAX_EVENTS = 256
-ACTIVE_CHECK = 0.5  # seconds between checks that a follower's consumer is still there
 
 
 @dataclass(frozen=True)
@@ -49,19 +47,19 @@ class Console:
         self._events: deque[_Event] = deque(maxlen=MAX_EVENTS)
         self._event_seq = 0
         self._closed = False
-        self._cond = threading.Condition()
+        self._changed = Signal()
 
     @property
     def end(self) -> int:
         """Absolute offset one past the newest byte."""
-        with self._cond:
+        with self._changed:
             return self._base + len(self._buf)
 
     def append(self, data: bytes) -> None:
         """Add bytes from the port and wake the readers."""
         if not data:
             return
-        with self._cond:
+        with self._changed:
             self._buf += data
             # trim only once twice the capacity is held: the ring stays >= capacity and the
             # memmove is paid once per `capacity` bytes, not on every append
@@ -69,46 +67,50 @@ class Console:
                 excess = len(self._buf) - self.capacity
                 del self._buf[:excess]
                 self._base += excess
-            self._cond.notify_all()
+            self._changed.notify()
 
     def event(self, text: str) -> None:
         """Record a port event at the current end offset."""
-        with self._cond:
+        with self._changed:
             self._events.append(_Event(self._event_seq, self._base + len(self._buf), text))
             self._event_seq += 1
-            self._cond.notify_all()
+            self._changed.notify()
 
     def close(self) -> None:
         """End every reader (the exporter is stopping)."""
-        with self._cond:
+        with self._changed:
             self._closed = True
-            self._cond.notify_all()
+            self._changed.notify()
 
     def wake(self) -> None:
         """Wake blocked readers so they notice that they were closed."""
-        with self._cond:
-            self._cond.notify_all()
+        self._changed.wake()
 
     def tail(self, size: int) -> bytes:
         """The newest ``size`` bytes held (for error messages)."""
-        with self._cond:
+        with self._changed:
             return bytes(self._buf[-size:]) if size > 0 else b""
 
     def reader(self, start: int | None = None, from_end: bool = False, snapshot: bool = False) -> ConsoleReader:
         """A reader positioned now: at ``start`` (None: the oldest byte held) or at the live end."""
         return ConsoleReader(self, start, from_end, snapshot)
 
-    def follow(self, start: int | None = None, *, from_end: bool = False, snapshot: bool = False,
-               active: Callable[[], bool] | None = None) -> Iterator[Chunk]:
-        """Chunks from ``start`` on; ends at close, at the snapshot end, or once ``active()`` is False."""
+    def follow(self, start: int | None = None, *, from_end: bool = False, snapshot: bool = False) -> Iterator[Chunk]:
+        """Chunks from ``start`` on (a thread's view); ends at close or at the snapshot end."""
         reader = self.reader(start, from_end, snapshot)
         try:
-            while not reader.done:
-                chunk = reader.read(ACTIVE_CHECK)
-                if chunk is not None:
-                    yield chunk
-                elif active is not None and not active():
-                    return
+            while (chunk := reader.read()) is not None:
+                yield chunk
+        finally:
+            reader.close()
+
+    async def follow_async(self, start: int | None = None, *, from_end: bool = False,
+                           snapshot: bool = False) -> AsyncIterator[Chunk]:
+        """:meth:`follow` on the event loop: a follower costs no thread."""
+        reader = self.reader(start, from_end, snapshot)
+        try:
+            while (chunk := await reader.read_async()) is not None:
+                yield chunk
         finally:
             reader.close()
 
@@ -119,7 +121,7 @@ class ConsoleReader:
     def __init__(self, console: Console, start: int | None, from_end: bool, snapshot: bool):
         self.console = console
         self.done = False
-        with console._cond:
+        with console._changed:
             end = console._base + len(console._buf)
             if from_end:
                 self.pos = end
@@ -138,20 +140,15 @@ class ConsoleReader:
 
     def read(self, timeout: float | None = None) -> Chunk | None:
         """The next chunk, or None after ``timeout`` seconds without one (or once done)."""
-        console = self.console
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with console._cond:
-            while not self.done:
-                chunk = self._next_locked()
-                if chunk is not None:
-                    return chunk
-                if self.done:
-                    break
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    return None
-                console._cond.wait(left)
-        return None
+        found = _NextChunk(self)
+        self.console._changed.wait(found, timeout)
+        return found.chunk
+
+    async def read_async(self, timeout: float | None = None) -> Chunk | None:
+        """:meth:`read` for a coroutine."""
+        found = _NextChunk(self)
+        await self.console._changed.wait_async(found, timeout)
+        return found.chunk
 
     def _next_locked(self) -> Chunk | None:
         console = self.console
@@ -181,3 +178,15 @@ class ConsoleReader:
         if console._closed or (self.stop_at is not None and self.pos >= self.stop_at and event is None):
             self.done = True
         return None
+
+
+class _NextChunk:
+    """A wait predicate that takes the reader's next chunk (under the console's lock)."""
+
+    def __init__(self, reader: ConsoleReader):
+        self.reader, self.chunk = reader, None
+
+    def __call__(self) -> bool:
+        if self.chunk is None and not self.reader.done:
+            self.chunk = self.reader._next_locked()
+        return self.chunk is not None or self.reader.done

@@ -13,15 +13,15 @@ Wire methods are upstream's: ``connect`` (live bytes both ways, no replay, no ma
 
 from __future__ import annotations
 
+import asyncio
 import errno
-import queue
 import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 import serial
 
-from jumpstarter_jupyter.driver import Driver, LoopStream, export, exportstream
+from jumpstarter_jupyter.driver import Driver, LoopStream, Pipe, export, exportstream
 from jumpstarter_jupyter.drivers.serial.console import DEFAULT_CAPACITY, Console
 
 LOOP_URL = "loop://"
@@ -183,12 +183,12 @@ class PySerial(Driver):
             raise ValueError(f"duration must be > 0 seconds, got {duration}")
         self._with_port("send a break", lambda port: port.send_break(duration))
 
-    @export
+    @export(readonly=True)
     def offset(self) -> int:
         """The console's end offset: where a reader starting now begins."""
         return self.console.end
 
-    def shutdown(self) -> None:
+    def teardown(self) -> None:
         """Stop the reader thread and release the port (the exporter is stopping)."""
         self._stopped.set()
         self.close()
@@ -209,17 +209,16 @@ class _LiveConnection:
         self.driver = driver
         self.reader = driver.console.reader(from_end=True)
 
-    def send(self, data: bytes) -> None:
-        self.driver.write(data)
+    async def send(self, data: bytes) -> None:
+        await asyncio.to_thread(self.driver.write, data)  # a port write blocks at the baud rate
 
-    def receive(self) -> bytes:
-        while not self.reader.done:
-            chunk = self.reader.read()
-            if chunk is not None and chunk.data:
+    async def receive(self) -> bytes:
+        while (chunk := await self.reader.read_async()) is not None:
+            if chunk.data:
                 return chunk.data
         return b""
 
-    def send_eof(self) -> None:
+    async def send_eof(self) -> None:
         self.close()
 
     def close(self) -> None:
@@ -234,9 +233,9 @@ class _LoopConnection(LoopStream):
         super().__init__()
         self.driver = driver
 
-    def send(self, data: bytes) -> None:
+    async def send(self, data: bytes) -> None:
         self.driver.console.append(data)
-        super().send(data)
+        await super().send(data)
 
     def close(self) -> None:
         super().close()
@@ -248,22 +247,18 @@ class _Transmit:
 
     def __init__(self, driver: PySerial):
         self.driver = driver
-        self._ended: queue.Queue[None] = queue.Queue(1)
+        self._ended = Pipe(1)  # never holds an item: get_async() returns once it is closed
 
-    def send(self, data: bytes) -> None:
-        self.driver.write(data)
+    async def send(self, data: bytes) -> None:
+        await asyncio.to_thread(self.driver.write, data)
 
-    def receive(self) -> bytes:
-        self._ended.get()
-        self._ended.put(None)
+    async def receive(self) -> bytes:
+        await self._ended.get_async()
         return b""
 
-    def send_eof(self) -> None:
+    async def send_eof(self) -> None:
         self.close()
 
     def close(self) -> None:
-        try:
-            self._ended.put_nowait(None)
-        except queue.Full:
-            pass
+        self._ended.close()
         self.driver._streams.discard(self)

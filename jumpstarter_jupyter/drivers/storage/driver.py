@@ -51,7 +51,7 @@ class StorageMuxInterface(Driver):
         """Copy the storage's contents into the resource ``handle``."""
         raise NotImplementedError
 
-    @export
+    @export(readonly=True)
     def state(self) -> str:
         """Where the storage is connected: ``"host"``, ``"dut"`` or ``"off"``."""
         raise NotImplementedError
@@ -171,10 +171,10 @@ class MockStorageMux(VirtualStorageMux):
             os.close(fd)
             self.owns_path = True
 
-    def shutdown(self) -> None:
+    def teardown(self) -> None:
         if self.owns_path:
             try:
                 os.unlink(self.path)
             except FileNotFoundError:
                 pass
-        super().shutdown()
+        super().teardown()

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import pexpect
 
-from jumpstarter_jupyter.driver import export
+from jumpstarter_jupyter.driver import Cancelled, export
 from jumpstarter_jupyter.drivers.composite.driver import Composite
 from jumpstarter_jupyter.drivers.gpio.driver import VirtualDigitalInput, VirtualDigitalOutput
 from jumpstarter_jupyter.drivers.network.driver import TcpNetwork
@@ -122,6 +122,8 @@ class VirtualBoard(Composite):
                 step = "wait for the login prompt"
                 while (step := self._prompt_step(console, step, deadline)) != "shell":
                     pass
+            except Cancelled:
+                raise
             except pexpect.TIMEOUT:
                 raise _step_failed("boot_to_shell", step, TimeoutError(f"nothing expected within {timeout} s"),
                                    self._tail()) from None
@@ -137,6 +139,8 @@ class VirtualBoard(Composite):
         left = deadline - time.monotonic()
         if left <= 0:
             raise pexpect.TIMEOUT("deadline")
+        if self.cancelled():  # checked every PROMPT_NUDGE seconds at most
+            raise Cancelled("boot_to_shell was cancelled: its caller went away")
         seen = console.expect([LOGIN_PROMPT, SHELL_PROMPT, NO_IMAGE, pexpect.TIMEOUT], timeout=min(left, PROMPT_NUDGE))
         if seen == 0:
             self.children["serial"].write(f"{USER}\n".encode())
@@ -182,8 +186,8 @@ class VirtualBoard(Composite):
     def _tail(self) -> str:
         return self.children["serial"].console.tail(TAIL).decode("utf-8", errors="replace")
 
-    def shutdown(self) -> None:
-        super().shutdown()  # the serial driver lets go of the pty before the board dismantles it
+    def teardown(self) -> None:
+        super().teardown()  # the serial driver lets go of the pty before the board dismantles it
         self.board.stop()
 
 

@@ -1,0 +1,237 @@
+"""No client can wedge the exporter: cancelled and expired calls release everything they held.
+
+The exporters under load run in their own processes (``jumpstarter-jupyter run``), so their
+threads, file descriptors and memory are measured from ``/proc`` without the test's own.
+Deadlines here are generous: a hang is the failure; timings belong to ``make bench``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+from google.protobuf import empty_pb2
+from support import client_for, process_figures, start_exporter, wait_for
+
+from jumpstarter_jupyter import connect
+from jumpstarter_jupyter.protocol.codec import encode
+from jumpstarter_jupyter.protocol.v1 import jumpstarter_pb2 as pb, jumpstarter_pb2_grpc
+from jumpstarter_jupyter.protocol.v1.jumpstarter_pb2_grpc import ExporterServiceStub
+
+from blocking import Blocking
+
+HERE = Path(__file__).parent
+CONFIG = """\
+apiVersion: jumpstarter.dev/v1alpha1
+kind: ExporterConfig
+export:
+  power:
+    type: MockPower
+  led:
+    type: jumpstarter_jupyter.drivers.gpio.driver.MockDigitalInput
+  blocking:
+    type: blocking.Blocking
+    config:
+      teardown_marker: {marker}
+  serial:
+    type: PySerial
+    config:
+      url: "loop://"
+"""
+BATCH = 10_000
+CONCURRENCY = 200
+
+
+@pytest.fixture
+def exporter_process(tmp_path):
+    """An exporter process serving CONFIG on a unix socket: (process, socket path, teardown marker)."""
+    marker = tmp_path / "torn-down"
+    config = tmp_path / "board.yaml"
+    config.write_text(CONFIG.format(marker=marker))
+    socket_path = tmp_path / "board.sock"
+    process = start_exporter("run", config, "--socket", socket_path, env={"PYTHONPATH": str(HERE)})
+    yield process, f"unix:{socket_path}", marker
+    if process.poll() is None:
+        process.kill()
+    process.wait()
+
+
+async def _uuids(stub: ExporterServiceStub) -> dict[str, str]:
+    report = await stub.GetReport(empty_pb2.Empty())
+    return {entry.labels.get("jumpstarter.dev/name", ""): entry.uuid for entry in report.reports}
+
+
+def _request(uuid: str, method: str, *args) -> pb.DriverCallRequest:
+    return pb.DriverCallRequest(uuid=uuid, method=method, args=[encode(a) for a in args])
+
+
+async def _abandoned_calls(stub: ExporterServiceStub, uuids: dict[str, str], count: int) -> dict[str, int]:
+    """``count`` waits that never end by themselves, each cancelled by the client or expired by
+    its deadline: async GPIO waits and sync token-honouring waits, in equal parts."""
+    calls = [_request(uuids["led"], "wait_for_active", None), _request(uuids["blocking"], "sync_wait")]
+    limit = asyncio.Semaphore(CONCURRENCY)
+    outcomes: dict[str, int] = {}
+
+    async def one(index: int) -> None:
+        async with limit:
+            request = calls[index % 2]
+            if index % 4 < 2:  # the deadline passes
+                try:
+                    await stub.DriverCall(request, timeout=0.05)
+                    outcome = "answered"
+                except grpc.aio.AioRpcError as error:
+                    outcome = error.code().name
+            else:  # the client goes away
+                call = stub.DriverCall(request)
+                await asyncio.sleep(0.02)  # let the call reach the driver before it is abandoned
+                call.cancel()
+                outcome = "CANCELLED"
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+
+    await asyncio.gather(*(one(i) for i in range(count)))
+    return outcomes
+
+
+async def _unrelated_calls(stub: ExporterServiceStub, uuids: dict[str, str], stop: asyncio.Event) -> list:
+    """Call ``power.state`` over and over until ``stop``; returns each call's outcome."""
+    outcomes = []
+    while not stop.is_set():
+        try:
+            response = await stub.DriverCall(_request(uuids["power"], "state"), timeout=20)
+            outcomes.append(response.result.WhichOneof("kind"))
+        except grpc.aio.AioRpcError as error:
+            outcomes.append(error.code().name)
+        await asyncio.sleep(0.02)  # a steady trickle, not a second flood
+    return outcomes
+
+
+def test_ten_thousand_abandoned_waits_leave_no_threads_descriptors_or_memory_behind(exporter_process):
+    process, address, _ = exporter_process
+
+    async def scenario() -> dict:
+        async with grpc.aio.insecure_channel(address) as channel:
+            stub = jumpstarter_pb2_grpc.ExporterServiceStub(channel)
+            uuids = await _uuids(stub)
+            await _abandoned_calls(stub, uuids, 2000)  # warm up: the worker pool reaches its size
+            before = process_figures(process.pid)
+            stop = asyncio.Event()
+            unrelated = asyncio.ensure_future(_unrelated_calls(stub, uuids, stop))
+            first = await _abandoned_calls(stub, uuids, BATCH)
+            after_first = process_figures(process.pid)
+            second = await _abandoned_calls(stub, uuids, BATCH)
+            stop.set()
+            after_second = process_figures(process.pid)
+            answer = await stub.DriverCall(_request(uuids["blocking"], "ping"), timeout=20)
+            return {"before": before, "first": first, "after_first": after_first, "second": second,
+                    "after_second": after_second, "unrelated": await unrelated, "answer": answer}
+
+    figures = asyncio.run(scenario())
+    print(json.dumps({k: v for k, v in figures.items() if k not in ("unrelated", "answer")}))
+    for batch in ("first", "second"):
+        assert sum(figures[batch].values()) == BATCH
+        assert set(figures[batch]) <= {"CANCELLED", "DEADLINE_EXCEEDED"}, figures[batch]
+    before, first, second = figures["before"], figures["after_first"], figures["after_second"]
+    assert first["threads"] <= before["threads"] + 4 and second["threads"] <= before["threads"] + 4
+    assert first["fds"] <= before["fds"] + 4 and second["fds"] <= before["fds"] + 4
+    assert first["rss"] - before["rss"] < 20 << 20
+    assert second["rss"] - first["rss"] < 5 << 20, "memory keeps growing with abandoned calls"
+    unrelated = figures["unrelated"]
+    assert unrelated and set(unrelated) == {"bool_value"}, unrelated
+    assert figures["answer"].result.string_value == "pong"
+
+
+def test_sync_and_async_methods_end_when_their_caller_goes_away():
+    blocking = Blocking()
+    with client_for(blocking, "blocking") as client:
+        channel = grpc.insecure_channel(client.connection.endpoint)
+        stub = jumpstarter_pb2_grpc.ExporterServiceStub(channel)
+        for method in ("sync_wait", "async_wait"):
+            running = blocking.running
+            call = stub.DriverCall.future(_request(client.connection.uuid(client.path), method))
+            blocking.started.wait(lambda: blocking.running > running, timeout=30)
+            call.cancel()
+            wait_for(lambda: method in blocking.ended, what=f"{method} to end on the exporter")
+        stream = stub.StreamingDriverCall(pb.StreamingDriverCallRequest(uuid=client.connection.uuid(client.path), method="sync_stream"))
+        assert next(stream).result.number_value == 1
+        stream.cancel()
+        wait_for(lambda: "sync_stream" in blocking.ended, what="sync_stream's generator to close")
+        with pytest.raises(grpc.RpcError) as expired:
+            stub.DriverCall(_request(client.connection.uuid(client.path), "sync_wait"), timeout=0.2)
+        assert expired.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        wait_for(lambda: blocking.ended.count("sync_wait") == 2, what="the expired sync_wait to end")
+        channel.close()
+
+
+def test_sigterm_stops_an_exporter_with_a_hundred_blocked_calls_and_runs_teardown(exporter_process):
+    process, address, marker = exporter_process
+    channel = grpc.insecure_channel(address)
+    stub = jumpstarter_pb2_grpc.ExporterServiceStub(channel)
+    uuids = {e.labels.get("jumpstarter.dev/name", ""): e.uuid
+             for e in stub.GetReport(empty_pb2.Empty()).reports}
+    methods = ["sync_wait", "async_wait"] * 48 + ["stubborn"] * 4  # 4 that ignore cancellation
+    calls = [stub.DriverCall.future(_request(uuids["blocking"], method)) for method in methods]
+    wait_for(lambda: stub.DriverCall(_request(uuids["blocking"], "calls_started")).result.number_value == 100,
+             what="the blocked calls to start")
+    started = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=60)
+    print(f"exporter exited {time.monotonic() - started:.2f} s after SIGTERM, code {process.returncode}")
+    assert process.returncode == 0
+    assert marker.read_text() == "torn down"
+    for call in calls:
+        assert call.exception(timeout=30) is not None  # every blocked caller hears about it
+    channel.close()
+
+
+FOLLOWERS = """
+import asyncio, hashlib, json, sys
+import grpc
+from jumpstarter_jupyter.protocol.v1 import console_pb2, console_pb2_grpc
+
+async def main(address, uuid, count, size):
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = console_pb2_grpc.ConsoleServiceStub(channel)
+        streams = [stub.Follow(console_pb2.FollowRequest(uuid=uuid, offset=0)) for _ in range(count)]
+        async def follow(stream):
+            data = bytearray()
+            while len(data) < size:
+                data += (await stream.read()).data
+            return hashlib.sha256(bytes(data)).hexdigest()
+        print("following", flush=True)
+        print(json.dumps(await asyncio.gather(*map(follow, streams))), flush=True)
+        await asyncio.to_thread(sys.stdin.read)  # the streams stay open until the test has looked
+
+asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])))
+"""
+
+
+def test_a_thousand_console_followers_in_four_processes_all_receive_the_same_bytes(exporter_process):
+    process, address, _ = exporter_process
+    payload = b"".join(b"line %05d of the boot log\r\n" % i for i in range(4000))
+    with connect(address) as dut:
+        threads_before = process_figures(process.pid)["threads"]
+        followers = [subprocess.Popen([sys.executable, "-c", FOLLOWERS, address, dut.serial.connection.uuid(dut.serial.path), "250",
+                                       str(len(payload))], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                     for _ in range(4)]
+        for follower in followers:
+            assert follower.stdout.readline().strip() == "following"
+        for start in range(0, len(payload), 4096):
+            dut.serial.write(payload[start:start + 4096])
+        digests = []
+        for follower in followers:
+            digests += json.loads(follower.stdout.readline())
+        threads_while_following = process_figures(process.pid)["threads"]  # all 1000 streams still open
+        for follower in followers:
+            follower.communicate(timeout=60)
+    assert len(digests) == 1000
+    assert set(digests) == {hashlib.sha256(payload).hexdigest()}
+    assert threads_while_following <= threads_before + 4, "followers cost threads"
+

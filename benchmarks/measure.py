@@ -65,35 +65,46 @@ def _received(data: bytes) -> int:
     return len(data)
 
 
-def concurrent_calls(clients: int, seconds: float, setup: Callable[[], Callable[[], Any]]) -> dict:
+def concurrent_calls(clients: int, seconds: float, setup: Callable[[], Callable[[], Any]], channels: int = 1) -> dict:
     """Aggregate rate and latency of ``clients`` processes calling back to back for ``seconds``.
 
     Each process (forked after the caller's imports, before any channel exists) runs
-    ``setup()`` to connect and get its call, waits for the others, then calls and times
-    each call. Returns calls/s over the whole window and the median and p99 latency in ms.
+    ``channels`` threads; each runs ``setup()`` to connect (its own channel) and get its
+    call, waits for the others, then calls and times each call. Returns calls/s over the
+    whole window and the median and p99 latency in ms.
     """
     context = multiprocessing.get_context("fork")
-    barrier = context.Barrier(clients + 1)
+    barrier = context.Barrier(clients * channels + 1)
     results = context.Queue()
-    workers = [context.Process(target=_worker, args=(setup, seconds, barrier, results), daemon=True)
+    workers = [context.Process(target=_worker_process, args=(setup, seconds, barrier, results, channels), daemon=True)
                for _ in range(clients)]
     for worker in workers:
         worker.start()
     barrier.wait(timeout=120)
-    outcomes = [results.get(timeout=seconds + 120) for _ in workers]
+    outcomes = [results.get(timeout=seconds + 120) for _ in range(clients * channels)]
     for worker in workers:
         worker.join(timeout=30)
     failures = [o["error"] for o in outcomes if "error" in o]
     if failures:
-        raise RuntimeError(f"{len(failures)} of {clients} clients failed: {failures[0]}")
-    latencies = sorted(x for o in outcomes for x in o["latencies"])
+        raise RuntimeError(f"{len(failures)} of {clients * channels} clients failed: {failures[0]}")
+    latencies = [x for o in outcomes for x in o["latencies"]]
     window = max(o["end"] for o in outcomes) - min(o["start"] for o in outcomes)
-    return {
-        "calls_per_s": len(latencies) / window,
-        "median_ms": statistics.median(latencies) * 1e3,
-        "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1e3,
-        "calls": len(latencies),
-    }
+    return {"calls_per_s": len(latencies) / window, **latencies_ms(latencies), "calls": len(latencies)}
+
+
+def _worker_process(setup, seconds: float, barrier, results, channels: int) -> None:
+    threads = [threading.Thread(target=_worker, args=(setup, seconds, barrier, results)) for _ in range(channels)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def latencies_ms(latencies: list[float]) -> dict:
+    """Median and p99 of latencies in seconds, in ms."""
+    ordered = sorted(latencies)
+    return {"median_ms": statistics.median(ordered) * 1e3,
+            "p99_ms": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1e3}
 
 
 def _worker(setup, seconds: float, barrier, results) -> None:

@@ -2,7 +2,8 @@
 
     python benchmarks/ours.py FIGURE ENDPOINT [ARGS]    # prints one RESULT line
 
-Figures: unary COUNT | echo CHILD TOTAL CHUNK | flash FILE | connect | concurrent CLIENTS SECONDS
+Figures: unary COUNT | echo CHILD TOTAL CHUNK | flash FILE | connect | concurrent CLIENTS SECONDS [CHANNELS]
+| storm COUNT (power.on() latency while COUNT abandoned led waits are cancelled)
 | flood SECONDS (the serial widget displayed in a real kernel while the console floods)
 """
 
@@ -13,7 +14,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from measure import MB, call_rate, concurrent_calls, echo_rate, report  # noqa: E402
+from measure import MB, call_rate, concurrent_calls, echo_rate, latencies_ms, report  # noqa: E402
 
 from jumpstarter_jupyter import connect  # noqa: E402
 
@@ -44,12 +45,68 @@ def connect_time(endpoint: str) -> None:
         report(elapsed * 1e3, drivers=sum(1 for _ in dut.walk()))
 
 
-def concurrent(endpoint: str, clients: str, seconds: str) -> None:
+def concurrent(endpoint: str, clients: str, seconds: str, channels: str = "1") -> None:
     def setup():
         return connect(endpoint).power.on
 
-    result = concurrent_calls(int(clients), float(seconds), setup)
+    result = concurrent_calls(int(clients), float(seconds), setup, int(channels))
     report(result.pop("calls_per_s"), **result)
+
+
+def storm(endpoint: str, count: str) -> None:
+    """power.on() latency, idle and while another process abandons ``count`` led waits."""
+    import multiprocessing
+
+    with connect(endpoint) as dut:
+        led = dut.led.connection.uuid(dut.led.path)
+        idle = [_timed(dut.power.on) for _ in range(500)]
+        context = multiprocessing.get_context("spawn")  # no grpc state inherited by the storm
+        storming = context.Process(target=_abandon_waits, args=(endpoint, led, int(count)))
+        storming.start()
+        during = []
+        while storming.is_alive():
+            during.append(_timed(dut.power.on))
+        storming.join()
+    if storming.exitcode != 0:
+        raise SystemExit(f"the storm process failed ({storming.exitcode})")
+    figures = latencies_ms(during)
+    report(figures["p99_ms"], median_ms=figures["median_ms"], idle_median_ms=latencies_ms(idle)["median_ms"],
+           calls_during=len(during))
+
+
+def _timed(call) -> float:
+    start = time.perf_counter()
+    call()
+    return time.perf_counter() - start
+
+
+def _abandon_waits(endpoint: str, uuid: str, count: int) -> None:
+    """``count`` ``wait_for_active(None)`` calls, 200 at a time, each expired by a 50 ms deadline."""
+    import asyncio
+
+    import grpc
+
+    from jumpstarter_jupyter.protocol.codec import encode
+    from jumpstarter_jupyter.protocol.v1 import jumpstarter_pb2 as pb, jumpstarter_pb2_grpc
+
+    request = pb.DriverCallRequest(uuid=uuid, method="wait_for_active", args=[encode(None)])
+
+    async def run() -> None:
+        async with grpc.aio.insecure_channel(endpoint) as channel:
+            stub = jumpstarter_pb2_grpc.ExporterServiceStub(channel)
+            limit = asyncio.Semaphore(200)
+
+            async def one() -> None:
+                async with limit:
+                    try:
+                        await stub.DriverCall(request, timeout=0.05)
+                    except grpc.aio.AioRpcError as error:
+                        if error.code() != grpc.StatusCode.DEADLINE_EXCEEDED:
+                            raise
+
+            await asyncio.gather(*(one() for _ in range(count)))
+
+    asyncio.run(run())
 
 
 def flood(endpoint: str, seconds: str) -> None:
@@ -60,7 +117,7 @@ def flood(endpoint: str, seconds: str) -> None:
 
 
 FIGURES = {"unary": unary, "echo": echo, "flash": flash, "connect": connect_time, "concurrent": concurrent,
-           "flood": flood}
+           "storm": storm, "flood": flood}
 
 if __name__ == "__main__":
     FIGURES[sys.argv[1]](*sys.argv[2:])

@@ -1,6 +1,7 @@
 """Raw ceilings: the same work with plain grpcio and plain sockets, no jumpstarter layer.
 
     python benchmarks/raw.py serve --socket PATH      # prints "serving tcp=H:P unix=unix:PATH sink=H:P"
+    python benchmarks/raw.py serve-aio --socket PATH  # the same answers from a grpc.aio server
     python benchmarks/raw.py unary TARGET COUNT        # DriverCall round trips on a raw grpcio server
     python benchmarks/raw.py bidi TARGET TOTAL CHUNK   # echo over a raw grpcio bidi stream
     python benchmarks/raw.py socket-echo H:P TOTAL CHUNK
@@ -8,10 +9,13 @@
 
 The gRPC server answers ``DriverCall`` with a fixed null result and echoes every
 ``RouterService.Stream`` frame: the wire messages of the real thing, none of its logic.
+There are two: grpcio's thread-pool server and its asyncio server (``grpc.aio``, what our
+exporter runs on); the faster of the two is the ceiling.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import queue
 import shutil
@@ -44,20 +48,47 @@ def _stream(frames, context):
         yield router_pb2.StreamResponse(payload=frame.payload)
 
 
-def _grpc_server(tcp: str, unix: str) -> tuple[grpc.Server, int]:
-    server = grpc.server(futures.ThreadPoolExecutor(16))
-    server.add_generic_rpc_handlers([
+async def _driver_call_aio(request: pb.DriverCallRequest, context) -> pb.DriverCallResponse:
+    return NULL_RESULT
+
+
+async def _stream_aio(frames, context):
+    async for frame in frames:
+        yield router_pb2.StreamResponse(payload=frame.payload)
+
+
+def _handlers(driver_call, stream) -> list:
+    return [
         grpc.method_handlers_generic_handler("jumpstarter.v1.ExporterService", {
             "DriverCall": grpc.unary_unary_rpc_method_handler(
-                _driver_call, pb.DriverCallRequest.FromString, pb.DriverCallResponse.SerializeToString)}),
+                driver_call, pb.DriverCallRequest.FromString, pb.DriverCallResponse.SerializeToString)}),
         grpc.method_handlers_generic_handler("jumpstarter.v1.RouterService", {
             "Stream": grpc.stream_stream_rpc_method_handler(
-                _stream, router_pb2.StreamRequest.FromString, router_pb2.StreamResponse.SerializeToString)}),
-    ])
+                stream, router_pb2.StreamRequest.FromString, router_pb2.StreamResponse.SerializeToString)}),
+    ]
+
+
+def _grpc_server(tcp: str, unix: str) -> tuple[grpc.Server, int]:
+    server = grpc.server(futures.ThreadPoolExecutor(16))
+    server.add_generic_rpc_handlers(_handlers(_driver_call, _stream))
     port = server.add_insecure_port(tcp)
     server.add_insecure_port(f"unix:{unix}")
     server.start()
     return server, port
+
+
+def serve_aio(unix: str) -> None:
+    async def run() -> None:
+        server = grpc.aio.server()
+        server.add_generic_rpc_handlers(_handlers(_driver_call_aio, _stream_aio))
+        port = server.add_insecure_port("127.0.0.1:0")
+        server.add_insecure_port(f"unix:{unix}")
+        await server.start()
+        print(f"serving tcp=127.0.0.1:{port} unix=unix:{unix}", flush=True)
+        await asyncio.to_thread(sys.stdin.read)  # runs until the harness closes our stdin
+        await server.stop(0)
+
+    asyncio.run(run())
 
 
 def _sink(conn: socket.socket) -> None:
@@ -142,6 +173,8 @@ def main(argv: list[str]) -> None:
     command, args = argv[0], argv[1:]
     if command == "serve":
         serve(args[args.index("--socket") + 1])
+    elif command == "serve-aio":
+        serve_aio(args[args.index("--socket") + 1])
     elif command == "unary":
         unary(args[0], int(args[1]))
     elif command == "bidi":

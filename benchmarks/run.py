@@ -61,6 +61,8 @@ class Bench:
             return services.echo_server()
         if name == "raw":
             return services.raw_server(str(self.workdir / "raw.sock"))
+        if name == "raw-aio":
+            return services.raw_aio_server(str(self.workdir / "raw-aio.sock"))
         if name == "ours":
             return services.our_exporter(self.config())
         if name == "ours-unix":
@@ -73,6 +75,8 @@ class Bench:
             return services.our_exporter(self.wide_config())
         if name == "upstream-1000":
             return services.upstream_exporter(self.peer, self.wide_config())
+        if name == "ours-storm":
+            return services.our_exporter(self.storm_config())
         if name == "flood-source":
             return services.flood_source(self.sizes.flood_rate)
         if name == "ours-flood":
@@ -97,6 +101,14 @@ class Bench:
             config["export"] = {f"power{i:04d}": dict(power) for i in range(self.sizes.tree)}
             self.files["wide"] = self._write("wide.yaml", config)
         return self.files["wide"]
+
+    def storm_config(self) -> str:
+        """Power plus a digital input whose waits the storm abandons (ours only: upstream's
+        peer has no gpiod driver)."""
+        config = yaml.safe_load((services.HERE / "bench.yaml").read_text())
+        config["export"] = {"power": config["export"]["power"],
+                            "led": {"type": "jumpstarter_jupyter.drivers.gpio.driver.MockDigitalInput"}}
+        return self._write("storm.yaml", config)
 
     def flood_config(self) -> str:
         """A serial port on the flooding pty."""

@@ -91,6 +91,11 @@ def raw_server(unix: str) -> Service:
                    r"serving tcp=(?P<tcp>\S+) unix=(?P<unix>\S+) sink=(?P<sink>\S+)")
 
 
+def raw_aio_server(unix: str) -> Service:
+    return Service("raw grpc.aio server", [sys.executable, str(HERE / "raw.py"), "serve-aio", "--socket", unix],
+                   r"serving tcp=(?P<tcp>\S+) unix=(?P<unix>\S+)")
+
+
 def our_exporter(config: str, socket_path: str | None = None) -> Service:
     where = ["--socket", socket_path] if socket_path else ["--listen", "127.0.0.1:0"]
     return Service("our exporter", [_our_command(), "run", config, *where], r"serving (\S+)")

@@ -66,11 +66,12 @@ class Blocking(Driver):
         return "pong"
 
     @export
-    def calls_started(self) -> int:
-        """How many waiting calls have started so far."""
+    async def calls_started(self) -> int:
+        """How many waiting calls have started so far (on the loop: answers while every worker is busy)."""
         return self.running
 
     def teardown(self) -> None:
         if self.teardown_marker:
             Path(self.teardown_marker).write_text("torn down")
         super().teardown()
+

@@ -22,6 +22,7 @@ from google.protobuf import empty_pb2
 from support import client_for, process_figures, start_exporter, wait_for
 
 from jumpstarter_jupyter import connect
+from jumpstarter_jupyter.exporter.calls import WORKERS
 from jumpstarter_jupyter.protocol.codec import encode
 from jumpstarter_jupyter.protocol.v1 import jumpstarter_pb2 as pb, jumpstarter_pb2_grpc
 from jumpstarter_jupyter.protocol.v1.jumpstarter_pb2_grpc import ExporterServiceStub
@@ -100,6 +101,20 @@ async def _abandoned_calls(stub: ExporterServiceStub, uuids: dict[str, str], cou
     return outcomes
 
 
+async def _fill_worker_pool(stub: ExporterServiceStub, uuids: dict[str, str]) -> None:
+    """Occupy every worker thread at once, then let go: the pool has all its threads after this."""
+    async def started() -> float:
+        return (await stub.DriverCall(_request(uuids["blocking"], "calls_started"))).result.number_value
+
+    before = await started()
+    calls = [stub.DriverCall(_request(uuids["blocking"], "sync_wait")) for _ in range(WORKERS + 8)]
+    async with asyncio.timeout(60):
+        while await started() < before + WORKERS:
+            await asyncio.sleep(0.05)  # polling interval of a condition with a deadline
+    for call in calls:
+        call.cancel()
+
+
 async def _unrelated_calls(stub: ExporterServiceStub, uuids: dict[str, str], stop: asyncio.Event) -> list:
     """Call ``power.state`` over and over until ``stop``; returns each call's outcome."""
     outcomes = []
@@ -120,7 +135,9 @@ def test_ten_thousand_abandoned_waits_leave_no_threads_descriptors_or_memory_beh
         async with grpc.aio.insecure_channel(address) as channel:
             stub = jumpstarter_pb2_grpc.ExporterServiceStub(channel)
             uuids = await _uuids(stub)
-            await _abandoned_calls(stub, uuids, 2000)  # warm up: the worker pool reaches its size
+            # warm up: every worker thread exists and has run this code (its stack pages count in RSS)
+            await _fill_worker_pool(stub, uuids)
+            await _abandoned_calls(stub, uuids, 4000)
             before = process_figures(process.pid)
             stop = asyncio.Event()
             unrelated = asyncio.ensure_future(_unrelated_calls(stub, uuids, stop))

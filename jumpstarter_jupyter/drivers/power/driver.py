@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -48,40 +49,48 @@ class PowerInterface(Driver):
         if interval <= 0:
             raise ValueError(f"interval must be > 0 seconds, got {interval}")
         while True:
-            # read() may talk to a meter: a worker thread takes it, the loop waits the period
-            for reading in await asyncio.to_thread(lambda: list(self.read())):
+            readings = self.read()
+            if inspect.isasyncgen(readings):
+                batch = [reading async for reading in readings]
+            else:  # a plain read() may talk to a meter: a worker thread takes it
+                batch = await asyncio.to_thread(list, readings)
+            for reading in batch:
                 yield reading
             await asyncio.sleep(interval)  # the sampling period itself, not a wait for a condition
 
 
 @dataclass
 class MockPower(PowerInterface):
-    """A power switch with fixed readings: (0 V, 0 A) then (5 V, 2 A) on, as upstream's MockPower."""
+    """A power switch with fixed readings: (0 V, 0 A) then (5 V, 2 A) on, as upstream's MockPower.
+
+    Nothing here blocks, so its methods are coroutines: they run on the exporter's event
+    loop without a hand-off to a worker thread.
+    """
 
     voltage: float = 5.0
     current: float = 2.0
     powered: bool = field(default=False, repr=False)
 
     @export
-    def on(self) -> None:
+    async def on(self) -> None:
         """Switch power on."""
         self.powered = True
         self.logger.info("power on")
 
     @export
-    def off(self) -> None:
+    async def off(self) -> None:
         """Switch power off."""
         self.powered = False
         self.logger.info("power off")
 
     @export
-    def read(self) -> Iterator[dict]:
+    async def read(self) -> AsyncIterator[dict]:
         """Two readings: idle, then the configured voltage and current."""
         yield {"voltage": 0.0, "current": 0.0}
         yield {"voltage": self.voltage, "current": self.current}
 
     @export
-    def state(self) -> bool:
+    async def state(self) -> bool:
         """True while power is on."""
         return self.powered
 

@@ -16,6 +16,8 @@ from jumpstarter_jupyter.errors import (
     DriverNotImplemented,
     DriverTimeout,
     JumpstarterError,
+    LeaseRequired,
+    LeaseTimeout,
 )
 
 __version__ = "0.1.0"
@@ -45,6 +47,8 @@ __all__ = [
     "DriverNotImplemented",
     "DriverTimeout",
     "JumpstarterError",
+    "LeaseRequired",
+    "LeaseTimeout",
     "__version__",
     "connect",
 ]

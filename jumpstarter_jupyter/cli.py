@@ -1,4 +1,4 @@
-"""The ``jumpstarter-jupyter`` command: ``run``, ``demo`` and ``j``."""
+"""The ``jumpstarter-jupyter`` command: ``run``, ``demo``, ``j`` and ``lease``."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import threading
+import time
 
 import click
 
@@ -20,15 +21,23 @@ def main() -> None:
 
 
 def _serve_options(func):
-    func = click.option("--listen", metavar="HOST:PORT", help="Serve on TCP (port 0: any free port).")(func)
-    func = click.option("--socket", "socket_path", metavar="PATH", help="Serve on a unix socket.")(func)
-    func = click.option("--passphrase", envvar="JMP_GRPC_PASSPHRASE", help="Require this passphrase on every call.")(func)
-    func = click.option("--passphrase-file", type=click.Path(exists=True, dir_okay=False),
-                        help="Read the passphrase from this file (it never shows in ps).")(func)
-    func = click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), help="Serve TLS with this certificate.")(func)
-    func = click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="Key of --tls-cert.")(func)
-    func = click.option("--stop-on-stdin-eof", is_flag=True,
-                        help="Stop when standard input closes: the exporter ends with the process that started it.")(func)
+    options = [
+        click.option("--listen", metavar="HOST:PORT", help="Serve on TCP (port 0: any free port)."),
+        click.option("--socket", "socket_path", metavar="PATH", help="Serve on a unix socket."),
+        click.option("--passphrase", envvar="JMP_GRPC_PASSPHRASE", help="Require this passphrase on every call."),
+        click.option("--passphrase-file", type=click.Path(exists=True, dir_okay=False),
+                     help="Read the passphrase from this file (it never shows in ps)."),
+        click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), help="Serve TLS with this certificate."),
+        click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="Key of --tls-cert."),
+        click.option("--lease", "lease_mode", type=click.Choice(["required", "optional"]),
+                     help="required: controlling the board needs its lease (default: the config's lease: section)."),
+        click.option("--admin-passphrase-file", type=click.Path(exists=True, dir_okay=False),
+                     help="The admin credential that may force-release a lease."),
+        click.option("--stop-on-stdin-eof", is_flag=True,
+                     help="Stop when standard input closes: the exporter ends with the process that started it."),
+    ]
+    for option in reversed(options):
+        func = option(func)
     return func
 
 
@@ -53,30 +62,62 @@ def _stop_on_stdin_eof() -> None:
     threading.Thread(target=watch, name="stdin-watch", daemon=True).start()
 
 
-def _passphrase(passphrase: str | None, passphrase_file: str | None) -> str | None:
-    if passphrase_file is None:
-        return passphrase
-    if passphrase:
-        raise click.UsageError("give --passphrase or --passphrase-file, not both")
-    with open(passphrase_file, encoding="utf-8") as file:
-        text = file.read().strip()  # a trailing newline from an editor or echo is not part of it
-    if not text:
-        raise click.UsageError(f"--passphrase-file {passphrase_file} is empty")
-    return text
+def _secret(value: str | None, path: str | None, name: str) -> str | None:
+    """``--NAME`` or ``--NAME-file`` (read, white space dropped), not both."""
+    from jumpstarter_jupyter.exporter.config import read_secret
+
+    if path is None:
+        return value
+    if value:
+        raise click.UsageError(f"give --{name} or --{name}-file, not both")
+    try:
+        return read_secret(path)
+    except (OSError, ValueError) as exc:
+        raise click.UsageError(f"--{name}-file: {exc}") from None
 
 
-def _serve_until_signalled(root, listen, socket_path, passphrase, tls_cert, tls_key,
-                           stop_on_stdin_eof=False) -> None:
+def _log_to_stderr() -> None:
+    """The exporter's own messages (leases, hooks and their output, warnings) on stderr;
+    drivers' records stay in ``LogStream``, where clients read them."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    ours = logging.getLogger("jumpstarter_jupyter")
+    ours.addHandler(handler)
+    ours.setLevel(logging.INFO)
+
+
+def _serve_until_signalled(root, listen, socket_path, passphrase, passphrase_file, tls_cert, tls_key, lease_mode,
+                           admin_passphrase_file, stop_on_stdin_eof=False, config=None) -> None:
+    from dataclasses import replace
+
     from jumpstarter_jupyter.exporter import serve
+    from jumpstarter_jupyter.exporter.leases import LeasePolicy
 
     if listen is None and socket_path is None:
         listen = "127.0.0.1:7777"
-    if listen is not None and socket_path is not None:
-        root.teardown()
-        raise click.UsageError("give --listen or --socket, not both")
     try:
-        exporter = serve(root, listen=listen, socket=socket_path, passphrase=passphrase,
-                         tls_cert=tls_cert, tls_key=tls_key)
+        if listen is not None and socket_path is not None:
+            raise click.UsageError("give --listen or --socket, not both")
+        passphrase = _secret(passphrase, passphrase_file, "passphrase")
+        policy = config.lease if config is not None else LeasePolicy()
+        if lease_mode is not None:
+            policy = replace(policy, required=lease_mode == "required")
+        if admin_passphrase_file is not None:
+            policy = replace(policy, admin_passphrase=_secret(None, admin_passphrase_file, "admin-passphrase"))
+    except click.UsageError:
+        root.teardown()
+        raise
+    exit_code = []
+
+    def exit_requested(code: int) -> None:  # a hook's onFailure: exit
+        exit_code.append(code)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    _log_to_stderr()
+    try:
+        exporter = serve(root, listen=listen, socket=socket_path, passphrase=passphrase, tls_cert=tls_cert,
+                         tls_key=tls_key, lease=policy, hooks=config.hooks if config is not None else None,
+                         on_exit=exit_requested)
     except (OSError, ValueError) as exc:
         root.teardown()
         raise click.ClickException(str(exc)) from None
@@ -85,40 +126,40 @@ def _serve_until_signalled(root, listen, socket_path, passphrase, tls_cert, tls_
     click.echo(f"serving {exporter.address}")
     sys.stdout.flush()
     signal.sigwait(STOP_SIGNALS)
+    code = exit_code[0] if exit_code else 0
     if exporter.stop():
         # a custom driver method ignored its cancellation: its worker thread would keep the
         # interpreter from exiting, and a stopped exporter must exit (teardown has run)
         logging.shutdown()
         sys.stdout.flush()
-        os._exit(0)
+        os._exit(code)
+    sys.exit(code)
 
 
 @main.command()
 @click.argument("config", type=click.Path(dir_okay=False))
 @_serve_options
-def run(config, listen, socket_path, passphrase, passphrase_file, tls_cert, tls_key, stop_on_stdin_eof):
+def run(config, **options):
     """Serve the drivers of an ExporterConfig YAML file."""
     from jumpstarter_jupyter.exporter import build_tree, load_config
 
-    passphrase = _passphrase(passphrase, passphrase_file)
     _block_stop_signals()
     try:
-        root = build_tree(load_config(config))
+        loaded = load_config(config)
+        root = build_tree(loaded)
     except JumpstarterError as exc:
         raise click.ClickException(str(exc)) from None
-    _serve_until_signalled(root, listen, socket_path, passphrase, tls_cert, tls_key, stop_on_stdin_eof)
+    _serve_until_signalled(root, config=loaded, **options)
 
 
 @main.command()
 @_serve_options
-def demo(listen, socket_path, passphrase, passphrase_file, tls_cert, tls_key, stop_on_stdin_eof):
+def demo(**options):
     """Serve the virtual board: power, serial console, storage, network, button, led."""
     from jumpstarter_jupyter.drivers.virtual.driver import VirtualBoard
 
-    passphrase = _passphrase(passphrase, passphrase_file)
     _block_stop_signals()
-    _serve_until_signalled(VirtualBoard.create(), listen, socket_path, passphrase, tls_cert, tls_key,
-                           stop_on_stdin_eof)
+    _serve_until_signalled(VirtualBoard.create(), **options)
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
@@ -138,7 +179,10 @@ def j(ctx, endpoint, passphrase, tls_ca):
             ctx.exit(0)
         raise click.UsageError("no exporter: pass --endpoint HOST:PORT or set $JUMPSTARTER_HOST")
     try:
-        root = connect(endpoint, passphrase=passphrase, tls_ca=tls_ca)
+        # a lease for this one command when the exporter requires one (no lease hooks run);
+        # a board someone holds is an error naming them, not a wait in line
+        root = connect(endpoint, passphrase=passphrase, tls_ca=tls_ca, hooks=False, wait=0,
+                       purpose=f"j {' '.join(args)}"[:200])
     except JumpstarterError as exc:
         raise click.ClickException(str(exc)) from None
     try:
@@ -155,6 +199,125 @@ def j(ctx, endpoint, passphrase, tls_ca):
         raise click.ClickException(str(exc)) from None
     finally:
         root.close()
+
+
+_ENDPOINT = click.option("--endpoint", envvar="JUMPSTARTER_HOST", required=True,
+                         help="HOST:PORT, unix:/path or a socket path ($JUMPSTARTER_HOST).")
+_PASSPHRASE = click.option("--passphrase", envvar="JMP_GRPC_PASSPHRASE", help="The exporter's passphrase.")
+_TLS_CA = click.option("--tls-ca", metavar="PEM", help="Connect with TLS, trusting this CA certificate.")
+
+
+@main.group()
+def lease() -> None:
+    """Who holds a board: acquire, status, release, force-release."""
+
+
+def _lease_connection(endpoint: str, passphrase: str | None, tls_ca: str | None):
+    from jumpstarter_jupyter.client.connection import Connection
+
+    try:
+        connection = Connection(endpoint, passphrase or None, tls_ca)
+        if connection.lease_status() is None:
+            raise click.ClickException(f"the exporter at {endpoint} has no lease service (an upstream exporter?)")
+        return connection
+    except JumpstarterError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@lease.command()
+@_ENDPOINT
+@_PASSPHRASE
+@_TLS_CA
+@click.option("--purpose", default="", help="What for, shown to others.")
+@click.option("--duration", default="0", help="How long (90s, 30m, 2h; default: the exporter's).")
+@click.option("--wait", help="Give up after waiting this long in line (default: wait).")
+@click.option("--print-token", is_flag=True, help="Print the lease's token (for upstream clients: --passphrase TOKEN).")
+def acquire(endpoint, passphrase, tls_ca, purpose, duration, wait, print_token):
+    """Take the board's lease and hold it until Ctrl-C (or SIGTERM, or standard input closing)."""
+    from jumpstarter_jupyter.durations import format_duration, parse_duration
+
+    try:
+        seconds, waited = parse_duration(duration), None if wait is None else parse_duration(wait)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    _block_stop_signals()
+    connection = _lease_connection(endpoint, passphrase, tls_ca)
+    try:
+        held = connection.acquire(purpose=purpose, duration=seconds, wait=waited,
+                                  on_queued=lambda n: click.echo(f"waiting: number {n} in line", err=True))
+    except JumpstarterError as exc:
+        connection.close()
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"lease held by {held.holder} for {format_duration(held.remaining)}; Ctrl-C releases it", err=True)
+    if print_token:
+        click.echo(held.token)
+    sys.stdout.flush()
+    _stop_on_stdin_eof()
+    signal.sigwait(STOP_SIGNALS)
+    connection.close()
+    click.echo(f"released ({held.ended})", err=True)
+
+
+@lease.command()
+@_ENDPOINT
+@_PASSPHRASE
+@_TLS_CA
+def status(endpoint, passphrase, tls_ca):
+    """Who holds the board, until when, and who waits."""
+    from jumpstarter_jupyter.client.lease import describe
+    from jumpstarter_jupyter.durations import format_duration
+
+    connection = _lease_connection(endpoint, passphrase, tls_ca)
+    try:
+        state = connection.lease_status()
+    finally:
+        connection.close()
+    click.echo(f"leases {'required' if state.required else 'optional'} on {endpoint}")
+    click.echo(describe(state.lease) if state.HasField("lease") else "free")
+    now = time.time()
+    for position, waiter in enumerate(state.queue, 1):
+        purpose = f" ({waiter.purpose})" if waiter.purpose else ""
+        click.echo(f"  {position}. {waiter.holder}{purpose}, waiting for {format_duration(now - waiter.since)}")
+
+
+@lease.command()
+@_ENDPOINT
+@_PASSPHRASE
+@_TLS_CA
+@click.option("--token", envvar="JMP_LEASE_TOKEN", required=True, help="The lease's token ($JMP_LEASE_TOKEN).")
+def release(endpoint, passphrase, tls_ca, token):
+    """Give a lease back by its token (the exporter's afterLease hook runs)."""
+    _lease_call(endpoint, passphrase, tls_ca, "release", lambda stub, pb: stub.Release(pb.ReleaseRequest(token=token)))
+
+
+@lease.command("force-release")
+@_ENDPOINT
+@_PASSPHRASE
+@_TLS_CA
+@click.option("--admin-passphrase-file", type=click.Path(exists=True, dir_okay=False), required=True,
+              help="File holding the exporter's admin credential.")
+def force_release(endpoint, passphrase, tls_ca, admin_passphrase_file):
+    """End whoever's lease, with the exporter's admin credential."""
+    admin = _secret(None, admin_passphrase_file, "admin-passphrase")
+    _lease_call(endpoint, passphrase, tls_ca, "force-release",
+                lambda stub, pb: stub.ForceRelease(pb.ForceReleaseRequest(admin_passphrase=admin)))
+
+
+def _lease_call(endpoint, passphrase, tls_ca, what: str, call) -> None:
+    import grpc
+
+    from jumpstarter_jupyter.client.errors import translate
+    from jumpstarter_jupyter.client.lease import lease_service
+    from jumpstarter_jupyter.protocol.v1 import lease_pb2
+
+    connection = _lease_connection(endpoint, passphrase, tls_ca)
+    try:
+        answer = call(lease_service(connection.channel), lease_pb2)
+    except grpc.RpcError as err:
+        raise click.ClickException(str(translate(err, endpoint, "lease", what))) from None
+    finally:
+        connection.close()
+    click.echo(answer.message)
 
 
 def _tree_command(root) -> click.Command:

@@ -7,11 +7,13 @@ inherits the builtin it stands for, so ``except ValueError`` keeps working::
     ├── ConfigError (ValueError)             bad exporter YAML: file, YAML path, line
     ├── ConnectionFailed (ConnectionError)   exporter not reachable, or gone mid-call
     ├── AuthenticationFailed (PermissionError)  wrong or missing passphrase
+    ├── LeaseTimeout (TimeoutError)          no lease within the wait asked for
     └── DriverError                          a driver call failed on the exporter
         ├── DriverMethodNotFound (AttributeError)   no such exported method
         ├── DriverNotImplemented (NotImplementedError)
         ├── DriverInvalidArgument (ValueError)      bad argument count, type or value
-        └── DriverTimeout (TimeoutError)
+        ├── DriverTimeout (TimeoutError)
+        └── LeaseRequired (PermissionError)         control without the board's lease
 """
 
 from __future__ import annotations
@@ -31,6 +33,10 @@ class ConnectionFailed(JumpstarterError, ConnectionError):
 
 class AuthenticationFailed(JumpstarterError, PermissionError):
     """The exporter refused the passphrase (gRPC UNAUTHENTICATED)."""
+
+
+class LeaseTimeout(JumpstarterError, TimeoutError):
+    """No lease was granted within the wait asked for; the message says who holds the board."""
 
 
 class DriverError(JumpstarterError):
@@ -57,3 +63,8 @@ class DriverInvalidArgument(DriverError, ValueError):
 
 class DriverTimeout(DriverError, TimeoutError):
     """The driver gave up waiting (gRPC DEADLINE_EXCEEDED)."""
+
+
+class LeaseRequired(DriverError, PermissionError):
+    """The exporter needs a lease for this call and the caller does not hold it (gRPC
+    FAILED_PRECONDITION); the message names the holder: ``held by alice@lab (bring-up), 12 min left``."""

@@ -58,11 +58,12 @@ def wait_for(condition: Callable[[], object], timeout: float = 30.0, what: str =
         time.sleep(0.05)  # polling interval of a condition with a deadline
 
 
-def start_exporter(*args: str, env: dict | None = None) -> subprocess.Popen:
+def start_exporter(*args: str, env: dict | None = None, log: str | None = None) -> subprocess.Popen:
     """``jumpstarter-jupyter ARGS`` (``run CONFIG --socket PATH``, ``demo …``) in its own process,
-    returned once it says it is serving."""
+    returned once it says it is serving; its stderr goes to the file ``log`` if given."""
+    stderr = open(log, "w") if log else None
     process = subprocess.Popen([sys.executable, "-m", "jumpstarter_jupyter", *map(str, args)],
-                               stdout=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
+                               stdout=subprocess.PIPE, stderr=stderr, text=True, env={**os.environ, **(env or {})})
     line = process.stdout.readline()
     if not line.startswith("serving "):
         process.kill()

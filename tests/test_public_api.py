@@ -4,8 +4,8 @@ import jumpstarter_jupyter
 
 PUBLIC = {
     "AuthenticationFailed", "ConfigError", "ConnectionFailed", "DriverError", "DriverInvalidArgument",
-    "DriverMethodNotFound", "DriverNotImplemented", "DriverTimeout", "JumpstarterError", "__version__",
-    "connect",
+    "DriverMethodNotFound", "DriverNotImplemented", "DriverTimeout", "JumpstarterError", "LeaseRequired",
+    "LeaseTimeout", "__version__", "connect",
 }
 
 
@@ -18,6 +18,8 @@ def test_public_names_are_exactly_the_documented_ones():
 def test_errors_also_inherit_the_builtin_they_stand_for():
     assert issubclass(jumpstarter_jupyter.DriverInvalidArgument, ValueError)
     assert issubclass(jumpstarter_jupyter.DriverTimeout, TimeoutError)
+    assert issubclass(jumpstarter_jupyter.LeaseRequired, PermissionError)
+    assert issubclass(jumpstarter_jupyter.LeaseTimeout, TimeoutError)
     assert issubclass(jumpstarter_jupyter.DriverMethodNotFound, AttributeError)
     assert issubclass(jumpstarter_jupyter.ConnectionFailed, ConnectionError)
     assert issubclass(jumpstarter_jupyter.ConfigError, ValueError)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 from jumpstarter_jupyter.client.base import DriverClient
 from jumpstarter_jupyter.client.connection import Connection
@@ -19,7 +20,9 @@ def resolve_endpoint(endpoint: str | None) -> str | None:
 
 
 def connect(endpoint: str | None = None, passphrase: str | None = None, *, tls_ca: str | None = None,
-            name: str = "dut") -> DriverClient:
+            name: str = "dut", lease: bool | None = None, wait: float | None = None, purpose: str = "",
+            duration: float = 0, hooks: bool = True,
+            on_queued: Callable[[int], None] | None = None) -> DriverClient:
     """Connect to an exporter and return the root of its client tree.
 
     Args:
@@ -29,6 +32,16 @@ def connect(endpoint: str | None = None, passphrase: str | None = None, *, tls_c
         tls_ca: PEM file of the CA to trust for TLS ("" = the system roots); None = plaintext.
             ``$JMP_GRPC_INSECURE`` forces plaintext, as upstream's ``j`` does.
         name: what errors and the CLI call the root (``dut.power.on: ...``).
+        lease: ``None`` takes the board's lease when the exporter requires one, ``True``
+            always, ``False`` never (a watcher: it sees everything and controls nothing).
+        wait: seconds to wait in line for the lease (None: as long as it takes), else
+            :class:`~jumpstarter_jupyter.errors.LeaseTimeout`.
+        purpose, duration: shown to others / seconds wanted (0: the exporter's default).
+        hooks: False asks for a lease that runs none of the exporter's lease hooks (what
+            ``jumpstarter-jupyter j`` uses for one command).
+        on_queued: called with the position in line while waiting.
+
+    The lease is ``dut.lease`` (``extend()``, ``release()``); ``close()`` releases it.
 
     >>> with connect() as dut:          # doctest: +SKIP
     ...     dut.power.on()
@@ -42,9 +55,16 @@ def connect(endpoint: str | None = None, passphrase: str | None = None, *, tls_c
         passphrase = os.environ.get("JMP_GRPC_PASSPHRASE") or None
     if os.environ.get("JMP_GRPC_INSECURE"):
         tls_ca = None
+    connection = None
     try:
         connection = Connection(endpoint, passphrase, tls_ca, name=name)
+        if lease is not False:
+            status = connection.lease_status()
+            if lease or (status is not None and status.required and not status.caller_controls):
+                connection.acquire(purpose=purpose, duration=duration, wait=wait, hooks=hooks, on_queued=on_queued)
     except BaseException:
+        if connection is not None:
+            connection.close()
         if board:
             board.stop()
         raise

@@ -9,6 +9,7 @@ from typing import IO, Any, ClassVar
 import click
 
 from jumpstarter_jupyter.client.connection import Connection
+from jumpstarter_jupyter.client.lease import Lease
 from jumpstarter_jupyter.client.streams import ClientStream, Progress, download, upload
 from jumpstarter_jupyter.errors import DriverInvalidArgument, DriverMethodNotFound
 from jumpstarter_jupyter.protocol.v1 import jumpstarter_pb2 as pb
@@ -67,6 +68,11 @@ class DriverClient:
     def display_path(self) -> str:
         """``dut.power``: how errors and the CLI name this driver."""
         return self.connection.display(self.path)
+
+    @property
+    def lease(self) -> Lease | None:
+        """The board's lease this connection holds (``extend()``, ``release()``), or None."""
+        return self.connection.lease
 
     def walk(self) -> Iterator[DriverClient]:
         """This client and every descendant, depth first."""

@@ -18,9 +18,10 @@ import grpc
 from google.protobuf import empty_pb2
 
 from jumpstarter_jupyter.client.errors import is_unknown_driver, translate
+from jumpstarter_jupyter.client.lease import LEASE_KEY, Lease, exporter_status
 from jumpstarter_jupyter.errors import ConnectionFailed
 from jumpstarter_jupyter.protocol.codec import EncodeError, decode, encode
-from jumpstarter_jupyter.protocol.v1 import console_pb2_grpc, jumpstarter_pb2 as pb, jumpstarter_pb2_grpc
+from jumpstarter_jupyter.protocol.v1 import console_pb2_grpc, jumpstarter_pb2 as pb, jumpstarter_pb2_grpc, lease_pb2
 from jumpstarter_jupyter.protocol.v1 import router_pb2_grpc
 
 PASSPHRASE_KEY = "x-jumpstarter-passphrase"
@@ -60,7 +61,9 @@ class Connection:
                  name: str = "dut"):
         self.endpoint, self.name = endpoint, name
         self.target = channel_target(endpoint)
-        self.metadata: tuple[tuple[str, str], ...] = ((PASSPHRASE_KEY, passphrase),) if passphrase else ()
+        self.credentials: tuple[tuple[str, str], ...] = ((PASSPHRASE_KEY, passphrase),) if passphrase else ()
+        self.metadata = self.credentials  # plus the lease's token while one is held
+        self.lease: Lease | None = None
         self.tls_ca = tls_ca
         self._retired: list[grpc.Channel] = []
         self._open_channel()
@@ -179,7 +182,33 @@ class Connection:
             return True
         return False
 
+    # leases
+    def lease_status(self) -> lease_pb2.LeaseStatus | None:
+        """The exporter's lease status; None when it has no lease service (upstream's)."""
+        return exporter_status(self.channel, self.credentials, self.endpoint)
+
+    def acquire(self, **options: Any) -> Lease:
+        """Take the board's lease (waiting in line); every later call carries its token.
+
+        ``options``: ``purpose``, ``duration`` (s), ``wait`` (s), ``hooks``, ``on_queued``.
+        """
+        status = self.lease_status()
+        if status is None:
+            raise ConnectionFailed(f"the exporter at {self.endpoint} has no lease service (an upstream exporter?)")
+        lease = Lease(self.channel, self.credentials, self.endpoint, heartbeat=status.heartbeat_seconds, **options)
+        self.lease = lease
+        self.metadata = (*self.credentials, (LEASE_KEY, lease.token))
+        return lease
+
+    def release_lease(self) -> None:
+        """Give the lease back (if one is held); calls go on as a watcher's."""
+        lease, self.lease = self.lease, None
+        self.metadata = self.credentials
+        if lease is not None:
+            lease.release()
+
     def close(self) -> None:
+        self.release_lease()
         for channel in (*self._retired, self.channel):
             channel.close()
 

@@ -14,6 +14,7 @@ ERROR_FOR_STATUS = {
     grpc.StatusCode.UNIMPLEMENTED: errors.DriverNotImplemented,
     grpc.StatusCode.INVALID_ARGUMENT: errors.DriverInvalidArgument,
     grpc.StatusCode.DEADLINE_EXCEEDED: errors.DriverTimeout,
+    grpc.StatusCode.FAILED_PRECONDITION: errors.LeaseRequired,
 }
 ERROR_FOR_REMOTE_TYPE = {"TypeError": errors.DriverInvalidArgument}
 

@@ -20,9 +20,12 @@ import yaml
 
 from jumpstarter_jupyter.driver.base import Driver
 from jumpstarter_jupyter.drivers import registry
+from jumpstarter_jupyter.durations import parse_duration
 from jumpstarter_jupyter.drivers.composite.driver import Composite, Proxy
 from jumpstarter_jupyter.errors import ConfigError
 from jumpstarter_jupyter.exporter.arguments import convert
+from jumpstarter_jupyter.exporter.hooks import AFTER, BEFORE, DEFAULT_TIMEOUT, FAILURE_POLICIES, Hook
+from jumpstarter_jupyter.exporter.leases import LeasePolicy
 
 API_VERSION = "jumpstarter.dev/v1alpha1"
 KIND = "ExporterConfig"
@@ -53,7 +56,8 @@ class ExporterConfig:
     metadata: dict[str, Any] = field(default_factory=dict)
     endpoint: str | None = None
     token: str | None = None
-    hooks: dict[str, Any] = field(default_factory=dict)
+    hooks: dict[str, Hook] = field(default_factory=dict)
+    lease: LeasePolicy = field(default_factory=LeasePolicy)
     lines: dict[str, int] = field(default_factory=dict)
 
 
@@ -120,10 +124,85 @@ def parse_config(text: str, source: str = "<config>") -> ExporterConfig:
         metadata=data.get("metadata") or {},
         endpoint=data.get("endpoint"),
         token=data.get("token"),
-        hooks=data.get("hooks") or {},
+        hooks=_hooks(reader, data.get("hooks")),
+        lease=_lease(reader, data.get("lease"), source),
         lines=reader.lines,
     )
     return config
+
+
+HOOK_KEYS = {"script", "exec", "timeout", "onFailure"}
+LEASE_KEYS = {"required", "max_duration", "default_duration", "heartbeat", "warning", "admin_passphrase_file"}
+
+
+def _mapping(reader: _Reader, value: Any, path: str, keys: set[str]) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise reader.error(path, f"expected a mapping with {', '.join(sorted(keys))}, got {value!r}")
+    unknown = sorted(set(value) - keys)
+    if unknown:
+        raise reader.error(f"{path}.{unknown[0]}", f"unknown key; expected one of {', '.join(sorted(keys))}")
+    return value
+
+
+def _hooks(reader: _Reader, value: Any) -> dict[str, Hook]:
+    """``hooks:`` in upstream's format: ``beforeLease`` / ``afterLease``, each a script."""
+    hooks = {}
+    for name, spec in _mapping(reader, value, "hooks", {BEFORE, AFTER}).items():
+        path = f"hooks.{name}"
+        spec = _mapping(reader, spec, path, HOOK_KEYS)
+        script, interpreter = spec.get("script"), spec.get("exec")
+        if not isinstance(script, str) or not script.strip():
+            raise reader.error(f"{path}.script", f"expected the script (inline text or a file path), got {script!r}")
+        if interpreter is not None and not isinstance(interpreter, str):
+            raise reader.error(f"{path}.exec", f"expected an interpreter such as /bin/bash, got {interpreter!r}")
+        policy = spec.get("onFailure", "warn")
+        if policy not in FAILURE_POLICIES:
+            raise reader.error(f"{path}.onFailure", f"expected one of {', '.join(FAILURE_POLICIES)}, got {policy!r}")
+        timeout = _seconds(reader, spec.get("timeout", DEFAULT_TIMEOUT), f"{path}.timeout")
+        hooks[name] = Hook(name, script, interpreter, timeout, policy)
+    return hooks
+
+
+def _lease(reader: _Reader, value: Any, source: str) -> LeasePolicy:
+    """``lease:``: whether control needs a lease, its limits and the admin credential."""
+    spec = _mapping(reader, value, "lease", LEASE_KEYS)
+    fields = {}
+    if "required" in spec:
+        if not isinstance(spec["required"], bool):
+            raise reader.error("lease.required", f"expected true or false, got {spec['required']!r}")
+        fields["required"] = spec["required"]
+    for key in ("max_duration", "default_duration", "heartbeat", "warning"):
+        if key in spec:
+            fields[key] = _seconds(reader, spec[key], f"lease.{key}")
+    if fields.get("heartbeat") == 0:
+        raise reader.error("lease.heartbeat", "expected a period above 0 seconds")
+    if "admin_passphrase_file" in spec:
+        path = Path(source).parent / str(spec["admin_passphrase_file"])
+        try:
+            fields["admin_passphrase"] = read_secret(path)
+        except (OSError, ValueError) as exc:
+            raise reader.error("lease.admin_passphrase_file", str(exc)) from None
+    return LeasePolicy(**fields)
+
+
+def _seconds(reader: _Reader, value: Any, path: str) -> float:
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise reader.error(path, str(exc)) from None
+
+
+def read_secret(path: str | Path) -> str:
+    """A passphrase kept in a file (so it never shows in ``ps``); surrounding white space dropped."""
+    try:
+        text = Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise OSError(f"cannot read {path}: {exc.strerror}") from None
+    if not text:
+        raise ValueError(f"{path} is empty")
+    return text
 
 
 def _entry(reader: _Reader, value: Any, path: str) -> DriverSpec:

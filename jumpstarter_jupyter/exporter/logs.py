@@ -52,7 +52,13 @@ class LogHub(logging.Handler):
 
 
 def _message(record: logging.LogRecord) -> pb.LogStreamResponse:
-    source = common_pb2.LOG_SOURCE_DRIVER if record.name.startswith("driver.") else common_pb2.LOG_SOURCE_SYSTEM
+    hook = getattr(record, "hook", None)
+    if hook is not None:  # a line a lease hook printed
+        source = common_pb2.LOG_SOURCE_BEFORE_LEASE_HOOK if hook == "beforeLease" else common_pb2.LOG_SOURCE_AFTER_LEASE_HOOK
+    elif record.name.startswith("driver."):
+        source = common_pb2.LOG_SOURCE_DRIVER
+    else:
+        source = common_pb2.LOG_SOURCE_SYSTEM
     try:
         message = record.getMessage()
     except Exception:  # a bad format string in someone's log call must not break the stream

@@ -12,18 +12,23 @@ import hmac
 import ipaddress
 import logging
 import os
+import secrets
 import socket as stdlib_socket
+import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
 
 from jumpstarter_jupyter.driver.base import Driver
 from jumpstarter_jupyter.exporter.calls import Calls
+from jumpstarter_jupyter.exporter.hooks import Hook, HookRunner
+from jumpstarter_jupyter.exporter.leases import LeasePolicy, Leases
 from jumpstarter_jupyter.exporter.logs import LogHub
 from jumpstarter_jupyter.exporter.report import Tree
-from jumpstarter_jupyter.exporter.service import ConsoleServicer, ExporterServicer, RouterServicer
-from jumpstarter_jupyter.protocol.v1 import console_pb2_grpc, jumpstarter_pb2_grpc, router_pb2_grpc
+from jumpstarter_jupyter.exporter.service import ConsoleServicer, ExporterServicer, LeaseServicer, RouterServicer
+from jumpstarter_jupyter.protocol.v1 import console_pb2_grpc, jumpstarter_pb2_grpc, lease_pb2_grpc, router_pb2_grpc
 
 log = logging.getLogger("jumpstarter_jupyter.exporter")
 
@@ -40,17 +45,22 @@ STOP_TIMEOUT = 1.0  # seconds plain driver methods get to notice their cancellat
 
 
 class _PassphraseCheck(grpc.aio.ServerInterceptor):
-    """Refuse every RPC without the right ``x-jumpstarter-passphrase`` (as upstream does)."""
+    """Refuse every RPC without the right ``x-jumpstarter-passphrase`` (as upstream does).
 
-    def __init__(self, passphrase: str):
-        self.expected = passphrase.encode()
+    A lease's token (or a running hook's credential) is accepted too: upstream clients act
+    under a lease by passing its token as their passphrase.
+    """
+
+    def __init__(self, passphrase: str, leases: Leases):
+        self.expected, self.leases = passphrase.encode(), leases
 
     async def intercept_service(self, continuation, details):
         handler = await continuation(details)
         if handler is None:
             return None  # unknown method: stays UNIMPLEMENTED
-        given = dict(details.invocation_metadata).get(PASSPHRASE_KEY, "")
-        if hmac.compare_digest(given.encode(), self.expected):
+        metadata = dict(details.invocation_metadata)
+        given = metadata.get(PASSPHRASE_KEY, "")
+        if hmac.compare_digest(given.encode(), self.expected) or (given and self.leases.accepts(given)):
             return handler
         return _refusing(handler)
 
@@ -105,9 +115,10 @@ def _on_loop(coroutine):
 class Exporter:
     """A running exporter: ``address`` to connect to, ``stop()`` to end it."""
 
-    def __init__(self, root: Driver, server: grpc.aio.Server, address: str, tree: Tree, logs: LogHub, calls: Calls):
+    def __init__(self, root: Driver, server: grpc.aio.Server, address: str, tree: Tree, logs: LogHub, calls: Calls,
+                 leases: Leases):
         self.root, self.server, self.address, self.tree, self.logs = root, server, address, tree, logs
-        self.calls = calls
+        self.calls, self.leases = calls, leases
         self._stopped = threading.Event()
 
     def wait(self) -> None:
@@ -122,6 +133,7 @@ class Exporter:
         """
         if self._stopped.is_set():
             return []
+        self.leases.stopping = True  # no afterLease hook: nothing could reach the exporter any more
         _on_loop(self.server.stop(grace))  # cancels every RPC still running after the grace
         stuck = self.calls.stop(STOP_TIMEOUT)
         if stuck:
@@ -130,6 +142,8 @@ class Exporter:
         self.root.teardown()
         if self.address.startswith("unix:"):
             Path(self.address[5:]).unlink(missing_ok=True)
+        if self.leases.hooks is not None:
+            self.leases.hooks.close()
         self._stopped.set()
         return stuck
 
@@ -147,8 +161,16 @@ def serve(
     passphrase: str | None = None,
     tls_cert: str | None = None,
     tls_key: str | None = None,
+    lease: LeasePolicy | None = None,
+    hooks: dict[str, Hook] | None = None,
+    on_exit: Callable[[int], None] | None = None,
 ) -> Exporter:
-    """Start serving ``root``; returns at once. ``listen`` is ``HOST:PORT`` (port 0 = any free)."""
+    """Start serving ``root``; returns at once. ``listen`` is ``HOST:PORT`` (port 0 = any free).
+
+    ``lease`` says whether control needs a lease (and its limits); ``hooks`` are run around
+    leases; ``on_exit(code)`` is called when a hook's ``onFailure: exit`` asks the exporter to
+    stop (the command line exits with that code).
+    """
     if (listen is None) == (socket is None):
         raise ValueError("serve() needs exactly one of listen='HOST:PORT' or socket='PATH'")
     credentials = None
@@ -165,28 +187,47 @@ def serve(
     tree = Tree(root)
     hub = LogHub()
     calls = Calls()
-    server, port = _on_loop(_start(tree, hub, calls, target, passphrase, credentials))
+    runner = _hook_runner(hooks) if hooks else None
+    leases = Leases(lease or LeasePolicy(), runner, on_exit, _log_hook_line)
+    ports = [(target, credentials)]
+    if runner is not None:  # hooks reach the exporter on a private socket, whatever the clients use
+        ports.append((f"unix:{runner.socket_path}", None))
+    server, port = _on_loop(_start(tree, hub, calls, leases, ports, passphrase))
     logging.getLogger().addHandler(hub)
     logging.getLogger("driver").setLevel(logging.INFO)
     if listen is not None:
         target = f"{listen.rpartition(':')[0]}:{port}"
-    log.info("exporter serving %d drivers on %s", len(tree.nodes), target)
-    return Exporter(root, server, target, tree, hub, calls)
+    log.info("exporter serving %d drivers on %s%s", len(tree.nodes), target,
+             "; control needs a lease" if leases.policy.required else "")
+    return Exporter(root, server, target, tree, hub, calls, leases)
 
 
-async def _start(tree: Tree, hub: LogHub, calls: Calls, target: str, passphrase: str | None,
-                 credentials: grpc.ServerCredentials | None) -> tuple[grpc.aio.Server, int]:
-    interceptors = [_PassphraseCheck(passphrase)] if passphrase else []
+def _hook_runner(hooks: dict[str, Hook]) -> HookRunner:
+    directory = tempfile.mkdtemp(prefix="jumpstarter-hooks-")  # 0700: the socket is the hooks' alone
+    return HookRunner(hooks, os.path.join(directory, "exporter.sock"), secrets.token_urlsafe(24))
+
+
+def _log_hook_line(hook: str, line: str) -> None:
+    logging.getLogger("jumpstarter_jupyter.exporter.hooks").info("[%s] %s", hook, line, extra={"hook": hook})
+
+
+async def _start(tree: Tree, hub: LogHub, calls: Calls, leases: Leases, ports: list, passphrase: str | None
+                 ) -> tuple[grpc.aio.Server, int]:
+    interceptors = [_PassphraseCheck(passphrase, leases)] if passphrase else []
     server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=interceptors)
-    jumpstarter_pb2_grpc.add_ExporterServiceServicer_to_server(ExporterServicer(tree, hub, calls), server)
-    router_pb2_grpc.add_RouterServiceServicer_to_server(RouterServicer(tree, calls), server)
-    console_pb2_grpc.add_ConsoleServiceServicer_to_server(ConsoleServicer(tree), server)
-    try:
-        port = server.add_secure_port(target, credentials) if credentials else server.add_insecure_port(target)
-    except RuntimeError as exc:
-        raise OSError(f"cannot listen on {target}: {exc} (is the port in use?)") from None
+    jumpstarter_pb2_grpc.add_ExporterServiceServicer_to_server(ExporterServicer(tree, hub, calls, leases), server)
+    router_pb2_grpc.add_RouterServiceServicer_to_server(RouterServicer(tree, calls, leases), server)
+    console_pb2_grpc.add_ConsoleServiceServicer_to_server(ConsoleServicer(tree, leases), server)
+    lease_pb2_grpc.add_LeaseServiceServicer_to_server(LeaseServicer(leases), server)
+    bound = []
+    for target, credentials in ports:
+        try:
+            bound.append(server.add_secure_port(target, credentials) if credentials
+                         else server.add_insecure_port(target))
+        except RuntimeError as exc:
+            raise OSError(f"cannot listen on {target}: {exc} (is the port in use?)") from None
     await server.start()
-    return server, port
+    return server, bound[0]
 
 
 def _is_loopback(listen: str) -> bool:

@@ -10,8 +10,9 @@ thread, and grpc cancels the handler when its client goes away (see ``calls``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import grpc
 
@@ -19,12 +20,13 @@ from jumpstarter_jupyter.driver.base import CALL, STREAM, STREAMING, ExportedMet
 from jumpstarter_jupyter.driver.resources import ENCODINGS
 from jumpstarter_jupyter.driver.streams import ThreadedStream, is_async_stream
 from jumpstarter_jupyter.exporter.calls import Calls
+from jumpstarter_jupyter.exporter.leases import LeaseRefused, Leases
 from jumpstarter_jupyter.exporter.arguments import bind
 from jumpstarter_jupyter.exporter.logs import LogHub
 from jumpstarter_jupyter.exporter.report import Node, Tree
 from jumpstarter_jupyter.protocol.codec import decode, encode
 from jumpstarter_jupyter.protocol.v1 import common_pb2
-from jumpstarter_jupyter.protocol.v1 import console_pb2, console_pb2_grpc
+from jumpstarter_jupyter.protocol.v1 import console_pb2, console_pb2_grpc, lease_pb2, lease_pb2_grpc
 from jumpstarter_jupyter.protocol.v1 import jumpstarter_pb2 as pb, jumpstarter_pb2_grpc
 from jumpstarter_jupyter.protocol.v1 import router_pb2, router_pb2_grpc
 
@@ -63,10 +65,32 @@ class Refused(Exception):
 
 
 class Dispatcher:
-    """Finds the node and exported method a request names, or refuses the way upstream does."""
+    """Finds the node and exported method a request names, or refuses the way upstream does;
+    and checks that a call that controls the board runs under its lease."""
 
-    def __init__(self, tree: Tree):
-        self.tree = tree
+    def __init__(self, tree: Tree, leases: Leases):
+        self.tree, self.leases = tree, leases
+
+    @contextlib.contextmanager
+    def controlling(self, context, node: Node, readonly: bool = False) -> Iterator[None]:
+        """Run a control call under the caller's lease (nothing to check when leases are off
+        or the method only observes); the lease's end cancels it."""
+        if readonly or not self.leases.policy.required:
+            yield
+            return
+        try:
+            lease = self.leases.control(dict(context.invocation_metadata()))
+        except LeaseRefused as refused:
+            raise Refused(refused.code, str(refused), "LeaseRequired", node.path) from None
+        if lease is None:
+            yield
+            return
+        task = asyncio.current_task()
+        lease.controls.add(task)
+        try:
+            yield
+        finally:
+            lease.controls.discard(task)
 
     def node(self, uuid: str) -> Node:
         node = self.tree.nodes.get(uuid)
@@ -96,8 +120,8 @@ def _name(node: Node, method: ExportedMethod) -> str:
 
 
 class ExporterServicer(jumpstarter_pb2_grpc.ExporterServiceServicer):
-    def __init__(self, tree: Tree, logs: LogHub, calls: Calls):
-        self.tree, self.logs, self.calls, self.dispatch = tree, logs, calls, Dispatcher(tree)
+    def __init__(self, tree: Tree, logs: LogHub, calls: Calls, leases: Leases):
+        self.tree, self.logs, self.calls, self.dispatch = tree, logs, calls, Dispatcher(tree, leases)
 
     async def GetReport(self, request, context):
         return self.tree.report
@@ -106,11 +130,12 @@ class ExporterServicer(jumpstarter_pb2_grpc.ExporterServiceServicer):
         try:
             node, method = self.dispatch.method(request.uuid, request.method, CALL)
             args = self.dispatch.arguments(node, method, request.args)
-            try:
-                result = await self.calls.call(method, node.driver, args, _name(node, method))
-                return pb.DriverCallResponse(uuid=request.uuid, result=encode(result))
-            except Exception as exc:
-                raise Refused.of(exc, node.path) from None
+            with self.dispatch.controlling(context, node, method.readonly):
+                try:
+                    result = await self.calls.call(method, node.driver, args, _name(node, method))
+                    return pb.DriverCallResponse(uuid=request.uuid, result=encode(result))
+                except Exception as exc:
+                    raise Refused.of(exc, node.path) from None
         except Refused as refused:
             await refused.abort(context)
 
@@ -118,11 +143,12 @@ class ExporterServicer(jumpstarter_pb2_grpc.ExporterServiceServicer):
         try:
             node, method = self.dispatch.method(request.uuid, request.method, STREAMING)
             args = self.dispatch.arguments(node, method, request.args)
-            try:
-                async for item in self.calls.items(method, node.driver, args, _name(node, method)):
-                    yield pb.StreamingDriverCallResponse(uuid=request.uuid, result=encode(item))
-            except Exception as exc:
-                raise Refused.of(exc, node.path) from None
+            with self.dispatch.controlling(context, node, method.readonly):
+                try:
+                    async for item in self.calls.items(method, node.driver, args, _name(node, method)):
+                        yield pb.StreamingDriverCallResponse(uuid=request.uuid, result=encode(item))
+                except Exception as exc:
+                    raise Refused.of(exc, node.path) from None
         except Refused as refused:
             await refused.abort(context)
 
@@ -144,23 +170,26 @@ class ExporterServicer(jumpstarter_pb2_grpc.ExporterServiceServicer):
 class RouterServicer(router_pb2_grpc.RouterServiceServicer):
     """Byte streams (``kind: driver``) and resource transfers (``kind: resource``)."""
 
-    def __init__(self, tree: Tree, calls: Calls):
-        self.dispatch, self.calls = Dispatcher(tree), calls
+    def __init__(self, tree: Tree, calls: Calls, leases: Leases):
+        self.dispatch, self.calls = Dispatcher(tree, leases), calls
 
     async def Stream(self, request_iterator, context):
         try:
             request = _stream_request(context)
             if request.get("kind") == "resource":
-                responses = self._resource(request, request_iterator, context)
+                node = self.dispatch.node(str(request.get("uuid")))
+                readonly, responses = False, self._resource(node, request, request_iterator, context)
             else:
-                responses = self._driver_stream(request, request_iterator, context)
-            async for response in responses:
-                yield response
+                node, method = self.dispatch.method(str(request.get("uuid")), request.get("method") or "connect", STREAM)
+                readonly, responses = method.readonly, self._driver_stream(node, method, request_iterator, context)
+            with self.dispatch.controlling(context, node, readonly):
+                async for response in responses:
+                    yield response
         except Refused as refused:
             await refused.abort(context)
 
-    async def _driver_stream(self, request: dict, frames, context) -> AsyncIterator[router_pb2.StreamResponse]:
-        node, method = self.dispatch.method(str(request.get("uuid")), request.get("method") or "connect", STREAM)
+    async def _driver_stream(self, node: Node, method: ExportedMethod, frames,
+                             context) -> AsyncIterator[router_pb2.StreamResponse]:
         try:
             stream = await self.calls.call(method, node.driver, [], _name(node, method))
         except Exception as exc:
@@ -181,8 +210,7 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
                 pump.cancel()
             stream.close()
 
-    async def _resource(self, request: dict, frames, context) -> AsyncIterator[router_pb2.StreamResponse]:
-        node = self.dispatch.node(str(request.get("uuid")))
+    async def _resource(self, node: Node, request: dict, frames, context) -> AsyncIterator[router_pb2.StreamResponse]:
         encoding = request.get("x_jmp_content_encoding")
         channel = node.driver.resources.register(encoding)
         accepted = encoding if encoding in ENCODINGS else ""
@@ -245,8 +273,8 @@ async def _pump(frames, write: Callable[[bytes], Awaitable], write_eof: Callable
 class ConsoleServicer(console_pb2_grpc.ConsoleServiceServicer):
     """Our console follow stream: scrollback replay plus live bytes, with dropped counts."""
 
-    def __init__(self, tree: Tree):
-        self.dispatch = Dispatcher(tree)
+    def __init__(self, tree: Tree, leases: Leases):
+        self.dispatch = Dispatcher(tree, leases)
 
     async def Follow(self, request, context):
         try:
@@ -260,3 +288,36 @@ class ConsoleServicer(console_pb2_grpc.ConsoleServiceServicer):
         start = None if request.offset < 0 else request.offset
         async for chunk in console.follow_async(start, from_end=request.from_end, snapshot=request.snapshot):
             yield console_pb2.ConsoleChunk(offset=chunk.offset, data=chunk.data, dropped=chunk.dropped, event=chunk.event)
+
+
+class LeaseServicer(lease_pb2_grpc.LeaseServiceServicer):
+    """Our lease service: hold (queue, grant, heartbeat), extend, release, status, force-release."""
+
+    def __init__(self, leases: Leases):
+        self.leases = leases
+
+    async def Hold(self, request_iterator, context):
+        async for event in self.leases.hold(request_iterator):
+            yield event
+
+    async def Extend(self, request, context):
+        return await self._answer(context, lambda: self.leases.extend(request.token, request.duration))
+
+    async def Release(self, request, context):
+        return await self._answer(context, lambda: lease_pb2.ReleaseResponse(message=self.leases.release(request.token)))
+
+    async def Status(self, request, context):
+        return self.leases.status(dict(context.invocation_metadata()))
+
+    async def ForceRelease(self, request, context):
+        return await self._answer(context, lambda: lease_pb2.ReleaseResponse(
+            message=self.leases.force_release(request.admin_passphrase)))
+
+    @staticmethod
+    async def _answer(context, answer: Callable):
+        try:
+            return answer()
+        except LeaseRefused as refused:
+            await Refused(refused.code, str(refused), "LeaseRequired", "").abort(context)
+        except PermissionError as exc:
+            await Refused(grpc.StatusCode.PERMISSION_DENIED, str(exc), "PermissionError", "").abort(context)

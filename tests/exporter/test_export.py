@@ -158,4 +158,4 @@ def test_passphrase_file_keeps_the_passphrase_out_of_the_command_line(tmp_path):
     result = subprocess.run([sys.executable, "-m", "jumpstarter_jupyter", "demo", "--socket", str(socket_path),
                              "--passphrase-file", str(empty)], capture_output=True, text=True, timeout=60,
                             env={**os.environ, "JMP_GRPC_PASSPHRASE": ""})
-    assert result.returncode == 2 and f"--passphrase-file {empty} is empty" in result.stderr
+    assert result.returncode == 2 and f"--passphrase-file: {empty} is empty" in result.stderr

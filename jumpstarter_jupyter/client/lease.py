@@ -1,0 +1,191 @@
+"""A lease held by this process: ``dut.lease``.
+
+The exporter's ``Hold`` stream stays open while the lease lives; a thread sends a heartbeat
+every third of the exporter's period and another reads events (expiry warning, extension,
+end). When this process dies the stream breaks and the exporter frees the board within one
+heartbeat period. While held, every call of the connection carries the lease's token.
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import queue
+import socket
+import threading
+import time
+from collections.abc import Callable
+
+import grpc
+
+from jumpstarter_jupyter.client.errors import translate
+from jumpstarter_jupyter.durations import format_duration
+from jumpstarter_jupyter.errors import JumpstarterError, LeaseTimeout
+from jumpstarter_jupyter.protocol.v1 import lease_pb2 as pb, lease_pb2_grpc
+
+log = logging.getLogger("jumpstarter_jupyter.lease")
+
+LEASE_KEY = "x-jmp-lease"
+Listener = Callable[[pb.LeaseEvent], None]
+
+
+def who_am_i() -> str:
+    """``user@host``, the unverified identity this client reports."""
+    return f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+def lease_service(channel: grpc.Channel) -> lease_pb2_grpc.LeaseServiceStub:
+    return lease_pb2_grpc.LeaseServiceStub(channel)
+
+
+def exporter_status(channel: grpc.Channel, metadata: tuple, endpoint: str) -> pb.LeaseStatus | None:
+    """The exporter's lease status, or None when it has no lease service (upstream's)."""
+    try:
+        return lease_service(channel).Status(pb.StatusRequest(), metadata=metadata, timeout=10)
+    except grpc.RpcError as err:
+        if err.code() == grpc.StatusCode.UNIMPLEMENTED:
+            return None
+        raise translate(err, endpoint, "lease", "status") from None
+
+
+class Lease:
+    """The board is ours while this object is held: ``extend()``, ``release()``, ``remaining``.
+
+    ``listeners`` are called (on a background thread) with every event the exporter sends:
+    a place for widgets to hook in.
+    """
+
+    def __init__(self, channel: grpc.Channel, metadata: tuple, endpoint: str, *, purpose: str = "",
+                 duration: float = 0, wait: float | None = None, hooks: bool = True, heartbeat: float = 10.0,
+                 on_queued: Callable[[int], None] | None = None):
+        self.channel, self.endpoint, self.metadata = channel, endpoint, metadata
+        self.stub = lease_service(channel)
+        self.holder, self.purpose = who_am_i(), purpose
+        self.token = ""
+        self.since = self.expires = 0.0
+        self.ended: str | None = None  # why it ended, once it has
+        self.listeners: list[Listener] = []
+        self._requests: queue.Queue[pb.HoldRequest | None] = queue.Queue()
+        self._requests.put(pb.HoldRequest(holder=self.holder, purpose=purpose, duration=duration,
+                                          one_command=not hooks))
+        self._stopped = threading.Event()
+        self._responses = self.stub.Hold(iter(self._requests.get, None), metadata=metadata)
+        self._granted(wait, on_queued or (lambda position: None))
+        period = max(heartbeat / 3, 0.05)
+        threading.Thread(target=self._beat, args=(period,), name="lease heartbeat", daemon=True).start()
+        threading.Thread(target=self._read, name="lease events", daemon=True).start()
+
+    def _granted(self, wait: float | None, on_queued: Callable[[int], None]) -> None:
+        """Wait in line (bounded by ``wait`` seconds; 0: not at all) until the lease is granted."""
+        timer = threading.Timer(wait, self._responses.cancel) if wait else None
+        if timer is not None:
+            timer.daemon = True
+            timer.start()
+        position = 0
+        try:
+            for event in self._responses:
+                if event.kind == pb.LEASE_EVENT_QUEUED:
+                    position = event.position
+                    if wait == 0:
+                        self._responses.cancel()
+                        raise LeaseTimeout(self._still_waiting(0, position))
+                    on_queued(position)
+                elif event.kind == pb.LEASE_EVENT_HOOK_OUTPUT:
+                    log.info("%s", event.message)
+                elif event.kind == pb.LEASE_EVENT_GRANTED:
+                    self.token = event.token
+                    self._take(event.lease)
+                    return
+                elif event.kind == pb.LEASE_EVENT_ENDED:
+                    raise JumpstarterError(f"lease on {self.endpoint} refused: {event.message}")
+            raise JumpstarterError(f"lease on {self.endpoint}: the exporter closed the request")
+        except grpc.RpcError as err:
+            self._stopped.set()
+            if err.code() == grpc.StatusCode.CANCELLED and timer is not None and not timer.is_alive():
+                raise LeaseTimeout(self._still_waiting(wait, position)) from None
+            raise translate(err, self.endpoint, "lease", "acquire") from None
+        except BaseException:
+            self._stopped.set()
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    def _still_waiting(self, wait: float, position: int) -> str:
+        status = exporter_status(self.channel, self.metadata, self.endpoint)
+        held = f": {describe(status.lease)}" if status is not None and status.HasField("lease") else ""
+        waited = f"within {format_duration(wait)}, still number {position} in line" if wait else "now"
+        return f"no lease on {self.endpoint} {waited}{held}"
+
+    def _take(self, info: pb.LeaseInfo) -> None:
+        self.since, self.expires = info.since, info.expires
+
+    def _beat(self, period: float) -> None:
+        while not self._stopped.wait(period):
+            self._requests.put(pb.HoldRequest())
+
+    def _read(self) -> None:
+        try:
+            for event in self._responses:
+                self._on(event)
+        except grpc.RpcError as err:
+            if self.ended is None:
+                self.ended = f"the exporter went away ({err.code().name})"
+        finally:
+            self._stopped.set()
+
+    def _on(self, event: pb.LeaseEvent) -> None:
+        if event.kind in (pb.LEASE_EVENT_EXTENDED, pb.LEASE_EVENT_GRANTED):
+            self._take(event.lease)
+        elif event.kind == pb.LEASE_EVENT_EXPIRING:
+            log.warning("lease on %s: %s", self.endpoint, event.message)
+        elif event.kind == pb.LEASE_EVENT_HOOK_OUTPUT:
+            log.info("%s", event.message)
+        elif event.kind == pb.LEASE_EVENT_ENDED:
+            self.ended = event.message
+            log.warning("lease on %s ended: %s", self.endpoint, event.message)
+        for listener in list(self.listeners):
+            listener(event)
+
+    @property
+    def active(self) -> bool:
+        return self.ended is None and not self._stopped.is_set()
+
+    @property
+    def remaining(self) -> float:
+        """Seconds until the hard expiry (0 once ended)."""
+        return max(0.0, self.expires - time.time()) if self.active else 0.0
+
+    def extend(self, duration: float) -> None:
+        """Make the lease run ``duration`` seconds from now (capped by the exporter's maximum)."""
+        try:
+            self._take(self.stub.Extend(pb.ExtendRequest(token=self.token, duration=duration),
+                                        metadata=self.metadata, timeout=10))
+        except grpc.RpcError as err:
+            raise translate(err, self.endpoint, "lease", "extend") from None
+
+    def release(self) -> None:
+        """Give the board back (the exporter's ``afterLease`` hook runs); idempotent."""
+        if self.active:
+            try:
+                self.stub.Release(pb.ReleaseRequest(token=self.token), metadata=self.metadata, timeout=30)
+            except grpc.RpcError as err:
+                log.warning("releasing the lease on %s: %s", self.endpoint, err.details())
+            self.ended = self.ended or "released"
+        self._stopped.set()
+        self._requests.put(None)
+        self._responses.cancel()
+
+    def __repr__(self) -> str:
+        if not self.active:
+            return f"<Lease on {self.endpoint}: ended ({self.ended})>"
+        purpose = f" ({self.purpose})" if self.purpose else ""
+        return f"<Lease on {self.endpoint}: {self.holder}{purpose}, {format_duration(self.remaining)} left>"
+
+
+def describe(info: pb.LeaseInfo) -> str:
+    """``held by alice@lab (bring-up), 12 min left``."""
+    purpose = f" ({info.purpose})" if info.purpose else ""
+    verified = "" if info.verified else ", unverified"
+    return f"held by {info.holder}{purpose}{verified}, {format_duration(info.expires - time.time())} left"
+

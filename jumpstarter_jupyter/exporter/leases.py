@@ -1,0 +1,329 @@
+"""Leases: who holds the board, who waits for it, and what only the holder may do.
+
+A client asks through ``LeaseService.Hold`` and waits in a FIFO queue, seeing its
+position. Once granted, it keeps the lease by keeping that stream open and sending a
+heartbeat at least every ``heartbeat`` seconds: a holder whose process dies (the stream
+breaks) or whose network vanishes (heartbeats stop) loses the lease within one period. A
+lease also ends at its hard expiry (a warning event comes ``warning`` seconds before), on
+release, or when the admin force-releases it. ``afterLease`` runs however it ends.
+
+With ``required``, control (every exported method not marked read-only, byte streams,
+resource transfers) needs the lease's token; watching (the report, read-only methods, the
+console's output, logs, status) never does. Everything here runs on the exporter's event
+loop, so the state needs no lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+import grpc
+
+from jumpstarter_jupyter.durations import format_duration
+from jumpstarter_jupyter.exporter.hooks import AFTER, BEFORE, Hook, HookRunner
+from jumpstarter_jupyter.protocol.v1 import lease_pb2 as pb
+
+log = logging.getLogger("jumpstarter_jupyter.exporter.leases")
+
+LEASE_KEY = "x-jmp-lease"
+PASSPHRASE_KEY = "x-jumpstarter-passphrase"
+NOT_LEASED = "not leased: acquire a lease first"
+
+
+@dataclass(frozen=True)
+class LeasePolicy:
+    """The config's ``lease:`` section (and ``--lease required``, ``--admin-passphrase-file``)."""
+
+    required: bool = False
+    max_duration: float = 8 * 3600.0
+    default_duration: float = 3600.0
+    heartbeat: float = 10.0
+    warning: float = 60.0
+    admin_passphrase: str | None = None
+
+
+class LeaseRefused(Exception):
+    """A control call without the lease: gRPC FAILED_PRECONDITION with this message."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class Lease:
+    """One granted (or starting) lease."""
+
+    def __init__(self, request: pb.HoldRequest, duration: float):
+        self.token = secrets.token_urlsafe(24)
+        self.holder = request.holder or "unknown"
+        self.purpose = request.purpose
+        self.one_command = request.one_command
+        self.since = time.time()
+        self.expires = self.since + duration
+        self.heard = time.monotonic()  # last heartbeat
+        self.events: asyncio.Queue[pb.LeaseEvent] = asyncio.Queue()
+        self.active = False  # True between its grant and its end: its token controls the board
+        self.ended = False
+        self.warned = False
+        self.controls: set[asyncio.Task] = set()  # control calls and streams running under it
+
+    def info(self) -> pb.LeaseInfo:
+        return pb.LeaseInfo(holder=self.holder, purpose=self.purpose, since=self.since, expires=self.expires)
+
+    def describe(self) -> str:
+        purpose = f" ({self.purpose})" if self.purpose else ""
+        return f"held by {self.holder}{purpose}, {format_duration(self.expires - time.time())} left"
+
+
+async def _until_done(task: asyncio.Task, events: asyncio.Queue) -> AsyncIterator[pb.LeaseEvent]:
+    """Events from ``events`` while ``task`` runs (and those it left behind)."""
+    while not task.done() or not events.empty():
+        getter = asyncio.ensure_future(events.get())
+        await asyncio.wait({task, getter}, return_when=asyncio.FIRST_COMPLETED)
+        if getter.done():
+            yield getter.result()
+        else:
+            getter.cancel()
+
+
+@dataclass
+class _Waiter:
+    holder: str
+    purpose: str
+    since: float
+
+
+class Leases:
+    """The exporter's lease state: the current lease, the queue, and the checks for control."""
+
+    def __init__(self, policy: LeasePolicy, hooks: HookRunner | None = None,
+                 on_exit: Callable[[int], None] | None = None, hook_log: Callable[[str, str], None] | None = None):
+        self.policy, self.hooks, self.on_exit = policy, hooks, on_exit
+        self.hook_log = hook_log or (lambda hook, line: None)
+        self.current: Lease | None = None
+        self.queue: list[_Waiter] = []
+        self.stopping = False
+        self._changed: asyncio.Condition | None = None
+
+    # --- who may control ---------------------------------------------------------------
+    def accepts(self, credential: str) -> bool:
+        """True for the current lease's token or, while a hook runs, the hooks' credential."""
+        lease = self.current
+        if lease is not None and lease.active and hmac.compare_digest(credential, lease.token):
+            return True
+        return self.hooks is not None and self.hooks.running and hmac.compare_digest(credential, self.hooks.credential)
+
+    def control(self, metadata: dict[str, str]) -> Lease | None:
+        """The lease a control call runs under (None: leases are not required, or a hook calls).
+
+        Raises :class:`LeaseRefused` naming the holder when the caller has no valid lease.
+        """
+        if not self.policy.required:
+            return None
+        for key in (LEASE_KEY, PASSPHRASE_KEY):
+            credential = metadata.get(key, "")
+            if credential and self.accepts(credential):
+                lease = self.current
+                return lease if lease is not None and hmac.compare_digest(credential, lease.token) else None
+        lease = self.current
+        if lease is None:
+            raise LeaseRefused(NOT_LEASED)
+        if not lease.active:
+            raise LeaseRefused(f"{lease.describe()}: its beforeLease hook is running" if not lease.ended
+                               else f"{lease.describe().split(',')[0]}: the lease is ending")
+        raise LeaseRefused(lease.describe())
+
+    # --- the queue and the holder's stream --------------------------------------------
+    def _condition(self) -> asyncio.Condition:
+        if self._changed is None:
+            self._changed = asyncio.Condition()
+        return self._changed
+
+    async def _notify(self) -> None:
+        async with self._condition():
+            self._condition().notify_all()
+
+    def _duration(self, asked: float) -> float:
+        wanted = asked if asked > 0 else self.policy.default_duration
+        return min(wanted, self.policy.max_duration)
+
+    async def hold(self, requests: AsyncIterator[pb.HoldRequest]) -> AsyncIterator[pb.LeaseEvent]:
+        """Serve one ``Hold`` stream: queue, grant, keep, end."""
+        request = await anext(aiter(requests), None)
+        if request is None:
+            return
+        waiter = _Waiter(request.holder or "unknown", request.purpose, time.time())
+        self.queue.append(waiter)
+        try:
+            async for position in self._wait_for_turn(waiter):
+                yield pb.LeaseEvent(kind=pb.LEASE_EVENT_QUEUED, position=position)
+            lease = self.current = Lease(request, self._duration(request.duration))
+        finally:
+            self.queue.remove(waiter)
+            await self._notify()  # the others move up
+        heartbeats = asyncio.ensure_future(self._heartbeats(requests, lease))
+        try:
+            async for event in self._keep(lease):
+                yield event
+        finally:
+            heartbeats.cancel()
+            self.end(lease, "the holder went away")
+
+    async def _wait_for_turn(self, waiter: _Waiter) -> AsyncIterator[int]:
+        """Yield the waiter's position whenever it changes, until the board is its."""
+        shown = None
+        while True:
+            async with self._condition():  # not held across the yield: the client may read slowly
+                if self.current is None and self.queue[0] is waiter:
+                    return
+                position = self.queue.index(waiter) + 1
+                if position == shown:
+                    await self._condition().wait()
+                    continue
+            shown = position
+            yield position
+
+    async def _heartbeats(self, requests: AsyncIterator[pb.HoldRequest], lease: Lease) -> None:
+        async for _ in requests:
+            lease.heard = time.monotonic()
+        self.end(lease, "the holder closed its lease stream")
+
+    async def _keep(self, lease: Lease) -> AsyncIterator[pb.LeaseEvent]:
+        """Events for the holder: hook output, GRANTED, EXPIRING, EXTENDED, ENDED."""
+        before = None if lease.one_command or self.hooks is None else self.hooks.get(BEFORE)
+        if before is not None:
+            hook = asyncio.ensure_future(self._run_hook(before, lease))
+            try:
+                async for event in _until_done(hook, lease.events):
+                    yield event
+            finally:
+                hook.cancel()
+            if not hook.result():  # its policy ended the lease; the ENDED event went out above
+                return
+        lease.active = True
+        log.info("lease granted to %s%s for %s", lease.holder, f" ({lease.purpose})" if lease.purpose else "",
+                 format_duration(lease.expires - lease.since))
+        yield pb.LeaseEvent(kind=pb.LEASE_EVENT_GRANTED, token=lease.token, lease=lease.info())
+        while True:
+            try:
+                async with asyncio.timeout(self._next_check(lease)):
+                    event = await lease.events.get()
+            except TimeoutError:
+                self._check(lease)
+                continue
+            yield event
+            if event.kind == pb.LEASE_EVENT_ENDED:
+                return
+
+    def _next_check(self, lease: Lease) -> float:
+        """Seconds until the next heartbeat deadline, warning or expiry."""
+        now, wall = time.monotonic(), time.time()
+        moments = [lease.heard + self.policy.heartbeat - now, lease.expires - wall]
+        if not lease.warned:
+            moments.append(lease.expires - self.policy.warning - wall)
+        return max(0.0, min(moments)) + 0.01
+
+    def _check(self, lease: Lease) -> None:
+        """Expiry, the warning before it, and the heartbeat deadline."""
+        wall = time.time()
+        if wall >= lease.expires:
+            self.end(lease, "expired")
+        elif time.monotonic() - lease.heard > self.policy.heartbeat:
+            self.end(lease, f"the holder went silent (no heartbeat for {self.policy.heartbeat:g} s)")
+        elif not lease.warned and wall >= lease.expires - self.policy.warning:
+            lease.warned = True
+            lease.events.put_nowait(pb.LeaseEvent(
+                kind=pb.LEASE_EVENT_EXPIRING, lease=lease.info(),
+                message=f"the lease expires in {format_duration(lease.expires - wall)}: extend it or finish"))
+
+    # --- ending -------------------------------------------------------------------------
+    def end(self, lease: Lease, reason: str) -> None:
+        """End ``lease`` now (idempotent): its token stops working, its control calls are
+        cancelled, ``afterLease`` runs, then the next waiter gets the board."""
+        if lease.ended:
+            return
+        lease.ended, lease.active = True, False
+        for task in list(lease.controls):
+            task.cancel()
+        lease.events.put_nowait(pb.LeaseEvent(kind=pb.LEASE_EVENT_ENDED, message=reason))
+        log.info("lease of %s ended: %s", lease.holder, reason)
+        asyncio.ensure_future(self._finish(lease))
+
+    async def _finish(self, lease: Lease) -> None:
+        after = None if lease.one_command or self.hooks is None or self.stopping else self.hooks.get(AFTER)
+        if after is not None:
+            await self._run_hook(after, lease)
+        if self.current is lease:
+            self.current = None
+        await self._notify()
+
+    async def _run_hook(self, hook: Hook, lease: Lease) -> bool:
+        """Run a hook for ``lease``; False when it failed and its policy ends the lease."""
+
+        def output(line: str) -> None:
+            self.hook_log(hook.name, line)
+            lease.events.put_nowait(pb.LeaseEvent(kind=pb.LEASE_EVENT_HOOK_OUTPUT, message=f"[{hook.name}] {line}"))
+
+        outcome = await self.hooks.run(hook, lease.holder, output)
+        if outcome.ok:
+            return True
+        log.warning("%s (onFailure: %s)", outcome.message, hook.on_failure)
+        if hook.on_failure == "exit":
+            self.end(lease, f"{outcome.message}; the exporter is shutting down")
+            if self.on_exit is not None:
+                self.on_exit(1)
+            return False
+        if hook.on_failure == "endLease" and hook.name == BEFORE:
+            self.end(lease, outcome.message)
+            return False
+        output(f"{outcome.message} (ignored: onFailure {hook.on_failure})")
+        return True
+
+    # --- the unary calls --------------------------------------------------------------
+    def _holding(self, token: str) -> Lease:
+        lease = self.current
+        if lease is None or lease.ended or not hmac.compare_digest(token, lease.token):
+            raise LeaseRefused("this lease is not held any more" if token else NOT_LEASED)
+        return lease
+
+    def extend(self, token: str, duration: float) -> pb.LeaseInfo:
+        lease = self._holding(token)
+        lease.expires = time.time() + self._duration(duration)
+        lease.warned = False
+        lease.events.put_nowait(pb.LeaseEvent(kind=pb.LEASE_EVENT_EXTENDED, lease=lease.info()))
+        log.info("lease of %s extended to %s from now", lease.holder, format_duration(lease.expires - time.time()))
+        return lease.info()
+
+    def release(self, token: str) -> str:
+        lease = self._holding(token)
+        self.end(lease, "released by its holder")
+        return f"released the lease of {lease.holder}"
+
+    def force_release(self, admin_passphrase: str) -> str:
+        expected = self.policy.admin_passphrase
+        if not expected:
+            raise PermissionError("force-release needs the exporter's admin credential, and none is configured "
+                                  "(--admin-passphrase-file, or lease: admin_passphrase_file in the config)")
+        if not hmac.compare_digest(admin_passphrase.encode(), expected.encode()):
+            raise PermissionError("wrong admin passphrase")
+        lease = self.current
+        if lease is None or lease.ended:
+            return "nobody holds the board"
+        self.end(lease, "force-released by the exporter's admin")
+        return f"force-released the lease of {lease.holder}"
+
+    def status(self, metadata: dict[str, str]) -> pb.LeaseStatus:
+        """The lease, the queue and the limits; ``caller_controls`` for a caller whose credential
+        (a lease token, or a hook's) already controls the board."""
+        caller = any(metadata.get(key) and self.accepts(metadata[key]) for key in (LEASE_KEY, PASSPHRASE_KEY))
+        status = pb.LeaseStatus(required=self.policy.required, heartbeat_seconds=self.policy.heartbeat,
+                                caller_controls=caller,
+                                max_duration=self.policy.max_duration,
+                                queue=[pb.Waiter(holder=w.holder, purpose=w.purpose, since=w.since) for w in self.queue])
+        if self.current is not None and not self.current.ended:
+            status.lease.CopyFrom(self.current.info())
+        return status

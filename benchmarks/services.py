@@ -98,11 +98,11 @@ def raw_aio_server(unix: str) -> Service:
 
 def our_exporter(config: str, socket_path: str | None = None) -> Service:
     where = ["--socket", socket_path] if socket_path else ["--listen", "127.0.0.1:0"]
-    return Service("our exporter", [_our_command(), "run", config, *where], r"serving (\S+)")
+    return Service("our exporter", [_our_command(), "run", config, *where], r"^serving (\S+)")
 
 
 def our_demo() -> Service:
-    return Service("our virtual board", [_our_command(), "demo", "--listen", "127.0.0.1:0"], r"serving (\S+)")
+    return Service("our virtual board", [_our_command(), "demo", "--listen", "127.0.0.1:0"], r"^serving (\S+)")
 
 
 def _our_command() -> str:

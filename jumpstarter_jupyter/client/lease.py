@@ -69,6 +69,7 @@ class Lease:
         self._requests.put(pb.HoldRequest(holder=self.holder, purpose=purpose, duration=duration,
                                           one_command=not hooks))
         self._stopped = threading.Event()
+        self._releasing = False
         self._responses = self.stub.Hold(iter(self._requests.get, None), metadata=metadata)
         self._granted(wait, on_queued or (lambda position: None))
         period = max(heartbeat / 3, 0.05)
@@ -143,7 +144,8 @@ class Lease:
             log.info("%s", event.message)
         elif event.kind == pb.LEASE_EVENT_ENDED:
             self.ended = event.message
-            log.warning("lease on %s ended: %s", self.endpoint, event.message)
+            level = logging.INFO if self._releasing else logging.WARNING  # news only when not asked for
+            log.log(level, "lease on %s ended: %s", self.endpoint, event.message)
         for listener in list(self.listeners):
             listener(event)
 
@@ -166,6 +168,7 @@ class Lease:
 
     def release(self) -> None:
         """Give the board back (the exporter's ``afterLease`` hook runs); idempotent."""
+        self._releasing = True
         if self.active:
             try:
                 self.stub.Release(pb.ReleaseRequest(token=self.token), metadata=self.metadata, timeout=30)

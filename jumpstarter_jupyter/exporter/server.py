@@ -179,7 +179,7 @@ def serve(
             raise ValueError("TLS needs both --tls-cert and --tls-key")
         credentials = grpc.ssl_server_credentials([(Path(tls_key).read_bytes(), Path(tls_cert).read_bytes())])
     if listen is not None and not passphrase and credentials is None and not _is_loopback(listen):
-        log.warning("serving %s without a passphrase or TLS: anyone who can reach this address controls the "
+        log.warning("listening on %s without a passphrase or TLS: anyone who can reach this address controls the "
                     "hardware; use --passphrase-file and --tls-cert/--tls-key", listen)
     target = listen if listen is not None else f"unix:{os.path.abspath(socket)}"
     if socket is not None:
@@ -197,7 +197,7 @@ def serve(
     logging.getLogger("driver").setLevel(logging.INFO)
     if listen is not None:
         target = f"{listen.rpartition(':')[0]}:{port}"
-    log.info("exporter serving %d drivers on %s%s", len(tree.nodes), target,
+    log.info("exporter up: %d drivers on %s%s", len(tree.nodes), target,
              "; control needs a lease" if leases.policy.required else "")
     return Exporter(root, server, target, tree, hub, calls, leases)
 

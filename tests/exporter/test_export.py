@@ -137,7 +137,7 @@ def test_listening_beyond_loopback_without_credentials_warns(caplog):
 
         exporter = serve(root, listen="0.0.0.0:0")
         exporter.stop(grace=0)
-    assert "serving 0.0.0.0:0 without a passphrase or TLS: anyone who can reach this address controls the hardware" \
+    assert "listening on 0.0.0.0:0 without a passphrase or TLS: anyone who can reach this address controls the hardware" \
         in caplog.text
 
 

@@ -128,17 +128,18 @@ def start_upstream_exporter(launch_upstream_exporter) -> Callable[..., str]:
 
 @pytest.fixture(scope="session")
 def start_our_exporter(services, echo_server, tmp_path_factory) -> Callable[..., str]:
-    """``start_our_exporter("x.yaml" | "demo", passphrase=None)``: our exporter on a free port; its address."""
+    """``start_our_exporter("x.yaml" | "demo", passphrase=None, *options)``: our exporter on a free
+    port (``options``: more command-line options, e.g. ``--lease required``); its address."""
     directory = tmp_path_factory.mktemp("our-configs")
 
-    def start(config: str, passphrase: str | None = None) -> str:
+    def start(config: str, passphrase: str | None = None, *options: str) -> str:
         command = ["demo"] if config == "demo" else ["run", str(render_config(config, directory, echo_server))]
-        argv = [sys.executable, "-m", "jumpstarter_jupyter", *command, "--listen", "127.0.0.1:0"]
+        argv = [sys.executable, "-m", "jumpstarter_jupyter", *command, "--listen", "127.0.0.1:0", *options]
         if passphrase:
             argv += ["--passphrase", passphrase]
         service = services(argv, f"our-{config}", clean_env())
-        service.wait_for(lambda: "serving " in service.log(), "jumpstarter-jupyter " + " ".join(command))
-        return service.log().split("serving ", 1)[1].split()[0]
+        service.wait_for(lambda: "\nserving " in f"\n{service.log()}", "jumpstarter-jupyter " + " ".join(command))
+        return f"\n{service.log()}".split("\nserving ", 1)[1].split()[0]
 
     return start
 

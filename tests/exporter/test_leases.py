@@ -263,3 +263,57 @@ def test_before_lease_hook_failures_follow_their_policy(board, script, timeout, 
     else:
         assert outcome in b.log.read_text()
         assert not b.status().HasField("lease")
+
+
+def test_a_holder_that_goes_silent_loses_the_lease_within_a_heartbeat_period(board):
+    """A laptop closed mid-lease: the stream stays open, the heartbeats stop."""
+    import grpc
+
+    from jumpstarter_jupyter.protocol.v1 import lease_pb2_grpc
+
+    b = board()
+    channel = grpc.insecure_channel(b.address)
+    closed = threading.Event()
+
+    def requests():
+        yield lease_pb2.HoldRequest(holder="laptop@lab", purpose="then closed")
+        closed.wait()  # no heartbeat ever
+
+    events = lease_pb2_grpc.LeaseServiceStub(channel).Hold(requests())
+    assert next(events).kind == lease_pb2.LEASE_EVENT_GRANTED
+    ended = next(events)
+    assert (ended.kind, ended.message) == (lease_pb2.LEASE_EVENT_ENDED,
+                                           "the holder went silent (no heartbeat for 1 s)")
+    assert not b.status().HasField("lease")
+    closed.set()
+    channel.close()
+
+
+def test_hook_output_reaches_log_stream_marked_as_hook_output(board):
+    import grpc
+    from google.protobuf import empty_pb2
+
+    from jumpstarter_jupyter.protocol.v1 import common_pb2, jumpstarter_pb2_grpc
+
+    b = board(hooks=HOOKS.replace("{script}", "'echo hello from the hook'").replace("{timeout}", "30")
+              .replace("{policy}", "warn"))
+    channel = grpc.insecure_channel(b.address)
+    logs = jumpstarter_pb2_grpc.ExporterServiceStub(channel).LogStream(empty_pb2.Empty())
+    seen: list = []
+
+    def read() -> None:
+        for record in logs:
+            seen.append(record)
+            if record.source == common_pb2.LOG_SOURCE_BEFORE_LEASE_HOOK:
+                return
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    # a driver record through the stream shows that it is open before the hook runs
+    wait_for(lambda: b.cli("j", "--endpoint", b.address, "power", "on") and any("power on" in r.message for r in seen),
+             DEADLINE, "the log stream to carry a driver record")
+    b.connect(purpose="logged")
+    reader.join(DEADLINE)
+    logs.cancel()
+    channel.close()
+    assert seen[-1].message == "[beforeLease] hello from the hook"

@@ -28,12 +28,16 @@ class Sizes:
     seconds: float = 5.0       # how long they call
     flood_rate: int = 1_000_000  # console bytes/s during the flood
     flood_seconds: float = 60.0  # how long the flood is watched
+    can_round_trips: int = 300  # CAN send -> receive round trips timed
+    can_burst_ours: float = 1.0  # seconds the CAN source sends back to back (< our 65 536-frame ring)
+    can_burst_upstream: float = 0.1  # upstream receives ~1 000 frames/s: its burst is shorter
 
     @classmethod
     def quick(cls) -> Sizes:
         # the same code paths with less work, so `make test` stays quick
         return cls(calls=300, stream=16 * MiB, flash=16 * MiB, tree=200, clients=8, channel_processes=2, channels=8,
-                   storm=1000, seconds=0.5, flood_seconds=3.0)
+                   storm=1000, seconds=0.5, flood_seconds=3.0, can_round_trips=30, can_burst_ours=0.1,
+                   can_burst_upstream=0.02)
 
 
 Medians = dict[str, dict[str, float]]  # row key -> side -> median
@@ -123,6 +127,12 @@ CHANNELS = lambda b: b.sizes.channels  # noqa: E731
 STORM = lambda b: b.sizes.storm  # noqa: E731
 SECONDS = lambda b: b.sizes.seconds  # noqa: E731
 FLOOD_SECONDS = lambda b: b.sizes.flood_seconds  # noqa: E731
+CAN_ROUND_TRIPS = lambda b: b.sizes.can_round_trips  # noqa: E731
+
+
+def _group(service: str) -> Callable:
+    """The process group of a service (its CPU is counted); services start their own session."""
+    return lambda b: b.service(service).process.pid
 
 
 def _echo(child: str) -> dict[str, Command]:
@@ -173,6 +183,11 @@ MEASUREMENTS = [
     Measurement("storm", "power.on() while 10 000 abandoned waits are cancelled", set(), {
         "ours": _ours("ours-storm", "storm", STORM),
     }, {"storm_p99": "value", "storm_median": "median_ms", "storm_idle": "idle_median_ms"}),
+    Measurement("can", "CAN bus on a virtual channel: round trips, then a burst received", {"can", "can_source"}, {
+        "ours": _ours("ours", "can", CAN_ROUND_TRIPS, lambda b: b.sizes.can_burst_ours, _group("ours")),
+        "upstream": _upstream("upstream", "can", CAN_ROUND_TRIPS, lambda b: b.sizes.can_burst_upstream,
+                              _group("upstream")),
+    }, {"can_rate": "value", "can_median": "median_ms", "can_p99": "p99_ms", "can_cpu": "cpu_per_10k"}),
     Measurement("flood", "console flood at 1 MB/s into a displayed terminal, real kernel", set(), {
         "ours": _ours("ours-flood", "flood", FLOOD_SECONDS),
     }, {"flood_msgs": "value", "flood_rss": "rss_growth_mb", "flood_p99": "cell_p99_ms"}),
@@ -225,6 +240,11 @@ ROWS = [
     Row("storm_idle", "power.on() latency, idle (median)", "ms"),
     Row("storm_median", "power.on() latency during 10 000 cancelled waits (median)", "ms"),
     Row("storm_p99", "power.on() latency during 10 000 cancelled waits (p99)", "ms"),
+    Row("can_rate", "CAN frames received while the exporter sends back to back", "frames/s",
+        [ratio_at_least("can_rate", "upstream", 10)]),
+    Row("can_median", "CAN send -> receive round trip (median)", "ms"),
+    Row("can_p99", "CAN send -> receive round trip (p99)", "ms"),
+    Row("can_cpu", "CAN CPU (client + exporter) per 10 000 frames", "s", [ratio_at_most("can_cpu", "upstream", 0.1)]),
     Row("flood_msgs", "flood: comm msgs/s per widget (IOPub limit 1 000)", "msg/s", [at_most("flood_msgs", 30, "msg/s")]),
     Row("flood_rss", "flood: kernel RSS growth", "MB", [below("flood_rss", 50, "MB")]),
     Row("flood_p99", "flood: trivial cell p99 latency", "ms", [below("flood_p99", 100, "ms")]),

@@ -5,6 +5,7 @@
 Figures: unary COUNT | echo CHILD TOTAL CHUNK | flash FILE | connect | concurrent CLIENTS SECONDS [CHANNELS]
 | storm COUNT (power.on() latency while COUNT abandoned led waits are cancelled)
 | flood SECONDS (the serial widget displayed in a real kernel while the console floods)
+| can COUNT BURST GROUP (CAN latency, then a burst's frames/s and CPU; see can_bus.py)
 """
 
 from __future__ import annotations
@@ -116,7 +117,15 @@ def flood(endpoint: str, seconds: str) -> None:
     report(result.pop("msgs_per_s"), **result)
 
 
-FIGURES = {"unary": unary, "echo": echo, "flash": flash, "connect": connect_time, "concurrent": concurrent,
+def can_bus(endpoint: str, count: str, burst: str, group: str) -> None:
+    from can_bus import measure_can
+
+    with connect(endpoint) as dut:
+        result = measure_can(dut.can, dut.can_source, int(count), float(burst), int(group))
+    report(result.pop("frames_per_s"), **result)
+
+
+FIGURES = {"can": can_bus, "unary": unary, "echo": echo, "flash": flash, "connect": connect_time, "concurrent": concurrent,
            "storm": storm, "flood": flood}
 
 if __name__ == "__main__":

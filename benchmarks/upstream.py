@@ -4,6 +4,7 @@ Runs with the upstream peer venv's python inside ``jmp shell --tls-grpc … -- p
 upstream.py FIGURE [ARGS]`` (which sets ``JUMPSTARTER_HOST``), and prints one RESULT line.
 
 Figures: unary COUNT | echo CHILD TOTAL CHUNK | flash FILE | connect | concurrent CLIENTS SECONDS
+| can COUNT BURST GROUP (CAN latency, then a burst's frames/s and CPU; see can_bus.py)
 """
 
 from __future__ import annotations
@@ -60,7 +61,16 @@ def concurrent(clients: str, seconds: str) -> None:
     report(result.pop("calls_per_s"), **result)
 
 
-FIGURES = {"unary": unary, "echo": echo, "flash": flash, "connect": connect_time, "concurrent": concurrent}
+def can_bus(count: str, burst: str, group: str) -> None:
+    from can_bus import measure_can
+
+    with env() as client:
+        # no can.shutdown(): upstream's sends `shutdown`, which closes the exporter's bus for everyone
+        result = measure_can(client.can, client.can_source, int(count), float(burst), int(group))
+    report(result.pop("frames_per_s"), **result)
+
+
+FIGURES = {"can": can_bus, "unary": unary, "echo": echo, "flash": flash, "connect": connect_time, "concurrent": concurrent}
 
 if __name__ == "__main__":
     FIGURES[sys.argv[1]](*sys.argv[2:])

@@ -24,6 +24,7 @@ UPSTREAM_CLIENTS = {
     "jumpstarter_driver_opendal.client.StorageMuxFlasherClient": f"{_OURS}.storage.client.StorageMuxClient",
     "jumpstarter_driver_gpiod.client.DigitalOutputClient": f"{_OURS}.gpio.client.DigitalOutputClient",
     "jumpstarter_driver_gpiod.client.DigitalInputClient": f"{_OURS}.gpio.client.DigitalInputClient",
+    "jumpstarter_driver_can.client.CanClient": f"{_OURS}.can.client.CanClient",
 }
 
 

@@ -26,6 +26,7 @@ BUILTIN = {
     "DigitalOutput": f"{_OURS}.gpio.libgpiod.DigitalOutput",
     "DigitalInput": f"{_OURS}.gpio.libgpiod.DigitalInput",
     "VirtualBoard": f"{_OURS}.virtual.driver.VirtualBoard",
+    "Can": f"{_OURS}.can.driver.Can",
 }
 
 UPSTREAM = {
@@ -38,6 +39,7 @@ UPSTREAM = {
     "jumpstarter_driver_opendal.driver.MockStorageMuxFlasher": BUILTIN["MockStorageMuxFlasher"],
     "jumpstarter_driver_gpiod.driver.DigitalOutput": BUILTIN["DigitalOutput"],
     "jumpstarter_driver_gpiod.driver.DigitalInput": BUILTIN["DigitalInput"],
+    "jumpstarter_driver_can.driver.Can": BUILTIN["Can"],
 }
 
 registry.register_table(BUILTIN, UPSTREAM)

@@ -2,18 +2,26 @@
 
 Numbers arrive as doubles and bytes as strings (the wire has nothing else), so an ``int``
 parameter accepts ``3.0`` and a ``bytes`` parameter accepts text, as upstream's lax
-validation does. Anything else that does not fit raises ``ValueError`` (INVALID_ARGUMENT)
-naming the parameter; a wrong count raises ``TypeError``.
+validation does; ``Base64Bytes`` accepts base64 text. Objects become the dataclass or
+``TypedDict`` the hint names (field by field, unknown keys ignored as pydantic does), and a
+``tuple[int, str]`` converts element by element. Anything else that does not fit raises
+``ValueError`` (INVALID_ARGUMENT) naming the parameter; a wrong count raises ``TypeError``.
 """
 
 from __future__ import annotations
 
+import binascii
+import collections.abc
+import dataclasses
 import enum
 import types
 import typing
-from typing import Any
+from typing import Annotated, Any
 
 from jumpstarter_jupyter.driver.base import ExportedMethod
+from jumpstarter_jupyter.protocol.codec import is_base64
+
+SEQUENCES = (list, tuple, set, frozenset, collections.abc.Sequence)
 
 
 def bind(method: ExportedMethod, owner: str, args: list[Any]) -> list[Any]:
@@ -41,6 +49,8 @@ def convert(value: Any, hint: Any, name: str) -> Any:
     if hint is Any:
         return value
     origin = typing.get_origin(hint)
+    if origin is Annotated:
+        return _convert_base64(value, name) if is_base64(hint) else convert(value, typing.get_args(hint)[0], name)
     if origin in (typing.Union, types.UnionType):
         options = typing.get_args(hint)
         if value is None and type(None) in options:
@@ -58,18 +68,65 @@ def convert(value: Any, hint: Any, name: str) -> Any:
         if value in typing.get_args(hint):
             return value
         raise ValueError(f"{name}: expected one of {list(typing.get_args(hint))}, got {value!r}")
-    if origin in (list, tuple, set, frozenset) or hint in (list, tuple):
-        if not isinstance(value, list):
-            raise ValueError(f"{name}: expected a list, got {_kind(value)} {value!r}")
-        (item,) = typing.get_args(hint)[:1] or (Any,)
-        return (origin or hint)(convert(v, item, f"{name}[{i}]") for i, v in enumerate(value))
+    if origin in SEQUENCES or hint in (list, tuple):
+        return _convert_sequence(value, hint, origin or hint, name)
     if origin is dict or hint is dict:
         if not isinstance(value, dict):
             raise ValueError(f"{name}: expected a mapping, got {_kind(value)} {value!r}")
         return value
+    if dataclasses.is_dataclass(hint) or _is_typeddict(hint):
+        return _convert_object(value, hint, name)
     if isinstance(hint, type):
         return _convert_scalar(value, hint, name)
     return value
+
+
+def _convert_sequence(value: Any, hint: Any, kind: type, name: str) -> Any:
+    if not isinstance(value, list):
+        raise ValueError(f"{name}: expected a list, got {_kind(value)} {value!r}")
+    items = typing.get_args(hint)
+    if kind is tuple and items and items[-1] is not Ellipsis:  # tuple[int, str]: one type per place
+        if len(items) != len(value):
+            raise ValueError(f"{name}: expected {len(items)} items, got {len(value)}: {value!r}")
+        return tuple(convert(v, item, f"{name}[{i}]") for i, (v, item) in enumerate(zip(value, items)))
+    item = items[0] if items else Any
+    converted = [convert(v, item, f"{name}[{i}]") for i, v in enumerate(value)]
+    return converted if kind in (list, collections.abc.Sequence) else kind(converted)
+
+
+def _convert_object(value: Any, hint: type, name: str) -> Any:
+    """A mapping into the dataclass or TypedDict ``hint``, each field by its own type."""
+    if not isinstance(value, dict):
+        raise ValueError(f"{name}: expected a {hint.__name__} object, got {_kind(value)} {value!r}")
+    hints = typing.get_type_hints(hint, include_extras=True)
+    if _is_typeddict(hint):
+        missing = sorted(hint.__required_keys__ - set(value))
+        fields = {key: hints[key] for key in value if key in hints}
+    else:
+        required = [f.name for f in dataclasses.fields(hint)
+                    if f.init and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+        missing = [key for key in required if key not in value]
+        fields = {f.name: hints[f.name] for f in dataclasses.fields(hint) if f.init and f.name in value}
+    if missing:
+        raise ValueError(f"{name}: {hint.__name__} needs {', '.join(repr(m) for m in missing)}, got {value!r}")
+    converted = {key: convert(value[key], field, f"{name}.{key}") for key, field in fields.items()}
+    return converted if _is_typeddict(hint) else hint(**converted)
+
+
+def _is_typeddict(hint: Any) -> bool:
+    # structural: typing_extensions' TypedDict (python-can's CanFilter) fails typing.is_typeddict
+    return isinstance(hint, type) and issubclass(hint, dict) and hasattr(hint, "__required_keys__")
+
+
+def _convert_base64(value: Any, name: str) -> bytes | None:
+    if value is None or isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        try:
+            return binascii.a2b_base64("".join(value.split()).encode("ascii"), strict_mode=True)
+        except (binascii.Error, UnicodeEncodeError):
+            pass
+    raise ValueError(f"{name}: expected base64 text, got {_kind(value)} {value!r}")
 
 
 def _convert_scalar(value: Any, hint: type, name: str) -> Any:

@@ -1,0 +1,1 @@
+"""CAN buses: the python-can driver, its BusABC client and the ``can`` commands."""

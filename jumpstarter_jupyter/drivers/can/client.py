@@ -1,0 +1,282 @@
+"""Python API of CAN buses: ``dut.can`` is a python-can ``BusABC``.
+
+``send``, ``recv(timeout)``, iteration, ``can.Notifier``, ``set_filters`` and
+``send_periodic`` (the task runs on the exporter) work as on any python-can bus, plus
+``expect``. Against our exporters frames arrive through the driver's ``follow`` stream,
+batched, filtered on the exporter, starting where the bus was when this client was built
+(so ``dut.power.on(); dut.can.expect(arbitration_id=0x700)`` sees the boot frames). Against
+upstream exporters each frame is one ``_recv_internal`` call, and filters are the bus's.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import can
+import click
+
+from jumpstarter_jupyter.client import DriverClient
+from jumpstarter_jupyter.drivers.can.common import (CanMessage, Framer, compile_filters, filters_message, frame,
+                                                   message_from_wire, unpack)
+from jumpstarter_jupyter.errors import ConnectionFailed, DriverTimeout, JumpstarterError
+from jumpstarter_jupyter.protocol.v1 import can_pb2
+
+log = logging.getLogger("jumpstarter_jupyter.can")
+BACKLOG = 1 << 18  # frames held in this process; past that the follower waits (the exporter keeps more)
+UPSTREAM_POLL = 1.0  # seconds one upstream _recv_internal call may wait, so Ctrl-C is seen
+
+
+class CanClient(DriverClient, can.BusABC):
+    """``dut.can``: a CAN bus on the exporter, as a python-can bus.
+
+    >>> dut.can.send(can.Message(arbitration_id=0x123, data=b"\\x01"))     # doctest: +SKIP
+    >>> dut.can.expect(arbitration_id=0x124, timeout=2).data                # doctest: +SKIP
+    bytearray(b'\\x02')
+    >>> for msg in dut.can: print(msg)                                      # doctest: +SKIP
+    """
+
+    def __init__(self, connection, path, entry):
+        DriverClient.__init__(self, connection, path, entry)
+        self.streaming = bool(connection.ours and self.methods and "follow" in self.methods)
+        self.missed = 0  # bus frames this client's reader missed (it fell behind the exporter)
+        self.on_gap: Callable[[int], None] = self._warn_gap
+        self._follower: _Follower | None = None
+        self._lock = threading.Lock()
+        self._start = int(self.call("position")) if self.streaming else -1
+        # what BusABC.__init__ sets, without its set_filters call: upstream, that would clear
+        # the bus's filters for every client at each connect
+        self._periodic_tasks: list = []
+        self._filters = None
+        self._is_shutdown = False
+
+    # receiving
+    def _reader(self) -> _Follower:
+        with self._lock:
+            if self._is_shutdown:
+                raise ConnectionFailed(f"{self.display_path}: this bus client was shut down")
+            old = self._follower
+            if old is None:
+                self._follower = _Follower(self, self._start, self._filters)
+            elif old.failed:  # resume where it stopped: what the ring still holds, or a gap notice
+                self._follower = _Follower(self, old.position, self._filters, old._items)
+            return self._follower
+
+    def _recv_internal(self, timeout: float | None) -> tuple[can.Message | None, bool]:
+        if not self.streaming:
+            wait = UPSTREAM_POLL if timeout is None else min(timeout, UPSTREAM_POLL)
+            msg, filtered = self.call("_recv_internal", wait)
+            return (message_from_wire(msg) if msg else None), bool(filtered)
+        item = self._reader().take(timeout)
+        while isinstance(item, int):  # a gap notice, in order with the frames
+            self.missed += item
+            self.on_gap(item)
+            item = self._reader().take(0)
+        return item, False  # python-can checks this client's filters again: set_filters acts at once
+
+    def _warn_gap(self, count: int) -> None:
+        log.warning("%s: %d bus frames missed: this reader fell behind the exporter's buffer", self.display_path, count)
+
+    def __iter__(self):
+        """Received frames, forever (``for msg in dut.can: ...``)."""
+        return can.BusABC.__iter__(self)
+
+    def expect(self, arbitration_id: int | None = None, data: bytes | None = None, timeout: float = 10.0) -> can.Message:
+        """The next frame with ``arbitration_id`` (and ``data``, if given) within ``timeout`` seconds.
+
+        Frames before it are consumed. Raises :class:`~jumpstarter_jupyter.errors.DriverTimeout`
+        naming what was awaited, how many other frames came and how many were missed.
+        """
+        deadline, seen, missed = time.monotonic() + timeout, 0, self.missed
+        while (left := deadline - time.monotonic()) > 0:
+            msg = self.recv(left)
+            if msg is None:
+                break
+            if (arbitration_id is None or msg.arbitration_id == arbitration_id) and \
+                    (data is None or bytes(msg.data) == bytes(data)):
+                return msg
+            seen += 1
+        wanted = " ".join(f"{k}={v}" for k, v in (("arbitration_id", None if arbitration_id is None else
+                          hex(arbitration_id)), ("data", data)) if v is not None) or "any frame"
+        lost = f"; {self.missed - missed} frames were missed (reader fell behind)" if self.missed > missed else ""
+        raise DriverTimeout(self.display_path, "expect", f"no frame with {wanted} within {timeout} s "
+                            f"({seen} other frames received{lost})")
+
+    # sending
+    def send(self, msg: can.Message, timeout: float | None = None) -> None:
+        """Send one frame (raises the driver's error if the bus refuses it)."""
+        if self.streaming:  # our reader must exist first, so our own frame is not echoed to us
+            self.call("send", CanMessage.of(msg), timeout, self._reader().id)
+        else:
+            self.call("send", CanMessage.of(msg), timeout)
+
+    def _send_periodic_internal(self, msgs: Sequence[can.Message], period: float, duration: float | None = None,
+                                autostart: bool = True, modifier_callback: Callable | None = None):
+        if modifier_callback is not None:  # a callback cannot travel: this process runs the task
+            return super()._send_periodic_internal(msgs, period, duration, autostart, modifier_callback)
+        args = [[CanMessage.of(m) for m in msgs], period, duration, autostart]
+        if self.streaming:
+            args += [None, self._reader().id]
+        return RemoteTask(self, self.call("_send_periodic_internal", *args), list(msgs), period)
+
+    # the bus
+    def _apply_filters(self, filters: can.typechecking.CanFilters | None) -> None:
+        compiled = compile_filters(filters)  # a bad filter fails here, naming its index
+        if not self.streaming:
+            self.call("_apply_filters", list(filters) if filters else None)  # upstream: the bus's filters
+        elif self._follower is not None:
+            self._follower.configure(compiled)
+
+    @property
+    def state(self) -> can.BusState:
+        """The bus state: ACTIVE, PASSIVE or ERROR."""
+        return can.BusState(int(self.call("state")))
+
+    @state.setter
+    def state(self, value: can.BusState) -> None:
+        self.call("state", value)
+
+    @property
+    def protocol(self) -> can.CanProtocol:
+        """The CAN protocol of the bus."""
+        return can.CanProtocol(int(self.call("protocol")))
+
+    @property
+    def channel_info(self) -> str:
+        """The exporter interface's description of the channel."""
+        return str(self.call("channel_info"))
+
+    def flush_tx_buffer(self) -> None:
+        """Discard frames the interface has queued for sending."""
+        self.call("flush_tx_buffer")
+
+    def shutdown(self) -> None:
+        """End this client's use: its periodic tasks and its reader. The bus stays up for others."""
+        if self._is_shutdown:
+            return
+        try:
+            can.BusABC.shutdown(self)  # stops this client's periodic tasks
+        finally:
+            with self._lock:
+                follower, self._follower = self._follower, None
+            if follower is not None:
+                follower.close()
+
+    def release(self) -> None:
+        """``dut.close()`` calls it: shut this client down."""
+        try:
+            self.shutdown()
+        except JumpstarterError as exc:  # the exporter is gone: its tasks are gone with it
+            log.debug("%s: shutdown: %s", self.display_path, exc)
+
+    def __enter__(self) -> CanClient:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def cli(self) -> click.Group:
+        from jumpstarter_jupyter.drivers.can.cli import commands
+
+        group = super().cli()
+        for command in commands(self):
+            group.add_command(command)
+        return group
+
+
+class RemoteTask(can.broadcastmanager.RestartableCyclicTaskABC):
+    """A periodic task running on the exporter; ``stop``/``start`` reach it there."""
+
+    def __init__(self, bus: CanClient, ident: str, msgs: list[can.Message], period: float):
+        super().__init__(msgs, period)
+        self.bus, self.id = bus, ident
+
+    def start(self) -> None:
+        self.bus.call("_start_task", self.id)
+
+    def stop(self) -> None:
+        self.bus.call("_stop_task", self.id)
+
+
+class _Follower:
+    """This client's reader: a thread copying ``follow`` batches into a local queue.
+
+    Items are frames and gap notices (ints: frames missed), in bus order. Frames wait here
+    until taken, so a receive that times out or is interrupted loses none.
+    """
+
+    def __init__(self, client: CanClient, start: int, filters, carried: deque | None = None):
+        self.client = client
+        self.position = max(start, 0)
+        self.failed: Exception | None = None
+        self._items: deque = carried if carried is not None else deque()  # a failed follower's leftovers
+        self._framer = Framer()
+        self._pending: deque[bytes] = deque()  # message bodies that arrived together with an earlier one
+        self._changed = threading.Condition()
+        self._closed = False
+        self._stream = client.stream("follow")
+        self.configure(compile_filters(filters), start)
+        first = self._next_batch()
+        self.id = first.reader if first is not None else 0
+        self._thread = threading.Thread(target=self._run, args=(first,), name=f"can follower {client.display_path}",
+                                        daemon=True)
+        self._thread.start()
+
+    def configure(self, filters, start: int = -1) -> None:
+        follow = can_pb2.CanFollow(filters=filters_message(filters), start=start)
+        self._stream.send(frame(follow))
+
+    def _next_batch(self) -> can_pb2.CanFrames | None:
+        while data := self._stream.receive():
+            bodies = list(self._framer.feed(data))
+            if bodies:
+                self._pending.extend(bodies[1:])
+                return can_pb2.CanFrames.FromString(bodies[0])
+        return None
+
+    def _run(self, batch: can_pb2.CanFrames | None) -> None:
+        try:
+            while batch is not None:
+                self._deliver(batch)
+                batch = can_pb2.CanFrames.FromString(self._pending.popleft()) if self._pending else self._next_batch()
+        except JumpstarterError as exc:
+            if not self._closed:
+                self.failed = exc
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
+
+    def _deliver(self, batch: can_pb2.CanFrames) -> None:
+        items: list[Any] = [batch.dropped] if batch.dropped else []
+        items += unpack(batch)
+        with self._changed:
+            while len(self._items) >= BACKLOG and not self._closed:
+                self._changed.wait()  # the reader is slow: let the exporter's ring hold the rest
+            self._items.extend(items)
+            self.position = batch.position
+            self._changed.notify_all()
+
+    def take(self, timeout: float | None) -> can.Message | int | None:
+        """The next frame or gap notice; None after ``timeout`` seconds (or once closed)."""
+        with self._changed:
+            if not self._changed.wait_for(lambda: self._items or self._closed, timeout):
+                return None
+            if self._items:
+                item = self._items.popleft()
+                self._changed.notify_all()
+                return item
+        if self.failed is not None:
+            raise ConnectionFailed(f"{self.client.display_path}: frame stream failed: {self.failed}")
+        return None
+
+    def close(self) -> None:
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
+        self._stream.close()
+        if self._thread is not threading.current_thread():
+            self._thread.join(5)

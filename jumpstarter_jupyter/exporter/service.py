@@ -19,6 +19,7 @@ import grpc
 from jumpstarter_jupyter.driver.base import CALL, STREAM, STREAMING, ExportedMethod
 from jumpstarter_jupyter.driver.resources import ENCODINGS
 from jumpstarter_jupyter.driver.streams import ThreadedStream, is_async_stream
+from jumpstarter_jupyter.drivers.serial.common import RESTARTED
 from jumpstarter_jupyter.exporter.calls import Calls
 from jumpstarter_jupyter.exporter.leases import LeaseRefused, Leases
 from jumpstarter_jupyter.exporter.arguments import bind
@@ -285,9 +286,16 @@ class ConsoleServicer(console_pb2_grpc.ConsoleServiceServicer):
                               "AttributeError", node.path)
         except Refused as refused:
             await refused.abort(context)
+        epoch = self.dispatch.tree.uuid
         start = None if request.offset < 0 else request.offset
+        if request.epoch and request.epoch != epoch:  # an offset of an earlier run means nothing here
+            yield console_pb2.ConsoleChunk(offset=0, event=RESTARTED, epoch=epoch)
+            start = None
+        first = True
         async for chunk in console.follow_async(start, from_end=request.from_end, snapshot=request.snapshot):
-            yield console_pb2.ConsoleChunk(offset=chunk.offset, data=chunk.data, dropped=chunk.dropped, event=chunk.event)
+            yield console_pb2.ConsoleChunk(offset=chunk.offset, data=chunk.data, dropped=chunk.dropped,
+                                           event=chunk.event, epoch=epoch if first else "")
+            first = False
 
 
 class LeaseServicer(lease_pb2_grpc.LeaseServiceServicer):

@@ -321,3 +321,27 @@ def test_client_keeps_working_across_an_exporter_restart(tmp_path):
             dut.serial.expect("after restart", timeout=DEADLINE)
         finally:
             exporter.stop(grace=0)
+
+
+def test_a_client_built_before_a_restart_follows_the_new_console_from_its_start(tmp_path):
+    """The follower starts only after the restart, with an offset of the old run: nothing is skipped."""
+    from jumpstarter_jupyter.exporter import serve
+
+    socket_path = str(tmp_path / "exporter.sock")
+    exporter = serve(_root(PySerial(url="loop://")), socket=socket_path)
+    try:
+        with connect(f"unix:{socket_path}") as writer:
+            writer.serial.write(b"x" * 500)  # the old run's console reaches offset 500
+            writer.serial.expect("x" * 500, timeout=DEADLINE)
+        late = connect(f"unix:{socket_path}")  # its origin: offset 500 of the old run; no follower yet
+        exporter.stop(grace=0)
+        exporter = serve(_root(PySerial(url="loop://")), socket=socket_path)
+        with connect(f"unix:{socket_path}") as writer:
+            writer.serial.write(b"BOOT-LINE-1\r\n")
+            writer.serial.expect("BOOT-LINE-1", timeout=DEADLINE)
+        with late:
+            late.serial.call("offset")  # a call first: the connection rebinds to the new run before the follower starts
+            late.serial.expect(r"exporter restarted: the console starts over at offset 0", timeout=DEADLINE)
+            late.serial.expect("BOOT-LINE-1", timeout=DEADLINE)
+    finally:
+        exporter.stop(grace=0)

@@ -55,7 +55,9 @@ class SerialClient(DriverClient):
         self._tx: Any = None
         self.scrollback_supported = bool(connection.ours and self.methods and "offset" in self.methods)
         if self.scrollback_supported:
-            self._origin = int(self.call("offset"))
+            # the offset means something in this exporter run only: the follower, however
+            # late it starts, tells the exporter which run it is from
+            self._origin, self._epoch = int(self.call("offset")), connection.report.uuid
             return
         try:  # no replay upstream: listen from now on, before the user powers the board on
             self._start()
@@ -77,11 +79,12 @@ class SerialClient(DriverClient):
     def _follow_ours(self) -> None:
         offset, reported = self._origin, False
         while not self._stopping.is_set():
-            exporter = self.connection.report.uuid  # offsets are only meaningful within one exporter run
             try:
-                request = console_pb2.FollowRequest(uuid=self.connection.uuid(self.path), offset=offset)
+                request = console_pb2.FollowRequest(uuid=self.connection.uuid(self.path), offset=offset,
+                                                    epoch=self._epoch)
                 self._call = self.connection.console.Follow(request, metadata=self.connection.metadata)
                 for chunk in self._call:
+                    self._epoch = chunk.epoch or self._epoch
                     self._deliver(Chunk(chunk.offset, chunk.data, chunk.dropped, chunk.event))
                     offset, reported = chunk.offset + len(chunk.data), False
             except (grpc.RpcError, ConnectionFailed) as err:
@@ -94,19 +97,10 @@ class SerialClient(DriverClient):
                 self._drop_transmit()  # its RPC died too: the next write opens a new one
             if self._stopping.wait(RETRY_INTERVAL):  # the retry period; release() ends it at once
                 return
-            offset = self._resume_offset(offset, exporter)
-
-    def _resume_offset(self, offset: int, exporter: str) -> int:
-        """The offset to resume at: the same console's, or the oldest byte of a restarted exporter's."""
-        try:
-            self.connection.refresh()
-        except ConnectionFailed:
-            return offset  # still down: try again later
-        if self.connection.report.uuid == exporter:
-            return offset
-        # subscribers keyed on offsets (the widget) must start over: the new console counts from 0
-        self._deliver(Chunk(offset, event="exporter restarted: the console starts over at offset 0"))
-        return -1
+            try:  # a restarted exporter has new driver UUIDs; its console says it restarted
+                self.connection.refresh()
+            except ConnectionFailed:
+                pass  # still down: try again later
 
     def _drop_transmit(self) -> None:
         with self._lock:

@@ -22,7 +22,7 @@ from typing import IO, Any
 
 import traitlets
 
-from jumpstarter_jupyter.drivers.serial.common import dropped_text, marker
+from jumpstarter_jupyter.drivers.serial.common import RESTARTED, dropped_text, marker
 from jumpstarter_jupyter.jupyter.widget import DriverWidget
 
 SCROLLBACK = 64 << 10  # bytes in the synced scrollback trait (saved with the notebook)
@@ -154,8 +154,8 @@ class SerialWidget(DriverWidget):
 
     def _take_in(self, chunk: Any, live: bool = False) -> None:
         """Add a chunk's new bytes to the view ring and the log (caller holds the ring lock)."""
-        if live and chunk.data and self._end is not None and chunk.offset < self._end:
-            self._start_over()  # live output goes back in offsets only when the console is new
+        if live and chunk.event == RESTARTED and self._end is not None:
+            self._start_over()  # the exporter says its console is a new one, counting from 0
         end = self._end if self._end is not None else chunk.offset
         data = chunk.data[max(0, end - chunk.offset):]  # history and live output overlap
         if data:

@@ -228,3 +228,60 @@ def _read_all(fd: int) -> bytes:
         pass
     os.close(fd)
     return out
+
+
+def test_an_image_larger_than_the_card_once_decompressed_is_refused_and_the_card_kept(tmp_path):
+    """A few KB of zstd that expand to 64 MiB must not fill the exporter's disk."""
+    path = tmp_path / "card.img"
+    path.write_bytes(b"old image" * 1000)
+    bomb = tmp_path / "bomb.img.zst"
+    bomb.write_bytes(zstandard.ZstdCompressor().compress(bytes(64 << 20)))
+    assert bomb.stat().st_size < 64 << 10
+    mux = VirtualStorageMux(path=str(path), connected_to="host", size=1 << 20)
+    with client_for(mux, "storage") as storage:
+        with pytest.raises(DriverInvalidArgument, match=r"the image is larger than the card \(1048576 bytes\) once "
+                                                         r"decompressed \(zstd\); the card was left as it was"):
+            storage.flash(str(bomb))
+        assert path.read_bytes() == b"old image" * 1000
+        assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".flashing")] == []
+        fits, content = tmp_path / "fits.img", image(1 << 20)
+        fits.write_bytes(content)
+        storage.flash(str(fits))  # the mux is still usable
+        assert path.read_bytes() == content
+
+
+FLASHER = """
+import sys, jumpstarter_jupyter as jj
+dut = jj.connect(sys.argv[1])
+def progress(sent, total):
+    if sent >= 4 << 20:
+        print("flashing", flush=True)
+        sys.stdin.read()  # hold here until the test kills this process
+dut.storage.flash(sys.argv[2], progress=progress)
+"""
+
+
+def test_a_client_killed_mid_flash_leaves_the_card_as_it_was_and_the_mux_usable(tmp_path):
+    from support import serving
+
+    from jumpstarter_jupyter import connect
+    from jumpstarter_jupyter.drivers.composite.driver import Composite
+
+    path = tmp_path / "card.img"
+    path.write_bytes(b"old image")
+    big = tmp_path / "big.img"
+    big.write_bytes(image(64 << 20))
+    root = Composite()
+    root.children = {"storage": VirtualStorageMux(path=str(path), connected_to="host", size=128 << 20)}
+    with serving(root) as exporter:
+        flasher = subprocess.Popen([sys.executable, "-c", FLASHER, exporter.address, str(big)],
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert flasher.stdout.readline() == "flashing\n"
+        flasher.kill()
+        flasher.wait()
+        with connect(exporter.address) as dut:
+            small, content = tmp_path / "small.img", image(1 << 20)
+            small.write_bytes(content)
+            dut.storage.flash(str(small))  # waits for the aborted write to let go of the card
+            assert path.read_bytes() == content
+        assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".flashing")] == []

@@ -14,6 +14,7 @@ import zstandard
 from jumpstarter_jupyter.driver import Driver, export
 
 POSITIONS = ("host", "dut", "off")
+FILE_CARD = 4 << 30  # capacity of a card kept in a file (it has no size of its own): a small SD card
 CHUNK = 1 << 20  # below the 4 MiB gRPC frame limit, large enough to be fast
 # what a decompressor raises on bad or truncated input (gzip's BadGzipFile is an OSError)
 DECODE_ERRORS = (OSError, EOFError, lzma.LZMAError, zstandard.ZstdError)
@@ -67,12 +68,24 @@ class VirtualStorageMux(StorageMuxInterface):
 
     path: str
     connected_to: str = "dut"
+    size: int = 0  # the card's capacity in bytes; 0: a block device's size, FILE_CARD for a card file
     lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     exclusive: ClassVar[bool] = True  # refuse host access unless switched to the host
 
     def __post_init__(self) -> None:
         if self.connected_to not in POSITIONS:
             raise ValueError(f"connected_to must be one of {', '.join(POSITIONS)}, got {self.connected_to!r}")
+        if self.size < 0:
+            raise ValueError(f"size must be >= 0 bytes (0: the card file's size), got {self.size}")
+
+    def capacity(self) -> int:
+        """Bytes the card holds: ``size``, else a block device's size, else ``FILE_CARD``."""
+        if self.size:
+            return self.size
+        if os.path.exists(self.path) and not os.path.isfile(self.path):
+            with open(self.path, "rb") as card:
+                return card.seek(0, os.SEEK_END)  # stat() says 0 for block devices
+        return FILE_CARD
 
     @export
     def host(self) -> None:
@@ -103,9 +116,25 @@ class VirtualStorageMux(StorageMuxInterface):
         """
         with self.lock:
             self._check_on_host("write")
-            with open(self.path, "wb") as target:
-                written = _copy_decoded(source, target, encoding)
+            if os.path.exists(self.path) and not os.path.isfile(self.path):  # a block device: in place
+                with open(self.path, "r+b") as target:
+                    written = _copy_decoded(source, target, encoding, self.capacity(), partial=True)
+            else:  # a file: the new image replaces the card only once it is complete
+                written = self._replace(source, encoding)
         self.logger.info("wrote %d bytes to %s", written, self.path)
+        return written
+
+    def _replace(self, source: IO[bytes], encoding: str | None) -> int:
+        capacity = self.capacity()
+        directory, name = os.path.split(os.path.abspath(self.path))
+        fd, staging = tempfile.mkstemp(prefix=f".{name}.", suffix=".flashing", dir=directory)
+        try:
+            with os.fdopen(fd, "wb") as target:
+                written = _copy_decoded(source, target, encoding, capacity, partial=False)
+            os.replace(staging, self.path)
+        finally:
+            if os.path.exists(staging):
+                os.unlink(staging)
         return written
 
     @export
@@ -135,20 +164,29 @@ class VirtualStorageMux(StorageMuxInterface):
             )
 
 
-def _copy_decoded(source: IO[bytes], target: IO[bytes], encoding: str | None) -> int:
-    """Copy ``source`` (a decompressing reader when ``encoding`` is set) into ``target``."""
+def _copy_decoded(source: IO[bytes], target: IO[bytes], encoding: str | None, capacity: int, partial: bool) -> int:
+    """Copy ``source`` (a decompressing reader when ``encoding`` is set) into ``target``, at most
+    ``capacity`` bytes: a small compressed upload must not fill the exporter's disk."""
     written = 0
-    while True:
-        try:
-            chunk = source.read(CHUNK)
-        except DECODE_ERRORS as exc:
-            if not encoding:
-                raise
-            raise ValueError(f"the upload is not valid {encoding} data: {exc}") from None
-        if not chunk:
-            return written
-        target.write(chunk)
-        written += len(chunk)
+    try:
+        while True:
+            try:
+                chunk = source.read(CHUNK)
+            except DECODE_ERRORS as exc:
+                if not encoding:
+                    raise
+                raise ValueError(f"the upload is not valid {encoding} data: {exc}") from None
+            if not chunk:
+                return written
+            if written + len(chunk) > capacity:
+                raise ValueError(f"the image is larger than the card ({capacity} bytes)"
+                                 + (f" once decompressed ({encoding})" if encoding else ""))
+            target.write(chunk)
+            written += len(chunk)
+    except Exception as exc:
+        kept = f"the card now holds a partial image ({written} bytes written)" if partial else \
+            "the card was left as it was"
+        raise type(exc)(f"{exc}; {kept}") from None
 
 
 @dataclass

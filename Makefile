@@ -6,7 +6,7 @@ PIP := $(PY) -m pip --disable-pip-version-check
 STAMP := $(VENV)/.installed
 PORT ?= 7777
 
-.PHONY: lab test install bench stubs clean
+.PHONY: lab test install bench fuzz stubs clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -32,6 +32,10 @@ install: $(STAMP) $(JS_STAMP)
 
 test: install /usr/bin/chromium
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Generated bad input against a real exporter: 10 000 cases per property (make test runs a quick pass).
+fuzz: install
+	JMP_FUZZ_EXAMPLES=$(or $(EXAMPLES),10000) $(PY) -m pytest -q tests/exporter/test_fuzz.py
 
 stubs: install
 	$(PY) scripts/gen_protos.py

@@ -85,7 +85,10 @@ class _Reader:
             return out
         if isinstance(node, yaml.SequenceNode):
             return [self.value(item, f"{path}[{i}]") for i, item in enumerate(node.value)]
-        return yaml.safe_load(yaml.serialize(node))
+        try:
+            return yaml.constructor.SafeConstructor().construct_object(node, deep=True)
+        except (yaml.YAMLError, ValueError) as exc:  # e.g. an impossible date: the value, not the syntax, is wrong
+            raise self.error(path, f"invalid value: {getattr(exc, 'problem', exc)}") from None
 
 
 def load_config(path: str | Path) -> ExporterConfig:

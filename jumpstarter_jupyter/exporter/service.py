@@ -272,7 +272,8 @@ async def _pump(frames, write: Callable[[bytes], Awaitable], write_eof: Callable
 
 
 class ConsoleServicer(console_pb2_grpc.ConsoleServiceServicer):
-    """Our console follow stream: scrollback replay plus live bytes, with dropped counts."""
+    """Our console streams: follow (scrollback replay plus live bytes, with dropped counts) and
+    acknowledged transmit."""
 
     def __init__(self, tree: Tree, leases: Leases):
         self.dispatch = Dispatcher(tree, leases)
@@ -296,6 +297,13 @@ class ConsoleServicer(console_pb2_grpc.ConsoleServiceServicer):
             yield console_pb2.ConsoleChunk(offset=chunk.offset, data=chunk.data, dropped=chunk.dropped,
                                            event=chunk.event, epoch=epoch if first else "")
             first = False
+
+    async def Transmit(self, request_iterator, context):
+        try:
+            async for ack in _console_transmit(self.dispatch, request_iterator, context):
+                yield ack
+        except Refused as refused:
+            await refused.abort(context)
 
 
 class LeaseServicer(lease_pb2_grpc.LeaseServiceServicer):
@@ -329,3 +337,32 @@ class LeaseServicer(lease_pb2_grpc.LeaseServiceServicer):
             await Refused(refused.code, str(refused), "LeaseRequired", "").abort(context)
         except PermissionError as exc:
             await Refused(grpc.StatusCode.PERMISSION_DENIED, str(exc), "PermissionError", "").abort(context)
+
+
+async def _console_transmit(dispatch: Dispatcher, requests, context) -> AsyncIterator[console_pb2.TransmitAck]:
+    """Write each request's bytes to the serial port, acknowledging the total after each."""
+    first = await anext(aiter(requests), None)
+    if first is None:
+        return
+    node = dispatch.node(first.uuid)
+    write = getattr(node.driver, "write", None)
+    if getattr(node.driver, "console", None) is None or write is None:
+        raise Refused(grpc.StatusCode.NOT_FOUND, f"driver {node.path or 'root'} has no console",
+                      "AttributeError", node.path)
+    with dispatch.controlling(context, node):  # console input is control: the lease holder's
+        written = 0
+        await context.send_initial_metadata(())
+        async for request in _with_first(first, requests):
+            if request.data:
+                try:
+                    await asyncio.to_thread(write, request.data)  # a port write blocks at the baud rate
+                except Exception as exc:
+                    raise Refused.of(exc, node.path) from None
+                written += len(request.data)
+                yield console_pb2.TransmitAck(written=written)
+
+
+async def _with_first(first, rest) -> AsyncIterator:
+    yield first
+    async for item in rest:
+        yield item

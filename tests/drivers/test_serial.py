@@ -345,3 +345,42 @@ def test_a_client_built_before_a_restart_follows_the_new_console_from_its_start(
             late.serial.expect("BOOT-LINE-1", timeout=DEADLINE)
     finally:
         exporter.stop(grace=0)
+
+
+LOOP_CONFIG = """\
+apiVersion: jumpstarter.dev/v1alpha1
+kind: ExporterConfig
+export:
+  serial:
+    type: PySerial
+    config: {url: "loop://"}
+"""
+
+
+def test_writes_lost_with_a_killed_exporter_raise_and_the_client_works_again(tmp_path):
+    """SIGKILL the exporter, then write at once: no write vanishes without an error."""
+    from support import start_exporter
+
+    from jumpstarter_jupyter import ConnectionFailed
+
+    config, socket_path = tmp_path / "loop.yaml", tmp_path / "loop.sock"
+    config.write_text(LOOP_CONFIG)
+    exporter = start_exporter("run", config, "--socket", socket_path)
+    try:
+        with connect(f"unix:{socket_path}") as dut:
+            dut.serial.write(b"first\n")
+            dut.serial.flush()
+            exporter.kill()
+            exporter.wait()
+            with pytest.raises(ConnectionFailed, match=r"dut\.serial\.write: (\d+ bytes written were not delivered|"
+                                                        r".*not reachable)"):
+                for line in (b"one\n", b"two\n", b"three\n"):
+                    dut.serial.write(line)
+                dut.serial.flush()
+            exporter = start_exporter("run", config, "--socket", socket_path)
+            dut.serial.sendline("after the restart")
+            dut.serial.flush()
+            dut.serial.expect("after the restart", timeout=DEADLINE)
+    finally:
+        exporter.kill()
+        exporter.wait()

@@ -9,6 +9,7 @@ thread starts on first use. Against upstream exporters, which keep no scrollback
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -20,12 +21,13 @@ import pexpect
 from jumpstarter_jupyter.client import DriverClient
 from jumpstarter_jupyter.client.errors import UNKNOWN_DRIVER, translate
 from jumpstarter_jupyter.drivers.serial.common import Chunk, ConsoleSpawn, ExpectTimeout, dropped_text, marker
-from jumpstarter_jupyter.errors import ConnectionFailed, DriverError, JumpstarterError
+from jumpstarter_jupyter.errors import ConnectionFailed, DriverError, DriverTimeout, JumpstarterError
 from jumpstarter_jupyter.protocol.v1 import console_pb2
 
 NO_SCROLLBACK = "no scrollback: this exporter keeps none (upstream); showing output from now on"
 RETRY_INTERVAL = 1.0  # seconds between attempts to re-follow a console after the connection broke
 LOCAL_LOG = 4 << 20  # bytes of output kept locally against upstream exporters
+CLOSE_FLUSH = 5.0  # seconds close() waits for written bytes to be acknowledged
 Subscriber = Callable[[Chunk], None]
 
 
@@ -149,35 +151,67 @@ class SerialClient(DriverClient):
                 self._subscribers.remove(callback)
 
     def release(self) -> None:
-        """Stop following and close the streams (``dut.close()`` calls this)."""
+        """Stop following and close the streams (``dut.close()`` calls this).
+
+        Raises ``ConnectionFailed`` if bytes written before could not be delivered.
+        """
         self._stopping.set()
         if self._call is not None:
             self._call.cancel()
-        if self._tx is not None:
-            self._tx.close()
+        tx = self._tx
+        if isinstance(tx, _Transmitter):
+            tx.flush(CLOSE_FLUSH, quiet=True)
+        if tx is not None:
+            tx.close()
         self._spawn.feed_eof()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(5)
+        if isinstance(tx, _Transmitter):
+            tx.check()
 
     # writing
     def write(self, data: bytes | str) -> None:
-        """Send bytes (text is UTF-8 encoded) to the serial port."""
+        """Send bytes (text is UTF-8 encoded) to the serial port.
+
+        Writes pipeline: this returns once the bytes are on their way. Against our exporters
+        every byte is acknowledged, and bytes that could not be delivered raise
+        ``ConnectionFailed`` from this or the next ``write``, ``flush``, ``expect`` or
+        ``close``. Upstream exporters acknowledge nothing: there, writes are best effort.
+        """
         data = data.encode() if isinstance(data, str) else bytes(data)
         self._start()
         with self._lock:
-            if self._tx is None:  # ours: a write-only stream (upstream's _start opened `connect`)
-                self._tx = self._open_transmit()
+            if self._tx is None or (self.scrollback_supported and self._tx.broken):
+                self._tx = self._open_transmit()  # ours; upstream's _start opened `connect`
             stream = self._tx
         stream.send(data)
 
+    def flush(self, timeout: float | None = 30) -> None:
+        """Return once every byte written so far has reached the port (our exporters only).
+
+        Raises ``ConnectionFailed`` naming what was lost, or ``DriverTimeout`` after ``timeout`` s.
+        """
+        with self._lock:
+            stream = self._tx
+        if isinstance(stream, _Transmitter):
+            stream.flush(timeout)
+
+    def _check_delivered(self) -> None:
+        with self._lock:
+            stream = self._tx
+        if isinstance(stream, _Transmitter):
+            stream.check()
+
     def _open_transmit(self) -> Any:
-        try:
+        if not self.scrollback_supported:
             return self.stream("transmit")
+        try:
+            return _Transmitter(self.connection, self.path, self.display_path)
         except DriverError as exc:
             if exc.remote_type != UNKNOWN_DRIVER:
                 raise
         self.connection.refresh()  # the exporter restarted: its drivers have new UUIDs
-        return self.stream("transmit")
+        return _Transmitter(self.connection, self.path, self.display_path)
 
     def sendline(self, line: str = "") -> None:
         """Send ``line`` and a line separator (``linesep``, default ``"\\n"``)."""
@@ -192,10 +226,12 @@ class SerialClient(DriverClient):
         Raises :class:`ExpectTimeout` (a ``pexpect.TIMEOUT`` and a ``TimeoutError``) naming what
         was awaited and what the console showed last.
         """
+        self._check_delivered()
         return self._expect(self._spawn.expect, "expect", pattern, timeout)
 
     def expect_exact(self, text: Any, timeout: float | None = -1) -> int:
         """Like :meth:`expect` with plain strings instead of regexes."""
+        self._check_delivered()
         return self._expect(self._spawn.expect_exact, "expect_exact", text, timeout)
 
     def _expect(self, method: Callable[..., int], name: str, pattern: Any, timeout: float | None) -> int:
@@ -316,3 +352,68 @@ class SerialClient(DriverClient):
         for command in commands(self):
             group.add_command(command)
         return group
+
+
+class _Transmitter:
+    """Bytes to the console over ``ConsoleService.Transmit``, acknowledged by the exporter.
+
+    ``send`` queues (writes pipeline); a thread reads the acknowledgements. Once the stream
+    breaks, bytes sent but never acknowledged are reported by ``check`` (from the next
+    ``send``, ``flush``, ``expect`` or ``close``) as ``ConnectionFailed``, once.
+    """
+
+    def __init__(self, connection: Any, path: str, display: str):
+        self.display, self.endpoint = display, connection.endpoint
+        self.sent = self.acked = 0
+        self.broken: str | None = None  # why the stream ended
+        self._reported = False
+        self._changed = threading.Condition()
+        self._requests: queue.Queue[console_pb2.TransmitRequest | None] = queue.Queue()
+        self._requests.put(console_pb2.TransmitRequest(uuid=connection.uuid(path)))
+        self._call = connection.console.Transmit(iter(self._requests.get, None), metadata=connection.metadata)
+        self._call.initial_metadata()  # the exporter answers once it found the port (or refuses)
+        if self._call.done():
+            self._requests.put(None)
+            raise translate(self._call, self.endpoint, display, "write")
+        threading.Thread(target=self._read_acks, name=f"serial transmit {display}", daemon=True).start()
+
+    def _read_acks(self) -> None:
+        reason = "the exporter ended the stream"
+        try:
+            for ack in self._call:
+                with self._changed:
+                    self.acked = ack.written
+                    self._changed.notify_all()
+        except grpc.RpcError as err:
+            reason = str(translate(err, self.endpoint, self.display, "write"))
+        with self._changed:
+            self.broken = reason
+            self._changed.notify_all()
+
+    def send(self, data: bytes) -> None:
+        self.check()
+        with self._changed:
+            self.sent += len(data)
+        self._requests.put(console_pb2.TransmitRequest(data=data))
+
+    def check(self) -> None:
+        """Raise ``ConnectionFailed`` (once) if sent bytes were lost with the stream."""
+        with self._changed:
+            lost = self.sent - self.acked
+            if self.broken is None or not lost or self._reported:
+                return
+            self._reported = True
+        raise ConnectionFailed(f"{self.display}.write: {lost} bytes written were not delivered: {self.broken}")
+
+    def flush(self, timeout: float | None, quiet: bool = False) -> None:
+        with self._changed:
+            done = self._changed.wait_for(lambda: self.acked >= self.sent or self.broken, timeout)
+        if quiet:
+            return
+        if not done:
+            raise DriverTimeout(self.display, "flush", f"{self.sent - self.acked} bytes not acknowledged within {timeout} s")
+        self.check()
+
+    def close(self) -> None:
+        self._requests.put(None)
+        self._call.cancel()

@@ -118,19 +118,21 @@ class PySerial(Driver):
                 pass
 
     def write(self, data: bytes) -> None:
-        """Send bytes to the port (``loop://`` echoes them into the console)."""
+        """Send bytes to the port (``loop://`` echoes them into the console).
+
+        Raises ``OSError`` when the port is absent or the write fails: the bytes were not sent.
+        """
         if self.url == LOOP_URL:
             self.console.append(data)
             return
         with self._lock:
             port = self._port
             if port is None:
-                self.logger.warning("%s absent: %d bytes not sent", self.url, len(data))
-                return
+                raise OSError(f"{self.url} is absent (reattaching): {len(data)} bytes not sent")
             try:
                 port.write(data)
             except (serial.SerialException, OSError) as exc:
-                self.logger.warning("%s: write failed (%s): %d bytes not sent", self.url, exc, len(data))
+                raise OSError(f"{self.url}: write failed ({exc}): {len(data)} bytes not sent") from None
 
     def _with_port(self, action: str, apply) -> None:
         with self._lock:

@@ -24,17 +24,21 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$jumpstarter_jupyter/v1/console.proto\x12\x16jumpstarter_jupyter.v1\"`\n\rFollowRequest\x12\x0c\n\x04uuid\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\x10\n\x08\x66rom_end\x18\x03 \x01(\x08\x12\x10\n\x08snapshot\x18\x04 \x01(\x08\x12\r\n\x05\x65poch\x18\x05 \x01(\t\"[\n\x0c\x43onsoleChunk\x12\x0e\n\x06offset\x18\x01 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x0f\n\x07\x64ropped\x18\x03 \x01(\x03\x12\r\n\x05\x65vent\x18\x04 \x01(\t\x12\r\n\x05\x65poch\x18\x05 \x01(\t2i\n\x0e\x43onsoleService\x12W\n\x06\x46ollow\x12%.jumpstarter_jupyter.v1.FollowRequest\x1a$.jumpstarter_jupyter.v1.ConsoleChunk0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$jumpstarter_jupyter/v1/console.proto\x12\x16jumpstarter_jupyter.v1\"-\n\x0fTransmitRequest\x12\x0c\n\x04uuid\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"\x1e\n\x0bTransmitAck\x12\x0f\n\x07written\x18\x01 \x01(\x03\"`\n\rFollowRequest\x12\x0c\n\x04uuid\x18\x01 \x01(\t\x12\x0e\n\x06offset\x18\x02 \x01(\x03\x12\x10\n\x08\x66rom_end\x18\x03 \x01(\x08\x12\x10\n\x08snapshot\x18\x04 \x01(\x08\x12\r\n\x05\x65poch\x18\x05 \x01(\t\"[\n\x0c\x43onsoleChunk\x12\x0e\n\x06offset\x18\x01 \x01(\x03\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x0f\n\x07\x64ropped\x18\x03 \x01(\x03\x12\r\n\x05\x65vent\x18\x04 \x01(\t\x12\r\n\x05\x65poch\x18\x05 \x01(\t2\xc7\x01\n\x0e\x43onsoleService\x12W\n\x06\x46ollow\x12%.jumpstarter_jupyter.v1.FollowRequest\x1a$.jumpstarter_jupyter.v1.ConsoleChunk0\x01\x12\\\n\x08Transmit\x12\'.jumpstarter_jupyter.v1.TransmitRequest\x1a#.jumpstarter_jupyter.v1.TransmitAck(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'jumpstarter_jupyter.v1.console_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_FOLLOWREQUEST']._serialized_start=64
-  _globals['_FOLLOWREQUEST']._serialized_end=160
-  _globals['_CONSOLECHUNK']._serialized_start=162
-  _globals['_CONSOLECHUNK']._serialized_end=253
-  _globals['_CONSOLESERVICE']._serialized_start=255
-  _globals['_CONSOLESERVICE']._serialized_end=360
+  _globals['_TRANSMITREQUEST']._serialized_start=64
+  _globals['_TRANSMITREQUEST']._serialized_end=109
+  _globals['_TRANSMITACK']._serialized_start=111
+  _globals['_TRANSMITACK']._serialized_end=141
+  _globals['_FOLLOWREQUEST']._serialized_start=143
+  _globals['_FOLLOWREQUEST']._serialized_end=239
+  _globals['_CONSOLECHUNK']._serialized_start=241
+  _globals['_CONSOLECHUNK']._serialized_end=332
+  _globals['_CONSOLESERVICE']._serialized_start=335
+  _globals['_CONSOLESERVICE']._serialized_end=534
 # @@protoc_insertion_point(module_scope)

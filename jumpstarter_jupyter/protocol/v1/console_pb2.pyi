@@ -4,6 +4,20 @@ from typing import ClassVar as _ClassVar, Optional as _Optional
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class TransmitRequest(_message.Message):
+    __slots__ = ("uuid", "data")
+    UUID_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    uuid: str
+    data: bytes
+    def __init__(self, uuid: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class TransmitAck(_message.Message):
+    __slots__ = ("written",)
+    WRITTEN_FIELD_NUMBER: _ClassVar[int]
+    written: int
+    def __init__(self, written: _Optional[int] = ...) -> None: ...
+
 class FollowRequest(_message.Message):
     __slots__ = ("uuid", "offset", "from_end", "snapshot", "epoch")
     UUID_FIELD_NUMBER: _ClassVar[int]

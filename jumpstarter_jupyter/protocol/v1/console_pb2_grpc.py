@@ -39,6 +39,11 @@ class ConsoleServiceStub:
                 request_serializer=jumpstarter__jupyter_dot_v1_dot_console__pb2.FollowRequest.SerializeToString,
                 response_deserializer=jumpstarter__jupyter_dot_v1_dot_console__pb2.ConsoleChunk.FromString,
                 _registered_method=True)
+        self.Transmit = channel.stream_stream(
+                '/jumpstarter_jupyter.v1.ConsoleService/Transmit',
+                request_serializer=jumpstarter__jupyter_dot_v1_dot_console__pb2.TransmitRequest.SerializeToString,
+                response_deserializer=jumpstarter__jupyter_dot_v1_dot_console__pb2.TransmitAck.FromString,
+                _registered_method=True)
 
 
 class ConsoleServiceServicer:
@@ -51,6 +56,14 @@ class ConsoleServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Transmit(self, request_iterator, context):
+        """Bytes to the serial port, acknowledged: each ack says how many bytes of this stream the
+        port has taken, so a writer knows what was delivered when the stream breaks.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ConsoleServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -58,6 +71,11 @@ def add_ConsoleServiceServicer_to_server(servicer, server):
                     servicer.Follow,
                     request_deserializer=jumpstarter__jupyter_dot_v1_dot_console__pb2.FollowRequest.FromString,
                     response_serializer=jumpstarter__jupyter_dot_v1_dot_console__pb2.ConsoleChunk.SerializeToString,
+            ),
+            'Transmit': grpc.stream_stream_rpc_method_handler(
+                    servicer.Transmit,
+                    request_deserializer=jumpstarter__jupyter_dot_v1_dot_console__pb2.TransmitRequest.FromString,
+                    response_serializer=jumpstarter__jupyter_dot_v1_dot_console__pb2.TransmitAck.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -87,6 +105,33 @@ class ConsoleService:
             '/jumpstarter_jupyter.v1.ConsoleService/Follow',
             jumpstarter__jupyter_dot_v1_dot_console__pb2.FollowRequest.SerializeToString,
             jumpstarter__jupyter_dot_v1_dot_console__pb2.ConsoleChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Transmit(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/jumpstarter_jupyter.v1.ConsoleService/Transmit',
+            jumpstarter__jupyter_dot_v1_dot_console__pb2.TransmitRequest.SerializeToString,
+            jumpstarter__jupyter_dot_v1_dot_console__pb2.TransmitAck.FromString,
             options,
             channel_credentials,
             insecure,

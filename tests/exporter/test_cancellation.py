@@ -252,3 +252,32 @@ def test_a_thousand_console_followers_in_four_processes_all_receive_the_same_byt
     assert set(digests) == {hashlib.sha256(payload).hexdigest()}
     assert threads_while_following <= threads_before + 4, "followers cost threads"
 
+
+
+def test_a_console_follower_that_stops_reading_costs_bounded_memory_and_later_hears_what_it_missed(
+        exporter_process):
+    from jumpstarter_jupyter.protocol.v1 import console_pb2, console_pb2_grpc
+
+    process, address, _ = exporter_process
+    channel = grpc.insecure_channel(address)
+    with connect(address) as dut:
+        follow = console_pb2_grpc.ConsoleServiceStub(channel).Follow(
+            console_pb2.FollowRequest(uuid=dut.serial.connection.uuid(dut.serial.path), from_end=True))
+        dut.serial.write(b"hello\n")
+        assert next(follow).data == b"hello\n"  # then it stops reading
+        before = process_figures(process.pid)["rss"]
+        block = b"y" * (256 << 10)
+        for _ in range(64):  # 16 MiB through a console that keeps 1 MiB
+            dut.serial.write(block)
+        dut.serial.flush()
+        grown = process_figures(process.pid)["rss"] - before
+        dropped = 0
+        for chunk in follow:  # reading again: a dropped count, then the newest bytes
+            dropped += chunk.dropped
+            if dropped:
+                break
+    follow.cancel()
+    channel.close()
+    print(f"the stalled follower missed {dropped} bytes; the exporter grew by {grown / 2**20:.1f} MiB")
+    assert dropped > 8 << 20
+    assert grown < 32 << 20, f"the exporter grew by {grown >> 20} MiB for a reader that stopped"

@@ -6,7 +6,7 @@ PIP := $(PY) -m pip --disable-pip-version-check
 STAMP := $(VENV)/.installed
 PORT ?= 7777
 
-.PHONY: lab test install bench fuzz stubs clean
+.PHONY: lab test install bench fuzz soak stubs clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -36,6 +36,10 @@ test: install /usr/bin/chromium
 # Generated bad input against a real exporter: 10 000 cases per property (make test runs a quick pass).
 fuzz: install
 	JMP_FUZZ_EXAMPLES=$(or $(EXAMPLES),10000) $(PY) -m pytest -q tests/exporter/test_fuzz.py
+
+# 64 clients mixing calls and streams on one exporter for 10 minutes; reports threads, fds, RSS.
+soak: install
+	$(PY) benchmarks/soak.py $(SOAK_ARGS)
 
 stubs: install
 	$(PY) scripts/gen_protos.py

@@ -122,6 +122,11 @@ class Connection:
             self._bind(report)
         return restarted
 
+    def reconnect(self) -> bool:
+        """After a call found the exporter unreachable: a fresh channel and report (see ``refresh``)."""
+        self._stale = True
+        return self.refresh()
+
     def uuid(self, path: str) -> str:
         if self._stale:
             self.refresh()

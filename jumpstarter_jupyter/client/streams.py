@@ -83,7 +83,15 @@ class ClientStream:
         raise ConnectionFailed(f"{self.connection.display(self.path)}: stream closed")
 
     def send(self, data: bytes) -> None:
-        """Send bytes (split into frames the exporter accepts)."""
+        """Send bytes (split into frames the exporter accepts).
+
+        Raises ``ConnectionFailed`` once the stream has ended under us (the exporter or the
+        driver went away): bytes written after that would go nowhere.
+        """
+        if self._call.done() and not self._closed.is_set():
+            code = self._call.code()
+            raise ConnectionFailed(f"{self.connection.display(self.path)}.{self.label}: the stream ended "
+                                   f"({code.name}: {self._call.details() or 'no details'}); {len(data)} bytes not sent")
         view = memoryview(data)
         for start in range(0, len(view), self.frame_size):
             self._put(bytes(view[start:start + self.frame_size]))

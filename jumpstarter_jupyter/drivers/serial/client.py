@@ -207,10 +207,15 @@ class SerialClient(DriverClient):
             return self.stream("transmit")
         try:
             return _Transmitter(self.connection, self.path, self.display_path)
+        except ConnectionFailed as unreachable:
+            try:  # the channel may still back off from an exporter that is back
+                self.connection.reconnect()
+            except ConnectionFailed:
+                raise unreachable from None
         except DriverError as exc:
             if exc.remote_type != UNKNOWN_DRIVER:
                 raise
-        self.connection.refresh()  # the exporter restarted: its drivers have new UUIDs
+            self.connection.refresh()  # the exporter restarted: its drivers have new UUIDs
         return _Transmitter(self.connection, self.path, self.display_path)
 
     def sendline(self, line: str = "") -> None:

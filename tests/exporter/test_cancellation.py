@@ -137,29 +137,30 @@ def test_ten_thousand_abandoned_waits_leave_no_threads_descriptors_or_memory_beh
             uuids = await _uuids(stub)
             # warm up: every worker thread exists and has run this code (its stack pages count in RSS)
             await _fill_worker_pool(stub, uuids)
-            await _abandoned_calls(stub, uuids, 4000)
-            before = process_figures(process.pid)
+            await _abandoned_calls(stub, uuids, BATCH)
+            figures = {"before": process_figures(process.pid)}
             stop = asyncio.Event()
             unrelated = asyncio.ensure_future(_unrelated_calls(stub, uuids, stop))
-            first = await _abandoned_calls(stub, uuids, BATCH)
-            after_first = process_figures(process.pid)
-            second = await _abandoned_calls(stub, uuids, BATCH)
+            for batch in ("first", "second", "third"):
+                figures[batch] = await _abandoned_calls(stub, uuids, BATCH)
+                figures[f"after_{batch}"] = process_figures(process.pid)
             stop.set()
-            after_second = process_figures(process.pid)
             answer = await stub.DriverCall(_request(uuids["blocking"], "ping"), timeout=20)
-            return {"before": before, "first": first, "after_first": after_first, "second": second,
-                    "after_second": after_second, "unrelated": await unrelated, "answer": answer}
+            return {**figures, "unrelated": await unrelated, "answer": answer}
 
     figures = asyncio.run(scenario())
     print(json.dumps({k: v for k, v in figures.items() if k not in ("unrelated", "answer")}))
-    for batch in ("first", "second"):
+    for batch in ("first", "second", "third"):
         assert sum(figures[batch].values()) == BATCH
         assert set(figures[batch]) <= {"CANCELLED", "DEADLINE_EXCEEDED"}, figures[batch]
-    before, first, second = figures["before"], figures["after_first"], figures["after_second"]
-    assert first["threads"] <= before["threads"] + 4 and second["threads"] <= before["threads"] + 4
-    assert first["fds"] <= before["fds"] + 4 and second["fds"] <= before["fds"] + 4
+    before, first, third = figures["before"], figures["after_first"], figures["after_third"]
+    for after in (figures["after_first"], figures["after_second"], third):
+        assert after["threads"] <= before["threads"] + 4
+        assert after["fds"] <= before["fds"] + 4
     assert first["rss"] - before["rss"] < 20 << 20
-    assert second["rss"] - first["rss"] < 5 << 20, "memory keeps growing with abandoned calls"
+    # RSS moves by up to ~10 MB either way between batches (allocator caches); a leak of 1 KB
+    # a call would add 20 MB over these two batches
+    assert third["rss"] - first["rss"] < 16 << 20, "memory keeps growing with abandoned calls"
     unrelated = figures["unrelated"]
     assert unrelated and set(unrelated) == {"bool_value"}, unrelated
     assert figures["answer"].result.string_value == "pong"

@@ -87,6 +87,11 @@ class QemuMachine:
         process = self._process
         return process is not None and process.poll() is None
 
+    @property
+    def pid(self) -> int | None:
+        """The running QEMU process's id (None while off)."""
+        return self._process.pid if self.powered else None
+
     def set_power(self, on: bool) -> None:
         """Start the guest (paused until its sockets are connected) or stop the process."""
         with self._lock:

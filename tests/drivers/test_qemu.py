@@ -62,6 +62,8 @@ def test_run_returns_real_output_and_exit_codes(dut):
     assert dut.run("false", DEADLINE) == (1, "")
     code, output = dut.run("ls /nonexistent", DEADLINE)
     assert code == 1 and "No such file or directory" in output
+    result = run_cli(dut, "run", "sh -c 'echo from-cli; exit 3'")
+    assert (result.returncode, result.stdout) == (3, "from-cli\n"), result.stderr
 
 
 def test_http_page_through_forward(dut):
@@ -133,11 +135,16 @@ def test_missing_qemu_names_the_install(images, monkeypatch):
             dut.power.on()
 
 
-def test_aarch64_boots_and_runs():
+def test_aarch64_boots_runs_and_guest_reboot_is_a_reset():
     build("aarch64")
     with serving(QemuBoard(arch="aarch64")) as exporter, connect(exporter.address) as dut:
         dut.boot_to_shell(DEADLINE)
         assert dut.run("uname -m", DEADLINE) == (0, "aarch64")
+        dut.serial.discard()
+        dut.serial.sendline("reboot")
+        dut.serial.expect(r"Linux version", timeout=DEADLINE)
+        dut.serial.expect(r"login: ", timeout=DEADLINE)
+        assert dut.power.state() is True  # the process lived through the reset
 
 
 def test_example_config_serves_the_board(images, tmp_path):

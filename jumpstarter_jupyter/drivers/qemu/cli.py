@@ -27,3 +27,19 @@ def qemu_images(arches: tuple[str, ...], cache: Path | None) -> None:
         what = f"built in {time.monotonic() - started:.1f} s" if built else "cached"
         click.echo(f"{arch}: {images.folder} ({what})")
 
+
+
+def commands(board) -> list[click.Command]:
+    """The QEMU board's own ``j`` commands, beside the virtual board's ``flash`` and ``boot-to-shell``."""
+
+    @click.command("run", help=board.methods_description.get(
+        "run", "Run a shell command on the guest (logging in if needed); exit with its exit code."))
+    @click.argument("command")
+    @click.option("-t", "--timeout", type=float, default=60.0, show_default=True, help="Seconds to allow.")
+    def run(command, timeout):
+        exit_code, output = board.run(command, timeout)
+        if output:
+            click.echo(output)
+        raise SystemExit(exit_code)
+
+    return [run]

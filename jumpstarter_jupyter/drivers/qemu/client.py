@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import click
+
 from jumpstarter_jupyter.drivers.virtual.client import VirtualBoardClient
 
 
@@ -17,3 +19,11 @@ class QemuBoardClient(VirtualBoardClient):
         """Run a shell command on the guest (booting and logging in if needed): ``(exit_code, output)``."""
         exit_code, output = self.call("run", command, timeout)
         return int(exit_code), output  # the wire carries numbers as doubles
+
+    def cli(self) -> click.Group:
+        from jumpstarter_jupyter.drivers.qemu.cli import commands
+
+        group = super().cli()
+        for command in commands(self):
+            group.add_command(command)
+        return group

@@ -159,7 +159,11 @@ class QemuBoard(Composite):
 
     @export
     def run(self, command: str, timeout: float = 60.0) -> tuple[int, str]:
-        """Run a shell command (booting and logging in if needed): its exit code and output."""
+        """Run a shell command (booting and logging in if needed): its exit code and output.
+
+        It runs in the login shell, so ``cd`` and variables persist; ``exit`` would end the
+        session before the exit code is printed (use ``sh -c '…; exit 3'``).
+        """
         deadline = _deadline(timeout)
         token = uuid.uuid4().hex[:12]
         with self._watch_console() as console:

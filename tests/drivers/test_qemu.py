@@ -135,6 +135,13 @@ def test_missing_qemu_names_the_install(images, monkeypatch):
             dut.power.on()
 
 
+def test_qemu_refusing_the_config_reports_what_it_printed(images):
+    with serving(QemuBoard(cpu="no-such-cpu")) as exporter, connect(exporter.address) as dut:
+        with pytest.raises(DriverError, match=r"QEMU (exited with 1 before connecting|stopped while starting).*no-such-cpu"):
+            dut.power.on()
+        assert dut.power.state() is False
+
+
 def test_aarch64_boots_runs_and_guest_reboot_is_a_reset():
     build("aarch64")
     with serving(QemuBoard(arch="aarch64")) as exporter, connect(exporter.address) as dut:

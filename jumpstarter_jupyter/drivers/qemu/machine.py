@@ -133,6 +133,9 @@ class QemuMachine:
                              daemon=True).start()
             threading.Thread(target=self._watch, args=(self._process,), name="qemu process", daemon=True).start()
             self._qmp.command("cont")
+        except (ConnectionError, ValueError):  # QEMU closed a socket: it refused the configuration
+            self._stop()
+            raise RuntimeError(f"QEMU stopped while starting ({self._process.returncode}): {self.log_tail()}") from None
         except BaseException:
             self._stop()
             raise

@@ -44,10 +44,12 @@ class GuestImages:
 
     @property
     def kernel(self) -> Path:
+        """The kernel image (bzImage on x86_64, Image on aarch64)."""
         return self.folder / "vmlinuz"
 
     @property
     def initramfs(self) -> Path:
+        """The initramfs: loads virtio, then boots ``root=`` or its own root."""
         return self.folder / "initramfs.cpio.gz"
 
     def disk(self, variant: str) -> Path:
@@ -55,6 +57,7 @@ class GuestImages:
         return self.folder / f"disk-{variant}.img"
 
     def complete(self) -> bool:
+        """True when every artefact is there (a build renames each into place when done)."""
         return all((self.folder / name).is_file() for name in ARTEFACTS)
 
 

@@ -116,14 +116,23 @@ class QemuMachine:
     def _start(self) -> None:
         self._reap()
         qmp_listener, uart_listener = self._listen("qmp.sock"), self._listen("uart.sock")
-        log = open(self.workdir / "qemu.log", "wb")
         try:
-            self._process = subprocess.Popen(self._argv(), stdin=subprocess.DEVNULL, stdout=log,
-                                             stderr=subprocess.STDOUT, start_new_session=True)
-        except FileNotFoundError:
-            raise FileNotFoundError(f"{self.spec.binary()} is not installed: run {INSTALL_HINT}") from None
+            self._process = self._spawn()
+            self._connect(qmp_listener, uart_listener)
         finally:
-            log.close()
+            qmp_listener.close()
+            uart_listener.close()
+
+    def _spawn(self) -> subprocess.Popen:
+        with open(self.workdir / "qemu.log", "wb") as log:
+            try:
+                return subprocess.Popen(self._argv(), stdin=subprocess.DEVNULL, stdout=log,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+            except FileNotFoundError:
+                raise FileNotFoundError(f"{self.spec.binary()} is not installed: run {INSTALL_HINT}") from None
+
+    def _connect(self, qmp_listener: socket.socket, uart_listener: socket.socket) -> None:
+        """Accept QEMU's QMP and console, start the relay and the exit watcher, then ``cont``."""
         try:
             self._qmp = Qmp(self._accept(qmp_listener, "QMP"))
             self._uart = self._accept(uart_listener, "console")
@@ -139,9 +148,6 @@ class QemuMachine:
         except BaseException:
             self._stop()
             raise
-        finally:
-            qmp_listener.close()
-            uart_listener.close()
 
     def _argv(self) -> list[str]:
         spec, images = self.spec, self.images

@@ -57,7 +57,7 @@ class GuestImages:
         return self.folder / f"disk-{variant}.img"
 
     def complete(self) -> bool:
-        """True when every artefact is there (a build renames each into place when done)."""
+        """True when every artefact is there (the root images come last, each renamed into place)."""
         return all((self.folder / name).is_file() for name in ARTEFACTS)
 
 

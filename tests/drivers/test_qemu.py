@@ -15,6 +15,7 @@ import pytest
 
 from support import run_cli, serving, start_exporter, wait_for
 from jumpstarter_jupyter.client import connect
+from jumpstarter_jupyter.drivers import registry
 from jumpstarter_jupyter.drivers.qemu.driver import QemuBoard
 from jumpstarter_jupyter.drivers.qemu.images import build
 from jumpstarter_jupyter.errors import DriverError
@@ -120,6 +121,12 @@ def test_qemu_killed_from_outside_is_reported_and_recovered(board):
     dut.power.on()
     dut.boot_to_shell(DEADLINE)
     assert dut.run("echo back", DEADLINE) == (0, "back")
+
+
+def test_upstream_qemu_type_does_not_resolve_to_ours():
+    assert "QemuBoard" in registry.known_names()
+    with pytest.raises(LookupError):  # upstream's Qemu has another tree: no silent stand-in
+        registry.resolve("jumpstarter_driver_qemu.driver.Qemu", LookupError)
 
 
 def test_missing_images_name_the_command(tmp_path):

@@ -10,6 +10,7 @@ import gzip
 import os
 import signal
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -65,6 +66,13 @@ def test_run_returns_real_output_and_exit_codes(dut):
     assert code == 1 and "No such file or directory" in output
     result = run_cli(dut, "run", "sh -c 'echo from-cli; exit 3'")
     assert (result.returncode, result.stdout) == (3, "from-cli\n"), result.stderr
+
+
+def test_concurrent_runs_take_turns_at_the_shell(dut):
+    dut.power.off()  # both find the board off: one boots and logs in, the other waits its turn
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda word: dut.run(f"echo {word}", DEADLINE), ["one", "two"]))
+    assert results == [(0, "one"), (0, "two")]
 
 
 def test_http_page_through_forward(dut):

@@ -14,8 +14,11 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
+import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -106,6 +109,7 @@ class QemuBoard(Composite):
     image: str = "A"
     images: str = ""
     machine: QemuMachine = field(init=False, repr=False)
+    shell_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     _watch_console = VirtualBoard._watch_console  # the same console follower as the virtual board
     _tail = VirtualBoard._tail
@@ -154,7 +158,7 @@ class QemuBoard(Composite):
     def boot_to_shell(self, timeout: float = 60.0) -> None:
         """Power on if needed and log in: a shell prompt within ``timeout`` seconds."""
         deadline = _deadline(timeout)
-        with self._watch_console() as console:
+        with self._shell_session(deadline) as console:
             self._reach_shell(console, deadline)
 
     @export
@@ -166,7 +170,7 @@ class QemuBoard(Composite):
         """
         deadline = _deadline(timeout)
         token = uuid.uuid4().hex[:12]
-        with self._watch_console() as console:
+        with self._shell_session(deadline) as console:
             self._reach_shell(console, deadline)
             # the echoed line holds the token but not "@@token:", so only the real end matches
             console.send(f"{command}; printf '@@%s:%s@@\\n' {token} \"$?\"\r")
@@ -178,6 +182,17 @@ class QemuBoard(Composite):
             exit_code = int(console.match.group(1))
             output = ANSI.sub("", console.before).split(token, 1)[-1].split("\n", 1)[-1]
         return exit_code, output.replace("\r\n", "\n").strip("\n")
+
+    @contextmanager
+    def _shell_session(self, deadline: float) -> Iterator[ConsoleSpawn]:
+        """The console for one ``run``/``boot_to_shell`` at a time: two would type into each other."""
+        if not self.shell_lock.acquire(timeout=max(deadline - time.monotonic(), 0.0)):
+            raise TimeoutError("another run or boot_to_shell kept the shell until the deadline")
+        try:
+            with self._watch_console() as console:
+                yield console
+        finally:
+            self.shell_lock.release()
 
     def _reach_shell(self, console: ConsoleSpawn, deadline: float) -> None:
         """Power on or ask for a fresh prompt, then answer login prompts until the shell's appears."""

@@ -12,6 +12,7 @@ import signal
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
+import grpc
 import pytest
 
 from support import run_cli, serving, start_exporter, wait_for
@@ -20,6 +21,9 @@ from jumpstarter_jupyter.drivers import registry
 from jumpstarter_jupyter.drivers.qemu.driver import QemuBoard
 from jumpstarter_jupyter.drivers.qemu.images import build
 from jumpstarter_jupyter.errors import DriverError
+from jumpstarter_jupyter.protocol.codec import encode
+from jumpstarter_jupyter.protocol.v1 import jumpstarter_pb2 as pb
+from jumpstarter_jupyter.protocol.v1.jumpstarter_pb2_grpc import ExporterServiceStub
 
 DEADLINE = 60.0
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -73,6 +77,17 @@ def test_concurrent_runs_take_turns_at_the_shell(dut):
     with ThreadPoolExecutor(2) as pool:
         results = list(pool.map(lambda word: dut.run(f"echo {word}", DEADLINE), ["one", "two"]))
     assert results == [(0, "one"), (0, "two")]
+
+
+def test_a_cancelled_run_interrupts_the_command_and_frees_the_shell(dut):
+    dut.boot_to_shell(DEADLINE)
+    stub = ExporterServiceStub(grpc.insecure_channel(dut.connection.endpoint))
+    request = pb.DriverCallRequest(uuid=dut.connection.uuid(dut.path), method="run",
+                                   args=[encode("sleep 600"), encode(900.0)])
+    call = stub.DriverCall.future(request)
+    dut.serial.expect("sleep 600", timeout=DEADLINE)  # typed into the guest's shell: it runs
+    call.cancel()
+    assert dut.run("echo free", DEADLINE) == (0, "free")
 
 
 def test_http_page_through_forward(dut):

@@ -39,6 +39,7 @@ LOGIN_PROMPT = r"login: "
 PASSWORD_PROMPT = r"Password: "
 SHELL_PROMPT = r"dut:[^\r\n]*# "
 PROMPT_NUDGE = 5.0  # seconds without a prompt before pressing Enter (a booted guest reprints it)
+CANCEL_CHECK = 0.5  # seconds between checks that run()'s caller is still there
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")  # busybox asks for the cursor position after each prompt
 
 
@@ -174,11 +175,7 @@ class QemuBoard(Composite):
             self._reach_shell(console, deadline)
             # the echoed line holds the token but not "@@token:", so only the real end matches
             console.send(f"{command}; printf '@@%s:%s@@\\n' {token} \"$?\"\r")
-            try:
-                console.expect(rf"@@{token}:(\d+)@@", timeout=max(deadline - time.monotonic(), 0.1))
-            except pexpect.TIMEOUT:
-                raise TimeoutError(f"run {command!r}: no end within {timeout} s; the console showed last: "
-                                   f"{self._tail()!r}") from None
+            self._await_end(console, rf"@@{token}:(\d+)@@", deadline, command)
             exit_code = int(console.match.group(1))
             output = ANSI.sub("", console.before).split(token, 1)[-1].split("\n", 1)[-1]
         return exit_code, output.replace("\r\n", "\n").strip("\n")
@@ -193,6 +190,19 @@ class QemuBoard(Composite):
                 yield console
         finally:
             self.shell_lock.release()
+
+    def _await_end(self, console: ConsoleSpawn, end: str, deadline: float, command: str) -> None:
+        """Wait for the command's end marker; a cancelled caller interrupts the command (Ctrl-C)."""
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"run {command!r}: no end before the deadline; the console showed last: "
+                                   f"{self._tail()!r}")
+            if self.cancelled():
+                console.send("\x03")  # the guest's shell gets its prompt back for the next caller
+                raise Cancelled(f"run {command!r} was cancelled: its caller went away")
+            if console.expect([end, pexpect.TIMEOUT], timeout=min(left, CANCEL_CHECK)) == 0:
+                return
 
     def _reach_shell(self, console: ConsoleSpawn, deadline: float) -> None:
         """Power on or ask for a fresh prompt, then answer login prompts until the shell's appears."""

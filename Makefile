@@ -28,9 +28,14 @@ $(JS_STAMP): $(JS_MODULES) labextension/build.mjs $(wildcard labextension/src/wi
 /usr/bin/chromium:
 	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
 
+# The QEMU board's guests: QEMU, and what `jumpstarter-jupyter qemu-images` builds them with.
+/usr/bin/qemu-system-x86_64:
+	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+	  qemu-system-x86 qemu-system-arm busybox-static cpio
+
 install: $(STAMP) $(JS_STAMP)
 
-test: install /usr/bin/chromium
+test: install /usr/bin/chromium /usr/bin/qemu-system-x86_64
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Generated bad input against a real exporter: 10 000 cases per property (make test runs a quick pass).

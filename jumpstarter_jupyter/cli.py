@@ -11,6 +11,7 @@ import time
 
 import click
 
+from jumpstarter_jupyter.drivers.qemu.cli import qemu_images
 from jumpstarter_jupyter.errors import JumpstarterError
 
 
@@ -160,6 +161,9 @@ def demo(**options):
 
     _block_stop_signals()
     _serve_until_signalled(VirtualBoard.create(), **options)
+
+
+main.add_command(qemu_images)
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True,

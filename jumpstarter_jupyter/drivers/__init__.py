@@ -27,6 +27,7 @@ BUILTIN = {
     "DigitalInput": f"{_OURS}.gpio.libgpiod.DigitalInput",
     "VirtualBoard": f"{_OURS}.virtual.driver.VirtualBoard",
     "Can": f"{_OURS}.can.driver.Can",
+    "QemuBoard": f"{_OURS}.qemu.driver.QemuBoard",
 }
 
 UPSTREAM = {

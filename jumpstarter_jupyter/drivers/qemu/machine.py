@@ -1,0 +1,320 @@
+"""One QEMU guest: its process, its QMP channel and its console behind a stable pty.
+
+QEMU connects, as a client, to two unix sockets this module listens on: QMP and the guest's
+UART. Both are accepted before QEMU is told to ``cont``inue from ``-S``, so no boot output is
+lost. The UART is relayed to a pty made once per machine; ``console`` in the work folder is a
+symlink to it, so the serial driver keeps one open port across power cycles (upstream's QEMU
+driver also hands out a pty). The relay always drains the UART: unread console output would
+stall the guest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import select
+import signal
+import socket
+import subprocess
+import threading
+import time
+import tty
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from jumpstarter_jupyter.drivers.power.common import PowerReading
+from jumpstarter_jupyter.drivers.qemu.images import CONSOLES, INSTALL_HINT, GuestImages
+
+START_TIMEOUT = 20.0  # seconds for QEMU to connect its QMP and console sockets
+STOP_STEPS = (("QMP quit", 5.0), ("SIGTERM", 5.0), ("SIGKILL", 5.0))  # each with its deadline in seconds
+GUEST_HTTP_PORT = 80
+# modelled readings: a 5 V board drawing IDLE_CURRENT, rising to BUSY_CURRENT at 100 % of one CPU
+SUPPLY_VOLTAGE = 5.0
+IDLE_CURRENT = 0.15
+BUSY_CURRENT = 0.95
+SAMPLE_WINDOW = 0.25  # seconds: readings closer together than this repeat the last one
+MACHINES = {"x86_64": ["-M", "pc"], "aarch64": ["-M", "virt"]}
+DEFAULT_CPUS = {"x86_64": "", "aarch64": "cortex-a57"}
+
+
+@dataclass(frozen=True)
+class MachineSpec:
+    """What to run: QEMU's architecture name, CPU model ('' for the default), CPUs, memory, accelerator."""
+
+    arch: str = "x86_64"
+    cpu: str = ""
+    smp: int = 1
+    mem: str = "256M"
+    accel: str = "tcg"  # /dev/kvm may exist where KVM guests print nothing: never guess
+
+    def binary(self) -> str:
+        return f"qemu-system-{self.arch}"
+
+
+class QemuMachine:
+    """A guest switched on and off like a board on a relay; implements the power target protocol.
+
+    ``boot_medium()`` is asked at each power on for the disk image to attach (None: the
+    initramfs's own root); ``on_event(text)`` reports what happened outside the caller's
+    control (QEMU exited, was killed).
+    """
+
+    def __init__(self, spec: MachineSpec, images: GuestImages, workdir: Path,
+                 boot_medium: Callable[[], str | None], on_event: Callable[[str], None]):
+        self.spec, self.images, self.workdir = spec, images, workdir
+        self._boot_medium, self._on_event = boot_medium, on_event
+        self.tty_path = workdir / "console"
+        self._master, self._slave = os.openpty()
+        tty.setraw(self._slave)  # bytes pass as they are; the slave stays open so the master never sees EIO
+        self.tty_path.symlink_to(os.ttyname(self._slave))
+        self._wake_read, self._wake_write = os.pipe()
+        self._lock = threading.Lock()  # one power transition at a time
+        self._process: subprocess.Popen | None = None
+        self._qmp: Qmp | None = None
+        self._uart: socket.socket | None = None
+        self._asked_to_stop: subprocess.Popen | None = None  # an exit we caused is not news
+        self.http_port: int | None = None
+        self._sample = (time.monotonic(), 0.0, IDLE_CURRENT)
+        self._keyboard = threading.Thread(target=self._forward_input, name="qemu console input", daemon=True)
+        self._keyboard.start()
+
+    # the power target protocol
+    @property
+    def powered(self) -> bool:
+        """True while the QEMU process runs (guest ``reboot`` is a reset: it stays on)."""
+        process = self._process
+        return process is not None and process.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        """The running QEMU process's id (None while off)."""
+        return self._process.pid if self.powered else None
+
+    def set_power(self, on: bool) -> None:
+        """Start the guest (paused until its sockets are connected) or stop the process."""
+        with self._lock:
+            if on and not self.powered:
+                self._start()
+            elif not on and self._process is not None:
+                self._stop()
+
+    def reading(self) -> PowerReading:
+        """Modelled: 5 V and a current that follows the QEMU process's CPU use (0 A while off)."""
+        if not self.powered:
+            return PowerReading(0.0, 0.0)
+        now, cpu = time.monotonic(), _cpu_seconds(self._process.pid)
+        then, cpu_then, current = self._sample
+        if now - then >= SAMPLE_WINDOW:
+            busy = min(max((cpu - cpu_then) / (now - then), 0.0), 1.0)
+            current = IDLE_CURRENT + (BUSY_CURRENT - IDLE_CURRENT) * busy
+            self._sample = (now, cpu, current)
+        return PowerReading(SUPPLY_VOLTAGE, current)
+
+    # power on
+    def _start(self) -> None:
+        self._reap()
+        qmp_listener, uart_listener = self._listen("qmp.sock"), self._listen("uart.sock")
+        try:
+            self._process = self._spawn()
+            self._connect(qmp_listener, uart_listener)
+        finally:
+            qmp_listener.close()
+            uart_listener.close()
+
+    def _spawn(self) -> subprocess.Popen:
+        with open(self.workdir / "qemu.log", "wb") as log:
+            try:
+                return subprocess.Popen(self._argv(), stdin=subprocess.DEVNULL, stdout=log,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+            except FileNotFoundError:
+                raise FileNotFoundError(f"{self.spec.binary()} is not installed: run {INSTALL_HINT}") from None
+
+    def _connect(self, qmp_listener: socket.socket, uart_listener: socket.socket) -> None:
+        """Accept QEMU's QMP and console, start the relay and the exit watcher, then ``cont``."""
+        try:
+            self._qmp = Qmp(self._accept(qmp_listener, "QMP"))
+            self._uart = self._accept(uart_listener, "console")
+            self.http_port = self._qmp.forwarded_port(GUEST_HTTP_PORT)
+            self._sample = (time.monotonic(), _cpu_seconds(self._process.pid), IDLE_CURRENT)
+            threading.Thread(target=self._forward_output, args=(self._uart,), name="qemu console output",
+                             daemon=True).start()
+            threading.Thread(target=self._watch, args=(self._process,), name="qemu process", daemon=True).start()
+            self._qmp.command("cont")
+        except (ConnectionError, ValueError):  # QEMU closed a socket: it refused the configuration
+            self._stop()
+            raise RuntimeError(f"QEMU stopped while starting ({self._process.returncode}): {self.log_tail()}") from None
+        except BaseException:
+            self._stop()
+            raise
+
+    def _argv(self) -> list[str]:
+        spec, images = self.spec, self.images
+        cpu = spec.cpu or DEFAULT_CPUS[spec.arch]
+        append = f"console={CONSOLES[spec.arch]},115200 panic=-1"
+        argv = [spec.binary(), *MACHINES[spec.arch], *(["-cpu", cpu] if cpu else []), "-accel", spec.accel,
+                "-smp", str(spec.smp), "-m", spec.mem, "-nodefaults", "-no-user-config", "-display", "none", "-S",
+                "-kernel", str(images.kernel), "-initrd", str(images.initramfs),
+                "-qmp", f"unix:{self.workdir / 'qmp.sock'}",
+                "-chardev", f"socket,id=uart,path={self.workdir / 'uart.sock'}", "-serial", "chardev:uart",
+                # port 0: the kernel picks a free host port, read back over QMP
+                "-netdev", f"user,id=net,restrict=on,hostfwd=tcp:127.0.0.1:0-:{GUEST_HTTP_PORT}",
+                "-device", "virtio-net-pci,netdev=net"]
+        disk = self._boot_medium()
+        if disk:
+            argv += ["-drive", f"file={disk},if=virtio,format=raw"]
+            append += " root=/dev/vda"
+        return argv + ["-append", append]
+
+    def _listen(self, name: str) -> socket.socket:
+        path = self.workdir / name
+        path.unlink(missing_ok=True)
+        listener = socket.socket(socket.AF_UNIX)
+        listener.bind(str(path))
+        listener.listen(1)
+        return listener
+
+    def _accept(self, listener: socket.socket, what: str) -> socket.socket:
+        """Wait for QEMU to connect; if it exits first, raise with what it printed."""
+        deadline = time.monotonic() + START_TIMEOUT
+        while not select.select([listener], [], [], 0.1)[0]:  # slices: QEMU's exit is noticed too
+            if self._process.poll() is not None:
+                raise RuntimeError(f"QEMU exited with {self._process.returncode} before connecting its {what}: "
+                                   f"{self.log_tail()}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"QEMU did not connect its {what} within {START_TIMEOUT} s: {self.log_tail()}")
+        return listener.accept()[0]
+
+    def log_tail(self, size: int = 400) -> str:
+        """The end of what QEMU printed (its stderr)."""
+        try:
+            return (self.workdir / "qemu.log").read_text(errors="replace")[-size:].strip()
+        except FileNotFoundError:
+            return ""
+
+    # power off
+    def _stop(self) -> None:
+        """QMP quit, then SIGTERM, then SIGKILL, each with a deadline; then release the sockets."""
+        process = self._asked_to_stop = self._process
+        try:
+            for step, deadline in STOP_STEPS:
+                if process.poll() is not None:
+                    break
+                self._stop_step(step, process)
+                try:
+                    process.wait(deadline)
+                except subprocess.TimeoutExpired:
+                    continue
+        finally:
+            self._reap()
+
+    def _stop_step(self, step: str, process: subprocess.Popen) -> None:
+        if step == "QMP quit" and self._qmp is not None:
+            try:
+                self._qmp.command("quit")
+            except OSError:
+                pass  # it is exiting already
+        elif step == "SIGTERM":
+            process.terminate()
+        elif step == "SIGKILL":
+            process.kill()
+
+    def _reap(self) -> None:
+        """Forget a finished process and close its channels."""
+        for channel in (self._qmp, self._uart):
+            if channel is not None:
+                channel.close()
+        self._qmp = self._uart = None
+        self.http_port = None
+
+    def _watch(self, process: subprocess.Popen) -> None:
+        """Report an exit nobody asked for (guest poweroff, crash, QEMU killed from outside)."""
+        code = process.wait()
+        if self._asked_to_stop is not process:
+            cause = "the guest powered off" if code == 0 else (
+                f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit status {code}")
+            self._on_event(f"QEMU exited ({cause}): the board is off")
+
+    # the console relay
+    def _forward_output(self, uart: socket.socket) -> None:
+        """Guest UART -> pty, for the whole life of one QEMU process."""
+        while True:
+            try:
+                data = uart.recv(65536)
+            except OSError:
+                return
+            if not data:
+                return
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._master, view):]
+
+    def _forward_input(self) -> None:
+        """pty -> guest UART; typed while off, the bytes are dropped (as on an unpowered board)."""
+        while True:
+            ready = select.select([self._master, self._wake_read], [], [])[0]
+            if self._wake_read in ready:
+                return
+            data = os.read(self._master, 65536)
+            uart = self._uart
+            if uart is not None:
+                try:
+                    uart.sendall(data)
+                except OSError:
+                    pass  # QEMU is gone: the watcher reports it
+
+    def close(self) -> None:
+        """Power off and release the pty (the exporter is stopping)."""
+        self.set_power(False)
+        os.write(self._wake_write, b"x")
+        self._keyboard.join(5)
+        for fd in (self._master, self._slave, self._wake_read, self._wake_write):
+            os.close(fd)
+        self.tty_path.unlink(missing_ok=True)
+
+
+class Qmp:
+    """A QMP connection: commands in order, asynchronous events skipped."""
+
+    def __init__(self, connection: socket.socket):
+        self._socket = connection
+        self._file = connection.makefile("rwb", buffering=0)
+        self._lock = threading.Lock()
+        json.loads(self._file.readline())  # the greeting
+        self.command("qmp_capabilities")
+
+    def command(self, name: str, **arguments) -> object:
+        """Run one command; its ``return`` value. An ``error`` raises RuntimeError."""
+        request = {"execute": name, **({"arguments": arguments} if arguments else {})}
+        with self._lock:
+            self._file.write(json.dumps(request).encode() + b"\n")
+            while True:
+                line = self._file.readline()
+                if not line:
+                    raise ConnectionResetError(f"QMP {name}: QEMU closed the connection")
+                reply = json.loads(line)
+                if "error" in reply:
+                    raise RuntimeError(f"QMP {name}: {reply['error'].get('desc', reply['error'])}")
+                if "return" in reply:
+                    return reply["return"]
+
+    def forwarded_port(self, guest_port: int) -> int:
+        """The host port of the user-mode network's forward to ``guest_port``."""
+        usernet = self.command("human-monitor-command", **{"command-line": "info usernet"})
+        found = re.search(rf"HOST_FORWARD\]\s+\d+\s+\S+\s+(\d+)\s+\S+\s+{guest_port}\b", usernet)
+        if not found:
+            raise RuntimeError(f"QEMU reports no host forward to guest port {guest_port}: {usernet!r}")
+        return int(found.group(1))
+
+    def close(self) -> None:
+        self._socket.close()
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process, in seconds (0 once it is gone)."""
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

@@ -14,7 +14,7 @@ class FollowRequest(_message.Message):
     offset: int
     from_end: bool
     snapshot: bool
-    def __init__(self, uuid: _Optional[str] = ..., offset: _Optional[int] = ..., from_end: _Optional[bool] = ..., snapshot: _Optional[bool] = ...) -> None: ...
+    def __init__(self, uuid: _Optional[str] = ..., offset: _Optional[int] = ..., from_end: bool = ..., snapshot: bool = ...) -> None: ...
 
 class ConsoleChunk(_message.Message):
     __slots__ = ("offset", "data", "dropped", "event")

@@ -56,3 +56,15 @@ def wait_for(condition: Callable[[], object], timeout: float = 30.0, what: str =
         if time.monotonic() > deadline:
             raise TimeoutError(f"gave up after {timeout} s waiting for {what}")
         time.sleep(0.05)  # polling interval of a condition with a deadline
+
+
+def write_package(directory, name: str, modules: dict[str, str]) -> None:
+    """Write package ``name`` under ``directory``: ``{"driver.py": source, ...}`` (dedented)."""
+    import textwrap
+    from pathlib import Path
+
+    package = Path(directory) / name
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    for module, source in modules.items():
+        (package / module).write_text(textwrap.dedent(source))

@@ -135,7 +135,8 @@ class DriverWidget(anywidget.AnyWidget):
 
     # (class, client) -> its widget, until the widget is closed
     _instances: ClassVar[dict[tuple[type, DriverClient], DriverWidget]] = {}
-    _instances_lock: ClassVar[threading.Lock] = threading.Lock()
+    # re-entered: a widget whose __init__ raises inside for_client() closes itself under it
+    _instances_lock: ClassVar[threading.RLock] = threading.RLock()
 
     def __new__(cls, *args: Any, **kwargs: Any):
         # checked before an object exists: ipywidgets' __del__ would close a half-built one
@@ -232,11 +233,32 @@ class DriverWidget(anywidget.AnyWidget):
         self._batcher.close()
         super().close()
 
-    def __del__(self) -> None:
-        # ipywidgets closes a widget when it is garbage. One whose __init__ raised is garbage
-        # half-built: its stop() (or the base's own parts) may be missing what __init__ never
-        # made. Its comm is closed all the same, and nothing raises out of __del__.
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # A widget whose __init__ raises after the base opened its comm would stay registered
+        # with ipywidgets, comm open, forever: close it, then let the error go on.
+        super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__:
+            cls.__init__ = _closing_on_failure(cls.__dict__["__init__"])
+
+    def close_half_built(self) -> None:
+        """Close a widget whose ``__init__`` raised: its ``stop()`` may miss what was never made."""
         try:
             self.close()
         except AttributeError:
             anywidget.AnyWidget.close(self)
+
+    def __del__(self) -> None:
+        # ipywidgets closes garbage widgets; one never fully built must not raise from here
+        self.close_half_built()
+
+
+def _closing_on_failure(init: Callable[..., None]) -> Callable[..., None]:
+    @functools.wraps(init)
+    def guarded(self: DriverWidget, *args: Any, **kwargs: Any) -> None:
+        try:
+            init(self, *args, **kwargs)
+        except BaseException:
+            self.close_half_built()
+            raise
+
+    return guarded

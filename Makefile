@@ -8,21 +8,24 @@ PORT ?= 7777
 
 .PHONY: lab test install bench fuzz soak stubs clean
 
-$(STAMP): pyproject.toml
-	test -x $(PY) || python3 -m venv $(VENV)
-	$(PIP) install --quiet -e '.[test]'
-	touch $(STAMP)
-
-# Widget front ends: npm ci when the lock changes, esbuild when a source changes.
+# Widget front ends and the JupyterLab extension: npm ci when the lock changes, the build
+# (the same `npm run build` the wheel's build hook runs) when a source changes.
 JS_STAMP := jumpstarter_jupyter/jupyter/static/.built
 JS_MODULES := labextension/node_modules/.package-lock.json
 
 $(JS_MODULES): labextension/package-lock.json
 	cd labextension && npm ci --no-audit --no-fund
 
-$(JS_STAMP): $(JS_MODULES) labextension/build.mjs $(wildcard labextension/src/widgets/*.js)
+$(JS_STAMP): $(JS_MODULES) labextension/package.json labextension/build.mjs $(wildcard labextension/src/*.js labextension/src/widgets/*.js)
 	cd labextension && npm run --silent build
 	touch $@
+
+# After the front-end build: the editable install copies the built extension into the venv
+# (share/jupyter/labextensions), and its build hook finds the build current.
+$(STAMP): pyproject.toml $(JS_STAMP)
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install --quiet -e '.[test]'
+	touch $(STAMP)
 
 # The browser tests drive Debian's Chromium (never a browser download).
 /usr/bin/chromium:
@@ -33,7 +36,7 @@ $(JS_STAMP): $(JS_MODULES) labextension/build.mjs $(wildcard labextension/src/wi
 	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
 	  qemu-system-x86 qemu-system-arm busybox-static cpio
 
-install: $(STAMP) $(JS_STAMP)
+install: $(STAMP)
 
 test: install /usr/bin/chromium /usr/bin/qemu-system-x86_64
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import pytest
 
+# the built and installed package: session fixtures of tests/install and tests/browser, built once
+from installed import dist, installed  # noqa: F401
 from support import client_for
 
 

@@ -76,3 +76,15 @@ def process_figures(pid: int) -> dict:
     status = dict(line.split(":", 1) for line in open(f"/proc/{pid}/status").read().splitlines())
     return {"threads": int(status["Threads"]), "fds": len(os.listdir(f"/proc/{pid}/fd")),
             "rss": int(status["VmRSS"].split()[0]) * 1024}
+
+
+def write_package(directory, name: str, modules: dict[str, str]) -> None:
+    """Write package ``name`` under ``directory``: ``{"driver.py": source, ...}`` (dedented)."""
+    import textwrap
+    from pathlib import Path
+
+    package = Path(directory) / name
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    for module, source in modules.items():
+        (package / module).write_text(textwrap.dedent(source))

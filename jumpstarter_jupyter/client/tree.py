@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import fnmatch
 import importlib
 import logging
+import os
 
 from jumpstarter_jupyter.client.base import DriverClient
 from jumpstarter_jupyter.client.connection import OUR_CLIENT_LABEL, Connection
@@ -11,6 +13,8 @@ from jumpstarter_jupyter.client.generic import GenericClient
 
 log = logging.getLogger(__name__)
 CLIENT_LABEL = "jumpstarter.dev/client"
+NAME_LABEL = "jumpstarter.dev/name"
+ALLOW_VARIABLE = "JMP_DRIVERS_ALLOW"  # upstream's name: `jmp shell` sets it
 _OURS = "jumpstarter_jupyter.drivers"
 
 # Upstream client class names -> ours, for upstream exporters (and our own drivers' labels).
@@ -28,10 +32,31 @@ UPSTREAM_CLIENTS = {
 }
 
 
+def allowed(path: str) -> bool:
+    """May a connection make this kernel import client class ``path``?
+
+    An exporter names its drivers' client classes, so importing them unchecked would let any
+    exporter run any module here. Allowed: our drivers, packages registered in the
+    ``jumpstarter_jupyter.drivers`` entry-point group, and what ``JMP_DRIVERS_ALLOW`` allows,
+    read as upstream's client reads it (comma-separated glob patterns; ``UNSAFE`` allows all).
+    """
+    from jumpstarter_jupyter.drivers import registry
+
+    package = path.partition(".")[0]
+    if package == "jumpstarter_jupyter" or package in registry.entry_point_packages():
+        return True
+    patterns = [p for p in os.environ.get(ALLOW_VARIABLE, "").split(",") if p]
+    return "UNSAFE" in patterns or any(fnmatch.fnmatchcase(path, pattern) for pattern in patterns)
+
+
 def client_class(labels: dict[str, str]) -> type[DriverClient]:
-    """Our class if the exporter names one we can import, else the upstream mapping, else generic."""
+    """Our class if the exporter names one we may import, else the upstream mapping, else generic."""
     for path in (labels.get(OUR_CLIENT_LABEL), UPSTREAM_CLIENTS.get(labels.get(CLIENT_LABEL, ""))):
         if not path:
+            continue
+        if not allowed(path):
+            log.warning("%s: client class %s not allowed, using the generic client (allow it with %s)",
+                        labels.get(NAME_LABEL, "driver"), path, ALLOW_VARIABLE)
             continue
         module, _, name = path.rpartition(".")
         try:

@@ -15,14 +15,20 @@ from typing import Any, ClassVar
 import ipywidgets
 
 from jumpstarter_jupyter.client import DriverClient
-from jumpstarter_jupyter.client.display import widget_for
+from jumpstarter_jupyter.client.display import WidgetUnavailable, widget_for
 
 INDENT = "14px"  # how far a nested composite's panel sits right of its parent's
 
 
 def part_for(client: DriverClient) -> ipywidgets.Widget:
-    """The widget showing one child in the panel; its text form when it has no widget."""
-    widget = widget_for(client)
+    """The widget showing one child in the panel: its text form without a widget, the error
+    in its place when its widget fails, so one broken widget never breaks the panel."""
+    try:
+        widget = widget_for(client)
+    except WidgetUnavailable as exc:
+        row = ipywidgets.HTML(f"<code>{html.escape(repr(client))}</code>: <span>{html.escape(str(exc))}</span>")
+        row.add_class("jmp-broken")
+        return row
     if widget is None:
         widget = ipywidgets.HTML(f"<code>{html.escape(repr(client))}</code>")
     return widget
@@ -72,7 +78,8 @@ class DevicePanel(ipywidgets.VBox):
 
     def close(self) -> None:
         """Close every widget of the tree, then the panel (``%jmp disconnect``)."""
-        for part in self.parts:
+        # also called by ipywidgets' __del__ on a panel whose __init__ raised before ``parts``
+        for part in self.__dict__.get("parts", []):
             part.close()
         super().close()
 

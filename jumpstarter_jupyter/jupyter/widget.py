@@ -3,7 +3,7 @@
 Contract for an interface widget (``drivers/<interface>/widget.py``)::
 
     class PowerWidget(DriverWidget):
-        bundle = "power"                       # front end: static/power.js (labextension/src/widgets/power.js)
+        bundle = "power"                       # front end: labextension/src/widgets/power.js
         state = traitlets.Unicode("").tag(sync=True)
 
         def __init__(self, client):
@@ -15,10 +15,11 @@ Contract for an interface widget (``drivers/<interface>/widget.py``)::
 
 * ``for_client(client)`` returns the one widget of that client (made on first use), so
   displaying ``dut.power`` twice shows two views of one model: one owner, one saved state.
-* ``bundle`` names the ES module built by esbuild from ``labextension/src/widgets/<bundle>.js``
-  into ``jumpstarter_jupyter/jupyter/static/<bundle>.js``. anywidget syncs ``_esm`` as a trait,
-  so each widget's saved state carries only its own bundle: keep heavy libraries (xterm.js)
-  in the one module that needs them.
+* ``bundle`` names the front end ``labextension/src/widgets/<bundle>.js``. anywidget syncs
+  ``_esm`` as a trait and saves it with the notebook, so ``_esm`` is only a loader of a few KB
+  (``static/loaders/<bundle>.js``): it imports the front end the JupyterLab extension serves,
+  or else asks this widget for it (``{"type": "bundle"}``; the reply carries
+  ``static/widgets/<bundle>.js``), and shows the saved traits as text until then.
 * ``error`` (synced) is drawn by the front end as a banner; ``""`` hides it.
 * ``update(**traits)`` is the only way background threads change traits: values are merged
   and applied by the widget's own flusher thread at most ``RATE`` times a second, so a flood
@@ -34,6 +35,7 @@ Contract for an interface widget (``drivers/<interface>/widget.py``)::
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -43,6 +45,7 @@ from typing import Any, ClassVar
 import anywidget
 import traitlets
 
+from jumpstarter_jupyter import __version__
 from jumpstarter_jupyter.client import DriverClient
 
 STATIC = Path(__file__).parent / "static"
@@ -52,12 +55,16 @@ RATE = 25.0  # flushes per second per widget: under the ~30 we promise with marg
 _workers = ThreadPoolExecutor(max_workers=8, thread_name_prefix="jumpstarter-widget")
 
 
-def bundle_source(name: str) -> str:
-    """The built ES module ``static/<name>.js``; a clear error when the JS build has not run."""
-    path = STATIC / f"{name}.js"
+@functools.cache
+def static_source(kind: str, name: str) -> str:
+    """The built ES module ``static/<kind>/<name>.js`` (``loaders`` or ``widgets``).
+
+    A clear error when the front-end build has not run (a source tree without ``make install``).
+    """
+    path = STATIC / kind / f"{name}.js"
     if not path.is_file():
         raise FileNotFoundError(f"widget front end {path} is missing: build it with `make install` "
-                                f"(npm ci + esbuild of labextension/src/widgets/{name}.js)")
+                                f"(npm ci + npm run build in labextension/)")
     return path.read_text(encoding="utf-8")
 
 
@@ -128,12 +135,13 @@ class DriverWidget(anywidget.AnyWidget):
 
     # (class, client) -> its widget, until the widget is closed
     _instances: ClassVar[dict[tuple[type, DriverClient], DriverWidget]] = {}
-    _instances_lock: ClassVar[threading.Lock] = threading.Lock()
+    # re-entered: a widget whose __init__ raises inside for_client() closes itself under it
+    _instances_lock: ClassVar[threading.RLock] = threading.RLock()
 
     def __new__(cls, *args: Any, **kwargs: Any):
         # checked before an object exists: ipywidgets' __del__ would close a half-built one
         if "_esm" not in cls.__dict__:
-            cls._esm = bundle_source(cls.bundle)
+            cls._esm = static_source("loaders", cls.bundle)
         return super().__new__(cls, *args, **kwargs)
 
     def __init__(self, client: DriverClient, **kwargs: Any):
@@ -192,7 +200,9 @@ class DriverWidget(anywidget.AnyWidget):
                 self.update(error="")
 
     def _dispatch(self, _widget: Any, content: Any, buffers: list) -> None:
-        if isinstance(content, dict) and "action" in content:
+        if isinstance(content, dict) and content.get("type") == "bundle":
+            self.send_front_end()
+        elif isinstance(content, dict) and "action" in content:
             name, args = str(content["action"]), content.get("args") or []
             handler = getattr(self, f"action_{name}", None)
             if handler is None or not isinstance(args, list):
@@ -201,6 +211,11 @@ class DriverWidget(anywidget.AnyWidget):
             self.submit(name, handler, *args)
         else:
             self.on_message(content, buffers)
+
+    def send_front_end(self) -> None:
+        """Send the views this widget's front end, for a loader that finds no JupyterLab extension."""
+        self.send({"type": "bundle", "name": self.bundle, "version": __version__,
+                   "source": static_source("widgets", self.bundle)})
 
     def on_message(self, content: Any, buffers: list) -> None:
         """Handle a front-end message that is not an action (comm thread: return quickly)."""
@@ -217,3 +232,33 @@ class DriverWidget(anywidget.AnyWidget):
         self.stop()
         self._batcher.close()
         super().close()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # A widget whose __init__ raises after the base opened its comm would stay registered
+        # with ipywidgets, comm open, forever: close it, then let the error go on.
+        super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__:
+            cls.__init__ = _closing_on_failure(cls.__dict__["__init__"])
+
+    def close_half_built(self) -> None:
+        """Close a widget whose ``__init__`` raised: its ``stop()`` may miss what was never made."""
+        try:
+            self.close()
+        except AttributeError:
+            anywidget.AnyWidget.close(self)
+
+    def __del__(self) -> None:
+        # ipywidgets closes garbage widgets; one never fully built must not raise from here
+        self.close_half_built()
+
+
+def _closing_on_failure(init: Callable[..., None]) -> Callable[..., None]:
+    @functools.wraps(init)
+    def guarded(self: DriverWidget, *args: Any, **kwargs: Any) -> None:
+        try:
+            init(self, *args, **kwargs)
+        except BaseException:
+            self.close_half_built()
+            raise
+
+    return guarded

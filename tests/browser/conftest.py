@@ -8,6 +8,7 @@ that silently does nothing).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -24,6 +25,7 @@ import pytest
 from support import wait_for
 
 CHROMIUM = "/usr/bin/chromium"
+EXTENSION = "jumpstarter-jupyter"  # our JupyterLab extension's name
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SERVER_START = 60.0  # seconds
@@ -85,26 +87,33 @@ def isolated_env(base: Path) -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="session")
-def lab(tmp_path_factory) -> Iterator[LabServer]:
-    """JupyterLab on a free loopback port, as root (``--allow-root``), isolated from the user's setup."""
-    base = tmp_path_factory.mktemp("lab")
+@contextlib.contextmanager
+def serve_lab(base: Path, venv, extension: bool = True) -> Iterator[LabServer]:
+    """JupyterLab (and Notebook 7) of the installed ``venv`` on a free loopback port, as root
+    (``--allow-root``), isolated from the user's setup; ``extension=False`` disables ours, as
+    ``jupyter labextension disable`` would (its widgets then fetch their front ends from the kernel)."""
     root, settings = base / "notebooks", base / "app-settings"
     root.mkdir()
     settings.mkdir()
     (settings / "overrides.json").write_text(json.dumps(NO_NEWS))
+    env = {**isolated_env(base), "PATH": venv.env["PATH"]}  # the installed venv's tools, no node
+    if not extension:
+        labconfig = Path(env["JUPYTER_CONFIG_DIR"]) / "labconfig"
+        labconfig.mkdir()
+        (labconfig / "page_config.json").write_text(json.dumps({"disabledExtensions": {EXTENSION: True}}))
     port, token = free_port(), secrets.token_hex(16)
     log = base / "server.log"
-    command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root",
+    command = [venv.python, "-m", "jupyterlab", "--no-browser", "--allow-root",
                "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", f"--IdentityProvider.token={token}",
                f"--ServerApp.root_dir={root}", f"--LabApp.app_settings_dir={settings}",
                f"--LabApp.workspaces_dir={base / 'workspaces'}",
                "--LabApp.extension_manager=readonly", "--LabApp.expose_app_in_browser=True",
+               "--JupyterNotebookApp.expose_app_in_browser=True",
                # a tenth of the default: widgets that batch stay far below it, a flood of
                # unbatched messages trips it (and the server then says so in the notebook)
                f"--ServerApp.iopub_msg_rate_limit={IOPUB_MSG_RATE_LIMIT}"]
     with open(log, "wb") as output:
-        process = subprocess.Popen(command, env=isolated_env(base), cwd=root, stdout=output, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, env=env, cwd=root, stdout=output, stderr=subprocess.STDOUT)
     server = LabServer(f"http://127.0.0.1:{port}", token, root, log)
     try:
         wait_for(lambda: server.ready() or process.poll() is not None, SERVER_START, "JupyterLab to answer")
@@ -118,6 +127,20 @@ def lab(tmp_path_factory) -> Iterator[LabServer]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="session")
+def lab(installed, tmp_path_factory) -> Iterator[LabServer]:
+    """JupyterLab of the installed wheel, with our extension."""
+    with serve_lab(tmp_path_factory.mktemp("lab"), installed) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def lab_without_extension(installed, tmp_path_factory) -> Iterator[LabServer]:
+    """JupyterLab of the installed wheel, our extension disabled."""
+    with serve_lab(tmp_path_factory.mktemp("lab-plain"), installed, extension=False) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
@@ -201,19 +224,22 @@ class NotebookPage:
         return self.page.locator(".jp-Notebook .jp-Cell").nth(index).locator(".jp-OutputArea")
 
 
-@pytest.fixture
-def open_notebook(lab: LabServer, chromium) -> Iterator[Callable[[str, list[str]], NotebookPage]]:
-    """``open_notebook(name, cells)``: store the notebook, open it in a new tab once its kernel is ready."""
+@contextlib.contextmanager
+def notebook_opener(server: LabServer, chromium, ui: str = "lab") -> Iterator[Callable[[str, list[str]], NotebookPage]]:
+    """``opener(name, cells)``: store the notebook, open it in a new tab of ``ui`` ("lab", or
+    "notebook" for Notebook 7) once its kernel is ready; the tabs and kernels go at the end."""
     pages = []
 
     def opener(name: str, cells: list[str]) -> NotebookPage:
-        lab.put_notebook(name, cells)
+        server.put_notebook(name, cells)
         page = chromium.new_page()
         pages.append(page)
         notebook = NotebookPage(page)
         page.on("console", lambda message: notebook.console.append(f"{message.type}: {message.text}"))
-        # a workspace of its own, so JupyterLab does not also restore earlier tests' notebooks
-        page.goto(f"{lab.url}/lab/workspaces/{Path(name).stem}/tree/{name}?token={lab.token}")
+        if ui == "lab":  # a workspace of its own, so JupyterLab does not also restore earlier tests' notebooks
+            page.goto(f"{server.url}/lab/workspaces/{Path(name).stem}/tree/{name}?token={server.token}")
+        else:
+            page.goto(f"{server.url}/notebooks/{name}?token={server.token}")
         notebook.wait_ready()
         return notebook
 
@@ -222,6 +248,27 @@ def open_notebook(lab: LabServer, chromium) -> Iterator[Callable[[str, list[str]
         # shut the kernel down with the page, so its board connection and threads go too
         page.evaluate("() => window.jupyterapp.shell.currentWidget?.sessionContext?.shutdown()")
         page.close()
+
+
+@pytest.fixture
+def open_notebook(lab: LabServer, chromium) -> Iterator[Callable[[str, list[str]], NotebookPage]]:
+    """``open_notebook(name, cells)`` in JupyterLab with our extension."""
+    with notebook_opener(lab, chromium) as opener:
+        yield opener
+
+
+@pytest.fixture
+def open_in_notebook7(lab: LabServer, chromium) -> Iterator[Callable[[str, list[str]], NotebookPage]]:
+    """``open_in_notebook7(name, cells)``: the same server's Notebook 7 front end."""
+    with notebook_opener(lab, chromium, ui="notebook") as opener:
+        yield opener
+
+
+@pytest.fixture
+def open_without_extension(lab_without_extension: LabServer, chromium) -> Iterator[Callable[[str, list[str]], NotebookPage]]:
+    """``open_without_extension(name, cells)`` in JupyterLab with our extension disabled."""
+    with notebook_opener(lab_without_extension, chromium) as opener:
+        yield opener
 
 
 @pytest.fixture

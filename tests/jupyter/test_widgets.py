@@ -3,7 +3,7 @@
 Clicks are what a front end sends (``model.send({action, args})`` as a comm message on the
 kernel's shell channel, optionally on a subshell as JupyterLab >= 4.4 does); effects are checked
 through the Python API and the widgets' traits. The device panel's saved state (nbclient with
-``store_widget_state``) nests like the tree and carries no other widget's bundle.
+``store_widget_state``) nests like the tree and carries each widget's small loader, no front end.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from jumpstarter_jupyter.drivers.virtual.image import make_image
 from kernels import demo, jupyter_env, kernel, start_kernel  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.notebook
+LOADER_LIMIT = 5_000  # bytes: a widget's saved `_esm` is its loader, never its front end
 
 SETUP = '''
 import json, time, urllib.request
@@ -190,5 +191,5 @@ def test_panel_saved_state_nests_like_the_tree(jupyter_env, monkeypatch, tmp_pat
         return model["path"]
 
     assert shape(view) == {"dut": ["dut.power", {"dut.rack": ["dut.rack.aux", "dut.rack.calc"]}]}
-    bundles = [len(m["state"]["_esm"]) for m in state.values() if "_esm" in m["state"]]
-    assert len(bundles) == 3 and max(bundles) < 20_000  # no widget carries the terminal's bundle
+    modules = [len(m["state"]["_esm"]) for m in state.values() if "_esm" in m["state"]]
+    assert len(modules) == 3 and max(modules) < LOADER_LIMIT  # loaders, not front ends

@@ -34,7 +34,7 @@ class CanFilter(_message.Message):
     can_id: int
     can_mask: int
     extended: bool
-    def __init__(self, can_id: _Optional[int] = ..., can_mask: _Optional[int] = ..., extended: _Optional[bool] = ...) -> None: ...
+    def __init__(self, can_id: _Optional[int] = ..., can_mask: _Optional[int] = ..., extended: bool = ...) -> None: ...
 
 class CanFollow(_message.Message):
     __slots__ = ("filters", "receive_own_messages", "start")
@@ -44,7 +44,7 @@ class CanFollow(_message.Message):
     filters: _containers.RepeatedCompositeFieldContainer[CanFilter]
     receive_own_messages: bool
     start: int
-    def __init__(self, filters: _Optional[_Iterable[_Union[CanFilter, _Mapping]]] = ..., receive_own_messages: _Optional[bool] = ..., start: _Optional[int] = ...) -> None: ...
+    def __init__(self, filters: _Optional[_Iterable[_Union[CanFilter, _Mapping]]] = ..., receive_own_messages: bool = ..., start: _Optional[int] = ...) -> None: ...
 
 class CanFrames(_message.Message):
     __slots__ = ("reader", "dropped", "channel", "position", "timestamp", "arbitration_id", "flags", "dlc", "size", "data")

@@ -30,7 +30,7 @@ class FollowRequest(_message.Message):
     from_end: bool
     snapshot: bool
     epoch: str
-    def __init__(self, uuid: _Optional[str] = ..., offset: _Optional[int] = ..., from_end: _Optional[bool] = ..., snapshot: _Optional[bool] = ..., epoch: _Optional[str] = ...) -> None: ...
+    def __init__(self, uuid: _Optional[str] = ..., offset: _Optional[int] = ..., from_end: bool = ..., snapshot: bool = ..., epoch: _Optional[str] = ...) -> None: ...
 
 class ConsoleChunk(_message.Message):
     __slots__ = ("offset", "data", "dropped", "event", "epoch")

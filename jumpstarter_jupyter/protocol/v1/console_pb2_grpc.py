@@ -5,7 +5,7 @@ import warnings
 
 from jumpstarter_jupyter.protocol.v1 import console_pb2 as jumpstarter__jupyter_dot_v1_dot_console__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.72.1'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
@@ -18,14 +18,14 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in jumpstarter_jupyter/v1/console_pb2_grpc.py depends on'
+        + f' but the generated code in jumpstarter_jupyter/v1/console_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
     )
 
 
-class ConsoleServiceStub:
+class ConsoleServiceStub(object):
     """Missing associated documentation comment in .proto file."""
 
     def __init__(self, channel):
@@ -46,7 +46,7 @@ class ConsoleServiceStub:
                 _registered_method=True)
 
 
-class ConsoleServiceServicer:
+class ConsoleServiceServicer(object):
     """Missing associated documentation comment in .proto file."""
 
     def Follow(self, request, context):
@@ -85,7 +85,7 @@ def add_ConsoleServiceServicer_to_server(servicer, server):
 
 
  # This class is part of an EXPERIMENTAL API.
-class ConsoleService:
+class ConsoleService(object):
     """Missing associated documentation comment in .proto file."""
 
     @staticmethod

@@ -6,7 +6,7 @@ import warnings
 from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 from jumpstarter_jupyter.protocol.v1 import jumpstarter_pb2 as jumpstarter_dot_v1_dot_jumpstarter__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.72.1'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
@@ -19,14 +19,14 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in jumpstarter/v1/jumpstarter_pb2_grpc.py depends on'
+        + f' but the generated code in jumpstarter/v1/jumpstarter_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
     )
 
 
-class ExporterServiceStub:
+class ExporterServiceStub(object):
     """Missing associated documentation comment in .proto file."""
 
     def __init__(self, channel):
@@ -72,7 +72,7 @@ class ExporterServiceStub:
                 _registered_method=True)
 
 
-class ExporterServiceServicer:
+class ExporterServiceServicer(object):
     """Missing associated documentation comment in .proto file."""
 
     def GetReport(self, request, context):
@@ -163,7 +163,7 @@ def add_ExporterServiceServicer_to_server(servicer, server):
 
 
  # This class is part of an EXPERIMENTAL API.
-class ExporterService:
+class ExporterService(object):
     """Missing associated documentation comment in .proto file."""
 
     @staticmethod

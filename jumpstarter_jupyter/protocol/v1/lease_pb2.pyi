@@ -34,7 +34,7 @@ class HoldRequest(_message.Message):
     purpose: str
     duration: float
     one_command: bool
-    def __init__(self, holder: _Optional[str] = ..., purpose: _Optional[str] = ..., duration: _Optional[float] = ..., one_command: _Optional[bool] = ...) -> None: ...
+    def __init__(self, holder: _Optional[str] = ..., purpose: _Optional[str] = ..., duration: _Optional[float] = ..., one_command: bool = ...) -> None: ...
 
 class LeaseEvent(_message.Message):
     __slots__ = ("kind", "position", "token", "lease", "message")
@@ -62,7 +62,7 @@ class LeaseInfo(_message.Message):
     since: float
     expires: float
     verified: bool
-    def __init__(self, holder: _Optional[str] = ..., purpose: _Optional[str] = ..., since: _Optional[float] = ..., expires: _Optional[float] = ..., verified: _Optional[bool] = ...) -> None: ...
+    def __init__(self, holder: _Optional[str] = ..., purpose: _Optional[str] = ..., since: _Optional[float] = ..., expires: _Optional[float] = ..., verified: bool = ...) -> None: ...
 
 class Waiter(_message.Message):
     __slots__ = ("holder", "purpose", "since")
@@ -112,7 +112,7 @@ class LeaseStatus(_message.Message):
     heartbeat_seconds: float
     max_duration: float
     caller_controls: bool
-    def __init__(self, required: _Optional[bool] = ..., lease: _Optional[_Union[LeaseInfo, _Mapping]] = ..., queue: _Optional[_Iterable[_Union[Waiter, _Mapping]]] = ..., heartbeat_seconds: _Optional[float] = ..., max_duration: _Optional[float] = ..., caller_controls: _Optional[bool] = ...) -> None: ...
+    def __init__(self, required: bool = ..., lease: _Optional[_Union[LeaseInfo, _Mapping]] = ..., queue: _Optional[_Iterable[_Union[Waiter, _Mapping]]] = ..., heartbeat_seconds: _Optional[float] = ..., max_duration: _Optional[float] = ..., caller_controls: bool = ...) -> None: ...
 
 class ForceReleaseRequest(_message.Message):
     __slots__ = ("admin_passphrase",)

@@ -5,7 +5,7 @@ import warnings
 
 from jumpstarter_jupyter.protocol.v1 import lease_pb2 as jumpstarter__jupyter_dot_v1_dot_lease__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.72.1'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
@@ -18,14 +18,14 @@ except ImportError:
 if _version_not_supported:
     raise RuntimeError(
         f'The grpc package installed is at version {GRPC_VERSION},'
-        + ' but the generated code in jumpstarter_jupyter/v1/lease_pb2_grpc.py depends on'
+        + f' but the generated code in jumpstarter_jupyter/v1/lease_pb2_grpc.py depends on'
         + f' grpcio>={GRPC_GENERATED_VERSION}.'
         + f' Please upgrade your grpc module to grpcio>={GRPC_GENERATED_VERSION}'
         + f' or downgrade your generated code using grpcio-tools<={GRPC_VERSION}.'
     )
 
 
-class LeaseServiceStub:
+class LeaseServiceStub(object):
     """Missing associated documentation comment in .proto file."""
 
     def __init__(self, channel):
@@ -61,7 +61,7 @@ class LeaseServiceStub:
                 _registered_method=True)
 
 
-class LeaseServiceServicer:
+class LeaseServiceServicer(object):
     """Missing associated documentation comment in .proto file."""
 
     def Hold(self, request_iterator, context):
@@ -134,7 +134,7 @@ def add_LeaseServiceServicer_to_server(servicer, server):
 
 
  # This class is part of an EXPERIMENTAL API.
-class LeaseService:
+class LeaseService(object):
     """Missing associated documentation comment in .proto file."""
 
     @staticmethod

@@ -8,7 +8,8 @@
 // View -> kernel: {type: "input", data}, {type: "catchup", offset, epoch}, and actions.
 import { Terminal } from "@xterm/xterm";
 import { FitAddon } from "@xterm/addon-fit";
-import xtermCss from "@xterm/xterm/css/xterm.css";
+// a side-effect import: the bundlers put the stylesheet into the page when the module loads
+import "@xterm/xterm/css/xterm.css";
 import { action, h, log, style, view, warn } from "./shared.js";
 
 const ROWS = 24;
@@ -88,7 +89,7 @@ function saveLog(model, term) {
 
 export default {
   render({ model, el }) {
-    style("jmp-serial-style", xtermCss + CSS);
+    style("jmp-serial-style", CSS);
     const v = view(model, el, "serial");
     const term = new Terminal({ rows: ROWS, scrollback: 5000, fontSize: 13, cursorBlink: true });
     const fit = new FitAddon();

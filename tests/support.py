@@ -88,3 +88,25 @@ def write_package(directory, name: str, modules: dict[str, str]) -> None:
     (package / "__init__.py").write_text("")
     for module, source in modules.items():
         (package / module).write_text(textwrap.dedent(source))
+
+
+def run_async(coroutine_function, *args):
+    """``asyncio.run(coroutine_function(*args))`` on a thread of its own: the browser suite's
+    Playwright keeps an event loop running on the main thread of a whole-suite run."""
+    import asyncio
+    import threading
+
+    outcome: dict = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = asyncio.run(coroutine_function(*args))
+        except BaseException as exc:  # noqa: BLE001 - raised again on the caller's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, name="async test scenario")
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]

@@ -87,3 +87,26 @@ def test_console_flood_stays_within_iopub_limits(open_notebook, lab):
         wait_for(lambda: last in screen.locator(".xterm-rows").inner_text(), 30, "the last line on screen")
     assert "rate exceeded" not in json.dumps(notebook.all_outputs())
     assert "iopub messages resumed" not in lab.log.read_text()
+
+
+def test_terminal_queries_from_the_board_get_no_automatic_answer(open_notebook):
+    """busybox asks for the cursor position after each prompt; a viewer must not answer it,
+    or every open terminal types into the board's shell."""
+    from jumpstarter_jupyter import connect
+
+    root = Composite()
+    root.children = {"serial": PySerial(url="loop://")}  # whatever a view sends comes back in the console
+    with serving(root) as exporter, connect(exporter.address) as dut:
+        notebook = open_notebook("queries.ipynb", [
+            f"import jumpstarter_jupyter as jj\nviewer = jj.connect({exporter.address!r})\nviewer.serial",
+        ])
+        notebook.run_cell(0)
+        screen = notebook.cell(0).locator(".jmp-serial .jmp-term")
+        screen.wait_for(timeout=30_000)
+        dut.serial.write(b"prompt# \x1b[6n\x1b[c\x1b[>c\x1b[5n QUERIES-SENT\r\n")
+        wait_for(lambda: "QUERIES-SENT" in screen.locator(".xterm-rows").inner_text(), 30, "the view to show them")
+        screen.locator(".xterm-screen").click()
+        notebook.page.keyboard.type("typed-by-a-person")  # after any automatic answer, in order
+        dut.serial.expect("typed-by-a-person", timeout=30)
+        answered = dut.serial.before.split("QUERIES-SENT", 1)[1]
+        assert "\x1b[" not in answered, repr(answered)

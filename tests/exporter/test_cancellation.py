@@ -19,7 +19,7 @@ from pathlib import Path
 import grpc
 import pytest
 from google.protobuf import empty_pb2
-from support import client_for, process_figures, start_exporter, wait_for
+from support import client_for, process_figures, run_async, start_exporter, wait_for
 
 from jumpstarter_jupyter import connect
 from jumpstarter_jupyter.exporter.calls import WORKERS
@@ -148,7 +148,7 @@ def test_ten_thousand_abandoned_waits_leave_no_threads_descriptors_or_memory_beh
             answer = await stub.DriverCall(_request(uuids["blocking"], "ping"), timeout=20)
             return {**figures, "unrelated": await unrelated, "answer": answer}
 
-    figures = asyncio.run(scenario())
+    figures = run_async(scenario)
     print(json.dumps({k: v for k, v in figures.items() if k not in ("unrelated", "answer")}))
     for batch in ("first", "second", "third"):
         assert sum(figures[batch].values()) == BATCH

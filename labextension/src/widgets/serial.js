@@ -92,6 +92,12 @@ export default {
     style("jmp-serial-style", CSS);
     const v = view(model, el, "serial");
     const term = new Terminal({ rows: ROWS, scrollback: 5000, fontSize: 13, cursorBlink: true });
+    // The board's terminal queries (cursor position, device attributes) get no automatic
+    // answer: every viewer's xterm.js would type its reply into the board's shell (busybox
+    // asks for the cursor position after each prompt). Only what a person types is sent.
+    for (const query of [{ final: "n" }, { prefix: "?", final: "n" }, { final: "c" }, { prefix: ">", final: "c" }]) {
+      term.parser.registerCsiHandler(query, () => true);
+    }
     const fit = new FitAddon();
     term.loadAddon(fit);
     const write = writer(term, model);

@@ -28,13 +28,19 @@ from typing import Any
 PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
 
 
+class Skip(Exception):
+    """Raised by a check that does not apply to this board (e.g. it has no ``led``): reported
+    as SKIP, and it does not fail the run."""
+
+
 @dataclasses.dataclass
 class Result:
-    """One check's outcome."""
+    """One check's outcome; ``applies`` is False for a check that does not apply to this board."""
 
     name: str
     outcome: str
     detail: str = ""
+    applies: bool = True
 
 
 class Checks:
@@ -58,6 +64,8 @@ class Checks:
                 return self._record(Result(name, SKIP, f"needs {', '.join(missing)}"))
             try:
                 detail = body()
+            except Skip as reason:
+                return self._record(Result(name, SKIP, str(reason), applies=False))
             except Exception as exc:  # a failed check is reported, not raised (see the module doc)
                 return self._record(Result(name, FAIL, f"{type(exc).__name__}: {exc}"))
             return self._record(Result(name, PASS, "" if detail is None else str(detail)))
@@ -70,13 +78,17 @@ class Checks:
 
     @property
     def failed(self) -> list[Result]:
-        return [r for r in self.results if r.outcome != PASS]
+        """Checks that apply to this board and did not pass."""
+        return [r for r in self.results if r.outcome != PASS and r.applies]
 
     def summary(self) -> str:
         """One line per check, then the tally."""
         lines = [f"{r.outcome}  {r.name}" + (f": {r.detail}" if r.detail else "") for r in self.results]
-        passed = len(self.results) - len(self.failed)
-        return "\n".join([*lines, f"{passed}/{len(self.results)} checks passed"])
+        applying = [r for r in self.results if r.applies]
+        passed = len(applying) - len(self.failed)
+        skipped = len(self.results) - len(applying)
+        tally = f"{passed}/{len(applying)} checks passed" + (f", {skipped} not for this board" if skipped else "")
+        return "\n".join([*lines, tally])
 
     def finish(self) -> None:
         """Run the teardown, print the summary, raise AssertionError if any check did not pass."""

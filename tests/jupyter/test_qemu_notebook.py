@@ -44,3 +44,15 @@ def test_bringup_qemu_boots_logs_in_flashes_b_and_fetches_its_page(qemu_endpoint
     assert any("image/png" in output.get("data", {}) for cell in nb.cells for output in cell.get("outputs", []))
     assert "power: off" in text
     print(f"executed bringup-qemu notebook: {out.stat().st_size} bytes", file=sys.stderr)
+
+
+def test_smoke_test_passes_on_the_qemu_board_and_skips_what_it_lacks(qemu_endpoint, jupyter_env, tmp_path):
+    out = tmp_path / "smoke-qemu-out.ipynb"
+    run = papermill("smoke-test.ipynb", out, jupyter_env, f"endpoint={qemu_endpoint}", "password=root",
+                    "expected_page=hello from")
+    assert run.returncode == 0, run.stderr[-3000:]
+    text = texts(nbformat.read(out, as_version=4))
+    assert "PASS  boots to login" in text and "PASS  HTTP answers: hello from image" in text
+    assert "SKIP  led follows `led on|off`: the board has no led" in text
+    assert "SKIP  button reaches the board: the board has no button" in text
+    assert "3/3 checks passed, 2 not for this board" in text

@@ -48,7 +48,7 @@ def test_bringup_qemu_boots_logs_in_flashes_b_and_fetches_its_page(qemu_endpoint
 
 def test_smoke_test_passes_on_the_qemu_board_and_skips_what_it_lacks(qemu_endpoint, jupyter_env, tmp_path):
     out = tmp_path / "smoke-qemu-out.ipynb"
-    run = papermill("smoke-test.ipynb", out, jupyter_env, f"endpoint={qemu_endpoint}", "password=root",
+    run = papermill("smoke-test.ipynb", out, jupyter_env, f"endpoint={qemu_endpoint}", "board=dut", "password=root",
                     "expected_page=hello from")
     assert run.returncode == 0, run.stderr[-3000:]
     text = texts(nbformat.read(out, as_version=4))

@@ -217,13 +217,16 @@ def lease() -> None:
 
 
 def _lease_connection(endpoint: str, passphrase: str | None, tls_ca: str | None):
+    """A connection to an exporter with a lease service, and its lease status."""
     from jumpstarter_jupyter.client.connection import Connection
 
     try:
         connection = Connection(endpoint, passphrase or None, tls_ca)
-        if connection.lease_status() is None:
+        status = connection.lease_status()
+        if status is None:
+            connection.close()
             raise click.ClickException(f"the exporter at {endpoint} has no lease service (an upstream exporter?)")
-        return connection
+        return connection, status
     except JumpstarterError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -245,9 +248,9 @@ def acquire(endpoint, passphrase, tls_ca, purpose, duration, wait, print_token):
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     _block_stop_signals()
-    connection = _lease_connection(endpoint, passphrase, tls_ca)
+    connection, status = _lease_connection(endpoint, passphrase, tls_ca)
     try:
-        held = connection.acquire(purpose=purpose, duration=seconds, wait=waited,
+        held = connection.acquire(status, purpose=purpose, duration=seconds, wait=waited,
                                   on_queued=lambda n: click.echo(f"waiting: number {n} in line", err=True))
     except JumpstarterError as exc:
         connection.close()
@@ -271,11 +274,8 @@ def status(endpoint, passphrase, tls_ca):
     from jumpstarter_jupyter.client.lease import describe
     from jumpstarter_jupyter.durations import format_duration
 
-    connection = _lease_connection(endpoint, passphrase, tls_ca)
-    try:
-        state = connection.lease_status()
-    finally:
-        connection.close()
+    connection, state = _lease_connection(endpoint, passphrase, tls_ca)
+    connection.close()
     click.echo(f"leases {'required' if state.required else 'optional'} on {endpoint}")
     click.echo(describe(state.lease) if state.HasField("lease") else "free")
     now = time.time()
@@ -314,7 +314,7 @@ def _lease_call(endpoint, passphrase, tls_ca, what: str, call) -> None:
     from jumpstarter_jupyter.client.lease import lease_service
     from jumpstarter_jupyter.protocol.v1 import lease_pb2
 
-    connection = _lease_connection(endpoint, passphrase, tls_ca)
+    connection, _ = _lease_connection(endpoint, passphrase, tls_ca)
     try:
         answer = call(lease_service(connection.channel), lease_pb2)
     except grpc.RpcError as err:

@@ -61,7 +61,8 @@ def connect(endpoint: str | None = None, passphrase: str | None = None, *, tls_c
         if lease is not False:
             status = connection.lease_status()
             if lease or (status is not None and status.required and not status.caller_controls):
-                connection.acquire(purpose=purpose, duration=duration, wait=wait, hooks=hooks, on_queued=on_queued)
+                connection.acquire(status, purpose=purpose, duration=duration, wait=wait, hooks=hooks,
+                                   on_queued=on_queued)
     except BaseException:
         if connection is not None:
             connection.close()

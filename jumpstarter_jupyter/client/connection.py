@@ -192,12 +192,13 @@ class Connection:
         """The exporter's lease status; None when it has no lease service (upstream's)."""
         return exporter_status(self.channel, self.credentials, self.endpoint)
 
-    def acquire(self, **options: Any) -> Lease:
+    def acquire(self, status: lease_pb2.LeaseStatus | None = None, **options: Any) -> Lease:
         """Take the board's lease (waiting in line); every later call carries its token.
 
-        ``options``: ``purpose``, ``duration`` (s), ``wait`` (s), ``hooks``, ``on_queued``.
+        ``status``: the exporter's lease status when the caller has just read it (else it is
+        read here). ``options``: ``purpose``, ``duration`` (s), ``wait`` (s), ``hooks``, ``on_queued``.
         """
-        status = self.lease_status()
+        status = status or self.lease_status()
         if status is None:
             raise ConnectionFailed(f"the exporter at {self.endpoint} has no lease service (an upstream exporter?)")
         lease = Lease(self.channel, self.credentials, self.endpoint, heartbeat=status.heartbeat_seconds, **options)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
 import shlex
 import shutil
 import signal
@@ -68,11 +69,16 @@ class HookOutcome:
 class HookRunner:
     """Runs hooks against this exporter, through its private socket."""
 
-    def __init__(self, hooks: dict[str, Hook], socket_path: str, credential: str):
-        self.hooks, self.socket_path, self.credential = hooks, socket_path, credential
-        self.running = 0  # hooks running now: their credential controls the board meanwhile
-        self._bin = tempfile.mkdtemp(prefix="jumpstarter-hook-bin-")
-        wrapper = Path(self._bin) / "j"
+    def __init__(self, hooks: dict[str, Hook]):
+        self.hooks = hooks
+        self.credential = secrets.token_urlsafe(24)  # controls the board while a hook runs
+        self.running = 0  # hooks running now
+        # one private folder (0700): the exporter's socket for hooks, and the `j` they find on PATH
+        self.directory = Path(tempfile.mkdtemp(prefix="jumpstarter-hooks-"))
+        self.socket_path = str(self.directory / "exporter.sock")
+        self._bin = self.directory / "bin"
+        self._bin.mkdir()
+        wrapper = self._bin / "j"
         wrapper.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m jumpstarter_jupyter j "$@"\n')
         wrapper.chmod(stat.S_IRWXU)
 
@@ -116,9 +122,8 @@ class HookRunner:
         return HookOutcome(True, "")
 
     def close(self) -> None:
-        """Remove the private folders (the ``j`` wrapper, the socket's)."""
-        shutil.rmtree(self._bin, ignore_errors=True)
-        shutil.rmtree(os.path.dirname(self.socket_path), ignore_errors=True)
+        """Remove the private folder (the socket, the ``j`` wrapper)."""
+        shutil.rmtree(self.directory, ignore_errors=True)
 
 
 async def _stop(process: asyncio.subprocess.Process) -> None:

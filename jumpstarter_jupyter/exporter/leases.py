@@ -74,9 +74,13 @@ class Lease:
     def info(self) -> pb.LeaseInfo:
         return pb.LeaseInfo(holder=self.holder, purpose=self.purpose, since=self.since, expires=self.expires)
 
+    @property
+    def held_by(self) -> str:
+        """``held by alice@lab (bring-up)``."""
+        return f"held by {self.holder}" + (f" ({self.purpose})" if self.purpose else "")
+
     def describe(self) -> str:
-        purpose = f" ({self.purpose})" if self.purpose else ""
-        return f"held by {self.holder}{purpose}, {format_duration(self.expires - time.time())} left"
+        return f"{self.held_by}, {format_duration(self.expires - time.time())} left"
 
 
 async def _until_done(task: asyncio.Task, events: asyncio.Queue) -> AsyncIterator[pb.LeaseEvent]:
@@ -124,18 +128,25 @@ class Leases:
         """
         if not self.policy.required:
             return None
+        lease = self.current
+        credential = self._controlling(metadata)
+        if credential is not None:
+            return lease if lease is not None and hmac.compare_digest(credential, lease.token) else None
+        if lease is None:
+            raise LeaseRefused(NOT_LEASED)
+        if lease.ended:
+            raise LeaseRefused(f"{lease.held_by}: the lease is ending")
+        if not lease.active:
+            raise LeaseRefused(f"{lease.describe()}: its beforeLease hook is running")
+        raise LeaseRefused(lease.describe())
+
+    def _controlling(self, metadata: dict[str, str]) -> str | None:
+        """The caller's credential that controls the board now (a lease token or a hook's), if any."""
         for key in (LEASE_KEY, PASSPHRASE_KEY):
             credential = metadata.get(key, "")
             if credential and self.accepts(credential):
-                lease = self.current
-                return lease if lease is not None and hmac.compare_digest(credential, lease.token) else None
-        lease = self.current
-        if lease is None:
-            raise LeaseRefused(NOT_LEASED)
-        if not lease.active:
-            raise LeaseRefused(f"{lease.describe()}: its beforeLease hook is running" if not lease.ended
-                               else f"{lease.describe().split(',')[0]}: the lease is ending")
-        raise LeaseRefused(lease.describe())
+                return credential
+        return None
 
     # --- the queue and the holder's stream --------------------------------------------
     def _condition(self) -> asyncio.Condition:
@@ -319,9 +330,8 @@ class Leases:
     def status(self, metadata: dict[str, str]) -> pb.LeaseStatus:
         """The lease, the queue and the limits; ``caller_controls`` for a caller whose credential
         (a lease token, or a hook's) already controls the board."""
-        caller = any(metadata.get(key) and self.accepts(metadata[key]) for key in (LEASE_KEY, PASSPHRASE_KEY))
         status = pb.LeaseStatus(required=self.policy.required, heartbeat_seconds=self.policy.heartbeat,
-                                caller_controls=caller,
+                                caller_controls=self._controlling(metadata) is not None,
                                 max_duration=self.policy.max_duration,
                                 queue=[pb.Waiter(holder=w.holder, purpose=w.purpose, since=w.since) for w in self.queue])
         if self.current is not None and not self.current.ended:

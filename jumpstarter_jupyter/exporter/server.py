@@ -12,9 +12,7 @@ import hmac
 import ipaddress
 import logging
 import os
-import secrets
 import socket as stdlib_socket
-import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -187,7 +185,7 @@ def serve(
     tree = Tree(root)
     hub = LogHub()
     calls = Calls()
-    runner = _hook_runner(hooks) if hooks else None
+    runner = HookRunner(hooks) if hooks else None
     leases = Leases(lease or LeasePolicy(), runner, on_exit, _log_hook_line)
     ports = [(target, credentials)]
     if runner is not None:  # hooks reach the exporter on a private socket, whatever the clients use
@@ -200,11 +198,6 @@ def serve(
     log.info("exporter up: %d drivers on %s%s", len(tree.nodes), target,
              "; control needs a lease" if leases.policy.required else "")
     return Exporter(root, server, target, tree, hub, calls, leases)
-
-
-def _hook_runner(hooks: dict[str, Hook]) -> HookRunner:
-    directory = tempfile.mkdtemp(prefix="jumpstarter-hooks-")  # 0700: the socket is the hooks' alone
-    return HookRunner(hooks, os.path.join(directory, "exporter.sock"), secrets.token_urlsafe(24))
 
 
 def _log_hook_line(hook: str, line: str) -> None:

@@ -2,19 +2,26 @@
 
 The exporter's ``Hold`` stream stays open while the lease lives; a thread sends a heartbeat
 every third of the exporter's period and another reads events (expiry warning, extension,
-end). When this process dies the stream breaks and the exporter frees the board within one
-heartbeat period. While held, every call of the connection carries the lease's token.
+hand-over requests, end). When this process dies the stream breaks and the exporter frees the
+board within one heartbeat period; a process that exits normally releases its leases on the
+way out. While held, every call of the connection carries the lease's token.
+
+Watchers (and holders' panels) follow the board's lease with :class:`LeaseWatch`: the
+exporter's ``Watch`` stream sends the status again after every change.
 """
 
 from __future__ import annotations
 
+import atexit
 import getpass
 import logging
 import queue
 import socket
 import threading
 import time
+import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import grpc
 
@@ -36,6 +43,17 @@ def who_am_i() -> str:
 
 def lease_service(channel: grpc.Channel) -> lease_pb2_grpc.LeaseServiceStub:
     return lease_pb2_grpc.LeaseServiceStub(channel)
+
+
+# every lease this process holds, released when the interpreter exits (a kernel shut down or
+# restarted, a pytest or papermill run ending): the board is free at once, not a heartbeat later
+_held: weakref.WeakSet[Lease] = weakref.WeakSet()
+
+
+@atexit.register
+def _release_all() -> None:
+    for lease in list(_held):
+        lease.release()
 
 
 def exporter_status(channel: grpc.Channel, metadata: tuple, endpoint: str) -> pb.LeaseStatus | None:
@@ -72,6 +90,7 @@ class Lease:
         self._releasing = False
         self._responses = self.stub.Hold(iter(self._requests.get, None), metadata=metadata)
         self._granted(wait, on_queued or (lambda position: None))
+        _held.add(self)
         period = max(heartbeat / 3, 0.05)
         threading.Thread(target=self._beat, args=(period,), name="lease heartbeat", daemon=True).start()
         threading.Thread(target=self._read, name="lease events", daemon=True).start()
@@ -142,6 +161,8 @@ class Lease:
             log.warning("lease on %s: %s", self.endpoint, event.message)
         elif event.kind == pb.LEASE_EVENT_HOOK_OUTPUT:
             log.info("%s", event.message)
+        elif event.kind == pb.LEASE_EVENT_HANDOVER_REQUESTED:
+            log.warning("lease on %s: %s", self.endpoint, event.message)
         elif event.kind == pb.LEASE_EVENT_ENDED:
             self.ended = event.message
             level = logging.INFO if self._releasing else logging.WARNING  # news only when not asked for
@@ -178,6 +199,7 @@ class Lease:
         self._stopped.set()
         self._requests.put(None)
         self._responses.cancel()
+        _held.discard(self)
 
     def __repr__(self) -> str:
         if not self.active:
@@ -192,3 +214,93 @@ def describe(info: pb.LeaseInfo) -> str:
     verified = "" if info.verified else ", unverified"
     return f"held by {info.holder}{purpose}{verified}, {format_duration(info.expires - time.time())} left"
 
+
+
+@dataclass(frozen=True)
+class BoardLease:
+    """A board's lease as one connection sees it: what its panel draws.
+
+    ``mine``: this connection controls the board (it holds the lease, or its credential is a
+    lease hook's). ``queue`` names those waiting, first in line first.
+    """
+
+    required: bool = False
+    holder: str = ""  # "" when nobody holds the board
+    purpose: str = ""
+    since: float = 0.0
+    expires: float = 0.0
+    verified: bool = False
+    queue: tuple[str, ...] = ()
+    mine: bool = False
+    supported: bool = True  # False: the exporter has no lease service (an upstream exporter)
+
+    @classmethod
+    def of(cls, status: pb.LeaseStatus | None, mine: bool) -> BoardLease:
+        if status is None:
+            return cls(supported=False, mine=mine)
+        info = status.lease if status.HasField("lease") else None
+        return cls(required=status.required, mine=mine or status.caller_controls,
+                   queue=tuple(waiter.holder for waiter in status.queue),
+                   **({} if info is None else dict(holder=info.holder, purpose=info.purpose, since=info.since,
+                                                    expires=info.expires, verified=info.verified)))
+
+    @property
+    def locked(self) -> str:
+        """Why this connection may not control the board now; "" when it may."""
+        if self.mine or not self.required:
+            return ""
+        if not self.holder:
+            return "nobody holds the board: take the lease to control it"
+        return f"held by {self.holder}" + (f" ({self.purpose})" if self.purpose else "")
+
+    @property
+    def remaining(self) -> float:
+        """Seconds until the lease's hard expiry (0 when nobody holds it)."""
+        return max(0.0, self.expires - time.time()) if self.holder else 0.0
+
+
+class LeaseWatch:
+    """Follow an exporter's lease status on a thread: ``on_status`` gets each new status
+    (None once for an exporter without a lease service). A broken stream is opened again
+    (the exporter restarting) until ``close()``."""
+
+    RETRY = (0.2, 5.0)  # first and longest pause before opening a broken stream again
+
+    def __init__(self, channel: Callable[[], grpc.Channel], metadata: tuple,
+                 on_status: Callable[[pb.LeaseStatus | None], None]):
+        self._channel, self._metadata, self._on_status = channel, metadata, on_status
+        self._closed = threading.Event()
+        self._stream: grpc.Future | None = None
+        threading.Thread(target=self._run, name="lease watch", daemon=True).start()
+
+    def _run(self) -> None:
+        pause = self.RETRY[0]
+        while not self._closed.is_set():
+            try:
+                self._stream = lease_service(self._channel()).Watch(pb.StatusRequest(), metadata=self._metadata)
+                if self._closed.is_set():
+                    self._stream.cancel()
+                for status in self._stream:
+                    pause = self.RETRY[0]
+                    self._on_status(status)
+            except grpc.RpcError as err:
+                if err.code() == grpc.StatusCode.UNIMPLEMENTED:
+                    self._on_status(None)
+                    return
+                log.debug("lease watch: %s", err.code().name)
+            self._closed.wait(pause)  # not a poll: a pause before opening a broken stream again
+            pause = min(pause * 2, self.RETRY[1])
+
+    def close(self) -> None:
+        self._closed.set()
+        if self._stream is not None:
+            self._stream.cancel()
+
+
+def request_handover(channel: grpc.Channel, metadata: tuple, endpoint: str, message: str = "") -> str:
+    """Ask the board's holder to hand it over; the exporter's answer."""
+    try:
+        return lease_service(channel).RequestHandover(
+            pb.HandoverRequest(requester=who_am_i(), message=message), metadata=metadata, timeout=10).message
+    except grpc.RpcError as err:
+        raise translate(err, endpoint, "lease", "request_handover") from None

@@ -16,6 +16,7 @@ class LeaseEventKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     LEASE_EVENT_EXTENDED: _ClassVar[LeaseEventKind]
     LEASE_EVENT_ENDED: _ClassVar[LeaseEventKind]
     LEASE_EVENT_HOOK_OUTPUT: _ClassVar[LeaseEventKind]
+    LEASE_EVENT_HANDOVER_REQUESTED: _ClassVar[LeaseEventKind]
 LEASE_EVENT_UNSPECIFIED: LeaseEventKind
 LEASE_EVENT_QUEUED: LeaseEventKind
 LEASE_EVENT_GRANTED: LeaseEventKind
@@ -23,6 +24,7 @@ LEASE_EVENT_EXPIRING: LeaseEventKind
 LEASE_EVENT_EXTENDED: LeaseEventKind
 LEASE_EVENT_ENDED: LeaseEventKind
 LEASE_EVENT_HOOK_OUTPUT: LeaseEventKind
+LEASE_EVENT_HANDOVER_REQUESTED: LeaseEventKind
 
 class HoldRequest(_message.Message):
     __slots__ = ("holder", "purpose", "duration", "one_command")
@@ -119,3 +121,17 @@ class ForceReleaseRequest(_message.Message):
     ADMIN_PASSPHRASE_FIELD_NUMBER: _ClassVar[int]
     admin_passphrase: str
     def __init__(self, admin_passphrase: _Optional[str] = ...) -> None: ...
+
+class HandoverRequest(_message.Message):
+    __slots__ = ("requester", "message")
+    REQUESTER_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    requester: str
+    message: str
+    def __init__(self, requester: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class HandoverResponse(_message.Message):
+    __slots__ = ("message",)
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    message: str
+    def __init__(self, message: _Optional[str] = ...) -> None: ...

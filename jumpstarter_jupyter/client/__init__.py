@@ -58,6 +58,7 @@ def connect(endpoint: str | None = None, passphrase: str | None = None, *, tls_c
     connection = None
     try:
         connection = Connection(endpoint, passphrase, tls_ca, name=name)
+        connection.lease_options = dict(purpose=purpose, duration=duration)
         if lease is not False:
             status = connection.lease_status()
             if lease or (status is not None and status.required and not status.caller_controls):

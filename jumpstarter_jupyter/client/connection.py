@@ -67,6 +67,7 @@ class Connection:
         self.credentials: tuple[tuple[str, str], ...] = ((PASSPHRASE_KEY, passphrase),) if passphrase else ()
         self.metadata = self.credentials  # plus the lease's token while one is held
         self.lease: Lease | None = None
+        self.lease_options: dict[str, Any] = {}  # purpose, duration: what a later acquire() asks for
         self._lease_listeners: list[LeaseListener] = []
         self._lease_watch: LeaseWatch | None = None
         self._lease_status: lease_pb2.LeaseStatus | None = None

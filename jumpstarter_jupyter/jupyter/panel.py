@@ -2,7 +2,8 @@
 
 Plain ipywidgets boxes do the nesting; each driver brings its own widget (the dotted path in
 its client class's ``widget`` attribute), so the panel needs no front end of its own and a
-composite's saved state holds no JS bundle.
+composite's saved state holds no JS bundle. The root's panel starts with the board's lease
+bar (``jupyter/lease.py``), shown when the exporter has leases.
 """
 
 from __future__ import annotations
@@ -43,6 +44,10 @@ class DevicePanel(ipywidgets.VBox):
     def __init__(self, client: DriverClient, **kwargs: Any):
         self.client = client
         self.parts = [part_for(child) for child in client.children.values()]
+        if not client.path:
+            from jumpstarter_jupyter.jupyter.lease import LeaseWidget
+
+            self.parts.insert(0, LeaseWidget.for_client(client))
         header = ipywidgets.HTML(self._header_html())
         header.add_class("jmp-panel-header")
         super().__init__([header, *self.parts], **kwargs)

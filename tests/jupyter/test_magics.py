@@ -57,7 +57,8 @@ def test_tree_status_and_help(kernel, exporter):
         "   └─ aux  (PowerClient)",
     ]
     status = kernel.ok("%jmp status").text
-    assert re.fullmatch(rf"dut: {re.escape(exporter.address)}, 3 drivers, exporter [0-9a-f]{{8}} reachable\n", status)
+    assert re.fullmatch(rf"dut: {re.escape(exporter.address)}, 3 drivers, exporter [0-9a-f]{{8}} reachable; "
+                        rf"free \(leases are optional here\)\n", status)
     help_text = kernel.ok("%jmp --help").text
     for expected in ("connect", "disconnect", "--passphrase", "--name"):
         assert expected in help_text

@@ -179,7 +179,15 @@ export default {
         warn(`serial view of ${model.get("path")}: ${error}`);
       }
     };
-    const input = term.onData((data) => send({ type: "input", data }));
+    // a watcher's keys never leave the browser: one notice on the first key, not one per key
+    let toldWatcher = false;
+    v.listen("change:locked", () => { toldWatcher = false; });
+    const input = term.onData((data) => {
+      const locked = model.get("locked");
+      if (!locked) return send({ type: "input", data });
+      if (!toldWatcher) write(note(`watching: keys are not sent to the board (${locked})`));
+      toldWatcher = true;
+    });
     // custom messages sent before this view existed are lost: ask for what came after the trait
     send({ type: "catchup", offset: end ?? -1, epoch });
     log(`serial view of ${model.get("path")} rendered at offset ${end}`);

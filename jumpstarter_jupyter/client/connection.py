@@ -249,8 +249,7 @@ class Connection:
     def _tell_lease_listeners(self, event: lease_pb2.LeaseEvent | None) -> None:
         if not self._lease_status_known:
             return
-        lease = self.lease
-        self.board_lease = BoardLease.of(self._lease_status, mine=lease is not None and lease.active)
+        self.board_lease = BoardLease.of(self._lease_status, self.lease)
         for listener in list(self._lease_listeners):
             try:
                 listener(self.board_lease, event)

@@ -82,12 +82,14 @@ class Lease:
         self.token = ""
         self.since = self.expires = 0.0
         self.ended: str | None = None  # why it ended, once it has
+        self.warning = ""  # the exporter's expiry warning, until the lease is extended
+        self.requests: list[tuple[str, float]] = []  # hand-over requests: (who asks, unix seconds)
         self.listeners: list[Listener] = []
         self._requests: queue.Queue[pb.HoldRequest | None] = queue.Queue()
         self._requests.put(pb.HoldRequest(holder=self.holder, purpose=purpose, duration=duration,
                                           one_command=not hooks))
         self._stopped = threading.Event()
-        self._releasing = False
+        self.released = False
         self._responses = self.stub.Hold(iter(self._requests.get, None), metadata=metadata)
         self._granted(wait, on_queued or (lambda position: None))
         _held.add(self)
@@ -157,15 +159,18 @@ class Lease:
     def _on(self, event: pb.LeaseEvent) -> None:
         if event.kind in (pb.LEASE_EVENT_EXTENDED, pb.LEASE_EVENT_GRANTED):
             self._take(event.lease)
+            self.warning = ""
         elif event.kind == pb.LEASE_EVENT_EXPIRING:
+            self.warning = event.message
             log.warning("lease on %s: %s", self.endpoint, event.message)
         elif event.kind == pb.LEASE_EVENT_HOOK_OUTPUT:
             log.info("%s", event.message)
         elif event.kind == pb.LEASE_EVENT_HANDOVER_REQUESTED:
+            self.requests.append((event.message, time.time()))
             log.warning("lease on %s: %s", self.endpoint, event.message)
         elif event.kind == pb.LEASE_EVENT_ENDED:
             self.ended = event.message
-            level = logging.INFO if self._releasing else logging.WARNING  # news only when not asked for
+            level = logging.INFO if self.released else logging.WARNING  # news only when not asked for
             log.log(level, "lease on %s ended: %s", self.endpoint, event.message)
         for listener in list(self.listeners):
             listener(event)
@@ -189,7 +194,7 @@ class Lease:
 
     def release(self) -> None:
         """Give the board back (the exporter's ``afterLease`` hook runs); idempotent."""
-        self._releasing = True
+        self.released = True
         if self.active:
             try:
                 self.stub.Release(pb.ReleaseRequest(token=self.token), metadata=self.metadata, timeout=30)
@@ -221,7 +226,9 @@ class BoardLease:
     """A board's lease as one connection sees it: what its panel draws.
 
     ``mine``: this connection controls the board (it holds the lease, or its credential is a
-    lease hook's). ``queue`` names those waiting, first in line first.
+    lease hook's). ``queue`` names those waiting, first in line first. ``warning``, ``requests``
+    and ``ended`` are this connection's own lease's: the expiry warning, hand-over requests
+    ((who asks, unix seconds)), and why it ended when its holder did not release it.
     """
 
     required: bool = False
@@ -233,14 +240,22 @@ class BoardLease:
     queue: tuple[str, ...] = ()
     mine: bool = False
     supported: bool = True  # False: the exporter has no lease service (an upstream exporter)
+    warning: str = ""
+    requests: tuple[tuple[str, float], ...] = ()
+    ended: str = ""
 
     @classmethod
-    def of(cls, status: pb.LeaseStatus | None, mine: bool) -> BoardLease:
+    def of(cls, status: pb.LeaseStatus | None, own: Lease | None) -> BoardLease:
+        """The status the exporter sent, seen by the connection holding ``own`` (or no lease)."""
+        mine = own is not None and own.active
+        about_own = {} if own is None else dict(
+            warning=own.warning if mine else "", requests=tuple(own.requests) if mine else (),
+            ended="" if mine or own.released else (own.ended or ""))
         if status is None:
-            return cls(supported=False, mine=mine)
+            return cls(supported=False, mine=mine, **about_own)
         info = status.lease if status.HasField("lease") else None
         return cls(required=status.required, mine=mine or status.caller_controls,
-                   queue=tuple(waiter.holder for waiter in status.queue),
+                   queue=tuple(waiter.holder for waiter in status.queue), **about_own,
                    **({} if info is None else dict(holder=info.holder, purpose=info.purpose, since=info.since,
                                                     expires=info.expires, verified=info.verified)))
 

@@ -9,9 +9,6 @@ every widget unlocks as the exporter reports the new holder).
 
 from __future__ import annotations
 
-import time
-from typing import Any
-
 import traitlets
 
 from jumpstarter_jupyter.client import DriverClient
@@ -42,23 +39,19 @@ class LeaseWidget(DriverWidget):
     info = traitlets.Unicode("").tag(sync=True)  # the answer to this panel's last action
 
     def __init__(self, client: DriverClient):
+        self._dismissed: set[float] = set()  # hand-over requests dismissed, by when they came
+        self._lease = BoardLease()
         super().__init__(client, me=who_am_i())
 
     def on_lease(self, lease: BoardLease, event: pb.LeaseEvent | None) -> None:
-        traits: dict[str, Any] = dict(supported=lease.supported, required=lease.required, holder=lease.holder,
-                                      purpose=lease.purpose, since=lease.since, remaining=lease.remaining,
-                                      mine=lease.mine, queue=list(lease.queue))
-        kind = None if event is None else event.kind
-        if kind == pb.LEASE_EVENT_EXPIRING:
-            traits["warning"] = event.message
-        elif kind in (pb.LEASE_EVENT_EXTENDED, pb.LEASE_EVENT_GRANTED):
-            traits["warning"] = ""
-        elif kind == pb.LEASE_EVENT_HANDOVER_REQUESTED:
-            traits["notices"] = [*self.notices, {"text": event.message, "at": time.time()}]
-        elif kind == pb.LEASE_EVENT_ENDED:
-            traits.update(notices=[], warning="" if event.message.startswith("released") else
-                          f"your lease ended: {event.message}")
-        self.update(**traits)
+        self._lease = lease
+        warning = lease.warning or (f"your lease ended: {lease.ended}" if lease.ended else "")
+        self.update(supported=lease.supported, required=lease.required, holder=lease.holder, purpose=lease.purpose,
+                    since=lease.since, remaining=lease.remaining, mine=lease.mine, queue=list(lease.queue),
+                    warning=warning, notices=self._notices())
+
+    def _notices(self) -> list[dict]:
+        return [{"text": text, "at": at} for text, at in self._lease.requests if at not in self._dismissed]
 
     # what the bar's buttons do (worker threads; failures show in the bar's banner)
     def action_extend(self, duration: str | float) -> None:
@@ -81,5 +74,6 @@ class LeaseWidget(DriverWidget):
                                        on_queued=lambda position: self.update(info=f"number {position} in line…"))
         self.update(info="")
 
-    def action_dismiss(self, index: int) -> None:
-        self.update(notices=[notice for i, notice in enumerate(self.notices) if i != index])
+    def action_dismiss(self, at: float) -> None:
+        self._dismissed.add(at)
+        self.update(notices=self._notices())

@@ -95,3 +95,33 @@ def test_a_holder_and_a_watcher_in_two_kernels(start_kernel, board):
     wait_for(lambda: not watcher.connection.lease_status().HasField("lease"), DEADLINE, "the board to be free")
     watcher.close()
     assert log.read_text().count("released by its holder") == 2  # A's %jmp release, then B's exit
+
+
+WARNED_BOARD = """\
+apiVersion: jumpstarter.dev/v1alpha1
+kind: ExporterConfig
+export:
+  power:
+    type: MockPower
+lease:
+  required: true
+  warning: 60s
+"""
+
+
+def test_the_expiry_warning_shows_in_the_bar_and_extending_clears_it(start_kernel, tmp_path):
+    config, socket = tmp_path / "board.yaml", tmp_path / "board.sock"
+    config.write_text(WARNED_BOARD)
+    process = start_exporter("run", config, "--socket", socket)
+    try:
+        kernel = start_kernel()
+        kernel.ok(f"%load_ext jumpstarter\n{WAIT}\n%jmp connect unix:{socket} --duration 30s --purpose short;\n"
+                  "from jumpstarter_jupyter.jupyter.lease import LeaseWidget\nbar = LeaseWidget.for_client(dut)")
+        # 30 s is inside the 60 s warning period: the exporter warns at once
+        kernel.ok("wait(lambda: bar.warning.startswith('the lease expires in'), 'the warning in the bar')")
+        assert "you hold the board (short)" in kernel.ok("%jmp lease --extend 2h").text
+        kernel.ok("wait(lambda: bar.warning == '' and bar.remaining > 3600, 'the warning to clear')")
+        assert "expected a duration" in kernel.run("%jmp lease --extend soon").text
+    finally:
+        process.terminate()
+        process.wait(DEADLINE)

@@ -69,9 +69,9 @@ function render({ model, el }) {
     line.textContent = [since, waiting, model.get("info")].filter(Boolean).join(" · ");
     warning.textContent = model.get("warning");
     warning.style.display = model.get("warning") ? "" : "none";
-    notices.replaceChildren(...model.get("notices").map((notice, index) => h("div", { class: "jmp-notice" },
+    notices.replaceChildren(...model.get("notices").map((notice) => h("div", { class: "jmp-notice" },
       `${notice.text} (${timeOfDay(notice.at)})`,
-      h("button", { class: "jmp-btn", "data-view-only": true, onclick: () => action(model, "dismiss", index) }, "dismiss"))));
+      h("button", { class: "jmp-btn", "data-view-only": true, onclick: () => action(model, "dismiss", notice.at) }, "dismiss"))));
     tick();
   };
   v.listen("change:remaining", () => { received = performance.now(); tick(); });

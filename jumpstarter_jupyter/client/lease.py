@@ -15,13 +15,16 @@ from __future__ import annotations
 import atexit
 import getpass
 import logging
+import os
 import queue
 import socket
+import sys
 import threading
 import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 
@@ -39,6 +42,19 @@ Listener = Callable[[pb.LeaseEvent], None]
 def who_am_i() -> str:
     """``user@host``, the unverified identity this client reports."""
     return f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+def where_am_i() -> tuple[str, str]:
+    """(kernel id, JupyterHub server) of this process when it is a Jupyter kernel, else ("", "").
+
+    Sent with a lease request, so the lab's devices sidebar can tell "held by this notebook".
+    """
+    kernel_app = sys.modules.get("ipykernel.kernelapp")  # never imported here: only a kernel has it
+    kernel_id = ""
+    if kernel_app is not None and kernel_app.IPKernelApp.initialized():
+        kernel_id = Path(kernel_app.IPKernelApp.instance().connection_file).stem.removeprefix("kernel-")
+    user = os.environ.get("JUPYTERHUB_USER", "")
+    return kernel_id, f"{user}/{os.environ.get('JUPYTERHUB_SERVER_NAME', '')}" if user else ""
 
 
 def lease_service(channel: grpc.Channel) -> lease_pb2_grpc.LeaseServiceStub:
@@ -86,8 +102,9 @@ class Lease:
         self.requests: list[tuple[str, float]] = []  # hand-over requests: (who asks, unix seconds)
         self.listeners: list[Listener] = []
         self._requests: queue.Queue[pb.HoldRequest | None] = queue.Queue()
+        kernel_id, server = where_am_i()
         self._requests.put(pb.HoldRequest(holder=self.holder, purpose=purpose, duration=duration,
-                                          one_command=not hooks))
+                                          one_command=not hooks, kernel_id=kernel_id, server=server))
         self._stopped = threading.Event()
         self.released = False
         self._responses = self.stub.Hold(iter(self._requests.get, None), metadata=metadata)

@@ -62,6 +62,7 @@ class Lease:
         self.holder = request.holder or "unknown"
         self.purpose = request.purpose
         self.one_command = request.one_command
+        self.kernel_id, self.server = request.kernel_id, request.server
         self.since = time.time()
         self.expires = self.since + duration
         self.heard = time.monotonic()  # last heartbeat
@@ -72,7 +73,8 @@ class Lease:
         self.controls: set[asyncio.Task] = set()  # control calls and streams running under it
 
     def info(self) -> pb.LeaseInfo:
-        return pb.LeaseInfo(holder=self.holder, purpose=self.purpose, since=self.since, expires=self.expires)
+        return pb.LeaseInfo(holder=self.holder, purpose=self.purpose, since=self.since, expires=self.expires,
+                            kernel_id=self.kernel_id, server=self.server)
 
     @property
     def held_by(self) -> str:

@@ -6,6 +6,7 @@
     %jmp status
     %jmp lease [NAME] [--extend D]
     %jmp release [NAME]
+    %jmp pool
     %jmp --help
 
 ``connect`` follows the endpoint rule of ``jumpstarter_jupyter.connect``: the argument, else
@@ -25,13 +26,13 @@ from IPython.core.magic import Magics, line_magic, magics_class, output_can_be_s
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
 
-from jumpstarter_jupyter.client import DriverClient, connect
+from jumpstarter_jupyter.client import DriverClient, connect, pool
 from jumpstarter_jupyter.client.lease import describe
 from jumpstarter_jupyter.durations import format_duration, parse_duration
 from jumpstarter_jupyter.errors import JumpstarterError
 from jumpstarter_jupyter.jupyter.panel import close_widgets, tree_lines
 
-COMMANDS = ("connect", "disconnect", "tree", "status", "lease", "release")
+COMMANDS = ("connect", "disconnect", "tree", "status", "lease", "release", "pool")
 
 
 @magics_class
@@ -45,7 +46,7 @@ class JumpstarterMagics(Magics):
     @magic_arguments()
     @argument("-h", "--help", action="store_true", help="Show this help.")
     @argument("command", nargs="?", choices=COMMANDS, help="What to do.")
-    @argument("target", nargs="?", help="connect: ENDPOINT (host:port, unix:/path or a socket path); "
+    @argument("target", nargs="?", help="connect: ENDPOINT (host:port, unix:/path, a socket path, a pool board); "
                                         "disconnect, tree, lease, release: the variable NAME.")
     @argument("--passphrase", help="connect: the exporter's passphrase (default $JMP_GRPC_PASSPHRASE).")
     @argument("--name", default="dut", help="connect: the variable to bind the board to (default: dut).")
@@ -114,6 +115,16 @@ class JumpstarterMagics(Magics):
             print("not connected; %jmp connect [ENDPOINT]")
         for name, client in self.connections.items():
             print(status_line(name, client))
+
+    def _pool(self, _args: Any) -> None:
+        states = list(pool.pool_states())
+        if not states:
+            print(f"the pool is empty: name boards in {pool.POOL_FILE} (looked for "
+                  f"{', '.join(str(p) for p in pool.pool_files())})")
+        width = max((len(s.name) for s in states), default=0)
+        for state in states:
+            about = f"  {state.description}" if state.description else ""
+            print(f"{state.name:<{width}}  {state.endpoint}: {pool.describe_state(state)}{about}")
 
     def _lease(self, args: Any) -> None:
         client = self._client(args.target or self._only_name())

@@ -27,16 +27,20 @@ LEASE_EVENT_HOOK_OUTPUT: LeaseEventKind
 LEASE_EVENT_HANDOVER_REQUESTED: LeaseEventKind
 
 class HoldRequest(_message.Message):
-    __slots__ = ("holder", "purpose", "duration", "one_command")
+    __slots__ = ("holder", "purpose", "duration", "one_command", "kernel_id", "server")
     HOLDER_FIELD_NUMBER: _ClassVar[int]
     PURPOSE_FIELD_NUMBER: _ClassVar[int]
     DURATION_FIELD_NUMBER: _ClassVar[int]
     ONE_COMMAND_FIELD_NUMBER: _ClassVar[int]
+    KERNEL_ID_FIELD_NUMBER: _ClassVar[int]
+    SERVER_FIELD_NUMBER: _ClassVar[int]
     holder: str
     purpose: str
     duration: float
     one_command: bool
-    def __init__(self, holder: _Optional[str] = ..., purpose: _Optional[str] = ..., duration: _Optional[float] = ..., one_command: bool = ...) -> None: ...
+    kernel_id: str
+    server: str
+    def __init__(self, holder: _Optional[str] = ..., purpose: _Optional[str] = ..., duration: _Optional[float] = ..., one_command: bool = ..., kernel_id: _Optional[str] = ..., server: _Optional[str] = ...) -> None: ...
 
 class LeaseEvent(_message.Message):
     __slots__ = ("kind", "position", "token", "lease", "message")
@@ -53,18 +57,22 @@ class LeaseEvent(_message.Message):
     def __init__(self, kind: _Optional[_Union[LeaseEventKind, str]] = ..., position: _Optional[int] = ..., token: _Optional[str] = ..., lease: _Optional[_Union[LeaseInfo, _Mapping]] = ..., message: _Optional[str] = ...) -> None: ...
 
 class LeaseInfo(_message.Message):
-    __slots__ = ("holder", "purpose", "since", "expires", "verified")
+    __slots__ = ("holder", "purpose", "since", "expires", "verified", "kernel_id", "server")
     HOLDER_FIELD_NUMBER: _ClassVar[int]
     PURPOSE_FIELD_NUMBER: _ClassVar[int]
     SINCE_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_FIELD_NUMBER: _ClassVar[int]
     VERIFIED_FIELD_NUMBER: _ClassVar[int]
+    KERNEL_ID_FIELD_NUMBER: _ClassVar[int]
+    SERVER_FIELD_NUMBER: _ClassVar[int]
     holder: str
     purpose: str
     since: float
     expires: float
     verified: bool
-    def __init__(self, holder: _Optional[str] = ..., purpose: _Optional[str] = ..., since: _Optional[float] = ..., expires: _Optional[float] = ..., verified: bool = ...) -> None: ...
+    kernel_id: str
+    server: str
+    def __init__(self, holder: _Optional[str] = ..., purpose: _Optional[str] = ..., since: _Optional[float] = ..., expires: _Optional[float] = ..., verified: bool = ..., kernel_id: _Optional[str] = ..., server: _Optional[str] = ...) -> None: ...
 
 class Waiter(_message.Message):
     __slots__ = ("holder", "purpose", "since")

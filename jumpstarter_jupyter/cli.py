@@ -168,7 +168,7 @@ main.add_command(qemu_images)
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
                                 "help_option_names": []})
-@click.option("--endpoint", envvar="JUMPSTARTER_HOST", help="HOST:PORT, unix:/path or a socket path.")
+@click.option("--endpoint", envvar="JUMPSTARTER_HOST", help="HOST:PORT, unix:/path, a socket path or a pool board's name.")
 @click.option("--passphrase", envvar="JMP_GRPC_PASSPHRASE", help="The exporter's passphrase.")
 @click.option("--tls-ca", metavar="PEM", help="Connect with TLS, trusting this CA certificate.")
 @click.pass_context

@@ -72,6 +72,11 @@ def _release_all() -> None:
         lease.release()
 
 
+def held_leases() -> list[Lease]:
+    """Every lease this process holds now."""
+    return [lease for lease in list(_held) if lease.active]
+
+
 def exporter_status(channel: grpc.Channel, metadata: tuple, endpoint: str) -> pb.LeaseStatus | None:
     """The exporter's lease status, or None when it has no lease service (upstream's)."""
     try:

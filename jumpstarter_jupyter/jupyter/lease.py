@@ -12,7 +12,7 @@ from __future__ import annotations
 import traitlets
 
 from jumpstarter_jupyter.client import DriverClient
-from jumpstarter_jupyter.client.lease import BoardLease, who_am_i
+from jumpstarter_jupyter.client.lease import BoardLease, Lease, held_leases, who_am_i
 from jumpstarter_jupyter.durations import parse_duration
 from jumpstarter_jupyter.errors import JumpstarterError
 from jumpstarter_jupyter.jupyter.widget import DriverWidget
@@ -77,3 +77,11 @@ class LeaseWidget(DriverWidget):
     def action_dismiss(self, at: float) -> None:
         self._dismissed.add(at)
         self.update(notices=self._notices())
+
+
+def extend_leases(duration: str | float) -> list[Lease]:
+    """Extend every lease this kernel holds to ``duration`` from now (the status bar's click)."""
+    leases = held_leases()
+    for lease in leases:
+        lease.extend(parse_duration(duration))
+    return leases

@@ -134,6 +134,19 @@ def test_guest_poweroff_reads_off_and_boots_again(dut):
     assert dut.run("true", DEADLINE) == (0, "")
 
 
+def test_guest_kernel_panic_reads_off_and_boots_again(dut):
+    dut.boot_to_shell(DEADLINE)
+    dut.serial.discard()
+    dut.serial.sendline("echo c > /proc/sysrq-trigger")
+    dut.serial.expect(r"Kernel panic - not syncing", timeout=DEADLINE)
+    dut.serial.expect(r"QEMU exited \(the guest kernel panicked\): the board is off", timeout=DEADLINE)
+    assert "---[ end Kernel panic" not in dut.serial.before  # pvpanic told QEMU before the kernel halted
+    assert dut.power.state() is False
+    assert [(r.voltage, r.current) for r in dut.power.read()] == [(0.0, 0.0)] * 3
+    dut.boot_to_shell(DEADLINE)
+    assert dut.run("echo alive", DEADLINE) == (0, "alive")
+
+
 def test_qemu_killed_from_outside_is_reported_and_recovered(board):
     driver, dut = board
     dut.boot_to_shell(DEADLINE)
@@ -172,7 +185,7 @@ def test_qemu_refusing_the_config_reports_what_it_printed(images):
         assert dut.power.state() is False
 
 
-def test_aarch64_boots_runs_and_guest_reboot_is_a_reset():
+def test_aarch64_boots_runs_reboot_is_a_reset_and_a_panic_reads_off():
     build("aarch64")
     with serving(QemuBoard(arch="aarch64")) as exporter, connect(exporter.address) as dut:
         dut.boot_to_shell(DEADLINE)
@@ -180,8 +193,13 @@ def test_aarch64_boots_runs_and_guest_reboot_is_a_reset():
         dut.serial.discard()
         dut.serial.sendline("reboot")
         dut.serial.expect(r"Linux version", timeout=DEADLINE)
-        dut.serial.expect(r"login: ", timeout=DEADLINE)
+        dut.boot_to_shell(DEADLINE)
         assert dut.power.state() is True  # the process lived through the reset
+        dut.serial.discard()
+        dut.serial.sendline("echo c > /proc/sysrq-trigger")  # arm64's kernel has no pvpanic: the console tells
+        dut.serial.expect(r"---\[ end Kernel panic", timeout=DEADLINE)
+        dut.serial.expect(r"QEMU exited \(the guest kernel panicked\): the board is off", timeout=DEADLINE)
+        assert dut.power.state() is False
 
 
 def test_example_config_serves_the_board(images, tmp_path):

@@ -11,9 +11,12 @@ stall the guest.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import queue
 import re
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -21,11 +24,14 @@ import threading
 import time
 import tty
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
 from jumpstarter_jupyter.drivers.power.common import PowerReading
 from jumpstarter_jupyter.drivers.qemu.images import CONSOLES, INSTALL_HINT, GuestImages
+
+logger = logging.getLogger(__name__)
 
 START_TIMEOUT = 20.0  # seconds for QEMU to connect its QMP and console sockets
 STOP_STEPS = (("QMP quit", 5.0), ("SIGTERM", 5.0), ("SIGKILL", 5.0))  # each with its deadline in seconds
@@ -128,12 +134,11 @@ class QemuMachine:
             uart_listener.close()
 
     def _spawn(self) -> subprocess.Popen:
+        if not shutil.which(self.spec.binary()):
+            raise FileNotFoundError(f"{self.spec.binary()} is not installed: run {INSTALL_HINT}")
         with open(self.workdir / "qemu.log", "wb") as log:
-            try:
-                return subprocess.Popen(self._argv(), stdin=subprocess.DEVNULL, stdout=log,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
-            except FileNotFoundError:
-                raise FileNotFoundError(f"{self.spec.binary()} is not installed: run {INSTALL_HINT}") from None
+            return _SPAWNER.popen(self._argv(), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
 
     def _connect(self, qmp_listener: socket.socket, uart_listener: socket.socket) -> None:
         """Accept QEMU's QMP and console, start the relay and the exit watcher, then ``cont``."""
@@ -282,6 +287,47 @@ class QemuMachine:
         for fd in (self._master, self._slave, self._wake_read, self._wake_write):
             os.close(fd)
         self.tty_path.unlink(missing_ok=True)
+
+
+class _Spawner:
+    """Starts QEMU processes that die with the exporter, even a SIGKILLed one (no teardown runs then).
+
+    ``setpriv --pdeathsig KILL`` has the kernel kill QEMU when its parent dies, but "parent" is
+    the *thread* that forked it, and driver methods run on a pool whose threads may come and go.
+    So every QEMU is forked by this one thread, which lives as long as the exporter. Should the
+    exporter die between the fork and the prctl, QEMU finds nobody listening on its QMP socket
+    and exits by itself.
+    """
+
+    def __init__(self):
+        self._requests: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def popen(self, argv: list[str], **options) -> subprocess.Popen:
+        """``subprocess.Popen(argv, **options)``, forked by the spawner thread."""
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._serve, name="qemu spawner", daemon=True)
+                self._thread.start()
+        done: Future = Future()
+        self._requests.put((argv, options, done))
+        return done.result()
+
+    def _serve(self) -> None:
+        setpriv = shutil.which("setpriv")  # util-linux
+        if not setpriv:
+            logger.warning("setpriv (util-linux) is not installed: QEMU would outlive a killed exporter")
+        prefix = [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
+        while True:
+            argv, options, done = self._requests.get()
+            try:
+                done.set_result(subprocess.Popen(prefix + argv, **options))
+            except BaseException as exc:
+                done.set_exception(exc)
+
+
+_SPAWNER = _Spawner()
 
 
 class Qmp:

@@ -3,8 +3,8 @@
 A read-only pipe (``--no-input``) runs as its own process while this script drives the board
 with upstream's Python client. Enter is pressed until the guest's login prompt comes through
 the pipe (then it is surely connected); a power cycle follows, whose boot must pass through it.
-After a login through ``serial.pexpect()``, a fire-and-forget pipe (``--no-output``) types a
-command, whose output the first pipe shows. Ctrl+C (SIGINT) ends the first pipe, as its help
+After a login through ``serial.pexpect()``, a second pipe with piped input types a command,
+whose output the first pipe shows. Ctrl+C (SIGINT) ends the first pipe, as its help
 says; upstream's `j` then exits with status 2. (Upstream's piped input reaches the board in
 1 KiB reads or at the end of input, so a pipe cannot type a login dialogue line by line.)
 Prints ``boot:``, ``shell:`` and ``exit:`` lines for the test.
@@ -81,10 +81,11 @@ with env() as client:
         console.expect("Password: ", timeout=DEADLINE)
         console.send("root\r")
         console.expect("# ", timeout=DEADLINE)
-    typed = subprocess.run([J, "dut", "serial", "pipe", "--no-output"], input=b"echo piped-$((6 * 7))\r",
-                           capture_output=True, timeout=DEADLINE)
+    # piped stdin: upstream sends it, then half-closes, which ends the stream on our exporter
+    typed = subprocess.run([J, "dut", "serial", "pipe"], input=b"echo piped-$((6 * 7))\r", capture_output=True,
+                           timeout=DEADLINE)
     if typed.returncode != 0:
-        sys.exit(f"`j dut serial pipe --no-output` failed ({typed.returncode}): {typed.stderr.decode()}")
+        sys.exit(f"`j dut serial pipe` with piped input failed ({typed.returncode}): {typed.stderr.decode()}")
     print("shell:", pipe.shown(boot_end, pipe.expect("piped-42", boot_end)))
     pipe.process.send_signal(signal.SIGINT)  # Ctrl+C
     code, said = pipe.process.wait(DEADLINE), pipe.process.stderr.read().decode(errors="replace").split("\n")

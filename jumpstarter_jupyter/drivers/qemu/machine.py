@@ -42,7 +42,8 @@ IDLE_CURRENT = 0.15
 BUSY_CURRENT = 0.95
 SAMPLE_WINDOW = 0.25  # seconds: readings closer together than this repeat the last one
 # the last line of a panic when the kernel halts (panic=0) instead of rebooting: a guest whose kernel
-# has no pvpanic (arm64's cloud kernel) is powered off when its console shows it
+# has no pvpanic (arm64's cloud kernel) is powered off when its console shows it (so is one that
+# prints this text on purpose, e.g. by showing an old console log)
 PANIC_END = b"---[ end Kernel panic"
 MACHINES = {"x86_64": ["-M", "pc"], "aarch64": ["-M", "virt"]}
 DEFAULT_CPUS = {"x86_64": "", "aarch64": "cortex-a57"}

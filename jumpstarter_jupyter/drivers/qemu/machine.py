@@ -316,12 +316,12 @@ class _Spawner:
         return done.result()
 
     def _serve(self) -> None:
-        setpriv = shutil.which("setpriv")  # util-linux
-        if not setpriv:
-            logger.warning("setpriv (util-linux) is not installed: QEMU would outlive a killed exporter")
-        prefix = [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
         while True:
             argv, options, done = self._requests.get()
+            setpriv = shutil.which("setpriv")  # util-linux
+            if not setpriv:
+                logger.warning("setpriv (util-linux) is not installed: QEMU would outlive a killed exporter")
+            prefix = [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
             try:
                 done.set_result(subprocess.Popen(prefix + argv, **options))
             except BaseException as exc:

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import json
 
-import pytest
-from kernels import jupyter_env, start_kernel  # noqa: F401 (fixtures)
+from kernels import jupyter_env, leased_board, start_kernel  # noqa: F401 (fixtures)
 from support import start_exporter, wait_for
 
 import jumpstarter_jupyter as jj
@@ -32,22 +31,12 @@ power, bar = PowerWidget.for_client(dut.power), LeaseWidget.for_client(dut)
 """
 
 
-@pytest.fixture
-def board(tmp_path):
-    """The virtual board, leases required, in its own process: (endpoint, its log file)."""
-    log, socket = tmp_path / "exporter.log", tmp_path / "board.sock"
-    process = start_exporter("demo", "--socket", socket, "--lease", "required", log=str(log))
-    yield f"unix:{socket}", log
-    process.terminate()
-    process.wait(DEADLINE)
-
-
 def model_id(kernel, name: str) -> str:
     return kernel.ok(f"print({name}.model_id)").text.strip()
 
 
-def test_a_holder_and_a_watcher_in_two_kernels(start_kernel, board):
-    endpoint, log = board
+def test_a_holder_and_a_watcher_in_two_kernels(start_kernel, leased_board):
+    endpoint, log = leased_board
     a, b = start_kernel(), start_kernel()
     for kernel in (a, b):
         kernel.ok("%load_ext jumpstarter\n" + WAIT)

@@ -13,8 +13,7 @@ import sys
 import pytest
 
 from jumpstarter_jupyter.client import connect
-from kernels import demo  # noqa: F401  (fixture)
-from support import start_exporter
+from kernels import demo, leased_board  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.notebook
 
@@ -86,16 +85,6 @@ def test_fails(dut):
 def test_interrupted(dut):
     raise KeyboardInterrupt
 '''
-
-
-@pytest.fixture
-def leased_board(tmp_path):
-    """The virtual board with leases required, in its own process: (endpoint, its log file)."""
-    log, socket = tmp_path / "exporter.log", tmp_path / "board.sock"
-    process = start_exporter("demo", "--socket", socket, "--lease", "required", log=str(log))
-    yield f"unix:{socket}", log
-    process.terminate()
-    process.wait(60)
 
 
 def test_the_session_holds_the_lease_and_gives_it_back_after_failures_and_interrupts(leased_board, tmp_path):

@@ -115,12 +115,13 @@ export class DevicesPanel extends Widget {
     const { boards, error } = this.model;
     const kernel = currentKernelId(this.tracker);
     const cards = boards.map((board) => this.card(board, kernel));
-    this.node.replaceChildren(
+    const parts = [
       h("h2", {}, "Devices"),
       error ? h("div", { class: "jmp-error" }, error) : null,
       this.note ? h("div", { class: "jmp-note" }, this.note) : null,
       ...(cards.length ? cards : [h("div", { class: "jmp-about" }, "No boards: name them in jumpstarter-pool.yaml (see the README).")]),
-    );
+    ];
+    this.node.replaceChildren(...parts.filter(Boolean));
   }
 
   card(board, kernel) {

@@ -49,8 +49,6 @@ const CSS = `
 .jmp-chart-box .jmp-chart-count { color: var(--jp-ui-font-color2, #666); }
 .jmp-chart-box .jmp-chart-readout { min-height: 1.4em; color: var(--jp-ui-font-color1, #222);
   font-family: var(--jp-code-font-family, monospace); }
-.jmp-chart-box select { font: inherit; color: inherit; background: var(--jp-layout-color1, #fff);
-  border: 1px solid var(--jp-border-color1, #bbb); border-radius: 3px; }
 `;
 
 function svg(tag, attrs = {}, text = null) {
@@ -80,8 +78,9 @@ function paddedRange(values) {
   if (!values.length) return { min: 0, max: 1 };
   let lo = Math.min(...values);
   let hi = Math.max(...values);
-  // a steady value gets a tenth of its size as span (0 gets 1 unit), so small noise stays small
-  const span = Math.max(hi - lo, Math.abs(hi) * PADDING, Math.abs(lo) * PADDING) || 1;
+  if (lo === 0 && hi === 0) hi = 1; // nothing measured (power off): 0 near the bottom, no negative volts
+  // a steady value gets a tenth of its size as span, so small noise stays small
+  const span = Math.max(hi - lo, Math.abs(hi) * PADDING, Math.abs(lo) * PADDING);
   const middle = (lo + hi) / 2;
   if (hi - lo < span) { lo = middle - span / 2; hi = middle + span / 2; }
   return { min: lo - span * PADDING, max: hi + span * PADDING };
@@ -210,7 +209,7 @@ export function createChart(parent, { series, window = 60, height = HEIGHT }) {
     canvas.height = height * ratio;
     const ctx = canvas.getContext("2d");
     ctx.scale(ratio, ratio);
-    ctx.lineWidth = 1.5;
+    ctx.lineWidth = 2; // on whole pixels (below): a steady reading is a crisp line of its own colour
     ctx.lineJoin = "round";
     series.forEach((_, i) => {
       const y = ys[axes.findIndex((a) => a.columns.includes(i + 1))];
@@ -219,8 +218,10 @@ export function createChart(parent, { series, window = 60, height = HEIGHT }) {
       let drawing = false;
       for (const p of visible) {
         if (!Number.isFinite(p[i + 1])) { drawing = false; continue; } // a gap, not a jump to 0
-        if (drawing) ctx.lineTo(x(p[0]), y(p[i + 1]));
-        else ctx.moveTo(x(p[0]), y(p[i + 1]));
+        const px = Math.round(x(p[0]));
+        const py = Math.round(y(p[i + 1]));
+        if (drawing) ctx.lineTo(px, py);
+        else ctx.moveTo(px, py);
         drawing = true;
       }
       ctx.stroke();

@@ -1,6 +1,7 @@
 """``PowerWidget``: on/off/cycle buttons showing the actual state, and a live readings chart.
 
-The chart is drawn in the browser from the ``readings`` trait (the last ``HISTORY`` samples),
+The chart is drawn in the browser from the ``readings`` trait (the last ``HISTORY`` seconds:
+the longest window the chart offers),
 so it survives reloads and is saved with the notebook; matplotlib figures are for cells
 (``dut.power.plot()``).
 """
@@ -16,7 +17,7 @@ from jumpstarter_jupyter.drivers.power.client import PowerClient
 from jumpstarter_jupyter.jupyter.follow import Follower
 from jumpstarter_jupyter.jupyter.widget import DriverWidget
 
-HISTORY = 120  # samples kept for the chart: one minute at the default interval
+HISTORY = 300.0  # seconds of samples kept for the chart (its window menu goes up to 5 minutes)
 INTERVAL = 0.5  # seconds between samples
 
 
@@ -25,7 +26,7 @@ class PowerWidget(DriverWidget):
 
     bundle = "power"
     state = traitlets.Unicode("unknown").tag(sync=True)  # "on", "off" or "unknown"
-    readings = traitlets.List().tag(sync=True)  # [[seconds, volts, amperes], ...], oldest first
+    readings = traitlets.List().tag(sync=True)  # [[elapsed seconds, volts, amperes], ...], oldest first
 
     def __init__(self, client: PowerClient, **kwargs: Any):
         super().__init__(client, **kwargs)
@@ -53,8 +54,9 @@ class PowerWidget(DriverWidget):
             for reading in readings:
                 if follower.stopped.is_set():
                     return
-                sample = [round(time.monotonic() - self._start, 2), reading.voltage, reading.current]
-                self._history = [*self._history[-(HISTORY - 1):], sample]
+                now = round(time.monotonic() - self._start, 2)
+                kept = [s for s in self._history if s[0] > now - HISTORY]
+                self._history = [*kept, [now, reading.voltage, reading.current]]
                 follower.update(readings=self._history, state=self._state())
         finally:
             readings.close()

@@ -4,7 +4,7 @@ import { action, h, style, view } from "./shared.js";
 
 const CSS = `
 .jmp-storage progress { width: 240px; vertical-align: middle; }
-.jmp-storage input.jmp-path { width: 280px; font: inherit; padding: 2px 4px; }
+.jmp-storage input.jmp-path { width: 280px; }
 .jmp-storage .jmp-note { color: var(--jp-ui-font-color2, #666); margin-left: 6px; }
 `;
 

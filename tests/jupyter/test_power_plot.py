@@ -62,3 +62,14 @@ def test_figure_sorts_samples_given_out_of_order():
     volts, amps = fig.axes
     assert list(volts.get_lines()[0].get_xdata()) == [0.5, 1.0, 2.0]
     assert list(amps.get_lines()[0].get_ydata()) == [0.1, 0.2, 0.3]
+
+
+def test_widget_readings_have_one_sample_per_time(kernel, demo):
+    """The live chart's samples: one per read() burst (the demo meter sends three at once)."""
+    kernel.ok(f"import json, time\nimport jumpstarter_jupyter as jj\nfrom jumpstarter_jupyter.client.display import widget_for\n"
+              f"dut = jj.connect({demo!r})\nw = widget_for(dut.power)\ndut.power.on()\n"
+              "deadline = time.monotonic() + 30\n"
+              "while len(w.readings) < 6 and time.monotonic() < deadline:\n    time.sleep(0.05)")
+    readings = json.loads(kernel.ok("print(json.dumps(w.readings))").text)
+    times = [r[0] for r in readings]
+    assert len(readings) >= 6 and all(b - a >= 0.25 for a, b in zip(times, times[1:])), readings

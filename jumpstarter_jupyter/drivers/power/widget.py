@@ -1,24 +1,28 @@
 """``PowerWidget``: on/off/cycle buttons showing the actual state, and a live readings chart.
 
 The chart is drawn in the browser from the ``readings`` trait (the last ``HISTORY`` seconds:
-the longest window the chart offers),
+the longest window the chart offers, one sample per ``read()`` burst),
 so it survives reloads and is saved with the notebook; matplotlib figures are for cells
 (``dut.power.plot()``).
 """
 
 from __future__ import annotations
 
+import statistics
 import time
 from typing import Any
 
 import traitlets
 
 from jumpstarter_jupyter.drivers.power.client import PowerClient
+from jumpstarter_jupyter.drivers.power.common import PowerReading
 from jumpstarter_jupyter.jupyter.follow import Follower
 from jumpstarter_jupyter.jupyter.widget import DriverWidget
 
-HISTORY = 300.0  # seconds of samples kept for the chart (its window menu goes up to 5 minutes)
+HISTORY = 120.0  # seconds of samples kept for the chart (its window menu goes up to 2 minutes)
 INTERVAL = 0.5  # seconds between samples
+BURST = INTERVAL / 2  # readings arriving closer than this after a sample's first are one read() burst
+DIGITS = 5  # significant digits sent: the chart shows 3, and a saved notebook stays small
 
 
 class PowerWidget(DriverWidget):
@@ -31,6 +35,8 @@ class PowerWidget(DriverWidget):
     def __init__(self, client: PowerClient, **kwargs: Any):
         super().__init__(client, **kwargs)
         self._history: list[list[float]] = []
+        self._burst: list[PowerReading] = []  # the readings averaged into the newest sample
+        self._burst_start = 0.0  # when the newest sample's first reading arrived
         self._start = time.monotonic()
         self._follower = Follower(self, "watching readings", self._follow)
 
@@ -54,12 +60,24 @@ class PowerWidget(DriverWidget):
             for reading in readings:
                 if follower.stopped.is_set():
                     return
-                now = round(time.monotonic() - self._start, 2)
-                kept = [s for s in self._history if s[0] > now - HISTORY]
-                self._history = [*kept, [now, reading.voltage, reading.current]]
+                self._add(reading)
                 follower.update(readings=self._history, state=self._state())
         finally:
             readings.close()
+
+    def _add(self, reading: PowerReading) -> None:
+        """One sample per ``read()`` burst (their mean): a meter's few readings arrive together,
+        and drawn one by one they would be vertical jumps at one time."""
+        now = time.monotonic() - self._start
+        if self._burst and now - self._burst_start < BURST:
+            self._burst.append(reading)
+            earlier = self._history[:-1]
+        else:
+            self._burst, self._burst_start = [reading], now
+            earlier = [s for s in self._history if s[0] > now - HISTORY]
+        volts = statistics.fmean(r.voltage for r in self._burst)
+        amps = statistics.fmean(r.current for r in self._burst)
+        self._history = [*earlier, [round(self._burst_start, 2), float(f"{volts:.{DIGITS}g}"), float(f"{amps:.{DIGITS}g}")]]
 
     def _state(self) -> str:
         state = self.client.state()

@@ -20,7 +20,7 @@ const TOP = 22; // px above the plot: the axes' unit labels
 const BOTTOM = 34; // px below the plot: time ticks and the time axis label
 const PADDING = 0.1; // fraction of the data's span added above and below it
 const TICKS = 5; // about this many ticks per axis
-const WINDOWS = [10, 30, 60, 120, 300]; // seconds offered in the window menu
+const WINDOWS = [10, 30, 60, 120]; // seconds offered in the window menu, unless told
 // series colours: JupyterLab's own accent colours, which each theme sets for its background
 const COLOURS = [
   ["--jp-brand-color1", "#1976d2"],
@@ -118,9 +118,10 @@ function timeRange(points, window) {
 
 /**
  * A live chart in `parent`. `series`: [{ label, unit }] for the value columns of each point;
- * `window`: seconds shown (the user can change it); `height`: px of the plot.
+ * `window`: seconds shown (the user can change it); `windows`: the seconds the window menu
+ * offers (no more than the data kept); `height`: px of the plot.
  */
-export function createChart(parent, { series, window = 60, height = HEIGHT }) {
+export function createChart(parent, { series, window = 60, windows = WINDOWS, height = HEIGHT }) {
   style("jmp-chart-style", CSS);
   const axes = axesOf(series);
   const left = axes.filter((_, i) => i % 2 === 0).length * AXIS_WIDTH;
@@ -151,7 +152,7 @@ export function createChart(parent, { series, window = 60, height = HEIGHT }) {
   legend.append(...series.map((s, i) => h("span", { class: "jmp-chart-entry" }, swatches[i], `${s.label} `, values[i])), count);
 
   function drawMenu() {
-    const choices = [...new Set([...WINDOWS, span])].sort((a, b) => a - b);
+    const choices = [...new Set([...windows, span])].sort((a, b) => a - b);
     menu.replaceChildren(...choices.map((s) => h("option", { value: s, selected: s === span }, `${s} s`)));
   }
 

@@ -8,9 +8,11 @@ the readings the kernel sent (read back in a cell).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +21,7 @@ from support import wait_for
 
 pytestmark = pytest.mark.browser
 
-DARK = "JupyterLab Dark"
+LIGHT, DARK = "JupyterLab Light", "JupyterLab Dark"
 # (what, selector in the cell's output, CSS property, JupyterLab variable it must equal)
 STYLES = [
     ("widget background", ".jmp-power.jmp-widget", "background-color", "--jp-layout-color1"),
@@ -67,6 +69,22 @@ def screenshot(notebook, name: str) -> None:
         notebook.cell(0).screenshot(path=str(Path(os.environ["JMP_SCREENSHOTS"]) / f"{name}.png"))
 
 
+@contextlib.contextmanager
+def theme(notebook, name: str, light: bool) -> Iterator[None]:
+    """Switch JupyterLab to theme ``name`` as its menu does; back to the light theme after
+    (the choice is a saved setting of the session's server, which later tests share)."""
+    def switch(to: str, is_light: bool) -> None:
+        notebook.page.evaluate("(to) => window.jupyterapp.commands.execute('apputils:change-theme', { theme: to })", to)
+        notebook.page.wait_for_function("(light) => document.body.dataset.jpThemeLight === String(light)",
+                                        arg=is_light, timeout=30_000)
+
+    switch(name, light)
+    try:
+        yield
+    finally:
+        switch(LIGHT, True)
+
+
 def styles(notebook) -> list[list[str]]:
     return notebook.page.evaluate(READ_STYLES, [0, STYLES])
 
@@ -100,16 +118,15 @@ def test_widgets_take_the_theme_colours_and_follow_a_live_switch(board, open_not
     light_line = pixels(notebook, "--jp-error-color1")["colour"]
     screenshot(notebook, "panel-light")
 
-    notebook.page.evaluate(f"() => window.jupyterapp.commands.execute('apputils:change-theme', {{ theme: {DARK!r} }})")
-    notebook.page.wait_for_function("() => document.body.dataset.jpThemeLight === 'false'", timeout=30_000)
-    wait_for(lambda: styles_follow_the_theme(notebook), 30, "every widget colour to follow the dark theme")
-    dark = styles(notebook)
-    changed = [what for (what, before, _), (_, after, _) in zip(light, dark) if before != after]
-    assert {"widget background", "widget text", "terminal background", "chart frame"} <= set(changed), (light, dark)
-    dark_line = pixels(notebook, "--jp-error-color1")
-    assert dark_line["colour"] != light_line
-    wait_for(lambda: pixels(notebook, "--jp-error-color1")["count"] >= 20, 30, "the current line in the dark theme's colour")
-    screenshot(notebook, "panel-dark")
+    with theme(notebook, DARK, light=False):
+        wait_for(lambda: styles_follow_the_theme(notebook), 30, "every widget colour to follow the dark theme")
+        dark = styles(notebook)
+        changed = [what for (what, before, _), (_, after, _) in zip(light, dark) if before != after]
+        assert {"widget background", "widget text", "terminal background", "chart frame"} <= set(changed), (light, dark)
+        dark_line = pixels(notebook, "--jp-error-color1")
+        assert dark_line["colour"] != light_line
+        wait_for(lambda: pixels(notebook, "--jp-error-color1")["count"] >= 20, 30, "the current line in the dark theme's colour")
+        screenshot(notebook, "panel-dark")
     assert not [line for line in notebook.console if line.startswith("error")], notebook.console
 
 

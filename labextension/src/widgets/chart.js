@@ -76,8 +76,10 @@ function ticks(min, max) {
 /** The y range shown for `values`: their span plus PADDING above and below; never empty. */
 function paddedRange(values) {
   if (!values.length) return { min: 0, max: 1 };
-  let lo = Math.min(...values);
-  let hi = Math.max(...values);
+  // a loop, not Math.min(...values): a long CAN trace exceeds the engine's argument limit
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const v of values) { if (v < lo) lo = v; if (v > hi) hi = v; }
   if (lo === 0 && hi === 0) hi = 1; // nothing measured (power off): 0 near the bottom, no negative volts
   // a steady value gets a tenth of its size as span, so small noise stays small
   const span = Math.max(hi - lo, Math.abs(hi) * PADDING, Math.abs(lo) * PADDING);
@@ -96,6 +98,12 @@ function nearest(points, t) {
     else hi = mid;
   }
   return lo > 0 && t - points[lo - 1][0] < points[lo][0] - t ? lo - 1 : lo;
+}
+
+/** The newest finite value of `column` in time-sorted `points` (NaN if none): CAN signals come and go. */
+function latest(points, column) {
+  for (let i = points.length - 1; i >= 0; i--) if (Number.isFinite(points[i][column])) return points[i][column];
+  return NaN;
 }
 
 /** Axes by unit, in order of first appearance: [{ unit, columns: [series index + 1, ...] }]. */
@@ -162,10 +170,13 @@ export function createChart(parent, { series, window = 60, windows = WINDOWS, he
     const inner = { x0: left, x1: width - right, y0: TOP, y1: height - BOTTOM };
     const time = timeRange(shown, span);
     const visible = shown.filter((p) => p[0] >= time.from && p[0] <= time.to);
+    // the lines start at the point before the window (clipped at its edge), not with a gap
+    const first = shown.findIndex((p) => p[0] >= time.from);
+    const drawn = first > 0 ? [shown[first - 1], ...visible] : visible;
     const ranges = axes.map((a) => paddedRange(visible.flatMap((p) => a.columns.map((c) => p[c]).filter(Number.isFinite))));
     const x = (t) => inner.x0 + ((t - time.from) / (time.to - time.from)) * (inner.x1 - inner.x0);
     const ys = ranges.map((r) => (v) => inner.y1 - ((v - r.min) / (r.max - r.min)) * (inner.y1 - inner.y0));
-    return { width, inner, time, visible, ranges, x, ys };
+    return { width, inner, time, drawn, ranges, x, ys };
   }
 
   function drawAxes(frame) {
@@ -204,12 +215,15 @@ export function createChart(parent, { series, window = 60, windows = WINDOWS, he
   }
 
   function drawLines(frame) {
-    const { width, visible, x, ys } = frame;
+    const { width, inner, drawn, x, ys } = frame;
     const ratio = globalThis.devicePixelRatio || 1;
     canvas.width = width * ratio;
     canvas.height = height * ratio;
     const ctx = canvas.getContext("2d");
     ctx.scale(ratio, ratio);
+    ctx.beginPath();
+    ctx.rect(inner.x0, inner.y0, inner.x1 - inner.x0, inner.y1 - inner.y0);
+    ctx.clip();
     ctx.lineWidth = 2; // on whole pixels (below): a steady reading is a crisp line of its own colour
     ctx.lineJoin = "round";
     series.forEach((_, i) => {
@@ -217,7 +231,7 @@ export function createChart(parent, { series, window = 60, windows = WINDOWS, he
       ctx.strokeStyle = colour(i);
       ctx.beginPath();
       let drawing = false;
-      for (const p of visible) {
+      for (const p of drawn) {
         if (!Number.isFinite(p[i + 1])) { drawing = false; continue; } // a gap, not a jump to 0
         const px = Math.round(x(p[0]));
         const py = Math.round(y(p[i + 1]));
@@ -230,8 +244,7 @@ export function createChart(parent, { series, window = 60, windows = WINDOWS, he
   }
 
   function drawText() {
-    const last = shown[shown.length - 1];
-    series.forEach((s, i) => { values[i].textContent = last ? formatValue(last[i + 1], s.unit) : `– ${s.unit}`; });
+    series.forEach((s, i) => { values[i].textContent = formatValue(latest(shown, i + 1), s.unit); });
     count.textContent = `${shown.length} samples${paused ? " · paused" : ""}`;
     if (hoverT === null || !shown.length) { readout.textContent = ""; return; }
     const p = shown[nearest(shown, hoverT)];

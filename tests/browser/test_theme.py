@@ -188,8 +188,8 @@ def test_modem_line_buttons_say_unknown_until_known(board, open_notebook):
     notebook, panel = open_panel(board, open_notebook, "modem-lines.ipynb",
                                  "from jumpstarter_jupyter.client.display import widget_for\nwidget_for(dut.serial).rts = False")
     serial = panel.locator(".jmp-serial")
-    dtr = serial.get_by_role("button", name=re.compile("^DTR "))
-    rts = serial.get_by_role("button", name=re.compile("^RTS "))
+    dtr = serial.get_by_role("button", name="DTR", exact=True)
+    rts = serial.get_by_role("button", name="RTS", exact=True)
     assert (dtr.inner_text(), rts.inner_text()) == ("DTR unknown", "RTS unknown")
     assert dtr.get_attribute("aria-pressed") == "mixed"
     # the demo board's console is a pty: no modem lines, so the set fails and the state stays unknown

@@ -99,9 +99,10 @@ function toolbar(model, term, state) {
   return { node: h("div", { class: "jmp-toolbar" }, ...toggles.map((t) => t.button), clear, save, brk), draw };
 }
 
-/** A modem line's button: "DTR on", "DTR off", or "DTR unknown" until this widget has set it. */
+/** A modem line's button: "DTR on", "DTR off", or "DTR unknown" until this widget has set it.
+ * Its accessible name stays "DTR"; the state is `aria-pressed` ("mixed" while unknown). */
 function line(model, trait, name) {
-  const button = h("button", { class: "jmp-btn", title: `toggle the ${name} line`, "aria-pressed": "mixed",
+  const button = h("button", { class: "jmp-btn", title: `toggle the ${name} line`, "aria-label": name, "aria-pressed": "mixed",
     onclick: () => action(model, `set_${trait}`, !model.get(trait)) }, name);
   const draw = () => {
     const value = model.get(trait);

@@ -62,7 +62,8 @@ function svg(tag, attrs = {}, text = null) {
 function tickStep(span, count = TICKS) {
   const raw = span / Math.max(count, 1);
   const power = 10 ** Math.floor(Math.log10(raw));
-  return [1, 2, 5, 10].find((m) => m * power >= raw) * power;
+  const ratio = raw / power; // in [1, 10): the nearest of 1, 2, 5, 10 on a log scale
+  return (ratio >= Math.sqrt(50) ? 10 : ratio >= Math.sqrt(10) ? 5 : ratio >= Math.sqrt(2) ? 2 : 1) * power;
 }
 
 /** Tick values of step `tickStep(max - min)` inside [min, max]. */

@@ -22,7 +22,7 @@ const CSS = `
 .jmp-devices .jmp-state { margin: 4px 0; }
 .jmp-devices .jmp-state[data-state="free"] { color: var(--jp-success-color1); }
 .jmp-devices .jmp-state[data-state="unreachable"] { color: var(--jp-error-color1); }
-.jmp-devices .jmp-mine { background: var(--jp-brand-color3); color: var(--jp-brand-color0); border-radius: 3px; padding: 0 4px; }
+.jmp-devices .jmp-mine { background: var(--jp-brand-color1); color: var(--jp-ui-inverse-font-color1); border-radius: 3px; padding: 0 4px; }
 .jmp-devices .jmp-actions { display: flex; flex-wrap: wrap; gap: 4px; }
 .jmp-devices button { font: inherit; padding: 1px 8px; border: 1px solid var(--jp-border-color1); border-radius: 3px;
   background: var(--jp-layout-color2); color: inherit; cursor: pointer; }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import queue
 import threading
@@ -12,7 +13,7 @@ from typing import IO, Any
 import grpc
 
 from jumpstarter_jupyter.client.connection import Connection, request_json
-from jumpstarter_jupyter.client.errors import translate
+from jumpstarter_jupyter.client.errors import is_unknown_driver, translate
 from jumpstarter_jupyter.errors import ConnectionFailed, DriverTimeout
 from jumpstarter_jupyter.protocol.codec import decode, encode
 from jumpstarter_jupyter.protocol.v1 import jumpstarter_pb2 as pb, router_pb2, stream_pb2, stream_pb2_grpc
@@ -20,6 +21,7 @@ from jumpstarter_jupyter.protocol.v1 import jumpstarter_pb2 as pb, router_pb2, s
 _EOF = object()  # in the outbox: half-close the request stream
 _GOAWAY = object()  # in the outbox: the end of writing (a GOAWAY frame)
 GOAWAY = router_pb2.StreamRequest(frame_type=router_pb2.FRAME_TYPE_GOAWAY)
+_OUR_GOAWAY = stream_pb2.StreamFrame(goaway=True)
 CLOSE_FLUSH = 5.0  # seconds close() waits for written bytes to be acknowledged
 INBOX_DEPTH = 16  # frames of the driver's bytes read ahead of receive()
 
@@ -39,48 +41,73 @@ class ClientStream:
         self.connection, self.path, self.label = connection, path, label
         self.name = f"{connection.display(path)}.{label}"
         self.frame_size = connection.frame_size
-        self._outbox: queue.Queue[Any] = queue.Queue(maxsize=8)
+        self._outbox: queue.Queue[Any]
         self._closed = threading.Event()
         self._eof_sent = self._eof_received = False
-        metadata = (*connection.metadata, ("request", request_json(request)))
         # resource transfers end in their call's result, which says what arrived
         acknowledged = connection.ours and request.get("kind") == "driver"
-        if acknowledged:
-            self._frame, self._goaway = _our_frame, stream_pb2.StreamFrame(goaway=True)
-            self._call = stream_pb2_grpc.StreamServiceStub(connection.channel).Stream(self._requests(), metadata=metadata)
-        else:
-            self._frame, self._goaway = _router_frame, GOAWAY
-            self._call = connection.router.Stream(self._requests(), metadata=metadata)
+        self._frame, self._goaway = (_our_frame, _OUR_GOAWAY) if acknowledged else (_router_frame, GOAWAY)
         try:
-            self.headers = dict(self._call.initial_metadata())
+            try:
+                self._open(request, acknowledged)
+            except grpc.RpcError as err:
+                if not self._retry(err):
+                    raise
+                self._open({**request, "uuid": connection.uuid(path)}, acknowledged)  # the same driver, rebound
         except grpc.RpcError as err:
             raise self._error(err) from None
-        if not self.headers and self._call.done() and self._call.code() != grpc.StatusCode.OK:
-            raise self._error(self._call)
         self.receipts = _Receipts(self._call, self.name, self._error) if acknowledged else None
         self._responses = iter(self._call)
+
+    def _open(self, request: dict, acknowledged: bool) -> None:
+        """Start the RPC and wait for the exporter's answer; ``grpc.RpcError`` if it refused."""
+        self._outbox = queue.Queue(maxsize=8)
+        metadata = (*self.connection.metadata, ("request", request_json(request)))
+        channel = self.connection.channel
+        rpc = stream_pb2_grpc.StreamServiceStub(channel).Stream if acknowledged else self.connection.router.Stream
+        self._call = rpc(self._requests(self._outbox), metadata=metadata)
+        try:
+            self.headers = dict(self._call.initial_metadata())
+            if not self.headers and self._call.done() and self._call.code() != grpc.StatusCode.OK:
+                raise self._call
+        except grpc.RpcError:
+            self._outbox.put(_EOF)  # ends the request iterator gRPC still reads
+            raise
+
+    def _retry(self, err: grpc.RpcError) -> bool:
+        """After a refused open: True once the connection is rebound to an exporter that restarted
+        (new UUIDs) or reconnected to one that is back; then opening again may succeed."""
+        try:
+            if is_unknown_driver(err):
+                return self.connection.refresh()
+            if err.code() == grpc.StatusCode.UNAVAILABLE:
+                self.connection.reconnect()
+                return True
+        except ConnectionFailed:
+            pass  # still unreachable: the first error is the one to report
+        return False
 
     def _error(self, err: grpc.RpcError) -> Exception:
         return translate(err, self.connection.endpoint, self.connection.display(self.path), self.label)
 
-    def _requests(self):
-        item = self._outbox.get()
+    def _requests(self, outbox: queue.Queue):
+        item = outbox.get()
         while item is not _EOF:
             if isinstance(item, bytes):
-                item, following = self._coalesce(item)
+                item, following = self._coalesce(outbox, item)
                 yield self._frame(item)
-                item = following if following is not None else self._outbox.get()
+                item = following if following is not None else outbox.get()
             else:
                 yield self._goaway
-                item = self._outbox.get()
+                item = outbox.get()
 
-    def _coalesce(self, data: bytes) -> tuple[bytes, Any]:
+    def _coalesce(self, outbox: queue.Queue, data: bytes) -> tuple[bytes, Any]:
         """Join writes already waiting into one frame (up to ``frame_size``): fewer, larger
         messages are what lets a pipelined writer go faster than one gRPC message per write."""
         parts, size = [data], len(data)
         while size < self.frame_size:
             try:
-                item = self._outbox.get_nowait()
+                item = outbox.get_nowait()
             except queue.Empty:
                 break
             if not isinstance(item, bytes) or size + len(item) > self.frame_size:
@@ -98,6 +125,11 @@ class ClientStream:
                 if self._call.done():
                     break
         raise ConnectionFailed(f"{self.name}: stream closed")
+
+    @property
+    def closed(self) -> bool:
+        """True once ``close()`` or ``cancel()`` was called."""
+        return self._closed.is_set()
 
     def send(self, data: bytes) -> None:
         """Send bytes (split into frames the exporter accepts).
@@ -166,6 +198,8 @@ class ClientStream:
         """End the stream at once: what was not delivered yet is dropped without an error."""
         self._closed.set()
         self._call.cancel()
+        with contextlib.suppress(queue.Full):  # a full outbox has a reader: gRPC's, which stops
+            self._outbox.put_nowait(_EOF)  # ends the request iterator gRPC still reads
         if self.receipts is not None:
             self.receipts.stop()
 

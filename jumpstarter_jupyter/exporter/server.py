@@ -25,8 +25,10 @@ from jumpstarter_jupyter.exporter.hooks import Hook, HookRunner
 from jumpstarter_jupyter.exporter.leases import LeasePolicy, Leases
 from jumpstarter_jupyter.exporter.logs import LogHub
 from jumpstarter_jupyter.exporter.report import Tree
-from jumpstarter_jupyter.exporter.service import ConsoleServicer, ExporterServicer, LeaseServicer, RouterServicer, StreamServicer
-from jumpstarter_jupyter.protocol.v1 import console_pb2_grpc, jumpstarter_pb2_grpc, lease_pb2_grpc, router_pb2_grpc, stream_pb2_grpc
+from jumpstarter_jupyter.exporter.service import ConsoleServicer, ExporterServicer, LeaseServicer, RouterServicer
+from jumpstarter_jupyter.exporter.service import StreamServicer
+from jumpstarter_jupyter.protocol.v1 import console_pb2_grpc, jumpstarter_pb2_grpc, lease_pb2_grpc, router_pb2_grpc
+from jumpstarter_jupyter.protocol.v1 import stream_pb2_grpc
 
 log = logging.getLogger("jumpstarter_jupyter.exporter")
 

@@ -42,6 +42,7 @@ STATUS_FOR = (  # first match wins
 )
 MARKER = {CALL: "marker_drivercall", STREAMING: "marker_streamingdrivercall", STREAM: "marker_streamcall"}
 GOAWAY = router_pb2.StreamResponse(frame_type=router_pb2.FRAME_TYPE_GOAWAY)
+OUR_GOAWAY = stream_pb2.StreamFrame(goaway=True)
 
 
 
@@ -257,7 +258,7 @@ class StreamServicer(stream_pb2_grpc.StreamServiceServicer):
         sender = asyncio.ensure_future(acks.send(write))
         try:
             async for data in self.router.serve(_our_payloads(request_iterator), context, acks):
-                await write(stream_pb2.StreamFrame(goaway=True) if data is None else stream_pb2.StreamFrame(payload=data))
+                await write(OUR_GOAWAY if data is None else stream_pb2.StreamFrame(payload=data))
         except Refused as refused:
             sender.cancel()
             await refused.abort(context)

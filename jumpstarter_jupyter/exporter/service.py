@@ -42,7 +42,6 @@ STATUS_FOR = (  # first match wins
 )
 MARKER = {CALL: "marker_drivercall", STREAMING: "marker_streamingdrivercall", STREAM: "marker_streamcall"}
 GOAWAY = router_pb2.StreamResponse(frame_type=router_pb2.FRAME_TYPE_GOAWAY)
-OUR_GOAWAY = stream_pb2.StreamFrame(goaway=True)
 
 
 
@@ -242,23 +241,19 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
 
 
 class StreamServicer(stream_pb2_grpc.StreamServiceServicer):
-    """Our acknowledged byte streams: RouterService's streams, plus a count of the bytes the
-    driver took, sent as it grows (also while the driver has nothing to say)."""
+    """Our acknowledged byte streams: RouterService's streams, plus the count of bytes the
+    driver took, on every frame out and on frames of its own while the driver says nothing."""
 
     def __init__(self, router: RouterServicer):
         self.router = router
 
     async def Stream(self, request_iterator, context):
-        lock, acks = asyncio.Lock(), Acknowledgements()
-
-        async def write(frame: stream_pb2.StreamFrame) -> None:
-            async with lock:  # acknowledgements and the driver's bytes share the response stream
-                await context.write(frame)
-
-        sender = asyncio.ensure_future(acks.send(write))
+        acks = Acknowledgements(context)
+        sender = asyncio.ensure_future(acks.send())
         try:
             async for data in self.router.serve(_our_payloads(request_iterator), context, acks):
-                await write(OUR_GOAWAY if data is None else stream_pb2.StreamFrame(payload=data))
+                await acks.write(stream_pb2.StreamFrame(goaway=True) if data is None
+                                 else stream_pb2.StreamFrame(payload=data))
         except Refused as refused:
             sender.cancel()
             await refused.abort(context)
@@ -267,10 +262,13 @@ class StreamServicer(stream_pb2_grpc.StreamServiceServicer):
 
 
 class Acknowledgements:
-    """How many bytes of one stream the driver has taken, or why it took no more."""
+    """How many bytes of one stream the driver has taken, or why it took no more; and the
+    stream's writer, which stamps that count on every frame it sends."""
 
-    def __init__(self):
+    def __init__(self, context):
         self.received, self.error = 0, ""
+        self._reported = 0  # the count the client was last sent
+        self._context, self._lock = context, asyncio.Lock()
         self._changed = asyncio.Event()
 
     def taken(self, count: int) -> None:
@@ -281,12 +279,20 @@ class Acknowledgements:
         self.error = reason
         self._changed.set()
 
-    async def send(self, write: Callable[[stream_pb2.StreamFrame], Awaitable]) -> None:
-        """Send the count whenever it changed: one frame covers every write taken meanwhile."""
+    async def write(self, frame: stream_pb2.StreamFrame) -> None:
+        """Send ``frame`` with the count (the driver's bytes and the counts share one stream)."""
+        async with self._lock:
+            frame.received = self._reported = self.received
+            await self._context.write(frame)
+
+    async def send(self) -> None:
+        """Send the count on a frame of its own when no frame of the driver's bytes carried it."""
         while not self.error:
             await self._changed.wait()
             self._changed.clear()
-            await write(stream_pb2.StreamFrame(received=self.received, error=self.error))
+            await asyncio.sleep(0)  # a frame of the driver's bytes about to go out carries it
+            if self.received > self._reported or self.error:
+                await self.write(stream_pb2.StreamFrame(error=self.error))
 
 
 def _stream_request(context) -> dict:

@@ -244,7 +244,7 @@ class _Receipts:
             with self._changed:
                 if err.code() != grpc.StatusCode.CANCELLED:  # a cancelled stream just ends
                     self._failure = err
-                self.broken = self.broken or str(self._error(err))
+                self.broken = self.broken or str(self._error(err)).removeprefix(f"{self.name}: ")
         with self._changed:
             self.broken = self.broken or "the exporter ended the stream"
             self._inbox.append(b"")
@@ -254,7 +254,7 @@ class _Receipts:
         with self._changed:
             self.received = max(self.received, frame.received)
             if frame.error:
-                self.broken = f"{self.name}: {frame.error}"
+                self.broken = frame.error
             if frame.payload or frame.goaway:
                 self._changed.wait_for(lambda: len(self._inbox) < INBOX_DEPTH or self._stopped)
                 self._inbox.append(frame.payload)  # empty at GOAWAY: the driver's EOF

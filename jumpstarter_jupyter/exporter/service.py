@@ -287,12 +287,14 @@ class Acknowledgements:
 
     async def send(self) -> None:
         """Send the count on a frame of its own when no frame of the driver's bytes carried it."""
-        while not self.error:
+        while True:
             await self._changed.wait()
             self._changed.clear()
             await asyncio.sleep(0)  # a frame of the driver's bytes about to go out carries it
             if self.received > self._reported or self.error:
                 await self.write(stream_pb2.StreamFrame(error=self.error))
+            if self.error:  # said: the driver takes no more, so the count stays
+                return
 
 
 def _stream_request(context) -> dict:
@@ -346,7 +348,7 @@ async def _pump(incoming: AsyncIterator[bytes], write: Callable[[bytes], Awaitab
                 await write(data)
             except Exception as exc:
                 if acks is not None:
-                    acks.failed(f"the driver took no more bytes: {exc or type(exc).__name__}")
+                    acks.failed(f"the driver took no more bytes: {str(exc) or type(exc).__name__}")
                 raise
             if acks is not None:
                 acks.taken(len(data))

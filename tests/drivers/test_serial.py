@@ -181,7 +181,9 @@ class _Flood:
 
 
 def _lines(data: bytes, prefix: str) -> list[int]:
-    return [int(line[len(prefix):]) for line in data.decode().split("\r\n") if line.startswith(prefix)]
+    """The numbers of the whole lines in ``data`` (the port may vanish in the middle of one)."""
+    whole = data.decode().split("\r\n")[:-1]
+    return [int(line[len(prefix):]) for line in whole if line.startswith(prefix)]
 
 
 def test_a_pty_vanishing_during_a_flood_loses_nothing_delivered_and_the_console_resumes():

@@ -20,8 +20,9 @@ class Forwarder:
     """Listen on ``127.0.0.1:local_port`` and tunnel each connection through ``open_stream()``.
 
     ``address`` is ``"127.0.0.1:PORT"``; ``close()`` stops the listener and every connection.
-    A connection whose bytes could not all be delivered (the exporter went away) is reset, not
-    closed, so the local program sees the failure; ``check()`` raises it.
+    A connection whose stream broke (the exporter went away) is reset, not closed, so the
+    local program sees the failure; ``check()`` raises for the bytes such a connection had
+    taken that were not delivered.
     """
 
     def __init__(self, open_stream: Callable[[], ClientStream], local_port: int = 0, name: str = "network"):
@@ -105,6 +106,7 @@ class _Link:
                         threading.Thread(target=self._downstream, daemon=True)]
         self._remaining = len(self.threads)
         self._lock = threading.Lock()
+        self._closing = self._reported = False
 
     def start(self) -> None:
         for thread in self.threads:
@@ -116,11 +118,8 @@ class _Link:
             while data := self.conn.recv(CHUNK):
                 self.stream.send(data)
             self.stream.send_eof()
-        except ConnectionFailed as lost:
-            if self.stream.closed:  # the other direction ended the link first
-                self.close()
-            else:  # bytes taken from the local connection went nowhere
-                self._reset(lost)
+        except ConnectionFailed as lost:  # the stream broke: what was read last went nowhere
+            self._broken(lost)
         except (OSError, JumpstarterError):
             self.close()  # either side broke: end both directions, not just this one
         self._finished()
@@ -131,7 +130,9 @@ class _Link:
             while data := self.stream.receive():
                 self.conn.sendall(data)
             self.conn.shutdown(socket.SHUT_WR)
-        except (OSError, JumpstarterError):
+        except JumpstarterError:  # the stream broke under the link (the exporter went away)
+            self._broken(None)
+        except OSError:
             self.close()
         self._finished()
 
@@ -144,6 +145,8 @@ class _Link:
             self.done(self)
 
     def close(self) -> None:
+        """End the link: the forward is closing, or the local side or the driver ended."""
+        self._closing = True
         try:
             self.stream.close()  # waits for what was sent to be taken
         except ConnectionFailed as lost:
@@ -155,15 +158,34 @@ class _Link:
             pass
         self.conn.close()
 
-    def _reset(self, lost: ConnectionFailed) -> None:
-        """End the local connection with a reset: a clean end would say every byte arrived."""
+    def _broken(self, lost: ConnectionFailed | None) -> None:
+        """The stream broke: reset the local connection, and report the bytes taken from it
+        that were not delivered (``lost``, or what closing the stream finds)."""
+        if self._closing:  # the forward is closing: what it drops is its own doing
+            self.close()
+            return
+        if lost is None:
+            try:
+                self.stream.close()
+            except ConnectionFailed as unacknowledged:
+                lost = unacknowledged
+        self._reset(lost)
+
+    def _reset(self, lost: ConnectionFailed | None) -> None:
+        """End the local connection with a reset: a clean end would say the service ended it."""
         self.stream.cancel()
-        self.lost(lost)
+        if lost is not None:
+            with self._lock:
+                report, self._reported = not self._reported, True
+            if report:  # once per connection
+                self.lost(lost)
+        self._closing = True  # what fails from now on is this reset's doing
         try:
             self.conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.conn.shutdown(socket.SHUT_RD)  # wakes a recv() of the other thread; sends no FIN
         except OSError:
             pass  # already closed
-        self.conn.close()
+        self.conn.close()  # the last reference gone, the kernel answers with a reset
 
     def join(self) -> None:
         for thread in self.threads:

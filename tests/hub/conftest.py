@@ -49,7 +49,8 @@ c.Authenticator.allowed_users = {users!r}
 c.JupyterHub.spawner_class = "simple"
 c.SimpleLocalProcessSpawner.home_dir_template = {base!r} + "/home/{{username}}"
 c.Spawner.cmd = [{singleuser!r}]
-c.Spawner.args = ["--allow-root", "--LabApp.app_settings_dir=" + {settings!r}, "--LabApp.extension_manager=readonly"]
+c.Spawner.args = ["--allow-root", "--LabApp.app_settings_dir=" + {settings!r}, "--LabApp.extension_manager=readonly",
+                  "--LabApp.expose_app_in_browser=True"]
 c.Spawner.default_url = "/lab"
 c.Spawner.environment = {{"JUPYTER_CONFIG_PATH": {config_path!r},
                          "JUPYTER_CONFIG_DIR": lambda spawner: {base!r} + f"/home/{{spawner.user.name}}/.jupyter",
@@ -120,6 +121,14 @@ class Board:
 
     def logged(self) -> str:
         return self.log.read_text()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Mark a test whose body failed (``item.failed``), so fixtures can keep screenshots."""
+    outcome = yield
+    if call.when == "call":
+        item.failed = outcome.get_result().failed
 
 
 def _venv_with_hub(installed) -> object:

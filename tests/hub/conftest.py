@@ -4,8 +4,8 @@ One hub (DummyAuthenticator, SimpleLocalProcessSpawner, users u1 and u2) whose s
 servers are ``jupyterhub-singleuser`` from the venv holding the installed wheel (with
 ``[lab]``, plus jupyterhub itself), and one exporter: ``examples/shared-lab.yaml``, the
 virtual board with leases required, an ``afterLease`` hook powering it off and the hub's URL
-to verify holders. The hub's config is the README's ("Running a shared lab") plus the
-loopback ports and private directories of a test.
+to verify holders. The hub's config loads the README's lines (examples/jupyterhub_config.py)
+and adds the loopback ports, the venv and the private directories of a test.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from browser.conftest import free_port
 from support import wait_for
 
 HERE = Path(__file__).resolve().parent
@@ -48,27 +49,19 @@ c.DummyAuthenticator.password = {password!r}
 c.Authenticator.allowed_users = {users!r}
 c.JupyterHub.spawner_class = "simple"
 c.SimpleLocalProcessSpawner.home_dir_template = {base!r} + "/home/{{username}}"
-c.Spawner.cmd = [{singleuser!r}]
-c.Spawner.args = ["--allow-root", "--LabApp.app_settings_dir=" + {settings!r}, "--LabApp.extension_manager=readonly",
-                  "--LabApp.expose_app_in_browser=True"]
-c.Spawner.default_url = "/lab"
-c.Spawner.environment = {{"JUPYTER_CONFIG_PATH": {config_path!r},
-                         "JUPYTER_CONFIG_DIR": lambda spawner: {base!r} + f"/home/{{spawner.user.name}}/.jupyter",
-                         "IPYTHONDIR": lambda spawner: {base!r} + f"/home/{{spawner.user.name}}/.ipython"}}
 c.JupyterHub.services = [{{"name": "lab-admin", "api_token": {service_token!r}}}]
 c.JupyterHub.load_roles = [{{"name": "lab-admin", "services": ["lab-admin"],
                             "scopes": ["admin:users", "admin:servers", "tokens", "access:servers"]}}]
-# Running a shared lab: a server may ask for a name-only token of its user (the lease identity)
-c.Spawner.server_token_scopes = ["users:activity!user", "access:servers!server", "tokens!user"]
+# the README's lines (examples/jupyterhub_config.py), then this test's venv and directories
+load_subconfig({example!r})
+c.Spawner.cmd = [{singleuser!r}]
+c.Spawner.args = ["--allow-root", "--LabApp.app_settings_dir=" + {settings!r}, "--LabApp.extension_manager=readonly",
+                  "--LabApp.expose_app_in_browser=True"]
+c.Spawner.environment.update({{
+    "JUPYTER_CONFIG_PATH": {config_path!r},
+    "JUPYTER_CONFIG_DIR": lambda spawner: {base!r} + f"/home/{{spawner.user.name}}/.jupyter",
+    "IPYTHONDIR": lambda spawner: {base!r} + f"/home/{{spawner.user.name}}/.ipython"}})
 """
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -158,7 +151,8 @@ def hub(installed, tmp_path_factory) -> Iterator[Hub]:
     (base / "jupyterhub_config.py").write_text(HUB_CONFIG.format(
         port=port, hub_port=hub_port, proxy_port=proxy_port, proxy=str(PROXY), base=str(base), password=PASSWORD,
         users=set(USERS), singleuser=str(venv.path / "bin" / "jupyterhub-singleuser"), settings=str(settings),
-        config_path=str(config_path), service_token=service_token))
+        config_path=str(config_path), service_token=service_token,
+        example=str(ROOT / "examples" / "jupyterhub_config.py")))
     log = base / "hub.log"
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     env.pop("JUMPSTARTER_HOST", None)

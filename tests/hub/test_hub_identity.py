@@ -128,3 +128,13 @@ def test_the_client_sends_a_hub_credential_only_over_tls_a_unix_socket_or_loopba
             hub_credential(private, tls=False)  # past the transport check: no hub here
     with pytest.raises(JumpstarterError, match="does not run in a JupyterHub server"):
         hub_credential("10.0.0.5:7777", tls=True)
+
+
+def test_a_hub_that_does_not_let_servers_make_tokens_is_named(hub, monkeypatch):
+    # a server token without tokens!user, as a hub without the shared lab's config gives
+    monkeypatch.setenv("JUPYTERHUB_API_URL", hub.api_url)
+    monkeypatch.setenv("JUPYTERHUB_USER", "u1")
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", hub.token("u1", ["users:activity!user", "access:servers!user"]))
+    with pytest.raises(JumpstarterError, match=r"JupyterHub refused this server a name-only token for the lease \(403: "
+                                               r".*c.Spawner.server_token_scopes with 'tokens!user'"):
+        hub_credential("127.0.0.1:7777", tls=False)

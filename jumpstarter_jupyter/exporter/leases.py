@@ -187,7 +187,8 @@ class Leases:
         try:
             holder = await self.holder(request.holder, request.hub_token)
         except IdentityRefused as refused:
-            yield pb.LeaseEvent(kind=pb.LEASE_EVENT_ENDED, message=f"refused: {refused}")
+            log.warning("lease refused: %s", refused)
+            yield pb.LeaseEvent(kind=pb.LEASE_EVENT_ENDED, message=str(refused))  # the client says "refused: …"
             return
         waiter = _Waiter(holder, request.purpose, time.time())
         self.queue.append(waiter)

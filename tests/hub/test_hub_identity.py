@@ -12,6 +12,7 @@ import secrets
 import grpc
 import pytest
 
+from jumpstarter_jupyter import connect
 from jumpstarter_jupyter.client.identity import hub_credential
 from jumpstarter_jupyter.errors import JumpstarterError
 from jumpstarter_jupyter.exporter.identity import fingerprint
@@ -84,13 +85,13 @@ def test_the_claimed_name_does_not_matter(hub, holding):
 def test_another_users_name_with_u2s_credential_is_refused(hub, holding):
     _, refused = holding(holder="u1", hub_token=hub.token("u2", NAME_ONLY))
     assert refused.kind == pb.LEASE_EVENT_ENDED
-    assert refused.message == "refused: the request claims to be 'u1', but the hub says its credential is 'u2''s"
+    assert refused.message == "the request claims to be 'u1', but the hub says its credential is 'u2''s"
 
 
 def test_a_credential_the_hub_did_not_issue_is_refused(hub, holding):
     _, refused = holding(holder="u1", hub_token=secrets.token_hex(16))
     assert refused.kind == pb.LEASE_EVENT_ENDED
-    assert refused.message == f"refused: the hub at {hub.api_url} rejected the credential (403 Forbidden)"
+    assert refused.message == f"the hub at {hub.api_url} rejected the credential (403 Forbidden)"
 
 
 def test_a_credential_granting_more_than_the_name_is_refused(hub, holding):
@@ -138,3 +139,12 @@ def test_a_hub_that_does_not_let_servers_make_tokens_is_named(hub, monkeypatch):
     with pytest.raises(JumpstarterError, match=r"JupyterHub refused this server a name-only token for the lease \(403: "
                                                r".*c.Spawner.server_token_scopes with 'tokens!user'"):
         hub_credential("127.0.0.1:7777", tls=False)
+
+
+def test_a_client_outside_jupyterhub_is_told_why(lab_board, monkeypatch):
+    for name in ("JUPYTERHUB_API_URL", "JUPYTERHUB_USER", "JUPYTERHUB_API_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(JumpstarterError, match="verifies JupyterHub users, and this process does not run in a JupyterHub"):
+        connect(lab_board.endpoint)
+    with connect(lab_board.endpoint, lease=False) as watcher:  # watching needs no identity
+        assert watcher.connection.lease_status().hub_identity

@@ -27,6 +27,12 @@ $(STAMP): pyproject.toml $(JS_STAMP)
 	$(PIP) install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# JupyterHub's proxy for the shared-lab tests (tests/hub), pinned by its own lock.
+HUB_PROXY := tests/hub/node_modules/.package-lock.json
+
+$(HUB_PROXY): tests/hub/package-lock.json
+	cd tests/hub && npm ci --no-audit --no-fund
+
 # The browser tests drive Debian's Chromium (never a browser download).
 /usr/bin/chromium:
 	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
@@ -38,7 +44,7 @@ $(STAMP): pyproject.toml $(JS_STAMP)
 
 install: $(STAMP)
 
-test: install /usr/bin/chromium /usr/bin/qemu-system-x86_64
+test: install /usr/bin/chromium /usr/bin/qemu-system-x86_64 $(HUB_PROXY)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Generated bad input against a real exporter: 10 000 cases per property (make test runs a quick pass).

@@ -34,6 +34,8 @@ def _serve_options(func):
                      help="required: controlling the board needs its lease (default: the config's lease: section)."),
         click.option("--admin-passphrase-file", type=click.Path(exists=True, dir_okay=False),
                      help="The admin credential that may force-release a lease."),
+        click.option("--hub-api-url", metavar="URL",
+                     help="Holders are JupyterHub users this hub vouches for (e.g. http://127.0.0.1:8081/hub/api)."),
         click.option("--stop-on-stdin-eof", is_flag=True,
                      help="Stop when standard input closes: the exporter ends with the process that started it."),
     ]
@@ -77,6 +79,15 @@ def _secret(value: str | None, path: str | None, name: str) -> str | None:
         raise click.UsageError(f"--{name}-file: {exc}") from None
 
 
+def _hub_api_url(value: str) -> str:
+    from jumpstarter_jupyter.exporter.identity import hub_api_url
+
+    try:
+        return hub_api_url(value)
+    except ValueError as exc:
+        raise click.UsageError(f"--hub-api-url: {exc}") from None
+
+
 def _log_to_stderr() -> None:
     """The exporter's own messages (leases, hooks and their output, warnings) on stderr;
     drivers' records stay in ``LogStream``, where clients read them."""
@@ -88,7 +99,7 @@ def _log_to_stderr() -> None:
 
 
 def _serve_until_signalled(root, listen, socket_path, passphrase, passphrase_file, tls_cert, tls_key, lease_mode,
-                           admin_passphrase_file, stop_on_stdin_eof=False, config=None) -> None:
+                           admin_passphrase_file, hub_api_url=None, stop_on_stdin_eof=False, config=None) -> None:
     from dataclasses import replace
 
     from jumpstarter_jupyter.exporter import serve
@@ -105,6 +116,8 @@ def _serve_until_signalled(root, listen, socket_path, passphrase, passphrase_fil
             policy = replace(policy, required=lease_mode == "required")
         if admin_passphrase_file is not None:
             policy = replace(policy, admin_passphrase=_secret(None, admin_passphrase_file, "admin-passphrase"))
+        if hub_api_url is not None:
+            policy = replace(policy, hub_api_url=_hub_api_url(hub_api_url))
     except click.UsageError:
         root.teardown()
         raise

@@ -210,7 +210,8 @@ class Connection:
         status = status or self.lease_status()
         if status is None:
             raise ConnectionFailed(f"the exporter at {self.endpoint} has no lease service (an upstream exporter?)")
-        lease = Lease(self.channel, self.credentials, self.endpoint, heartbeat=status.heartbeat_seconds, **options)
+        lease = Lease(self.channel, self.credentials, self.endpoint, heartbeat=status.heartbeat_seconds,
+                      hub_identity=status.hub_identity, tls=self.tls_ca is not None, **options)
         self.lease = lease
         self.metadata = (*self.credentials, (LEASE_KEY, lease.token))
         lease.listeners.append(self._tell_lease_listeners)
@@ -227,7 +228,7 @@ class Connection:
 
     def request_handover(self, message: str = "") -> str:
         """Ask whoever holds the board to hand it over (a notice in their panel)."""
-        return request_handover(self.channel, self.credentials, self.endpoint, message)
+        return request_handover(self.channel, self.credentials, self.endpoint, message, tls=self.tls_ca is not None)
 
     def watch_lease(self, listener: LeaseListener) -> Callable[[], None]:
         """Call ``listener(board_lease, event)`` on a background thread whenever the board's

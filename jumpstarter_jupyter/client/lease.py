@@ -29,6 +29,7 @@ from pathlib import Path
 import grpc
 
 from jumpstarter_jupyter.client.errors import translate
+from jumpstarter_jupyter.client.identity import hub_credential, hub_user
 from jumpstarter_jupyter.durations import format_duration
 from jumpstarter_jupyter.errors import JumpstarterError, LeaseTimeout
 from jumpstarter_jupyter.protocol.v1 import lease_pb2 as pb, lease_pb2_grpc
@@ -40,8 +41,10 @@ Listener = Callable[[pb.LeaseEvent], None]
 
 
 def who_am_i() -> str:
-    """``user@host``, the unverified identity this client reports."""
-    return f"{getpass.getuser()}@{socket.gethostname()}"
+    """Who this client says it is: the JupyterHub user inside JupyterHub (never the container's
+    account, such as ``jovyan``), else ``user@host``. An exporter that verifies hub users checks
+    the claim against the hub (:mod:`jumpstarter_jupyter.client.identity`)."""
+    return hub_user() or f"{getpass.getuser()}@{socket.gethostname()}"
 
 
 def where_am_i() -> tuple[str, str]:
@@ -91,12 +94,13 @@ class Lease:
     """The board is ours while this object is held: ``extend()``, ``release()``, ``remaining``.
 
     ``listeners`` are called (on a background thread) with every event the exporter sends:
-    a place for widgets to hook in.
+    a place for widgets to hook in. ``hub_identity``: the exporter verifies JupyterHub users,
+    so the request carries a name-only hub credential (``tls``: the channel uses TLS).
     """
 
     def __init__(self, channel: grpc.Channel, metadata: tuple, endpoint: str, *, purpose: str = "",
                  duration: float = 0, wait: float | None = None, hooks: bool = True, heartbeat: float = 10.0,
-                 on_queued: Callable[[int], None] | None = None):
+                 on_queued: Callable[[int], None] | None = None, hub_identity: bool = False, tls: bool = False):
         self.channel, self.endpoint, self.metadata = channel, endpoint, metadata
         self.stub = lease_service(channel)
         self.holder, self.purpose = who_am_i(), purpose
@@ -108,8 +112,10 @@ class Lease:
         self.listeners: list[Listener] = []
         self._requests: queue.Queue[pb.HoldRequest | None] = queue.Queue()
         kernel_id, server = where_am_i()
+        hub_token = hub_credential(endpoint, tls) if hub_identity else ""
         self._requests.put(pb.HoldRequest(holder=self.holder, purpose=purpose, duration=duration,
-                                          one_command=not hooks, kernel_id=kernel_id, server=server))
+                                          one_command=not hooks, kernel_id=kernel_id, server=server,
+                                          hub_token=hub_token))
         self._stopped = threading.Event()
         self.released = False
         self._responses = self.stub.Hold(iter(self._requests.get, None), metadata=metadata)
@@ -334,10 +340,14 @@ class LeaseWatch:
             self._stream.cancel()
 
 
-def request_handover(channel: grpc.Channel, metadata: tuple, endpoint: str, message: str = "") -> str:
-    """Ask the board's holder to hand it over; the exporter's answer."""
+def request_handover(channel: grpc.Channel, metadata: tuple, endpoint: str, message: str = "", tls: bool = False) -> str:
+    """Ask the board's holder to hand it over; the exporter's answer. Where the exporter verifies
+    JupyterHub users, the request proves who asks (``tls``: the channel uses TLS)."""
+    status = exporter_status(channel, metadata, endpoint)
+    hub_token = hub_credential(endpoint, tls) if status is not None and status.hub_identity else ""
     try:
         return lease_service(channel).RequestHandover(
-            pb.HandoverRequest(requester=who_am_i(), message=message), metadata=metadata, timeout=10).message
+            pb.HandoverRequest(requester=who_am_i(), message=message, hub_token=hub_token),
+            metadata=metadata, timeout=10).message
     except grpc.RpcError as err:
         raise translate(err, endpoint, "lease", "request_handover") from None

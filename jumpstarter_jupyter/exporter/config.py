@@ -23,6 +23,7 @@ from jumpstarter_jupyter.drivers.composite.driver import Composite, Proxy
 from jumpstarter_jupyter.errors import ConfigError
 from jumpstarter_jupyter.exporter.arguments import convert
 from jumpstarter_jupyter.exporter.hooks import AFTER, BEFORE, DEFAULT_TIMEOUT, FAILURE_POLICIES, Hook
+from jumpstarter_jupyter.exporter.identity import hub_api_url
 from jumpstarter_jupyter.exporter.leases import LeasePolicy
 from jumpstarter_jupyter.yamlfile import YamlReader, mapping, read_secret, read_yaml
 
@@ -97,7 +98,8 @@ def parse_config(text: str, source: str = "<config>") -> ExporterConfig:
 
 
 HOOK_KEYS = {"script", "exec", "timeout", "onFailure"}
-LEASE_KEYS = {"required", "max_duration", "default_duration", "heartbeat", "warning", "admin_passphrase_file"}
+LEASE_KEYS = {"required", "max_duration", "default_duration", "heartbeat", "warning", "admin_passphrase_file",
+              "hub_api_url"}
 
 
 def _hooks(reader: YamlReader, value: Any) -> dict[str, Hook]:
@@ -120,7 +122,8 @@ def _hooks(reader: YamlReader, value: Any) -> dict[str, Hook]:
 
 
 def _lease(reader: YamlReader, value: Any, source: str) -> LeasePolicy:
-    """``lease:``: whether control needs a lease, its limits and the admin credential."""
+    """``lease:``: whether control needs a lease, its limits, the admin credential and the
+    JupyterHub that vouches for holders (``hub_api_url``)."""
     spec = mapping(reader, value, "lease", LEASE_KEYS)
     fields = {}
     if "required" in spec:
@@ -138,6 +141,11 @@ def _lease(reader: YamlReader, value: Any, source: str) -> LeasePolicy:
             fields["admin_passphrase"] = read_secret(path)
         except (OSError, ValueError) as exc:
             raise reader.error("lease.admin_passphrase_file", str(exc)) from None
+    if "hub_api_url" in spec:
+        try:
+            fields["hub_api_url"] = hub_api_url(spec["hub_api_url"])
+        except ValueError as exc:
+            raise reader.error("lease.hub_api_url", str(exc)) from None
     return LeasePolicy(**fields)
 
 

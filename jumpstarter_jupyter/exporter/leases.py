@@ -7,6 +7,10 @@ breaks) or whose network vanishes (heartbeats stop) loses the lease within one p
 lease also ends at its hard expiry (a warning event comes ``warning`` seconds before), on
 release, or when the admin force-releases it. ``afterLease`` runs however it ends.
 
+With a hub API URL, holders are JupyterHub users the hub vouches for (``identity.py``): the
+holder is the name the hub gives for the request's credential, marked verified, and a
+request without a valid credential is refused.
+
 With ``required``, control (every exported method not marked read-only, byte streams,
 resource transfers) needs the lease's token; watching (the report, read-only methods, the
 console's output, logs, status) never does. Everything here runs on the exporter's event
@@ -27,6 +31,7 @@ import grpc
 
 from jumpstarter_jupyter.durations import format_duration
 from jumpstarter_jupyter.exporter.hooks import AFTER, BEFORE, Hook, HookRunner
+from jumpstarter_jupyter.exporter.identity import HubIdentity, IdentityRefused
 from jumpstarter_jupyter.protocol.v1 import lease_pb2 as pb
 
 log = logging.getLogger("jumpstarter_jupyter.exporter.leases")
@@ -38,7 +43,8 @@ NOT_LEASED = "not leased: acquire a lease first"
 
 @dataclass(frozen=True)
 class LeasePolicy:
-    """The config's ``lease:`` section (and ``--lease required``, ``--admin-passphrase-file``)."""
+    """The config's ``lease:`` section (and ``--lease required``, ``--admin-passphrase-file``,
+    ``--hub-api-url``)."""
 
     required: bool = False
     max_duration: float = 8 * 3600.0
@@ -46,6 +52,7 @@ class LeasePolicy:
     heartbeat: float = 10.0
     warning: float = 60.0
     admin_passphrase: str | None = None
+    hub_api_url: str | None = None  # verify holders with this JupyterHub (its REST API, ``…/hub/api``)
 
 
 class LeaseRefused(Exception):
@@ -57,9 +64,9 @@ class LeaseRefused(Exception):
 class Lease:
     """One granted (or starting) lease."""
 
-    def __init__(self, request: pb.HoldRequest, duration: float):
+    def __init__(self, request: pb.HoldRequest, duration: float, holder: str, verified: bool = False):
         self.token = secrets.token_urlsafe(24)
-        self.holder = request.holder or "unknown"
+        self.holder, self.verified = holder, verified
         self.purpose = request.purpose
         self.one_command = request.one_command
         self.kernel_id, self.server = request.kernel_id, request.server
@@ -74,7 +81,7 @@ class Lease:
 
     def info(self) -> pb.LeaseInfo:
         return pb.LeaseInfo(holder=self.holder, purpose=self.purpose, since=self.since, expires=self.expires,
-                            kernel_id=self.kernel_id, server=self.server)
+                            verified=self.verified, kernel_id=self.kernel_id, server=self.server)
 
     @property
     def held_by(self) -> str:
@@ -110,6 +117,7 @@ class Leases:
                  on_exit: Callable[[int], None] | None = None, hook_log: Callable[[str, str], None] | None = None):
         self.policy, self.hooks, self.on_exit = policy, hooks, on_exit
         self.hook_log = hook_log or (lambda hook, line: None)
+        self.identity = HubIdentity(policy.hub_api_url) if policy.hub_api_url else None
         self.current: Lease | None = None
         self.queue: list[_Waiter] = []
         self.stopping = False
@@ -176,13 +184,19 @@ class Leases:
         request = await anext(aiter(requests), None)
         if request is None:
             return
-        waiter = _Waiter(request.holder or "unknown", request.purpose, time.time())
+        try:
+            holder = await self.holder(request.holder, request.hub_token)
+        except IdentityRefused as refused:
+            log.warning("lease refused: %s", refused)
+            yield pb.LeaseEvent(kind=pb.LEASE_EVENT_ENDED, message=str(refused))  # the client says "refused: …"
+            return
+        waiter = _Waiter(holder, request.purpose, time.time())
         self.queue.append(waiter)
         self._announce()
         try:
             async for position in self._wait_for_turn(waiter):
                 yield pb.LeaseEvent(kind=pb.LEASE_EVENT_QUEUED, position=position)
-            lease = self.current = Lease(request, self._duration(request.duration))
+            lease = self.current = Lease(request, self._duration(request.duration), holder, self.identity is not None)
         finally:
             self.queue.remove(waiter)
             await self._notify()  # the others move up
@@ -193,6 +207,24 @@ class Leases:
         finally:
             heartbeats.cancel()
             self.end(lease, "the holder went away")
+
+    async def holder(self, claimed: str, hub_token: str) -> str:
+        """Who asks: the hub user ``hub_token`` proves when this exporter verifies identity
+        (a ``claimed`` name must be that user's), else ``claimed`` as the client reported it."""
+        if self.identity is None:
+            return claimed or "unknown"
+        user = await self.identity.verify(hub_token)
+        if claimed and claimed != user.name:
+            raise IdentityRefused(f"the request claims to be {claimed!r}, but the hub says its credential is {user.name!r}'s")
+        return user.name
+
+    async def requester(self, claimed: str, hub_token: str) -> str:
+        """Who asks for a hand-over: the verified hub user, or the claimed name marked unverified
+        when no credential came (the lab's sidebar sends none). A refused credential raises."""
+        if self.identity is not None and hub_token:
+            return await self.holder(claimed, hub_token)
+        name = claimed or "someone"
+        return f"{name} (unverified)" if self.identity is not None else name
 
     async def _wait_for_turn(self, waiter: _Waiter) -> AsyncIterator[int]:
         """Yield the waiter's position whenever it changes, until the board is its."""
@@ -362,6 +394,7 @@ class Leases:
         """The lease, the queue and the limits; ``caller_controls`` for a caller whose credential
         (a lease token, or a hook's) already controls the board."""
         status = pb.LeaseStatus(required=self.policy.required, heartbeat_seconds=self.policy.heartbeat,
+                                hub_identity=self.identity is not None,
                                 caller_controls=self._controlling(metadata) is not None,
                                 max_duration=self.policy.max_duration,
                                 queue=[pb.Waiter(holder=w.holder, purpose=w.purpose, since=w.since) for w in self.queue])

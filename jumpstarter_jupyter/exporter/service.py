@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
@@ -422,13 +423,15 @@ class LeaseServicer(lease_pb2_grpc.LeaseServiceServicer):
             yield status
 
     async def RequestHandover(self, request, context):
+        requester = await self._answer(context, lambda: self.leases.requester(request.requester, request.hub_token))
         return await self._answer(context, lambda: lease_pb2.HandoverResponse(
-            message=self.leases.request_handover(request.requester, request.message)))
+            message=self.leases.request_handover(requester, request.message)))
 
     @staticmethod
     async def _answer(context, answer: Callable):
         try:
-            return answer()
+            result = answer()
+            return await result if inspect.isawaitable(result) else result
         except LeaseRefused as refused:
             await Refused(refused.code, str(refused), "LeaseRequired", "").abort(context)
         except PermissionError as exc:

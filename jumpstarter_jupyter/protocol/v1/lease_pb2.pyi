@@ -27,20 +27,22 @@ LEASE_EVENT_HOOK_OUTPUT: LeaseEventKind
 LEASE_EVENT_HANDOVER_REQUESTED: LeaseEventKind
 
 class HoldRequest(_message.Message):
-    __slots__ = ("holder", "purpose", "duration", "one_command", "kernel_id", "server")
+    __slots__ = ("holder", "purpose", "duration", "one_command", "kernel_id", "server", "hub_token")
     HOLDER_FIELD_NUMBER: _ClassVar[int]
     PURPOSE_FIELD_NUMBER: _ClassVar[int]
     DURATION_FIELD_NUMBER: _ClassVar[int]
     ONE_COMMAND_FIELD_NUMBER: _ClassVar[int]
     KERNEL_ID_FIELD_NUMBER: _ClassVar[int]
     SERVER_FIELD_NUMBER: _ClassVar[int]
+    HUB_TOKEN_FIELD_NUMBER: _ClassVar[int]
     holder: str
     purpose: str
     duration: float
     one_command: bool
     kernel_id: str
     server: str
-    def __init__(self, holder: _Optional[str] = ..., purpose: _Optional[str] = ..., duration: _Optional[float] = ..., one_command: bool = ..., kernel_id: _Optional[str] = ..., server: _Optional[str] = ...) -> None: ...
+    hub_token: str
+    def __init__(self, holder: _Optional[str] = ..., purpose: _Optional[str] = ..., duration: _Optional[float] = ..., one_command: bool = ..., kernel_id: _Optional[str] = ..., server: _Optional[str] = ..., hub_token: _Optional[str] = ...) -> None: ...
 
 class LeaseEvent(_message.Message):
     __slots__ = ("kind", "position", "token", "lease", "message")
@@ -109,20 +111,22 @@ class StatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class LeaseStatus(_message.Message):
-    __slots__ = ("required", "lease", "queue", "heartbeat_seconds", "max_duration", "caller_controls")
+    __slots__ = ("required", "lease", "queue", "heartbeat_seconds", "max_duration", "caller_controls", "hub_identity")
     REQUIRED_FIELD_NUMBER: _ClassVar[int]
     LEASE_FIELD_NUMBER: _ClassVar[int]
     QUEUE_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_SECONDS_FIELD_NUMBER: _ClassVar[int]
     MAX_DURATION_FIELD_NUMBER: _ClassVar[int]
     CALLER_CONTROLS_FIELD_NUMBER: _ClassVar[int]
+    HUB_IDENTITY_FIELD_NUMBER: _ClassVar[int]
     required: bool
     lease: LeaseInfo
     queue: _containers.RepeatedCompositeFieldContainer[Waiter]
     heartbeat_seconds: float
     max_duration: float
     caller_controls: bool
-    def __init__(self, required: bool = ..., lease: _Optional[_Union[LeaseInfo, _Mapping]] = ..., queue: _Optional[_Iterable[_Union[Waiter, _Mapping]]] = ..., heartbeat_seconds: _Optional[float] = ..., max_duration: _Optional[float] = ..., caller_controls: bool = ...) -> None: ...
+    hub_identity: bool
+    def __init__(self, required: bool = ..., lease: _Optional[_Union[LeaseInfo, _Mapping]] = ..., queue: _Optional[_Iterable[_Union[Waiter, _Mapping]]] = ..., heartbeat_seconds: _Optional[float] = ..., max_duration: _Optional[float] = ..., caller_controls: bool = ..., hub_identity: bool = ...) -> None: ...
 
 class ForceReleaseRequest(_message.Message):
     __slots__ = ("admin_passphrase",)
@@ -131,12 +135,14 @@ class ForceReleaseRequest(_message.Message):
     def __init__(self, admin_passphrase: _Optional[str] = ...) -> None: ...
 
 class HandoverRequest(_message.Message):
-    __slots__ = ("requester", "message")
+    __slots__ = ("requester", "message", "hub_token")
     REQUESTER_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    HUB_TOKEN_FIELD_NUMBER: _ClassVar[int]
     requester: str
     message: str
-    def __init__(self, requester: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+    hub_token: str
+    def __init__(self, requester: _Optional[str] = ..., message: _Optional[str] = ..., hub_token: _Optional[str] = ...) -> None: ...
 
 class HandoverResponse(_message.Message):
     __slots__ = ("message",)

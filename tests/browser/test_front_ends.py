@@ -14,7 +14,7 @@ WHERE = "import os, jumpstarter_jupyter\nprint(os.getcwd())\nprint(jumpstarter_j
 # what each live front end draws (the text fallback draws none of these)
 LIVE = {"power": ".jmp-power canvas.jmp-chart", "serial": ".jmp-serial .xterm-screen", "storage": ".jmp-storage",
         "network": ".jmp-network", "gpio": ".jmp-gpio .jmp-row"}
-WIDGETS = 6  # the demo board's driver widgets: power, serial, storage, network, button, led
+WIDGETS = 7  # the root's lease bar, then the demo board's power, serial, storage, network, button, led
 REGISTERED = "[jumpstarter] widget front ends 0.1.0 registered"
 
 

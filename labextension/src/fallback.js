@@ -35,6 +35,9 @@ const TEXTS = {
     ...(model.get("forwards") || []).map((f) => `forwarded to ${f}`)].join("\n"),
   storage: (model) => `storage connected to: ${model.get("state")}` + (model.get("image")
     ? `\nlast image: ${model.get("image")} (${model.get("sent")} of ${model.get("total")} bytes)` : ""),
+  lease: (model) => !model.get("supported") ? ""
+    : model.get("holder") ? `lease: held by ${model.get("holder")}${model.get("purpose") ? ` (${model.get("purpose")})` : ""}`
+    : "lease: nobody holds the board",
   generic: (model) => (model.get("methods") || []).map((m) => {
     const result = (model.get("results") || {})[m.name];
     return result ? `${m.name}(): ${result}` : `${m.name}()`;

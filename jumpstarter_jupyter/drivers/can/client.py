@@ -2,7 +2,8 @@
 
 ``send``, ``recv(timeout)``, iteration, ``can.Notifier``, ``set_filters`` and
 ``send_periodic`` (the task runs on the exporter) work as on any python-can bus, plus
-``expect``. Against our exporters frames arrive through the driver's ``follow`` stream,
+``expect``, and decoding with a DBC file (``load_dbc``, ``decode``, ``expect_signal``; cantools,
+the ``can`` extra). Against our exporters frames arrive through the driver's ``follow`` stream,
 batched, filtered on the exporter, starting where the bus was when this client was built
 (so ``dut.power.on(); dut.can.expect(arbitration_id=0x700)`` sees the boot frames). Against
 upstream exporters each frame is one ``_recv_internal`` call, and filters are the bus's.
@@ -11,6 +12,7 @@ upstream exporters each frame is one ``_recv_internal`` call, and filters are th
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -21,6 +23,7 @@ import can
 import click
 
 from jumpstarter_jupyter.client import DriverClient
+from jumpstarter_jupyter.drivers.can import dbc
 from jumpstarter_jupyter.drivers.can.common import (CanMessage, Framer, compile_filters, filters_message, frame,
                                                    message_from_wire, unpack)
 from jumpstarter_jupyter.errors import ConnectionFailed, DriverTimeout, JumpstarterError
@@ -47,6 +50,8 @@ class CanClient(DriverClient, can.BusABC):
         self.on_gap: Callable[[int], None] = self._warn_gap
         self._follower: _Follower | None = None
         self._lock = threading.Lock()
+        self.database = None  # the cantools database of load_dbc()
+        self.database_path = ""
         self._start = int(self.call("position")) if self.streaming else -1
         # what BusABC.__init__ sets, without its set_filters call: upstream, that would clear
         # the bus's filters for every client at each connect
@@ -81,6 +86,20 @@ class CanClient(DriverClient, can.BusABC):
     def _warn_gap(self, count: int) -> None:
         log.warning("%s: %d bus frames missed: this reader fell behind the exporter's buffer", self.display_path, count)
 
+    def subscribe(self, on_frames: Callable[[int, list[can.Message]], None]) -> Callable[[], None]:
+        """Call ``on_frames(missed, frames)`` with every frame on the bus from now on; returns the unsubscribe.
+
+        A reader of its own (what ``recv`` takes is not taken from it), frames this client sent
+        included (``is_rx`` False); ``missed`` counts frames it fell too far behind to get. The
+        calls come on a thread of the subscription's own and must return quickly. Needs our
+        exporter (upstream's has one shared reader).
+        """
+        if not self.streaming:
+            raise NotImplementedError(f"{self.display_path}: watching the bus needs a jumpstarter-jupyter exporter "
+                                      "(upstream's shares one reader between all its clients)")
+        subscription = _Subscription(self, on_frames)
+        return subscription.close
+
     def __iter__(self):
         """Received frames, forever (``for msg in dut.can: ...``)."""
         return can.BusABC.__iter__(self)
@@ -105,6 +124,54 @@ class CanClient(DriverClient, can.BusABC):
         lost = f"; {self.missed - missed} frames were missed (reader fell behind)" if self.missed > missed else ""
         raise DriverTimeout(self.display_path, "expect", f"no frame with {wanted} within {timeout} s "
                             f"({seen} other frames received{lost})")
+
+    # decoding
+    def load_dbc(self, path: str | os.PathLike) -> None:
+        """Decode frames with the CAN database at ``path`` (DBC; also KCD, SYM, ARXML) from now on.
+
+        >>> dut.can.load_dbc(DBC)                                             # doctest: +SKIP
+        """
+        self.database = dbc.load(path)
+        self.database_path = os.path.abspath(path)
+
+    def decode(self, msg: can.Message) -> dbc.Decoded | None:
+        """``msg``'s signals (values, units, value names); None if the database does not describe it.
+
+        >>> print(dut.can.decode(dut.can.expect(arbitration_id=0x100)))       # doctest: +SKIP
+        Status: Uptime=3.4 s Temperature=38.2 degC Led=off Button=released State=running Counter=12
+        """
+        return dbc.decode(self._database(), msg)
+
+    def expect_signal(self, message: str, signal: str, value: Any, timeout: float = 10.0) -> dbc.Decoded:
+        """The next ``message`` frame whose ``signal`` is ``value``, decoded, within ``timeout`` s.
+
+        ``value`` is a number, the name the database gives a value (``"on"``), or a test of
+        the value (``lambda t: t > 40``). Frames before it are consumed. A
+        :class:`~jumpstarter_jupyter.errors.DriverTimeout` says what the signal was instead.
+
+        >>> dut.can.expect_signal("Status", "Led", 1, timeout=2)            # doctest: +SKIP
+        """
+        database = self._database()
+        ident, test = dbc.frame_id(database, message), dbc.signal_test(database, message, signal, value)
+        deadline, last, seen = time.monotonic() + timeout, None, 0
+        while (left := deadline - time.monotonic()) > 0:
+            msg = self.recv(left)
+            if msg is None:
+                break
+            decoded = dbc.decode(database, msg) if msg.arbitration_id == ident else None
+            if decoded is not None and signal in decoded.signals:
+                seen, last = seen + 1, decoded.text(signal)
+                if test(decoded):
+                    return decoded
+        wanted = getattr(value, "__name__", None) if callable(value) else repr(value)
+        instead = f"it was {last} in the last of {seen} {message} frames" if seen else f"no {message} frame came"
+        raise DriverTimeout(self.display_path, "expect_signal",
+                            f"{message}.{signal} was not {wanted} within {timeout} s: {instead}")
+
+    def _database(self) -> Any:
+        if self.database is None:
+            raise ValueError(f"{self.display_path}: no CAN database: call load_dbc(path) first")
+        return self.database
 
     # sending
     def send(self, msg: can.Message, timeout: float | None = None) -> None:
@@ -280,3 +347,15 @@ class _Follower:
         self._stream.close()
         if self._thread is not threading.current_thread():
             self._thread.join(5)
+
+
+class _Subscription(_Follower):
+    """A reader whose batches go to a callback instead of a queue (widgets, loggers)."""
+
+    def __init__(self, client: CanClient, on_frames: Callable[[int, list[can.Message]], None]):
+        self.on_frames = on_frames
+        super().__init__(client, -1, None)
+
+    def _deliver(self, batch: can_pb2.CanFrames) -> None:
+        self.position = batch.position
+        self.on_frames(batch.dropped, unpack(batch))

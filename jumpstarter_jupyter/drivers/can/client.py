@@ -35,13 +35,15 @@ UPSTREAM_POLL = 1.0  # seconds one upstream _recv_internal call may wait, so Ctr
 
 
 class CanClient(DriverClient, can.BusABC):
-    """``dut.can``: a CAN bus on the exporter, as a python-can bus.
+    """``dut.can``: a CAN bus on the exporter, as a python-can bus (shown as a ``CanWidget``).
 
     >>> dut.can.send(can.Message(arbitration_id=0x123, data=b"\\x01"))     # doctest: +SKIP
     >>> dut.can.expect(arbitration_id=0x124, timeout=2).data                # doctest: +SKIP
     bytearray(b'\\x02')
     >>> for msg in dut.can: print(msg)                                      # doctest: +SKIP
     """
+
+    widget = "jumpstarter_jupyter.drivers.can.widget.CanWidget"
 
     def __init__(self, connection, path, entry):
         DriverClient.__init__(self, connection, path, entry)

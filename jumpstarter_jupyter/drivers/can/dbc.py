@@ -76,7 +76,9 @@ def decode(db: Any, msg: can.Message) -> Decoded | None:
     units = {s.name: s.unit for s in spec.signals if s.unit and s.name in values}
     choices = {s.name: str(s.choices[values[s.name]]) for s in spec.signals
                if s.choices and s.name in values and values[s.name] in s.choices}
-    return Decoded(spec.name, dict(values), units, choices)
+    # scaled values as a person writes them: 2.9, not 2.9000000000000004
+    numbers = {name: round(v, 9) if isinstance(v, float) else v for name, v in values.items()}
+    return Decoded(spec.name, numbers, units, choices)
 
 
 def frame_id(db: Any, message: str) -> int:

@@ -1,0 +1,253 @@
+// CAN bus widget: a cansniffer-style table (one row per ID), a frame log with RX/TX, ID/mask
+// filters, pause, a send form (once or periodic) and a live chart of one decoded signal.
+//
+// Kernel -> view: the traits `rows`, `recent` and `chart` (synced once a second: a new or
+// reloaded view starts from them), then {type: "frames", seq, rows, log, chart, counts}
+// messages carrying what changed since the previous one (at most ~25 a second).
+// View -> kernel: the traits `filters`, `paused`, `chart_signal`; the actions send,
+// send_periodic, stop_periodic and load_dbc.
+import { action, h, perFrame, style, view } from "./shared.js";
+
+const MAX_LOG = 500; // lines kept in the frame log view
+const WINDOW = 60; // seconds of the signal shown by the chart
+
+const CSS = `
+.jmp-can .jmp-can-grid { display: grid; grid-template-columns: minmax(0, 3fr) minmax(0, 2fr); gap: 6px; }
+.jmp-can table { border-collapse: collapse; width: 100%; font-family: var(--jp-code-font-family, monospace); font-size: 12px; }
+.jmp-can th { text-align: left; font-weight: 600; border-bottom: 1px solid var(--jp-border-color2, #ddd); padding: 1px 6px; }
+.jmp-can td { padding: 1px 6px; white-space: nowrap; vertical-align: top; }
+.jmp-can td.jmp-signals { white-space: normal; color: var(--jp-ui-font-color2, #555); }
+.jmp-can .jmp-changed { background: var(--jp-warn-color3, #ffe9b3); color: var(--jp-warn-color0, #750); font-weight: 600; }
+.jmp-can .jmp-tx { color: var(--jp-brand-color1, #1976d2); }
+.jmp-can .jmp-table { max-height: 260px; overflow: auto; }
+.jmp-can .jmp-log { height: 180px; overflow: auto; font-family: var(--jp-code-font-family, monospace); font-size: 11px;
+  background: var(--jp-layout-color2, #f6f6f6); padding: 2px 4px; white-space: pre; }
+.jmp-can .jmp-log .jmp-note { color: var(--jp-warn-color0, #750); }
+.jmp-can input[type=text] { font: inherit; padding: 1px 4px; }
+.jmp-can .jmp-form input[type=text] { width: 90px; }
+.jmp-can .jmp-form input.jmp-data { width: 170px; }
+.jmp-can canvas { width: 100%; height: 180px; display: block; }
+.jmp-can .jmp-status { color: var(--jp-ui-font-color2, #666); font-size: 11px; margin-top: 4px; }
+.jmp-can h4 { margin: 6px 0 2px; font-size: 12px; }
+`;
+
+/** "100" < "7FF" < "00000100": standard IDs first, then by value. */
+function byId(a, b) {
+  return a.length - b.length || a.localeCompare(b);
+}
+
+function sniffer() {
+  const body = h("tbody");
+  const node = h("div", { class: "jmp-table" }, h("table", {},
+    h("thead", {}, h("tr", {}, ...["ID", "", "DLC", "data", "period ms", "count", "decoded"].map((t) => h("th", {}, t)))),
+    body));
+  const rows = new Map();
+  const draw = (row) => {
+    let tr = rows.get(row.id);
+    if (!tr) {
+      tr = h("tr", { "data-id": row.id });
+      rows.set(row.id, tr);
+      const after = [...rows.keys()].sort(byId).find((id) => byId(id, row.id) > 0);
+      body.insertBefore(tr, after ? rows.get(after) : null);
+    }
+    const bytes = row.data === "remote request" ? [h("span", {}, row.data)]
+      : row.data.split(" ").filter(Boolean).map((b, i) => h("span", { class: row.changed?.[i] ? "jmp-changed" : "" }, b));
+    const data = h("td", { class: "jmp-data" });
+    bytes.forEach((span, i) => data.append(...(i ? [" ", span] : [span])));
+    tr.replaceChildren(h("td", {}, row.id), h("td", { class: row.dir === "TX" ? "jmp-tx" : "" }, row.dir),
+      h("td", {}, String(row.dlc)), data, h("td", {}, row.period == null ? "" : row.period.toFixed(1)),
+      h("td", { class: "jmp-count" }, String(row.count)),
+      h("td", { class: "jmp-signals" }, row.message ? `${row.message}: ${row.signals}` : ""));
+    tr.dataset.count = String(row.count);
+  };
+  return {
+    node,
+    update: (list) => list.forEach(draw),
+    reset: (list) => { rows.clear(); body.replaceChildren(); list.forEach(draw); },
+  };
+}
+
+function frameLog() {
+  const node = h("div", { class: "jmp-log", "data-lines": "0" });
+  const line = ([t, id, dir, dlc, data, decoded]) => h("div", { class: dir === "TX" ? "jmp-tx" : "" },
+    `${t.toFixed(3).padStart(10)}  ${dir}  ${id.padStart(8)}  [${dlc}]  ${data}${decoded ? `   ${decoded}` : ""}`);
+  const append = (nodes) => {
+    const atBottom = node.scrollTop + node.clientHeight >= node.scrollHeight - 4;
+    node.append(...nodes);
+    while (node.childElementCount > MAX_LOG) node.firstElementChild.remove();
+    node.dataset.lines = String(node.childElementCount);
+    if (atBottom) node.scrollTop = node.scrollHeight;
+  };
+  return {
+    node,
+    add(entries, notShown) {
+      const notes = notShown > 0
+        ? [h("div", { class: "jmp-note" }, `… ${notShown} frames not shown here (the log file has every frame)`)] : [];
+      append([...notes, ...entries.map(line)]);
+    },
+    reset(entries) { node.replaceChildren(); append(entries.map(line)); },
+    clear() { node.replaceChildren(); node.dataset.lines = "0"; },
+  };
+}
+
+/** A line chart of [[seconds, value], ...] with labelled axes (time in s, the signal in its unit). */
+function drawChart(canvas, points, label, unit) {
+  const ratio = window.devicePixelRatio || 1;
+  const width = canvas.clientWidth || 400;
+  const height = canvas.clientHeight || 180;
+  canvas.width = width * ratio;
+  canvas.height = height * ratio;
+  const ctx = canvas.getContext("2d");
+  ctx.scale(ratio, ratio);
+  ctx.clearRect(0, 0, width, height);
+  const end = points.length ? points[points.length - 1][0] : 0;
+  const shown = points.filter((p) => p[0] >= end - WINDOW);
+  canvas.dataset.points = String(points.length);
+  canvas.dataset.last = shown.length ? String(shown[shown.length - 1][1]) : "";
+  const left = 48, bottom = 22, top = 14, right = 8;
+  const color = getComputedStyle(canvas).color || "#444";
+  ctx.fillStyle = color;
+  ctx.strokeStyle = color;
+  ctx.font = "10px sans-serif";
+  ctx.fillText(unit ? `${label} [${unit}]` : label || "choose a signal", left, 10);
+  ctx.fillText("time [s]", width - right - 40, height - 4);
+  ctx.beginPath();
+  ctx.moveTo(left, top);
+  ctx.lineTo(left, height - bottom);
+  ctx.lineTo(width - right, height - bottom);
+  ctx.stroke();
+  if (!shown.length) return;
+  let low = Math.min(...shown.map((p) => p[1]));
+  let high = Math.max(...shown.map((p) => p[1]));
+  if (high - low < 1e-9) { low -= 1; high += 1; }
+  const start = Math.max(end - WINDOW, shown[0][0]);
+  const span = Math.max(end - start, 1e-6);
+  const x = (t) => left + ((t - start) / span) * (width - left - right);
+  const y = (v) => height - bottom - ((v - low) / (high - low)) * (height - bottom - top);
+  ctx.fillText(high.toPrecision(4), 2, top + 4);
+  ctx.fillText(low.toPrecision(4), 2, height - bottom);
+  ctx.fillText(start.toFixed(1), left, height - 6);
+  ctx.fillText(end.toFixed(1), Math.max(left + 40, width - right - 100), height - 6);
+  ctx.strokeStyle = "#d62728";
+  ctx.lineWidth = 1.5;
+  ctx.beginPath();
+  shown.forEach((p, i) => (i ? ctx.lineTo(x(p[0]), y(p[1])) : ctx.moveTo(x(p[0]), y(p[1]))));
+  ctx.stroke();
+}
+
+function signalChart(model, listen) {
+  const select = h("select", { class: "jmp-signal", title: "decoded signal to chart" });
+  const canvas = h("canvas", { class: "jmp-chart" });
+  let points = [...(model.get("chart") || [])];
+  const redraw = perFrame(() => {
+    const name = model.get("chart_signal");
+    drawChart(canvas, points, name, model.get("chart_unit"));
+  });
+  const options = () => {
+    const chosen = model.get("chart_signal");
+    const entries = (model.get("signals") || []).flatMap((m) => m.signals.map((s) => [`${m.name}.${s.name}`, s.unit]));
+    select.replaceChildren(h("option", { value: "" }, entries.length ? "(no signal)" : "(load a DBC to chart signals)"),
+      ...entries.map(([name, unit]) => h("option", { value: name, selected: name === chosen }, unit ? `${name} [${unit}]` : name)));
+    select.value = chosen;
+  };
+  select.addEventListener("change", () => { model.set("chart_signal", select.value); model.save_changes(); });
+  listen("change:signals", options);
+  listen("change:chart_signal", () => { points = []; options(); redraw(); });
+  listen("change:chart_unit", redraw);
+  listen("change:chart", () => { points = [...(model.get("chart") || [])]; redraw(); });
+  options();
+  redraw();
+  return {
+    node: h("div", {}, h("h4", {}, "signal ", select), canvas),
+    add(newPoints) {
+      if (!newPoints.length) return;
+      points.push(...newPoints);
+      const end = points[points.length - 1][0];
+      const first = points.findIndex((p) => p[0] >= end - WINDOW);
+      if (first > 0) points.splice(0, first);
+      redraw();
+    },
+    cancel: redraw.cancel,
+  };
+}
+
+function sendForm(model, listen) {
+  const field = (name, placeholder, cls = "") => h("input", { type: "text", name, placeholder, class: cls });
+  const ident = field("id", "ID (hex)");
+  const data = field("data", "data (hex)", "jmp-data");
+  const extended = h("input", { type: "checkbox", name: "extended" });
+  const remote = h("input", { type: "checkbox", name: "rtr" });
+  const period = field("period", "period s");
+  const frame = () => [ident.value, data.value, extended.checked, remote.checked];
+  const once = h("button", { class: "jmp-btn", onclick: () => action(model, "send", ...frame()) }, "send");
+  const every = h("button", {
+    class: "jmp-btn", title: "send every `period` seconds (on the exporter) until stopped",
+    onclick: () => action(model, "send_periodic", ...frame(), Number(period.value)),
+  }, "send periodically");
+  const tasks = h("div", { class: "jmp-periodic" });
+  const drawTasks = () => tasks.replaceChildren(...(model.get("periodic") || []).map((task) => h("div", {},
+    `${task.text} `, h("button", { class: "jmp-btn", onclick: () => action(model, "stop_periodic", task.key) }, "stop"))));
+  listen("change:periodic", drawTasks);
+  drawTasks();
+  return h("div", { class: "jmp-form" }, h("h4", {}, "send"),
+    h("div", { class: "jmp-toolbar" }, ident, data, h("label", {}, extended, "extended"), h("label", {}, remote, "RTR"),
+      once, period, every), tasks);
+}
+
+function toolbar(model, listen, log) {
+  const pause = h("button", { class: "jmp-btn", title: "freeze the view (the log file goes on)" }, "pause");
+  const drawPause = () => pause.classList.toggle("jmp-on", Boolean(model.get("paused")));
+  pause.addEventListener("click", () => { model.set("paused", !model.get("paused")); model.save_changes(); });
+  const filters = h("input", { type: "text", class: "jmp-filters", placeholder: "filters ID:MASK …, e.g. 100:7F0",
+    value: model.get("filters") || "" });
+  filters.addEventListener("change", () => { model.set("filters", filters.value); model.save_changes(); });
+  const clear = h("button", { class: "jmp-btn", title: "clear the frame log view", onclick: () => log.clear() }, "clear log");
+  const dbc = h("input", { type: "text", class: "jmp-dbc", placeholder: "DBC file (kernel's path)" });
+  const load = h("button", { class: "jmp-btn", onclick: () => action(model, "load_dbc", dbc.value) }, "load DBC");
+  listen("change:paused", drawPause);
+  drawPause();
+  return h("div", { class: "jmp-toolbar" }, pause, filters, clear, dbc, load);
+}
+
+function render({ model, el }) {
+  style("jmp-can-style", CSS);
+  const { root, listen, onCleanup, cleanup } = view(model, el, "can");
+  const table = sniffer();
+  const log = frameLog();
+  const chart = signalChart(model, listen);
+  onCleanup(chart.cancel);
+  const status = h("div", { class: "jmp-status" });
+  let counts = model.get("counts") || {};
+  const drawStatus = () => {
+    const c = counts;
+    status.textContent = [`${c.frames ?? 0} frames, ${c.ids ?? 0} IDs`, c.missed ? `${c.missed} missed` : "",
+      model.get("dbc_path") && `DBC: ${model.get("dbc_path")}`, model.get("log_path") && `log: ${model.get("log_path")}`]
+      .filter(Boolean).join(" · ");
+    root.dataset.frames = String(c.frames ?? 0);
+  };
+  root.append(toolbar(model, listen, log),
+    h("div", { class: "jmp-can-grid" }, h("div", {}, table.node, h("h4", {}, "frames"), log.node), chart.node),
+    sendForm(model, listen), status);
+
+  table.reset(model.get("rows") || []);
+  log.reset(model.get("recent") || []);
+  let lastSeq = 0;
+  listen("msg:custom", (msg) => {
+    if (msg?.type !== "frames" || msg.seq <= lastSeq) return;
+    lastSeq = msg.seq;
+    const notShown = (msg.counts.not_shown ?? 0) - (counts.not_shown ?? 0);
+    table.update(msg.rows);
+    log.add(msg.log, notShown);
+    chart.add(msg.chart);
+    counts = msg.counts;
+    drawStatus();
+  });
+  listen("change:rows", () => table.reset(model.get("rows") || []));
+  listen("change:counts", () => { counts = model.get("counts") || {}; drawStatus(); });
+  listen("change:dbc_path", drawStatus);
+  listen("change:log_path", drawStatus);
+  drawStatus();
+  return cleanup;
+}
+
+export default { render };

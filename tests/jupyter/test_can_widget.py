@@ -1,0 +1,158 @@
+"""The CAN widget in a real kernel (nbclient) under a flood of 10 000 frames/s.
+
+The exporter (a ``Can`` on a python-can ``virtual`` channel) runs in the test process. The
+kernel connects, displays ``dut.can`` and sends a start frame; a thread of the test, on the
+same virtual channel, waits for that frame and then floods the bus with ``TOTAL`` frames at
+``RATE`` frames/s (paced in bursts of 100). Checks: the widget's log file (python-can's
+candump writer) holds every frame, in order, byte for byte; the widget's comm never sends
+more than ``BUDGET`` messages in any second (by the kernel's own message timestamps), each
+view message carries at most ``LOG_BUDGET`` frames, and the counts the view gets add up; the
+saved widget state holds the whole table.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import timedelta
+
+import can
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from support import serving
+from jumpstarter_jupyter.drivers.can.driver import Can
+from jumpstarter_jupyter.drivers.can.widget import LOG_BUDGET
+from jumpstarter_jupyter.drivers.composite.driver import Composite
+
+TOTAL = 30_000  # frames: three seconds of flood
+RATE = 10_000  # frames per second
+IDS = 64  # distinct IDs in the flood: 0x200..0x23F
+START_ID = 0x7FF  # the kernel's "ready" frame
+BUDGET = 30  # messages per second per widget (Jupyter Server drops IOPub above 1000/s)
+
+FLOOD_CELL = '''
+import json, time, can
+from jumpstarter_jupyter.drivers.can.widget import CanWidget
+
+def wait_until(condition, timeout, what):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"gave up waiting for {what}")
+        time.sleep(0.05)
+
+widget = CanWidget.for_client(dut.can)
+started = time.monotonic()
+dut.can.send(can.Message(arbitration_id=START_ID, is_extended_id=False))  # the flood starts on it
+wait_until(lambda: widget.frames_logged >= TOTAL + 1, 300, "the log file")
+seconds = time.monotonic() - started
+wait_until(lambda: widget.counts.get("frames") == TOTAL + 1 and not widget._log_pending, 60, "the views")
+widget.close()  # the writer's last bytes are on disk
+expected = [(0x200 + n % IDS, n.to_bytes(4, "little")) for n in range(TOTAL)]
+logged = [(m.arbitration_id, bytes(m.data)) for m in can.LogReader(widget.log_path)]
+print("RESULT " + json.dumps({
+    "logged": len(logged), "log_exact": logged == [(START_ID, b"")] + expected, "seconds": seconds,
+    "messages_sent": widget.messages_sent, "model_id": widget.model_id, "missed": widget.counts["missed"]}))
+'''
+
+
+class CommRecorder(NotebookClient):
+    """nbclient, recording every comm message of the kernel as a front end gets them."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.comm_messages: list[dict] = []
+
+    def handle_comm_msg(self, outs, msg, cell_index):
+        if msg["msg_type"] == "comm_msg":
+            self.comm_messages.append(msg)
+        super().handle_comm_msg(outs, msg, cell_index)
+
+
+def flood(channel: str, done: threading.Event, report: dict) -> None:
+    """Wait for the kernel's start frame, then send TOTAL frames at RATE frames/s."""
+    with can.Bus(interface="virtual", channel=channel) as bus:
+        while not done.is_set():
+            msg = bus.recv(0.5)
+            if msg is not None and msg.arbitration_id == START_ID:
+                break
+        else:
+            return
+        began = time.monotonic()
+        for n in range(TOTAL):
+            if n % 100 == 0:
+                ahead = began + n / RATE - time.monotonic()
+                if ahead > 0:
+                    done.wait(ahead)  # pacing the load, not waiting for a result
+            bus.send(can.Message(arbitration_id=0x200 + n % IDS, data=n.to_bytes(4, "little"), is_extended_id=False))
+        report["rate"] = TOTAL / (time.monotonic() - began)
+
+
+def busiest_second(messages: list[dict]) -> int:
+    """The most messages sent within any one second, by the kernel's message timestamps."""
+    stamps = sorted(m["header"]["date"] for m in messages)
+    most, first = 0, 0
+    for last, stamp in enumerate(stamps):
+        while stamp - stamps[first] >= timedelta(seconds=1):
+            first += 1
+        most = max(most, last - first + 1)
+    return most
+
+
+@pytest.fixture
+def kernel_env(tmp_path, monkeypatch):
+    """Private IPython/Jupyter/matplotlib directories for the kernel."""
+    for var in ("IPYTHONDIR", "JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "MPLCONFIGDIR"):
+        (tmp_path / var).mkdir()
+        monkeypatch.setenv(var, str(tmp_path / var))
+    monkeypatch.delenv("JUMPSTARTER_HOST", raising=False)
+    return tmp_path
+
+
+@pytest.mark.notebook
+def test_flood_stays_within_the_iopub_budget_and_the_log_gets_every_frame(kernel_env):
+    channel = f"widget-flood-{time.monotonic_ns()}"
+    root = Composite()
+    root.children = {"can": Can(channel=channel, interface="virtual", buffer=1 << 17)}
+    done, report = threading.Event(), {}
+    flooder = threading.Thread(target=flood, args=(channel, done, report), daemon=True)
+    flooder.start()
+    try:
+        with serving(root) as exporter:
+            cells = [f"import jumpstarter_jupyter as jj\ndut = jj.connect({exporter.address!r})\ndut.can",
+                     f"TOTAL, IDS, START_ID = {TOTAL}, {IDS}, {START_ID}\n{FLOOD_CELL}", "dut.close()"]
+            notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+            client = CommRecorder(notebook, timeout=600, kernel_name="python3", store_widget_state=True,
+                                  resources={"metadata": {"path": str(kernel_env)}})
+            client.execute()
+    finally:
+        done.set()
+        flooder.join(30)
+
+    shown = notebook.cells[0].outputs[0]["data"]
+    assert "application/vnd.jupyter.widget-view+json" in shown, shown
+    printed = "".join(o.get("text", "") for o in notebook.cells[1].outputs)
+    assert "RESULT " in printed, printed
+    result = json.loads(printed.split("RESULT ", 1)[1])
+    assert result["missed"] == 0
+    assert result["logged"] == TOTAL + 1 and result["log_exact"], "the log file is not every frame, in order"
+
+    ours = [m for m in client.comm_messages if m["content"]["comm_id"] == result["model_id"]]
+    views = [m["content"]["data"]["content"] for m in ours if m["content"]["data"].get("method") == "custom"
+             and m["content"]["data"]["content"].get("type") == "frames"]
+    print(f"flood: {TOTAL} frames at {report.get('rate', 0):.0f} frames/s, logged in {result['seconds']:.1f} s; "
+          f"{len(ours)} widget messages ({len(views)} view updates), busiest second {busiest_second(ours)}")
+    assert busiest_second(ours) <= BUDGET
+    assert all(len(view["log"]) <= LOG_BUDGET for view in views)
+    last = views[-1]["counts"]
+    assert last["frames"] == TOTAL + 1 and last["shown"] + last["not_shown"] == TOTAL + 1
+    assert sum(len(view["log"]) for view in views) == last["shown"]
+
+    saved = notebook.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"][result["model_id"]]
+    rows = {row["id"]: row for row in saved["state"]["rows"]}
+    assert len(rows) == IDS + 1 and rows["7FF"]["dir"] == "TX"
+    assert sum(row["count"] for row in rows.values()) == TOTAL + 1
+    assert rows["23F"]["data"] == " ".join(f"{b:02X}" for b in (TOTAL - 1).to_bytes(4, "little"))

@@ -16,8 +16,9 @@ const here = dirname(fileURLToPath(import.meta.url));
 const { version } = JSON.parse(readFileSync(join(here, "package.json"), "utf-8"));
 const sources = join(here, "src", "widgets");
 const outdir = join(here, "..", "jumpstarter_jupyter", "jupyter", "static");
-// shared.js is plumbing imported by the widgets, not a widget of its own
-const names = readdirSync(sources).filter((f) => f.endsWith(".js") && f !== "shared.js").map((f) => f.slice(0, -3));
+// plumbing imported by the widgets (bundled into each), not widgets of their own
+const PLUMBING = new Set(["shared.js", "chart.js"]);
+const names = readdirSync(sources).filter((f) => f.endsWith(".js") && !PLUMBING.has(f)).map((f) => f.slice(0, -3));
 
 /** esbuild: a CSS import puts the stylesheet into the page, as JupyterLab's style-loader does. */
 const injectCss = {

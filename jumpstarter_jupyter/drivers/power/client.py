@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import itertools
+import statistics
 import time
 from collections.abc import Iterator
 
@@ -67,15 +67,28 @@ class PowerClient(DriverClient):
             time.sleep(interval)  # the sampling period itself, not a wait for a condition
 
     def plot(self, seconds: float = 10.0, interval: float = 0.2):
-        """Sample for ``seconds`` and return a matplotlib figure of voltage, current and power."""
+        """Read every ``interval`` seconds for ``seconds`` and return a matplotlib figure of
+        voltage and current against elapsed seconds.
+
+        Each ``read()`` (a meter's burst of a few readings) becomes one point, their mean at the
+        time the burst arrived: readings sharing a time would draw vertical jumps.
+        """
         from jumpstarter_jupyter.drivers.power.plot import figure
 
-        count = max(1, int(seconds / interval))
+        for name, value in (("seconds", seconds), ("interval", interval)):
+            if not value > 0:
+                raise DriverInvalidArgument(self.display_path, "plot", f"{name} must be > 0, got {value}")
         start = time.monotonic()
         samples = []
-        for reading in itertools.islice(self.watch(interval), count):
-            samples.append((time.monotonic() - start, reading))
-        return figure(samples, title=self.display_path)
+        while True:
+            batch = list(self.read())
+            elapsed = time.monotonic() - start
+            if batch:
+                samples.append((elapsed, PowerReading(statistics.fmean(r.voltage for r in batch),
+                                                      statistics.fmean(r.current for r in batch))))
+            if elapsed >= seconds:
+                return figure(samples, title=self.display_path)
+            time.sleep(min(interval, seconds - elapsed))  # the sampling period itself, not a wait for a condition
 
     def cli(self) -> click.Group:
         from jumpstarter_jupyter.drivers.power.cli import commands

@@ -42,6 +42,30 @@ export function action(model, name, ...args) {
   model.send({ action: name, args });
 }
 
+/** A number with its unit and three significant digits: "5.00 V", "0.250 A", "12.3 s", "230 V". */
+export function formatValue(value, unit = "") {
+  if (!Number.isFinite(value)) return `– ${unit}`.trim();
+  const magnitude = value === 0 ? 0 : Math.floor(Math.log10(Math.abs(value)));
+  const decimals = Math.min(Math.max(2 - magnitude, 0), 6);
+  return `${value.toFixed(decimals)} ${unit}`.trim();
+}
+
+/** The present value of CSS colour variable `name` where `element` is (`fallback` outside JupyterLab). */
+export function cssColor(element, name, fallback) {
+  return getComputedStyle(element).getPropertyValue(name).trim() || fallback;
+}
+
+/**
+ * Call `fn` whenever the page's theme changes (JupyterLab marks it on <body> once the new
+ * theme's stylesheet is in; VS Code swaps <body>'s classes). Returns the unsubscribe function.
+ * For what CSS cannot colour itself: canvas drawings, xterm.js.
+ */
+export function onThemeChange(fn) {
+  const observer = new MutationObserver(fn);
+  observer.observe(document.body, { attributes: true, attributeFilter: ["data-jp-theme-name", "data-jp-theme-light", "class"] });
+  return () => observer.disconnect();
+}
+
 const STYLE = `
 .jmp-widget { font-family: var(--jp-ui-font-family, sans-serif); font-size: var(--jp-ui-font-size1, 13px);
   color: var(--jp-ui-font-color1, #222); border: 1px solid var(--jp-border-color2, #ddd);

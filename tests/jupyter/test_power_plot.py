@@ -1,0 +1,64 @@
+"""``dut.power.plot()`` in a real kernel against the demo board: the figure a cell shows.
+
+The figure's own state is read back in the kernel (its lines' x data, its axis labels), and the
+cell's result must carry a PNG, as a headless papermill run saves it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from jumpstarter_jupyter.drivers.power.common import PowerReading
+from jumpstarter_jupyter.drivers.power.plot import figure
+from kernels import demo, jupyter_env, kernel, start_kernel  # noqa: F401  (fixtures)
+
+pytestmark = pytest.mark.notebook
+SECONDS = 3.0  # asked of plot(); the old islice stopped after a third of it
+
+DESCRIBE = '''
+import json
+def describe(fig):
+    """What the figure draws: per axes, its labels and every line's x and y data."""
+    return json.dumps([{"xlabel": ax.get_xlabel(), "ylabel": ax.get_ylabel(),
+                        "rotation": ax.yaxis.label.get_rotation(),
+                        "lines": [{"label": line.get_label(), "x": [float(v) for v in line.get_xdata()],
+                                   "y": [float(v) for v in line.get_ydata()]} for line in ax.get_lines()]}
+                       for ax in fig.axes])
+'''
+
+
+def test_plot_collects_the_asked_time_in_time_order_with_units(kernel, demo):
+    kernel.ok(f"import jumpstarter_jupyter as jj\ndut = jj.connect({demo!r})\ndut.power.on()" + DESCRIBE)
+    started = time.monotonic()
+    shown = kernel.ok(f"fig = dut.power.plot(seconds={SECONDS})\nfig")
+    took = time.monotonic() - started
+    assert any("image/png" in out["content"]["data"] for out in shown.outputs
+               if out["msg_type"] in ("execute_result", "display_data")), shown.text
+    axes = json.loads(kernel.ok("print(describe(fig))").text)
+
+    assert took >= SECONDS
+    assert [ax["ylabel"] for ax in axes] == ["voltage (V)", "current (A)"]
+    assert all(ax["rotation"] == 0 for ax in axes)  # upright, not a sideways "A"
+    assert axes[0]["xlabel"] == "elapsed time (s)"
+    for line in (ax["lines"][0] for ax in axes):
+        x = line["x"]
+        assert len(x) >= 5 and all(a < b for a, b in zip(x, x[1:])), line  # one point per time, in order
+        assert x[-1] - x[0] >= SECONDS * 0.9, x  # readings span the asked time
+    volts, amps = axes[0]["lines"][0]["y"], axes[1]["lines"][0]["y"]
+    assert all(4.9 < v < 5.1 for v in volts[1:]) and all(0 < a < 1 for a in amps[1:]), (volts, amps)
+
+
+def test_plot_rejects_a_non_positive_time(kernel, demo):
+    kernel.ok(f"import jumpstarter_jupyter as jj\ndut = jj.connect({demo!r})")
+    cell = kernel.run("dut.power.plot(seconds=0)")
+    assert cell.status == "error" and "dut.power" in cell.text and "plot" in cell.text and "seconds must be > 0" in cell.text
+
+
+def test_figure_sorts_samples_given_out_of_order():
+    fig = figure([(2.0, PowerReading(5.0, 0.3)), (0.5, PowerReading(4.0, 0.1)), (1.0, PowerReading(4.5, 0.2))])
+    volts, amps = fig.axes
+    assert list(volts.get_lines()[0].get_xdata()) == [0.5, 1.0, 2.0]
+    assert list(amps.get_lines()[0].get_ydata()) == [0.1, 0.2, 0.3]

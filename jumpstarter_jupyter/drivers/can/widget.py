@@ -30,7 +30,7 @@ from jumpstarter_jupyter.drivers.serial.widget import default_log_path
 from jumpstarter_jupyter.jupyter.widget import DriverWidget
 
 LOG_BUDGET = 40  # frames per flush to the views: <= 1000 frames/s; the log file gets all of them
-RECENT = 200  # frames kept in the synced `recent` trait
+RECENT = 50  # frames kept in the synced `recent` trait (saved with the notebook: keep it small)
 CHART_POINTS = 600  # points of the chosen signal kept (one minute of a 10 Hz frame)
 MAX_ROWS = 512  # IDs in the table; further IDs are counted, not shown
 SYNC_PERIOD = 1.0  # seconds between syncs of the table, recent frames and chart traits

@@ -6,10 +6,12 @@
 // messages carrying what changed since the previous one (at most ~25 a second).
 // View -> kernel: the traits `filters`, `paused`, `chart_signal`; the actions send,
 // send_periodic, stop_periodic and load_dbc.
-import { action, h, perFrame, style, view } from "./shared.js";
+import { createChart } from "./chart.js";
+import { action, h, style, view } from "./shared.js";
 
 const MAX_LOG = 500; // lines kept in the frame log view
-const WINDOW = 60; // seconds of the signal shown by the chart
+const WINDOW = 60; // seconds of the signal the chart shows at first (its menu changes it)
+const KEEP = 300; // seconds of points kept for the chart (its longest window)
 
 const CSS = `
 .jmp-can .jmp-can-grid { display: grid; grid-template-columns: minmax(0, 3fr) minmax(0, 2fr); gap: 6px; }
@@ -26,7 +28,6 @@ const CSS = `
 .jmp-can input[type=text] { font: inherit; padding: 1px 4px; }
 .jmp-can .jmp-form input[type=text] { width: 90px; }
 .jmp-can .jmp-form input.jmp-data { width: 170px; }
-.jmp-can canvas { width: 100%; height: 180px; display: block; }
 .jmp-can .jmp-status { color: var(--jp-ui-font-color2, #666); font-size: 11px; margin-top: 4px; }
 .jmp-can h4 { margin: 6px 0 2px; font-size: 12px; }
 `;
@@ -90,59 +91,19 @@ function frameLog() {
   };
 }
 
-/** A line chart of [[seconds, value], ...] with labelled axes (time in s, the signal in its unit). */
-function drawChart(canvas, points, label, unit) {
-  const ratio = window.devicePixelRatio || 1;
-  const width = canvas.clientWidth || 400;
-  const height = canvas.clientHeight || 180;
-  canvas.width = width * ratio;
-  canvas.height = height * ratio;
-  const ctx = canvas.getContext("2d");
-  ctx.scale(ratio, ratio);
-  ctx.clearRect(0, 0, width, height);
-  const end = points.length ? points[points.length - 1][0] : 0;
-  const shown = points.filter((p) => p[0] >= end - WINDOW);
-  canvas.dataset.points = String(points.length);
-  canvas.dataset.last = shown.length ? String(shown[shown.length - 1][1]) : "";
-  const left = 48, bottom = 22, top = 14, right = 8;
-  const color = getComputedStyle(canvas).color || "#444";
-  ctx.fillStyle = color;
-  ctx.strokeStyle = color;
-  ctx.font = "10px sans-serif";
-  ctx.fillText(unit ? `${label} [${unit}]` : label || "choose a signal", left, 10);
-  ctx.fillText("time [s]", width - right - 40, height - 4);
-  ctx.beginPath();
-  ctx.moveTo(left, top);
-  ctx.lineTo(left, height - bottom);
-  ctx.lineTo(width - right, height - bottom);
-  ctx.stroke();
-  if (!shown.length) return;
-  let low = Math.min(...shown.map((p) => p[1]));
-  let high = Math.max(...shown.map((p) => p[1]));
-  if (high - low < 1e-9) { low -= 1; high += 1; }
-  const start = Math.max(end - WINDOW, shown[0][0]);
-  const span = Math.max(end - start, 1e-6);
-  const x = (t) => left + ((t - start) / span) * (width - left - right);
-  const y = (v) => height - bottom - ((v - low) / (high - low)) * (height - bottom - top);
-  ctx.fillText(high.toPrecision(4), 2, top + 4);
-  ctx.fillText(low.toPrecision(4), 2, height - bottom);
-  ctx.fillText(start.toFixed(1), left, height - 6);
-  ctx.fillText(end.toFixed(1), Math.max(left + 40, width - right - 100), height - 6);
-  ctx.strokeStyle = "#d62728";
-  ctx.lineWidth = 1.5;
-  ctx.beginPath();
-  shown.forEach((p, i) => (i ? ctx.lineTo(x(p[0]), y(p[1])) : ctx.moveTo(x(p[0]), y(p[1]))));
-  ctx.stroke();
-}
-
+/** The chosen decoded signal, charted live by the shared chart (recreated when the signal changes). */
 function signalChart(model, listen) {
   const select = h("select", { class: "jmp-signal", title: "decoded signal to chart" });
-  const canvas = h("canvas", { class: "jmp-chart" });
+  const holder = h("div", { class: "jmp-signal-chart" });
   let points = [...(model.get("chart") || [])];
-  const redraw = perFrame(() => {
+  let chart = null;
+  const make = () => {
+    chart?.destroy();
     const name = model.get("chart_signal");
-    drawChart(canvas, points, name, model.get("chart_unit"));
-  });
+    holder.dataset.signal = name;
+    chart = name ? createChart(holder, { series: [{ label: name, unit: model.get("chart_unit") }], window: WINDOW }) : null;
+    chart?.setData(points);
+  };
   const options = () => {
     const chosen = model.get("chart_signal");
     const entries = (model.get("signals") || []).flatMap((m) => m.signals.map((s) => [`${m.name}.${s.name}`, s.unit]));
@@ -152,22 +113,22 @@ function signalChart(model, listen) {
   };
   select.addEventListener("change", () => { model.set("chart_signal", select.value); model.save_changes(); });
   listen("change:signals", options);
-  listen("change:chart_signal", () => { points = []; options(); redraw(); });
-  listen("change:chart_unit", redraw);
-  listen("change:chart", () => { points = [...(model.get("chart") || [])]; redraw(); });
+  listen("change:chart_signal", () => { points = []; options(); make(); });
+  listen("change:chart_unit", make);
+  listen("change:chart", () => { points = [...(model.get("chart") || [])]; chart?.setData(points); });
   options();
-  redraw();
+  make();
   return {
-    node: h("div", {}, h("h4", {}, "signal ", select), canvas),
+    node: h("div", {}, h("h4", {}, "signal ", select), holder),
     add(newPoints) {
       if (!newPoints.length) return;
       points.push(...newPoints);
       const end = points[points.length - 1][0];
-      const first = points.findIndex((p) => p[0] >= end - WINDOW);
+      const first = points.findIndex((p) => p[0] >= end - KEEP);
       if (first > 0) points.splice(0, first);
-      redraw();
+      chart?.setData(points);
     },
-    cancel: redraw.cancel,
+    destroy: () => chart?.destroy(),
   };
 }
 
@@ -215,7 +176,7 @@ function render({ model, el }) {
   const table = sniffer();
   const log = frameLog();
   const chart = signalChart(model, listen);
-  onCleanup(chart.cancel);
+  onCleanup(chart.destroy);
   const status = h("div", { class: "jmp-status" });
   let counts = model.get("counts") || {};
   const drawStatus = () => {

@@ -89,7 +89,7 @@ class CanClient(DriverClient, can.BusABC):
         log.warning("%s: %d bus frames missed: this reader fell behind the exporter's buffer", self.display_path, count)
 
     def subscribe(self, on_frames: Callable[[int, list[can.Message]], None]) -> Callable[[], None]:
-        """Call ``on_frames(missed, frames)`` with every frame on the bus from now on; returns the unsubscribe.
+        """Call ``on_frames(missed, frames)`` with every frame on the bus from now on; returns unsubscribe.
 
         A reader of its own (what ``recv`` takes is not taken from it), frames this client sent
         included (``is_rx`` False); ``missed`` counts frames it fell too far behind to get. The
@@ -165,10 +165,10 @@ class CanClient(DriverClient, can.BusABC):
                 seen, last = seen + 1, decoded.text(signal)
                 if test(decoded):
                     return decoded
-        wanted = getattr(value, "__name__", None) if callable(value) else repr(value)
+        wanted = f"did not pass {getattr(value, '__name__', 'the test')}" if callable(value) else f"was not {value!r}"
         instead = f"it was {last} in the last of {seen} {message} frames" if seen else f"no {message} frame came"
         raise DriverTimeout(self.display_path, "expect_signal",
-                            f"{message}.{signal} was not {wanted} within {timeout} s: {instead}")
+                            f"{message}.{signal} {wanted} within {timeout} s: {instead}")
 
     def _database(self) -> Any:
         if self.database is None:

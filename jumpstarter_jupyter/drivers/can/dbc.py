@@ -4,8 +4,10 @@ cantools is an optional dependency (the ``can`` extra: ``pip install 'jumpstarte
 everything else about CAN works without it. A decoded frame keeps the numbers (scaled, with
 units) and the names of enumerated values::
 
-    >>> db = load("jumpstarter_jupyter/drivers/virtual/virtual-board.dbc")
-    >>> frame = decode(db, can.Message(arbitration_id=0x100, data=bytes.fromhex("7b00009f01010307")))
+    >>> from jumpstarter_jupyter.drivers.virtual.firmware_can import DBC  # the virtual board's
+    >>> db = load(DBC)
+    >>> status = can.Message(arbitration_id=0x100, data=bytes.fromhex("7b00009f01010307"), is_extended_id=False)
+    >>> frame = decode(db, status)
     >>> frame["Temperature"], frame.units["Temperature"], frame.text("Led")
     (41.5, 'degC', 'on')
     >>> str(frame)

@@ -13,6 +13,8 @@ view starts from. A flood of any size thus costs the browser at most ~26 message
 
 from __future__ import annotations
 
+import itertools
+import logging
 import threading
 import time
 from collections import deque
@@ -27,13 +29,15 @@ from jumpstarter_jupyter.drivers.can import dbc
 from jumpstarter_jupyter.drivers.can.cli import parse_filter, parse_frame
 from jumpstarter_jupyter.drivers.can.common import compile_filters, passes
 from jumpstarter_jupyter.drivers.serial.widget import default_log_path
+from jumpstarter_jupyter.errors import JumpstarterError
 from jumpstarter_jupyter.jupyter.widget import DriverWidget
 
 LOG_BUDGET = 40  # frames per flush to the views: <= 1000 frames/s; the log file gets all of them
-RECENT = 50  # frames kept in the synced `recent` trait (saved with the notebook: keep it small)
+RECENT = 20  # frames kept in the synced `recent` trait (saved with the notebook: keep it small)
 CHART_POINTS = 600  # points of the chosen signal kept (one minute of a 10 Hz frame)
 MAX_ROWS = 512  # IDs in the table; further IDs are counted, not shown
 SYNC_PERIOD = 1.0  # seconds between syncs of the table, recent frames and chart traits
+log = logging.getLogger("jumpstarter_jupyter.can")
 
 
 class _Row:
@@ -96,6 +100,7 @@ class CanWidget(DriverWidget):
         self._synced_at = 0.0
         self._changed_since_sync = True
         self._tasks: dict[str, Any] = {}
+        self._task_ids = itertools.count(1)
         self._unsubscribe = lambda: None
         self._seq = 0
         self._writer = self._open_log(Path(log_path) if log_path else default_log_path(client.display_path))
@@ -258,7 +263,7 @@ class CanWidget(DriverWidget):
             raise ValueError(f"period must be > 0 seconds, got {period}")
         msg = form_frame(ident, data, extended, remote)
         task = self.client.send_periodic(msg, float(period))
-        key = f"{len(self._tasks) + 1}-{time.monotonic_ns()}"
+        key = str(next(self._task_ids))
         self._tasks[key] = task
         text = f"{_id_text(msg)}#{'R' if remote else bytes(msg.data).hex().upper()} every {float(period):g} s"
         self.update(periodic=[*self.periodic, {"key": key, "text": text}])
@@ -281,8 +286,8 @@ class CanWidget(DriverWidget):
         for task in self._tasks.values():
             try:
                 task.stop()
-            except Exception:  # noqa: BLE001 - the exporter may be gone: its tasks went with it
-                pass
+            except JumpstarterError as exc:  # the exporter is gone: its tasks went with it
+                log.debug("%s: stopping a periodic send: %s", self.path, exc)
         self._tasks.clear()
         with self._frames_lock:
             writer, self._writer = self._writer, None

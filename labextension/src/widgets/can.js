@@ -14,7 +14,7 @@ const WINDOW = 60; // seconds of the signal the chart shows at first (its menu c
 const KEEP = 300; // seconds of points kept for the chart (its longest window)
 
 const CSS = `
-.jmp-can .jmp-can-grid { display: grid; grid-template-columns: minmax(0, 3fr) minmax(0, 2fr); gap: 6px; }
+.jmp-can .jmp-can-grid { display: grid; grid-template-columns: minmax(0, 1fr) minmax(0, 1fr); gap: 8px; }
 .jmp-can table { border-collapse: collapse; width: 100%; font-family: var(--jp-code-font-family, monospace); font-size: 12px; }
 .jmp-can th { text-align: left; font-weight: 600; border-bottom: 1px solid var(--jp-border-color2, #ddd); padding: 1px 6px; }
 .jmp-can td { padding: 1px 6px; white-space: nowrap; vertical-align: top; }
@@ -22,7 +22,7 @@ const CSS = `
 .jmp-can .jmp-changed { background: var(--jp-warn-color3, #ffe9b3); color: var(--jp-warn-color0, #750); font-weight: 600; }
 .jmp-can .jmp-tx { color: var(--jp-brand-color1, #1976d2); }
 .jmp-can .jmp-table { max-height: 260px; overflow: auto; }
-.jmp-can .jmp-log { height: 180px; overflow: auto; font-family: var(--jp-code-font-family, monospace); font-size: 11px;
+.jmp-can .jmp-log { height: 220px; overflow: auto; font-family: var(--jp-code-font-family, monospace); font-size: 11px;
   background: var(--jp-layout-color2, #f6f6f6); padding: 2px 4px; white-space: pre; }
 .jmp-can .jmp-log .jmp-note { color: var(--jp-warn-color0, #750); }
 .jmp-can input[type=text] { font: inherit; padding: 1px 4px; }
@@ -187,7 +187,7 @@ function render({ model, el }) {
     root.dataset.frames = String(c.frames ?? 0);
   };
   root.append(toolbar(model, listen, log),
-    h("div", { class: "jmp-can-grid" }, h("div", {}, table.node, h("h4", {}, "frames"), log.node), chart.node),
+    table.node, h("div", { class: "jmp-can-grid" }, h("div", {}, h("h4", {}, "frames"), log.node), chart.node),
     sendForm(model, listen), status);
 
   table.reset(model.get("rows") || []);

@@ -158,3 +158,49 @@ def test_flood_stays_within_the_iopub_budget_and_the_log_gets_every_frame(kernel
     assert sum(row["count"] for row in rows.values()) == TOTAL + 1
     last_of_23f = max(n for n in range(TOTAL) if n % IDS == IDS - 1)
     assert rows["23F"]["data"] == " ".join(f"{b:02X}" for b in last_of_23f.to_bytes(4, "little"))
+
+
+def test_filters_form_and_database_in_the_widget(tmp_path):
+    """The widget's own logic through a real exporter, in this process: filters hide IDs,
+    the form sends (and refuses bad input in the banner), a DBC names the signals."""
+    from jumpstarter_jupyter.client import connect
+    from jumpstarter_jupyter.drivers.can.widget import CanWidget
+    from jumpstarter_jupyter.drivers.virtual.firmware_can import DBC, status_data
+    from support import wait_for
+
+    channel = f"widget-form-{time.monotonic_ns()}"
+    root = Composite()
+    root.children = {"can": Can(channel=channel, interface="virtual"), "peer": Can(channel=channel, interface="virtual")}
+    with serving(root) as exporter, connect(exporter.address) as dut:
+        widget = CanWidget(dut.can, log_path=tmp_path / "bus.log")
+        try:
+            status = can.Message(arbitration_id=0x100, data=status_data(1.5, 40.0, True, False, 3, 0), is_extended_id=False)
+            for msg in (status, can.Message(arbitration_id=0x200, data=b"\x01", is_extended_id=False)):
+                dut.peer.send(msg)
+            wait_for(lambda: {row["id"] for row in widget.rows} == {"100", "200"}, 30, "both IDs in the table")
+
+            widget.action_load_dbc(str(DBC))
+            dut.peer.send(status)
+            wait_for(lambda: any(row["message"] == "Status" and "Led=on" in row["signals"] for row in widget.rows), 30,
+                     "the Status row decoded")
+            assert widget.dbc_path == str(DBC) and widget.chart_unit == "s"  # the first signal, Uptime, is charted
+            assert {"name": "Temperature", "unit": "degC"} in widget.signals[0]["signals"]
+
+            widget.filters = "100:7FF"
+            wait_for(lambda: [row["id"] for row in widget.rows] == ["100"], 30, "the filter to hide 200")
+            widget.filters = "1OO"
+            wait_for(lambda: widget.error == "filters: '1OO': expected ID:MASK in hex, e.g. 123:7FF", 30, "the refusal")
+
+            widget.action_send("321", "ca fe", False, False)
+            assert bytes(dut.peer.expect(arbitration_id=0x321, timeout=10).data) == b"\xca\xfe"
+            widget.submit("send", widget.action_send, "800", "", False, False)  # what a click runs
+            wait_for(lambda: widget.error.startswith("send: ID 800 is out of range"), 30, "the refusal in the banner")
+            widget.action_send_periodic("12345678", "", True, True, 0.02)
+            assert dut.peer.expect(arbitration_id=0x12345678, timeout=10).is_remote_frame
+            wait_for(lambda: [task["text"] for task in widget.periodic] == ["12345678#R every 0.02 s"], 30, "the task")
+            widget.action_stop_periodic(widget.periodic[0]["key"])
+            wait_for(lambda: widget.periodic == [], 30, "the task to be gone from the list")
+        finally:
+            widget.close()
+    logged = list(can.LogReader(str(tmp_path / "bus.log")))
+    assert [m.arbitration_id for m in logged[:3]] == [0x100, 0x200, 0x100]

@@ -99,7 +99,7 @@ class CanWidget(DriverWidget):
         self._database: Any = None
         self._synced_at = 0.0
         self._changed_since_sync = True
-        self._tasks: dict[str, Any] = {}
+        self._tasks: dict[str, tuple[Any, str]] = {}  # the form's periodic sends: key -> (task, text)
         self._task_ids = itertools.count(1)
         self._unsubscribe = lambda: None
         self._seq = 0
@@ -229,8 +229,13 @@ class CanWidget(DriverWidget):
             return
         with self._frames_lock:
             self._compiled = compiled
+            # the table shows only IDs that pass: the next flush syncs it whole
+            for key in [k for k, row in self._rows.items() if not passes(compiled, row.last)]:
+                del self._rows[key]
+            self._changed_since_sync, self._synced_at = True, 0.0
         if self.error.startswith("filters:"):
             self.update(error="")
+        self.poke()
 
     def _on_chart_signal(self, change: dict) -> None:
         with self._frames_lock:
@@ -263,17 +268,20 @@ class CanWidget(DriverWidget):
             raise ValueError(f"period must be > 0 seconds, got {period}")
         msg = form_frame(ident, data, extended, remote)
         task = self.client.send_periodic(msg, float(period))
-        key = str(next(self._task_ids))
-        self._tasks[key] = task
         text = f"{_id_text(msg)}#{'R' if remote else bytes(msg.data).hex().upper()} every {float(period):g} s"
-        self.update(periodic=[*self.periodic, {"key": key, "text": text}])
+        self._tasks[str(next(self._task_ids))] = (task, text)
+        self._show_tasks()
 
     def action_stop_periodic(self, key: str) -> None:
         """Stop one periodic send started from the form."""
-        task = self._tasks.pop(key, None)
+        task, _text = self._tasks.pop(key, (None, ""))
         if task is not None:
             task.stop()
-        self.update(periodic=[p for p in self.periodic if p["key"] != key])
+        self._show_tasks()
+
+    def _show_tasks(self) -> None:
+        # from the dict, not the trait: two clicks on worker threads must not lose each other's task
+        self.update(periodic=[{"key": key, "text": text} for key, (_task, text) in list(self._tasks.items())])
 
     def action_load_dbc(self, path: str) -> None:
         """Load a CAN database (path on the kernel's side) for the table, log and chart."""
@@ -283,7 +291,7 @@ class CanWidget(DriverWidget):
     def stop(self) -> None:
         """Stop following the bus and the form's periodic sends; close the log file."""
         self._unsubscribe()
-        for task in self._tasks.values():
+        for task, _text in self._tasks.values():
             try:
                 task.stop()
             except JumpstarterError as exc:  # the exporter is gone: its tasks went with it

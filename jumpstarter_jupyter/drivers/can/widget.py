@@ -5,7 +5,7 @@ The widget follows the bus with a reader of its own (``CanClient.subscribe``), s
 cell's ``recv``/``expect`` takes is not taken from it. Every frame goes to a log file on the
 kernel side, written with python-can's writer for its suffix (``.log``: candump's format), and
 into per-ID statistics. The flusher (<= 25 times a second) sends the views one message with
-what changed: table rows, at most ``LOG_BUDGET`` of the newest frames (the rest are counted
+what changed: table rows (at most ten times a second), at most ``LOG_BUDGET`` of the newest frames (the rest are counted
 as not shown: the log file has them) and new chart points. Once a second the whole table,
 the last frames and the chart go to synced traits, which a saved notebook keeps and a late
 view starts from. A flood of any size thus costs the browser at most ~26 messages a second.
@@ -37,6 +37,7 @@ RECENT = 20  # frames kept in the synced `recent` trait (saved with the notebook
 CHART_POINTS = 600  # points of the chosen signal kept (one minute of a 10 Hz frame)
 MAX_ROWS = 512  # IDs in the table; further IDs are counted, not shown
 SYNC_PERIOD = 1.0  # seconds between syncs of the table, recent frames and chart traits
+ROW_PERIOD = 0.1  # seconds between table updates to the views (cansniffer's refresh): <= 10 a second
 log = logging.getLogger("jumpstarter_jupyter.can")
 
 
@@ -97,7 +98,7 @@ class CanWidget(DriverWidget):
         self._compiled: tuple = ()
         self._chart: tuple[int, str] | None = None  # (frame id, signal) being charted
         self._database: Any = None
-        self._synced_at = 0.0
+        self._synced_at = self._rows_sent_at = 0.0
         self._changed_since_sync = True
         self._tasks: dict[str, tuple[Any, str]] = {}  # the form's periodic sends: key -> (task, text)
         self._task_ids = itertools.count(1)
@@ -164,10 +165,14 @@ class CanWidget(DriverWidget):
         self._follow_database()
         if self.paused:
             return None
+        rows_due = time.monotonic() - self._rows_sent_at >= ROW_PERIOD
         with self._frames_lock:
-            rows = [self._rows[key].view(self._database) for key in sorted(self._dirty) if key in self._rows]
+            rows = [self._rows[key].view(self._database) for key in sorted(self._dirty) if key in self._rows] \
+                if rows_due else []
+            if rows_due:
+                self._dirty.clear()
+            rows_owed = bool(self._dirty)
             frames = [self._entry(msg) for msg in self._log_pending]
-            self._dirty.clear()
             self._log_pending.clear()
             points, self._new_points = self._new_points[-CHART_POINTS:], []
             self._recent.extend(frames)
@@ -179,7 +184,9 @@ class CanWidget(DriverWidget):
             self.send({"type": "frames", "seq": self._seq, "rows": rows, "log": frames, "chart": points,
                        "counts": counts})
             self.messages_sent += 1
-        return self._sync_traits()
+        if rows:
+            self._rows_sent_at = time.monotonic()
+        return self._sync_traits() or rows_owed
 
     def _sync_traits(self) -> bool:
         """Sync the table, recent frames and chart when due; True while a sync is owed."""

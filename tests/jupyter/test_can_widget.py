@@ -204,3 +204,37 @@ def test_filters_form_and_database_in_the_widget(tmp_path):
             widget.close()
     logged = list(can.LogReader(str(tmp_path / "bus.log")))
     assert [m.arbitration_id for m in logged[:3]] == [0x100, 0x200, 0x100]
+
+
+def test_widget_follows_the_bus_across_an_exporter_restart(tmp_path):
+    """The exporter restarts (new drivers, new ring): the widget subscribes again by itself."""
+    from jumpstarter_jupyter.client import connect
+    from jumpstarter_jupyter.drivers.can.widget import CanWidget
+    from jumpstarter_jupyter.exporter import serve
+    from support import wait_for
+
+    def bus():
+        channel = f"widget-restart-{time.monotonic_ns()}"
+        root = Composite()
+        root.children = {"can": Can(channel=channel, interface="virtual"),
+                         "peer": Can(channel=channel, interface="virtual")}
+        return root
+
+    socket_path = str(tmp_path / "exporter.sock")
+    exporter = serve(bus(), socket=socket_path)
+    with connect(f"unix:{socket_path}") as dut:
+        widget = CanWidget(dut.can, log_path=tmp_path / "bus.log")
+        try:
+            dut.peer.send(can.Message(arbitration_id=0x101, data=b"\x01", is_extended_id=False))
+            wait_for(lambda: widget.frames_logged == 1, 30, "the first exporter's frame")
+            exporter.stop(grace=0)
+            exporter = serve(bus(), socket=socket_path)
+            # each send is a frame of the new exporter; the widget's new reader sees those after it subscribed
+            wait_for(lambda: dut.peer.send(can.Message(arbitration_id=0x102, is_extended_id=False)) or
+                     widget.frames_logged > 1, 60, "the widget to follow the new exporter's bus")
+            wait_for(lambda: widget.error == "", 30, "the banner to clear")
+        finally:
+            widget.close()
+            exporter.stop(grace=0)
+    logged = [m.arbitration_id for m in can.LogReader(str(tmp_path / "bus.log"))]
+    assert logged[0] == 0x101 and set(logged[1:]) == {0x102}

@@ -88,19 +88,25 @@ class CanClient(DriverClient, can.BusABC):
     def _warn_gap(self, count: int) -> None:
         log.warning("%s: %d bus frames missed: this reader fell behind the exporter's buffer", self.display_path, count)
 
-    def subscribe(self, on_frames: Callable[[int, list[can.Message]], None]) -> Callable[[], None]:
-        """Call ``on_frames(missed, frames)`` with every frame on the bus from now on; returns unsubscribe.
+    def subscribe(self, on_frames: Callable[[int, list[can.Message]], None]) -> Subscription:
+        """Call ``on_frames(missed, frames)`` with every frame on the bus from now on.
 
         A reader of its own (what ``recv`` takes is not taken from it), frames this client sent
         included (``is_rx`` False); ``missed`` counts frames it fell too far behind to get. The
         calls come on a thread of the subscription's own and must return quickly. Needs our
-        exporter (upstream's has one shared reader).
+        exporter (upstream's has one shared reader). ``close()`` the subscription to end it;
+        ``wait()`` returns when it ended (closed, or the stream failed: see ``failed``).
         """
         if not self.streaming:
             raise NotImplementedError(f"{self.display_path}: watching the bus needs a jumpstarter-jupyter exporter "
                                       "(upstream's shares one reader between all its clients)")
-        subscription = _Subscription(self, on_frames)
-        return subscription.close
+        return Subscription(self, on_frames)
+
+    def _open_follow(self) -> Any:
+        """The ``follow`` stream, after a unary call: unary calls rebind to a restarted exporter's
+        new driver UUIDs (and reopen the channel of one that was down), stream openings do not."""
+        self.call("position")
+        return self.stream("follow")
 
     def __iter__(self):
         """Received frames, forever (``for msg in dut.can: ...``)."""
@@ -287,7 +293,7 @@ class _Follower:
         self._pending: deque[bytes] = deque()  # message bodies that arrived together with an earlier one
         self._changed = threading.Condition()
         self._closed = False
-        self._stream = client.stream("follow")
+        self._stream = client._open_follow()
         self.configure(compile_filters(filters), start)
         first = self._next_batch()
         self.id = first.reader if first is not None else 0
@@ -351,8 +357,8 @@ class _Follower:
             self._thread.join(5)
 
 
-class _Subscription(_Follower):
-    """A reader whose batches go to a callback instead of a queue (widgets, loggers)."""
+class Subscription(_Follower):
+    """A reader of the bus whose batches go to a callback (``CanClient.subscribe``)."""
 
     def __init__(self, client: CanClient, on_frames: Callable[[int, list[can.Message]], None]):
         self.on_frames = on_frames
@@ -361,3 +367,8 @@ class _Subscription(_Follower):
     def _deliver(self, batch: can_pb2.CanFrames) -> None:
         self.position = batch.position
         self.on_frames(batch.dropped, unpack(batch))
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until the subscription ended (closed, or its stream failed); False after ``timeout`` s."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._closed, timeout)

@@ -30,6 +30,7 @@ from jumpstarter_jupyter.drivers.can.cli import parse_filter, parse_frame
 from jumpstarter_jupyter.drivers.can.common import compile_filters, passes
 from jumpstarter_jupyter.drivers.serial.widget import default_log_path
 from jumpstarter_jupyter.errors import JumpstarterError
+from jumpstarter_jupyter.jupyter.follow import Follower
 from jumpstarter_jupyter.jupyter.widget import DriverWidget
 
 LOG_BUDGET = 40  # frames per flush to the views: <= 1000 frames/s; the log file gets all of them
@@ -37,6 +38,7 @@ RECENT = 20  # frames kept in the synced `recent` trait (saved with the notebook
 CHART_POINTS = 600  # points of the chosen signal kept (one minute of a 10 Hz frame)
 MAX_ROWS = 512  # IDs in the table; further IDs are counted, not shown
 SYNC_PERIOD = 1.0  # seconds between syncs of the table, recent frames and chart traits
+FOLLOWING = "following the bus"  # the label of the follower's errors in the banner
 ROW_PERIOD = 0.1  # seconds between table updates to the views (cansniffer's refresh): <= 10 a second
 log = logging.getLogger("jumpstarter_jupyter.can")
 
@@ -102,17 +104,36 @@ class CanWidget(DriverWidget):
         self._changed_since_sync = True
         self._tasks: dict[str, tuple[Any, str]] = {}  # the form's periodic sends: key -> (task, text)
         self._task_ids = itertools.count(1)
-        self._unsubscribe = lambda: None
+        self._subscription: Any = None
+        self._follower: Follower | None = None
         self._seq = 0
         self._writer = self._open_log(Path(log_path) if log_path else default_log_path(client.display_path))
         self.observe(self._on_filters, "filters")
         self.observe(self._on_chart_signal, "chart_signal")
         self.observe(lambda _change: self.poke(), "paused")
-        try:
-            self._unsubscribe = client.subscribe(self._on_frames)
-        except NotImplementedError as exc:  # an upstream exporter: sending still works
-            self.error = str(exc)
+        if client.streaming:
+            self._subscription = client.subscribe(self._on_frames)  # now: a frame sent next is seen
+            self._follower = Follower(self, FOLLOWING, self._follow)
+        else:  # an upstream exporter: sending still works
+            self.error = f"{client.display_path}: watching the bus needs a jumpstarter-jupyter exporter"
         self.poke()
+
+    def _follow(self, follower: Follower) -> None:
+        """Follow the bus until the subscription ends; the Follower subscribes again after a failure
+        (an exporter restart), so the widget goes on without a cell."""
+        with self._frames_lock:
+            subscription = self._subscription
+        if subscription.wait(0):  # the last one ended: a new reader, from the bus's present
+            subscription = self.client.subscribe(self._on_frames)
+            with self._frames_lock:
+                self._subscription = subscription
+            if follower.stopped.is_set():  # stop() ran while this subscribed
+                subscription.close()
+                return
+            follower.update()  # clears the error of the failed attempt
+        subscription.wait()
+        if subscription.failed is not None and not follower.stopped.is_set():
+            raise subscription.failed
 
     def _open_log(self, path: Path) -> can.io.generic.MessageWriter:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -297,7 +318,12 @@ class CanWidget(DriverWidget):
 
     def stop(self) -> None:
         """Stop following the bus and the form's periodic sends; close the log file."""
-        self._unsubscribe()
+        if self._follower is not None:
+            self._follower.stop()
+        with self._frames_lock:
+            subscription = self._subscription
+        if subscription is not None:
+            subscription.close()
         for task, _text in self._tasks.values():
             try:
                 task.stop()

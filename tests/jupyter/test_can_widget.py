@@ -180,6 +180,7 @@ def test_filters_form_and_database_in_the_widget(tmp_path):
             wait_for(lambda: {row["id"] for row in widget.rows} == {"100", "200"}, 30, "both IDs in the table")
 
             widget.action_load_dbc(str(DBC))
+            wait_for(lambda: widget.dbc_path == str(DBC), 30, "the view to learn of the DBC, no frame needed")
             dut.peer.send(status)
             wait_for(lambda: any(row["message"] == "Status" and "Led=on" in row["signals"] for row in widget.rows), 30,
                      "the Status row decoded")

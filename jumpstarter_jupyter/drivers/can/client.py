@@ -54,6 +54,7 @@ class CanClient(DriverClient, can.BusABC):
         self._lock = threading.Lock()
         self.database = None  # the cantools database of load_dbc()
         self.database_path = ""
+        self.database_listeners: list[Callable[[], None]] = []  # called after load_dbc (widgets redraw)
         self._start = int(self.call("position")) if self.streaming else -1
         # what BusABC.__init__ sets, without its set_filters call: upstream, that would clear
         # the bus's filters for every client at each connect
@@ -141,6 +142,8 @@ class CanClient(DriverClient, can.BusABC):
         """
         self.database = dbc.load(path)
         self.database_path = os.path.abspath(path)
+        for listener in list(self.database_listeners):
+            listener()
 
     def decode(self, msg: can.Message) -> dbc.Decoded | None:
         """``msg``'s signals (values, units, value names); None if the database does not describe it.

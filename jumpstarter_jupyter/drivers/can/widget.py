@@ -111,6 +111,7 @@ class CanWidget(DriverWidget):
         self.observe(self._on_filters, "filters")
         self.observe(self._on_chart_signal, "chart_signal")
         self.observe(lambda _change: self.poke(), "paused")
+        client.database_listeners.append(self.poke)  # a cell's load_dbc() shows at once
         if client.streaming:
             self._subscription = client.subscribe(self._on_frames)  # now: a frame sent next is seen
             self._follower = Follower(self, FOLLOWING, self._follow)
@@ -314,10 +315,11 @@ class CanWidget(DriverWidget):
     def action_load_dbc(self, path: str) -> None:
         """Load a CAN database (path on the kernel's side) for the table, log and chart."""
         self.client.load_dbc(path)
-        self.poke()
 
     def stop(self) -> None:
         """Stop following the bus and the form's periodic sends; close the log file."""
+        if self.poke in self.client.database_listeners:
+            self.client.database_listeners.remove(self.poke)
         if self._follower is not None:
             self._follower.stop()
         with self._frames_lock:

@@ -251,6 +251,12 @@ class CanClient(DriverClient, can.BusABC):
         except JumpstarterError as exc:  # the exporter is gone: its tasks are gone with it
             log.debug("%s: shutdown: %s", self.display_path, exc)
 
+    def __del__(self) -> None:
+        # python-can warns about a bus collected before shutdown() and shuts it down from the
+        # garbage collector. This client's bus is the exporter's and stays up; a client being
+        # collected has no reader thread (it would hold a reference), so nothing is left open.
+        pass
+
     def __enter__(self) -> CanClient:
         return self
 

@@ -5,10 +5,11 @@ The widget follows the bus with a reader of its own (``CanClient.subscribe``), s
 cell's ``recv``/``expect`` takes is not taken from it. Every frame goes to a log file on the
 kernel side, written with python-can's writer for its suffix (``.log``: candump's format), and
 into per-ID statistics. The flusher (<= 25 times a second) sends the views one message with
-what changed: table rows (at most ten times a second), at most ``LOG_BUDGET`` of the newest frames (the rest are counted
-as not shown: the log file has them) and new chart points. Once a second the whole table,
-the last frames and the chart go to synced traits, which a saved notebook keeps and a late
-view starts from. A flood of any size thus costs the browser at most ~26 messages a second.
+what changed: table rows (at most ten times a second), at most ``LOG_BUDGET`` of the newest
+frames (the rest are counted as not shown: the log file has them) and new chart points. Once
+a second the whole table, the last frames and the chart go to synced traits, which a saved
+notebook keeps and a late view starts from. A flood of any size thus costs the browser at
+most ~26 messages a second.
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ class CanWidget(DriverWidget):
     filters = traitlets.Unicode("").tag(sync=True)  # "ID:MASK ..." (hex) set in the view: what it shows
     paused = traitlets.Bool(False).tag(sync=True)  # the view stops updating; the log file goes on
     periodic = traitlets.List().tag(sync=True)  # running periodic sends: [{key, text}]
-    counts = traitlets.Dict().tag(sync=True)  # frames, logged, missed, shown, not_shown, ids
+    counts = traitlets.Dict().tag(sync=True)  # frames (all logged), missed, shown, not_shown, ids
     log_path = traitlets.Unicode("").tag(sync=True)
 
     def __init__(self, client: Any, log_path: str | Path | None = None, **kwargs: Any):
@@ -96,7 +97,7 @@ class CanWidget(DriverWidget):
         self._recent: deque[list] = deque(maxlen=RECENT)
         self._points: deque[list] = deque(maxlen=CHART_POINTS)
         self._new_points: list[list] = []
-        self._counts = {"frames": 0, "logged": 0, "missed": 0, "shown": 0, "not_shown": 0, "ids": 0}
+        self._counts = {"frames": 0, "missed": 0, "shown": 0, "not_shown": 0, "ids": 0}
         self._compiled: tuple = ()
         self._chart: tuple[int, str] | None = None  # (frame id, signal) being charted
         self._database: Any = None
@@ -151,7 +152,6 @@ class CanWidget(DriverWidget):
                 self._writer.on_message_received(msg)
             self._writer.file.flush()  # current whenever a cell reads it
             self.frames_logged += len(frames)
-            self._counts["logged"] += len(frames)
             self._counts["frames"] += len(frames)
             self._counts["missed"] += missed
             for msg in frames:

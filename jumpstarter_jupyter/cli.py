@@ -65,7 +65,7 @@ def _stop_on_stdin_eof() -> None:
 
 def _secret(value: str | None, path: str | None, name: str) -> str | None:
     """``--NAME`` or ``--NAME-file`` (read, white space dropped), not both."""
-    from jumpstarter_jupyter.exporter.config import read_secret
+    from jumpstarter_jupyter.yamlfile import read_secret
 
     if path is None:
         return value
@@ -168,7 +168,7 @@ main.add_command(qemu_images)
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
                                 "help_option_names": []})
-@click.option("--endpoint", envvar="JUMPSTARTER_HOST", help="HOST:PORT, unix:/path or a socket path.")
+@click.option("--endpoint", envvar="JUMPSTARTER_HOST", help="HOST:PORT, unix:/path, a socket path or a pool board's name.")
 @click.option("--passphrase", envvar="JMP_GRPC_PASSPHRASE", help="The exporter's passphrase.")
 @click.option("--tls-ca", metavar="PEM", help="Connect with TLS, trusting this CA certificate.")
 @click.pass_context
@@ -206,7 +206,7 @@ def j(ctx, endpoint, passphrase, tls_ca):
 
 
 _ENDPOINT = click.option("--endpoint", envvar="JUMPSTARTER_HOST", required=True,
-                         help="HOST:PORT, unix:/path or a socket path ($JUMPSTARTER_HOST).")
+                         help="HOST:PORT, unix:/path, a socket path or a pool board's name ($JUMPSTARTER_HOST).")
 _PASSPHRASE = click.option("--passphrase", envvar="JMP_GRPC_PASSPHRASE", help="The exporter's passphrase.")
 _TLS_CA = click.option("--tls-ca", metavar="PEM", help="Connect with TLS, trusting this CA certificate.")
 
@@ -218,10 +218,11 @@ def lease() -> None:
 
 def _lease_connection(endpoint: str, passphrase: str | None, tls_ca: str | None):
     """A connection to an exporter with a lease service, and its lease status."""
+    from jumpstarter_jupyter.client import pool
     from jumpstarter_jupyter.client.connection import Connection
 
     try:
-        connection = Connection(endpoint, passphrase or None, tls_ca)
+        connection = Connection(*pool.resolve(endpoint, passphrase or None), tls_ca)
         status = connection.lease_status()
         if status is None:
             connection.close()

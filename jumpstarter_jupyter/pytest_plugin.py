@@ -7,6 +7,9 @@
 The board is ``--jumpstarter-endpoint`` (``host:port``, ``unix:/path``), else
 ``$JUMPSTARTER_HOST`` (set by upstream's ``jmp shell``), else a private virtual board started
 for the test session. ``--jumpstarter-passphrase`` defaults to ``$JMP_GRPC_PASSPHRASE``.
+On an exporter that requires a lease, the fixture takes it (waiting in line at most
+``--jumpstarter-lease-timeout``, for ``--jumpstarter-lease-purpose``) and gives it back when the
+session ends, however it ends: passed, failed or interrupted.
 Registered through the ``pytest11`` entry point, so installing jumpstarter-jupyter enables it.
 """
 
@@ -17,6 +20,7 @@ from collections.abc import Iterator
 import pytest
 
 from jumpstarter_jupyter.client import DriverClient, connect, resolve_endpoint
+from jumpstarter_jupyter.durations import parse_duration
 from jumpstarter_jupyter.errors import JumpstarterError
 
 
@@ -27,6 +31,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "(default: $JUMPSTARTER_HOST, else a private virtual board)")
     group.addoption("--jumpstarter-passphrase", metavar="PASSPHRASE", default=None,
                     help="the exporter's passphrase (default: $JMP_GRPC_PASSPHRASE)")
+    group.addoption("--jumpstarter-lease-timeout", metavar="DURATION", default="10m", type=_duration,
+                    help="how long to wait in line for the board's lease (90s, 10m; default 10m)")
+    group.addoption("--jumpstarter-lease-purpose", metavar="TEXT", default=None,
+                    help="what the lease is for, shown to others (default: pytest and the name of the rootdir)")
+
+
+def _duration(value: str) -> float:
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise pytest.UsageError(f"--jumpstarter-lease-timeout: {exc}") from None
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -36,11 +51,13 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 @pytest.fixture(scope="session")
 def dut(request: pytest.FixtureRequest) -> Iterator[DriverClient]:
-    """The board under test: the root client of the exporter's tree, shared by the session."""
-    endpoint = request.config.getoption("jumpstarter_endpoint")
-    passphrase = request.config.getoption("jumpstarter_passphrase")
+    """The board under test: the root client of the exporter's tree, shared by the session
+    (holding the board's lease for the session when the exporter requires one)."""
+    config = request.config
+    purpose = config.getoption("jumpstarter_lease_purpose") or f"pytest {config.rootpath.name}"
     try:
-        client = connect(endpoint, passphrase)
+        client = connect(config.getoption("jumpstarter_endpoint"), config.getoption("jumpstarter_passphrase"),
+                         wait=config.getoption("jumpstarter_lease_timeout"), purpose=purpose)
     except JumpstarterError as exc:
         pytest.fail(f"jumpstarter: cannot connect to the board under test: {exc}", pytrace=False)
     with client:

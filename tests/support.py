@@ -17,13 +17,14 @@ from jumpstarter_jupyter.exporter import Exporter, serve
 
 
 @contextlib.contextmanager
-def serving(root: Driver, tcp: bool = False, passphrase: str | None = None) -> Iterator[Exporter]:
-    """Serve ``root`` on a fresh unix socket (or a free loopback TCP port) until the block ends."""
+def serving(root: Driver, tcp: bool = False, passphrase: str | None = None, **options) -> Iterator[Exporter]:
+    """Serve ``root`` on a fresh unix socket (or a free loopback TCP port) until the block ends;
+    ``options`` go to ``serve`` (``lease=LeasePolicy(...)``)."""
     with tempfile.TemporaryDirectory(prefix="jmp-test-") as directory:
         if tcp:
-            exporter = serve(root, listen="127.0.0.1:0", passphrase=passphrase)
+            exporter = serve(root, listen="127.0.0.1:0", passphrase=passphrase, **options)
         else:
-            exporter = serve(root, socket=os.path.join(directory, "exporter.sock"), passphrase=passphrase)
+            exporter = serve(root, socket=os.path.join(directory, "exporter.sock"), passphrase=passphrase, **options)
         try:
             yield exporter
         finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
+from jumpstarter_jupyter.client import pool
 from jumpstarter_jupyter.client.base import DriverClient
 from jumpstarter_jupyter.client.connection import Connection
 from jumpstarter_jupyter.client.generic import GenericClient
@@ -26,9 +27,12 @@ def connect(endpoint: str | None = None, passphrase: str | None = None, *, tls_c
     """Connect to an exporter and return the root of its client tree.
 
     Args:
-        endpoint: ``host:port``, ``unix:/path`` or a socket path. Default: ``$JUMPSTARTER_HOST``,
-            else a private virtual board started for this process (stopped by ``close()``).
-        passphrase: the exporter's passphrase; default ``$JMP_GRPC_PASSPHRASE``.
+        endpoint: ``host:port``, ``unix:/path`` or a socket path, or a board of the pool
+            (``pool:NAME``, or a bare NAME found there; see ``client/pool.py``). Default:
+            ``$JUMPSTARTER_HOST``, else a private virtual board started for this process
+            (stopped by ``close()``).
+        passphrase: the exporter's passphrase; default: the pool entry's ``passphrase_file``,
+            else ``$JMP_GRPC_PASSPHRASE``.
         tls_ca: PEM file of the CA to trust for TLS ("" = the system roots); None = plaintext.
             ``$JMP_GRPC_INSECURE`` forces plaintext, as upstream's ``j`` does.
         name: what errors and the CLI call the root (``dut.power.on: ...``).
@@ -51,6 +55,8 @@ def connect(endpoint: str | None = None, passphrase: str | None = None, *, tls_c
     if endpoint is None:
         board = PrivateBoard()
         endpoint = board.endpoint
+    else:
+        endpoint, passphrase = pool.resolve(endpoint, passphrase)
     if passphrase is None:
         passphrase = os.environ.get("JMP_GRPC_PASSPHRASE") or None
     if os.environ.get("JMP_GRPC_INSECURE"):
@@ -58,6 +64,7 @@ def connect(endpoint: str | None = None, passphrase: str | None = None, *, tls_c
     connection = None
     try:
         connection = Connection(endpoint, passphrase, tls_ca, name=name)
+        connection.lease_options = dict(purpose=purpose, duration=duration)
         if lease is not False:
             status = connection.lease_status()
             if lease or (status is not None and status.required and not status.caller_controls):

@@ -8,17 +8,18 @@ longer knows a UUID, the connection re-reads the report and rebinds before calli
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import grpc
 from google.protobuf import empty_pb2
 
 from jumpstarter_jupyter.client.errors import is_unknown_driver, translate
-from jumpstarter_jupyter.client.lease import LEASE_KEY, Lease, exporter_status
+from jumpstarter_jupyter.client.lease import LEASE_KEY, BoardLease, Lease, LeaseWatch, exporter_status, request_handover
 from jumpstarter_jupyter.errors import ConnectionFailed
 from jumpstarter_jupyter.protocol.codec import EncodeError, decode, encode
 from jumpstarter_jupyter.protocol.v1 import console_pb2_grpc, jumpstarter_pb2 as pb, jumpstarter_pb2_grpc, lease_pb2
@@ -42,6 +43,8 @@ CHANNEL_OPTIONS = [
     ("grpc.use_local_subchannel_pool", 1),
 ]
 TCP_ENDPOINT = re.compile(r"^(?P<host>.+):(?P<port>\d{1,5})$")
+LeaseListener = Callable[[BoardLease, "lease_pb2.LeaseEvent | None"], None]
+log = logging.getLogger("jumpstarter_jupyter.connection")
 
 
 def channel_target(endpoint: str) -> str:
@@ -64,6 +67,12 @@ class Connection:
         self.credentials: tuple[tuple[str, str], ...] = ((PASSPHRASE_KEY, passphrase),) if passphrase else ()
         self.metadata = self.credentials  # plus the lease's token while one is held
         self.lease: Lease | None = None
+        self.lease_options: dict[str, Any] = {}  # purpose, duration: what a later acquire() asks for
+        self._lease_listeners: list[LeaseListener] = []
+        self._lease_watch: LeaseWatch | None = None
+        self._lease_status: lease_pb2.LeaseStatus | None = None
+        self._lease_status_known = False
+        self.board_lease: BoardLease | None = None  # last known, once watch_lease() started following it
         self.tls_ca = tls_ca
         self._retired: list[grpc.Channel] = []
         self._open_channel()
@@ -204,6 +213,8 @@ class Connection:
         lease = Lease(self.channel, self.credentials, self.endpoint, heartbeat=status.heartbeat_seconds, **options)
         self.lease = lease
         self.metadata = (*self.credentials, (LEASE_KEY, lease.token))
+        lease.listeners.append(self._tell_lease_listeners)
+        self._tell_lease_listeners(None)
         return lease
 
     def release_lease(self) -> None:
@@ -212,8 +223,42 @@ class Connection:
         self.metadata = self.credentials
         if lease is not None:
             lease.release()
+            self._tell_lease_listeners(None)
+
+    def request_handover(self, message: str = "") -> str:
+        """Ask whoever holds the board to hand it over (a notice in their panel)."""
+        return request_handover(self.channel, self.credentials, self.endpoint, message)
+
+    def watch_lease(self, listener: LeaseListener) -> Callable[[], None]:
+        """Call ``listener(board_lease, event)`` on a background thread whenever the board's
+        lease changes (who holds it, the queue, this connection's own lease and its events:
+        expiry warnings, hand-over requests). Returns the function that stops the calls."""
+        with self._lock:
+            self._lease_listeners.append(listener)
+            if self._lease_watch is None:
+                self._lease_watch = LeaseWatch(lambda: self.channel, self.credentials, self._on_lease_status)
+            known = self.board_lease
+        if known is not None:
+            listener(known, None)
+        return lambda: self._lease_listeners.remove(listener) if listener in self._lease_listeners else None
+
+    def _on_lease_status(self, status: lease_pb2.LeaseStatus | None) -> None:
+        self._lease_status, self._lease_status_known = status, True
+        self._tell_lease_listeners(None)
+
+    def _tell_lease_listeners(self, event: lease_pb2.LeaseEvent | None) -> None:
+        if not self._lease_status_known:
+            return
+        self.board_lease = BoardLease.of(self._lease_status, self.lease)
+        for listener in list(self._lease_listeners):
+            try:
+                listener(self.board_lease, event)
+            except Exception:  # one broken listener must not starve the others
+                log.exception("lease listener %r failed", listener)
 
     def close(self) -> None:
+        if self._lease_watch is not None:
+            self._lease_watch.close()
         self.release_lease()
         for channel in (*self._retired, self.channel):
             channel.close()

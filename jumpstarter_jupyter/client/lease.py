@@ -2,19 +2,29 @@
 
 The exporter's ``Hold`` stream stays open while the lease lives; a thread sends a heartbeat
 every third of the exporter's period and another reads events (expiry warning, extension,
-end). When this process dies the stream breaks and the exporter frees the board within one
-heartbeat period. While held, every call of the connection carries the lease's token.
+hand-over requests, end). When this process dies the stream breaks and the exporter frees the
+board within one heartbeat period; a process that exits normally releases its leases on the
+way out. While held, every call of the connection carries the lease's token.
+
+Watchers (and holders' panels) follow the board's lease with :class:`LeaseWatch`: the
+exporter's ``Watch`` stream sends the status again after every change.
 """
 
 from __future__ import annotations
 
+import atexit
 import getpass
 import logging
+import os
 import queue
 import socket
+import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 
@@ -34,8 +44,37 @@ def who_am_i() -> str:
     return f"{getpass.getuser()}@{socket.gethostname()}"
 
 
+def where_am_i() -> tuple[str, str]:
+    """(kernel id, JupyterHub server) of this process when it is a Jupyter kernel, else ("", "").
+
+    Sent with a lease request, so the lab's devices sidebar can tell "held by this notebook".
+    """
+    kernel_app = sys.modules.get("ipykernel.kernelapp")  # never imported here: only a kernel has it
+    kernel_id = ""
+    if kernel_app is not None and kernel_app.IPKernelApp.initialized():
+        kernel_id = Path(kernel_app.IPKernelApp.instance().connection_file).stem.removeprefix("kernel-")
+    user = os.environ.get("JUPYTERHUB_USER", "")
+    return kernel_id, f"{user}/{os.environ.get('JUPYTERHUB_SERVER_NAME', '')}" if user else ""
+
+
 def lease_service(channel: grpc.Channel) -> lease_pb2_grpc.LeaseServiceStub:
     return lease_pb2_grpc.LeaseServiceStub(channel)
+
+
+# every lease this process holds, released when the interpreter exits (a kernel shut down or
+# restarted, a pytest or papermill run ending): the board is free at once, not a heartbeat later
+_held: weakref.WeakSet[Lease] = weakref.WeakSet()
+
+
+@atexit.register
+def _release_all() -> None:
+    for lease in list(_held):
+        lease.release()
+
+
+def held_leases() -> list[Lease]:
+    """Every lease this process holds now."""
+    return [lease for lease in list(_held) if lease.active]
 
 
 def exporter_status(channel: grpc.Channel, metadata: tuple, endpoint: str) -> pb.LeaseStatus | None:
@@ -64,14 +103,18 @@ class Lease:
         self.token = ""
         self.since = self.expires = 0.0
         self.ended: str | None = None  # why it ended, once it has
+        self.warning = ""  # the exporter's expiry warning, until the lease is extended
+        self.requests: list[tuple[str, float]] = []  # hand-over requests: (who asks, unix seconds)
         self.listeners: list[Listener] = []
         self._requests: queue.Queue[pb.HoldRequest | None] = queue.Queue()
+        kernel_id, server = where_am_i()
         self._requests.put(pb.HoldRequest(holder=self.holder, purpose=purpose, duration=duration,
-                                          one_command=not hooks))
+                                          one_command=not hooks, kernel_id=kernel_id, server=server))
         self._stopped = threading.Event()
-        self._releasing = False
+        self.released = False
         self._responses = self.stub.Hold(iter(self._requests.get, None), metadata=metadata)
         self._granted(wait, on_queued or (lambda position: None))
+        _held.add(self)
         period = max(heartbeat / 3, 0.05)
         threading.Thread(target=self._beat, args=(period,), name="lease heartbeat", daemon=True).start()
         threading.Thread(target=self._read, name="lease events", daemon=True).start()
@@ -138,13 +181,18 @@ class Lease:
     def _on(self, event: pb.LeaseEvent) -> None:
         if event.kind in (pb.LEASE_EVENT_EXTENDED, pb.LEASE_EVENT_GRANTED):
             self._take(event.lease)
+            self.warning = ""
         elif event.kind == pb.LEASE_EVENT_EXPIRING:
+            self.warning = event.message
             log.warning("lease on %s: %s", self.endpoint, event.message)
         elif event.kind == pb.LEASE_EVENT_HOOK_OUTPUT:
             log.info("%s", event.message)
+        elif event.kind == pb.LEASE_EVENT_HANDOVER_REQUESTED:
+            self.requests.append((event.message, time.time()))
+            log.warning("lease on %s: %s", self.endpoint, event.message)
         elif event.kind == pb.LEASE_EVENT_ENDED:
             self.ended = event.message
-            level = logging.INFO if self._releasing else logging.WARNING  # news only when not asked for
+            level = logging.INFO if self.released else logging.WARNING  # news only when not asked for
             log.log(level, "lease on %s ended: %s", self.endpoint, event.message)
         for listener in list(self.listeners):
             listener(event)
@@ -168,7 +216,7 @@ class Lease:
 
     def release(self) -> None:
         """Give the board back (the exporter's ``afterLease`` hook runs); idempotent."""
-        self._releasing = True
+        self.released = True
         if self.active:
             try:
                 self.stub.Release(pb.ReleaseRequest(token=self.token), metadata=self.metadata, timeout=30)
@@ -178,6 +226,7 @@ class Lease:
         self._stopped.set()
         self._requests.put(None)
         self._responses.cancel()
+        _held.discard(self)
 
     def __repr__(self) -> str:
         if not self.active:
@@ -192,3 +241,103 @@ def describe(info: pb.LeaseInfo) -> str:
     verified = "" if info.verified else ", unverified"
     return f"held by {info.holder}{purpose}{verified}, {format_duration(info.expires - time.time())} left"
 
+
+
+@dataclass(frozen=True)
+class BoardLease:
+    """A board's lease as one connection sees it: what its panel draws.
+
+    ``mine``: this connection controls the board (it holds the lease, or its credential is a
+    lease hook's). ``queue`` names those waiting, first in line first. ``warning``, ``requests``
+    and ``ended`` are this connection's own lease's: the expiry warning, hand-over requests
+    ((who asks, unix seconds)), and why it ended when its holder did not release it.
+    """
+
+    required: bool = False
+    holder: str = ""  # "" when nobody holds the board
+    purpose: str = ""
+    since: float = 0.0
+    expires: float = 0.0
+    verified: bool = False
+    queue: tuple[str, ...] = ()
+    mine: bool = False
+    supported: bool = True  # False: the exporter has no lease service (an upstream exporter)
+    warning: str = ""
+    requests: tuple[tuple[str, float], ...] = ()
+    ended: str = ""
+
+    @classmethod
+    def of(cls, status: pb.LeaseStatus | None, own: Lease | None) -> BoardLease:
+        """The status the exporter sent, seen by the connection holding ``own`` (or no lease)."""
+        mine = own is not None and own.active
+        about_own = {} if own is None else dict(
+            warning=own.warning if mine else "", requests=tuple(own.requests) if mine else (),
+            ended="" if mine or own.released else (own.ended or ""))
+        if status is None:
+            return cls(supported=False, mine=mine, **about_own)
+        info = status.lease if status.HasField("lease") else None
+        return cls(required=status.required, mine=mine or status.caller_controls,
+                   queue=tuple(waiter.holder for waiter in status.queue), **about_own,
+                   **({} if info is None else dict(holder=info.holder, purpose=info.purpose, since=info.since,
+                                                    expires=info.expires, verified=info.verified)))
+
+    @property
+    def locked(self) -> str:
+        """Why this connection may not control the board now; "" when it may."""
+        if self.mine or not self.required:
+            return ""
+        if not self.holder:
+            return "nobody holds the board: take the lease to control it"
+        return f"held by {self.holder}" + (f" ({self.purpose})" if self.purpose else "")
+
+    @property
+    def remaining(self) -> float:
+        """Seconds until the lease's hard expiry (0 when nobody holds it)."""
+        return max(0.0, self.expires - time.time()) if self.holder else 0.0
+
+
+class LeaseWatch:
+    """Follow an exporter's lease status on a thread: ``on_status`` gets each new status
+    (None once for an exporter without a lease service). A broken stream is opened again
+    (the exporter restarting) until ``close()``."""
+
+    RETRY = (0.2, 5.0)  # first and longest pause before opening a broken stream again
+
+    def __init__(self, channel: Callable[[], grpc.Channel], metadata: tuple,
+                 on_status: Callable[[pb.LeaseStatus | None], None]):
+        self._channel, self._metadata, self._on_status = channel, metadata, on_status
+        self._closed = threading.Event()
+        self._stream: grpc.Future | None = None
+        threading.Thread(target=self._run, name="lease watch", daemon=True).start()
+
+    def _run(self) -> None:
+        pause = self.RETRY[0]
+        while not self._closed.is_set():
+            try:
+                self._stream = lease_service(self._channel()).Watch(pb.StatusRequest(), metadata=self._metadata)
+                if self._closed.is_set():
+                    self._stream.cancel()
+                for status in self._stream:
+                    pause = self.RETRY[0]
+                    self._on_status(status)
+            except grpc.RpcError as err:
+                if err.code() == grpc.StatusCode.UNIMPLEMENTED:
+                    self._on_status(None)
+                    return
+                log.debug("lease watch: %s", err.code().name)
+            self._closed.wait(pause)  # not a poll: a pause before opening a broken stream again
+            pause = min(pause * 2, self.RETRY[1])
+
+    def close(self) -> None:
+        self._closed.set()
+        if self._stream is not None:
+            self._stream.cancel()
+
+
+def request_handover(channel: grpc.Channel, metadata: tuple, endpoint: str, message: str = "") -> str:
+    """Ask the board's holder to hand it over; the exporter's answer."""
+    try:
+        return lease_service(channel).RequestHandover(
+            pb.HandoverRequest(requester=who_am_i(), message=message), metadata=metadata, timeout=10).message
+    except grpc.RpcError as err:
+        raise translate(err, endpoint, "lease", "request_handover") from None

@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from jumpstarter_jupyter.driver.base import Driver
 from jumpstarter_jupyter.drivers import registry
 from jumpstarter_jupyter.durations import parse_duration
@@ -26,6 +24,7 @@ from jumpstarter_jupyter.errors import ConfigError
 from jumpstarter_jupyter.exporter.arguments import convert
 from jumpstarter_jupyter.exporter.hooks import AFTER, BEFORE, DEFAULT_TIMEOUT, FAILURE_POLICIES, Hook
 from jumpstarter_jupyter.exporter.leases import LeasePolicy
+from jumpstarter_jupyter.yamlfile import YamlReader, mapping, read_secret, read_yaml
 
 API_VERSION = "jumpstarter.dev/v1alpha1"
 KIND = "ExporterConfig"
@@ -61,36 +60,6 @@ class ExporterConfig:
     lines: dict[str, int] = field(default_factory=dict)
 
 
-class _Reader:
-    """Plain data from YAML nodes, remembering the line of every YAML path."""
-
-    def __init__(self, source: str):
-        self.source, self.lines = source, {}
-
-    def error(self, path: str, message: str) -> ConfigError:
-        line = self.lines.get(path)
-        where = f"{path} (line {line})" if line else path or "top level"
-        return ConfigError(f"{self.source}: {where}: {message}")
-
-    def value(self, node: yaml.Node, path: str) -> Any:
-        self.lines[path] = node.start_mark.line + 1
-        if isinstance(node, yaml.MappingNode):
-            out = {}
-            for key_node, value_node in node.value:
-                # keys are read as written: YAML 1.1 would turn an unquoted `on:` into True
-                if not isinstance(key_node, yaml.ScalarNode):
-                    raise self.error(path, "mapping keys must be plain names")
-                key = key_node.value
-                out[key] = self.value(value_node, f"{path}.{key}" if path else key)
-            return out
-        if isinstance(node, yaml.SequenceNode):
-            return [self.value(item, f"{path}[{i}]") for i, item in enumerate(node.value)]
-        try:
-            return yaml.constructor.SafeConstructor().construct_object(node, deep=True)
-        except (yaml.YAMLError, ValueError) as exc:  # e.g. an impossible date: the value, not the syntax, is wrong
-            raise self.error(path, f"invalid value: {getattr(exc, 'problem', exc)}") from None
-
-
 def load_config(path: str | Path) -> ExporterConfig:
     """Read and validate an ExporterConfig file (nothing is built yet)."""
     path = Path(path)
@@ -103,14 +72,7 @@ def load_config(path: str | Path) -> ExporterConfig:
 
 def parse_config(text: str, source: str = "<config>") -> ExporterConfig:
     """Validate ExporterConfig YAML given as text; ``source`` names it in errors."""
-    reader = _Reader(source)
-    try:
-        node = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise ConfigError(f"{source}: {where}YAML syntax error: {getattr(exc, 'problem', exc)}") from None
-    data = reader.value(node, "") if node is not None else None
+    data, reader = read_yaml(text, source)
     if not isinstance(data, dict):
         raise reader.error("", "expected a mapping with apiVersion, kind and export")
     if data.get("apiVersion", API_VERSION) != API_VERSION:
@@ -138,23 +100,12 @@ HOOK_KEYS = {"script", "exec", "timeout", "onFailure"}
 LEASE_KEYS = {"required", "max_duration", "default_duration", "heartbeat", "warning", "admin_passphrase_file"}
 
 
-def _mapping(reader: _Reader, value: Any, path: str, keys: set[str]) -> dict:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise reader.error(path, f"expected a mapping with {', '.join(sorted(keys))}, got {value!r}")
-    unknown = sorted(set(value) - keys)
-    if unknown:
-        raise reader.error(f"{path}.{unknown[0]}", f"unknown key; expected one of {', '.join(sorted(keys))}")
-    return value
-
-
-def _hooks(reader: _Reader, value: Any) -> dict[str, Hook]:
+def _hooks(reader: YamlReader, value: Any) -> dict[str, Hook]:
     """``hooks:`` in upstream's format: ``beforeLease`` / ``afterLease``, each a script."""
     hooks = {}
-    for name, spec in _mapping(reader, value, "hooks", {BEFORE, AFTER}).items():
+    for name, spec in mapping(reader, value, "hooks", {BEFORE, AFTER}).items():
         path = f"hooks.{name}"
-        spec = _mapping(reader, spec, path, HOOK_KEYS)
+        spec = mapping(reader, spec, path, HOOK_KEYS)
         script, interpreter = spec.get("script"), spec.get("exec")
         if not isinstance(script, str) or not script.strip():
             raise reader.error(f"{path}.script", f"expected the script (inline text or a file path), got {script!r}")
@@ -168,9 +119,9 @@ def _hooks(reader: _Reader, value: Any) -> dict[str, Hook]:
     return hooks
 
 
-def _lease(reader: _Reader, value: Any, source: str) -> LeasePolicy:
+def _lease(reader: YamlReader, value: Any, source: str) -> LeasePolicy:
     """``lease:``: whether control needs a lease, its limits and the admin credential."""
-    spec = _mapping(reader, value, "lease", LEASE_KEYS)
+    spec = mapping(reader, value, "lease", LEASE_KEYS)
     fields = {}
     if "required" in spec:
         if not isinstance(spec["required"], bool):
@@ -190,25 +141,14 @@ def _lease(reader: _Reader, value: Any, source: str) -> LeasePolicy:
     return LeasePolicy(**fields)
 
 
-def _seconds(reader: _Reader, value: Any, path: str) -> float:
+def _seconds(reader: YamlReader, value: Any, path: str) -> float:
     try:
         return parse_duration(value)
     except ValueError as exc:
         raise reader.error(path, str(exc)) from None
 
 
-def read_secret(path: str | Path) -> str:
-    """A passphrase kept in a file (so it never shows in ``ps``); surrounding white space dropped."""
-    try:
-        text = Path(path).read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise OSError(f"cannot read {path}: {exc.strerror}") from None
-    if not text:
-        raise ValueError(f"{path} is empty")
-    return text
-
-
-def _entry(reader: _Reader, value: Any, path: str) -> DriverSpec:
+def _entry(reader: YamlReader, value: Any, path: str) -> DriverSpec:
     if not isinstance(value, dict):
         raise reader.error(path, f"expected a driver entry (type/config/children or ref), got {value!r}")
     unknown = set(value) - ENTRY_KEYS

@@ -62,6 +62,7 @@ class Lease:
         self.holder = request.holder or "unknown"
         self.purpose = request.purpose
         self.one_command = request.one_command
+        self.kernel_id, self.server = request.kernel_id, request.server
         self.since = time.time()
         self.expires = self.since + duration
         self.heard = time.monotonic()  # last heartbeat
@@ -72,7 +73,8 @@ class Lease:
         self.controls: set[asyncio.Task] = set()  # control calls and streams running under it
 
     def info(self) -> pb.LeaseInfo:
-        return pb.LeaseInfo(holder=self.holder, purpose=self.purpose, since=self.since, expires=self.expires)
+        return pb.LeaseInfo(holder=self.holder, purpose=self.purpose, since=self.since, expires=self.expires,
+                            kernel_id=self.kernel_id, server=self.server)
 
     @property
     def held_by(self) -> str:
@@ -112,6 +114,7 @@ class Leases:
         self.queue: list[_Waiter] = []
         self.stopping = False
         self._changed: asyncio.Condition | None = None
+        self._news = asyncio.Event()  # set (and replaced) on every change watchers should see
 
     # --- who may control ---------------------------------------------------------------
     def accepts(self, credential: str) -> bool:
@@ -155,8 +158,14 @@ class Leases:
         return self._changed
 
     async def _notify(self) -> None:
+        self._announce()
         async with self._condition():
             self._condition().notify_all()
+
+    def _announce(self) -> None:
+        """Wake every ``watch`` stream: the lease or the queue changed."""
+        self._news.set()
+        self._news = asyncio.Event()
 
     def _duration(self, asked: float) -> float:
         wanted = asked if asked > 0 else self.policy.default_duration
@@ -169,6 +178,7 @@ class Leases:
             return
         waiter = _Waiter(request.holder or "unknown", request.purpose, time.time())
         self.queue.append(waiter)
+        self._announce()
         try:
             async for position in self._wait_for_turn(waiter):
                 yield pb.LeaseEvent(kind=pb.LEASE_EVENT_QUEUED, position=position)
@@ -216,6 +226,7 @@ class Leases:
             if not hook.result():  # its policy ended the lease; the ENDED event went out above
                 return
         lease.active = True
+        self._announce()
         log.info("lease granted to %s%s for %s", lease.holder, f" ({lease.purpose})" if lease.purpose else "",
                  format_duration(lease.expires - lease.since))
         yield pb.LeaseEvent(kind=pb.LEASE_EVENT_GRANTED, token=lease.token, lease=lease.info())
@@ -258,6 +269,7 @@ class Leases:
         if lease.ended:
             return
         lease.ended, lease.active = True, False
+        self._announce()
         for task in list(lease.controls):
             task.cancel()
         lease.events.put_nowait(pb.LeaseEvent(kind=pb.LEASE_EVENT_ENDED, message=reason))
@@ -306,6 +318,7 @@ class Leases:
         lease.expires = time.time() + self._duration(duration)
         lease.warned = False
         lease.events.put_nowait(pb.LeaseEvent(kind=pb.LEASE_EVENT_EXTENDED, lease=lease.info()))
+        self._announce()
         log.info("lease of %s extended to %s from now", lease.holder, format_duration(lease.expires - time.time()))
         return lease.info()
 
@@ -326,6 +339,24 @@ class Leases:
             return "nobody holds the board"
         self.end(lease, "force-released by the exporter's admin")
         return f"force-released the lease of {lease.holder}"
+
+    def request_handover(self, requester: str, message: str) -> str:
+        """Tell the holder that ``requester`` asks for the board (a notice in its panel)."""
+        lease = self.current
+        if lease is None or not lease.active:
+            raise LeaseRefused("nobody holds the board: take the lease instead")
+        words = f": {message}" if message else ""
+        lease.events.put_nowait(pb.LeaseEvent(kind=pb.LEASE_EVENT_HANDOVER_REQUESTED, lease=lease.info(),
+                                              message=f"{requester or 'someone'} asks for the board{words}"))
+        log.info("%s asks %s for the board", requester, lease.holder)
+        return f"asked {lease.holder} to hand the board over"
+
+    async def watch(self, metadata: dict[str, str]) -> AsyncIterator[pb.LeaseStatus]:
+        """The status now, then after every change, until the caller goes away."""
+        while True:
+            news = self._news
+            yield self.status(metadata)
+            await news.wait()
 
     def status(self, metadata: dict[str, str]) -> pb.LeaseStatus:
         """The lease, the queue and the limits; ``caller_controls`` for a caller whose credential

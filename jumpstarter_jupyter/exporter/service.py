@@ -329,6 +329,14 @@ class LeaseServicer(lease_pb2_grpc.LeaseServiceServicer):
         return await self._answer(context, lambda: lease_pb2.ReleaseResponse(
             message=self.leases.force_release(request.admin_passphrase)))
 
+    async def Watch(self, request, context):
+        async for status in self.leases.watch(dict(context.invocation_metadata())):
+            yield status
+
+    async def RequestHandover(self, request, context):
+        return await self._answer(context, lambda: lease_pb2.HandoverResponse(
+            message=self.leases.request_handover(request.requester, request.message)))
+
     @staticmethod
     async def _answer(context, answer: Callable):
         try:

@@ -1,13 +1,19 @@
 """``%jmp``: connect a notebook to a board and look at it.
 
-    %jmp connect [ENDPOINT] [--passphrase P] [--name dut]
+    %jmp connect [ENDPOINT] [--passphrase P] [--name dut] [--watch] [--wait D] [--purpose T] [--duration D]
     %jmp disconnect [NAME]
     %jmp tree [NAME]
     %jmp status
+    %jmp lease [NAME] [--extend D]
+    %jmp release [NAME]
+    %jmp pool
     %jmp --help
 
 ``connect`` follows the endpoint rule of ``jumpstarter_jupyter.connect``: the argument, else
-``$JUMPSTARTER_HOST``, else a private virtual board that lives as long as the kernel.
+``$JUMPSTARTER_HOST``, else a private virtual board that lives as long as the kernel. It takes
+the board's lease when the exporter requires one (showing the place in line while it waits);
+``--watch`` never does. The kernel gives its leases back when it shuts down or restarts, and
+on ``%unload_ext``.
 """
 
 from __future__ import annotations
@@ -20,11 +26,13 @@ from IPython.core.magic import Magics, line_magic, magics_class, output_can_be_s
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
 
-from jumpstarter_jupyter.client import DriverClient, connect
+from jumpstarter_jupyter.client import DriverClient, connect, pool
+from jumpstarter_jupyter.client.lease import describe
+from jumpstarter_jupyter.durations import format_duration, parse_duration
 from jumpstarter_jupyter.errors import JumpstarterError
 from jumpstarter_jupyter.jupyter.panel import close_widgets, tree_lines
 
-COMMANDS = ("connect", "disconnect", "tree", "status")
+COMMANDS = ("connect", "disconnect", "tree", "status", "lease", "release", "pool")
 
 
 @magics_class
@@ -38,10 +46,15 @@ class JumpstarterMagics(Magics):
     @magic_arguments()
     @argument("-h", "--help", action="store_true", help="Show this help.")
     @argument("command", nargs="?", choices=COMMANDS, help="What to do.")
-    @argument("target", nargs="?", help="connect: ENDPOINT (host:port, unix:/path or a socket path); "
-                                        "disconnect, tree: the variable NAME.")
+    @argument("target", nargs="?", help="connect: ENDPOINT (host:port, unix:/path, a socket path, a pool board); "
+                                        "disconnect, tree, lease, release: the variable NAME.")
     @argument("--passphrase", help="connect: the exporter's passphrase (default $JMP_GRPC_PASSPHRASE).")
     @argument("--name", default="dut", help="connect: the variable to bind the board to (default: dut).")
+    @argument("--watch", action="store_true", help="connect: only watch; never take the board's lease.")
+    @argument("--wait", metavar="D", help="connect: wait at most D (90s, 10m) in line for the lease.")
+    @argument("--purpose", default="", help="connect: what the board is for, shown to others.")
+    @argument("--duration", metavar="D", help="connect: how long to hold the lease (default: the exporter's).")
+    @argument("--extend", metavar="D", help="lease: make the lease run D from now.")
     @output_can_be_silenced
     @line_magic
     def jmp(self, line: str = "") -> DriverClient | None:
@@ -64,7 +77,21 @@ class JumpstarterMagics(Magics):
     def _connect(self, args: Any) -> DriverClient:
         if not args.name.isidentifier():
             raise UsageError(f"%jmp connect: --name must be a Python identifier, got {args.name!r}")
-        client = connect(args.target, args.passphrase, name=args.name)
+        line = None  # the place in line, shown while waiting for the lease and updated in place
+
+        def queued(position: int) -> None:
+            nonlocal line
+            text = {"text/plain": f"waiting for the board's lease: number {position} in line"}
+            if line is None:
+                line = display(text, raw=True, display_id=True)
+            else:
+                line.update(text, raw=True)
+
+        client = connect(args.target, args.passphrase, name=args.name, lease=False if args.watch else None,
+                         wait=_duration("--wait", args.wait), purpose=args.purpose,
+                         duration=_duration("--duration", args.duration) or 0, on_queued=queued)
+        if line is not None:
+            line.update({"text/plain": "waited in line: the lease is yours"}, raw=True)
         self._close(args.name)  # only now: a failed connect keeps the old connection
         self.connections[args.name] = client
         self.shell.push({args.name: client})
@@ -88,6 +115,33 @@ class JumpstarterMagics(Magics):
             print("not connected; %jmp connect [ENDPOINT]")
         for name, client in self.connections.items():
             print(status_line(name, client))
+
+    def _pool(self, _args: Any) -> None:
+        states = list(pool.pool_states())
+        if not states:
+            print(f"the pool is empty: name boards in {pool.POOL_FILE} (looked for "
+                  f"{', '.join(str(p) for p in pool.pool_files())})")
+        width = max((len(s.name) for s in states), default=0)
+        for state in states:
+            about = f"  {state.description}" if state.description else ""
+            print(f"{state.name:<{width}}  {state.endpoint}: {pool.describe_state(state)}{about}")
+
+    def _lease(self, args: Any) -> None:
+        client = self._client(args.target or self._only_name())
+        lease = client.connection.lease
+        if args.extend:
+            if lease is None or not lease.active:
+                raise UsageError(f"%jmp lease: {client.name} holds no lease to extend")
+            lease.extend(_duration("--extend", args.extend))
+        print(f"{client.name}: {lease_text(client)}")
+
+    def _release(self, args: Any) -> None:
+        client = self._client(args.target or self._only_name())
+        if client.connection.lease is None:
+            print(f"{client.name}: holds no lease")
+            return
+        client.connection.release_lease()
+        print(f"{client.name}: lease released; still connected, as a watcher")
 
     # helpers
     def disconnect_all(self) -> None:
@@ -135,14 +189,39 @@ class JumpstarterMagics(Magics):
                 and bool(call.args) and getattr(call.args[0], "value", None) == "jmp")
 
 
+def _duration(option: str, value: str | None) -> float | None:
+    try:
+        return None if value is None else parse_duration(value)
+    except ValueError as exc:
+        raise UsageError(f"%jmp: {option}: {exc}") from None
+
+
 def status_line(name: str, client: DriverClient) -> str:
-    """One line per connection: where, how many drivers, and whether the exporter answers now."""
+    """Where, how many drivers, whether the exporter answers now, and the board's lease."""
     connection = client.connection
     where = "private virtual board" if client.private_board is not None else connection.endpoint
     try:
         connection.refresh()
         health = f"exporter {connection.report.uuid[:8]} reachable"
     except JumpstarterError as exc:
-        health = f"UNREACHABLE ({exc})"
+        return f"{name}: {where}, UNREACHABLE ({exc})"
     drivers = sum(1 for _ in client.walk()) - 1
-    return f"{name}: {where}, {drivers} drivers, {health}"
+    return f"{name}: {where}, {drivers} drivers, {health}; {lease_text(client)}"
+
+
+def lease_text(client: DriverClient) -> str:
+    """``you hold the board (bring-up), 58 min left; 1 waiting: bob@lab``, from the exporter."""
+    connection = client.connection
+    status = connection.lease_status()
+    if status is None:
+        return "the exporter has no leases (an upstream exporter)"
+    mine = connection.lease is not None and connection.lease.active
+    if not status.HasField("lease"):
+        held = "free" + (": take it with %jmp connect" if status.required else " (leases are optional here)")
+    elif mine:
+        purpose = f" ({status.lease.purpose})" if status.lease.purpose else ""
+        held = f"you hold the board{purpose}, {format_duration(connection.lease.remaining)} left"
+    else:
+        held = describe(status.lease) + ("" if status.required else " (leases are optional here)")
+    queue = f"; {len(status.queue)} waiting: {', '.join(w.holder for w in status.queue)}" if status.queue else ""
+    return f"{held}{queue}"

@@ -2,7 +2,8 @@
 
 Plain ipywidgets boxes do the nesting; each driver brings its own widget (the dotted path in
 its client class's ``widget`` attribute), so the panel needs no front end of its own and a
-composite's saved state holds no JS bundle.
+composite's saved state holds no JS bundle. The root's panel starts with the board's lease
+bar (``jupyter/lease.py``), shown when the exporter has leases.
 """
 
 from __future__ import annotations
@@ -43,9 +44,14 @@ class DevicePanel(ipywidgets.VBox):
     def __init__(self, client: DriverClient, **kwargs: Any):
         self.client = client
         self.parts = [part_for(child) for child in client.children.values()]
+        self.lease_bar = None
+        if not client.path:
+            from jumpstarter_jupyter.jupyter.lease import LeaseWidget
+
+            self.lease_bar = LeaseWidget.for_client(client)
         header = ipywidgets.HTML(self._header_html())
         header.add_class("jmp-panel-header")
-        super().__init__([header, *self.parts], **kwargs)
+        super().__init__([header, *filter(None, [self.lease_bar]), *self.parts], **kwargs)
         self.add_class("jmp-panel")
         if client.path:  # nested composite: indent under its parent, with a guide line
             self.layout = ipywidgets.Layout(margin=f"0 0 0 {INDENT}", border_left="2px solid #ccc",
@@ -79,8 +85,9 @@ class DevicePanel(ipywidgets.VBox):
     def close(self) -> None:
         """Close every widget of the tree, then the panel (``%jmp disconnect``)."""
         # also called by ipywidgets' __del__ on a panel whose __init__ raised before ``parts``
-        for part in self.__dict__.get("parts", []):
-            part.close()
+        for part in [*self.__dict__.get("parts", []), self.__dict__.get("lease_bar")]:
+            if part is not None:
+                part.close()
         super().close()
 
 

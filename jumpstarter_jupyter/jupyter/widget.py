@@ -21,6 +21,9 @@ Contract for an interface widget (``drivers/<interface>/widget.py``)::
   or else asks this widget for it (``{"type": "bundle"}``; the reply carries
   ``static/widgets/<bundle>.js``), and shows the saved traits as text until then.
 * ``error`` (synced) is drawn by the front end as a banner; ``""`` hides it.
+* ``locked`` (synced) says why this kernel may not control the board (``"held by alice@lab
+  (bring-up)"``), ``""`` when it may. It follows the board's lease; the front end disables its
+  controls (not those marked ``data-view-only``) with the reason as their tooltip.
 * ``update(**traits)`` is the only way background threads change traits: values are merged
   and applied by the widget's own flusher thread at most ``RATE`` times a second, so a flood
   never exceeds Jupyter Server's IOPub rate limit. Subclasses with other high-rate output
@@ -47,6 +50,7 @@ import traitlets
 
 from jumpstarter_jupyter import __version__
 from jumpstarter_jupyter.client import DriverClient
+from jumpstarter_jupyter.client.lease import BoardLease
 
 STATIC = Path(__file__).parent / "static"
 RATE = 25.0  # flushes per second per widget: under the ~30 we promise with margin, far below Jupyter Server's 1000 messages/s
@@ -132,6 +136,7 @@ class DriverWidget(anywidget.AnyWidget):
     bundle: ClassVar[str]
     error = traitlets.Unicode("").tag(sync=True)
     path = traitlets.Unicode("").tag(sync=True)
+    locked = traitlets.Unicode("").tag(sync=True)
 
     # (class, client) -> its widget, until the widget is closed
     _instances: ClassVar[dict[tuple[type, DriverClient], DriverWidget]] = {}
@@ -154,6 +159,11 @@ class DriverWidget(anywidget.AnyWidget):
         super().__init__(path=client.display_path, **kwargs)
         self.on_msg(self._dispatch)
         _keep_senders_subshell(self.comm)
+        self._unwatch_lease = client.connection.watch_lease(self.on_lease)
+
+    def on_lease(self, lease: BoardLease, event: Any) -> None:
+        """The board's lease changed (background thread): lock or unlock the controls."""
+        self.update(locked=lease.locked)
 
     @classmethod
     def for_client(cls, client: DriverClient) -> DriverWidget:
@@ -229,6 +239,7 @@ class DriverWidget(anywidget.AnyWidget):
         with self._instances_lock:
             if self._instances.get(self._key) is self:
                 del self._instances[self._key]
+        self.__dict__.get("_unwatch_lease", lambda: None)()
         self.stop()
         self._batcher.close()
         super().close()

@@ -27,6 +27,7 @@ from jumpstarter_jupyter.protocol.v1.jumpstarter_pb2_grpc import ExporterService
 
 DEADLINE = 60.0
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+EXAMPLE = os.path.join(ROOT, "examples", "qemu-board.yaml")
 
 
 @pytest.fixture(scope="module")
@@ -134,6 +135,19 @@ def test_guest_poweroff_reads_off_and_boots_again(dut):
     assert dut.run("true", DEADLINE) == (0, "")
 
 
+def test_guest_kernel_panic_reads_off_and_boots_again(dut):
+    dut.boot_to_shell(DEADLINE)
+    dut.serial.discard()
+    dut.serial.sendline("echo c > /proc/sysrq-trigger")
+    dut.serial.expect(r"Kernel panic - not syncing", timeout=DEADLINE)
+    dut.serial.expect(r"QEMU exited \(the guest kernel panicked\): the board is off", timeout=DEADLINE)
+    assert "---[ end Kernel panic" not in dut.serial.before  # pvpanic told QEMU before the kernel halted
+    assert dut.power.state() is False
+    assert [(r.voltage, r.current) for r in dut.power.read()] == [(0.0, 0.0)] * 3
+    dut.boot_to_shell(DEADLINE)
+    assert dut.run("echo alive", DEADLINE) == (0, "alive")
+
+
 def test_qemu_killed_from_outside_is_reported_and_recovered(board):
     driver, dut = board
     dut.boot_to_shell(DEADLINE)
@@ -172,7 +186,7 @@ def test_qemu_refusing_the_config_reports_what_it_printed(images):
         assert dut.power.state() is False
 
 
-def test_aarch64_boots_runs_and_guest_reboot_is_a_reset():
+def test_aarch64_boots_runs_reboot_is_a_reset_and_a_panic_reads_off():
     build("aarch64")
     with serving(QemuBoard(arch="aarch64")) as exporter, connect(exporter.address) as dut:
         dut.boot_to_shell(DEADLINE)
@@ -180,13 +194,58 @@ def test_aarch64_boots_runs_and_guest_reboot_is_a_reset():
         dut.serial.discard()
         dut.serial.sendline("reboot")
         dut.serial.expect(r"Linux version", timeout=DEADLINE)
-        dut.serial.expect(r"login: ", timeout=DEADLINE)
+        dut.boot_to_shell(DEADLINE)
         assert dut.power.state() is True  # the process lived through the reset
+        dut.serial.discard()
+        dut.serial.sendline("echo c > /proc/sysrq-trigger")  # arm64's kernel has no pvpanic: the console tells
+        dut.serial.expect(r"---\[ end Kernel panic", timeout=DEADLINE)
+        dut.serial.expect(r"QEMU exited \(the guest kernel panicked\): the board is off", timeout=DEADLINE)
+        assert dut.power.state() is False
+
+
+def test_a_sigkilled_exporter_leaves_no_qemu_running(images, tmp_path):
+    socket_path = str(tmp_path / "exporter.sock")
+    exporter = start_exporter("run", EXAMPLE, "--socket", socket_path)
+    qemu = []
+    try:
+        with connect(socket_path) as root:
+            root["dut"].power.on()  # on one of the exporter's pool threads
+        qemu = children(exporter.pid)
+        assert len(qemu) == 1, qemu
+        exporter.kill()
+        exporter.wait(30)
+        wait_for(lambda: not running(qemu[0]), timeout=10, what=f"QEMU (pid {qemu[0]}) to end with its exporter")
+    finally:
+        exporter.kill()
+        exporter.wait(30)
+        for pid in filter(running, qemu):  # a failed run must not leave a guest behind
+            os.kill(pid, signal.SIGKILL)
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid``."""
+    found = []
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = open(f"/proc/{entry}/stat").read()
+        except FileNotFoundError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.append(int(entry))
+    return found
+
+
+def running(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie waiting to be reaped."""
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 def test_example_config_serves_the_board(images, tmp_path):
     socket_path = str(tmp_path / "exporter.sock")
-    exporter = start_exporter("run", os.path.join(ROOT, "examples", "qemu-board.yaml"), "--socket", socket_path)
+    exporter = start_exporter("run", EXAMPLE, "--socket", socket_path)
     try:
         with connect(socket_path) as root:
             assert type(root["dut"]).__name__ == "QemuBoardClient"

@@ -317,3 +317,48 @@ def test_hook_output_reaches_log_stream_marked_as_hook_output(board):
     logs.cancel()
     channel.close()
     assert seen[-1].message == "[beforeLease] hello from the hook"
+
+
+def test_watchers_follow_the_lease_and_the_holder_hears_a_hand_over_request(board):
+    b = board()
+    watcher = b.connect(lease=False)
+    seen: list = []
+    watcher.connection.watch_lease(lambda state, event: seen.append(state))
+    wait_for(lambda: seen and seen[-1].required and not seen[-1].holder, DEADLINE, "the first status: free")
+    assert seen[-1].locked == "nobody holds the board: take the lease to control it"
+
+    holder = b.connect(purpose="bring-up")
+    notices: list = []
+    holder.connection.watch_lease(lambda state, event: notices.append((state, event)))
+    wait_for(lambda: seen[-1].holder and seen[-1].purpose == "bring-up", DEADLINE, "the watcher to see the holder")
+    assert not seen[-1].mine and seen[-1].locked.startswith(f"held by {holder.lease.holder} (bring-up)")
+    assert 0 < seen[-1].remaining <= 3600
+    wait_for(lambda: notices and notices[-1][0].mine, DEADLINE, "the holder to see itself as holder")
+    assert notices[-1][0].locked == ""
+
+    assert watcher.connection.request_handover("please, flashing next") == \
+        f"asked {holder.lease.holder} to hand the board over"
+    wait_for(lambda: any(event is not None and event.kind == lease_pb2.LEASE_EVENT_HANDOVER_REQUESTED
+                         for _, event in notices), DEADLINE, "the holder to hear the request")
+    request = next(e for _, e in notices if e is not None and e.kind == lease_pb2.LEASE_EVENT_HANDOVER_REQUESTED)
+    assert request.message.endswith("asks for the board: please, flashing next")
+
+    holder.lease.release()
+    wait_for(lambda: not seen[-1].holder, DEADLINE, "the watcher to see the board free again")
+    watcher.connection.acquire(purpose="taken over")
+    wait_for(lambda: seen[-1].mine and seen[-1].purpose == "taken over", DEADLINE, "the watcher to hold the board")
+    watcher.power.on()  # the same connection now controls the board, without reconnecting
+    watcher.lease.release()
+    with pytest.raises(LeaseRequired, match="nobody holds the board"):
+        b.connect(lease=False).connection.request_handover()
+
+
+def test_a_process_that_exits_releases_its_lease_at_once(board):
+    b = board()
+    script = f"import jumpstarter_jupyter as jj; dut = jj.connect({b.address!r}, purpose='script'); print('held', flush=True)"
+    held = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=DEADLINE)
+    assert held.stdout.strip() == "held", held.stderr
+    # no heartbeat period had to pass: the exiting process released it (the log says by whom)
+    status = b.status()
+    assert not status.HasField("lease")
+    assert "released by its holder" in b.log.read_text()

@@ -15,9 +15,11 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from jupyter_client.manager import KernelManager
+from support import start_exporter
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 START_TIMEOUT = 60
@@ -171,3 +173,13 @@ def demo() -> Iterator[str]:
     """The endpoint of a fresh virtual board exporter (its own process) for one test."""
     with demo_board() as endpoint:
         yield endpoint
+
+
+@pytest.fixture
+def leased_board(tmp_path) -> Iterator[tuple[str, Path]]:
+    """The virtual board with leases required, in its own process: (endpoint, its log file)."""
+    log, socket = tmp_path / "exporter.log", tmp_path / "board.sock"
+    process = start_exporter("demo", "--socket", socket, "--lease", "required", log=str(log))
+    yield f"unix:{socket}", log
+    process.terminate()
+    process.wait(START_TIMEOUT)

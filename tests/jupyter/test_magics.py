@@ -57,7 +57,8 @@ def test_tree_status_and_help(kernel, exporter):
         "   └─ aux  (PowerClient)",
     ]
     status = kernel.ok("%jmp status").text
-    assert re.fullmatch(rf"dut: {re.escape(exporter.address)}, 3 drivers, exporter [0-9a-f]{{8}} reachable\n", status)
+    assert re.fullmatch(rf"dut: {re.escape(exporter.address)}, 3 drivers, exporter [0-9a-f]{{8}} reachable; "
+                        rf"free \(leases are optional here\)\n", status)
     help_text = kernel.ok("%jmp --help").text
     for expected in ("connect", "disconnect", "--passphrase", "--name"):
         assert expected in help_text
@@ -156,3 +157,18 @@ def _alive(pid: int) -> bool:
             return stat.read().split(") ")[1][0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_jmp_pool_lists_each_board_with_its_state(start_kernel, exporter, tmp_path):
+    config = tmp_path / "jupyter-config"
+    config.mkdir()
+    (config / "jumpstarter-pool.yaml").write_text(
+        f"exporters:\n  bench-1: {{endpoint: '{exporter.address}', description: the bench}}\n"
+        f"  gone: {{endpoint: 'unix:{tmp_path}/gone.sock'}}\n")
+    kernel = start_kernel(JUPYTER_CONFIG_DIR=str(config))
+    kernel.ok("%load_ext jumpstarter")
+    lines = kernel.ok("%jmp pool").text.splitlines()
+    assert lines == [f"bench-1  {exporter.address}: 3 drivers, free (leases optional)  the bench",
+                     f"gone     unix:{tmp_path}/gone.sock: not reachable"]
+    kernel.ok("%jmp connect bench-1;")  # a pool name works wherever an endpoint does
+    assert "dut: " + exporter.address in kernel.ok("%jmp status").text

@@ -17,7 +17,7 @@ import nbformat
 import pytest
 
 from jumpstarter_jupyter.client import connect
-from kernels import demo, jupyter_env  # noqa: F401  (fixtures)
+from kernels import demo, demo_board, jupyter_env  # noqa: F401  (fixtures)
 
 NOTEBOOKS = Path(__file__).parents[2] / "notebooks"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
@@ -98,21 +98,26 @@ def test_smoke_test_passes_and_keeps_widget_state(demo, jupyter_env, tmp_path):
         assert dut.power.state() is False
 
 
-def test_a_failing_check_fails_the_run_and_powers_the_board_off(demo, jupyter_env, tmp_path):
+def test_a_failing_check_fails_the_run_powers_the_board_off_and_releases_it(jupyter_env, tmp_path):
     bad = tmp_path / "garbage.img"
     bad.write_bytes(b"not an image\n" * 100)
     out = tmp_path / "smoke-out.ipynb"
-    run = papermill("smoke-test.ipynb", out, jupyter_env, f"endpoint={demo}", f"image={bad}", "boot_timeout=5")
-    assert run.returncode != 0
-    nb = nbformat.read(out, as_version=4)
-    text = texts(nb)
-    assert "PASS  card ready" in text
-    assert "FAIL  boots to login" in text
-    assert "SKIP  led follows `led on|off`: needs boots to login" in text
-    assert "1/5 checks passed" in text
-    with connect(demo) as dut:
-        assert dut.power.state() is False
-        assert "no bootable image" in dut.serial.log()  # the board was on, and failed to boot
+    with demo_board("--lease", "required") as board:
+        run = papermill("smoke-test.ipynb", out, jupyter_env, f"endpoint={board}", f"image={bad}", "boot_timeout=5",
+                        "lease_wait=30", "purpose=nightly smoke")
+        assert run.returncode != 0
+        nb = nbformat.read(out, as_version=4)
+        text = texts(nb)
+        assert "PASS  card ready" in text
+        assert "FAIL  boots to login" in text
+        assert "SKIP  led follows `led on|off`: needs boots to login" in text
+        assert "1/5 checks passed" in text
+        # the saved lease bar: the teardown gave the lease back before the state was saved
+        lease_bar = next(m["state"] for m in widget_states(nb).values() if "holder" in m["state"])
+        assert lease_bar["required"] and lease_bar["holder"] == ""
+        with connect(board, wait=0) as dut:  # wait=0: fails at once unless the run gave the lease back
+            assert dut.power.state() is False
+            assert "no bootable image" in dut.serial.log()  # the board was on, and failed to boot
 
 
 def test_bringup_runs_headless(demo, jupyter_env, tmp_path):

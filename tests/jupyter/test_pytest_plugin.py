@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from jumpstarter_jupyter.client import connect
-from kernels import demo  # noqa: F401  (fixture)
+from kernels import demo, leased_board  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.notebook
 
@@ -33,8 +33,8 @@ def test_led_follows_the_shell(dut):
 '''
 
 
-def run_pytest(directory, *args: str, **env: str) -> subprocess.CompletedProcess:
-    (directory / "test_board.py").write_text(TEST_FILE)
+def run_pytest(directory, *args: str, test_file: str = TEST_FILE, **env: str) -> subprocess.CompletedProcess:
+    (directory / "test_board.py").write_text(test_file)
     environment = {k: v for k, v in os.environ.items() if k not in ("JUMPSTARTER_HOST", "JMP_GRPC_PASSPHRASE")}
     return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
                           cwd=directory, env={**environment, **env}, capture_output=True, text=True, timeout=300)
@@ -70,3 +70,41 @@ def test_unreachable_exporter_is_one_clear_error(tmp_path):
     assert f"jumpstarter: cannot connect to the board under test: dut.connect: exporter at unix:{missing} " \
            "is not reachable" in run.stdout
     assert "2 errors" in run.stdout
+
+
+LEASED_TESTS = '''
+def test_holds_the_board(dut):
+    assert dut.lease.purpose == "pytest {session}"
+    dut.power.on()
+
+
+def test_fails(dut):
+    assert False, "a failing test"
+
+
+def test_interrupted(dut):
+    raise KeyboardInterrupt
+'''
+
+
+def test_the_session_holds_the_lease_and_gives_it_back_after_failures_and_interrupts(leased_board, tmp_path):
+    endpoint, log = leased_board
+    session = tmp_path / "session"
+    session.mkdir()
+    run = run_pytest(session, "--jumpstarter-endpoint", endpoint,
+                     test_file=LEASED_TESTS.format(session=session.name))
+    assert run.returncode == 2, run.stdout + run.stderr  # interrupted
+    assert "1 failed, 1 passed" in run.stdout and "KeyboardInterrupt" in run.stdout, run.stdout
+    with connect(endpoint, lease=False) as other:  # another client: the board is free again
+        assert not other.connection.lease_status().HasField("lease")
+    assert "lease granted to" in log.read_text() and "released by its holder" in log.read_text()
+
+
+def test_waiting_for_a_held_board_is_bounded_and_names_the_holder(leased_board, tmp_path):
+    endpoint, _log = leased_board
+    with connect(endpoint, purpose="flashing"):
+        run = run_pytest(tmp_path, "--jumpstarter-endpoint", endpoint, "--jumpstarter-lease-timeout", "1s",
+                         "--jumpstarter-lease-purpose", "nightly")
+    assert run.returncode == 1
+    assert "cannot connect to the board under test: no lease on" in run.stdout
+    assert "within 1 s, still number 1 in line: held by" in run.stdout and "(flashing)" in run.stdout

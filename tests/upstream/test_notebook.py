@@ -82,7 +82,9 @@ def test_jmp_connect_renders_the_device_panel_for_an_upstream_exporter(exporter,
 
     header = parts[0]["state"]["value"]
     assert exporter in header and "Interop test exporter" in header
-    assert len(parts) == 1 + 6  # the header, then power, serial, net, storage, group, deadnet
+    # the header, the lease bar (hidden: upstream exporters have no lease service), then power,
+    # serial, net, storage, group, deadnet
+    assert len(parts) == 2 + 6 and parts[1]["state"]["supported"] is False
     assert {"dut.power", "dut.serial"} <= set(by_path)
     power = by_path["dut.power"]["state"]
     assert power["state"] == "unknown"  # upstream's MockPower cannot tell; the buttons still work

@@ -35,3 +35,15 @@ def test_upstream_powers_the_guest_on_and_reads_its_console(peer_python, jmp_she
         succeeded(jmp_shell(qemu_exporter, "j", "dut", "power", "off"))
     with connect(qemu_exporter) as root:
         assert root["dut"].power.state() is False
+
+
+def test_upstream_serial_pipe_shows_the_boot_and_types_into_the_guest(peer_python, jmp_shell, qemu_exporter):
+    try:
+        lines = succeeded(peer_python(qemu_exporter, "qemu_pipe.py"))
+    finally:
+        succeeded(jmp_shell(qemu_exporter, "j", "dut", "power", "off"))
+    found = {line.split(":", 1)[0]: line for line in lines if line.startswith(("boot:", "shell:", "exit:"))}
+    assert all(text in found.get("boot", "") for text in ("Linux version", "DUT banner: disk image A", "login: ")), lines
+    assert "piped-42" in found.get("shell", ""), lines
+    exit_line = found.get("exit", "")  # Ctrl+C ends upstream's pipe with status 2, the stream still whole
+    assert exit_line.startswith("exit: 2 ") and "SIGINT pressed" in exit_line and "lost" not in exit_line, lines

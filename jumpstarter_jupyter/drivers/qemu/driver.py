@@ -26,6 +26,7 @@ import pexpect
 
 from jumpstarter_jupyter.driver import Cancelled, SocketStream, export, exportstream
 from jumpstarter_jupyter.drivers.composite.driver import Composite
+from jumpstarter_jupyter.drivers.composite.steps import console_tail, flash_steps, reach_shell, run_steps, watch_console
 from jumpstarter_jupyter.drivers.network.driver import TcpNetwork
 from jumpstarter_jupyter.drivers.power.driver import VirtualPower
 from jumpstarter_jupyter.drivers.qemu.images import images_for
@@ -33,7 +34,6 @@ from jumpstarter_jupyter.drivers.qemu.machine import MachineSpec, QemuMachine
 from jumpstarter_jupyter.drivers.serial.common import ConsoleSpawn
 from jumpstarter_jupyter.drivers.serial.driver import PySerial
 from jumpstarter_jupyter.drivers.storage.driver import VirtualStorageMux
-from jumpstarter_jupyter.drivers.virtual.driver import VirtualBoard, _step_failed
 
 LOGIN_PROMPT = r"login: "
 PASSWORD_PROMPT = r"Password: "
@@ -112,9 +112,6 @@ class QemuBoard(Composite):
     machine: QemuMachine = field(init=False, repr=False)
     shell_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
-    _watch_console = VirtualBoard._watch_console  # the same console follower as the virtual board
-    _tail = VirtualBoard._tail
-
     def __post_init__(self) -> None:
         if self.image not in ("A", "B"):
             raise ValueError(f"image must be 'A' or 'B', got {self.image!r}")
@@ -149,11 +146,8 @@ class QemuBoard(Composite):
     @export
     def flash(self, image: dict) -> None:
         """Power off, write an ext4 image (a resource, raw or compressed) to the card and boot it."""
-        try:
-            self.children["power"].off()  # the card reaches the host only while the guest is off
-        except Exception as exc:
-            raise _step_failed("flash", "power off", exc, "") from None
-        VirtualBoard.flash(self, image)  # then the virtual board's steps: host, write, DUT, power on
+        # the card reaches the host only while the guest is off
+        run_steps("flash", [("power off", self.children["power"].off), *flash_steps(self, image)])
 
     @export
     def boot_to_shell(self, timeout: float = 60.0) -> None:
@@ -186,7 +180,7 @@ class QemuBoard(Composite):
         if not self.shell_lock.acquire(timeout=max(deadline - time.monotonic(), 0.0)):
             raise TimeoutError("another run or boot_to_shell kept the shell until the deadline")
         try:
-            with self._watch_console() as console:
+            with watch_console(self.children["serial"]) as console:
                 yield console
         finally:
             self.shell_lock.release()
@@ -197,7 +191,7 @@ class QemuBoard(Composite):
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError(f"run {command!r}: no end before the deadline; the console showed last: "
-                                   f"{self._tail()!r}")
+                                   f"{console_tail(self.children['serial'])!r}")
             if self.cancelled():
                 console.send("\x03")  # the guest's shell gets its prompt back for the next caller
                 raise Cancelled(f"run {command!r} was cancelled: its caller went away")
@@ -206,22 +200,15 @@ class QemuBoard(Composite):
 
     def _reach_shell(self, console: ConsoleSpawn, deadline: float) -> None:
         """Power on or ask for a fresh prompt, then answer login prompts until the shell's appears."""
-        step = "power on"
-        try:
+
+        def power_up() -> None:
             if self.machine.powered:
                 console.send("\r")
             else:
                 self.children["power"].on()
-            step = "wait for the login prompt"
-            while (step := self._prompt_step(console, step, deadline)) != "shell":
-                pass
-        except Cancelled:
-            raise
-        except pexpect.TIMEOUT:
-            raise _step_failed("boot_to_shell", step, TimeoutError("no prompt before the deadline"),
-                               self._tail()) from None
-        except Exception as exc:
-            raise _step_failed("boot_to_shell", step, exc, self._tail()) from None
+
+        reach_shell(self.children["serial"], power_up, lambda step: self._prompt_step(console, step, deadline),
+                    "no prompt before the deadline")
 
     def _prompt_step(self, console: ConsoleSpawn, step: str, deadline: float) -> str:
         """React to the next prompt; returns the step now in progress (``"shell"``: done)."""

@@ -19,12 +19,15 @@ from pathlib import Path
 ARCHES = {"x86_64": "amd64", "aarch64": "arm64"}  # QEMU's name -> Debian's
 CONSOLES = {"x86_64": "ttyS0", "aarch64": "ttyAMA0"}
 ARTEFACTS = ("vmlinuz", "initramfs.cpio.gz", "disk-A.img", "disk-B.img")
+FORMAT = "2"  # bumped when the artefacts change: an older cache is rebuilt (2: pvpanic in the initramfs)
 HOST_BUSYBOX = "/bin/busybox"  # busybox-static: applet list (and the amd64 guest's binary)
 INSTALL_HINT = "`apt-get install qemu-system-x86 qemu-system-arm busybox-static cpio` (`make test` does it)"
 # insmod order, from each module's depends=; Debian builds virtio as modules
 MODULES = ("drivers/virtio/virtio_ring", "drivers/virtio/virtio", "drivers/virtio/virtio_pci_modern_dev",
            "drivers/virtio/virtio_pci_legacy_dev", "drivers/virtio/virtio_pci", "drivers/virtio/virtio_mmio",
            "drivers/block/virtio_blk", "net/core/failover", "drivers/net/net_failover", "drivers/net/virtio_net")
+# pvpanic tells QEMU about a guest panic; only the amd64 cloud kernel has it (arm64's is built without)
+PANIC_MODULES = ("drivers/misc/pvpanic/pvpanic", "drivers/misc/pvpanic/pvpanic-pci")
 PASSWORD = "root"
 DISK_SIZE = "16M"
 
@@ -57,8 +60,10 @@ class GuestImages:
         return self.folder / f"disk-{variant}.img"
 
     def complete(self) -> bool:
-        """True when every artefact is there (the root images come last, each renamed into place)."""
-        return all((self.folder / name).is_file() for name in ARTEFACTS)
+        """True when every artefact of this ``FORMAT`` is there (its stamp is written last)."""
+        stamp = self.folder / "format"
+        return (stamp.is_file() and stamp.read_text().strip() == FORMAT
+                and all((self.folder / name).is_file() for name in ARTEFACTS))
 
 
 def images_for(arch: str, root: Path | None = None) -> GuestImages:
@@ -86,6 +91,7 @@ def build(arch: str, root: Path | None = None) -> tuple[GuestImages, bool]:
         _initramfs(work, busybox, modules, CONSOLES[arch], images.initramfs)
         for variant in ("A", "B"):
             _disk(work, busybox, CONSOLES[arch], variant, images.disk(variant))
+    _write_atomically(images.folder / "format", f"{FORMAT}\n".encode())
     return images, True
 
 
@@ -138,15 +144,17 @@ def _guest_busybox(apt: list[str], work: Path) -> Path:
 
 
 def _kernel(apt: list[str], debian_arch: str, work: Path, target: Path) -> list[Path]:
-    """Unpack the cloud kernel package: copy its image to ``target``, return the virtio modules."""
+    """Unpack the cloud kernel package: copy its image to ``target``, return the modules to load."""
     depends = _run(["apt-cache", *apt, "depends", f"linux-image-cloud-{debian_arch}"])
     package = next(line.split()[-1] for line in depends.splitlines()
                    if line.strip().startswith("Depends: linux-image-") and line.split()[-1][12:13].isdigit())
     release = package.removeprefix("linux-image-")
     unpacked = _download(apt, package, work)
-    shutil.copyfile(unpacked / "boot" / f"vmlinuz-{release}", target)
+    # renamed into place: a guest booting from an older cache meanwhile keeps reading a whole file
+    _write_atomically(target, (unpacked / "boot" / f"vmlinuz-{release}").read_bytes())
     modules = unpacked / "lib" / "modules" / release / "kernel"
-    return [modules / f"{module}.ko" for module in MODULES]
+    panic = [modules / f"{module}.ko" for module in PANIC_MODULES]
+    return [modules / f"{module}.ko" for module in MODULES] + [path for path in panic if path.is_file()]
 
 
 def _initramfs(work: Path, busybox: Path, modules: list[Path], console: str, target: Path) -> None:
@@ -155,6 +163,7 @@ def _initramfs(work: Path, busybox: Path, modules: list[Path], console: str, tar
     (root / "lib" / "modules").mkdir(parents=True)
     for module in modules:
         shutil.copyfile(module, root / "lib" / "modules" / module.name)
+    (root / "lib" / "modules" / "load-order").write_text("".join(f"{module.stem}\n" for module in modules))
     _script(root / "init", INIT)
     files = _run(["find", "."], cwd=root)
     archive = subprocess.run(["cpio", "-o", "-H", "newc", "-R", "0:0", "--quiet"], cwd=root, input=files.encode(),
@@ -236,8 +245,8 @@ echo '{banner}'
 
 INIT = """#!/bin/sh
 mount -t devtmpfs devtmpfs /dev; mount -t proc proc /proc; mount -t sysfs sysfs /sys
-echo "stage1: initramfs /init, loading virtio drivers"
-for m in virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_mmio virtio_blk failover net_failover virtio_net; do
+echo "stage1: initramfs /init, loading drivers"
+for m in $(cat /lib/modules/load-order); do
   insmod /lib/modules/$m.ko 2>/dev/null
 done
 root=; for a in $(cat /proc/cmdline); do case $a in root=*) root=${a#root=};; esac; done

@@ -11,9 +11,12 @@ stall the guest.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import queue
 import re
 import select
+import shutil
 import signal
 import socket
 import subprocess
@@ -21,11 +24,14 @@ import threading
 import time
 import tty
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
 from jumpstarter_jupyter.drivers.power.common import PowerReading
 from jumpstarter_jupyter.drivers.qemu.images import CONSOLES, INSTALL_HINT, GuestImages
+
+logger = logging.getLogger(__name__)
 
 START_TIMEOUT = 20.0  # seconds for QEMU to connect its QMP and console sockets
 STOP_STEPS = (("QMP quit", 5.0), ("SIGTERM", 5.0), ("SIGKILL", 5.0))  # each with its deadline in seconds
@@ -35,6 +41,10 @@ SUPPLY_VOLTAGE = 5.0
 IDLE_CURRENT = 0.15
 BUSY_CURRENT = 0.95
 SAMPLE_WINDOW = 0.25  # seconds: readings closer together than this repeat the last one
+# the last line of a panic when the kernel halts (panic=0) instead of rebooting: a guest whose kernel
+# has no pvpanic (arm64's cloud kernel) is powered off when its console shows it (so is one that
+# prints this text on purpose, e.g. by showing an old console log)
+PANIC_END = b"---[ end Kernel panic"
 MACHINES = {"x86_64": ["-M", "pc"], "aarch64": ["-M", "virt"]}
 DEFAULT_CPUS = {"x86_64": "", "aarch64": "cortex-a57"}
 
@@ -75,6 +85,7 @@ class QemuMachine:
         self._qmp: Qmp | None = None
         self._uart: socket.socket | None = None
         self._asked_to_stop: subprocess.Popen | None = None  # an exit we caused is not news
+        self._panicked: subprocess.Popen | None = None  # the process whose console showed PANIC_END
         self.http_port: int | None = None
         self._sample = (time.monotonic(), 0.0, IDLE_CURRENT)
         self._keyboard = threading.Thread(target=self._forward_input, name="qemu console input", daemon=True)
@@ -124,12 +135,11 @@ class QemuMachine:
             uart_listener.close()
 
     def _spawn(self) -> subprocess.Popen:
+        if not shutil.which(self.spec.binary()):
+            raise FileNotFoundError(f"{self.spec.binary()} is not installed: run {INSTALL_HINT}")
         with open(self.workdir / "qemu.log", "wb") as log:
-            try:
-                return subprocess.Popen(self._argv(), stdin=subprocess.DEVNULL, stdout=log,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
-            except FileNotFoundError:
-                raise FileNotFoundError(f"{self.spec.binary()} is not installed: run {INSTALL_HINT}") from None
+            return _SPAWNER.popen(self._argv(), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
 
     def _connect(self, qmp_listener: socket.socket, uart_listener: socket.socket) -> None:
         """Accept QEMU's QMP and console, start the relay and the exit watcher, then ``cont``."""
@@ -138,9 +148,10 @@ class QemuMachine:
             self._uart = self._accept(uart_listener, "console")
             self.http_port = self._qmp.forwarded_port(GUEST_HTTP_PORT)
             self._sample = (time.monotonic(), _cpu_seconds(self._process.pid), IDLE_CURRENT)
-            threading.Thread(target=self._forward_output, args=(self._uart,), name="qemu console output",
+            threading.Thread(target=self._forward_output, args=(self._uart, self._process, self._qmp),
+                             name="qemu console output", daemon=True).start()
+            threading.Thread(target=self._watch, args=(self._process, self._qmp), name="qemu process",
                              daemon=True).start()
-            threading.Thread(target=self._watch, args=(self._process,), name="qemu process", daemon=True).start()
             self._qmp.command("cont")
         except (ConnectionError, ValueError):  # QEMU closed a socket: it refused the configuration
             self._stop()
@@ -152,7 +163,7 @@ class QemuMachine:
     def _argv(self) -> list[str]:
         spec, images = self.spec, self.images
         cpu = spec.cpu or DEFAULT_CPUS[spec.arch]
-        append = f"console={CONSOLES[spec.arch]},115200 panic=-1"
+        append = f"console={CONSOLES[spec.arch]},115200 panic=0"  # a panicked kernel halts: see PANIC_END
         argv = [spec.binary(), *MACHINES[spec.arch], *(["-cpu", cpu] if cpu else []), "-accel", spec.accel,
                 "-smp", str(spec.smp), "-m", spec.mem, "-nodefaults", "-no-user-config", "-display", "none", "-S",
                 "-kernel", str(images.kernel), "-initrd", str(images.initramfs),
@@ -160,7 +171,10 @@ class QemuMachine:
                 "-chardev", f"socket,id=uart,path={self.workdir / 'uart.sock'}", "-serial", "chardev:uart",
                 # port 0: the kernel picks a free host port, read back over QMP
                 "-netdev", f"user,id=net,restrict=on,hostfwd=tcp:127.0.0.1:0-:{GUEST_HTTP_PORT}",
-                "-device", "virtio-net-pci,netdev=net"]
+                "-device", "virtio-net-pci,netdev=net",
+                # a guest panic reaches QEMU through pvpanic (where the kernel has it) and powers
+                # the board off; guest reboot stays a reset
+                "-device", "pvpanic-pci", "-action", "panic=shutdown"]
         disk = self._boot_medium()
         if disk:
             argv += ["-drive", f"file={disk},if=virtio,format=raw"]
@@ -211,10 +225,7 @@ class QemuMachine:
 
     def _stop_step(self, step: str, process: subprocess.Popen) -> None:
         if step == "QMP quit" and self._qmp is not None:
-            try:
-                self._qmp.command("quit")
-            except OSError:
-                pass  # it is exiting already
+            _quit(self._qmp)
         elif step == "SIGTERM":
             process.terminate()
         elif step == "SIGKILL":
@@ -228,17 +239,18 @@ class QemuMachine:
         self._qmp = self._uart = None
         self.http_port = None
 
-    def _watch(self, process: subprocess.Popen) -> None:
-        """Report an exit nobody asked for (guest poweroff, crash, QEMU killed from outside)."""
+    def _watch(self, process: subprocess.Popen, qmp: Qmp) -> None:
+        """Report an exit nobody asked for (guest poweroff or panic, QEMU killed from outside)."""
         code = process.wait()
         if self._asked_to_stop is not process:
-            cause = "the guest powered off" if code == 0 else (
-                f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit status {code}")
-            self._on_event(f"QEMU exited ({cause}): the board is off")
+            qmp.read_to_end()  # the SHUTDOWN event QEMU sent before exiting says why
+            reason = "guest-panic" if self._panicked is process else qmp.shutdown_reason
+            self._on_event(f"QEMU exited ({_exit_cause(code, reason)}): the board is off")
 
     # the console relay
-    def _forward_output(self, uart: socket.socket) -> None:
-        """Guest UART -> pty, for the whole life of one QEMU process."""
+    def _forward_output(self, uart: socket.socket, process: subprocess.Popen, qmp: Qmp) -> None:
+        """Guest UART -> pty, for the whole life of one QEMU process; a halted panic powers it off."""
+        recent = b""  # the end of the output so far: PANIC_END may arrive split over two reads
         while True:
             try:
                 data = uart.recv(65536)
@@ -249,6 +261,10 @@ class QemuMachine:
             view = memoryview(data)
             while view:
                 view = view[os.write(self._master, view):]
+            recent = recent[-len(PANIC_END):] + data
+            if PANIC_END in recent and self._panicked is not process:
+                self._panicked = process
+                _quit(qmp)
 
     def _forward_input(self) -> None:
         """pty -> guest UART; typed while off, the bytes are dropped (as on an unpowered board)."""
@@ -274,13 +290,55 @@ class QemuMachine:
         self.tty_path.unlink(missing_ok=True)
 
 
+class _Spawner:
+    """Starts QEMU processes that die with the exporter, even a SIGKILLed one (no teardown runs then).
+
+    ``setpriv --pdeathsig KILL`` has the kernel kill QEMU when its parent dies, but "parent" is
+    the *thread* that forked it, and driver methods run on a pool whose threads may come and go.
+    So every QEMU is forked by this one thread, which lives as long as the exporter. Should the
+    exporter die between the fork and the prctl, QEMU finds nobody listening on its QMP socket
+    and exits by itself.
+    """
+
+    def __init__(self):
+        self._requests: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def popen(self, argv: list[str], **options) -> subprocess.Popen:
+        """``subprocess.Popen(argv, **options)``, forked by the spawner thread."""
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._serve, name="qemu spawner", daemon=True)
+                self._thread.start()
+        done: Future = Future()
+        self._requests.put((argv, options, done))
+        return done.result()
+
+    def _serve(self) -> None:
+        while True:
+            argv, options, done = self._requests.get()
+            setpriv = shutil.which("setpriv")  # util-linux
+            if not setpriv:
+                logger.warning("setpriv (util-linux) is not installed: QEMU would outlive a killed exporter")
+            prefix = [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
+            try:
+                done.set_result(subprocess.Popen(prefix + argv, **options))
+            except BaseException as exc:
+                done.set_exception(exc)
+
+
+_SPAWNER = _Spawner()
+
+
 class Qmp:
-    """A QMP connection: commands in order, asynchronous events skipped."""
+    """A QMP connection: commands in order; of the asynchronous events, the shutdown's reason is kept."""
 
     def __init__(self, connection: socket.socket):
         self._socket = connection
         self._file = connection.makefile("rwb", buffering=0)
         self._lock = threading.Lock()
+        self.shutdown_reason: str | None = None  # QEMU's SHUTDOWN event: guest-shutdown, guest-panic, ...
         json.loads(self._file.readline())  # the greeting
         self.command("qmp_capabilities")
 
@@ -298,6 +356,20 @@ class Qmp:
                     raise RuntimeError(f"QMP {name}: {reply['error'].get('desc', reply['error'])}")
                 if "return" in reply:
                     return reply["return"]
+                self._note(reply)
+
+    def read_to_end(self) -> None:
+        """Read the events QEMU sent before closing the connection (call once QEMU has exited)."""
+        with self._lock:
+            try:
+                while line := self._file.readline():
+                    self._note(json.loads(line))
+            except (OSError, ValueError):
+                pass  # closed meanwhile by the next power on: the reason stays unknown
+
+    def _note(self, event: dict) -> None:
+        if event.get("event") == "SHUTDOWN":
+            self.shutdown_reason = event.get("data", {}).get("reason")
 
     def forwarded_port(self, guest_port: int) -> int:
         """The host port of the user-mode network's forward to ``guest_port``."""
@@ -309,6 +381,23 @@ class Qmp:
 
     def close(self) -> None:
         self._socket.close()
+
+
+def _quit(qmp: Qmp) -> None:
+    """Ask QEMU to exit now (like pulling the board's power)."""
+    try:
+        qmp.command("quit")
+    except OSError:
+        pass  # it is exiting already
+
+
+def _exit_cause(code: int, shutdown_reason: str | None) -> str:
+    """Why QEMU exited, in words, from its exit status and its SHUTDOWN event's reason."""
+    if shutdown_reason == "guest-panic":
+        return "the guest kernel panicked"
+    if code == 0:
+        return "the guest powered off"
+    return f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
 
 
 def _cpu_seconds(pid: int) -> float:

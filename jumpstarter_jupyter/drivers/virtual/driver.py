@@ -17,10 +17,7 @@ failure names the step that failed and what the console showed last.
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import pexpect
@@ -28,6 +25,7 @@ import pexpect
 from jumpstarter_jupyter.driver import Cancelled, export
 from jumpstarter_jupyter.drivers.can.driver import Can
 from jumpstarter_jupyter.drivers.composite.driver import Composite
+from jumpstarter_jupyter.drivers.composite.steps import flash_steps, reach_shell, run_steps, watch_console
 from jumpstarter_jupyter.drivers.gpio.driver import VirtualDigitalInput, VirtualDigitalOutput
 from jumpstarter_jupyter.drivers.network.driver import TcpNetwork
 from jumpstarter_jupyter.drivers.power.driver import VirtualPower
@@ -43,7 +41,6 @@ DEFAULT_OS = "Jumpstarter Linux"
 DEFAULT_VERSION = "1.0"
 LOGIN_PROMPT = r"(?<!Last )login: "  # not the motd's "Last login: ..." line
 SHELL_PROMPT = rf"{USER}@[\w.-]+:[^\r\n]*# "
-TAIL = 300  # bytes of console output quoted in a failure
 PROMPT_NUDGE = 3.0  # seconds without a prompt from a booted board before pressing Enter again
 BOOTING = (State.BOOTLOADER, State.KERNEL, State.INIT)
 
@@ -96,21 +93,7 @@ class VirtualBoard(Composite):
     @export
     def flash(self, image: dict) -> None:
         """Write an image (a resource) to the card and boot it: storage to host, write, storage to DUT, power cycle."""
-        storage, power = self.children["storage"], self.children["power"]
-        step = "storage to host"
-        try:
-            storage.host()
-            step = "write image"
-            with self.resource(image) as source:
-                written = storage.write_from(source, image.get("x_jmp_content_encoding"))
-            self.logger.info("flashed %d bytes", written)
-            step = "storage to DUT"
-            storage.dut()
-            step = "power cycle"
-            power.off()
-            power.on()
-        except Exception as exc:
-            raise _step_failed("flash", step, exc, "") from None
+        run_steps("flash", flash_steps(self, image))
 
     @export
     def boot_to_shell(self, timeout: float = 60.0) -> None:
@@ -118,20 +101,10 @@ class VirtualBoard(Composite):
         if timeout <= 0:
             raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
         deadline = time.monotonic() + timeout
-        with self._watch_console() as console:
-            step = "power on"
-            try:
-                self._power_up()
-                step = "wait for the login prompt"
-                while (step := self._prompt_step(console, step, deadline)) != "shell":
-                    pass
-            except Cancelled:
-                raise
-            except pexpect.TIMEOUT:
-                raise _step_failed("boot_to_shell", step, TimeoutError(f"nothing expected within {timeout} s"),
-                                   self._tail()) from None
-            except Exception as exc:
-                raise _step_failed("boot_to_shell", step, exc, self._tail()) from None
+        serial = self.children["serial"]
+        with watch_console(serial) as console:
+            reach_shell(serial, self._power_up, lambda step: self._prompt_step(console, step, deadline),
+                        f"nothing expected within {timeout} s")
 
     def _prompt_step(self, console: ConsoleSpawn, step: str, deadline: float) -> str:
         """React to the next prompt; returns the step now in progress (``"shell"``: done).
@@ -165,30 +138,6 @@ class VirtualBoard(Composite):
             power.off()
             power.on()
 
-    @contextmanager
-    def _watch_console(self) -> Iterator[ConsoleSpawn]:
-        """A pexpect spawn over the serial console from now on (started before any step acts)."""
-        serial = self.children["serial"]
-        reader = serial.console.reader(from_end=True)
-        spawn = ConsoleSpawn(serial.write)
-
-        def feed() -> None:
-            while not reader.done:
-                chunk = reader.read()
-                if chunk is not None:
-                    spawn.feed(chunk.data)
-
-        thread = threading.Thread(target=feed, name="boot_to_shell console", daemon=True)
-        thread.start()
-        try:
-            yield spawn
-        finally:
-            reader.close()
-            thread.join(5)
-
-    def _tail(self) -> str:
-        return self.children["serial"].console.tail(TAIL).decode("utf-8", errors="replace")
-
     def teardown(self) -> None:
         super().teardown()  # the serial driver lets go of the pty before the board dismantles it
         self.board.stop()
@@ -203,10 +152,3 @@ DESCRIPTIONS = {
     "led": "Status LED (the board's `led on|off` sets it)",
     "can": "The board's CAN bus: 10 Hz Status frames while booted, VersionRequest/Response (virtual-board.dbc)",
 }
-
-
-def _step_failed(task: str, step: str, exc: Exception, console: str) -> Exception:
-    """The error a failed orchestration step raises: same family, with step and console tail."""
-    kind = next((k for k in (TimeoutError, ValueError) if isinstance(exc, k)), RuntimeError)
-    shown = f"; the console showed last: {console!r}" if console else ""
-    return kind(f"{task}: step {step!r} failed: {exc}{shown}")

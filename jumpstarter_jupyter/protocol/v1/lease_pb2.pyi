@@ -16,6 +16,7 @@ class LeaseEventKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     LEASE_EVENT_EXTENDED: _ClassVar[LeaseEventKind]
     LEASE_EVENT_ENDED: _ClassVar[LeaseEventKind]
     LEASE_EVENT_HOOK_OUTPUT: _ClassVar[LeaseEventKind]
+    LEASE_EVENT_HANDOVER_REQUESTED: _ClassVar[LeaseEventKind]
 LEASE_EVENT_UNSPECIFIED: LeaseEventKind
 LEASE_EVENT_QUEUED: LeaseEventKind
 LEASE_EVENT_GRANTED: LeaseEventKind
@@ -23,18 +24,23 @@ LEASE_EVENT_EXPIRING: LeaseEventKind
 LEASE_EVENT_EXTENDED: LeaseEventKind
 LEASE_EVENT_ENDED: LeaseEventKind
 LEASE_EVENT_HOOK_OUTPUT: LeaseEventKind
+LEASE_EVENT_HANDOVER_REQUESTED: LeaseEventKind
 
 class HoldRequest(_message.Message):
-    __slots__ = ("holder", "purpose", "duration", "one_command")
+    __slots__ = ("holder", "purpose", "duration", "one_command", "kernel_id", "server")
     HOLDER_FIELD_NUMBER: _ClassVar[int]
     PURPOSE_FIELD_NUMBER: _ClassVar[int]
     DURATION_FIELD_NUMBER: _ClassVar[int]
     ONE_COMMAND_FIELD_NUMBER: _ClassVar[int]
+    KERNEL_ID_FIELD_NUMBER: _ClassVar[int]
+    SERVER_FIELD_NUMBER: _ClassVar[int]
     holder: str
     purpose: str
     duration: float
     one_command: bool
-    def __init__(self, holder: _Optional[str] = ..., purpose: _Optional[str] = ..., duration: _Optional[float] = ..., one_command: bool = ...) -> None: ...
+    kernel_id: str
+    server: str
+    def __init__(self, holder: _Optional[str] = ..., purpose: _Optional[str] = ..., duration: _Optional[float] = ..., one_command: bool = ..., kernel_id: _Optional[str] = ..., server: _Optional[str] = ...) -> None: ...
 
 class LeaseEvent(_message.Message):
     __slots__ = ("kind", "position", "token", "lease", "message")
@@ -51,18 +57,22 @@ class LeaseEvent(_message.Message):
     def __init__(self, kind: _Optional[_Union[LeaseEventKind, str]] = ..., position: _Optional[int] = ..., token: _Optional[str] = ..., lease: _Optional[_Union[LeaseInfo, _Mapping]] = ..., message: _Optional[str] = ...) -> None: ...
 
 class LeaseInfo(_message.Message):
-    __slots__ = ("holder", "purpose", "since", "expires", "verified")
+    __slots__ = ("holder", "purpose", "since", "expires", "verified", "kernel_id", "server")
     HOLDER_FIELD_NUMBER: _ClassVar[int]
     PURPOSE_FIELD_NUMBER: _ClassVar[int]
     SINCE_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_FIELD_NUMBER: _ClassVar[int]
     VERIFIED_FIELD_NUMBER: _ClassVar[int]
+    KERNEL_ID_FIELD_NUMBER: _ClassVar[int]
+    SERVER_FIELD_NUMBER: _ClassVar[int]
     holder: str
     purpose: str
     since: float
     expires: float
     verified: bool
-    def __init__(self, holder: _Optional[str] = ..., purpose: _Optional[str] = ..., since: _Optional[float] = ..., expires: _Optional[float] = ..., verified: bool = ...) -> None: ...
+    kernel_id: str
+    server: str
+    def __init__(self, holder: _Optional[str] = ..., purpose: _Optional[str] = ..., since: _Optional[float] = ..., expires: _Optional[float] = ..., verified: bool = ..., kernel_id: _Optional[str] = ..., server: _Optional[str] = ...) -> None: ...
 
 class Waiter(_message.Message):
     __slots__ = ("holder", "purpose", "since")
@@ -119,3 +129,17 @@ class ForceReleaseRequest(_message.Message):
     ADMIN_PASSPHRASE_FIELD_NUMBER: _ClassVar[int]
     admin_passphrase: str
     def __init__(self, admin_passphrase: _Optional[str] = ...) -> None: ...
+
+class HandoverRequest(_message.Message):
+    __slots__ = ("requester", "message")
+    REQUESTER_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    requester: str
+    message: str
+    def __init__(self, requester: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class HandoverResponse(_message.Message):
+    __slots__ = ("message",)
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    message: str
+    def __init__(self, message: _Optional[str] = ...) -> None: ...

@@ -59,6 +59,16 @@ class LeaseServiceStub(object):
                 request_serializer=jumpstarter__jupyter_dot_v1_dot_lease__pb2.ForceReleaseRequest.SerializeToString,
                 response_deserializer=jumpstarter__jupyter_dot_v1_dot_lease__pb2.ReleaseResponse.FromString,
                 _registered_method=True)
+        self.Watch = channel.unary_stream(
+                '/jumpstarter_jupyter.v1.LeaseService/Watch',
+                request_serializer=jumpstarter__jupyter_dot_v1_dot_lease__pb2.StatusRequest.SerializeToString,
+                response_deserializer=jumpstarter__jupyter_dot_v1_dot_lease__pb2.LeaseStatus.FromString,
+                _registered_method=True)
+        self.RequestHandover = channel.unary_unary(
+                '/jumpstarter_jupyter.v1.LeaseService/RequestHandover',
+                request_serializer=jumpstarter__jupyter_dot_v1_dot_lease__pb2.HandoverRequest.SerializeToString,
+                response_deserializer=jumpstarter__jupyter_dot_v1_dot_lease__pb2.HandoverResponse.FromString,
+                _registered_method=True)
 
 
 class LeaseServiceServicer(object):
@@ -98,6 +108,21 @@ class LeaseServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Watch(self, request, context):
+        """Follow the board's lease: the status at once, then again after every change (a grant,
+        an end, an extension, the queue moving). What watchers' panels draw from.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RequestHandover(self, request, context):
+        """Ask the holder to hand the board over: the holder's Hold stream gets HANDOVER_REQUESTED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LeaseServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -125,6 +150,16 @@ def add_LeaseServiceServicer_to_server(servicer, server):
                     servicer.ForceRelease,
                     request_deserializer=jumpstarter__jupyter_dot_v1_dot_lease__pb2.ForceReleaseRequest.FromString,
                     response_serializer=jumpstarter__jupyter_dot_v1_dot_lease__pb2.ReleaseResponse.SerializeToString,
+            ),
+            'Watch': grpc.unary_stream_rpc_method_handler(
+                    servicer.Watch,
+                    request_deserializer=jumpstarter__jupyter_dot_v1_dot_lease__pb2.StatusRequest.FromString,
+                    response_serializer=jumpstarter__jupyter_dot_v1_dot_lease__pb2.LeaseStatus.SerializeToString,
+            ),
+            'RequestHandover': grpc.unary_unary_rpc_method_handler(
+                    servicer.RequestHandover,
+                    request_deserializer=jumpstarter__jupyter_dot_v1_dot_lease__pb2.HandoverRequest.FromString,
+                    response_serializer=jumpstarter__jupyter_dot_v1_dot_lease__pb2.HandoverResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -262,6 +297,60 @@ class LeaseService(object):
             '/jumpstarter_jupyter.v1.LeaseService/ForceRelease',
             jumpstarter__jupyter_dot_v1_dot_lease__pb2.ForceReleaseRequest.SerializeToString,
             jumpstarter__jupyter_dot_v1_dot_lease__pb2.ReleaseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Watch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/jumpstarter_jupyter.v1.LeaseService/Watch',
+            jumpstarter__jupyter_dot_v1_dot_lease__pb2.StatusRequest.SerializeToString,
+            jumpstarter__jupyter_dot_v1_dot_lease__pb2.LeaseStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RequestHandover(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jumpstarter_jupyter.v1.LeaseService/RequestHandover',
+            jumpstarter__jupyter_dot_v1_dot_lease__pb2.HandoverRequest.SerializeToString,
+            jumpstarter__jupyter_dot_v1_dot_lease__pb2.HandoverResponse.FromString,
             options,
             channel_credentials,
             insecure,

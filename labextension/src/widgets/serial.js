@@ -73,6 +73,7 @@ function toolbar(model, term, state) {
   const save = h("button", { class: "jmp-btn", title: "download what this view shows", onclick: () => saveLog(model, term) }, "save log");
   const brk = h("button", { class: "jmp-btn", title: "send a serial break", onclick: () => action(model, "send_break") }, "break");
   const toggles = [follow, stamps, dtr, rts];
+  for (const node of [follow.button, stamps.button, clear, save]) node.dataset.viewOnly = ""; // a watcher's too
   const draw = () => toggles.forEach((t) => t.draw());
   draw();
   return { node: h("div", { class: "jmp-toolbar" }, ...toggles.map((t) => t.button), clear, save, brk), draw };
@@ -147,6 +148,9 @@ export default {
     const drawStatus = () => { status.textContent = [model.get("status"), model.get("log_path") && `log: ${model.get("log_path")}`].filter(Boolean).join(" · "); };
     v.root.append(bar.node, screen, status);
     term.open(screen);
+    // xterm.js takes keys through its own textarea: never locked, so a watcher's typing reaches
+    // the notice below instead of vanishing
+    screen.querySelector("textarea")?.setAttribute("data-view-only", "");
     const resize = () => {
       const size = fit.proposeDimensions();
       if (size && size.cols > 0 && size.cols !== term.cols) term.resize(size.cols, ROWS);
@@ -179,7 +183,15 @@ export default {
         warn(`serial view of ${model.get("path")}: ${error}`);
       }
     };
-    const input = term.onData((data) => send({ type: "input", data }));
+    // a watcher's keys never leave the browser: one notice on the first key, not one per key
+    let toldWatcher = false;
+    v.listen("change:locked", () => { toldWatcher = false; });
+    const input = term.onData((data) => {
+      const locked = model.get("locked");
+      if (!locked) return send({ type: "input", data });
+      if (!toldWatcher) write(note(`watching, keys not sent: ${locked}`));
+      toldWatcher = true;
+    });
     // custom messages sent before this view existed are lost: ask for what came after the trait
     send({ type: "catchup", offset: end ?? -1, epoch });
     log(`serial view of ${model.get("path")} rendered at offset ${end}`);

@@ -93,9 +93,45 @@ export function style(id, css) {
   document.head.append(h("style", { id }, css));
 }
 
+const LOCK_CSS = `
+.jmp-widget[data-locked] :disabled { cursor: not-allowed; opacity: 0.55; }
+`;
+const CONTROLS = "button, input, select, textarea";
+
+/**
+ * Follow the `locked` trait (why this kernel may not control the board, "" when it may):
+ * every control in the view is disabled, with the reason as its tooltip, except those marked
+ * `data-view-only` (a chart's pause). Controls drawn later are caught as they appear.
+ */
+function watchLock(model, root, listen, onCleanup) {
+  style("jmp-lock-style", LOCK_CSS);
+  const apply = () => {
+    const reason = model.get("locked") || "";
+    if (reason) root.dataset.locked = reason;
+    else delete root.dataset.locked;
+    for (const control of root.querySelectorAll(CONTROLS)) {
+      if (control.hasAttribute("data-view-only")) continue;
+      if (reason) {
+        if (!control.disabled) control.dataset.lockDisabled = "";
+        control.disabled = true;
+        control.title = `only the lease holder can do this: ${reason}`;
+      } else if ("lockDisabled" in control.dataset) {
+        control.disabled = false;
+        control.removeAttribute("title");
+        delete control.dataset.lockDisabled;
+      }
+    }
+  };
+  const observer = new MutationObserver(() => { if (model.get("locked")) apply(); });
+  observer.observe(root, { childList: true, subtree: true });
+  onCleanup(() => observer.disconnect());
+  listen("change:locked", apply);
+  apply();
+}
+
 /**
  * Set up a widget view: root element, banner for the `error` trait and for a lost kernel
- * connection, and listener bookkeeping. Returns { root, listen, onCleanup, cleanup }.
+ * connection, controls locked while another holds the board, and listener bookkeeping. Returns { root, listen, onCleanup, cleanup }.
  */
 export function view(model, el, name) {
   installStyle();
@@ -117,6 +153,7 @@ export function view(model, el, name) {
     banner.classList.toggle("jmp-offline", offline);
   };
   listen("change:error", drawBanner);
+  watchLock(model, root, listen, (fn) => cleanups.push(fn));
   // ipywidgets fires these when the kernel dies or restarts: the view keeps its last state
   listen("comm:close", () => { offline = true; drawBanner(); warn(`${name}: kernel connection closed`); });
   drawBanner();

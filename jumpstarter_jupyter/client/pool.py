@@ -1,0 +1,236 @@
+"""The pool: boards named in ``jumpstarter-pool.yaml``, so people say ``bench-1``, not an address.
+
+The file lives in Jupyter's config path: system-wide (``{sys.prefix}/etc/jupyter/``,
+``/etc/jupyter/``) for whoever runs the hub, per user in ``~/.jupyter/`` or
+``$JUPYTER_CONFIG_DIR``. Every file found is read; per name, the user's entry wins::
+
+    exporters:
+      bench-1:
+        endpoint: 10.0.0.5:7777
+        passphrase_file: /etc/jumpstarter/bench-1.pass        # optional
+        admin_passphrase_file: /etc/jumpstarter/admin.pass    # optional: may force-release
+        labels: {board: rpi4}                                 # optional
+        description: Raspberry Pi 4 on the left bench         # optional
+
+Names resolve wherever an endpoint is accepted: ``pool:NAME`` always means a pool entry; a bare
+name (no ``/`` or ``:``) is looked up in the pool first, else it is a unix socket path as before.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+from google.protobuf import empty_pb2
+from jupyter_core.paths import jupyter_config_dir, jupyter_config_path
+
+from jumpstarter_jupyter.client.connection import PASSPHRASE_KEY, channel_target
+from jumpstarter_jupyter.durations import format_duration
+from jumpstarter_jupyter.errors import ConfigError
+from jumpstarter_jupyter.protocol.v1 import jumpstarter_pb2_grpc, lease_pb2
+from jumpstarter_jupyter.protocol.v1 import lease_pb2_grpc
+from jumpstarter_jupyter.yamlfile import mapping, read_secret, read_yaml
+
+POOL_FILE = "jumpstarter-pool.yaml"
+POOL_PREFIX = "pool:"
+ENTRY_KEYS = {"endpoint", "passphrase_file", "admin_passphrase_file", "labels", "description"}
+PROBE_TIMEOUT = 2.0  # seconds a state probe waits for an exporter
+
+
+@dataclass(frozen=True)
+class PoolEntry:
+    """One board of the pool, and the file that named it."""
+
+    name: str
+    endpoint: str
+    source: str
+    passphrase_file: str | None = None
+    admin_passphrase_file: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    description: str = ""
+
+    def passphrase(self) -> str | None:
+        """The exporter's passphrase from ``passphrase_file`` (None without one)."""
+        return self._secret(self.passphrase_file, "passphrase_file")
+
+    def admin_passphrase(self) -> str | None:
+        """The admin credential from ``admin_passphrase_file`` (None without one)."""
+        return self._secret(self.admin_passphrase_file, "admin_passphrase_file")
+
+    def _secret(self, path: str | None, key: str) -> str | None:
+        try:
+            return None if path is None else read_secret(path)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{self.source}: exporters.{self.name}.{key}: {exc}") from None
+
+
+def pool_files() -> list[Path]:
+    """Where pool files may be, lowest precedence first (the user's own directory last)."""
+    user = Path(jupyter_config_dir())
+    others = [Path(d) for d in jupyter_config_path() if Path(d) != user]
+    return [directory / POOL_FILE for directory in reversed(others)] + [user / POOL_FILE]
+
+
+def load_pool() -> dict[str, PoolEntry]:
+    """Every pool file's boards by name; a name in a later (more personal) file wins."""
+    pool: dict[str, PoolEntry] = {}
+    for path in pool_files():
+        if path.is_file():
+            pool.update(parse_pool(path.read_text(encoding="utf-8"), str(path)))
+    return pool
+
+
+def parse_pool(text: str, source: str) -> dict[str, PoolEntry]:
+    """The boards of one pool file; a malformed one names the file, the YAML path and the line."""
+    data, reader = read_yaml(text, source)
+    exporters = mapping(reader, data, "", {"exporters"}).get("exporters")
+    if exporters is None:
+        return {}
+    if not isinstance(exporters, dict):
+        raise reader.error("exporters", f"expected a mapping of board names to entries, got {exporters!r}")
+    pool = {}
+    for name, value in exporters.items():
+        path = f"exporters.{name}"
+        if not name or "/" in name or ":" in name:
+            raise reader.error(path, "a board name has no '/' or ':' (it would read as an address)")
+        entry = mapping(reader, value, path, ENTRY_KEYS)
+        if not isinstance(entry.get("endpoint"), str) or not entry["endpoint"]:
+            raise reader.error(f"{path}.endpoint" if "endpoint" in entry else path,
+                               "expected the exporter's endpoint (host:port, unix:/path)")
+        for key in ("passphrase_file", "admin_passphrase_file", "description"):
+            if key in entry and not isinstance(entry[key], str):
+                raise reader.error(f"{path}.{key}", f"expected text, got {entry[key]!r}")
+        labels = entry.get("labels") or {}
+        if not isinstance(labels, dict) or not all(isinstance(v, (str, int, float)) for v in labels.values()):
+            raise reader.error(f"{path}.labels", f"expected a mapping of label names to values, got {labels!r}")
+        pool[name] = PoolEntry(name=name, endpoint=entry["endpoint"], source=source,
+                               passphrase_file=entry.get("passphrase_file"),
+                               admin_passphrase_file=entry.get("admin_passphrase_file"),
+                               labels={k: str(v) for k, v in labels.items()}, description=entry.get("description", ""))
+    return pool
+
+
+def lookup(endpoint: str) -> PoolEntry | None:
+    """The pool entry ``endpoint`` names, if it names one (see the module's rules)."""
+    if endpoint.startswith(POOL_PREFIX):
+        name = endpoint[len(POOL_PREFIX):]
+        pool = load_pool()
+        if name not in pool:
+            known = ", ".join(sorted(pool)) or "none"
+            raise ConfigError(f"no board named {name!r} in the pool (boards: {known}; files read: "
+                              f"{', '.join(str(p) for p in pool_files() if p.is_file()) or 'none'})")
+        return pool[name]
+    if "/" in endpoint or ":" in endpoint:
+        return None
+    return load_pool().get(endpoint)
+
+
+@dataclass
+class BoardState:
+    """What the devices sidebar and ``%jmp pool`` show of one board, probed just now."""
+
+    name: str
+    endpoint: str
+    description: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    reachable: bool = False
+    error: str = ""
+    drivers: int = 0
+    leases: bool = False  # the exporter has a lease service
+    required: bool = False
+    holder: str = ""
+    purpose: str = ""
+    since: float = 0.0
+    remaining: float = 0.0
+    verified: bool = False
+    kernel_id: str = ""
+    server: str = ""
+    queue: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def probe(name: str, endpoint: str, passphrase: str | None = None, channel: grpc.Channel | None = None,
+          timeout: float = PROBE_TIMEOUT) -> BoardState:
+    """Ask one exporter for its drivers and its lease, waiting at most ``timeout`` per question.
+
+    ``channel``: one kept across probes (it reconnects by itself); else a fresh one for this probe.
+    """
+    own = channel is None
+    channel = channel or grpc.insecure_channel(channel_target(endpoint))
+    metadata = ((PASSPHRASE_KEY, passphrase),) if passphrase else ()
+    state = BoardState(name=name, endpoint=endpoint)
+    try:
+        report = jumpstarter_pb2_grpc.ExporterServiceStub(channel).GetReport(
+            empty_pb2.Empty(), metadata=metadata, timeout=timeout)
+        state.reachable, state.drivers = True, max(0, len(report.reports) - 1)
+        status = lease_pb2_grpc.LeaseServiceStub(channel).Status(lease_pb2.StatusRequest(), metadata=metadata,
+                                                                 timeout=timeout)
+        _take_status(state, status)
+    except grpc.RpcError as err:
+        if not state.reachable:
+            state.error = _why(err)
+    finally:
+        if own:
+            channel.close()
+    return state
+
+
+def _take_status(state: BoardState, status: lease_pb2.LeaseStatus) -> None:
+    state.leases, state.required = True, status.required
+    state.queue = [waiter.holder for waiter in status.queue]
+    if status.HasField("lease"):
+        info = status.lease
+        state.holder, state.purpose, state.since, state.verified = info.holder, info.purpose, info.since, info.verified
+        state.remaining = max(0.0, info.expires - time.time())
+        state.kernel_id, state.server = info.kernel_id, info.server
+
+
+def _why(err: grpc.RpcError) -> str:
+    if err.code() == grpc.StatusCode.UNAUTHENTICATED:
+        return "the exporter refused the passphrase"
+    if err.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+        return "not reachable"
+    return f"{err.code().name}: {err.details()}"
+
+
+def pool_states(entries: dict[str, PoolEntry] | None = None) -> Iterator[BoardState]:
+    """Probe every board of the pool (fresh channels; for a cell, not a polling loop)."""
+    for entry in (load_pool() if entries is None else entries).values():
+        try:
+            passphrase = entry.passphrase()
+        except ConfigError as exc:
+            yield BoardState(name=entry.name, endpoint=entry.endpoint, error=str(exc))
+            continue
+        state = probe(entry.name, entry.endpoint, passphrase)
+        state.description, state.labels = entry.description, entry.labels
+        yield state
+
+
+def resolve(endpoint: str, passphrase: str | None = None) -> tuple[str, str | None]:
+    """``(endpoint, passphrase)`` to dial: a pool name becomes its entry's endpoint, and its
+    ``passphrase_file`` is read unless a passphrase was given."""
+    entry = lookup(endpoint)
+    if entry is None:
+        return endpoint, passphrase
+    return entry.endpoint, passphrase if passphrase is not None else entry.passphrase()
+
+
+def describe_state(state: BoardState) -> str:
+    """``free``, ``held by alice@lab (bring-up), 12 min left; 1 waiting``, ``not reachable``."""
+    if not state.reachable:
+        return state.error or "not reachable"
+    if not state.leases:
+        return f"{state.drivers} drivers, no leases (an upstream exporter)"
+    if not state.holder:
+        held = "free" if state.required else "free (leases optional)"
+    else:
+        purpose = f" ({state.purpose})" if state.purpose else ""
+        held = f"held by {state.holder}{purpose}, {format_duration(state.remaining)} left"
+    waiting = f"; {len(state.queue)} waiting" if state.queue else ""
+    return f"{state.drivers} drivers, {held}{waiting}"

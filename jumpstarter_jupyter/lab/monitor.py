@@ -1,0 +1,112 @@
+"""The pool as the server sees it: every board's state, probed together, at most twice a second.
+
+The sidebars of every open tab poll ``GET /jumpstarter/boards``; one probe round answers all
+of them (results live ``FRESH`` seconds), and each exporter keeps one gRPC channel across
+rounds, so a poll costs two small calls per board, not a new connection.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+
+from jumpstarter_jupyter.client import pool
+from jumpstarter_jupyter.client.connection import PASSPHRASE_KEY, channel_target
+from jumpstarter_jupyter.client.lease import lease_service, who_am_i
+from jumpstarter_jupyter.errors import ConfigError, JumpstarterError
+from jumpstarter_jupyter.protocol.v1 import lease_pb2
+
+FRESH = 0.5  # seconds a probe round answers every poll
+HOST_ENTRY = "$JUMPSTARTER_HOST"
+
+
+class PoolMonitor:
+    """Probe rounds over the pool (and ``$JUMPSTARTER_HOST``), and the actions on one board."""
+
+    def __init__(self) -> None:
+        self._channels: dict[str, grpc.Channel] = {}
+        self._workers = ThreadPoolExecutor(max_workers=16, thread_name_prefix="jumpstarter-pool")
+        self._lock = threading.Lock()
+        self._last: tuple[float, dict] | None = None
+
+    def entries(self) -> dict[str, pool.PoolEntry]:
+        """The pool's boards, plus the server's ``$JUMPSTARTER_HOST`` when it names no pool board."""
+        entries = pool.load_pool()
+        host = os.environ.get("JUMPSTARTER_HOST")
+        if host and host not in entries and not host.startswith(pool.POOL_PREFIX):
+            entries[host] = pool.PoolEntry(name=host, endpoint=host, source=HOST_ENTRY,
+                                           description="the server's $JUMPSTARTER_HOST")
+        return entries
+
+    def boards(self) -> dict:
+        """``{"boards": [state, ...]}`` or ``{"boards": [], "error": why}`` for a broken pool file."""
+        with self._lock:
+            if self._last is not None and time.monotonic() - self._last[0] < FRESH:
+                return self._last[1]
+            try:
+                entries = self.entries()
+                answer = {"boards": list(self._workers.map(self._state, entries.values()))}
+            except ConfigError as exc:
+                answer = {"boards": [], "error": str(exc)}
+            self._last = (time.monotonic(), answer)
+            return answer
+
+    def _state(self, entry: pool.PoolEntry) -> dict:
+        try:
+            passphrase = entry.passphrase()
+        except ConfigError as exc:
+            return {**pool.BoardState(entry.name, entry.endpoint, error=str(exc)).as_dict(), "admin": False}
+        state = pool.probe(entry.name, entry.endpoint, passphrase, channel=self._channel(entry.endpoint))
+        state.description, state.labels = entry.description, entry.labels
+        return {**state.as_dict(), "admin": bool(entry.admin_passphrase_file)
+                and os.access(entry.admin_passphrase_file, os.R_OK), "summary": pool.describe_state(state)}
+
+    def _channel(self, endpoint: str) -> grpc.Channel:
+        channel = self._channels.get(endpoint)
+        if channel is None:
+            channel = self._channels[endpoint] = grpc.insecure_channel(channel_target(endpoint))
+        return channel
+
+    def _entry(self, name: str) -> pool.PoolEntry:
+        entry = self.entries().get(name)
+        if entry is None:
+            raise KeyError(f"no board named {name!r} in the pool")
+        return entry
+
+    def request_handover(self, name: str, requester: str) -> str:
+        """Ask the holder of board ``name`` for it, as ``requester``."""
+        entry = self._entry(name)
+        metadata = _metadata(entry.passphrase())
+        try:
+            return lease_service(self._channel(entry.endpoint)).RequestHandover(
+                lease_pb2.HandoverRequest(requester=requester or who_am_i()), metadata=metadata, timeout=10).message
+        except grpc.RpcError as err:
+            raise JumpstarterError(f"{name}: {err.details()}") from None
+
+    def force_release(self, name: str) -> str:
+        """End whoever's lease on board ``name`` with the pool entry's admin credential."""
+        entry = self._entry(name)
+        admin = entry.admin_passphrase()
+        if admin is None:
+            raise PermissionError(f"{name}: the pool names no admin_passphrase_file for this board")
+        try:
+            return lease_service(self._channel(entry.endpoint)).ForceRelease(
+                lease_pb2.ForceReleaseRequest(admin_passphrase=admin), metadata=_metadata(entry.passphrase()),
+                timeout=30).message
+        except grpc.RpcError as err:
+            raise JumpstarterError(f"{name}: {err.details()}") from None
+        finally:
+            self._last = None  # the next poll shows the board free
+
+    def close(self) -> None:
+        self._workers.shutdown(wait=False)
+        for channel in self._channels.values():
+            channel.close()
+
+
+def _metadata(passphrase: str | None) -> tuple:
+    return ((PASSPHRASE_KEY, passphrase),) if passphrase else ()

@@ -93,7 +93,7 @@ function frameLog() {
 
 /** The chosen decoded signal, charted live by the shared chart (recreated when the signal changes). */
 function signalChart(model, listen) {
-  const select = h("select", { class: "jmp-signal", title: "decoded signal to chart" });
+  const select = h("select", { class: "jmp-signal", title: "decoded signal to chart", "data-view-only": true });
   const holder = h("div", { class: "jmp-signal-chart" });
   let points = [...(model.get("chart") || [])];
   let chart = null;
@@ -156,15 +156,19 @@ function sendForm(model, listen) {
 }
 
 function toolbar(model, listen, log) {
-  const pause = h("button", { class: "jmp-btn", title: "freeze the view (the log file goes on)" }, "pause");
+  const pause = h("button", { class: "jmp-btn", title: "freeze the view (the log file goes on)", "data-view-only": true },
+    "pause");
   const drawPause = () => pause.classList.toggle("jmp-on", Boolean(model.get("paused")));
   pause.addEventListener("click", () => { model.set("paused", !model.get("paused")); model.save_changes(); });
   const filters = h("input", { type: "text", class: "jmp-filters", placeholder: "filters ID:MASK …, e.g. 100:7F0",
-    value: model.get("filters") || "" });
+    value: model.get("filters") || "", "data-view-only": true });
   filters.addEventListener("change", () => { model.set("filters", filters.value); model.save_changes(); });
-  const clear = h("button", { class: "jmp-btn", title: "clear the frame log view", onclick: () => log.clear() }, "clear log");
-  const dbc = h("input", { type: "text", class: "jmp-dbc", placeholder: "DBC file (kernel's path)" });
-  const load = h("button", { class: "jmp-btn", onclick: () => action(model, "load_dbc", dbc.value) }, "load DBC");
+  // viewing and decoding are this kernel's business: they stay usable while another holds the board
+  const clear = h("button", { class: "jmp-btn", title: "clear the frame log view", onclick: () => log.clear(),
+    "data-view-only": true }, "clear log");
+  const dbc = h("input", { type: "text", class: "jmp-dbc", placeholder: "DBC file (kernel's path)", "data-view-only": true });
+  const load = h("button", { class: "jmp-btn", onclick: () => action(model, "load_dbc", dbc.value), "data-view-only": true },
+    "load DBC");
   listen("change:paused", drawPause);
   drawPause();
   return h("div", { class: "jmp-toolbar" }, pause, filters, clear, dbc, load);

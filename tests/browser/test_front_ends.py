@@ -14,7 +14,7 @@ WHERE = "import os, jumpstarter_jupyter\nprint(os.getcwd())\nprint(jumpstarter_j
 # what each live front end draws (the text fallback draws none of these)
 LIVE = {"power": ".jmp-power canvas.jmp-chart", "serial": ".jmp-serial .xterm-screen", "storage": ".jmp-storage",
         "network": ".jmp-network", "gpio": ".jmp-gpio .jmp-row", "can": ".jmp-can table"}
-WIDGETS = 7  # the demo board's driver widgets: power, serial, storage, network, button, led, can
+WIDGETS = 8  # the lease bar and the demo board's driver widgets: power, serial, storage, network, button, led, can
 REGISTERED = "[jumpstarter] widget front ends 0.1.0 registered"
 
 

@@ -211,6 +211,7 @@ def test_widget_follows_the_bus_across_an_exporter_restart(tmp_path):
     """The exporter restarts (new drivers, new ring): the widget subscribes again by itself."""
     from jumpstarter_jupyter.client import connect
     from jumpstarter_jupyter.drivers.can.widget import CanWidget
+    from jumpstarter_jupyter.errors import ConnectionFailed
     from jumpstarter_jupyter.exporter import serve
     from support import wait_for
 
@@ -230,9 +231,16 @@ def test_widget_follows_the_bus_across_an_exporter_restart(tmp_path):
             wait_for(lambda: widget.frames_logged == 1, 30, "the first exporter's frame")
             exporter.stop(grace=0)
             exporter = serve(bus(), socket=socket_path)
-            # each send is a frame of the new exporter; the widget's new reader sees those after it subscribed
-            wait_for(lambda: dut.peer.send(can.Message(arbitration_id=0x102, is_extended_id=False)) or
-                     widget.frames_logged > 1, 60, "the widget to follow the new exporter's bus")
+
+            def sent_and_seen() -> bool:
+                """Send a frame on the new exporter's bus; True once the widget's new reader got one."""
+                try:
+                    dut.peer.send(can.Message(arbitration_id=0x102, is_extended_id=False))
+                except ConnectionFailed:  # the first call after the restart finds the old channel's failure
+                    return False
+                return widget.frames_logged > 1
+
+            wait_for(sent_and_seen, 60, "the widget to follow the new exporter's bus")
             wait_for(lambda: widget.error == "", 30, "the banner to clear")
         finally:
             widget.close()

@@ -110,7 +110,8 @@ class DriverClient:
         return self.connection.streaming_call(self.path, method, self._positional(method, args, kwargs))
 
     def stream(self, method: str = "connect") -> ClientStream:
-        """Open a byte stream (``RouterService.Stream``) on an exported stream method."""
+        """Open a byte stream on an exported stream method: acknowledged (``flush()``, lost
+        bytes raise) against our exporters, upstream's best-effort ``RouterService.Stream`` otherwise."""
         return ClientStream(self.connection, self.path,
                             {"kind": "driver", "uuid": self.connection.uuid(self.path), "method": method}, method)
 

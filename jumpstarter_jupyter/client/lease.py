@@ -189,7 +189,7 @@ class Lease:
             log.info("%s", event.message)
         elif event.kind == pb.LEASE_EVENT_HANDOVER_REQUESTED:
             self.requests.append((event.message, time.time()))
-            log.warning("lease on %s: %s", self.endpoint, event.message)
+            log.info("lease on %s: %s", self.endpoint, event.message)  # panels show it; no stderr in a cell
         elif event.kind == pb.LEASE_EVENT_ENDED:
             self.ended = event.message
             level = logging.INFO if self.released else logging.WARNING  # news only when not asked for

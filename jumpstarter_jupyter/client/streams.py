@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import json
 import queue
 import threading
@@ -11,59 +13,101 @@ from typing import IO, Any
 import grpc
 
 from jumpstarter_jupyter.client.connection import Connection, request_json
-from jumpstarter_jupyter.client.errors import translate
-from jumpstarter_jupyter.errors import ConnectionFailed
+from jumpstarter_jupyter.client.errors import is_unknown_driver, translate
+from jumpstarter_jupyter.errors import ConnectionFailed, DriverTimeout
 from jumpstarter_jupyter.protocol.codec import decode, encode
-from jumpstarter_jupyter.protocol.v1 import jumpstarter_pb2 as pb, router_pb2
+from jumpstarter_jupyter.protocol.v1 import jumpstarter_pb2 as pb, router_pb2, stream_pb2, stream_pb2_grpc
 
-_EOF = object()
+_EOF = object()  # in the outbox: half-close the request stream
+_GOAWAY = object()  # in the outbox: the end of writing (a GOAWAY frame)
 GOAWAY = router_pb2.StreamRequest(frame_type=router_pb2.FRAME_TYPE_GOAWAY)
+_OUR_GOAWAY = stream_pb2.StreamFrame(goaway=True)
+CLOSE_FLUSH = 5.0  # seconds close() waits for written bytes to be acknowledged
+INBOX_DEPTH = 16  # frames of the driver's bytes read ahead of receive()
 
 
 class ClientStream:
-    """A bidirectional byte stream to a driver: ``send``, ``receive``, ``send_eof``, ``close``.
+    """A bidirectional byte stream to a driver: ``send``, ``receive``, ``flush``, ``send_eof``, ``close``.
 
-    ``receive()`` returns ``b""`` at end of stream. Closing cancels the RPC, which upstream
-    exporters need: they never end a stream on their own.
+    ``receive()`` returns ``b""`` at end of stream. Writes pipeline. Against our exporters a
+    driver stream is acknowledged (``StreamService``): bytes that cannot be delivered raise
+    ``ConnectionFailed`` naming the driver from the next ``send``, ``flush`` or ``close``, and
+    ``flush()`` waits until the driver has taken every byte. Upstream exporters acknowledge
+    nothing (``RouterService``): there, writes are best effort. Closing cancels the RPC,
+    which upstream exporters need: they never end a stream on their own.
     """
 
     def __init__(self, connection: Connection, path: str, request: dict, label: str):
         self.connection, self.path, self.label = connection, path, label
+        self.name = f"{connection.display(path)}.{label}"
         self.frame_size = connection.frame_size
-        self._outbox: queue.Queue[Any] = queue.Queue(maxsize=8)
+        self._outbox: queue.Queue[Any]
         self._closed = threading.Event()
         self._eof_sent = self._eof_received = False
-        metadata = (*connection.metadata, ("request", request_json(request)))
-        self._call = connection.router.Stream(self._requests(), metadata=metadata)
+        # resource transfers end in their call's result, which says what arrived
+        acknowledged = connection.ours and request.get("kind") == "driver"
+        self._frame, self._goaway = (_our_frame, _OUR_GOAWAY) if acknowledged else (_router_frame, GOAWAY)
         try:
-            self.headers = dict(self._call.initial_metadata())
+            try:
+                self._open(request, acknowledged)
+            except grpc.RpcError as err:
+                if not self._retry(err):
+                    raise
+                self._open({**request, "uuid": connection.uuid(path)}, acknowledged)  # the same driver, rebound
         except grpc.RpcError as err:
             raise self._error(err) from None
-        if not self.headers and self._call.done() and self._call.code() != grpc.StatusCode.OK:
-            raise self._error(self._call)
+        self.receipts = _Receipts(self._call, self.name, self._error) if acknowledged else None
         self._responses = iter(self._call)
+
+    def _open(self, request: dict, acknowledged: bool) -> None:
+        """Start the RPC and wait for the exporter's answer; ``grpc.RpcError`` if it refused."""
+        self._outbox = queue.Queue(maxsize=8)
+        metadata = (*self.connection.metadata, ("request", request_json(request)))
+        channel = self.connection.channel
+        rpc = stream_pb2_grpc.StreamServiceStub(channel).Stream if acknowledged else self.connection.router.Stream
+        self._call = rpc(self._requests(self._outbox), metadata=metadata)
+        try:
+            self.headers = dict(self._call.initial_metadata())
+            if not self.headers and self._call.done() and self._call.code() != grpc.StatusCode.OK:
+                raise self._call
+        except grpc.RpcError:
+            self._outbox.put(_EOF)  # ends the request iterator gRPC still reads
+            raise
+
+    def _retry(self, err: grpc.RpcError) -> bool:
+        """After a refused open: True once the connection is rebound to an exporter that restarted
+        (new UUIDs) or reconnected to one that is back; then opening again may succeed."""
+        try:
+            if is_unknown_driver(err):
+                return self.connection.refresh()
+            if err.code() == grpc.StatusCode.UNAVAILABLE:
+                self.connection.reconnect()
+                return True
+        except ConnectionFailed:
+            pass  # still unreachable: the first error is the one to report
+        return False
 
     def _error(self, err: grpc.RpcError) -> Exception:
         return translate(err, self.connection.endpoint, self.connection.display(self.path), self.label)
 
-    def _requests(self):
-        item = self._outbox.get()
+    def _requests(self, outbox: queue.Queue):
+        item = outbox.get()
         while item is not _EOF:
             if isinstance(item, bytes):
-                item, following = self._coalesce(item)
-                yield router_pb2.StreamRequest(payload=item)
-                item = following if following is not None else self._outbox.get()
+                item, following = self._coalesce(outbox, item)
+                yield self._frame(item)
+                item = following if following is not None else outbox.get()
             else:
-                yield item
-                item = self._outbox.get()
+                yield self._goaway
+                item = outbox.get()
 
-    def _coalesce(self, data: bytes) -> tuple[bytes, Any]:
+    def _coalesce(self, outbox: queue.Queue, data: bytes) -> tuple[bytes, Any]:
         """Join writes already waiting into one frame (up to ``frame_size``): fewer, larger
         messages are what lets a pipelined writer go faster than one gRPC message per write."""
         parts, size = [data], len(data)
         while size < self.frame_size:
             try:
-                item = self._outbox.get_nowait()
+                item = outbox.get_nowait()
             except queue.Empty:
                 break
             if not isinstance(item, bytes) or size + len(item) > self.frame_size:
@@ -80,26 +124,48 @@ class ClientStream:
             except queue.Full:
                 if self._call.done():
                     break
-        raise ConnectionFailed(f"{self.connection.display(self.path)}: stream closed")
+        raise ConnectionFailed(f"{self.name}: stream closed")
+
+    @property
+    def closed(self) -> bool:
+        """True once ``close()`` or ``cancel()`` was called."""
+        return self._closed.is_set()
 
     def send(self, data: bytes) -> None:
         """Send bytes (split into frames the exporter accepts).
 
-        Raises ``ConnectionFailed`` once the stream has ended under us (the exporter or the
-        driver went away): bytes written after that would go nowhere.
+        Raises ``ConnectionFailed`` once the stream broke under us (the exporter or the
+        driver went away), naming the bytes written before that were not delivered.
         """
-        if self._call.done() and not self._closed.is_set():
+        if self.receipts is not None:
+            self.receipts.count(len(data))
+        elif self._call.done() and not self._closed.is_set():
             code = self._call.code()
-            raise ConnectionFailed(f"{self.connection.display(self.path)}.{self.label}: the stream ended "
-                                   f"({code.name}: {self._call.details() or 'no details'}); {len(data)} bytes not sent")
+            raise ConnectionFailed(f"{self.name}: the stream ended ({code.name}: "
+                                   f"{self._call.details() or 'no details'}); {len(data)} bytes not sent")
         view = memoryview(data)
         for start in range(0, len(view), self.frame_size):
             self._put(bytes(view[start:start + self.frame_size]))
+
+    def flush(self, timeout: float | None = 30) -> None:
+        """Return once the driver has taken every byte sent so far (our exporters; upstream,
+        at once). Raises ``ConnectionFailed`` naming what was lost, ``DriverTimeout`` after
+        ``timeout`` s."""
+        if self.receipts is not None:
+            self.receipts.flush(timeout)
 
     def receive(self) -> bytes:
         """Next bytes; ``b""`` once the driver side ended."""
         if self._eof_received:
             return b""
+        if self.receipts is not None:
+            data = self.receipts.receive(self._closed.is_set)
+        else:
+            data = self._receive_frame()
+        self._eof_received = not data
+        return data
+
+    def _receive_frame(self) -> bytes:
         try:
             for frame in self._responses:
                 if frame.frame_type == router_pb2.FRAME_TYPE_GOAWAY:
@@ -110,25 +176,134 @@ class ClientStream:
             if self._closed.is_set() or err.code() == grpc.StatusCode.CANCELLED:
                 return b""
             raise self._error(err) from None
-        self._eof_received = True
         return b""
 
     def send_eof(self) -> None:
         """Finish writing: GOAWAY, then half-close (what upstream peers expect)."""
         if not self._eof_sent:
             self._eof_sent = True
-            self._put(GOAWAY)
+            self._put(_GOAWAY)
             self._put(_EOF)
 
     def close(self) -> None:
+        """End the stream. Against our exporters, first wait up to ``CLOSE_FLUSH`` s for the
+        bytes sent to be taken; raises ``ConnectionFailed`` if some were not delivered."""
+        if self.receipts is not None and not self._closed.is_set():
+            self.receipts.flush(CLOSE_FLUSH, quiet=True)
+        self.cancel()
+        if self.receipts is not None:
+            self.receipts.check()
+
+    def cancel(self) -> None:
+        """End the stream at once: what was not delivered yet is dropped without an error."""
         self._closed.set()
         self._call.cancel()
+        with contextlib.suppress(queue.Full):  # a full outbox has a reader: gRPC's, which stops
+            self._outbox.put_nowait(_EOF)  # ends the request iterator gRPC still reads
+        if self.receipts is not None:
+            self.receipts.stop()
 
     def __enter__(self) -> ClientStream:
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, *exc) -> None:
+        if exc_type is None:
+            self.close()
+        else:  # the error in flight says what went wrong
+            self.cancel()
+
+
+def _our_frame(data: bytes) -> stream_pb2.StreamFrame:
+    return stream_pb2.StreamFrame(payload=data)
+
+
+def _router_frame(data: bytes) -> router_pb2.StreamRequest:
+    return router_pb2.StreamRequest(payload=data)
+
+
+class _Receipts:
+    """The reading half of an acknowledged stream, on a thread of its own: the driver's bytes
+    wait (a few frames at most) for ``receive()``, the exporter's counts of bytes the driver
+    took tell ``flush()`` and ``check()`` what was delivered."""
+
+    def __init__(self, call: Any, name: str, error: Callable[[grpc.RpcError], Exception]):
+        self.name, self._call, self._error = name, call, error
+        self.sent = self.received = 0
+        self.broken: str | None = None  # why the driver takes no more bytes
+        self._failure: grpc.RpcError | None = None  # how the RPC failed, if it did
+        self._reported = self._stopped = False
+        self._inbox: collections.deque[bytes] = collections.deque()  # b"": the driver's EOF
+        self._changed = threading.Condition()
+        threading.Thread(target=self._read, name=f"stream receipts {name}", daemon=True).start()
+
+    def _read(self) -> None:
+        try:
+            for frame in self._call:
+                self._take(frame)
+        except grpc.RpcError as err:
+            with self._changed:
+                if err.code() != grpc.StatusCode.CANCELLED:  # a cancelled stream just ends
+                    self._failure = err
+                self.broken = self.broken or str(self._error(err)).removeprefix(f"{self.name}: ")
+        with self._changed:
+            self.broken = self.broken or "the exporter ended the stream"
+            self._inbox.append(b"")
+            self._changed.notify_all()
+
+    def _take(self, frame: stream_pb2.StreamFrame) -> None:
+        with self._changed:
+            self.received = max(self.received, frame.received)
+            if frame.error:
+                self.broken = frame.error
+            if frame.payload or frame.goaway:
+                self._changed.wait_for(lambda: len(self._inbox) < INBOX_DEPTH or self._stopped)
+                self._inbox.append(frame.payload)  # empty at GOAWAY: the driver's EOF
+            self._changed.notify_all()
+
+    def count(self, size: int) -> None:
+        """Count ``size`` bytes about to be sent; raise ``ConnectionFailed`` if the stream broke."""
+        with self._changed:
+            if self.broken is None:
+                self.sent += size
+                return
+        self.check()
+        raise ConnectionFailed(f"{self.name}: the stream broke ({self.broken}); {size} bytes not sent")
+
+    def check(self) -> None:
+        """Raise ``ConnectionFailed`` (once) if bytes sent were lost with the stream."""
+        with self._changed:
+            lost = self.sent - self.received
+            if self.broken is None or lost <= 0 or self._reported:
+                return
+            self._reported = True
+        raise ConnectionFailed(f"{self.name}: {lost} bytes written were not delivered: {self.broken}")
+
+    def flush(self, timeout: float | None, quiet: bool = False) -> None:
+        with self._changed:
+            done = self._changed.wait_for(lambda: self.received >= self.sent or self.broken, timeout)
+            waiting = self.sent - self.received
+        if quiet:
+            return
+        if not done:
+            raise DriverTimeout(self.name, "flush", f"{waiting} bytes not taken by the driver within {timeout} s")
+        self.check()
+
+    def receive(self, closed: Callable[[], bool]) -> bytes:
+        with self._changed:
+            self._changed.wait_for(lambda: self._inbox)
+            data = self._inbox.popleft() if self._inbox[0] or self._failure is None else b""
+            self._changed.notify_all()
+            failure = self._failure if not data and not closed() else None
+        if failure is not None:
+            raise self._error(failure)
+        return data
+
+    def stop(self) -> None:
+        """The stream is being cancelled: bytes not taken by now are not delivered."""
+        with self._changed:
+            self._stopped = True
+            self.broken = self.broken or "the stream was closed before the driver took them"
+            self._changed.notify_all()
 
 
 Progress = Callable[[int, int | None], None]
@@ -178,7 +353,7 @@ def _call_with_handle(connection, path, method, stream: ClientStream, extra_args
     request = pb.DriverCallRequest(uuid=connection.uuid(path), method=method,
                                    args=[encode(handle), *(encode(a) for a in extra_args)])
     future = connection.exporter.DriverCall.future(request, metadata=connection.metadata)
-    future.add_done_callback(lambda f: f.exception() is not None and stream.close())
+    future.add_done_callback(lambda f: f.exception() is not None and stream.cancel())
     return future
 
 

@@ -26,7 +26,9 @@ from jumpstarter_jupyter.exporter.leases import LeasePolicy, Leases
 from jumpstarter_jupyter.exporter.logs import LogHub
 from jumpstarter_jupyter.exporter.report import Tree
 from jumpstarter_jupyter.exporter.service import ConsoleServicer, ExporterServicer, LeaseServicer, RouterServicer
+from jumpstarter_jupyter.exporter.service import StreamServicer
 from jumpstarter_jupyter.protocol.v1 import console_pb2_grpc, jumpstarter_pb2_grpc, lease_pb2_grpc, router_pb2_grpc
+from jumpstarter_jupyter.protocol.v1 import stream_pb2_grpc
 
 log = logging.getLogger("jumpstarter_jupyter.exporter")
 
@@ -209,7 +211,9 @@ async def _start(tree: Tree, hub: LogHub, calls: Calls, leases: Leases, ports: l
     interceptors = [_PassphraseCheck(passphrase, leases)] if passphrase else []
     server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=interceptors)
     jumpstarter_pb2_grpc.add_ExporterServiceServicer_to_server(ExporterServicer(tree, hub, calls, leases), server)
-    router_pb2_grpc.add_RouterServiceServicer_to_server(RouterServicer(tree, calls, leases), server)
+    router = RouterServicer(tree, calls, leases)
+    router_pb2_grpc.add_RouterServiceServicer_to_server(router, server)
+    stream_pb2_grpc.add_StreamServiceServicer_to_server(StreamServicer(router), server)
     console_pb2_grpc.add_ConsoleServiceServicer_to_server(ConsoleServicer(tree, leases), server)
     lease_pb2_grpc.add_LeaseServiceServicer_to_server(LeaseServicer(leases), server)
     bound = []

@@ -29,7 +29,7 @@ from jumpstarter_jupyter.protocol.codec import decode, encode
 from jumpstarter_jupyter.protocol.v1 import common_pb2
 from jumpstarter_jupyter.protocol.v1 import console_pb2, console_pb2_grpc, lease_pb2, lease_pb2_grpc
 from jumpstarter_jupyter.protocol.v1 import jumpstarter_pb2 as pb, jumpstarter_pb2_grpc
-from jumpstarter_jupyter.protocol.v1 import router_pb2, router_pb2_grpc
+from jumpstarter_jupyter.protocol.v1 import router_pb2, router_pb2_grpc, stream_pb2, stream_pb2_grpc
 
 EXCEPTION_KEY = "x-jmp-exception"
 PATH_KEY = "x-jmp-path"
@@ -176,21 +176,27 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
 
     async def Stream(self, request_iterator, context):
         try:
-            request = _stream_request(context)
-            if request.get("kind") == "resource":
-                node = self.dispatch.node(str(request.get("uuid")))
-                readonly, responses = False, self._resource(node, request, request_iterator, context)
-            else:
-                node, method = self.dispatch.method(str(request.get("uuid")), request.get("method") or "connect", STREAM)
-                readonly, responses = method.readonly, self._driver_stream(node, method, request_iterator, context)
-            with self.dispatch.controlling(context, node, readonly):
-                async for response in responses:
-                    yield response
+            async for data in self.serve(_router_payloads(request_iterator), context, None):
+                yield GOAWAY if data is None else router_pb2.StreamResponse(payload=data)
         except Refused as refused:
             await refused.abort(context)
 
-    async def _driver_stream(self, node: Node, method: ExportedMethod, frames,
-                             context) -> AsyncIterator[router_pb2.StreamResponse]:
+    async def serve(self, incoming: AsyncIterator[bytes], context, acks: Acknowledgements | None
+                    ) -> AsyncIterator[bytes | None]:
+        """The stream the ``request`` metadata names: the driver's bytes, then ``None`` (GOAWAY)."""
+        request = _stream_request(context)
+        if request.get("kind") == "resource":
+            node = self.dispatch.node(str(request.get("uuid")))
+            readonly, responses = False, self._resource(node, request, incoming, context, acks)
+        else:
+            node, method = self.dispatch.method(str(request.get("uuid")), request.get("method") or "connect", STREAM)
+            readonly, responses = method.readonly, self._driver_stream(node, method, incoming, context, acks)
+        with self.dispatch.controlling(context, node, readonly):
+            async for data in responses:
+                yield data
+
+    async def _driver_stream(self, node: Node, method: ExportedMethod, incoming, context,
+                             acks: Acknowledgements | None) -> AsyncIterator[bytes | None]:
         try:
             stream = await self.calls.call(method, node.driver, [], _name(node, method))
         except Exception as exc:
@@ -200,10 +206,10 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
         pump = None
         try:
             await context.send_initial_metadata(())
-            pump = asyncio.ensure_future(_pump(frames, stream.send, stream.send_eof))
+            pump = asyncio.ensure_future(_pump(incoming, stream.send, stream.send_eof, acks))
             while data := await stream.receive():
-                yield router_pb2.StreamResponse(payload=data)
-            yield GOAWAY
+                yield data
+            yield None
             await pump
             await _until_cancelled()
         finally:
@@ -211,7 +217,8 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
                 pump.cancel()
             stream.close()
 
-    async def _resource(self, node: Node, request: dict, frames, context) -> AsyncIterator[router_pb2.StreamResponse]:
+    async def _resource(self, node: Node, request: dict, incoming, context,
+                        acks: Acknowledgements | None) -> AsyncIterator[bytes | None]:
         encoding = request.get("x_jmp_content_encoding")
         channel = node.driver.resources.register(encoding)
         accepted = encoding if encoding in ENCODINGS else ""
@@ -219,10 +226,10 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
         try:
             await context.send_initial_metadata((("resource", json.dumps(channel.handle())),
                                                  ("x_jmp_accept_encoding", accepted)))
-            pump = asyncio.ensure_future(_pump(frames, channel.inbound.put_async, channel.end_of_input))
+            pump = asyncio.ensure_future(_pump(incoming, channel.inbound.put_async, channel.end_of_input, acks))
             while (data := await channel.outbound.get_async()) is not None:
-                yield router_pb2.StreamResponse(payload=data)
-            yield GOAWAY
+                yield data
+            yield None
             await pump
             node.driver.resources.forget(channel)
             await _until_cancelled()
@@ -231,6 +238,63 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
                 pump.cancel()
             channel.abort()
             node.driver.resources.forget(channel)
+
+
+class StreamServicer(stream_pb2_grpc.StreamServiceServicer):
+    """Our acknowledged byte streams: RouterService's streams, plus the count of bytes the
+    driver took, on every frame out and on frames of its own while the driver says nothing."""
+
+    def __init__(self, router: RouterServicer):
+        self.router = router
+
+    async def Stream(self, request_iterator, context):
+        acks = Acknowledgements(context)
+        sender = asyncio.ensure_future(acks.send())
+        try:
+            async for data in self.router.serve(_our_payloads(request_iterator), context, acks):
+                await acks.write(stream_pb2.StreamFrame(goaway=True) if data is None
+                                 else stream_pb2.StreamFrame(payload=data))
+        except Refused as refused:
+            sender.cancel()
+            await refused.abort(context)
+        finally:
+            sender.cancel()
+
+
+class Acknowledgements:
+    """How many bytes of one stream the driver has taken, or why it took no more; and the
+    stream's writer, which stamps that count on every frame it sends."""
+
+    def __init__(self, context):
+        self.received, self.error = 0, ""
+        self._reported = 0  # the count the client was last sent
+        self._context, self._lock = context, asyncio.Lock()
+        self._changed = asyncio.Event()
+
+    def taken(self, count: int) -> None:
+        self.received += count
+        self._changed.set()
+
+    def failed(self, reason: str) -> None:
+        self.error = reason
+        self._changed.set()
+
+    async def write(self, frame: stream_pb2.StreamFrame) -> None:
+        """Send ``frame`` with the count (the driver's bytes and the counts share one stream)."""
+        async with self._lock:
+            frame.received = self._reported = self.received
+            await self._context.write(frame)
+
+    async def send(self) -> None:
+        """Send the count on a frame of its own when no frame of the driver's bytes carried it."""
+        while True:
+            await self._changed.wait()
+            self._changed.clear()
+            await asyncio.sleep(0)  # a frame of the driver's bytes about to go out carries it
+            if self.received > self._reported or self.error:
+                await self.write(stream_pb2.StreamFrame(error=self.error))
+            if self.error:  # said: the driver takes no more, so the count stays
+                return
 
 
 def _stream_request(context) -> dict:
@@ -256,14 +320,38 @@ async def _until_cancelled() -> None:
     await asyncio.get_running_loop().create_future()
 
 
-async def _pump(frames, write: Callable[[bytes], Awaitable], write_eof: Callable[[], Awaitable]) -> None:
-    """Copy client frames to ``write`` until GOAWAY or half-close, then ``write_eof``."""
+async def _router_payloads(frames) -> AsyncIterator[bytes]:
+    """Data of RouterService frames until GOAWAY or half-close."""
+    async for frame in frames:
+        if frame.frame_type == router_pb2.FRAME_TYPE_GOAWAY:
+            return
+        if frame.frame_type == router_pb2.FRAME_TYPE_DATA and frame.payload:
+            yield frame.payload
+
+
+async def _our_payloads(frames) -> AsyncIterator[bytes]:
+    """Data of StreamService frames until GOAWAY or half-close."""
+    async for frame in frames:
+        if frame.payload:
+            yield frame.payload
+        if frame.goaway:
+            return
+
+
+async def _pump(incoming: AsyncIterator[bytes], write: Callable[[bytes], Awaitable],
+                write_eof: Callable[[], Awaitable], acks: Acknowledgements | None) -> None:
+    """Copy client bytes to ``write`` (counting them in ``acks``) until the client's EOF, then
+    ``write_eof``. A driver that refuses bytes ends the copy: ``acks`` says why."""
     try:
-        async for frame in frames:
-            if frame.frame_type == router_pb2.FRAME_TYPE_GOAWAY:
-                break
-            if frame.frame_type == router_pb2.FRAME_TYPE_DATA and frame.payload:
-                await write(frame.payload)
+        async for data in incoming:
+            try:
+                await write(data)
+            except Exception as exc:
+                if acks is not None:
+                    acks.failed(f"the driver took no more bytes: {str(exc) or type(exc).__name__}")
+                raise
+            if acks is not None:
+                acks.taken(len(data))
     except asyncio.CancelledError:
         raise
     except Exception:  # the client's side broke, or the driver's: both mean EOF here

@@ -22,7 +22,7 @@ const CSS = `
 .jmp-devices .jmp-state { margin: 4px 0; }
 .jmp-devices .jmp-state[data-state="free"] { color: var(--jp-success-color1); }
 .jmp-devices .jmp-state[data-state="unreachable"] { color: var(--jp-error-color1); }
-.jmp-devices .jmp-mine { background: var(--jp-brand-color3); color: var(--jp-brand-color0); border-radius: 3px; padding: 0 4px; }
+.jmp-devices .jmp-mine { background: var(--jp-brand-color1); color: var(--jp-ui-inverse-font-color1); border-radius: 3px; padding: 0 4px; }
 .jmp-devices .jmp-actions { display: flex; flex-wrap: wrap; gap: 4px; }
 .jmp-devices button { font: inherit; padding: 1px 8px; border: 1px solid var(--jp-border-color1); border-radius: 3px;
   background: var(--jp-layout-color2); color: inherit; cursor: pointer; }
@@ -115,12 +115,13 @@ export class DevicesPanel extends Widget {
     const { boards, error } = this.model;
     const kernel = currentKernelId(this.tracker);
     const cards = boards.map((board) => this.card(board, kernel));
-    this.node.replaceChildren(
+    const parts = [
       h("h2", {}, "Devices"),
       error ? h("div", { class: "jmp-error" }, error) : null,
       this.note ? h("div", { class: "jmp-note" }, this.note) : null,
       ...(cards.length ? cards : [h("div", { class: "jmp-about" }, "No boards: name them in jumpstarter-pool.yaml (see the README).")]),
-    );
+    ];
+    this.node.replaceChildren(...parts.filter(Boolean));
   }
 
   card(board, kernel) {

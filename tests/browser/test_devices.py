@@ -102,6 +102,7 @@ def test_the_sidebar_shows_the_pool_and_acts_on_it(lab, pool, open_notebook):
     page.locator(SIDEBAR_TAB).click()
     for name, state in (("bench-free", "free"), ("bench-held", "held"), ("bench-gone", "unreachable")):
         wait_for(lambda: card(page, name).get_attribute("data-state") == state, DEADLINE, f"{name} shown {state}")
+    assert page.locator(".jmp-devices").inner_text().startswith("Devices\nbench-free")  # nothing stray above
     held = card(page, "bench-held")
     assert "held by" in held.inner_text() and "(soak)" in held.inner_text() and "left" in held.inner_text()
     assert "not reachable" in card(page, "bench-gone").inner_text()

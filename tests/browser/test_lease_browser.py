@@ -62,6 +62,9 @@ def test_a_watcher_sees_the_board_live_and_touches_nothing(open_notebook):
         wait_for(power_on.is_disabled, DEADLINE, "the watcher's power button to be disabled")
         title = power_on.get_attribute("title")
         assert title.startswith("only the lease holder can do this: held by") and title.endswith("(bring-up)")
+        # what only changes the view stays usable: the chart's pause, the terminal's follow
+        assert not watcher.cell(0).locator(".jmp-power .jmp-chart-pause").is_disabled()
+        assert not watcher.cell(0).locator(".jmp-serial").get_by_role("button", name="follow").is_disabled()
 
         # the terminal shows the holder's console live, and the watcher's keys go nowhere
         screen = watcher.cell(0).locator(".jmp-serial .jmp-term")

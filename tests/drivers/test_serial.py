@@ -163,6 +163,66 @@ def test_vanished_pty_is_reported_and_reopened():
                 second.close()
 
 
+class _Flood:
+    """The board floods its console with numbered lines until its pty goes away under it."""
+
+    def __init__(self, pty: Pty, prefix: str):
+        self.pty, self.prefix, self.written = pty, prefix, 0
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            while True:
+                os.write(self.pty.master, f"{self.prefix}{self.written:07d}\r\n".encode())
+                self.written += 1
+        except OSError:
+            pass  # the pty was closed: the adapter vanished
+
+
+def _lines(data: bytes, prefix: str) -> list[int]:
+    """The numbers of the whole lines in ``data`` (the port may vanish in the middle of one)."""
+    whole = data.decode().split("\r\n")[:-1]
+    return [int(line[len(prefix):]) for line in whole if line.startswith(prefix)]
+
+
+def test_a_pty_vanishing_during_a_flood_loses_nothing_delivered_and_the_console_resumes():
+    """The port vanishes while the board floods it and comes back: every byte the exporter read
+    reaches the client in order, one "port gone" marker marks the gap, the console resumes."""
+    with tempfile.TemporaryDirectory() as directory:
+        link = os.path.join(directory, "ttyV0")
+        first = Pty()
+        os.symlink(first.name, link)
+        driver = PySerial(url=link, reopen_interval=0.05, scrollback=64 << 20)  # the ring never drops here
+        chunks = []
+        with client_for(driver, "serial") as serial:
+            serial.subscribe(chunks.append)
+            flood = _Flood(first, "before-")
+            serial.expect("before-0020000", timeout=DEADLINE)  # well into the flood
+            os.unlink(link)
+            first.close()  # the adapter vanishes mid-flood
+            flood.thread.join(DEADLINE)
+            serial.expect(r"\[jumpstarter\] port gone, reattaching", timeout=DEADLINE)
+            second = Pty()
+            try:
+                os.symlink(second.name, link)  # ... and comes back
+                serial.expect(r"\[jumpstarter\] port reopened", timeout=DEADLINE)
+                _Flood(second, "after-")
+                serial.expect("after-0010000", timeout=DEADLINE)  # the console resumed by itself
+                events = [chunk.event for chunk in list(chunks) if chunk.event]
+            finally:
+                second.close()  # also ends the second flood
+            assert events == ["port gone, reattaching", "port reopened"]  # one gap, one marker
+            gone = next(i for i, chunk in enumerate(chunks) if chunk.event)
+            seen = b"".join(chunk.data for chunk in chunks[:gone + 1])  # what the client got before the gap
+            numbers = _lines(seen, "before-")
+            assert numbers == list(range(len(numbers))) and len(numbers) > 20000  # no line lost, none twice
+            held = serial.history()  # what the exporter read from the port, with its events
+            assert next(chunk.offset for chunk in held if chunk.event) == len(seen)
+            assert b"".join(chunk.data for chunk in held)[:len(seen)] == seen
+            assert not any(chunk.dropped for chunk in chunks)
+
+
 def test_loop_echo_through_connect():
     with client_for(PySerial(url="loop://"), "serial") as serial:
         with serial.stream("connect") as stream:

@@ -33,7 +33,10 @@ class NetworkClient(DriverClient):
         """Listen on ``127.0.0.1:local_port`` (0: any free port) and yield ``"127.0.0.1:PORT"``.
 
         Each accepted connection is tunnelled through its own ``connect`` stream; leaving the
-        block stops the listener and closes its connections.
+        block stops the listener and closes its connections. A connection whose stream broke
+        (the exporter went away) is reset; if it had taken bytes that were not delivered,
+        leaving the block raises ``ConnectionFailed`` saying how many (our exporters
+        acknowledge them; upstream's do not).
         """
         forwarder = Forwarder(self.stream, local_port, self.display_path)
         self._forwarders.add(forwarder)
@@ -42,6 +45,7 @@ class NetworkClient(DriverClient):
         finally:
             self._forwarders.discard(forwarder)
             forwarder.close()
+        forwarder.check()  # only when the block itself ended without an error
 
     def release(self) -> None:
         for forwarder in list(self._forwarders):

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import socket
+import struct
 import threading
 from collections.abc import Callable
 
 from jumpstarter_jupyter.client.streams import ClientStream
-from jumpstarter_jupyter.errors import JumpstarterError
+from jumpstarter_jupyter.errors import ConnectionFailed, JumpstarterError
 
 log = logging.getLogger("jumpstarter_jupyter.network")
 CHUNK = 1 << 16
@@ -19,6 +20,9 @@ class Forwarder:
     """Listen on ``127.0.0.1:local_port`` and tunnel each connection through ``open_stream()``.
 
     ``address`` is ``"127.0.0.1:PORT"``; ``close()`` stops the listener and every connection.
+    A connection whose stream broke (the exporter went away) is reset, not closed, so the
+    local program sees the failure; ``check()`` raises for the bytes such a connection had
+    taken that were not delivered.
     """
 
     def __init__(self, open_stream: Callable[[], ClientStream], local_port: int = 0, name: str = "network"):
@@ -30,6 +34,7 @@ class Forwarder:
         self.address = f"127.0.0.1:{self.listener.getsockname()[1]}"
         self._lock = threading.Lock()
         self._links: set[_Link] = set()
+        self._lost: list[ConnectionFailed] = []
         self._closed = False
         self._thread = threading.Thread(target=self._accept, name=f"forward {self.address}", daemon=True)
         self._thread.start()
@@ -50,7 +55,7 @@ class Forwarder:
             log.warning("%s: forwarded connection refused: %s", self.name, exc)
             conn.close()
             return
-        link = _Link(conn, stream, self._forget)
+        link = _Link(conn, stream, self._forget, self._record_loss)
         with self._lock:
             if self._closed:
                 link.close()
@@ -61,6 +66,19 @@ class Forwarder:
     def _forget(self, link: _Link) -> None:
         with self._lock:
             self._links.discard(link)
+
+    def _record_loss(self, lost: ConnectionFailed) -> None:
+        log.warning("%s: a forwarded connection was reset: %s", self.name, lost)
+        with self._lock:
+            self._lost.append(lost)
+
+    def check(self) -> None:
+        """Raise ``ConnectionFailed`` if a forwarded connection lost bytes it had taken."""
+        with self._lock:
+            lost = list(self._lost)
+        if lost:
+            more = f" (and {len(lost) - 1} more)" if len(lost) > 1 else ""
+            raise ConnectionFailed(f"{self.name}.forward: {lost[0]}{more}")
 
     def close(self) -> None:
         """Stop listening and close every forwarded connection."""
@@ -81,12 +99,14 @@ class Forwarder:
 class _Link:
     """One local connection and its byte stream, copied both ways by two threads."""
 
-    def __init__(self, conn: socket.socket, stream: ClientStream, done: Callable[[_Link], None]):
-        self.conn, self.stream, self.done = conn, stream, done
+    def __init__(self, conn: socket.socket, stream: ClientStream, done: Callable[[_Link], None],
+                 lost: Callable[[ConnectionFailed], None]):
+        self.conn, self.stream, self.done, self.lost = conn, stream, done, lost
         self.threads = [threading.Thread(target=self._upstream, daemon=True),
                         threading.Thread(target=self._downstream, daemon=True)]
         self._remaining = len(self.threads)
         self._lock = threading.Lock()
+        self._closing = self._reported = False
 
     def start(self) -> None:
         for thread in self.threads:
@@ -98,6 +118,8 @@ class _Link:
             while data := self.conn.recv(CHUNK):
                 self.stream.send(data)
             self.stream.send_eof()
+        except ConnectionFailed as lost:  # the stream broke: what was read last went nowhere
+            self._broken(lost)
         except (OSError, JumpstarterError):
             self.close()  # either side broke: end both directions, not just this one
         self._finished()
@@ -108,7 +130,9 @@ class _Link:
             while data := self.stream.receive():
                 self.conn.sendall(data)
             self.conn.shutdown(socket.SHUT_WR)
-        except (OSError, JumpstarterError):
+        except JumpstarterError:  # the stream broke under the link (the exporter went away)
+            self._broken(None)
+        except OSError:
             self.close()
         self._finished()
 
@@ -121,12 +145,47 @@ class _Link:
             self.done(self)
 
     def close(self) -> None:
-        self.stream.close()
+        """End the link: the forward is closing, or the local side or the driver ended."""
+        self._closing = True
+        try:
+            self.stream.close()  # waits for what was sent to be taken
+        except ConnectionFailed as lost:
+            self._reset(lost)
+            return
         try:
             self.conn.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
         self.conn.close()
+
+    def _broken(self, lost: ConnectionFailed | None) -> None:
+        """The stream broke: reset the local connection, and report the bytes taken from it
+        that were not delivered (``lost``, or what closing the stream finds)."""
+        if self._closing:  # the forward is closing: what it drops is its own doing
+            self.close()
+            return
+        if lost is None:
+            try:
+                self.stream.close()
+            except ConnectionFailed as unacknowledged:
+                lost = unacknowledged
+        self._reset(lost)
+
+    def _reset(self, lost: ConnectionFailed | None) -> None:
+        """End the local connection with a reset: a clean end would say the service ended it."""
+        self.stream.cancel()
+        if lost is not None:
+            with self._lock:
+                report, self._reported = not self._reported, True
+            if report:  # once per connection
+                self.lost(lost)
+        self._closing = True  # what fails from now on is this reset's doing
+        try:
+            self.conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.conn.shutdown(socket.SHUT_RD)  # wakes a recv() of the other thread; sends no FIN
+        except OSError:
+            pass  # already closed
+        self.conn.close()  # the last reference gone, the kernel answers with a reset
 
     def join(self) -> None:
         for thread in self.threads:

@@ -1,23 +1,28 @@
 """``PowerWidget``: on/off/cycle buttons showing the actual state, and a live readings chart.
 
-The chart is drawn in the browser from the ``readings`` trait (the last ``HISTORY`` samples),
+The chart is drawn in the browser from the ``readings`` trait (the last ``HISTORY`` seconds:
+the longest window the chart offers, one sample per ``read()`` burst),
 so it survives reloads and is saved with the notebook; matplotlib figures are for cells
 (``dut.power.plot()``).
 """
 
 from __future__ import annotations
 
+import statistics
 import time
 from typing import Any
 
 import traitlets
 
 from jumpstarter_jupyter.drivers.power.client import PowerClient
+from jumpstarter_jupyter.drivers.power.common import PowerReading
 from jumpstarter_jupyter.jupyter.follow import Follower
 from jumpstarter_jupyter.jupyter.widget import DriverWidget
 
-HISTORY = 120  # samples kept for the chart: one minute at the default interval
+HISTORY = 120.0  # seconds of samples kept for the chart (its window menu goes up to 2 minutes)
 INTERVAL = 0.5  # seconds between samples
+BURST = INTERVAL / 2  # readings arriving closer than this after a sample's first are one read() burst
+DIGITS = 5  # significant digits sent: the chart shows 3, and a saved notebook stays small
 
 
 class PowerWidget(DriverWidget):
@@ -25,11 +30,13 @@ class PowerWidget(DriverWidget):
 
     bundle = "power"
     state = traitlets.Unicode("unknown").tag(sync=True)  # "on", "off" or "unknown"
-    readings = traitlets.List().tag(sync=True)  # [[seconds, volts, amperes], ...], oldest first
+    readings = traitlets.List().tag(sync=True)  # [[elapsed seconds, volts, amperes], ...], oldest first
 
     def __init__(self, client: PowerClient, **kwargs: Any):
         super().__init__(client, **kwargs)
         self._history: list[list[float]] = []
+        self._burst: list[PowerReading] = []  # the readings averaged into the newest sample
+        self._burst_start = 0.0  # when the newest sample's first reading arrived
         self._start = time.monotonic()
         self._follower = Follower(self, "watching readings", self._follow)
 
@@ -53,11 +60,24 @@ class PowerWidget(DriverWidget):
             for reading in readings:
                 if follower.stopped.is_set():
                     return
-                sample = [round(time.monotonic() - self._start, 2), reading.voltage, reading.current]
-                self._history = [*self._history[-(HISTORY - 1):], sample]
+                self._add(reading)
                 follower.update(readings=self._history, state=self._state())
         finally:
             readings.close()
+
+    def _add(self, reading: PowerReading) -> None:
+        """One sample per ``read()`` burst (their mean): a meter's few readings arrive together,
+        and drawn one by one they would be vertical jumps at one time."""
+        now = time.monotonic() - self._start
+        if self._burst and now - self._burst_start < BURST:
+            self._burst.append(reading)
+            earlier = self._history[:-1]
+        else:
+            self._burst, self._burst_start = [reading], now
+            earlier = [s for s in self._history if s[0] > now - HISTORY]
+        volts = statistics.fmean(r.voltage for r in self._burst)
+        amps = statistics.fmean(r.current for r in self._burst)
+        self._history = [*earlier, [round(self._burst_start, 2), float(f"{volts:.{DIGITS}g}"), float(f"{amps:.{DIGITS}g}")]]
 
     def _state(self) -> str:
         state = self.client.state()

@@ -79,8 +79,9 @@ class SerialWidget(DriverWidget):
     scrollback_end = traitlets.Int(0).tag(sync=True)  # absolute offset just past `scrollback`
     epoch = traitlets.Int(0).tag(sync=True)  # +1 whenever the console starts over (exporter restarted)
     timestamps = traitlets.Bool(False).tag(sync=True)
-    dtr = traitlets.Bool(True).tag(sync=True)
-    rts = traitlets.Bool(True).tag(sync=True)
+    # modem lines as this widget last set them; None until then (the exporter cannot be asked)
+    dtr = traitlets.Bool(None, allow_none=True).tag(sync=True)
+    rts = traitlets.Bool(None, allow_none=True).tag(sync=True)
     status = traitlets.Unicode("").tag(sync=True)
     log_path = traitlets.Unicode("").tag(sync=True)
 

@@ -20,7 +20,7 @@ const TOP = 22; // px above the plot: the axes' unit labels
 const BOTTOM = 34; // px below the plot: time ticks and the time axis label
 const PADDING = 0.1; // fraction of the data's span added above and below it
 const TICKS = 5; // about this many ticks per axis
-const WINDOWS = [10, 30, 60, 120, 300]; // seconds offered in the window menu
+const WINDOWS = [10, 30, 60, 120]; // seconds offered in the window menu, unless told
 // series colours: JupyterLab's own accent colours, which each theme sets for its background
 const COLOURS = [
   ["--jp-brand-color1", "#1976d2"],
@@ -49,8 +49,6 @@ const CSS = `
 .jmp-chart-box .jmp-chart-count { color: var(--jp-ui-font-color2, #666); }
 .jmp-chart-box .jmp-chart-readout { min-height: 1.4em; color: var(--jp-ui-font-color1, #222);
   font-family: var(--jp-code-font-family, monospace); }
-.jmp-chart-box select { font: inherit; color: inherit; background: var(--jp-layout-color1, #fff);
-  border: 1px solid var(--jp-border-color1, #bbb); border-radius: 3px; }
 `;
 
 function svg(tag, attrs = {}, text = null) {
@@ -64,7 +62,8 @@ function svg(tag, attrs = {}, text = null) {
 function tickStep(span, count = TICKS) {
   const raw = span / Math.max(count, 1);
   const power = 10 ** Math.floor(Math.log10(raw));
-  return [1, 2, 5, 10].find((m) => m * power >= raw) * power;
+  const ratio = raw / power; // in [1, 10): the nearest of 1, 2, 5, 10 on a log scale
+  return (ratio >= Math.sqrt(50) ? 10 : ratio >= Math.sqrt(10) ? 5 : ratio >= Math.sqrt(2) ? 2 : 1) * power;
 }
 
 /** Tick values of step `tickStep(max - min)` inside [min, max]. */
@@ -78,10 +77,13 @@ function ticks(min, max) {
 /** The y range shown for `values`: their span plus PADDING above and below; never empty. */
 function paddedRange(values) {
   if (!values.length) return { min: 0, max: 1 };
-  let lo = Math.min(...values);
-  let hi = Math.max(...values);
-  // a steady value gets a tenth of its size as span (0 gets 1 unit), so small noise stays small
-  const span = Math.max(hi - lo, Math.abs(hi) * PADDING, Math.abs(lo) * PADDING) || 1;
+  // a loop, not Math.min(...values): a long CAN trace exceeds the engine's argument limit
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const v of values) { if (v < lo) lo = v; if (v > hi) hi = v; }
+  if (lo === 0 && hi === 0) hi = 1; // nothing measured (power off): 0 near the bottom, no negative volts
+  // a steady value gets a tenth of its size as span, so small noise stays small
+  const span = Math.max(hi - lo, Math.abs(hi) * PADDING, Math.abs(lo) * PADDING);
   const middle = (lo + hi) / 2;
   if (hi - lo < span) { lo = middle - span / 2; hi = middle + span / 2; }
   return { min: lo - span * PADDING, max: hi + span * PADDING };
@@ -97,6 +99,12 @@ function nearest(points, t) {
     else hi = mid;
   }
   return lo > 0 && t - points[lo - 1][0] < points[lo][0] - t ? lo - 1 : lo;
+}
+
+/** The newest finite value of `column` in time-sorted `points` (NaN if none): CAN signals come and go. */
+function latest(points, column) {
+  for (let i = points.length - 1; i >= 0; i--) if (Number.isFinite(points[i][column])) return points[i][column];
+  return NaN;
 }
 
 /** Axes by unit, in order of first appearance: [{ unit, columns: [series index + 1, ...] }]. */
@@ -119,9 +127,10 @@ function timeRange(points, window) {
 
 /**
  * A live chart in `parent`. `series`: [{ label, unit }] for the value columns of each point;
- * `window`: seconds shown (the user can change it); `height`: px of the plot.
+ * `window`: seconds shown (the user can change it); `windows`: the seconds the window menu
+ * offers (no more than the data kept); `height`: px of the plot.
  */
-export function createChart(parent, { series, window = 60, height = HEIGHT }) {
+export function createChart(parent, { series, window = 60, windows = WINDOWS, height = HEIGHT }) {
   style("jmp-chart-style", CSS);
   const axes = axesOf(series);
   const left = axes.filter((_, i) => i % 2 === 0).length * AXIS_WIDTH;
@@ -137,9 +146,11 @@ export function createChart(parent, { series, window = 60, height = HEIGHT }) {
   const plot = h("div", { class: "jmp-chart-plot", style: `height:${height}px` }, axesSvg, canvas);
   const legend = h("div", { class: "jmp-legend" });
   const readout = h("div", { class: "jmp-chart-readout", "aria-live": "polite" });
+  // view-only controls: they stay usable for a watcher while the board's controls are locked
   const pause = h("button", { class: "jmp-btn jmp-chart-pause", title: "freeze the chart (data keeps arriving)",
-    onclick: () => setPaused(!paused) }, "pause");
-  const menu = h("select", { class: "jmp-chart-window", title: "seconds shown", onchange: () => setWindow(Number(menu.value)) });
+    "data-view-only": true, onclick: () => setPaused(!paused) }, "pause");
+  const menu = h("select", { class: "jmp-chart-window", title: "seconds shown", "data-view-only": true,
+    onchange: () => setWindow(Number(menu.value)) });
   const controls = h("div", { class: "jmp-toolbar" }, pause, h("label", {}, "window ", menu));
   const element = h("div", { class: "jmp-chart-box" }, controls, plot, legend, readout);
   parent.append(element);
@@ -152,7 +163,7 @@ export function createChart(parent, { series, window = 60, height = HEIGHT }) {
   legend.append(...series.map((s, i) => h("span", { class: "jmp-chart-entry" }, swatches[i], `${s.label} `, values[i])), count);
 
   function drawMenu() {
-    const choices = [...new Set([...WINDOWS, span])].sort((a, b) => a - b);
+    const choices = [...new Set([...windows, span])].sort((a, b) => a - b);
     menu.replaceChildren(...choices.map((s) => h("option", { value: s, selected: s === span }, `${s} s`)));
   }
 
@@ -162,10 +173,13 @@ export function createChart(parent, { series, window = 60, height = HEIGHT }) {
     const inner = { x0: left, x1: width - right, y0: TOP, y1: height - BOTTOM };
     const time = timeRange(shown, span);
     const visible = shown.filter((p) => p[0] >= time.from && p[0] <= time.to);
+    // the lines start at the point before the window (clipped at its edge), not with a gap
+    const first = shown.findIndex((p) => p[0] >= time.from);
+    const drawn = first > 0 ? [shown[first - 1], ...visible] : visible;
     const ranges = axes.map((a) => paddedRange(visible.flatMap((p) => a.columns.map((c) => p[c]).filter(Number.isFinite))));
     const x = (t) => inner.x0 + ((t - time.from) / (time.to - time.from)) * (inner.x1 - inner.x0);
     const ys = ranges.map((r) => (v) => inner.y1 - ((v - r.min) / (r.max - r.min)) * (inner.y1 - inner.y0));
-    return { width, inner, time, visible, ranges, x, ys };
+    return { width, inner, time, drawn, ranges, x, ys };
   }
 
   function drawAxes(frame) {
@@ -204,23 +218,28 @@ export function createChart(parent, { series, window = 60, height = HEIGHT }) {
   }
 
   function drawLines(frame) {
-    const { width, visible, x, ys } = frame;
+    const { width, inner, drawn, x, ys } = frame;
     const ratio = globalThis.devicePixelRatio || 1;
     canvas.width = width * ratio;
     canvas.height = height * ratio;
     const ctx = canvas.getContext("2d");
     ctx.scale(ratio, ratio);
-    ctx.lineWidth = 1.5;
+    ctx.beginPath();
+    ctx.rect(inner.x0, inner.y0, inner.x1 - inner.x0, inner.y1 - inner.y0);
+    ctx.clip();
+    ctx.lineWidth = 2; // on whole pixels (below): a steady reading is a crisp line of its own colour
     ctx.lineJoin = "round";
     series.forEach((_, i) => {
       const y = ys[axes.findIndex((a) => a.columns.includes(i + 1))];
       ctx.strokeStyle = colour(i);
       ctx.beginPath();
       let drawing = false;
-      for (const p of visible) {
+      for (const p of drawn) {
         if (!Number.isFinite(p[i + 1])) { drawing = false; continue; } // a gap, not a jump to 0
-        if (drawing) ctx.lineTo(x(p[0]), y(p[i + 1]));
-        else ctx.moveTo(x(p[0]), y(p[i + 1]));
+        const px = Math.round(x(p[0]));
+        const py = Math.round(y(p[i + 1]));
+        if (drawing) ctx.lineTo(px, py);
+        else ctx.moveTo(px, py);
         drawing = true;
       }
       ctx.stroke();
@@ -228,8 +247,7 @@ export function createChart(parent, { series, window = 60, height = HEIGHT }) {
   }
 
   function drawText() {
-    const last = shown[shown.length - 1];
-    series.forEach((s, i) => { values[i].textContent = last ? formatValue(last[i + 1], s.unit) : `– ${s.unit}`; });
+    series.forEach((s, i) => { values[i].textContent = formatValue(latest(shown, i + 1), s.unit); });
     count.textContent = `${shown.length} samples${paused ? " · paused" : ""}`;
     if (hoverT === null || !shown.length) { readout.textContent = ""; return; }
     const p = shown[nearest(shown, hoverT)];

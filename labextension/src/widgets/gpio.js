@@ -4,13 +4,14 @@ import { action, h, style, view } from "./shared.js";
 
 const CSS = `
 .jmp-gpio .jmp-row { display: flex; align-items: center; gap: 8px; }
-.jmp-gpio .jmp-lamp { width: 14px; height: 14px; border-radius: 50%; border: 1px solid #888;
+.jmp-gpio .jmp-lamp { width: 14px; height: 14px; border-radius: 50%; border: 1px solid var(--jp-border-color1, #888);
   background: var(--jp-layout-color3, #ccc); }
-.jmp-gpio .jmp-lamp.jmp-active { background: #ffc107; box-shadow: 0 0 6px #ffc107; border-color: #c79100; }
+.jmp-gpio .jmp-lamp.jmp-active { background: var(--jp-warn-color1, #f57c00); box-shadow: 0 0 6px var(--jp-warn-color1, #f57c00);
+  border-color: var(--jp-warn-color0, #e65100); }
 .jmp-gpio .jmp-switch { position: relative; width: 34px; height: 18px; border-radius: 9px; cursor: pointer;
   background: var(--jp-layout-color3, #bbb); border: none; padding: 0; }
 .jmp-gpio .jmp-switch::after { content: ""; position: absolute; top: 2px; left: 2px; width: 14px; height: 14px;
-  border-radius: 50%; background: white; transition: left 0.1s; }
+  border-radius: 50%; background: var(--jp-layout-color0, #fff); transition: left 0.1s; }
 .jmp-gpio .jmp-switch.jmp-active { background: var(--jp-brand-color1, #1976d2); }
 .jmp-gpio .jmp-switch.jmp-active::after { left: 18px; }
 `;

@@ -15,7 +15,7 @@ function proxy() {
 }
 
 const CSS = `
-.jmp-network input.jmp-port { width: 70px; font: inherit; padding: 2px 4px; }
+.jmp-network input.jmp-port { width: 70px; }
 .jmp-network .jmp-forward { display: flex; gap: 8px; align-items: center; margin: 2px 0; }
 .jmp-network code { font-family: var(--jp-code-font-family, monospace); }
 `;

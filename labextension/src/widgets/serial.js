@@ -10,16 +10,37 @@ import { Terminal } from "@xterm/xterm";
 import { FitAddon } from "@xterm/addon-fit";
 // a side-effect import: the bundlers put the stylesheet into the page when the module loads
 import "@xterm/xterm/css/xterm.css";
-import { action, h, log, style, view, warn } from "./shared.js";
+import { action, cssColor, h, log, onThemeChange, style, view, warn } from "./shared.js";
 
 const ROWS = 24;
 const HOLD_LIMIT = 1 << 20; // bytes kept while paused; older ones become a "skipped" marker
 const encoder = new TextEncoder();
 
 const CSS = `
-.jmp-serial .jmp-term { padding: 4px; background: #000; border-radius: 3px; }
+.jmp-serial .jmp-term { padding: 4px; background: var(--jp-layout-color0, #fff); border-radius: var(--jp-border-radius, 2px);
+  border: var(--jp-border-width, 1px) solid var(--jp-border-color2, #ddd); }
 .jmp-serial .jmp-status { color: var(--jp-ui-font-color2, #666); font-size: 11px; margin-top: 4px; }
 `;
+
+// xterm.js colours from JupyterLab's variables, [variable, fallback] each: the terminal looks
+// like the notebook around it in every theme (xterm.js draws on a canvas, so CSS cannot reach it)
+const TERMINAL_COLOURS = {
+  background: ["--jp-layout-color0", "#fff"],
+  foreground: ["--jp-ui-font-color0", "#000"],
+  cursor: ["--jp-ui-font-color1", "#222"],
+  cursorAccent: ["--jp-layout-color0", "#fff"],
+  selectionBackground: ["--jp-brand-color3", "#bbdefb"],
+  red: ["--jp-error-color1", "#d32f2f"],
+  green: ["--jp-success-color1", "#388e3c"],
+  yellow: ["--jp-warn-color1", "#f57c00"],
+  blue: ["--jp-brand-color1", "#1976d2"],
+  cyan: ["--jp-info-color1", "#0097a7"],
+};
+
+/** The xterm.js theme for where `element` is in the page, now. */
+function terminalTheme(element) {
+  return Object.fromEntries(Object.entries(TERMINAL_COLOURS).map(([key, [name, fallback]]) => [key, cssColor(element, name, fallback)]));
+}
 
 /** The bytes of a trait value or message buffer (DataView, ArrayBuffer or typed array). */
 function bytesOf(value) {
@@ -67,8 +88,8 @@ function toolbar(model, term, state) {
   const follow = toggle("follow", "pause/resume live output", () => !state.paused, () => state.setPaused(!state.paused));
   const stamps = toggle("timestamps", "prefix lines with their arrival time", () => model.get("timestamps"),
     () => { model.set("timestamps", !model.get("timestamps")); model.save_changes(); });
-  const dtr = toggle("DTR", "toggle the DTR line", () => model.get("dtr"), () => action(model, "set_dtr", !model.get("dtr")));
-  const rts = toggle("RTS", "toggle the RTS line", () => model.get("rts"), () => action(model, "set_rts", !model.get("rts")));
+  const dtr = line(model, "dtr", "DTR");
+  const rts = line(model, "rts", "RTS");
   const clear = h("button", { class: "jmp-btn", title: "clear this view", onclick: () => term.clear() }, "clear");
   const save = h("button", { class: "jmp-btn", title: "download what this view shows", onclick: () => saveLog(model, term) }, "save log");
   const brk = h("button", { class: "jmp-btn", title: "send a serial break", onclick: () => action(model, "send_break") }, "break");
@@ -77,6 +98,22 @@ function toolbar(model, term, state) {
   const draw = () => toggles.forEach((t) => t.draw());
   draw();
   return { node: h("div", { class: "jmp-toolbar" }, ...toggles.map((t) => t.button), clear, save, brk), draw };
+}
+
+/** A modem line's button: "DTR on", "DTR off", or "DTR unknown" until this widget has set it.
+ * Its accessible name stays "DTR"; the state is `aria-pressed` ("mixed" while unknown). */
+function line(model, trait, name) {
+  const button = h("button", { class: "jmp-btn", title: `toggle the ${name} line`, "aria-label": name, "aria-pressed": "mixed",
+    onclick: () => action(model, `set_${trait}`, !model.get(trait)) }, name);
+  const draw = () => {
+    const value = model.get(trait);
+    const known = typeof value === "boolean";
+    button.textContent = `${name} ${known ? (value ? "on" : "off") : "unknown"}`;
+    button.classList.toggle("jmp-on", value === true);
+    button.classList.toggle("jmp-unknown", !known);
+    button.setAttribute("aria-pressed", known ? String(value) : "mixed");
+  };
+  return { button, draw };
 }
 
 function saveLog(model, term) {
@@ -151,6 +188,9 @@ export default {
     // xterm.js takes keys through its own textarea: never locked, so a watcher's typing reaches
     // the notice below instead of vanishing
     screen.querySelector("textarea")?.setAttribute("data-view-only", "");
+    const drawTheme = () => { term.options.theme = terminalTheme(screen); };
+    drawTheme();
+    const stopTheme = onThemeChange(drawTheme);
     const resize = () => {
       const size = fit.proposeDimensions();
       if (size && size.cols > 0 && size.cols !== term.cols) term.resize(size.cols, ROWS);
@@ -199,6 +239,7 @@ export default {
     return () => {
       input.dispose();
       observer.disconnect();
+      stopTheme();
       term.dispose();
       v.cleanup();
     };

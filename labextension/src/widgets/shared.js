@@ -68,18 +68,27 @@ export function onThemeChange(fn) {
 
 const STYLE = `
 .jmp-widget { font-family: var(--jp-ui-font-family, sans-serif); font-size: var(--jp-ui-font-size1, 13px);
-  color: var(--jp-ui-font-color1, #222); border: 1px solid var(--jp-border-color2, #ddd);
-  border-radius: 4px; padding: 6px; margin: 2px 0; }
+  color: var(--jp-ui-font-color1, #222); background: var(--jp-layout-color1, #fff);
+  border: var(--jp-border-width, 1px) solid var(--jp-border-color2, #ddd);
+  border-radius: var(--jp-border-radius, 2px); padding: 6px; margin: 2px 0; }
 .jmp-title { font-weight: 600; margin-bottom: 4px; }
 .jmp-banner { display: none; padding: 4px 8px; margin-bottom: 6px; border-radius: 3px;
   background: var(--jp-error-color3, #fdd); color: var(--jp-error-color0, #900); white-space: pre-wrap; }
 .jmp-banner.jmp-shown { display: block; }
 .jmp-banner.jmp-offline { background: var(--jp-warn-color3, #ffe9b3); color: var(--jp-warn-color0, #750); }
 .jmp-toolbar { display: flex; flex-wrap: wrap; gap: 4px; align-items: center; margin-bottom: 4px; }
-.jmp-btn { padding: 2px 10px; border: 1px solid var(--jp-border-color1, #bbb); border-radius: 3px;
+.jmp-btn { padding: 2px 10px; border: var(--jp-border-width, 1px) solid var(--jp-border-color1, #bbb);
+  border-radius: var(--jp-border-radius, 2px);
   background: var(--jp-layout-color2, #eee); color: inherit; cursor: pointer; font: inherit; }
 .jmp-btn:hover { background: var(--jp-layout-color3, #ddd); }
-.jmp-btn.jmp-on { background: var(--jp-brand-color1, #1976d2); color: white; }
+.jmp-btn.jmp-on { background: var(--jp-brand-color1, #1976d2); color: var(--jp-ui-inverse-font-color0, #fff);
+  border-color: var(--jp-brand-color1, #1976d2); }
+.jmp-widget input, .jmp-widget select { font: inherit; color: var(--jp-ui-font-color1, #222);
+  background: var(--jp-input-background, #fff); border: var(--jp-border-width, 1px) solid var(--jp-input-border-color, #bbb);
+  border-radius: var(--jp-border-radius, 2px); padding: 1px 4px; }
+.jmp-widget input:focus, .jmp-widget select:focus { outline: 1px solid var(--jp-input-active-border-color, #1976d2); }
+.jmp-widget progress { accent-color: var(--jp-brand-color1, #1976d2); }
+.jmp-btn.jmp-unknown { border-style: dashed; color: var(--jp-ui-font-color2, #666); }
 `;
 
 function installStyle() {

@@ -4,12 +4,14 @@ import { action, h, style, view } from "./shared.js";
 
 const CSS = `
 .jmp-storage progress { width: 240px; vertical-align: middle; }
-.jmp-storage input.jmp-path { width: 280px; font: inherit; padding: 2px 4px; }
+.jmp-storage input.jmp-path { width: 280px; }
 .jmp-storage .jmp-note { color: var(--jp-ui-font-color2, #666); margin-left: 6px; }
 `;
 
+/** Bytes with a binary unit: "512 B", "12.0 KiB", "64.0 MiB" (under 1 KiB was "0 KiB"). */
 function size(bytes) {
-  return bytes >= 1 << 20 ? `${(bytes / (1 << 20)).toFixed(1)} MiB` : `${(bytes / 1024).toFixed(0)} KiB`;
+  if (bytes < 1024) return `${bytes} B`;
+  return bytes >= 1 << 20 ? `${(bytes / (1 << 20)).toFixed(1)} MiB` : `${(bytes / 1024).toFixed(1)} KiB`;
 }
 
 function render({ model, el }) {
@@ -39,7 +41,7 @@ function render({ model, el }) {
     flash.disabled = flashing;
     const image = model.get("image");
     note.textContent = !total ? "" : `${flashing ? "flashing" : "flashed"} ${image.split("/").pop()}: `
-      + `${size(sent)} of ${size(total)}`;
+      + `${size(sent)} of ${size(total)} (${Math.floor((100 * sent) / total)} %)`;
   };
   for (const name of ["state", "sent", "total", "flashing", "image"]) listen(`change:${name}`, draw);
   draw();

@@ -35,6 +35,9 @@ const TEXTS = {
     ...(model.get("forwards") || []).map((f) => `forwarded to ${f}`)].join("\n"),
   storage: (model) => `storage connected to: ${model.get("state")}` + (model.get("image")
     ? `\nlast image: ${model.get("image")} (${model.get("sent")} of ${model.get("total")} bytes)` : ""),
+  can: (model) => [`${model.get("counts")?.frames ?? 0} frames`, ...(model.get("rows") || []).map((row) =>
+    `${row.id}  ${row.dir}  [${row.dlc}]  ${row.data}  x${row.count}${row.message ? `  ${row.message}: ${row.signals}` : ""}`)]
+    .join("\n"),
   generic: (model) => (model.get("methods") || []).map((m) => {
     const result = (model.get("results") || {})[m.name];
     return result ? `${m.name}(): ${result}` : `${m.name}()`;

@@ -169,7 +169,7 @@ def run(config, **options):
 @main.command()
 @_serve_options
 def demo(**options):
-    """Serve the virtual board: power, serial console, storage, network, button, led."""
+    """Serve the virtual board: power, serial console, storage, network, button, led, CAN bus."""
     from jumpstarter_jupyter.drivers.virtual.driver import VirtualBoard
 
     _block_stop_signals()

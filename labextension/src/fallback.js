@@ -38,6 +38,9 @@ const TEXTS = {
   lease: (model) => !model.get("supported") ? ""
     : model.get("holder") ? `lease: held by ${model.get("holder")}${model.get("purpose") ? ` (${model.get("purpose")})` : ""}`
     : "lease: nobody holds the board",
+  can: (model) => [`${model.get("counts")?.frames ?? 0} frames`, ...(model.get("rows") || []).map((row) =>
+    `${row.id}  ${row.dir}  [${row.dlc}]  ${row.data}  x${row.count}${row.message ? `  ${row.message}: ${row.signals}` : ""}`)]
+    .join("\n"),
   generic: (model) => (model.get("methods") || []).map((m) => {
     const result = (model.get("results") || {})[m.name];
     return result ? `${m.name}(): ${result}` : `${m.name}()`;

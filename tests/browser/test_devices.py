@@ -80,7 +80,7 @@ def test_the_server_reports_a_free_a_held_and_an_unreachable_board(lab, pool):
     answer = boards(lab)
     assert {"bench-free", "bench-held", "bench-gone"} <= set(answer)
     free, held, gone = answer["bench-free"], answer["bench-held"], answer["bench-gone"]
-    assert free["reachable"] and free["required"] and not free["holder"] and free["drivers"] == 6
+    assert free["reachable"] and free["required"] and not free["holder"] and free["drivers"] == 7
     assert free["description"] == "the virtual board" and free["admin"]
     assert held["holder"] == pool.holder.lease.holder and held["purpose"] == "soak" and held["kernel_id"] == ""
     assert 3500 < held["remaining"] <= 3600 and held["labels"] == {"board": "power-only"}

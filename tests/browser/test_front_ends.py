@@ -13,8 +13,8 @@ pytestmark = pytest.mark.browser
 WHERE = "import os, jumpstarter_jupyter\nprint(os.getcwd())\nprint(jumpstarter_jupyter.__file__)"
 # what each live front end draws (the text fallback draws none of these)
 LIVE = {"power": ".jmp-power canvas.jmp-chart", "serial": ".jmp-serial .xterm-screen", "storage": ".jmp-storage",
-        "network": ".jmp-network", "gpio": ".jmp-gpio .jmp-row"}
-WIDGETS = 7  # the root's lease bar, then the demo board's power, serial, storage, network, button, led
+        "network": ".jmp-network", "gpio": ".jmp-gpio .jmp-row", "can": ".jmp-can table"}
+WIDGETS = 8  # the lease bar and the demo board's driver widgets: power, serial, storage, network, button, led, can
 REGISTERED = "[jumpstarter] widget front ends 0.1.0 registered"
 
 

@@ -32,7 +32,7 @@ HTML_MANAGER = NODE_MODULES / "@jupyter-widgets" / "html-manager" / "dist"
 REQUIRE_JS = NODE_MODULES / "requirejs" / "require.js"
 # anywidget's front end as an AMD module: what the HTML manager's require.js loader asks for
 ANYWIDGET_AMD = Path(anywidget.__file__).parent / "nbextension" / "index.js"
-DRIVERS = {"dut.power", "dut.serial", "dut.storage", "dut.network", "dut.button", "dut.led"}
+DRIVERS = {"dut.power", "dut.serial", "dut.storage", "dut.network", "dut.button", "dut.led", "dut.can"}
 RENDERED = 60_000  # ms for the page to draw every widget
 NOTE = "live view: needs the running kernel or the jumpstarter-jupyter JupyterLab extension"
 
@@ -128,5 +128,6 @@ def test_a_saved_notebook_without_kernel_and_extension_shows_the_text_fallback(c
     assert "service at tcp://" in texts["dut.network"]
     assert "storage connected to:" in texts["dut.storage"]
     assert "pin:" in texts["dut.led"] and "pin:" in texts["dut.button"]
+    assert " frames" in texts["dut.can"]  # the count, then the saved table
     assert elsewhere == [], f"the page asked for files from elsewhere: {elsewhere}"
     assert errors == [], errors

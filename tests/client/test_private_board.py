@@ -38,7 +38,7 @@ def test_private_board_serves_the_virtual_tree_and_stops_with_close():
         "dut.close()\n"
     )
     assert owner.returncode == 0, owner.stderr
-    assert "['button', 'led', 'network', 'power', 'serial', 'storage']" in owner.stdout
+    assert "['button', 'can', 'led', 'network', 'power', 'serial', 'storage']" in owner.stdout
     assert wait_for_exit(pid)
 
 

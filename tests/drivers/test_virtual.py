@@ -50,12 +50,13 @@ def http_status(dut) -> dict:
 
 
 def test_tree_shape_and_client_classes(dut):
-    assert list(dut.children) == ["power", "serial", "storage", "network", "button", "led"]
+    assert list(dut.children) == ["power", "serial", "storage", "network", "button", "led", "can"]
     assert type(dut).__name__ == "VirtualBoardClient"
     assert dut.labels["jumpstarter.dev/client"] == "jumpstarter_driver_composite.client.CompositeClient"
     names = {name: type(child).__name__ for name, child in dut.children.items()}
     assert names == {"power": "PowerClient", "serial": "SerialClient", "storage": "StorageMuxClient",
-                     "network": "NetworkClient", "button": "DigitalOutputClient", "led": "DigitalInputClient"}
+                     "network": "NetworkClient", "button": "DigitalOutputClient", "led": "DigitalInputClient",
+                     "can": "CanClient"}
 
 
 def test_power_on_boot_log_login_and_led(dut):
@@ -220,7 +221,7 @@ def test_virtual_board_from_an_exporter_config():
     text = "export:\n  bench:\n    type: VirtualBoard\n    config: {hostname: lab1, os_name: Lab OS, pace: 0.5}\n"
     with serving(build_tree(parse_config(text, "bench.yaml"))) as exporter, connect(exporter.address) as root:
         board = root.bench
-        assert list(board.children) == ["power", "serial", "storage", "network", "button", "led"]
+        assert list(board.children) == ["power", "serial", "storage", "network", "button", "led", "can"]
         board.boot_to_shell(timeout=DEADLINE)
         board.serial.sendline("cat /etc/os-release")
         board.serial.expect("root@lab1:~# ", timeout=DEADLINE)

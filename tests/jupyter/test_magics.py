@@ -133,7 +133,7 @@ def test_endpoint_from_jumpstarter_host(start_kernel, exporter):
 def test_private_board_lives_and_dies_with_the_kernel(kernel):
     kernel.ok("%load_ext jumpstarter")
     kernel.ok("%jmp connect;")
-    assert "dut: private virtual board, 6 drivers" in kernel.ok("%jmp status").text
+    assert "dut: private virtual board, 7 drivers" in kernel.ok("%jmp status").text
     pid = int(kernel.ok("print(dut.private_board.process.pid)").text)
     kernel.ok("dut.power.on()\ndut.serial.expect('login: ', timeout=60)")
     kernel.shutdown()

@@ -23,7 +23,7 @@ NOTEBOOKS = Path(__file__).parents[2] / "notebooks"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 RUN_TIMEOUT = 600
 LOADER_LIMIT = 5_000  # bytes of a widget's saved `_esm` (its loader)
-SAVED_LIMIT = 60_000  # bytes of the executed smoke test, its saved console scrollback aside
+SAVED_LIMIT = 72_000  # bytes of the executed smoke test, its saved console scrollback aside (8 widgets, ~5 KB each)
 STRING_LIMIT = 100_000  # characters of any one string in a saved notebook
 
 pytestmark = pytest.mark.notebook

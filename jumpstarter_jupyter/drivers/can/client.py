@@ -2,7 +2,8 @@
 
 ``send``, ``recv(timeout)``, iteration, ``can.Notifier``, ``set_filters`` and
 ``send_periodic`` (the task runs on the exporter) work as on any python-can bus, plus
-``expect``. Against our exporters frames arrive through the driver's ``follow`` stream,
+``expect``, and decoding with a DBC file (``load_dbc``, ``decode``, ``expect_signal``; cantools,
+the ``can`` extra). Against our exporters frames arrive through the driver's ``follow`` stream,
 batched, filtered on the exporter, starting where the bus was when this client was built
 (so ``dut.power.on(); dut.can.expect(arbitration_id=0x700)`` sees the boot frames). Against
 upstream exporters each frame is one ``_recv_internal`` call, and filters are the bus's.
@@ -11,6 +12,7 @@ upstream exporters each frame is one ``_recv_internal`` call, and filters are th
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -21,6 +23,7 @@ import can
 import click
 
 from jumpstarter_jupyter.client import DriverClient
+from jumpstarter_jupyter.drivers.can import dbc
 from jumpstarter_jupyter.drivers.can.common import (CanMessage, Framer, compile_filters, filters_message, frame,
                                                    message_from_wire, unpack)
 from jumpstarter_jupyter.errors import ConnectionFailed, DriverTimeout, JumpstarterError
@@ -32,13 +35,15 @@ UPSTREAM_POLL = 1.0  # seconds one upstream _recv_internal call may wait, so Ctr
 
 
 class CanClient(DriverClient, can.BusABC):
-    """``dut.can``: a CAN bus on the exporter, as a python-can bus.
+    """``dut.can``: a CAN bus on the exporter, as a python-can bus (shown as a ``CanWidget``).
 
     >>> dut.can.send(can.Message(arbitration_id=0x123, data=b"\\x01"))     # doctest: +SKIP
     >>> dut.can.expect(arbitration_id=0x124, timeout=2).data                # doctest: +SKIP
     bytearray(b'\\x02')
     >>> for msg in dut.can: print(msg)                                      # doctest: +SKIP
     """
+
+    widget = "jumpstarter_jupyter.drivers.can.widget.CanWidget"
 
     def __init__(self, connection, path, entry):
         DriverClient.__init__(self, connection, path, entry)
@@ -47,6 +52,9 @@ class CanClient(DriverClient, can.BusABC):
         self.on_gap: Callable[[int], None] = self._warn_gap
         self._follower: _Follower | None = None
         self._lock = threading.Lock()
+        self.database = None  # the cantools database of load_dbc()
+        self.database_path = ""
+        self.database_listeners: list[Callable[[], None]] = []  # called after load_dbc (widgets redraw)
         self._start = int(self.call("position")) if self.streaming else -1
         # what BusABC.__init__ sets, without its set_filters call: upstream, that would clear
         # the bus's filters for every client at each connect
@@ -81,6 +89,26 @@ class CanClient(DriverClient, can.BusABC):
     def _warn_gap(self, count: int) -> None:
         log.warning("%s: %d bus frames missed: this reader fell behind the exporter's buffer", self.display_path, count)
 
+    def subscribe(self, on_frames: Callable[[int, list[can.Message]], None]) -> Subscription:
+        """Call ``on_frames(missed, frames)`` with every frame on the bus from now on.
+
+        A reader of its own (what ``recv`` takes is not taken from it), frames this client sent
+        included (``is_rx`` False); ``missed`` counts frames it fell too far behind to get. The
+        calls come on a thread of the subscription's own and must return quickly. Needs our
+        exporter (upstream's has one shared reader). ``close()`` the subscription to end it;
+        ``wait()`` returns when it ended (closed, or the stream failed: see ``failed``).
+        """
+        if not self.streaming:
+            raise NotImplementedError(f"{self.display_path}: watching the bus needs a jumpstarter-jupyter exporter "
+                                      "(upstream's shares one reader between all its clients)")
+        return Subscription(self, on_frames)
+
+    def _open_follow(self) -> Any:
+        """The ``follow`` stream, after a unary call: unary calls rebind to a restarted exporter's
+        new driver UUIDs (and reopen the channel of one that was down), stream openings do not."""
+        self.call("position")
+        return self.stream("follow")
+
     def __iter__(self):
         """Received frames, forever (``for msg in dut.can: ...``)."""
         return can.BusABC.__iter__(self)
@@ -105,6 +133,56 @@ class CanClient(DriverClient, can.BusABC):
         lost = f"; {self.missed - missed} frames were missed (reader fell behind)" if self.missed > missed else ""
         raise DriverTimeout(self.display_path, "expect", f"no frame with {wanted} within {timeout} s "
                             f"({seen} other frames received{lost})")
+
+    # decoding
+    def load_dbc(self, path: str | os.PathLike) -> None:
+        """Decode frames with the CAN database at ``path`` (DBC; also KCD, SYM, ARXML) from now on.
+
+        >>> dut.can.load_dbc(DBC)                                             # doctest: +SKIP
+        """
+        self.database = dbc.load(path)
+        self.database_path = os.path.abspath(path)
+        for listener in list(self.database_listeners):
+            listener()
+
+    def decode(self, msg: can.Message) -> dbc.Decoded | None:
+        """``msg``'s signals (values, units, value names); None if the database does not describe it.
+
+        >>> print(dut.can.decode(dut.can.expect(arbitration_id=0x100)))       # doctest: +SKIP
+        Status: Uptime=3.4 s Temperature=38.2 degC Led=off Button=released State=running Counter=12
+        """
+        return dbc.decode(self._database(), msg)
+
+    def expect_signal(self, message: str, signal: str, value: Any, timeout: float = 10.0) -> dbc.Decoded:
+        """The next ``message`` frame whose ``signal`` is ``value``, decoded, within ``timeout`` s.
+
+        ``value`` is a number, the name the database gives a value (``"on"``), or a test of
+        the value (``lambda t: t > 40``). Frames before it are consumed. A
+        :class:`~jumpstarter_jupyter.errors.DriverTimeout` says what the signal was instead.
+
+        >>> dut.can.expect_signal("Status", "Led", 1, timeout=2)            # doctest: +SKIP
+        """
+        database = self._database()
+        ident, test = dbc.frame_id(database, message), dbc.signal_test(database, message, signal, value)
+        deadline, last, seen = time.monotonic() + timeout, None, 0
+        while (left := deadline - time.monotonic()) > 0:
+            msg = self.recv(left)
+            if msg is None:
+                break
+            decoded = dbc.decode(database, msg) if msg.arbitration_id == ident else None
+            if decoded is not None and signal in decoded.signals:
+                seen, last = seen + 1, decoded.text(signal)
+                if test(decoded):
+                    return decoded
+        wanted = f"did not pass {getattr(value, '__name__', 'the test')}" if callable(value) else f"was not {value!r}"
+        instead = f"it was {last} in the last of {seen} {message} frames" if seen else f"no {message} frame came"
+        raise DriverTimeout(self.display_path, "expect_signal",
+                            f"{message}.{signal} {wanted} within {timeout} s: {instead}")
+
+    def _database(self) -> Any:
+        if self.database is None:
+            raise ValueError(f"{self.display_path}: no CAN database: call load_dbc(path) first")
+        return self.database
 
     # sending
     def send(self, msg: can.Message, timeout: float | None = None) -> None:
@@ -173,6 +251,12 @@ class CanClient(DriverClient, can.BusABC):
         except JumpstarterError as exc:  # the exporter is gone: its tasks are gone with it
             log.debug("%s: shutdown: %s", self.display_path, exc)
 
+    def __del__(self) -> None:
+        # python-can warns about a bus collected before shutdown() and shuts it down from the
+        # garbage collector. This client's bus is the exporter's and stays up; a client being
+        # collected has no reader thread (it would hold a reference), so nothing is left open.
+        pass
+
     def __enter__(self) -> CanClient:
         return self
 
@@ -218,7 +302,7 @@ class _Follower:
         self._pending: deque[bytes] = deque()  # message bodies that arrived together with an earlier one
         self._changed = threading.Condition()
         self._closed = False
-        self._stream = client.stream("follow")
+        self._stream = client._open_follow()
         self.configure(compile_filters(filters), start)
         first = self._next_batch()
         self.id = first.reader if first is not None else 0
@@ -280,3 +364,20 @@ class _Follower:
         self._stream.close()
         if self._thread is not threading.current_thread():
             self._thread.join(5)
+
+
+class Subscription(_Follower):
+    """A reader of the bus whose batches go to a callback (``CanClient.subscribe``)."""
+
+    def __init__(self, client: CanClient, on_frames: Callable[[int, list[can.Message]], None]):
+        self.on_frames = on_frames
+        super().__init__(client, -1, None)
+
+    def _deliver(self, batch: can_pb2.CanFrames) -> None:
+        self.position = batch.position
+        self.on_frames(batch.dropped, unpack(batch))
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until the subscription ended (closed, or its stream failed); False after ``timeout`` s."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._closed, timeout)

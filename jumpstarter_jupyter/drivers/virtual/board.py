@@ -1,10 +1,12 @@
-"""The simulated board: a real pty console, a boot sequence, power draw, an LED and a button.
+"""The simulated board: a real pty console, a boot sequence, power draw, an LED, a button, a CAN node.
 
 Power on starts a *session* thread: the bootloader checks the image on the storage mux
 (:mod:`.image`), the kernel and init print their logs, the HTTP service starts, and the shell
 (:mod:`.shell`) takes over at the login prompt. Power off cancels the session wherever it is.
 The console is the master side of a pty; the slave's stable symlink ``tty_path`` is what the
-PySerial driver opens, exactly as it would open ``/dev/ttyUSB0``.
+PySerial driver opens, exactly as it would open ``/dev/ttyUSB0``. The board's CAN node
+(:mod:`.firmware_can`) sits on the python-can ``virtual`` channel ``can_channel``, which the
+exporter's ``Can`` driver opens as it would open ``can0``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from jumpstarter_jupyter.drivers.gpio.driver import VirtualLine
 from jumpstarter_jupyter.drivers.power.common import PowerReading
 from jumpstarter_jupyter.drivers.virtual import boot
 from jumpstarter_jupyter.drivers.virtual.boot import CURRENT, State
+from jumpstarter_jupyter.drivers.virtual.firmware_can import CanFirmware
 from jumpstarter_jupyter.drivers.virtual.httpd import HttpService
 from jumpstarter_jupyter.drivers.virtual.image import ImageInfo
 
@@ -104,6 +107,8 @@ class Board:
         self._wake_r, self._wake_w = os.pipe()
         self._input = threading.Thread(target=self._read_keys, name="board keys", daemon=True)
         self._input.start()
+        self.can_channel = f"virtual-board-{os.path.basename(self.directory)}"  # one bus per board
+        self.can = CanFirmware(self, self.can_channel)
 
     # what the power driver sees (PowerTarget)
     @property
@@ -195,8 +200,9 @@ class Board:
                 session.keys.put(data)  # a halted board reads nothing: its keys are lost
 
     def stop(self) -> None:
-        """Power off and release the pty, the HTTP port and the board's directory."""
+        """Power off and release the pty, the CAN node, the HTTP port and the board's directory."""
         self.set_power(False)
+        self.can.stop()
         self.http.stop(reserve=False)
         os.write(self._wake_w, b"x")
         self._input.join(5)

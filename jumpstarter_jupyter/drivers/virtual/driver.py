@@ -8,7 +8,8 @@ Its children are the ordinary drivers a real board would have, wired to the simu
     ├─ storage          VirtualStorageMux: the board's SD card image
     ├─ network          TcpNetwork to the board's HTTP service (answers only while booted)
     ├─ button           VirtualDigitalOutput: the host presses the user button
-    └─ led              VirtualDigitalInput: the host senses the status LED
+    ├─ led              VirtualDigitalInput: the host senses the status LED
+    └─ can              Can on the board's python-can virtual bus: status frames, version query
 
 ``flash`` and ``boot_to_shell`` read like a strategy: a short list of child calls, and a
 failure names the step that failed and what the console showed last.
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 import pexpect
 
 from jumpstarter_jupyter.driver import Cancelled, export
+from jumpstarter_jupyter.drivers.can.driver import Can
 from jumpstarter_jupyter.drivers.composite.driver import Composite
 from jumpstarter_jupyter.drivers.composite.steps import flash_steps, reach_shell, run_steps, watch_console
 from jumpstarter_jupyter.drivers.gpio.driver import VirtualDigitalInput, VirtualDigitalOutput
@@ -45,7 +47,7 @@ BOOTING = (State.BOOTLOADER, State.KERNEL, State.INIT)
 
 @dataclass
 class VirtualBoard(Composite):
-    """A simulated board with power, serial console, storage, network, button and LED.
+    """A simulated board with power, serial console, storage, network, button, LED and CAN bus.
 
     Config: ``hostname``, ``os_name``/``os_version`` of the image written at start, and
     ``pace`` (scales the boot's simulated delays; 1.0 boots in about two seconds).
@@ -73,6 +75,7 @@ class VirtualBoard(Composite):
             "network": TcpNetwork("127.0.0.1", self.board.http.port),
             "button": VirtualDigitalOutput(line=self.board.button),
             "led": VirtualDigitalInput(line=self.board.led),
+            "can": Can(channel=self.board.can_channel, interface="virtual"),
         }
         for name, text in DESCRIPTIONS.items():
             self.children[name].description = text
@@ -147,4 +150,5 @@ DESCRIPTIONS = {
     "network": "The board's HTTP status service (answers only while booted)",
     "button": "User button (the board's `button` command shows it)",
     "led": "Status LED (the board's `led on|off` sets it)",
+    "can": "The board's CAN bus: 10 Hz Status frames while booted, VersionRequest/Response (virtual-board.dbc)",
 }

@@ -11,6 +11,16 @@ from installed import dist, installed  # noqa: F401
 from support import client_for
 
 
+@pytest.fixture(scope="session")
+def playwright_session():
+    """The session's one Playwright: its sync API runs an event loop on this thread, so a second
+    ``sync_playwright()`` in the same run fails (the browser and hub suites both drive Chromium)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        yield playwright
+
+
 @pytest.fixture
 def serve_driver():
     """``with serve_driver(MyDriver()) as client:`` — a real exporter and client for one driver."""

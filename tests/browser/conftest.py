@@ -144,18 +144,15 @@ def lab_without_extension(installed, tmp_path_factory) -> Iterator[LabServer]:
 
 
 @pytest.fixture(scope="session")
-def chromium(tmp_path_factory):
+def chromium(playwright_session, tmp_path_factory):
     """A persistent headless Chromium context (Debian's binary; never `playwright install`)."""
     if not os.path.exists(CHROMIUM):
         pytest.fail(f"{CHROMIUM} is missing: `make test` installs it (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium")), executable_path=CHROMIUM, args=FLAGS, headless=True,
-            viewport={"width": 1280, "height": 1000})
-        yield context
-        context.close()
+    context = playwright_session.chromium.launch_persistent_context(
+        str(tmp_path_factory.mktemp("chromium")), executable_path=CHROMIUM, args=FLAGS, headless=True,
+        viewport={"width": 1280, "height": 1000})
+    yield context
+    context.close()
 
 
 @dataclass

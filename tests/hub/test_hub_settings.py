@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import sys
 
 import pytest
 from browser.conftest import free_port
+from support import run_async
 
 from jumpstarter_jupyter.errors import ConfigError
 from jumpstarter_jupyter.exporter import parse_config
@@ -48,4 +48,4 @@ def test_a_wrong_hub_url_on_the_command_line_is_a_usage_error():
 def test_an_unreachable_hub_refuses_naming_it():
     url = f"http://127.0.0.1:{free_port()}/hub/api"  # nothing listens there
     with pytest.raises(IdentityRefused, match=f"cannot ask the hub at {url} whose the credential is: "):
-        asyncio.run(HubIdentity(url).verify("some-token"))
+        run_async(HubIdentity(url).verify, "some-token")

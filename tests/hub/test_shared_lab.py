@@ -32,16 +32,13 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "jumpstarter-logs" / "hub"  # 
 
 
 @pytest.fixture(scope="module")
-def browser():
+def browser(playwright_session):
     """Headless Chromium (Debian's); each user gets a context of their own."""
     if not os.path.exists(CHROMIUM):
         pytest.fail(f"{CHROMIUM} is missing: `make test` installs it (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        yield chromium
-        chromium.close()
+    chromium = playwright_session.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+    yield chromium
+    chromium.close()
 
 
 def log_in(hub, browser, user: str) -> NotebookPage:

@@ -21,6 +21,17 @@ import pytest
 from jupyter_client.manager import KernelManager
 from support import start_exporter
 
+# inside a kernel: wait on a condition with a deadline (cells prepend it to the code that waits)
+WAIT_UNTIL = '''
+import time
+def wait_until(condition, timeout=30, what="the condition"):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"gave up waiting for {what}")
+        time.sleep(0.05)
+'''
+
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 START_TIMEOUT = 60
 CELL_TIMEOUT = 120

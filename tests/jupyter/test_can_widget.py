@@ -22,6 +22,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from kernels import WAIT_UNTIL
 from support import serving
 from jumpstarter_jupyter.drivers.can.driver import Can
 from jumpstarter_jupyter.drivers.can.widget import LOG_BUDGET
@@ -33,16 +34,9 @@ IDS = 64  # distinct IDs in the flood: 0x200..0x23F
 START_ID = 0x7FF  # the kernel's "ready" frame
 BUDGET = 30  # messages per second per widget (Jupyter Server drops IOPub above 1000/s)
 
-FLOOD_CELL = '''
+FLOOD_CELL = WAIT_UNTIL + '''
 import json, time, can
 from jumpstarter_jupyter.drivers.can.widget import CanWidget
-
-def wait_until(condition, timeout, what):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"gave up waiting for {what}")
-        time.sleep(0.05)
 
 widget = CanWidget.for_client(dut.can)
 started = time.monotonic()

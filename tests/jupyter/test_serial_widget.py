@@ -18,6 +18,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from kernels import WAIT_UNTIL
 from support import serving, wait_for
 from jumpstarter_jupyter.drivers.composite.driver import Composite
 from jumpstarter_jupyter.drivers.serial.driver import PySerial
@@ -37,16 +38,9 @@ def block(index):
 '''
 exec(BLOCK_SOURCE)
 
-FLOOD_CELL = '''
+FLOOD_CELL = WAIT_UNTIL + '''
 import json, time
 from jumpstarter_jupyter.drivers.serial.widget import SerialWidget
-
-def wait_until(condition, timeout, what):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"gave up waiting for {what}")
-        time.sleep(0.05)
 
 widget = SerialWidget.for_client(dut.serial)
 flood, seen = b"", ""

@@ -20,22 +20,15 @@ from jumpstarter_jupyter.driver import Driver, export
 from jumpstarter_jupyter.drivers.composite.driver import Composite
 from jumpstarter_jupyter.drivers.power.driver import MockPower
 from jumpstarter_jupyter.drivers.virtual.image import make_image
-from kernels import demo, jupyter_env, kernel, start_kernel  # noqa: F401  (fixtures)
+from kernels import WAIT_UNTIL, demo, jupyter_env, kernel, start_kernel  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.notebook
 LOADER_LIMIT = 5_000  # bytes: a widget's saved `_esm` is its loader, never its front end
 
-SETUP = '''
+SETUP = WAIT_UNTIL + '''
 import json, time, urllib.request
 import jumpstarter_jupyter as jj
 from jumpstarter_jupyter.client.display import widget_for
-
-def wait_until(condition, timeout=30, what="the condition"):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"gave up waiting for {what}")
-        time.sleep(0.05)
 '''
 
 

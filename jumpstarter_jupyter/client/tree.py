@@ -29,6 +29,8 @@ UPSTREAM_CLIENTS = {
     "jumpstarter_driver_gpiod.client.DigitalOutputClient": f"{_OURS}.gpio.client.DigitalOutputClient",
     "jumpstarter_driver_gpiod.client.DigitalInputClient": f"{_OURS}.gpio.client.DigitalInputClient",
     "jumpstarter_driver_can.client.CanClient": f"{_OURS}.can.client.CanClient",
+    "jumpstarter_driver_ustreamer.client.UStreamerClient": f"{_OURS}.screen.client.ScreenClient",
+    "jumpstarter_driver_video.client.VideoClient": f"{_OURS}.screen.client.ScreenClient",
 }
 
 

@@ -28,6 +28,8 @@ BUILTIN = {
     "VirtualBoard": f"{_OURS}.virtual.driver.VirtualBoard",
     "Can": f"{_OURS}.can.driver.Can",
     "QemuBoard": f"{_OURS}.qemu.driver.QemuBoard",
+    "HttpVideo": f"{_OURS}.screen.httpvideo.HttpVideo",
+    "UStreamer": f"{_OURS}.screen.ustreamer.UStreamer",
 }
 
 UPSTREAM = {
@@ -41,6 +43,8 @@ UPSTREAM = {
     "jumpstarter_driver_gpiod.driver.DigitalOutput": BUILTIN["DigitalOutput"],
     "jumpstarter_driver_gpiod.driver.DigitalInput": BUILTIN["DigitalInput"],
     "jumpstarter_driver_can.driver.Can": BUILTIN["Can"],
+    "jumpstarter_driver_ustreamer.driver.UStreamer": BUILTIN["UStreamer"],
+    "jumpstarter_driver_video.driver.HttpVideo": BUILTIN["HttpVideo"],
 }
 
 registry.register_table(BUILTIN, UPSTREAM)

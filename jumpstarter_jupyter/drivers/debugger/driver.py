@@ -77,7 +77,9 @@ class GdbServer(Driver):
                 self._set_detached(f"cannot attach to {self.address}: {exc}")
                 raise ConnectionError(f"cannot attach to the stub at {self.address}: {exc}") from None
             self._breakpoints.clear()
-            self._notice = notice
+            with self.changed:  # stops count per session
+                self._stops, self._notice = 0, notice
+                self._snapshot = {"stop": 0, "registers": [], "changed": [], "code": None, "memory": None}
             self.logger.warning("%s: %s", self.address, notice)
             self._stopped(stop, f"attached ({stop.describe()})")
 
@@ -136,13 +138,15 @@ class GdbServer(Driver):
             self.changed.notify()
             number = self._stops
         if stop.kind not in "WX":
-            threading.Thread(target=self._refresh, args=(number,), name="gdb snapshot", daemon=True).start()
+            threading.Thread(target=self._refresh, args=(self._session, number), name="gdb snapshot",
+                             daemon=True).start()
 
     # the published snapshot
-    def _refresh(self, number: int) -> None:
+    def _refresh(self, session: Session, number: int) -> None:
         """Read registers, code and the memory view for stop ``number`` (if the target is still there)."""
         with self._io:
-            session = self._session
+            if session is not self._session:
+                return  # a stop of a connection replaced since
             snapshot: dict[str, Any] = {"stop": number, "registers": [], "changed": [], "code": None, "memory": None}
             try:
                 if self._status == "halted" and self._stops == number and not session.link.closed:

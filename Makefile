@@ -42,9 +42,13 @@ $(HUB_PROXY): tests/hub/package-lock.json
 	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
 	  qemu-system-x86 qemu-system-arm busybox-static cpio
 
+# The debugger tests attach a real gdb to the QEMU board's gdbstub (through forward()).
+/usr/bin/gdb-multiarch:
+	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends gdb-multiarch
+
 install: $(STAMP)
 
-test: install /usr/bin/chromium /usr/bin/qemu-system-x86_64 $(HUB_PROXY)
+test: install /usr/bin/chromium /usr/bin/qemu-system-x86_64 /usr/bin/gdb-multiarch $(HUB_PROXY)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Generated bad input against a real exporter: 10 000 cases per property (make test runs a quick pass).

@@ -28,6 +28,7 @@ BUILTIN = {
     "VirtualBoard": f"{_OURS}.virtual.driver.VirtualBoard",
     "Can": f"{_OURS}.can.driver.Can",
     "QemuBoard": f"{_OURS}.qemu.driver.QemuBoard",
+    "GdbServer": f"{_OURS}.debugger.driver.GdbServer",
     "HttpVideo": f"{_OURS}.screen.httpvideo.HttpVideo",
     "UStreamer": f"{_OURS}.screen.ustreamer.UStreamer",
 }

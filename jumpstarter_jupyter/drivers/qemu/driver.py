@@ -5,7 +5,8 @@
     ├─ serial           PySerial on the guest's UART (a pty behind a stable symlink)
     ├─ storage          QemuStorageMux: the guest's SD card, a disk image (host only while off)
     ├─ network          QemuNetwork: the guest's HTTP service via user-mode hostfwd
-    └─ debugger         GdbServer on QEMU's gdbstub (a private unix socket, new at each power on)
+    ├─ debugger         GdbServer on QEMU's gdbstub (a private unix socket, new at each power on)
+    └─ screen           QemuScreen: the VGA screen and keyboard over QMP (x86_64 only)
 
 The kernel, initramfs and root images come from ``jumpstarter-jupyter qemu-images``.
 """
@@ -32,7 +33,8 @@ from jumpstarter_jupyter.drivers.debugger.driver import GdbServer
 from jumpstarter_jupyter.drivers.network.driver import TcpNetwork
 from jumpstarter_jupyter.drivers.power.driver import VirtualPower
 from jumpstarter_jupyter.drivers.qemu.images import images_for
-from jumpstarter_jupyter.drivers.qemu.machine import MachineSpec, QemuMachine
+from jumpstarter_jupyter.drivers.qemu.machine import SCREENS, MachineSpec, QemuMachine
+from jumpstarter_jupyter.drivers.qemu.screen import QemuScreen
 from jumpstarter_jupyter.drivers.serial.common import ConsoleSpawn
 from jumpstarter_jupyter.drivers.serial.driver import PySerial
 from jumpstarter_jupyter.drivers.storage.driver import VirtualStorageMux
@@ -132,8 +134,11 @@ class QemuBoard(Composite):
             "network": QemuNetwork(machine=self.machine),
             "debugger": GdbServer(address=f"unix:{self.machine.gdb_path}"),
         }
+        if self.arch in SCREENS:
+            self.children["screen"] = QemuScreen(machine=self.machine)
         for name, text in DESCRIPTIONS.items():
-            self.children[name].description = text
+            if name in self.children:
+                self.children[name].description = text
         self.description = self.description or f"QEMU {self.arch} board: {', '.join(self.children)}"
 
     def _boot_medium(self) -> str | None:
@@ -274,4 +279,5 @@ DESCRIPTIONS = {
     "storage": "SD card mux over the guest's disk image: host only while powered off",
     "network": "The guest's HTTP service (port 80) through QEMU user-mode networking",
     "debugger": "QEMU's gdbstub: halt, step, registers, memory, breakpoints",
+    "screen": "The guest's VGA text screen (720x400) and PS/2 keyboard (x86_64 only)",
 }

@@ -19,7 +19,8 @@ from pathlib import Path
 ARCHES = {"x86_64": "amd64", "aarch64": "arm64"}  # QEMU's name -> Debian's
 CONSOLES = {"x86_64": "ttyS0", "aarch64": "ttyAMA0"}
 ARTEFACTS = ("vmlinuz", "initramfs.cpio.gz", "disk-A.img", "disk-B.img")
-FORMAT = "2"  # bumped when the artefacts change: an older cache is rebuilt (2: pvpanic in the initramfs)
+# bumped when the artefacts change: an older cache is rebuilt (2: pvpanic in the initramfs; 3: a getty on tty1)
+FORMAT = "3"
 HOST_BUSYBOX = "/bin/busybox"  # busybox-static: applet list (and the amd64 guest's binary)
 INSTALL_HINT = "`apt-get install qemu-system-x86 qemu-system-arm busybox-static cpio` (`make test` does it)"
 # insmod order, from each module's depends=; Debian builds virtio as modules
@@ -194,7 +195,7 @@ def _rootfs(root: Path, busybox: Path, console: str, banner: str, page: str) -> 
     files = {"etc/passwd": "root:x:0:0:root:/root:/bin/sh\n", "etc/group": "root:x:0:\n",
              "etc/shadow": f"root:{password}:19000:0:99999:7:::\n", "etc/hostname": "dut\n",
              "etc/profile": 'export PS1="dut:\\w# "\n',
-             "etc/inittab": INITTAB.format(console=console)}
+             "etc/inittab": INITTAB.format(console=console) + SCREEN_GETTY.get(console, "")}
     for name, text in files.items():
         (root / name).write_text(text)
     (root / "etc" / "shadow").chmod(0o600)
@@ -227,6 +228,9 @@ INITTAB = """::sysinit:/etc/init.d/rcS
 ::shutdown:/usr/bin/killall httpd
 ::shutdown:/bin/umount -a -r
 """
+
+# x86_64 boards have a VGA screen (the UART is ttyS0 there): a login on its first virtual terminal
+SCREEN_GETTY = {CONSOLES["x86_64"]: "tty1::respawn:/sbin/getty 38400 tty1\n"}
 
 # slirp's defaults (10.0.2.15, gateway 10.0.2.2) need no DHCP; `dmesg -n 1` keeps later kernel
 # messages out of command output

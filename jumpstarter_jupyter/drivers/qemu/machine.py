@@ -47,6 +47,9 @@ SAMPLE_WINDOW = 0.25  # seconds: readings closer together than this repeat the l
 PANIC_END = b"---[ end Kernel panic"
 MACHINES = {"x86_64": ["-M", "pc"], "aarch64": ["-M", "virt"]}
 DEFAULT_CPUS = {"x86_64": "", "aarch64": "cortex-a57"}
+# the standard VGA: the cloud kernel's VGA text console (720x400) and the PC's PS/2 keyboard work
+# with it; arm64's cloud kernel has no display driver, so aarch64 boards have no screen
+SCREENS = {"x86_64": ["-device", "VGA"]}
 
 
 @dataclass(frozen=True)
@@ -170,6 +173,8 @@ class QemuMachine:
         spec, images = self.spec, self.images
         cpu = spec.cpu or DEFAULT_CPUS[spec.arch]
         append = f"console={CONSOLES[spec.arch]},115200 panic=0"  # a panicked kernel halts: see PANIC_END
+        if spec.arch in SCREENS:  # the kernel prints on the screen too; the UART stays /dev/console (the last)
+            append = f"console=tty0 {append}"
         argv = [spec.binary(), *MACHINES[spec.arch], *(["-cpu", cpu] if cpu else []), "-accel", spec.accel,
                 "-smp", str(spec.smp), "-m", spec.mem, "-nodefaults", "-no-user-config", "-display", "none", "-S",
                 "-kernel", str(images.kernel), "-initrd", str(images.initramfs),
@@ -182,6 +187,7 @@ class QemuMachine:
                 # a guest panic reaches QEMU through pvpanic (where the kernel has it) and powers
                 # the board off; guest reboot stays a reset
                 "-device", "pvpanic-pci", "-action", "panic=shutdown"]
+        argv += SCREENS.get(spec.arch, [])
         disk = self._boot_medium()
         if disk:
             argv += ["-drive", f"file={disk},if=virtio,format=raw"]
@@ -206,6 +212,16 @@ class QemuMachine:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"QEMU did not connect its {what} within {START_TIMEOUT} s: {self.log_tail()}")
         return listener.accept()[0]
+
+    def qmp(self, command: str, **arguments) -> object:
+        """Run a QMP command on the running guest (the screen's screendump and keys)."""
+        channel = self._qmp
+        if channel is None or not self.powered:
+            raise RuntimeError("the board is powered off: its screen is dark")
+        try:
+            return channel.command(command, **arguments)
+        except OSError:
+            raise RuntimeError("the board powered off meanwhile: its screen is dark") from None
 
     def log_tail(self, size: int = 400) -> str:
         """The end of what QEMU printed (its stderr)."""

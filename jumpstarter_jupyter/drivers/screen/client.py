@@ -198,14 +198,17 @@ def decode(data: bytes) -> Image:
 
 
 def ocr(picture: Image, region: Region | None, where: str) -> str:
-    """Text of a picture by tesseract (page segmentation left to it): grey, dark text on light."""
+    """Text of a picture (or of ``region``) read by tesseract."""
     from PIL import ImageOps
 
     pytesseract = _require("pytesseract", where)
     grey = ImageOps.grayscale(_crop(picture, region))
-    if sum(grey.resize((32, 32)).getdata()) / 1024 < 128:  # light text on a dark screen (a console)
-        grey = ImageOps.invert(grey)
+    # light text on a dark screen is a text console: read it as one block of lines (--psm 6);
+    # tesseract's own page layout (the default) splits a console's lines into columns
+    console = sum(grey.resize((32, 32)).getdata()) / 1024 < 128
     try:
+        if console:
+            return pytesseract.image_to_string(ImageOps.invert(grey), config="--psm 6")
         return pytesseract.image_to_string(grey)
     except pytesseract.TesseractNotFoundError:
         raise FileNotFoundError(f"{where}: OCR needs tesseract: run `apt-get install tesseract-ocr` "

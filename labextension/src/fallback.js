@@ -41,6 +41,8 @@ const TEXTS = {
   can: (model) => [`${model.get("counts")?.frames ?? 0} frames`, ...(model.get("rows") || []).map((row) =>
     `${row.id}  ${row.dir}  [${row.dlc}]  ${row.data}  x${row.count}${row.message ? `  ${row.message}: ${row.signals}` : ""}`)]
     .join("\n"),
+  screen: (model) => `screen ${model.get("width")}×${model.get("height")}${model.get("source") ? ` (${model.get("source")})` : ""}` +
+    (model.get("saved") ? `\nlast snapshot: ${model.get("saved")}` : ""),
   generic: (model) => (model.get("methods") || []).map((m) => {
     const result = (model.get("results") || {})[m.name];
     return result ? `${m.name}(): ${result}` : `${m.name}()`;

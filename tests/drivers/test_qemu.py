@@ -61,7 +61,8 @@ def test_tree_reports_upstream_clients(dut):
                       "serial": "jumpstarter_driver_pyserial.client.PySerialClient",
                       "storage": "jumpstarter_driver_opendal.client.StorageMuxFlasherClient",
                       "network": "jumpstarter_driver_network.client.NetworkClient",
-                      "debugger": "jumpstarter_jupyter.drivers.debugger.client.DebuggerClient"}  # upstream has none
+                      "debugger": "jumpstarter_jupyter.drivers.debugger.client.DebuggerClient",  # upstream has none
+                      "screen": "jumpstarter_jupyter.drivers.screen.client.ScreenClient"}  # nor this
 
 
 def test_run_returns_real_output_and_exit_codes(dut):

@@ -73,7 +73,7 @@ class QemuScreen(ScreenInterface):
     @export
     def state(self) -> dict:
         """``online`` while the guest runs, the picture's size, ``fps`` of changes and ``error``."""
-        return {"source": self.source, **self.store.state(), "online": self.machine.powered}
+        return {"source": self.source, "keyboard": True, **self.store.state(), "online": self.machine.powered}
 
     @export
     def type(self, text: str) -> None:

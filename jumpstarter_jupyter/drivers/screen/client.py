@@ -199,13 +199,13 @@ def decode(data: bytes) -> Image:
 
 def ocr(picture: Image, region: Region | None, where: str) -> str:
     """Text of a picture (or of ``region``) read by tesseract."""
-    from PIL import ImageOps
+    from PIL import ImageOps, ImageStat
 
     pytesseract = _require("pytesseract", where)
     grey = ImageOps.grayscale(_crop(picture, region))
     # light text on a dark screen is a text console: read it as one block of lines (--psm 6);
     # tesseract's own page layout (the default) splits a console's lines into columns
-    console = sum(grey.resize((32, 32)).getdata()) / 1024 < 128
+    console = ImageStat.Stat(grey).mean[0] < 128
     try:
         if console:
             return pytesseract.image_to_string(ImageOps.invert(grey), config="--psm 6")

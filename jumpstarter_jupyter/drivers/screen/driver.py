@@ -42,7 +42,8 @@ class ScreenInterface(Driver):
 
     @export(readonly=True)
     def state(self) -> dict:
-        """``online``, ``width``, ``height``, ``fps`` (frames/s arriving) and ``error``, if any."""
+        """``source``, ``online``, ``width``, ``height``, ``fps`` (frames/s arriving), ``keyboard``
+        (True where ``type``/``key`` work) and ``error``, if any."""
         raise NotImplementedError
 
     @export

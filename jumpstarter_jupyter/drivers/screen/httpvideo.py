@@ -132,8 +132,8 @@ class HttpVideo(ScreenInterface):
 
     @export
     async def state(self) -> dict:
-        """``online``, ``width``, ``height``, ``fps`` of the stream as last read, and ``error``."""
-        return {"source": self.source, **self.feed.store.state()}
+        """``online``, ``width``, ``height``, ``fps`` of the stream as last read, ``error``; no ``keyboard``."""
+        return {"source": self.source, "keyboard": False, **self.feed.store.state()}
 
     async def _get(self, url: str) -> bytes:
         timeout = aiohttp.ClientTimeout(total=self.timeout)

@@ -98,7 +98,7 @@ class UStreamer(HttpVideo):
         resolution = source.get("resolution", {})
         online = bool(source.get("online"))
         error = "" if online else self._offline_reason()
-        return {**raw, "source": self.source, "online": online, "width": resolution.get("width", 0),
+        return {**raw, "source": self.source, "keyboard": False, "online": online, "width": resolution.get("width", 0),
                 "height": resolution.get("height", 0), "fps": float(source.get("captured_fps", 0)), "error": error}
 
     def _offline_reason(self) -> str:

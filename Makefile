@@ -46,9 +46,14 @@ $(HUB_PROXY): tests/hub/package-lock.json
 /usr/bin/gdb-multiarch:
 	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends gdb-multiarch
 
+# Screens: OCR for expect_text, and ustreamer for the UStreamer driver (run without a capture device).
+/usr/bin/tesseract /usr/bin/ustreamer:
+	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends tesseract-ocr ustreamer
+
 install: $(STAMP)
 
-test: install /usr/bin/chromium /usr/bin/qemu-system-x86_64 /usr/bin/gdb-multiarch $(HUB_PROXY)
+test: install /usr/bin/chromium /usr/bin/qemu-system-x86_64 /usr/bin/gdb-multiarch /usr/bin/tesseract /usr/bin/ustreamer \
+	  $(HUB_PROXY)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Generated bad input against a real exporter: 10 000 cases per property (make test runs a quick pass).

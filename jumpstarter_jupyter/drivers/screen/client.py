@@ -8,6 +8,7 @@ by perceptual hash (imagehash). Both look at each new frame until one passes or 
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import re
 import time
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
 Region = tuple[int, int, int, int]  # left, top, right, bottom in pixels (PIL's crop box)
 EXTRA_HINT = "pip install 'jumpstarter-jupyter[screen]'"
 WAIT_SLICE = 1.0  # seconds per frame request: a kernel interrupt is noticed this fast
+OCR_CACHE = 16  # pictures whose text is remembered
+_read: dict[bytes, str] = {}  # OCR results by picture, oldest first
 
 
 class ImageMismatch(DriverError, AssertionError):
@@ -198,11 +201,23 @@ def decode(data: bytes) -> Image:
 
 
 def ocr(picture: Image, region: Region | None, where: str) -> str:
-    """Text of a picture (or of ``region``) read by tesseract."""
+    """Text of a picture (or of ``region``) read by tesseract; a picture read lately is not read again
+    (a blinking cursor makes a still console two pictures, and OCR takes seconds on a busy machine)."""
+    from PIL import ImageOps
+
+    grey = ImageOps.grayscale(_crop(picture, region))
+    key = hashlib.sha1(grey.tobytes()).digest() + bytes(str(grey.size), "ascii")
+    if key not in _read:
+        _read[key] = _ocr(grey, where)
+        while len(_read) > OCR_CACHE:
+            _read.pop(next(iter(_read)))
+    return _read[key]
+
+
+def _ocr(grey: Image, where: str) -> str:
     from PIL import ImageOps, ImageStat
 
     pytesseract = _require("pytesseract", where)
-    grey = ImageOps.grayscale(_crop(picture, region))
     # light text on a dark screen is a text console: read it as one block of lines (--psm 6);
     # tesseract's own page layout (the default) splits a console's lines into columns
     console = ImageStat.Stat(grey).mean[0] < 128

@@ -51,10 +51,10 @@ class ScreenWidget(DriverWidget):
     def __init__(self, client: Any, **kwargs: Any):
         super().__init__(client, **kwargs)
         self.frames_sent = 0  # tests and the bench read it
-        self._lock = threading.Lock()
+        self._frame_lock = threading.Lock()
         self._ready = threading.Event()  # the views want the next frame
         self._ready.set()
-        self._pending: Frame | None = None
+        self._next: Frame | None = None
         self._seq = 0
         self._sent_at = 0.0
         self._still_at = 0.0
@@ -78,8 +78,8 @@ class ScreenWidget(DriverWidget):
             frame = self.client.frame(self._seq, FRAME_WAIT)
             if frame is None:
                 continue
-            with self._lock:
-                self._pending, self._seq = frame, frame.seq
+            with self._frame_lock:
+                self._next, self._seq = frame, frame.seq
                 self._ready.clear()
             follower.update()  # clears an earlier failure's banner
             self.poke()
@@ -88,8 +88,8 @@ class ScreenWidget(DriverWidget):
     def flush(self) -> bool | None:
         """Send the views the newest frame; the still picture and the frame rate now and then."""
         super().flush()
-        with self._lock:
-            frame, self._pending = self._pending, None
+        with self._frame_lock:
+            frame, self._next = self._next, None
         if frame is None or self.comm is None:
             return None
         self.send({"type": "frame", "seq": frame.seq, "width": frame.width, "height": frame.height,

@@ -31,13 +31,15 @@ class Sizes:
     can_round_trips: int = 300  # CAN send -> receive round trips timed
     can_burst_ours: float = 1.0  # seconds the CAN source sends back to back (< our 65 536-frame ring)
     can_burst_upstream: float = 0.1  # upstream receives ~1 000 frames/s: its burst is shorter
+    screen_seconds: float = 20.0  # how long the live screen view is watched
+    screen_snapshots: int = 50  # QEMU screen snapshots timed
 
     @classmethod
     def quick(cls) -> Sizes:
         # the same code paths with less work, so `make test` stays quick
         return cls(calls=300, stream=16 * MiB, flash=16 * MiB, tree=200, clients=8, channel_processes=2, channels=8,
                    storm=1000, seconds=0.5, flood_seconds=3.0, can_round_trips=30, can_burst_ours=0.1,
-                   can_burst_upstream=0.02)
+                   can_burst_upstream=0.02, screen_seconds=3.0, screen_snapshots=5)
 
 
 Medians = dict[str, dict[str, float]]  # row key -> side -> median
@@ -188,6 +190,12 @@ MEASUREMENTS = [
         "upstream": _upstream("upstream", "can", CAN_ROUND_TRIPS, lambda b: b.sizes.can_burst_upstream,
                               _group("upstream")),
     }, {"can_rate": "value", "can_median": "median_ms", "can_p99": "p99_ms", "can_cpu": "cpu_per_10k"}),
+    Measurement("screen_live", "a 1024x768 MJPEG source (HttpVideo) live in Chromium, real kernel", set(), {
+        "ours": lambda b: b.command("ours", "ours.py", ["screen-live", "-", str(b.sizes.screen_seconds)]),
+    }, {"screen_fps": "value", "screen_kernel_cpu": "kernel_cpu_percent"}),
+    Measurement("screen_snapshot", "QEMU screen snapshot() (QMP screendump, PNG) at the login prompt", set(), {
+        "ours": lambda b: b.command("ours", "ours.py", ["screen-snapshot", "-", str(b.sizes.screen_snapshots)]),
+    }, {"screen_snapshot": "value"}),
     Measurement("flood", "console flood at 1 MB/s into a displayed terminal, real kernel", set(), {
         "ours": _ours("ours-flood", "flood", FLOOD_SECONDS),
     }, {"flood_msgs": "value", "flood_rss": "rss_growth_mb", "flood_p99": "cell_p99_ms"}),
@@ -245,6 +253,11 @@ ROWS = [
     Row("can_median", "CAN send -> receive round trip (median)", "ms"),
     Row("can_p99", "CAN send -> receive round trip (p99)", "ms"),
     Row("can_cpu", "CAN CPU (client + exporter) per 10 000 frames", "s", [ratio_at_most("can_cpu", "upstream", 0.1)]),
+    Row("screen_fps", "screen: frames/s drawn in Chromium (1024x768 MJPEG, cap 25)", "frames/s",
+        [Target(">= 10 frames/s", lambda m: _cmp(m, "screen_fps", "ours", lambda o, _: o >= 10))]),
+    Row("screen_kernel_cpu", "screen: kernel CPU while the view runs (% of one core)", "%",
+        [below("screen_kernel_cpu", 50, "%")]),
+    Row("screen_snapshot", "QEMU screen snapshot() (median)", "ms", [below("screen_snapshot", 100, "ms")]),
     Row("flood_msgs", "flood: comm msgs/s per widget (IOPub limit 1 000)", "msg/s", [at_most("flood_msgs", 30, "msg/s")]),
     Row("flood_rss", "flood: kernel RSS growth", "MB", [below("flood_rss", 50, "MB")]),
     Row("flood_p99", "flood: trivial cell p99 latency", "ms", [below("flood_p99", 100, "ms")]),

@@ -6,6 +6,7 @@ Figures: unary COUNT | echo CHILD TOTAL CHUNK | flash FILE | connect | concurren
 | storm COUNT (power.on() latency while COUNT abandoned led waits are cancelled)
 | flood SECONDS (the serial widget displayed in a real kernel while the console floods)
 | can COUNT BURST GROUP (CAN latency, then a burst's frames/s and CPU; see can_bus.py)
+| screen-live - SECONDS (a 1024x768 MJPEG source live in Chromium) | screen-snapshot - COUNT (QEMU screen; see screen.py)
 """
 
 from __future__ import annotations
@@ -125,8 +126,22 @@ def can_bus(endpoint: str, count: str, burst: str, group: str) -> None:
     report(result.pop("frames_per_s"), **result)
 
 
+def screen_live(_endpoint: str, seconds: str) -> None:
+    from screen import measure_live  # JupyterLab and Chromium: only this figure needs them
+
+    result = measure_live(float(seconds))
+    report(result.pop("fps"), **result)
+
+
+def screen_snapshot(_endpoint: str, count: str) -> None:
+    from screen import measure_snapshot
+
+    result = measure_snapshot(int(count))
+    report(result.pop("median_ms"), **result)
+
+
 FIGURES = {"can": can_bus, "unary": unary, "echo": echo, "flash": flash, "connect": connect_time, "concurrent": concurrent,
-           "storm": storm, "flood": flood}
+           "storm": storm, "flood": flood, "screen-live": screen_live, "screen-snapshot": screen_snapshot}
 
 if __name__ == "__main__":
     FIGURES[sys.argv[1]](*sys.argv[2:])

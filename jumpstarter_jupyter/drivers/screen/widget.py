@@ -2,8 +2,8 @@
 
 Frames travel as binary buffers (``{"type": "frame", seq, width, height, format}`` plus the
 encoded picture), never as base64 text. The views set the pace: each acknowledges the frame
-it has drawn, and the widget asks the exporter for the next picture only after an
-acknowledgement and no sooner than ``1 / max_fps`` seconds after the last one. Pictures the
+it has drawn, and the widget asks the exporter for another picture only while fewer than
+``WINDOW`` frames await acknowledgement, and no sooner than ``1 / max_fps`` seconds after the last. Pictures the
 views could not show are never fetched (dropped at the source, not queued). With no view
 acknowledging (none rendered, tab closed) the widget stops asking until a view says hello.
 The ``fps`` trait (frames sent per second) is synced with the still picture.
@@ -28,6 +28,7 @@ from jumpstarter_jupyter.jupyter.follow import Follower
 from jumpstarter_jupyter.jupyter.widget import DriverWidget
 
 MAX_FPS = 25.0  # the flusher's own rate: one frame per flush at most
+WINDOW = 3  # frames sent and not yet acknowledged: one drawn while the next ones travel
 STILL_PERIOD = 2.0  # seconds between syncs of the `still` trait while frames flow
 FRAME_WAIT = 1.0  # seconds each frame request waits for a change
 FOLLOWING = "following the screen"
@@ -52,15 +53,15 @@ class ScreenWidget(DriverWidget):
         super().__init__(client, **kwargs)
         self.frames_sent = 0  # tests and the bench read it
         self._frame_lock = threading.Lock()
-        self._ready = threading.Event()  # the views want the next frame
-        self._ready.set()
+        self._wake = threading.Event()  # something changed that may let the follower fetch a frame
+        self._credits = WINDOW  # frames the views may still be sent before they acknowledge one
         self._next: Frame | None = None
         self._seq = 0
         self._sent_at = 0.0
         self._still_at = 0.0
         self._sends: list[float] = []
         self._input = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jumpstarter-screen-input")
-        self.observe(lambda _change: self._ready.set(), "paused")
+        self.observe(lambda _change: self._wake.set(), "paused")
         self._follower = Follower(self, FOLLOWING, self._follow)
 
     # the follower: fetches a frame when the views are ready for one
@@ -68,9 +69,9 @@ class ScreenWidget(DriverWidget):
         state = self.client.state()
         follower.update(source=str(state.get("source", "")), keyboard=bool(state.get("keyboard", False)))
         while not follower.stopped.is_set():
-            if not self._ready.wait(0.5) or self.paused:
-                if self.paused:
-                    self._ready.clear()  # resuming sets it again
+            self._wake.clear()
+            if self.paused or not self._has_room():
+                self._wake.wait(0.5)  # sends, acknowledgements and resuming wake it
                 continue
             gap = self._sent_at + 1.0 / min(max(self.max_fps, 0.5), MAX_FPS) - time.monotonic()
             if gap > 0 and follower.wait(gap):  # the frame-rate cap itself
@@ -80,9 +81,13 @@ class ScreenWidget(DriverWidget):
                 continue
             with self._frame_lock:
                 self._next, self._seq = frame, frame.seq
-                self._ready.clear()
             follower.update()  # clears an earlier failure's banner
             self.poke()
+
+    def _has_room(self) -> bool:
+        """The views may be sent another frame, and none waits to be sent."""
+        with self._frame_lock:
+            return self._credits > 0 and self._next is None
 
     # the flusher's thread
     def flush(self) -> bool | None:
@@ -90,6 +95,9 @@ class ScreenWidget(DriverWidget):
         super().flush()
         with self._frame_lock:
             frame, self._next = self._next, None
+            if frame is not None:
+                self._credits -= 1
+        self._wake.set()
         if frame is None or self.comm is None:
             return None
         self.send({"type": "frame", "seq": frame.seq, "width": frame.width, "height": frame.height,
@@ -110,7 +118,9 @@ class ScreenWidget(DriverWidget):
         """Acknowledgements and hellos pace the frames; keys go to the board in order."""
         kind = content.get("type") if isinstance(content, dict) else None
         if kind in ("ack", "hello"):
-            self._ready.set()
+            with self._frame_lock:
+                self._credits = WINDOW if kind == "hello" else min(self._credits + 1, WINDOW)
+            self._wake.set()
         elif kind == "text":
             self._input.submit(self._guarded, "keyboard", self.client.type, (str(content.get("data", "")),))
         elif kind == "key":
@@ -127,5 +137,5 @@ class ScreenWidget(DriverWidget):
     def stop(self) -> None:
         """Stop fetching frames and typing."""
         self._follower.stop()
-        self._ready.set()
+        self._wake.set()
         self._input.shutdown(wait=False)

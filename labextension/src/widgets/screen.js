@@ -75,7 +75,11 @@ function render({ model, el }) {
   let waiting = null;
   let format = "";
   const draw = async (data, type, seq) => {
-    if (busy) { waiting = [data, type, seq]; return; }
+    if (busy) {
+      if (waiting && waiting[2] !== null) send({ type: "ack", seq: waiting[2] }); // dropped: its room is free again
+      waiting = [data, type, seq];
+      return;
+    }
     busy = true;
     try {
       const bitmap = await createImageBitmap(new Blob([data], { type: `image/${type}` }));

@@ -26,8 +26,8 @@ sys.path.insert(0, str(HERE.parent / "tests"))  # the loopback video source and 
 
 TICKS = os.sysconf("SC_CLK_TCK")
 SIZE = (1024, 768)
-CELLS = ["%load_ext jumpstarter\nimport os\nfrom jumpstarter_jupyter import connect\n"
-         "dut = connect({endpoint!r})\nprint('kernel pid', os.getpid())",
+CELLS = [("%load_ext jumpstarter\nimport os\nfrom jumpstarter_jupyter import connect\n"
+          "dut = connect({endpoint!r})\nprint('kernel pid', os.getpid())"),
          "from jumpstarter_jupyter.client.display import widget_for\nwidget_for(dut.screen).max_fps = 25\ndut.screen"]
 
 

@@ -8,9 +8,9 @@ import os
 from pathlib import Path
 
 import pytest
+from support import serving, wait_for
 
 from browser.test_theme import DARK, READ_STYLES, theme
-from support import serving, wait_for
 from jumpstarter_jupyter import connect
 from jumpstarter_jupyter.drivers.qemu.driver import QemuBoard
 from jumpstarter_jupyter.drivers.qemu.images import build
@@ -75,7 +75,7 @@ def test_the_screen_live_for_the_holder_and_a_watcher(open_notebook):
         assert "keyboard errors: []" in watcher.run_cell(2)[0]["text"]  # no key message reached its kernel
 
         # the widget's colours are JupyterLab's, in the light theme and after a switch to the dark one
-        read = lambda: holder.page.evaluate(READ_STYLES, [2, STYLES])  # noqa: E731
+        read = lambda: holder.page.evaluate(READ_STYLES, [2, STYLES])
         light = read()
         assert all(actual == expected for _, actual, expected in light), light
         if os.environ.get("JMP_SCREENSHOTS"):  # how the docs' description of the widget was made

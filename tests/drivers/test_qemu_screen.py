@@ -7,8 +7,8 @@ import json
 
 import pytest
 from PIL import Image
-
 from support import run_cli, serving
+
 from jumpstarter_jupyter.client import connect
 from jumpstarter_jupyter.drivers.qemu.driver import QemuBoard
 from jumpstarter_jupyter.drivers.qemu.images import build

@@ -9,10 +9,10 @@ import json
 import shutil
 
 import pytest
-from PIL import Image
-
 from mjpeg_server import VideoServer, synthetic_frames
+from PIL import Image
 from support import client_for, run_cli
+
 from jumpstarter_jupyter.drivers import registry
 from jumpstarter_jupyter.drivers.screen.client import ImageMismatch
 from jumpstarter_jupyter.drivers.screen.common import key_names, text_keys
@@ -101,13 +101,13 @@ def test_record_writes_an_animated_png(screen, tmp_path):
 def test_errors_name_the_source(server):
     with pytest.raises(ValueError, match="url must be an http:// or https:// URL with a host, got 'rtsp://cam'"):
         HttpVideo(url="rtsp://cam")
-    with client_for(HttpVideo(url=f"{server.url}/stream")) as screen:
-        with pytest.raises(DriverNotImplemented, match="HttpVideo http://127.0.0.1:\\d+/stream: this source takes "
+    with client_for(HttpVideo(url=f"{server.url}/stream")) as screen, \
+            pytest.raises(DriverNotImplemented, match="HttpVideo http://127.0.0.1:\\d+/stream: this source takes "
                                                        "no keyboard input"):
-            screen.key("ctrl-alt-del")
-    with client_for(HttpVideo(url=f"{server.url}/missing", timeout=2.0)) as screen:
-        with pytest.raises(DriverError, match=r"HttpVideo http://127.0.0.1:\d+/missing: .*404"):
-            screen.frame(0, 5.0)
+        screen.key("ctrl-alt-del")
+    with client_for(HttpVideo(url=f"{server.url}/missing", timeout=2.0)) as screen, \
+            pytest.raises(DriverError, match=r"HttpVideo http://127.0.0.1:\d+/missing: .*404"):
+        screen.frame(0, 5.0)
 
 
 def test_ustreamer_command_line():

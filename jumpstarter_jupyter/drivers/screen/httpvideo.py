@@ -49,7 +49,7 @@ class MjpegFeed:
         while time.monotonic() - self._wanted_at < IDLE:
             try:
                 await self._read()
-            except (aiohttp.ClientError, OSError, asyncio.TimeoutError, ValueError) as exc:
+            except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
                 self.store.fail(f"{self.url}: {exc or type(exc).__name__}")
                 await asyncio.sleep(RETRY)  # the pause between attempts, not a wait for a condition
 
@@ -142,7 +142,7 @@ class HttpVideo(ScreenInterface):
                     session.get(url) as response:
                 response.raise_for_status()
                 return await response.read()
-        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise ConnectionError(f"{self.source}: GET {url}: {exc or type(exc).__name__}") from None
 
     def teardown(self) -> None:

@@ -60,9 +60,9 @@ def test_keys_and_the_cli(dut):
     dut.screen.type("sleep 600")
     dut.screen.key("ret")
     dut.screen.key("ctrl-c")  # the shell gets its prompt back
-    dut.screen.type("echo afterwards\n")
+    dut.screen.type("echo interrupted\n")
     # the output line appears only if Ctrl-C ended the sleep
-    dut.screen.expect_text(r"echo afterwards\s+afterwards", timeout=DEADLINE, region=(0, 0, 720, 64))
+    dut.screen.expect_text(r"echo interrupted\s+interrupted", timeout=DEADLINE, region=(0, 0, 720, 64))
     result = run_cli(dut.screen, "state")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["source"] == "QEMU x86_64 VGA screen"

@@ -46,6 +46,8 @@ class QemuScreen(ScreenInterface):
             data = path.read_bytes()
             if self.store.latest is None or self.store.latest.data != data:
                 self.store.put(data)
+            elif self.store.error:
+                self.store.fail("")  # powered on again, showing what it showed before
             self.grabbed_at = time.monotonic()
         return data
 

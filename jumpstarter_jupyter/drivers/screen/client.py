@@ -29,6 +29,7 @@ Region = tuple[int, int, int, int]  # left, top, right, bottom in pixels (PIL's 
 EXTRA_HINT = "pip install 'jumpstarter-jupyter[screen]'"
 WAIT_SLICE = 1.0  # seconds per frame request: a kernel interrupt is noticed this fast
 OCR_CACHE = 16  # pictures whose text is remembered
+SMALL_AREA = 720 * 100  # pixels: a region this small is read at twice its size (a full screen costs too much)
 _read: dict[bytes, str] = {}  # OCR results by picture, oldest first
 
 
@@ -215,9 +216,11 @@ def ocr(picture: Image, region: Region | None, where: str) -> str:
 
 
 def _ocr(grey: Image, where: str) -> str:
-    from PIL import ImageOps, ImageStat
+    from PIL import Image, ImageOps, ImageStat
 
     pytesseract = _require("pytesseract", where)
+    if grey.width * grey.height <= SMALL_AREA:  # a few lines: enlarged, tesseract misreads fewer letters
+        grey = grey.resize((grey.width * 2, grey.height * 2), Image.LANCZOS)
     # light text on a dark screen is a text console: read it as one block of lines (--psm 6);
     # tesseract's own page layout (the default) splits a console's lines into columns
     console = ImageStat.Stat(grey).mean[0] < 128

@@ -36,7 +36,6 @@ from jumpstarter_jupyter.protocol.v1 import lease_pb2 as pb, lease_pb2_grpc
 
 log = logging.getLogger("jumpstarter_jupyter.lease")
 
-LEASE_KEY = "x-jmp-lease"
 Listener = Callable[[pb.LeaseEvent], None]
 
 

@@ -8,12 +8,11 @@ import logging
 import os
 
 from jumpstarter_jupyter.client.base import DriverClient
-from jumpstarter_jupyter.client.connection import OUR_CLIENT_LABEL, Connection
+from jumpstarter_jupyter.client.connection import Connection
 from jumpstarter_jupyter.client.generic import GenericClient
+from jumpstarter_jupyter.protocol.metadata import CLIENT_LABEL, NAME_LABEL, OUR_CLIENT_LABEL
 
 log = logging.getLogger(__name__)
-CLIENT_LABEL = "jumpstarter.dev/client"
-NAME_LABEL = "jumpstarter.dev/name"
 ALLOW_VARIABLE = "JMP_DRIVERS_ALLOW"  # upstream's name: `jmp shell` sets it
 _OURS = "jumpstarter_jupyter.drivers"
 

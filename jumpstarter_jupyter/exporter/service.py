@@ -27,14 +27,13 @@ from jumpstarter_jupyter.exporter.arguments import bind
 from jumpstarter_jupyter.exporter.logs import LogHub
 from jumpstarter_jupyter.exporter.report import Node, Tree
 from jumpstarter_jupyter.protocol.codec import decode, encode
+from jumpstarter_jupyter.protocol.metadata import ACCEPT_ENCODING_KEY, CONTENT_ENCODING_KEY, EXCEPTION_KEY, PATH_KEY
+from jumpstarter_jupyter.protocol.metadata import REQUEST_KEY, RESOURCE_KEY, UNKNOWN_DRIVER
 from jumpstarter_jupyter.protocol.v1 import common_pb2
 from jumpstarter_jupyter.protocol.v1 import console_pb2, console_pb2_grpc, lease_pb2, lease_pb2_grpc
 from jumpstarter_jupyter.protocol.v1 import jumpstarter_pb2 as pb, jumpstarter_pb2_grpc
 from jumpstarter_jupyter.protocol.v1 import router_pb2, router_pb2_grpc, stream_pb2, stream_pb2_grpc
 
-EXCEPTION_KEY = "x-jmp-exception"
-PATH_KEY = "x-jmp-path"
-UNKNOWN_DRIVER = "UnknownDriver"
 
 STATUS_FOR = (  # first match wins
     (NotImplementedError, grpc.StatusCode.UNIMPLEMENTED),
@@ -220,13 +219,13 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
 
     async def _resource(self, node: Node, request: dict, incoming, context,
                         acks: Acknowledgements | None) -> AsyncIterator[bytes | None]:
-        encoding = request.get("x_jmp_content_encoding")
+        encoding = request.get(CONTENT_ENCODING_KEY)
         channel = node.driver.resources.register(encoding)
         accepted = encoding if encoding in ENCODINGS else ""
         pump = None
         try:
-            await context.send_initial_metadata((("resource", json.dumps(channel.handle())),
-                                                 ("x_jmp_accept_encoding", accepted)))
+            await context.send_initial_metadata(((RESOURCE_KEY, json.dumps(channel.handle())),
+                                                 (ACCEPT_ENCODING_KEY, accepted)))
             pump = asyncio.ensure_future(_pump(incoming, channel.inbound.put_async, channel.end_of_input, acks))
             while (data := await channel.outbound.get_async()) is not None:
                 yield data
@@ -299,7 +298,7 @@ class Acknowledgements:
 
 
 def _stream_request(context) -> dict:
-    raw = dict(context.invocation_metadata()).get("request")
+    raw = dict(context.invocation_metadata()).get(REQUEST_KEY)
     try:
         request = json.loads(raw) if raw else None
     except ValueError:

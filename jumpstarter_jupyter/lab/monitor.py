@@ -15,9 +15,10 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 
 from jumpstarter_jupyter.client import pool
-from jumpstarter_jupyter.client.connection import PASSPHRASE_KEY, channel_target
+from jumpstarter_jupyter.client.connection import channel_target
 from jumpstarter_jupyter.client.lease import lease_service, who_am_i
 from jumpstarter_jupyter.errors import ConfigError, JumpstarterError
+from jumpstarter_jupyter.protocol.metadata import PASSPHRASE_KEY
 from jumpstarter_jupyter.protocol.v1 import lease_pb2
 
 FRESH = 0.5  # seconds a probe round answers every poll

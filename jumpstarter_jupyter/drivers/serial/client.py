@@ -19,9 +19,10 @@ import grpc
 import pexpect
 
 from jumpstarter_jupyter.client import DriverClient
-from jumpstarter_jupyter.client.errors import UNKNOWN_DRIVER, translate
+from jumpstarter_jupyter.client.errors import translate
 from jumpstarter_jupyter.drivers.serial.common import Chunk, ConsoleSpawn, ExpectTimeout, dropped_text, marker
 from jumpstarter_jupyter.errors import ConnectionFailed, DriverError, DriverTimeout, JumpstarterError
+from jumpstarter_jupyter.protocol.metadata import UNKNOWN_DRIVER
 from jumpstarter_jupyter.protocol.v1 import console_pb2
 
 NO_SCROLLBACK = "no scrollback: this exporter keeps none (upstream); showing output from now on"

@@ -12,6 +12,7 @@ from typing import IO, ClassVar
 import zstandard
 
 from jumpstarter_jupyter.driver import Driver, export
+from jumpstarter_jupyter.protocol.metadata import CONTENT_ENCODING_KEY
 
 POSITIONS = ("host", "dut", "off")
 FILE_CARD = 4 << 30  # capacity of a card kept in a file (it has no size of its own): a small SD card
@@ -106,7 +107,7 @@ class VirtualStorageMux(StorageMuxInterface):
     def write(self, handle: dict) -> None:
         """Copy every byte of the resource ``handle`` onto the storage (decompressing it if sent compressed)."""
         with self.resource(handle) as source:
-            self.write_from(source, handle.get("x_jmp_content_encoding"))
+            self.write_from(source, handle.get(CONTENT_ENCODING_KEY))
 
     def write_from(self, source: IO[bytes], encoding: str | None = None) -> int:
         """Write everything ``source`` yields onto the storage; returns the byte count.

@@ -12,7 +12,7 @@ from typing import Any
 import traitlets
 
 from jumpstarter_jupyter.drivers.gpio.client import DigitalInputClient, DigitalOutputClient
-from jumpstarter_jupyter.jupyter.follow import Follower
+from jumpstarter_jupyter.jupyter.watcher import WidgetWatcher
 from jumpstarter_jupyter.jupyter.widget import DriverWidget
 
 POLL = 0.5  # seconds between read-backs of an output pin
@@ -27,20 +27,20 @@ class DigitalOutputWidget(DriverWidget):
 
     def __init__(self, client: DigitalOutputClient, **kwargs: Any):
         super().__init__(client, **kwargs)
-        self._follower = Follower(self, "reading the pin", self._poll)
+        self._watcher = WidgetWatcher(self, "reading the pin", self._poll)
 
     def action_set(self, active: bool) -> None:
         self.client.on() if active else self.client.off()
         self.update(value=self.client.read_pin())
 
-    def _poll(self, follower: Follower) -> None:
+    def _poll(self, watcher: WidgetWatcher) -> None:
         while True:
-            follower.update(value=self.client.read_pin())
-            if follower.wait(POLL):
+            watcher.update(value=self.client.read_pin())
+            if watcher.wait(POLL):
                 return
 
     def stop(self) -> None:
-        self._follower.stop()
+        self._watcher.stop()
 
 
 class DigitalInputWidget(DriverWidget):
@@ -52,17 +52,17 @@ class DigitalInputWidget(DriverWidget):
 
     def __init__(self, client: DigitalInputClient, **kwargs: Any):
         super().__init__(client, **kwargs)
-        self._follower = Follower(self, "watching the pin", self._watch)
+        self._watcher = WidgetWatcher(self, "watching the pin", self._watch)
 
-    def _watch(self, follower: Follower) -> None:
+    def _watch(self, watcher: WidgetWatcher) -> None:
         values = self.client.watch()
         try:
             for value in values:
-                follower.update(value=value)
-                if follower.stopped.is_set():
+                watcher.update(value=value)
+                if watcher.stopped.is_set():
                     return
         finally:
             values.close()
 
     def stop(self) -> None:
-        self._follower.stop()
+        self._watcher.stop()

@@ -16,7 +16,7 @@ import traitlets
 
 from jumpstarter_jupyter.drivers.power.client import PowerClient
 from jumpstarter_jupyter.drivers.power.common import PowerReading
-from jumpstarter_jupyter.jupyter.follow import Follower
+from jumpstarter_jupyter.jupyter.watcher import WidgetWatcher
 from jumpstarter_jupyter.jupyter.widget import DriverWidget
 
 HISTORY = 120.0  # seconds of samples kept for the chart (its window menu goes up to 2 minutes)
@@ -38,7 +38,7 @@ class PowerWidget(DriverWidget):
         self._burst: list[PowerReading] = []  # the readings averaged into the newest sample
         self._burst_start = 0.0  # when the newest sample's first reading arrived
         self._start = time.monotonic()
-        self._follower = Follower(self, "watching readings", self._follow)
+        self._watcher = WidgetWatcher(self, "watching readings", self._follow)
 
     # front-end actions (worker threads)
     def action_on(self) -> None:
@@ -53,15 +53,15 @@ class PowerWidget(DriverWidget):
         self.client.cycle(float(wait))
         self.update(state=self._state())
 
-    # the follower: readings and state, so a cell's on()/off() shows here too
-    def _follow(self, follower: Follower) -> None:
+    # the watcher: readings and state, so a cell's on()/off() shows here too
+    def _follow(self, watcher: WidgetWatcher) -> None:
         readings = self.client.watch(INTERVAL)
         try:
             for reading in readings:
-                if follower.stopped.is_set():
+                if watcher.stopped.is_set():
                     return
                 self._add(reading)
-                follower.update(readings=self._history, state=self._state())
+                watcher.update(readings=self._history, state=self._state())
         finally:
             readings.close()
 
@@ -84,4 +84,4 @@ class PowerWidget(DriverWidget):
         return "unknown" if state is None else "on" if state else "off"
 
     def stop(self) -> None:
-        self._follower.stop()
+        self._watcher.stop()

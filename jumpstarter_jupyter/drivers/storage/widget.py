@@ -12,7 +12,7 @@ from typing import Any
 import traitlets
 
 from jumpstarter_jupyter.drivers.storage.client import StorageMuxClient
-from jumpstarter_jupyter.jupyter.follow import Follower
+from jumpstarter_jupyter.jupyter.watcher import WidgetWatcher
 from jumpstarter_jupyter.jupyter.widget import DriverWidget
 
 POLL = 1.0  # seconds between reads of the mux position
@@ -30,7 +30,7 @@ class StorageMuxWidget(DriverWidget):
 
     def __init__(self, client: StorageMuxClient, **kwargs: Any):
         super().__init__(client, **kwargs)
-        self._follower = Follower(self, "reading the mux", self._poll)
+        self._watcher = WidgetWatcher(self, "reading the mux", self._poll)
 
     def action_host(self) -> None:
         self.client.host()
@@ -58,11 +58,11 @@ class StorageMuxWidget(DriverWidget):
     def _show_state(self) -> None:
         self.update(state=self.client.state() or "unknown")
 
-    def _poll(self, follower: Follower) -> None:
+    def _poll(self, watcher: WidgetWatcher) -> None:
         while True:
-            follower.update(state=self.client.state() or "unknown")
-            if follower.wait(POLL):
+            watcher.update(state=self.client.state() or "unknown")
+            if watcher.wait(POLL):
                 return
 
     def stop(self) -> None:
-        self._follower.stop()
+        self._watcher.stop()

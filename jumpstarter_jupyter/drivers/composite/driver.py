@@ -5,14 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from jumpstarter_jupyter.driver import Driver
+from jumpstarter_jupyter.drivers.composite.common import CLIENT, UPSTREAM_CLIENT
 
 
 @dataclass
 class Composite(Driver):
     """A group of child drivers (also the implicit root of every exporter)."""
 
-    client = "jumpstarter_jupyter.drivers.composite.client.CompositeClient"
-    upstream_client = "jumpstarter_driver_composite.client.CompositeClient"
+    client = CLIENT
+    upstream_client = UPSTREAM_CLIENT
 
 
 @dataclass

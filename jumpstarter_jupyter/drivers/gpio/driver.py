@@ -7,7 +7,15 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 
 from jumpstarter_jupyter.driver import Driver, Signal, export
-from jumpstarter_jupyter.drivers.gpio.common import ACTIVE, EDGES, INACTIVE
+from jumpstarter_jupyter.drivers.gpio.common import (
+    ACTIVE,
+    EDGES,
+    INACTIVE,
+    INPUT_CLIENT,
+    OUTPUT_CLIENT,
+    UPSTREAM_INPUT_CLIENT,
+    UPSTREAM_OUTPUT_CLIENT,
+)
 
 # watch() re-sends the value this often when nothing changes, so a viewer can tell a quiet
 # line from a dead stream
@@ -18,8 +26,8 @@ HISTORY = 256  # changes a line remembers for waiters that wake late
 class DigitalOutputInterface(Driver):
     """What every digital output exports (upstream's ``DigitalOutput`` wire names)."""
 
-    client = "jumpstarter_jupyter.drivers.gpio.client.DigitalOutputClient"
-    upstream_client = "jumpstarter_driver_gpiod.client.DigitalOutputClient"
+    client = OUTPUT_CLIENT
+    upstream_client = UPSTREAM_OUTPUT_CLIENT
 
     @export
     def on(self) -> None:
@@ -40,8 +48,8 @@ class DigitalOutputInterface(Driver):
 class DigitalInputInterface(Driver):
     """What every digital input exports (upstream's ``DigitalInput`` wire names, plus ``watch``)."""
 
-    client = "jumpstarter_jupyter.drivers.gpio.client.DigitalInputClient"
-    upstream_client = "jumpstarter_driver_gpiod.client.DigitalInputClient"
+    client = INPUT_CLIENT
+    upstream_client = UPSTREAM_INPUT_CLIENT
 
     @export(readonly=True)
     def read_pin(self) -> int:

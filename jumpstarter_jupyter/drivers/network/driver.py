@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 
 from jumpstarter_jupyter.driver import ByteStream, Driver, SocketStream, export, exportstream
+from jumpstarter_jupyter.drivers.network.common import CLIENT, UPSTREAM_CLIENT
 
 CONNECT_TIMEOUT = 10.0  # seconds to establish the TCP connection; the stream itself has no timeout
 
@@ -13,8 +14,8 @@ CONNECT_TIMEOUT = 10.0  # seconds to establish the TCP connection; the stream it
 class NetworkInterface(Driver):
     """What every network driver exports (upstream's ``jumpstarter_driver_network`` wire names)."""
 
-    client = "jumpstarter_jupyter.drivers.network.client.NetworkClient"
-    upstream_client = "jumpstarter_driver_network.client.NetworkClient"
+    client = CLIENT
+    upstream_client = UPSTREAM_CLIENT
 
     @exportstream
     def connect(self) -> ByteStream:

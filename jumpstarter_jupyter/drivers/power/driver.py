@@ -10,10 +10,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from jumpstarter_jupyter.driver import Driver, export
-from jumpstarter_jupyter.drivers.power.common import PowerReading
-
-CLIENT = "jumpstarter_jupyter.drivers.power.client.PowerClient"
-UPSTREAM_CLIENT = "jumpstarter_driver_power.client.PowerClient"
+from jumpstarter_jupyter.drivers.power.common import CLIENT, UPSTREAM_CLIENT, PowerReading
 
 
 class PowerInterface(Driver):

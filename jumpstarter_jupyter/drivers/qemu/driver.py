@@ -98,7 +98,6 @@ class QemuBoard(Composite):
     """
 
     client = "jumpstarter_jupyter.drivers.qemu.client.QemuBoardClient"
-    upstream_client = "jumpstarter_driver_composite.client.CompositeClient"
 
     arch: str = "x86_64"
     cpu: str = ""

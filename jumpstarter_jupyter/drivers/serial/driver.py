@@ -22,6 +22,7 @@ from typing import Any
 import serial
 
 from jumpstarter_jupyter.driver import Driver, LoopStream, Pipe, export, exportstream
+from jumpstarter_jupyter.drivers.serial.common import CLIENT, UPSTREAM_CLIENT
 from jumpstarter_jupyter.drivers.serial.console import DEFAULT_CAPACITY, Console
 
 LOOP_URL = "loop://"
@@ -36,8 +37,8 @@ class PySerial(Driver):
     ``reopen_interval`` (seconds between attempts to reopen a vanished port).
     """
 
-    client = "jumpstarter_jupyter.drivers.serial.client.SerialClient"
-    upstream_client = "jumpstarter_driver_pyserial.client.PySerialClient"
+    client = CLIENT
+    upstream_client = UPSTREAM_CLIENT
 
     url: str
     baudrate: int = 115200

@@ -12,6 +12,7 @@ from typing import IO, ClassVar
 import zstandard
 
 from jumpstarter_jupyter.driver import Driver, export
+from jumpstarter_jupyter.drivers.storage.common import CLIENT, UPSTREAM_CLIENT
 from jumpstarter_jupyter.protocol.metadata import CONTENT_ENCODING_KEY
 
 POSITIONS = ("host", "dut", "off")
@@ -24,9 +25,8 @@ DECODE_ERRORS = (OSError, EOFError, lzma.LZMAError, zstandard.ZstdError)
 class StorageMuxInterface(Driver):
     """What every storage mux exports (upstream's ``StorageMux`` wire names, plus ``state``)."""
 
-    client = "jumpstarter_jupyter.drivers.storage.client.StorageMuxClient"
-    # upstream's flasher client offers `j storage flash/dump` on top of host/dut/off
-    upstream_client = "jumpstarter_driver_opendal.client.StorageMuxFlasherClient"
+    client = CLIENT
+    upstream_client = UPSTREAM_CLIENT
 
     @export
     def host(self) -> None:

@@ -8,10 +8,11 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from jumpstarter_jupyter.drivers.serial.common import RESTARTED
+from jumpstarter_jupyter.driver.console import ConsoleDriver
 from jumpstarter_jupyter.exporter.dispatch import Dispatcher, Refused
 from jumpstarter_jupyter.exporter.leases import Leases
-from jumpstarter_jupyter.exporter.report import Tree
+from jumpstarter_jupyter.exporter.report import Node, Tree
+from jumpstarter_jupyter.protocol.metadata import CONSOLE_RESTARTED
 from jumpstarter_jupyter.protocol.v1 import console_pb2, console_pb2_grpc
 
 
@@ -24,17 +25,13 @@ class ConsoleServicer(console_pb2_grpc.ConsoleServiceServicer):
 
     async def Follow(self, request, context):
         try:
-            node = self.dispatch.node(request.uuid)
-            console = getattr(node.driver, "console", None)
-            if console is None:
-                raise Refused(grpc.StatusCode.NOT_FOUND, f"driver {node.path or 'root'} has no console",
-                              "AttributeError", node.path)
+            console = _console_driver(self.dispatch.node(request.uuid)).console
         except Refused as refused:
             await refused.abort(context)
         epoch = self.dispatch.tree.uuid
         start = None if request.offset < 0 else request.offset
         if request.epoch and request.epoch != epoch:  # an offset of an earlier run means nothing here
-            yield console_pb2.ConsoleChunk(offset=0, event=RESTARTED, epoch=epoch)
+            yield console_pb2.ConsoleChunk(offset=0, event=CONSOLE_RESTARTED, epoch=epoch)
             start = None
         first = True
         async for chunk in console.follow_async(start, from_end=request.from_end, snapshot=request.snapshot):
@@ -52,15 +49,12 @@ class ConsoleServicer(console_pb2_grpc.ConsoleServiceServicer):
 
 async def _console_transmit(dispatch: Dispatcher, requests,
                             context) -> AsyncIterator[console_pb2.TransmitAck]:
-    """Write each request's bytes to the serial port, acknowledging the total after each."""
+    """Write each request's bytes to the console's port, acknowledging the total after each."""
     first = await anext(aiter(requests), None)
     if first is None:
         return
     node = dispatch.node(first.uuid)
-    write = getattr(node.driver, "write", None)
-    if getattr(node.driver, "console", None) is None or write is None:
-        raise Refused(grpc.StatusCode.NOT_FOUND, f"driver {node.path or 'root'} has no console",
-                      "AttributeError", node.path)
+    write = _console_driver(node).write
     with dispatch.controlling(context, node):  # console input is control: the lease holder's
         written = 0
         await context.send_initial_metadata(())
@@ -72,6 +66,13 @@ async def _console_transmit(dispatch: Dispatcher, requests,
                     raise Refused.of(exc, node.path) from None
                 written += len(request.data)
                 yield console_pb2.TransmitAck(written=written)
+
+
+def _console_driver(node: Node) -> ConsoleDriver:
+    if not isinstance(node.driver, ConsoleDriver):
+        raise Refused(grpc.StatusCode.NOT_FOUND, f"driver {node.path or 'root'} has no console",
+                      "AttributeError", node.path)
+    return node.driver
 
 
 async def _with_first(first, rest) -> AsyncIterator:

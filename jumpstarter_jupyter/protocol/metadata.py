@@ -25,4 +25,8 @@ ACCEPT_ENCODING_KEY = "x_jmp_accept_encoding"  # initial metadata: the encoding 
 EXCEPTION_KEY = "x-jmp-exception"  # trailing metadata of a refused call: the exception type
 PATH_KEY = "x-jmp-path"  # trailing metadata of a refused call: the driver's path
 
+# The event of a ConsoleService.Follow chunk when the offsets a client asked from belong to an
+# earlier run of the exporter
+CONSOLE_RESTARTED = "exporter restarted: the console starts over at offset 0"
+
 UNKNOWN_DRIVER = "UnknownDriver"  # the exception type of a call naming a UUID the exporter does not know

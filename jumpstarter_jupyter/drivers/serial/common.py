@@ -36,10 +36,6 @@ class Chunk:
     event: str = ""
 
 
-# the event a follower gets when its offsets belong to an earlier run of the exporter
-RESTARTED = "exporter restarted: the console starts over at offset 0"
-
-
 def marker(text: str) -> bytes:
     """How a console event or gap appears in-band for humans and ``expect()``."""
     return f"\r\n[jumpstarter] {text}\r\n".encode()

@@ -22,6 +22,7 @@ from typing import Any
 import serial
 
 from jumpstarter_jupyter.driver import Driver, LoopStream, Pipe, export, exportstream
+from jumpstarter_jupyter.driver.console import ConsoleDriver
 from jumpstarter_jupyter.drivers.serial.common import CLIENT, UPSTREAM_CLIENT
 from jumpstarter_jupyter.drivers.serial.console import DEFAULT_CAPACITY, Console
 
@@ -30,7 +31,7 @@ READ_TIMEOUT = 0.2  # seconds, only for pyserial handlers that cannot cancel a b
 
 
 @dataclass
-class PySerial(Driver):
+class PySerial(Driver, ConsoleDriver):
     """A serial port: ``url`` is any pyserial URL, ``loop://`` an in-memory echo.
 
     Config: ``url``, ``baudrate`` (default 115200), ``scrollback`` (bytes kept, default 1 MiB),

@@ -22,8 +22,9 @@ from typing import IO, Any
 
 import traitlets
 
-from jumpstarter_jupyter.drivers.serial.common import RESTARTED, dropped_text, marker
+from jumpstarter_jupyter.drivers.serial.common import dropped_text, marker
 from jumpstarter_jupyter.jupyter.widget import DriverWidget
+from jumpstarter_jupyter.protocol.metadata import CONSOLE_RESTARTED
 
 SCROLLBACK = 64 << 10  # bytes in the synced scrollback trait (saved with the notebook)
 RING = 256 << 10  # bytes kept for the view: a burst up to this size reaches the browser whole
@@ -155,7 +156,7 @@ class SerialWidget(DriverWidget):
 
     def _take_in(self, chunk: Any, live: bool = False) -> None:
         """Add a chunk's new bytes to the view ring and the log (caller holds the ring lock)."""
-        if live and chunk.event == RESTARTED and self._end is not None:
+        if live and chunk.event == CONSOLE_RESTARTED and self._end is not None:
             self._start_over()  # the exporter says its console is a new one, counting from 0
         end = self._end if self._end is not None else chunk.offset
         data = chunk.data[max(0, end - chunk.offset):]  # history and live output overlap

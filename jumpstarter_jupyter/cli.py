@@ -11,11 +11,22 @@ import time
 
 import click
 
-from jumpstarter_jupyter.drivers.qemu.cli import qemu_images
+from jumpstarter_jupyter.drivers import registry
 from jumpstarter_jupyter.errors import JumpstarterError
 
 
-@click.group()
+class _WithDriverCommands(click.Group):
+    """Our commands plus those the drivers register (``drivers.COMMANDS`` and the
+    ``jumpstarter_jupyter.commands`` entry points), each imported only when it runs."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *registry.command_names()})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        return super().get_command(ctx, name) or registry.load_command(name)
+
+
+@click.group(cls=_WithDriverCommands)
 @click.version_option(package_name="jumpstarter-jupyter")
 def main() -> None:
     """Hardware-in-the-loop control: serve drivers (run, demo) and drive them (j)."""
@@ -170,13 +181,10 @@ def run(config, **options):
 @_serve_options
 def demo(**options):
     """Serve the virtual board: power, serial console, storage, network, button, led, CAN bus."""
-    from jumpstarter_jupyter.drivers.virtual.driver import VirtualBoard
+    board = registry.resolve("VirtualBoard", click.ClickException)
 
     _block_stop_signals()
-    _serve_until_signalled(VirtualBoard.create(), **options)
-
-
-main.add_command(qemu_images)
+    _serve_until_signalled(board.create(), **options)
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True,

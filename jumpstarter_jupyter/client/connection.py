@@ -199,6 +199,10 @@ class Connection:
         """The exporter's lease status; None when it has no lease service (upstream's)."""
         return exporter_status(self.channel, self.credentials, self.endpoint)
 
+    def read_board_lease(self) -> BoardLease:
+        """The board's lease as the exporter reports it now, seen by this connection."""
+        return BoardLease.of(self.lease_status(), self.lease)
+
     def acquire(self, status: lease_pb2.LeaseStatus | None = None, **options: Any) -> Lease:
         """Take the board's lease (waiting in line); every later call carries its token.
 

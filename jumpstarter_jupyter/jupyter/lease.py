@@ -16,7 +16,6 @@ from jumpstarter_jupyter.client.lease import BoardLease, Lease, held_leases, who
 from jumpstarter_jupyter.durations import parse_duration
 from jumpstarter_jupyter.errors import JumpstarterError
 from jumpstarter_jupyter.jupyter.widget import DriverWidget
-from jumpstarter_jupyter.protocol.v1 import lease_pb2 as pb
 
 TAKE_WAIT = 60.0  # seconds "take the lease" waits in line when someone was faster
 
@@ -43,7 +42,7 @@ class LeaseWidget(DriverWidget):
         self._lease = BoardLease()
         super().__init__(client, me=who_am_i())
 
-    def on_lease(self, lease: BoardLease, event: pb.LeaseEvent | None) -> None:
+    def on_lease(self, lease: BoardLease, event: object) -> None:
         self._lease = lease
         warning = lease.warning or (f"your lease ended: {lease.ended}" if lease.ended else "")
         self.update(supported=lease.supported, required=lease.required, holder=lease.holder, purpose=lease.purpose,

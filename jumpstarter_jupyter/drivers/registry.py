@@ -101,4 +101,15 @@ def resolve(name: str, error: Callable[[str], Exception]) -> type[Driver]:
         raise error(f"unknown driver type {name!r}{hint}")
     if not (isinstance(cls, type) and issubclass(cls, Driver)):
         raise error(f"{name!r} is not a driver class (a subclass of jumpstarter_jupyter.driver.Driver)")
+    if cls.__abstractmethods__:
+        raise error(f"{cls.__qualname__} does not implement {_unimplemented(cls)}")
     return cls
+
+
+def _unimplemented(cls: type) -> str:
+    """``PowerInterface.on, PowerInterface.state``: the abstract methods ``cls`` leaves out."""
+    def declared_by(name: str) -> str:
+        owner = next(k for k in cls.__mro__ if getattr(vars(k).get(name), "__isabstractmethod__", False))
+        return f"{owner.__qualname__}.{name}"
+
+    return ", ".join(declared_by(name) for name in sorted(cls.__abstractmethods__))

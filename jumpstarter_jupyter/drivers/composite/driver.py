@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from jumpstarter_jupyter.driver import Driver
+from jumpstarter_jupyter.driver import Driver, runtime
 from jumpstarter_jupyter.drivers.composite.common import CLIENT, UPSTREAM_CLIENT
 
 
@@ -21,7 +21,7 @@ class Proxy(Driver):
     """``ref: a.b`` in a config: the same driver reported again under another name."""
 
     ref: str = ""
-    target: Driver | None = field(default=None, repr=False)
+    target: Driver | None = runtime(None)
 
     def teardown(self) -> None:
         pass  # the target closes itself

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from abc import abstractmethod
 from dataclasses import dataclass
 
 from jumpstarter_jupyter.driver import ByteStream, Driver, SocketStream, export, exportstream
@@ -18,11 +19,13 @@ class NetworkInterface(Driver):
     upstream_client = UPSTREAM_CLIENT
 
     @exportstream
+    @abstractmethod
     def connect(self) -> ByteStream:
         """Open a byte stream to the service."""
         raise NotImplementedError
 
     @export(readonly=True)
+    @abstractmethod
     def address(self) -> str:
         """The service's address as a URL, e.g. ``tcp://127.0.0.1:8080``."""
         raise NotImplementedError

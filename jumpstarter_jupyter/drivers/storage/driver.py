@@ -6,6 +6,7 @@ import lzma
 import os
 import tempfile
 import threading
+from abc import abstractmethod
 from dataclasses import dataclass, field
 from typing import IO, ClassVar
 
@@ -29,31 +30,37 @@ class StorageMuxInterface(Driver):
     upstream_client = UPSTREAM_CLIENT
 
     @export
+    @abstractmethod
     def host(self) -> None:
         """Connect the storage to the host (the exporter)."""
         raise NotImplementedError
 
     @export
+    @abstractmethod
     def dut(self) -> None:
         """Connect the storage to the DUT."""
         raise NotImplementedError
 
     @export
+    @abstractmethod
     def off(self) -> None:
         """Disconnect the storage from both."""
         raise NotImplementedError
 
     @export
+    @abstractmethod
     def write(self, handle: dict) -> None:
         """Copy every byte of the resource ``handle`` onto the storage."""
         raise NotImplementedError
 
     @export
+    @abstractmethod
     def read(self, handle: dict) -> None:
         """Copy the storage's contents into the resource ``handle``."""
         raise NotImplementedError
 
     @export(readonly=True)
+    @abstractmethod
     def state(self) -> str:
         """Where the storage is connected: ``"host"``, ``"dut"`` or ``"off"``."""
         raise NotImplementedError

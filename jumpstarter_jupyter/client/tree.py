@@ -11,7 +11,6 @@ import os
 import pkgutil
 from collections.abc import Iterator
 
-from jumpstarter_jupyter import drivers
 from jumpstarter_jupyter.client.base import DriverClient
 from jumpstarter_jupyter.client.connection import Connection
 from jumpstarter_jupyter.client.generic import GenericClient
@@ -25,6 +24,8 @@ ALLOW_VARIABLE = "JMP_DRIVERS_ALLOW"  # upstream's name: `jmp shell` sets it
 def upstream_clients() -> dict[str, str]:
     """Upstream client class names -> ours, as each interface declares them (``UPSTREAM_CLIENTS``
     in its ``common.py``); read when an exporter names only upstream's classes."""
+    from jumpstarter_jupyter import drivers  # as late as allowed(): `import jumpstarter_jupyter` stays small
+
     table: dict[str, str] = {}
     for interface in pkgutil.iter_modules(drivers.__path__):
         name = f"{drivers.__name__}.{interface.name}.common"

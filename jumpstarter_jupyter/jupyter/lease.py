@@ -36,6 +36,15 @@ class LeaseWidget(DriverWidget):
     warning = traitlets.Unicode("").tag(sync=True)  # the exporter's expiry warning; why a lease ended
     notices = traitlets.List(traitlets.Dict()).tag(sync=True)  # hand-over requests: {text, at}
     info = traitlets.Unicode("").tag(sync=True)  # the answer to this panel's last action
+    summarized = ("supported", "holder", "purpose")
+
+    def summarize(self) -> str:
+        """Who holds the board ("" for an exporter without leases)."""
+        if not self.supported:
+            return ""
+        if not self.holder:
+            return "lease: nobody holds the board"
+        return f"lease: held by {self.holder}" + (f" ({self.purpose})" if self.purpose else "")
 
     def __init__(self, client: DriverClient):
         self._dismissed: set[float] = set()  # hand-over requests dismissed, by when they came

@@ -84,6 +84,16 @@ class CanWidget(DriverWidget):
     periodic = traitlets.List().tag(sync=True)  # running periodic sends: [{key, text}]
     counts = traitlets.Dict().tag(sync=True)  # frames (all logged), missed, shown, not_shown, ids
     log_path = traitlets.Unicode("").tag(sync=True)
+    summarized = ("counts", "rows")
+
+    def summarize(self) -> str:
+        """The frame count, then the table a line per ID."""
+        lines = [f"{self.counts.get('frames', 0)} frames"]
+        for row in self.rows:
+            decoded = f"  {row['message']}: {row['signals']}" if row.get("message") else ""
+            lines.append(f"{row['id']}  {row['dir']}  [{row['dlc']}]  {row['data']}  x{row['count']}"
+                         + decoded)
+        return "\n".join(lines)
 
     def __init__(self, client: Any, log_path: str | Path | None = None, **kwargs: Any):
         super().__init__(client, **kwargs)

@@ -16,14 +16,26 @@ from jumpstarter_jupyter.jupyter.watcher import WidgetWatcher
 from jumpstarter_jupyter.jupyter.widget import DriverWidget
 
 POLL = 0.5  # seconds between read-backs of an output pin
+LEVELS = {1: "active", 0: "inactive", -1: "not read yet"}
 
 
-class DigitalOutputWidget(DriverWidget):
-    """A switch driving one output pin."""
+class _PinWidget(DriverWidget):
+    """What both pin widgets share: their front end, the pin's level and its text."""
 
     bundle = "gpio"
-    kind = traitlets.Unicode("output").tag(sync=True)
+    summarized = ("value",)
+    kind = traitlets.Unicode("").tag(sync=True)  # "output" or "input"
     value = traitlets.Int(-1).tag(sync=True)  # 1 active, 0 inactive, -1 not read yet
+
+    def summarize(self) -> str:
+        """``output pin: active``."""
+        return f"{self.kind} pin: {LEVELS.get(self.value, 'unknown')}"
+
+
+class DigitalOutputWidget(_PinWidget):
+    """A switch driving one output pin."""
+
+    kind = traitlets.Unicode("output").tag(sync=True)
 
     def __init__(self, client: DigitalOutputClient, **kwargs: Any):
         super().__init__(client, **kwargs)
@@ -43,12 +55,10 @@ class DigitalOutputWidget(DriverWidget):
         self._watcher.stop()
 
 
-class DigitalInputWidget(DriverWidget):
+class DigitalInputWidget(_PinWidget):
     """A live indicator of one input pin."""
 
-    bundle = "gpio"
     kind = traitlets.Unicode("input").tag(sync=True)
-    value = traitlets.Int(-1).tag(sync=True)  # 1 active, 0 inactive, -1 not read yet
 
     def __init__(self, client: DigitalInputClient, **kwargs: Any):
         super().__init__(client, **kwargs)

@@ -29,8 +29,16 @@ class PowerWidget(DriverWidget):
     """Power switch and live voltage/current chart of one ``PowerClient``."""
 
     bundle = "power"
+    summarized = ("state", "readings")
     state = traitlets.Unicode("unknown").tag(sync=True)  # "on", "off" or "unknown"
     readings = traitlets.List().tag(sync=True)  # [[elapsed seconds, volts, amperes], ...], oldest first
+
+    def summarize(self) -> str:
+        """``power on, last reading 5.00 V 0.120 A (42 samples)``."""
+        last = ""
+        if self.readings:
+            last = f", last reading {self.readings[-1][1]:.2f} V {self.readings[-1][2]:.3f} A"
+        return f"power {self.state}{last} ({len(self.readings)} samples)"
 
     def __init__(self, client: PowerClient, **kwargs: Any):
         super().__init__(client, **kwargs)

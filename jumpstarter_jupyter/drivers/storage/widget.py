@@ -27,6 +27,12 @@ class StorageMuxWidget(DriverWidget):
     sent = traitlets.Int(0).tag(sync=True)  # bytes of `image` sent so far
     total = traitlets.Int(0).tag(sync=True)  # its size in bytes; 0: nothing flashed yet
     flashing = traitlets.Bool(False).tag(sync=True)
+    summarized = ("state", "image", "sent", "total")
+
+    def summarize(self) -> str:
+        """Where the card is connected, and the last image flashed."""
+        image = f"\nlast image: {self.image} ({self.sent} of {self.total} bytes)" if self.image else ""
+        return f"storage connected to: {self.state}{image}"
 
     def __init__(self, client: StorageMuxClient, **kwargs: Any):
         super().__init__(client, **kwargs)

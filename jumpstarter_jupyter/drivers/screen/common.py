@@ -13,6 +13,10 @@ import re
 import string
 from dataclasses import dataclass
 
+CLIENT = "jumpstarter_jupyter.drivers.screen.client.ScreenClient"
+# upstream client classes -> ours (client.tree reads it): ustreamer's, and the video driver's after 0.9.0
+UPSTREAM_CLIENTS = {"jumpstarter_driver_ustreamer.client.UStreamerClient": CLIENT,
+                    "jumpstarter_driver_video.client.VideoClient": CLIENT}
 FORMATS = {b"\xff\xd8": "jpeg", b"\x89P": "png", b"P6": "ppm"}  # what an encoded frame starts with
 
 ALIASES = {"control": "ctrl", "del": "delete", "enter": "ret", "return": "ret", "escape": "esc", "space": "spc",

@@ -11,11 +11,11 @@ from __future__ import annotations
 import base64
 import collections
 import time
+from abc import abstractmethod
 
 from jumpstarter_jupyter.driver import Driver, Signal, export
-from jumpstarter_jupyter.drivers.screen.common import Frame, image_size
+from jumpstarter_jupyter.drivers.screen.common import CLIENT, Frame, image_size
 
-CLIENT = "jumpstarter_jupyter.drivers.screen.client.ScreenClient"
 FPS_WINDOW = 2.0  # seconds of arrivals the frame rate is measured over
 
 
@@ -30,17 +30,20 @@ class ScreenInterface(Driver):
         return type(self).__name__
 
     @export(readonly=True)
+    @abstractmethod
     def snapshot(self) -> str:
         """The present picture, encoded (JPEG or PNG) as base64 text."""
         raise NotImplementedError
 
     @export(readonly=True)
+    @abstractmethod
     def frame(self, after: int = 0, timeout: float = 1.0) -> dict | None:
         """The newest frame numbered above ``after`` (``seq``, ``width``, ``height``, base64 ``data``),
         waiting up to ``timeout`` seconds for one; None when the picture has not changed."""
         raise NotImplementedError
 
     @export(readonly=True)
+    @abstractmethod
     def state(self) -> dict:
         """``source``, ``online``, ``width``, ``height``, ``fps`` (frames/s arriving), ``keyboard``
         (True where ``type``/``key`` work) and ``error``, if any."""

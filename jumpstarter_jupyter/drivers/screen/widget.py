@@ -24,20 +24,21 @@ from typing import Any
 import traitlets
 
 from jumpstarter_jupyter.drivers.screen.common import Frame
-from jumpstarter_jupyter.jupyter.follow import Follower
+from jumpstarter_jupyter.jupyter.watcher import WidgetWatcher
 from jumpstarter_jupyter.jupyter.widget import DriverWidget
 
 MAX_FPS = 25.0  # the flusher's own rate: one frame per flush at most
 WINDOW = 3  # frames sent and not yet acknowledged: one drawn while the next ones travel
 STILL_PERIOD = 2.0  # seconds between syncs of the `still` trait while frames flow
 FRAME_WAIT = 1.0  # seconds each frame request waits for a change
-FOLLOWING = "following the screen"
+WATCHING = "watching the screen"
 
 
 class ScreenWidget(DriverWidget):
     """``dut.screen`` live: pause, snapshot to a file, frame-rate cap, keyboard while focused."""
 
     bundle = "screen"
+    summarized = ("width", "height", "source", "saved")
     paused = traitlets.Bool(False).tag(sync=True)
     max_fps = traitlets.Float(10.0).tag(sync=True)  # set by the view's menu; at most MAX_FPS
     still = traitlets.Bytes(b"").tag(sync=True)  # a recent picture, encoded (saved with the notebook)
@@ -49,11 +50,16 @@ class ScreenWidget(DriverWidget):
     keyboard = traitlets.Bool(False).tag(sync=True)  # the source takes typed input
     saved = traitlets.Unicode("").tag(sync=True)  # the file the last snapshot went to
 
+    def summarize(self) -> str:
+        """The picture's size and source; the last snapshot's file."""
+        text = f"screen {self.width}×{self.height}" + (f" ({self.source})" if self.source else "")
+        return text + (f"\nlast snapshot: {self.saved}" if self.saved else "")
+
     def __init__(self, client: Any, **kwargs: Any):
         super().__init__(client, **kwargs)
         self.frames_sent = 0  # tests and the bench read it
         self._frame_lock = threading.Lock()
-        self._wake = threading.Event()  # something changed that may let the follower fetch a frame
+        self._wake = threading.Event()  # something changed that may let the watcher fetch a frame
         self._credits = WINDOW  # frames the views may still be sent before they acknowledge one
         self._next: Frame | None = None
         self._seq = 0
@@ -62,26 +68,26 @@ class ScreenWidget(DriverWidget):
         self._sends: list[float] = []
         self._input = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jumpstarter-screen-input")
         self.observe(lambda _change: self._wake.set(), "paused")
-        self._follower = Follower(self, FOLLOWING, self._follow)
+        self._watcher = WidgetWatcher(self, WATCHING, self._follow)
 
-    # the follower: fetches a frame when the views are ready for one
-    def _follow(self, follower: Follower) -> None:
+    # the watcher: fetches a frame when the views are ready for one
+    def _follow(self, watcher: WidgetWatcher) -> None:
         state = self.client.state()
-        follower.update(source=str(state.get("source", "")), keyboard=bool(state.get("keyboard", False)))
-        while not follower.stopped.is_set():
+        watcher.update(source=str(state.get("source", "")), keyboard=bool(state.get("keyboard", False)))
+        while not watcher.stopped.is_set():
             self._wake.clear()
             if self.paused or not self._has_room():
                 self._wake.wait(0.5)  # sends, acknowledgements and resuming wake it
                 continue
             gap = self._sent_at + 1.0 / min(max(self.max_fps, 0.5), MAX_FPS) - time.monotonic()
-            if gap > 0 and follower.wait(gap):  # the frame-rate cap itself
+            if gap > 0 and watcher.wait(gap):  # the frame-rate cap itself
                 return
             frame = self.client.frame(self._seq, FRAME_WAIT)
             if frame is None:
                 continue
             with self._frame_lock:
                 self._next, self._seq = frame, frame.seq
-            follower.update()  # clears an earlier failure's banner
+            watcher.update()  # clears an earlier failure's banner
             self.poke()
 
     def _has_room(self) -> bool:
@@ -136,6 +142,6 @@ class ScreenWidget(DriverWidget):
 
     def stop(self) -> None:
         """Stop fetching frames and typing."""
-        self._follower.stop()
+        self._watcher.stop()
         self._wake.set()
         self._input.shutdown(wait=False)

@@ -41,6 +41,12 @@ const TEXTS = {
   can: (model) => [`${model.get("counts")?.frames ?? 0} frames`, ...(model.get("rows") || []).map((row) =>
     `${row.id}  ${row.dir}  [${row.dlc}]  ${row.data}  x${row.count}${row.message ? `  ${row.message}: ${row.signals}` : ""}`)]
     .join("\n"),
+  debugger: (model) => {
+    const status = model.get("status") || {};
+    return [`${status.state || "unknown"}${status.reason ? ` (${status.reason})` : ""}${status.pc ? ` pc ${status.pc}` : ""}`,
+      ...(model.get("registers") || []).map(([name, value, changed]) => `${name} = ${value}${changed ? "  (changed)" : ""}`),
+      ...(model.get("breakpoints") || []).map((b) => `${b.kind} at ${b.address} ${b.label}`)].join("\n");
+  },
   generic: (model) => (model.get("methods") || []).map((m) => {
     const result = (model.get("results") || {})[m.name];
     return result ? `${m.name}(): ${result}` : `${m.name}()`;

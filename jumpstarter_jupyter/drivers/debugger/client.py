@@ -141,8 +141,7 @@ class DebuggerClient(DriverClient):
         While gdb is attached it has the stub (halted on attach, continued by its ``detach``);
         this notebook's debugger calls wait until it has gone.
         """
-        forwarder = Forwarder(lambda: self.stream("connect"), local_port, self.display_path)
-        self._forwarders.add(forwarder)
+        forwarder = self._open_forward(local_port)
         print(f"{self.display_path}: a local gdb can attach: {self.gdb_command(forwarder.address)}\n"
               "(while it is attached, this notebook's debugger calls wait for it to detach)")
         try:
@@ -150,6 +149,15 @@ class DebuggerClient(DriverClient):
         finally:
             self._forwarders.discard(forwarder)
             forwarder.close()
+
+    def serve_gdb(self, local_port: int = 0) -> str:
+        """Keep a ``forward()`` open for a local gdb until this client closes; its gdb command line."""
+        return self.gdb_command(self._open_forward(local_port).address)
+
+    def _open_forward(self, local_port: int) -> Forwarder:
+        forwarder = Forwarder(lambda: self.stream("connect"), local_port, self.display_path)
+        self._forwarders.add(forwarder)
+        return forwarder
 
     def gdb_command(self, address: str) -> str:
         """The gdb-multiarch command line that attaches to ``address`` (a ``forward()``)."""

@@ -200,6 +200,7 @@ MEASUREMENTS = [
                 set(), {
         "ours": _debugger("ours"),
         "gdb": _debugger("gdb"),
+        "raw": _debugger("raw-gdb"),
     }, {"debugger_read": "value"}),
     Measurement("flood", "console flood at 1 MB/s into a displayed terminal, real kernel", set(), {
         "ours": _ours("ours-flood", "flood", FLOOD_SECONDS),

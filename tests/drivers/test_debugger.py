@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
-
 from support import serving, wait_for
+
 from jumpstarter_jupyter.client import DriverClient, connect
 from jumpstarter_jupyter.drivers.debugger import rsp
 from jumpstarter_jupyter.drivers.debugger.symbols import parse_map, resolve
@@ -50,8 +50,10 @@ class Guest:
 @pytest.fixture(scope="module", params=list(REGISTERS))
 def guest(request):
     build(request.param)
-    with serving(QemuBoard(arch=request.param), lease=LeasePolicy(required=True)) as exporter, \
-            connect(exporter.address) as dut:
+    with (
+        serving(QemuBoard(arch=request.param), lease=LeasePolicy(required=True)) as exporter,
+        connect(exporter.address) as dut,
+    ):
         dut.boot_to_shell(DEADLINE)
         pattern = "|".join(SYMBOLS)
         code, text = dut.run(f"grep -E ' ({pattern})$' /proc/kallsyms", DEADLINE)
@@ -121,9 +123,24 @@ def test_a_local_gdb_attaches_through_forward_and_prints_the_banner(guest):
     guest.debugger.remove("ksys_sync")
     address = hex(banner(guest))
     with guest.debugger.forward() as local:
-        gdb = subprocess.run(["gdb-multiarch", "-q", "-nx", "-batch", "-ex", f"target remote {local}",
-                              "-ex", f"x/s {address}", "-ex", "detach"],
-                             capture_output=True, text=True, timeout=DEADLINE, stdin=subprocess.DEVNULL)
+        gdb = subprocess.run(
+            [
+                "gdb-multiarch",
+                "-q",
+                "-nx",
+                "-batch",
+                "-ex",
+                f"target remote {local}",
+                "-ex",
+                f"x/s {address}",
+                "-ex",
+                "detach",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=DEADLINE,
+            stdin=subprocess.DEVNULL,
+        )
     assert address in gdb.stdout and '"Linux version 6.1' in gdb.stdout, gdb.stdout + gdb.stderr
     assert guest.debugger.state()["gdb"] == ""
     guest.dut.serial.expect("\nsynced", timeout=DEADLINE)  # gdb's detach let the guest run on
@@ -135,9 +152,15 @@ def test_a_watcher_sees_the_last_stop_but_is_refused_control(guest):
     held = holder.halt()
     with connect(guest.address, lease=False) as watcher:
         seen = watcher.debugger.snapshot()
-        assert seen["state"] == "halted" and dict(seen["registers"])[REGISTERS[guest.arch][0]] == hex(held["pc"])
-        for call in (watcher.debugger.step, watcher.debugger.resume, lambda: watcher.debugger.read_memory(0, 4),
-                     watcher.debugger.registers):
+        assert seen["state"] == "halted" and dict(seen["registers"])[REGISTERS[guest.arch][0]] == hex(
+            held["pc"]
+        )
+        for call in (
+            watcher.debugger.step,
+            watcher.debugger.resume,
+            lambda: watcher.debugger.read_memory(0, 4),
+            watcher.debugger.registers,
+        ):
             with pytest.raises(LeaseRequired):
                 call()
         holder.resume()
@@ -177,8 +200,9 @@ def test_example_probe_attaches_when_first_used_and_again_to_a_new_stub(tmp_path
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     config = tmp_path / "debug-probe.yaml"
-    config.write_text(EXAMPLE.read_text().replace("127.0.0.1:3333", f"127.0.0.1:{port}")
-                      .replace("/dev/ttyACM0", "loop://"))
+    config.write_text(
+        EXAMPLE.read_text().replace("127.0.0.1:3333", f"127.0.0.1:{port}").replace("/dev/ttyACM0", "loop://")
+    )
     stub = start_stub(port)
     try:
         with serving(build_tree(load_config(config))) as exporter, connect(exporter.address) as root:
@@ -194,7 +218,9 @@ def test_example_probe_attaches_when_first_used_and_again_to_a_new_stub(tmp_path
             stub = start_stub(port)
             state = wait_for(lambda: attempt(probe.registers), DEADLINE, "the new stub to listen")
             assert state["rip"] == 0xFFF0
-            assert probe.state()["notice"] == "the stub is new: attached again (breakpoints set before are gone)"
+            assert (
+                probe.state()["notice"] == "the stub is new: attached again (breakpoints set before are gone)"
+            )
     finally:
         stub.kill()
         stub.wait(DEADLINE)
@@ -202,9 +228,26 @@ def test_example_probe_attaches_when_first_used_and_again_to_a_new_stub(tmp_path
 
 def start_stub(port: int) -> subprocess.Popen:
     """QEMU held at reset (-S) with its gdbstub on 127.0.0.1:port, nothing else."""
-    return subprocess.Popen(["qemu-system-x86_64", "-M", "pc", "-accel", "tcg", "-m", "64M", "-nodefaults",
-                             "-display", "none", "-S", "-gdb", f"tcp:127.0.0.1:{port}"],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [
+            "qemu-system-x86_64",
+            "-M",
+            "pc",
+            "-accel",
+            "tcg",
+            "-m",
+            "64M",
+            "-nodefaults",
+            "-display",
+            "none",
+            "-S",
+            "-gdb",
+            f"tcp:127.0.0.1:{port}",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def attempt(call):
@@ -227,9 +270,24 @@ def local_gdb(endpoint: str, command: str) -> str:
             shell.run_line_magic("jmp", "gdb board.debugger")
         line = re.search(r"gdb-multiarch -ex 'target remote (\S+)'", printed.getvalue())
         assert line, printed.getvalue()
-        gdb = subprocess.run(["gdb-multiarch", "-q", "-nx", "-batch", "-ex", f"target remote {line.group(1)}",
-                              "-ex", command, "-ex", "disconnect"],
-                             capture_output=True, text=True, timeout=DEADLINE, stdin=subprocess.DEVNULL)
+        gdb = subprocess.run(
+            [
+                "gdb-multiarch",
+                "-q",
+                "-nx",
+                "-batch",
+                "-ex",
+                f"target remote {line.group(1)}",
+                "-ex",
+                command,
+                "-ex",
+                "disconnect",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=DEADLINE,
+            stdin=subprocess.DEVNULL,
+        )
     finally:
         shell.run_line_magic("unload_ext", "jumpstarter_jupyter")
     return " ".join(gdb.stdout.strip().splitlines()[-1].split()[:2])

@@ -24,7 +24,9 @@ RESUMES = (b"c", b"C", b"s", b"S", b"vCont;")
 class GdbRelay:
     """The byte stream ``GdbServer.connect`` returns: one gdb session over the driver's connection."""
 
-    description = "a local gdb is attached through forward(): the notebook's debugger calls wait until it detaches"
+    description = (
+        "a local gdb is attached through forward(): the notebook's debugger calls wait until it detaches"
+    )
 
     def __init__(self, driver: GdbServer):
         self.driver = driver

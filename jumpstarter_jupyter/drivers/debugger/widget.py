@@ -33,29 +33,37 @@ class DebuggerWidget(DriverWidget):
 
     def __init__(self, client: DebuggerClient, **kwargs: Any):
         super().__init__(client, **kwargs)
-        self._label = ""
+        self._view_label = ""
         self._follower = Follower(self, "following the debugger", self._follow)
 
     def _follow(self, follower: Follower) -> None:
         snapshots = self.client.watch()
         try:
             for snapshot in snapshots:
-                follower.update(**self._traits(snapshot))
+                follower.update(**self._view_of(snapshot))
                 if follower.stopped.is_set():
                     return
         finally:
             snapshots.close()
 
-    def _traits(self, snapshot: dict) -> dict[str, Any]:
+    def _view_of(self, snapshot: dict) -> dict[str, Any]:
         changed = set(snapshot["changed"])
-        status = {k: snapshot.get(k) or "" for k in ("state", "reason", "notice", "gdb", "architecture", "pc")}
+        status = {
+            k: snapshot.get(k) or "" for k in ("state", "reason", "notice", "gdb", "architecture", "pc")
+        }
         if snapshot.get("error"):
             status["reason"] = f"{status['reason']}; {snapshot['error']}"
-        return {"status": status, "registers": [[n, v or "unavailable", n in changed] for n, v in snapshot["registers"]],
-                "code": self._code(snapshot), "memory": self._memory(snapshot.get("memory")),
-                "breakpoints": [{k: b[k] for k in ("id", "kind", "address", "label")} for b in snapshot["breakpoints"]]}
+        return {
+            "status": status,
+            "registers": [[n, v or "unavailable", n in changed] for n, v in snapshot["registers"]],
+            "code": self._code_lines(snapshot),
+            "memory": self._memory_rows(snapshot.get("memory")),
+            "breakpoints": [
+                {k: b[k] for k in ("id", "kind", "address", "label")} for b in snapshot["breakpoints"]
+            ],
+        }
 
-    def _code(self, snapshot: dict) -> list[list[Any]]:
+    def _code_lines(self, snapshot: dict) -> list[list[Any]]:
         if not snapshot.get("code") or not snapshot["code"].get("hex"):
             return []
         pc = int(snapshot["pc"], 16) if snapshot.get("pc") else -1
@@ -65,13 +73,19 @@ class DebuggerWidget(DriverWidget):
             return [["", "", "", str(exc), False]]
         return [[hex(address), symbol, raw, text, address == pc] for address, raw, text, symbol in lines]
 
-    def _memory(self, memory: dict | None) -> dict[str, Any]:
+    def _memory_rows(self, memory: dict | None) -> dict[str, Any]:
         if not memory:
             return {}
         data, start = bytes.fromhex(memory["hex"]), int(memory["address"], 16)
-        rows = [[f"{start + i:x}", " ".join(f"{b:02x}" for b in data[i:i + ROW]),
-                 "".join(chr(b) if b in PRINTABLE else "." for b in data[i:i + ROW])] for i in range(0, len(data), ROW)]
-        label = self._label or self.client.symbolize(start)
+        rows = [
+            [
+                f"{start + i:x}",
+                " ".join(f"{b:02x}" for b in data[i : i + ROW]),
+                "".join(chr(b) if b in PRINTABLE else "." for b in data[i : i + ROW]),
+            ]
+            for i in range(0, len(data), ROW)
+        ]
+        label = self._view_label or self.client.symbolize(start)
         return {"address": memory["address"], "label": label, "rows": rows, "error": memory["error"]}
 
     # the front end's buttons
@@ -85,7 +99,7 @@ class DebuggerWidget(DriverWidget):
         self.client.step(int(count))
 
     def action_view(self, where: str, size: int = 0) -> None:
-        self._label = where if not where.strip().lower().startswith("0x") else ""
+        self._view_label = where if not where.strip().lower().startswith("0x") else ""
         self.client.view(where.strip(), int(size))
 
     def action_breakpoint(self, where: str) -> None:

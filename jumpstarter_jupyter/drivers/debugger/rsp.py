@@ -15,6 +15,7 @@ their reply; :func:`parse_target` reads a target description (``qXfer:features:r
 
 from __future__ import annotations
 
+import logging
 import queue
 import re
 import socket
@@ -23,6 +24,7 @@ import xml.etree.ElementTree as ElementTree
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+logger = logging.getLogger(__name__)
 INTERRUPT = b"\x03"
 DEFAULT_PACKET_SIZE = 400  # what the manual lets a client assume without a PacketSize feature
 STOP_KINDS = "TSWX"
@@ -245,7 +247,12 @@ class RspConnection:
             if self.ack_mode:
                 self._send(b"+")
             payload = decode(payload)
-            if not self._on_packet(payload):
+            try:
+                consumed = self._on_packet(payload)
+            except ValueError:  # a malformed stop reply or console output: keep reading
+                logger.warning("the stub sent a malformed packet: %r", payload[:80])
+                consumed = True
+            if not consumed:
                 self._replies.put(payload)
 
     def _send(self, data: bytes) -> None:
@@ -259,8 +266,12 @@ class RspConnection:
         packet = frame(payload)
         for _ in range(3):
             self._send(packet)
-            if not self.ack_mode or self._acks.get(timeout=self.timeout) == b"+":
-                return
+            try:
+                if not self.ack_mode or self._acks.get(timeout=self.timeout) == b"+":
+                    return
+            except queue.Empty:
+                what = payload[:24].decode(errors="replace")
+                raise TimeoutError(f"the stub did not acknowledge {what!r} within {self.timeout} s") from None
         raise RspError(f"the stub refused {payload[:20]!r} three times (bad checksums on the line?)")
 
     def request(self, payload: bytes, timeout: float | None = None) -> bytes:

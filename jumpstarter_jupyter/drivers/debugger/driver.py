@@ -74,6 +74,7 @@ class GdbServer(Driver):
             self._token = token
             with self.changed:
                 self._status, self._reason = "attaching", f"connecting to {self.address}"
+            session = None
             try:
                 session = Session(
                     open_socket(self.address, self.timeout),
@@ -84,6 +85,9 @@ class GdbServer(Driver):
                 self._session = session
                 stop = session.why()
             except (OSError, RuntimeError, ValueError) as exc:
+                self._token = None  # the failed connection's end is not news
+                if session is not None:
+                    session.close("attaching failed")
                 self._set_detached(f"cannot attach to {self.address}: {exc}")
                 raise ConnectionError(f"cannot attach to the stub at {self.address}: {exc}") from None
             self._breakpoints.clear()

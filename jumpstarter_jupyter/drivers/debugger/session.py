@@ -61,6 +61,14 @@ class Session:
         timeout: float,
     ):
         self.link = RspConnection(sock, on_packet, on_close, timeout)
+        try:
+            self._handshake()
+        except BaseException:
+            self.link.close("the handshake failed")
+            raise
+
+    def _handshake(self) -> None:
+        """Features, no-ack mode where offered, and the target description."""
         self.features = self._supported()
         self.packet_size = int(self.features.get("PacketSize", f"{DEFAULT_PACKET_SIZE:x}"), 16)
         if self.features.get("QStartNoAckMode") == "+":

@@ -152,7 +152,8 @@ class GdbServer(Driver):
                 self._reason = reason or ("step" if self._expecting == "step" else stop.describe())
             self._expecting = ""
             self._stops += 1
-            self._version += 1
+            if stop.kind in "WX":
+                self._version += 1  # a halt is published with its snapshot (and the breakpoint it names)
             self.changed.notify()
             number = self._stops
         if stop.kind not in "WX":

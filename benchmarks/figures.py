@@ -33,13 +33,15 @@ class Sizes:
     can_burst_upstream: float = 0.1  # upstream receives ~1 000 frames/s: its burst is shorter
     screen_seconds: float = 20.0  # how long the live screen view is watched
     screen_snapshots: int = 50  # QEMU screen snapshots timed
+    debugger_read: int = MiB  # guest memory read per round through the debugger
+    debugger_rounds: int = 5  # reads per client process (the median counts)
 
     @classmethod
     def quick(cls) -> Sizes:
         # the same code paths with less work, so `make test` stays quick
         return cls(calls=300, stream=16 * MiB, flash=16 * MiB, tree=200, clients=8, channel_processes=2, channels=8,
                    storm=1000, seconds=0.5, flood_seconds=3.0, can_round_trips=30, can_burst_ours=0.1,
-                   can_burst_upstream=0.02, screen_seconds=3.0, screen_snapshots=5)
+                   can_burst_upstream=0.02, screen_seconds=3.0, screen_snapshots=5, debugger_rounds=1)
 
 
 Medians = dict[str, dict[str, float]]  # row key -> side -> median
@@ -132,6 +134,12 @@ FLOOD_SECONDS = lambda b: b.sizes.flood_seconds  # noqa: E731
 CAN_ROUND_TRIPS = lambda b: b.sizes.can_round_trips  # noqa: E731
 
 
+def _debugger(side: str) -> Command:
+    """Both sides read through the same exporter's QEMU board (its gdbstub has one connection)."""
+    return lambda b: b.command("ours", "debugger.py", [side, b.address("ours-qemu"), str(b.sizes.debugger_read),
+                                                       str(b.sizes.debugger_rounds)])
+
+
 def _group(service: str) -> Callable:
     """The process group of a service (its CPU is counted); services start their own session."""
     return lambda b: b.service(service).process.pid
@@ -196,6 +204,12 @@ MEASUREMENTS = [
     Measurement("screen_snapshot", "QEMU screen snapshot() (QMP screendump, PNG) at the login prompt", set(), {
         "ours": lambda b: b.command("ours", "ours.py", ["screen-snapshot", "-", str(b.sizes.screen_snapshots)]),
     }, {"screen_snapshot": "value"}),
+    Measurement("debugger", "1 MiB of QEMU guest memory through the gdbstub: read_memory vs gdb-multiarch dump",
+                set(), {
+        "ours": _debugger("ours"),
+        "gdb": _debugger("gdb"),
+        "raw": _debugger("raw-gdb"),
+    }, {"debugger_read": "value"}),
     Measurement("flood", "console flood at 1 MB/s into a displayed terminal, real kernel", set(), {
         "ours": _ours("ours-flood", "flood", FLOOD_SECONDS),
     }, {"flood_msgs": "value", "flood_rss": "rss_growth_mb", "flood_p99": "cell_p99_ms"}),
@@ -258,6 +272,8 @@ ROWS = [
     Row("screen_kernel_cpu", "screen: kernel CPU while the view runs (% of one core)", "%",
         [below("screen_kernel_cpu", 50, "%")]),
     Row("screen_snapshot", "QEMU screen snapshot() (median)", "ms", [below("screen_snapshot", 100, "ms")]),
+    Row("debugger_read", "debugger: read 1 MiB of guest memory", "MB/s",
+        [ratio_at_least("debugger_read", "gdb", 0.5)]),  # the time <= 2x gdb-multiarch's
     Row("flood_msgs", "flood: comm msgs/s per widget (IOPub limit 1 000)", "msg/s", [at_most("flood_msgs", 30, "msg/s")]),
     Row("flood_rss", "flood: kernel RSS growth", "MB", [below("flood_rss", 50, "MB")]),
     Row("flood_p99", "flood: trivial cell p99 latency", "ms", [below("flood_p99", 100, "ms")]),

@@ -81,6 +81,8 @@ class Bench:
             return services.flood_source(self.sizes.flood_rate)
         if name == "ours-flood":
             return services.our_exporter(self.flood_config())
+        if name == "ours-qemu":
+            return services.our_exporter(self.qemu_config())
         raise KeyError(name)
 
     def config(self) -> str:
@@ -115,6 +117,15 @@ class Bench:
         config = yaml.safe_load((services.HERE / "bench.yaml").read_text())
         config["export"] = {"serial": {**config["export"]["serial"], "config": {"url": self.address("flood-source")}}}
         return self._write("flood.yaml", config)
+
+    def qemu_config(self) -> str:
+        """An x86_64 QEMU board whose CPU waits for the debugger at power on (nothing boots)."""
+        from jumpstarter_jupyter.drivers.qemu.images import build
+
+        build("x86_64")
+        config = yaml.safe_load((services.HERE / "bench.yaml").read_text())
+        config["export"] = {"dut": {"type": "QemuBoard", "config": {"gdb_wait": True}}}
+        return self._write("qemu.yaml", config)
 
     def image(self) -> str:
         """The file flashed through the storage mux (incompressible, ``sizes.flash`` bytes)."""

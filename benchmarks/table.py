@@ -16,6 +16,8 @@ def render(result: dict) -> str:
             raw += f" (aio {_number(sides['raw aio']['median'])})"
         if "raw socket" in sides:
             raw += f" (socket {_number(sides['raw socket']['median'])})"
+        for side in sorted(set(sides) - {"ours", "upstream", "raw", "raw aio", "raw socket"}):
+            raw += f" ({side} {_number(sides[side]['median'])})"  # another comparison, e.g. gdb through a forward
         lines.append([
             row["title"], row["unit"],
             _number(sides.get("ours", {}).get("median")), _number(sides.get("upstream", {}).get("median")), raw,

@@ -7,21 +7,29 @@ leases, so the test's client holds the board and a second client watches. The gu
 
 from __future__ import annotations
 
+import contextlib
+import io
+import re
+import socket
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
+from IPython.core.interactiveshell import InteractiveShell
+from support import serving, wait_for
 
-from support import serving
 from jumpstarter_jupyter.client import DriverClient, connect
 from jumpstarter_jupyter.drivers.debugger import rsp
 from jumpstarter_jupyter.drivers.debugger.symbols import parse_map, resolve
 from jumpstarter_jupyter.drivers.qemu.driver import QemuBoard
 from jumpstarter_jupyter.drivers.qemu.images import build
 from jumpstarter_jupyter.errors import DriverError, LeaseRequired
+from jumpstarter_jupyter.exporter import build_tree, load_config
 from jumpstarter_jupyter.exporter.leases import LeasePolicy
 
 DEADLINE = 60.0
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "debug-probe.yaml"
 REGISTERS = {"x86_64": ("rip", "rsp"), "aarch64": ("pc", "sp")}
 # the banner, a function only the `sync` command reaches, the end of the kernel's code
 SYMBOLS = ("linux_banner", "ksys_sync", "_etext")
@@ -42,8 +50,10 @@ class Guest:
 @pytest.fixture(scope="module", params=list(REGISTERS))
 def guest(request):
     build(request.param)
-    with serving(QemuBoard(arch=request.param), lease=LeasePolicy(required=True)) as exporter, \
-            connect(exporter.address) as dut:
+    with (
+        serving(QemuBoard(arch=request.param), lease=LeasePolicy(required=True)) as exporter,
+        connect(exporter.address) as dut,
+    ):
         dut.boot_to_shell(DEADLINE)
         pattern = "|".join(SYMBOLS)
         code, text = dut.run(f"grep -E ' ({pattern})$' /proc/kallsyms", DEADLINE)
@@ -113,9 +123,24 @@ def test_a_local_gdb_attaches_through_forward_and_prints_the_banner(guest):
     guest.debugger.remove("ksys_sync")
     address = hex(banner(guest))
     with guest.debugger.forward() as local:
-        gdb = subprocess.run(["gdb-multiarch", "-q", "-nx", "-batch", "-ex", f"target remote {local}",
-                              "-ex", f"x/s {address}", "-ex", "detach"],
-                             capture_output=True, text=True, timeout=DEADLINE, stdin=subprocess.DEVNULL)
+        gdb = subprocess.run(
+            [
+                "gdb-multiarch",
+                "-q",
+                "-nx",
+                "-batch",
+                "-ex",
+                f"target remote {local}",
+                "-ex",
+                f"x/s {address}",
+                "-ex",
+                "detach",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=DEADLINE,
+            stdin=subprocess.DEVNULL,
+        )
     assert address in gdb.stdout and '"Linux version 6.1' in gdb.stdout, gdb.stdout + gdb.stderr
     assert guest.debugger.state()["gdb"] == ""
     guest.dut.serial.expect("\nsynced", timeout=DEADLINE)  # gdb's detach let the guest run on
@@ -127,9 +152,15 @@ def test_a_watcher_sees_the_last_stop_but_is_refused_control(guest):
     held = holder.halt()
     with connect(guest.address, lease=False) as watcher:
         seen = watcher.debugger.snapshot()
-        assert seen["state"] == "halted" and dict(seen["registers"])[REGISTERS[guest.arch][0]] == hex(held["pc"])
-        for call in (watcher.debugger.step, watcher.debugger.resume, lambda: watcher.debugger.read_memory(0, 4),
-                     watcher.debugger.registers):
+        assert seen["state"] == "halted" and dict(seen["registers"])[REGISTERS[guest.arch][0]] == hex(
+            held["pc"]
+        )
+        for call in (
+            watcher.debugger.step,
+            watcher.debugger.resume,
+            lambda: watcher.debugger.read_memory(0, 4),
+            watcher.debugger.registers,
+        ):
             with pytest.raises(LeaseRequired):
                 call()
         holder.resume()
@@ -152,6 +183,7 @@ def test_gdb_wait_holds_the_cpu_at_power_on_and_each_power_on_attaches_anew():
         assert state["state"] == "halted" and state["pc"] == 0xFFF0  # x86's reset vector
         assert "held at power on" in state["notice"]
         assert dut.debugger.step(2)["pc"] != 0xFFF0
+        assert local_gdb(exporter.address, "info registers rip") == f"rip {dut.debugger.state()['pc']:#x}"
         dut.debugger.resume()
         dut.serial.expect("Linux version", timeout=DEADLINE)
         dut.power.off()
@@ -159,6 +191,106 @@ def test_gdb_wait_holds_the_cpu_at_power_on_and_each_power_on_attaches_anew():
         dut.power.on()
         assert dut.debugger.wait_for_stop(DEADLINE)["stops"] == 1  # a new gdbstub, a new session
         dut.power.off()
+
+
+def test_example_probe_attaches_when_first_used_and_again_to_a_new_stub(tmp_path):
+    """examples/debug-probe.yaml against a bare QEMU gdbstub on TCP, as a probe's GDB server."""
+    build("x86_64")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = tmp_path / "debug-probe.yaml"
+    config.write_text(
+        EXAMPLE.read_text().replace("127.0.0.1:3333", f"127.0.0.1:{port}").replace("/dev/ttyACM0", "loop://")
+    )
+    stub = start_stub(port)
+    try:
+        with serving(build_tree(load_config(config))) as exporter, connect(exporter.address) as root:
+            probe = root.probe
+            assert probe.state()["reason"] == "not attached yet"
+            state = wait_for(lambda: attempt(probe.halt), DEADLINE, "the stub to listen")
+            assert state["pc"] == 0xFFF0 and state["notice"] == "attached"
+            probe.serial.sendline("hello probe")
+            assert probe.serial.expect("hello probe", timeout=DEADLINE) == 0
+            stub.kill()
+            stub.wait(DEADLINE)
+            wait_for(lambda: probe.state()["state"] == "detached", DEADLINE, "the stub's end to be seen")
+            stub = start_stub(port)
+            state = wait_for(lambda: attempt(probe.registers), DEADLINE, "the new stub to listen")
+            assert state["rip"] == 0xFFF0
+            assert (
+                probe.state()["notice"] == "the stub is new: attached again (breakpoints set before are gone)"
+            )
+    finally:
+        stub.kill()
+        stub.wait(DEADLINE)
+
+
+def start_stub(port: int) -> subprocess.Popen:
+    """QEMU held at reset (-S) with its gdbstub on 127.0.0.1:port, nothing else."""
+    return subprocess.Popen(
+        [
+            "qemu-system-x86_64",
+            "-M",
+            "pc",
+            "-accel",
+            "tcg",
+            "-m",
+            "64M",
+            "-nodefaults",
+            "-display",
+            "none",
+            "-S",
+            "-gdb",
+            f"tcp:127.0.0.1:{port}",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def attempt(call):
+    """``call()``, or None while the stub does not listen yet."""
+    try:
+        return call()
+    except DriverError as exc:
+        if "Connection refused" in str(exc):
+            return None
+        raise
+
+
+def local_gdb(endpoint: str, command: str) -> str:
+    """``%jmp gdb`` in an IPython shell, then the gdb it prints running ``command``: its answer."""
+    shell = InteractiveShell.instance()
+    shell.run_line_magic("load_ext", "jumpstarter_jupyter")
+    try:
+        shell.run_line_magic("jmp", f"connect {endpoint} --name board;")
+        with contextlib.redirect_stdout(io.StringIO()) as printed:
+            shell.run_line_magic("jmp", "gdb board.debugger")
+        line = re.search(r"gdb-multiarch -ex 'target remote (\S+)'", printed.getvalue())
+        assert line, printed.getvalue()
+        gdb = subprocess.run(
+            [
+                "gdb-multiarch",
+                "-q",
+                "-nx",
+                "-batch",
+                "-ex",
+                f"target remote {line.group(1)}",
+                "-ex",
+                command,
+                "-ex",
+                "disconnect",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=DEADLINE,
+            stdin=subprocess.DEVNULL,
+        )
+    finally:
+        shell.run_line_magic("unload_ext", "jumpstarter_jupyter")
+    return " ".join(gdb.stdout.strip().splitlines()[-1].split()[:2])
 
 
 def test_packets_checksums_escapes_and_run_length_encoding():

@@ -59,7 +59,7 @@ class DebuggerClient(DriverClient):
         return _ints(self.call("state"))
 
     def snapshot(self) -> dict:
-        """What the exporter read at the last stop (registers, code, memory view, breakpoints), for every viewer."""
+        """What the exporter read at the last stop (registers, code, memory, breakpoints): every viewer's."""
         return self.call("snapshot")
 
     def watch(self) -> Iterator[dict]:
@@ -85,7 +85,9 @@ class DebuggerClient(DriverClient):
 
     def registers(self) -> dict[str, int | None]:
         """Every register of the target's own description, read now: name -> value (None: unavailable)."""
-        return {name: None if value is None else int(value, 16) for name, value in self.call("registers").items()}
+        return {
+            name: None if value is None else int(value, 16) for name, value in self.call("registers").items()
+        }
 
     def read_memory(self, address: int | str, size: int) -> bytes:
         """``size`` bytes at ``address`` (an int, hex text or a symbol) of the halted target."""
@@ -100,11 +102,11 @@ class DebuggerClient(DriverClient):
         self.call("write_memory", hex(self.address(address)), base64.b64encode(bytes(data)).decode())
 
     def breakpoint(self, address: int | str, hardware: bool = False) -> dict:
-        """Break at ``address`` (a symbol names the breakpoint for every viewer); a running target keeps running."""
+        """Break at ``address`` (a symbol names it for every viewer); a running target keeps running."""
         return self.call("breakpoint", hex(self.address(address)), self._label(address), bool(hardware))
 
     def watchpoint(self, address: int | str, size: int, kind: str = "write") -> dict:
-        """Stop when ``size`` bytes at ``address`` are written (``kind`` ``write``, ``read`` or ``access``)."""
+        """Stop when ``size`` bytes at ``address`` are written (``kind``: ``write``, ``read``, ``access``)."""
         return self.call("watchpoint", hex(self.address(address)), int(size), kind, self._label(address))
 
     def remove(self, address: int | str) -> list[str]:
@@ -114,23 +116,30 @@ class DebuggerClient(DriverClient):
         return self.call("remove", hex(self.address(address)))
 
     def view(self, address: int | str, size: int = 0) -> dict:
-        """Show ``size`` bytes at ``address`` in the memory view (read at every stop, seen by every viewer)."""
+        """Show ``size`` bytes at ``address`` in the memory view (read at each stop, seen by every viewer)."""
         return self.call("view", hex(self.address(address)), int(size))
 
     def _label(self, address: int | str) -> str:
-        return address if isinstance(address, str) and not address.strip().startswith(("0x", "0X")) \
-            and not address.strip().isdigit() else ""
+        return (
+            address
+            if isinstance(address, str)
+            and not address.strip().startswith(("0x", "0X"))
+            and not address.strip().isdigit()
+            else ""
+        )
 
     # disassembly
     def disassemble(self, snapshot: dict | None = None, count: int = 16) -> list[tuple[int, str, str, str]]:
-        """The instructions at the PC of ``snapshot`` (default: the last stop's): (address, bytes, text, symbol)."""
+        """Instructions at the PC of ``snapshot`` (default: the last stop): (address, bytes, text, symbol)."""
         from jumpstarter_jupyter.drivers.debugger.disassembly import disassemble
 
         snapshot = snapshot or self.snapshot()
         code = snapshot.get("code")
         if not code or not code.get("hex"):
             return []
-        lines = disassemble(snapshot["architecture"], bytes.fromhex(code["hex"]), int(code["address"], 16), count)
+        lines = disassemble(
+            snapshot["architecture"], bytes.fromhex(code["hex"]), int(code["address"], 16), count
+        )
         return [(address, raw, text, self.symbolize(address)) for address, raw, text in lines]
 
     # a local gdb
@@ -141,15 +150,25 @@ class DebuggerClient(DriverClient):
         While gdb is attached it has the stub (halted on attach, continued by its ``detach``);
         this notebook's debugger calls wait until it has gone.
         """
-        forwarder = Forwarder(lambda: self.stream("connect"), local_port, self.display_path)
-        self._forwarders.add(forwarder)
-        print(f"{self.display_path}: a local gdb can attach: {self.gdb_command(forwarder.address)}\n"
-              "(while it is attached, this notebook's debugger calls wait for it to detach)")
+        forwarder = self._open_forward(local_port)
+        print(
+            f"{self.display_path}: a local gdb can attach: {self.gdb_command(forwarder.address)}\n"
+            "(while it is attached, this notebook's debugger calls wait for it to detach)"
+        )
         try:
             yield forwarder.address
         finally:
             self._forwarders.discard(forwarder)
             forwarder.close()
+
+    def serve_gdb(self, local_port: int = 0) -> str:
+        """Keep a ``forward()`` open for a local gdb until this client closes; its gdb command line."""
+        return self.gdb_command(self._open_forward(local_port).address)
+
+    def _open_forward(self, local_port: int) -> Forwarder:
+        forwarder = Forwarder(lambda: self.stream("connect"), local_port, self.display_path)
+        self._forwarders.add(forwarder)
+        return forwarder
 
     def gdb_command(self, address: str) -> str:
         """The gdb-multiarch command line that attaches to ``address`` (a ``forward()``)."""

@@ -10,7 +10,7 @@ def _engine(architecture: str) -> Any:
         import capstone
     except ImportError:
         raise ImportError("disassembly needs capstone: pip install 'jumpstarter-jupyter[debug]'") from None
-    arm64 = getattr(capstone, "CS_ARCH_ARM64", None) or getattr(capstone, "CS_ARCH_AARCH64")
+    arm64 = getattr(capstone, "CS_ARCH_ARM64", None) or capstone.CS_ARCH_AARCH64
     modes = {
         "i386:x86-64": (capstone.CS_ARCH_X86, capstone.CS_MODE_64),
         "i386": (capstone.CS_ARCH_X86, capstone.CS_MODE_32),
@@ -25,7 +25,7 @@ def _engine(architecture: str) -> Any:
 
 
 def disassemble(architecture: str, code: bytes, address: int, count: int = 16) -> list[tuple[int, str, str]]:
-    """Up to ``count`` instructions of ``code`` (at ``address``): (address, hex bytes, ``mnemonic operands``)."""
+    """Up to ``count`` instructions of ``code`` at ``address``: (address, hex bytes, ``mnemonic args``)."""
     lines = []
     for insn in _engine(architecture).disasm(code, address):
         lines.append((insn.address, insn.bytes.hex(), f"{insn.mnemonic} {insn.op_str}".strip()))

@@ -52,7 +52,13 @@ class GdbServer(Driver):
         self._stops = 0  # stops seen; the snapshot says which one it shows
         self._expecting = ""  # "step" or "halt": what the next stop answers
         self._version = 0
-        self._snapshot: dict[str, Any] = {"stop": 0, "registers": [], "changed": [], "code": None, "memory": None}
+        self._snapshot: dict[str, Any] = {
+            "stop": 0,
+            "registers": [],
+            "changed": [],
+            "code": None,
+            "memory": None,
+        }
         self._breakpoints: dict[str, dict[str, Any]] = {}
         self._view: tuple[int, int] | None = None
         self.relay: Any = None  # the local gdb's session (relay.GdbRelay) while one is attached
@@ -68,12 +74,20 @@ class GdbServer(Driver):
             self._token = token
             with self.changed:
                 self._status, self._reason = "attaching", f"connecting to {self.address}"
+            session = None
             try:
-                session = Session(open_socket(self.address, self.timeout), lambda p: self._on_packet(token, p),
-                                  lambda reason: self._on_close(token, reason), self.timeout)
+                session = Session(
+                    open_socket(self.address, self.timeout),
+                    lambda p: self._on_packet(token, p),
+                    lambda reason: self._on_close(token, reason),
+                    self.timeout,
+                )
                 self._session = session
                 stop = session.why()
             except (OSError, RuntimeError, ValueError) as exc:
+                self._token = None  # the failed connection's end is not news
+                if session is not None:
+                    session.close("attaching failed")
                 self._set_detached(f"cannot attach to {self.address}: {exc}")
                 raise ConnectionError(f"cannot attach to the stub at {self.address}: {exc}") from None
             self._breakpoints.clear()
@@ -94,7 +108,9 @@ class GdbServer(Driver):
         """The live session (call holding ``_io``), attaching anew if the stub went away."""
         if self._session is None or self._session.link.closed:
             known = self._session is not None
-            self.attach("the stub is new: attached again (breakpoints set before are gone)" if known else "attached")
+            self.attach(
+                "the stub is new: attached again (breakpoints set before are gone)" if known else "attached"
+            )
         return self._session
 
     def _set_detached(self, reason: str) -> None:
@@ -115,7 +131,9 @@ class GdbServer(Driver):
         if token is not getattr(self, "_token", None) or self._status != "running":
             return False
         if payload[:1] == b"O" and payload != b"OK":
-            self.logger.info("target output: %s", bytes.fromhex(payload[1:].decode()).decode(errors="replace"))
+            self.logger.info(
+                "target output: %s", bytes.fromhex(payload[1:].decode()).decode(errors="replace")
+            )
             return True
         if payload[:1] not in b"TSWX" or not payload:
             return False
@@ -134,12 +152,14 @@ class GdbServer(Driver):
                 self._reason = reason or ("step" if self._expecting == "step" else stop.describe())
             self._expecting = ""
             self._stops += 1
-            self._version += 1
+            if stop.kind in "WX":
+                self._version += 1  # a halt is published with its snapshot (and the breakpoint it names)
             self.changed.notify()
             number = self._stops
         if stop.kind not in "WX":
-            threading.Thread(target=self._refresh, args=(self._session, number), name="gdb snapshot",
-                             daemon=True).start()
+            threading.Thread(
+                target=self._refresh, args=(self._session, number), name="gdb snapshot", daemon=True
+            ).start()
 
     # the published snapshot
     def _refresh(self, session: Session, number: int) -> None:
@@ -147,7 +167,13 @@ class GdbServer(Driver):
         with self._io:
             if session is not self._session:
                 return  # a stop of a connection replaced since
-            snapshot: dict[str, Any] = {"stop": number, "registers": [], "changed": [], "code": None, "memory": None}
+            snapshot: dict[str, Any] = {
+                "stop": number,
+                "registers": [],
+                "changed": [],
+                "code": None,
+                "memory": None,
+            }
             try:
                 if self._status == "halted" and self._stops == number and not session.link.closed:
                     self._read_snapshot(session, snapshot)
@@ -155,7 +181,9 @@ class GdbServer(Driver):
                 snapshot["error"] = f"reading the target failed: {exc}"
             with self.changed:
                 previous = dict(self._snapshot["registers"])
-                snapshot["changed"] = [n for n, v in snapshot["registers"] if n in previous and previous[n] != v]
+                snapshot["changed"] = [
+                    n for n, v in snapshot["registers"] if n in previous and previous[n] != v
+                ]
                 self._snapshot = snapshot
                 self._version += 1
                 self.changed.notify()
@@ -163,8 +191,11 @@ class GdbServer(Driver):
     def _read_snapshot(self, session: Session, snapshot: dict[str, Any]) -> None:
         widths = {r.name: r.bitsize for r in session.target.registers}
         values = session.registers()
-        snapshot["registers"] = [(name, _hex(value, widths[name])) for name, value in values.items()
-                                 if widths[name] <= SNAPSHOT_REGISTER_BITS]
+        snapshot["registers"] = [
+            (name, _hex(value, widths[name]))
+            for name, value in values.items()
+            if widths[name] <= SNAPSHOT_REGISTER_BITS
+        ]
         pc = values.get(session.arch.pc)
         if pc is not None:
             hit = next((b for b in self._breakpoints.values() if b["address"] == pc and b["type"] < 2), None)
@@ -188,32 +219,44 @@ class GdbServer(Driver):
         session = self._session
         arch = session.arch if session is not None else None
         registers = dict(self._snapshot["registers"]) if self._snapshot["stop"] == self._stops else {}
-        return {"state": self._status, "reason": self._reason, "notice": self._notice, "address": self.address,
-                "architecture": session.target.architecture if session is not None else "",
-                "pc": registers.get(arch.pc) if arch else None, "sp": registers.get(arch.sp) if arch else None,
-                "stops": self._stops, "gdb": self.relay.description if self.relay is not None else ""}
+        return {
+            "state": self._status,
+            "reason": self._reason,
+            "notice": self._notice,
+            "address": self.address,
+            "architecture": session.target.architecture if session is not None else "",
+            "pc": registers.get(arch.pc) if arch else None,
+            "sp": registers.get(arch.sp) if arch else None,
+            "stops": self._stops,
+            "gdb": self.relay.description if self.relay is not None else "",
+        }
 
     @export(readonly=True)
     def state(self) -> dict:
-        """``state`` (detached, running, halted), ``reason`` of the last stop, ``pc``/``sp`` (hex), ``notice``."""
+        """``state`` (detached, running, halted), why it stopped, ``pc``/``sp`` (hex), ``notice``."""
         with self.changed:
             return self._describe()
 
     @export(readonly=True)
     def snapshot(self) -> dict:
-        """What the exporter read at the last stop: state, registers, changed ones, code at the PC, memory view,
-        breakpoints. Every viewer sees the same."""
+        """What the exporter read at the last stop: state, registers, changed ones, code at the PC,
+        memory view, breakpoints. Every viewer sees the same."""
         with self.changed:
             return self._published()
 
     def _published(self) -> dict[str, Any]:
         snapshot = self._snapshot
         current = snapshot["stop"] == self._stops and self._status == "halted"
-        return {**self._describe(), "version": self._version,
-                "registers": snapshot["registers"] if current else [],
-                "changed": snapshot["changed"] if current else [],
-                "code": snapshot["code"] if current else None, "memory": snapshot["memory"] if current else None,
-                "error": snapshot.get("error", ""), "breakpoints": self._breakpoint_list()}
+        return {
+            **self._describe(),
+            "version": self._version,
+            "registers": snapshot["registers"] if current else [],
+            "changed": snapshot["changed"] if current else [],
+            "code": snapshot["code"] if current else None,
+            "memory": snapshot["memory"] if current else None,
+            "error": snapshot.get("error", ""),
+            "breakpoints": self._breakpoint_list(),
+        }
 
     def _breakpoint_list(self) -> list[dict[str, Any]]:
         return [{**b, "address": hex(b["address"])} for b in self._breakpoints.values()]
@@ -223,7 +266,7 @@ class GdbServer(Driver):
         """The snapshot now and after every change (a stop, a resume, a breakpoint set)."""
         seen = -1
         while True:
-            await self.changed.wait_async(lambda: self._version != seen)
+            await self.changed.wait_async(lambda seen=seen: self._version != seen)
             with self.changed:
                 seen, published = self._version, self._published()
             yield published
@@ -236,8 +279,11 @@ class GdbServer(Driver):
         return self.state()
 
     def _settled(self) -> bool:
-        return self._status != "running" and self._status != "attaching" and \
-            (self._status != "halted" or self._snapshot["stop"] == self._stops)
+        return (
+            self._status != "running"
+            and self._status != "attaching"
+            and (self._status != "halted" or self._snapshot["stop"] == self._stops)
+        )
 
     # control
     @export
@@ -351,8 +397,14 @@ class GdbServer(Driver):
             return self._insert(WATCH_KINDS[kind], _address(address), size, label)
 
     def _insert(self, kind: int, address: int, length: int, label: str) -> dict:
-        point = {"id": f"{kind}:{address:x}", "type": kind, "kind": KIND_NAMES[kind], "address": address,
-                 "length": length, "label": label}
+        point = {
+            "id": f"{kind}:{address:x}",
+            "type": kind,
+            "kind": KIND_NAMES[kind],
+            "address": address,
+            "length": length,
+            "label": label,
+        }
         self._while_halted(lambda session: session.insert(kind, address, length))
         with self.changed:
             self._breakpoints[point["id"]] = point
@@ -362,11 +414,14 @@ class GdbServer(Driver):
 
     @export
     def remove(self, address: str) -> list:
-        """Remove every breakpoint and watchpoint at ``address`` (hex text, or a breakpoint's id); their ids."""
+        """Remove the breakpoints and watchpoints at ``address`` (hex text, or an id); their ids."""
         with self._control():
             self._connected()
-            found = [p for p in self._breakpoints.values()
-                     if p["id"] == address or (address[:2] == "0x" and p["address"] == _address(address))]
+            found = [
+                p
+                for p in self._breakpoints.values()
+                if p["id"] == address or (address[:2] == "0x" and p["address"] == _address(address))
+            ]
             if not found:
                 raise ValueError(f"no breakpoint or watchpoint at {address}")
             for point in found:
@@ -414,7 +469,9 @@ class GdbServer(Driver):
         with self._io:
             self._connected()
             if self.relay is not None:
-                raise RuntimeError(f"a local gdb is attached already ({self.relay.description}): one at a time")
+                raise RuntimeError(
+                    f"a local gdb is attached already ({self.relay.description}): one at a time"
+                )
             self.relay = GdbRelay(self)
         return self.relay
 
@@ -467,16 +524,22 @@ class GdbServer(Driver):
                 self._session.close("the exporter is stopping")
 
 
-KIND_NAMES = {0: "breakpoint", 1: "hardware breakpoint", 2: "watchpoint (write)", 3: "watchpoint (read)",
-              4: "watchpoint (access)"}
+KIND_NAMES = {
+    0: "breakpoint",
+    1: "hardware breakpoint",
+    2: "watchpoint (write)",
+    3: "watchpoint (read)",
+    4: "watchpoint (access)",
+}
 
 
 def _address(text: str) -> int:
     try:
         return int(str(text), 0)
     except ValueError:
-        raise ValueError(f"not an address: {text!r} (hex text such as '0xffff8000'; symbols are the client's)") \
-            from None
+        raise ValueError(
+            f"not an address: {text!r} (hex text such as '0xffff8000'; symbols are the client's)"
+        ) from None
 
 
 def _hex(value: int | None, bits: int) -> str | None:

@@ -24,7 +24,9 @@ RESUMES = (b"c", b"C", b"s", b"S", b"vCont;")
 class GdbRelay:
     """The byte stream ``GdbServer.connect`` returns: one gdb session over the driver's connection."""
 
-    description = "a local gdb is attached through forward(): the notebook's debugger calls wait until it detaches"
+    description = (
+        "a local gdb is attached through forward(): the notebook's debugger calls wait until it detaches"
+    )
 
     def __init__(self, driver: GdbServer):
         self.driver = driver
@@ -42,11 +44,12 @@ class GdbRelay:
             elif kind == "bad" and self._acks:
                 await self._out.put_async(b"-")
             elif kind == "packet":
-                if self._acks:
-                    await self._out.put_async(b"+")
+                ack = b"+" if self._acks else b""
                 reply = await asyncio.to_thread(self._handle, payload)
-                if reply is not None:
-                    await self._out.put_async(frame(escape(reply)))
+                # the ack and the reply in one write: two small ones meet Nagle and delayed ACKs (40 ms each)
+                out = ack + (frame(escape(reply)) if reply is not None else b"")
+                if out:
+                    await self._out.put_async(out)
 
     def _handle(self, payload: bytes) -> bytes | None:
         """The reply to one gdb packet (None: none now; a resume's stop reply comes later)."""

@@ -15,6 +15,7 @@ their reply; :func:`parse_target` reads a target description (``qXfer:features:r
 
 from __future__ import annotations
 
+import logging
 import queue
 import re
 import socket
@@ -23,6 +24,7 @@ import xml.etree.ElementTree as ElementTree
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+logger = logging.getLogger(__name__)
 INTERRUPT = b"\x03"
 DEFAULT_PACKET_SIZE = 400  # what the manual lets a client assume without a PacketSize feature
 STOP_KINDS = "TSWX"
@@ -93,8 +95,8 @@ class Framer:
                 end = buffer.find(b"#", 1)
                 if end < 0 or len(buffer) < end + 3:
                     return  # the rest has not arrived
-                payload, digits = bytes(buffer[1:end]), bytes(buffer[end + 1:end + 3])
-                del buffer[:end + 3]
+                payload, digits = bytes(buffer[1:end]), bytes(buffer[end + 1 : end + 3])
+                del buffer[: end + 3]
                 try:
                     good = int(digits, 16) == checksum(payload)
                 except ValueError:
@@ -133,7 +135,9 @@ def parse_target(read_annex: Callable[[str], bytes], annex: str = "target.xml") 
     return target
 
 
-def _parse_annex(read_annex: Callable[[str], bytes], annex: str, target: Target, next_number: list[int]) -> None:
+def _parse_annex(
+    read_annex: Callable[[str], bytes], annex: str, target: Target, next_number: list[int]
+) -> None:
     text = read_annex(annex)
     # QEMU writes <xi:include> without declaring the xi prefix: read it as a plain <include>
     text = re.sub(rb"<(/?)xi:include", rb"<\1include", text)
@@ -150,8 +154,15 @@ def _parse_annex(read_annex: Callable[[str], bytes], annex: str, target: Target,
         elif tag == "reg":
             number = int(element.get("regnum", next_number[0]))
             next_number[0] = number + 1
-            target.registers.append(Register(element.get("name", f"r{number}"), int(element.get("bitsize", "32")),
-                                             number, element.get("type", "int"), element.get("group", "")))
+            target.registers.append(
+                Register(
+                    element.get("name", f"r{number}"),
+                    int(element.get("bitsize", "32")),
+                    number,
+                    element.get("type", "int"),
+                    element.get("group", ""),
+                )
+            )
 
 
 @dataclass(frozen=True)
@@ -194,8 +205,13 @@ class RspConnection:
     connection ends.
     """
 
-    def __init__(self, sock: socket.socket, on_packet: Callable[[bytes], bool], on_close: Callable[[str], None],
-                 timeout: float = 10.0):
+    def __init__(
+        self,
+        sock: socket.socket,
+        on_packet: Callable[[bytes], bool],
+        on_close: Callable[[str], None],
+        timeout: float = 10.0,
+    ):
         self.sock, self.timeout = sock, timeout
         self.ack_mode = True
         self._on_packet, self._on_close = on_packet, on_close
@@ -231,7 +247,12 @@ class RspConnection:
             if self.ack_mode:
                 self._send(b"+")
             payload = decode(payload)
-            if not self._on_packet(payload):
+            try:
+                consumed = self._on_packet(payload)
+            except ValueError:  # a malformed stop reply or console output: keep reading
+                logger.warning("the stub sent a malformed packet: %r", payload[:80])
+                consumed = True
+            if not consumed:
                 self._replies.put(payload)
 
     def _send(self, data: bytes) -> None:
@@ -245,18 +266,39 @@ class RspConnection:
         packet = frame(payload)
         for _ in range(3):
             self._send(packet)
-            if not self.ack_mode or self._acks.get(timeout=self.timeout) == b"+":
-                return
+            try:
+                if not self.ack_mode or self._acks.get(timeout=self.timeout) == b"+":
+                    return
+            except queue.Empty:
+                what = payload[:24].decode(errors="replace")
+                raise TimeoutError(f"the stub did not acknowledge {what!r} within {self.timeout} s") from None
         raise RspError(f"the stub refused {payload[:20]!r} three times (bad checksums on the line?)")
 
     def request(self, payload: bytes, timeout: float | None = None) -> bytes:
         """Send ``payload`` and return the stub's reply; ``E NN`` raises :class:`RspError`."""
         self.send(payload)
+        return self.reply(payload, timeout)
+
+    def requests(self, payloads: list[bytes], window: int = 4) -> Iterator[bytes]:
+        """The replies to ``payloads``, with up to ``window`` requests in flight (stubs answer in order)."""
+        waiting: list[bytes] = []
+        for payload in payloads:
+            self.send(payload)
+            waiting.append(payload)
+            if len(waiting) == window:
+                yield self.reply(waiting.pop(0))
+        for payload in waiting:
+            yield self.reply(payload)
+
+    def reply(self, payload: bytes, timeout: float | None = None) -> bytes:
+        """The stub's next reply, to ``payload`` (sent already)."""
         try:
             reply = self._replies.get(timeout=timeout or self.timeout)
         except queue.Empty:
-            raise TimeoutError(f"the stub did not answer {payload[:24].decode(errors='replace')!r} "
-                               f"within {timeout or self.timeout} s") from None
+            raise TimeoutError(
+                f"the stub did not answer {payload[:24].decode(errors='replace')!r} "
+                f"within {timeout or self.timeout} s"
+            ) from None
         if reply is None:
             self._replies.put(None)  # later requests fail the same way
             raise ConnectionResetError(self.closed or "the stub closed the connection")

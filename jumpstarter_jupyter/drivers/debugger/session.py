@@ -53,15 +53,30 @@ def architecture(name: str) -> Architecture:
 class Session:
     """A handshaken connection: ``target`` (architecture, registers) and the commands on it."""
 
-    def __init__(self, sock: socket.socket, on_packet: Callable[[bytes], bool], on_close: Callable[[str], None],
-                 timeout: float):
+    def __init__(
+        self,
+        sock: socket.socket,
+        on_packet: Callable[[bytes], bool],
+        on_close: Callable[[str], None],
+        timeout: float,
+    ):
         self.link = RspConnection(sock, on_packet, on_close, timeout)
+        try:
+            self._handshake()
+        except BaseException:
+            self.link.close("the handshake failed")
+            raise
+
+    def _handshake(self) -> None:
+        """Features, no-ack mode where offered, and the target description."""
         self.features = self._supported()
         self.packet_size = int(self.features.get("PacketSize", f"{DEFAULT_PACKET_SIZE:x}"), 16)
         if self.features.get("QStartNoAckMode") == "+":
             self.link.request(b"QStartNoAckMode")
             self.link.ack_mode = False
-        self.target = parse_target(self._annex) if self.features.get("qXfer:features:read") == "+" else Target()
+        self.target = (
+            parse_target(self._annex) if self.features.get("qXfer:features:read") == "+" else Target()
+        )
         self.arch = architecture(self.target.architecture)
 
     def _supported(self) -> dict[str, str]:
@@ -98,7 +113,7 @@ class Session:
             width = register.bitsize // 4
             if offset + width > len(data):
                 break
-            values[register.name] = _value(data[offset:offset + width])
+            values[register.name] = _value(data[offset : offset + width])
             offset += width
         return values
 
@@ -108,16 +123,14 @@ class Session:
     # memory
     def read(self, address: int, size: int) -> bytes:
         """``size`` bytes at ``address``, in ``m`` packets whose hex reply fits the packet size."""
-        chunk, out = max(self.packet_size // 2, 16), bytearray()
-        while len(out) < size:
-            count = min(chunk, size - len(out))
-            out += bytes.fromhex(self.link.request(b"m%x,%x" % (address + len(out), count)).decode())
-        return bytes(out)
+        chunk = max(self.packet_size // 2, 16)
+        packets = [b"m%x,%x" % (address + at, min(chunk, size - at)) for at in range(0, size, chunk)]
+        return b"".join(bytes.fromhex(reply.decode()) for reply in self.link.requests(packets))
 
     def write(self, address: int, data: bytes) -> None:
         chunk = max((self.packet_size - 32) // 2, 16)
         for start in range(0, len(data), chunk):
-            piece = data[start:start + chunk]
+            piece = data[start : start + chunk]
             self._ok(b"M%x,%x:%s" % (address + start, len(piece), piece.hex().encode()))
 
     # breakpoints and watchpoints

@@ -21,7 +21,9 @@ def load(source: str | os.PathLike) -> dict[str, int]:
     if isinstance(source, os.PathLike) or ("\n" not in str(source) and not LINE.match(str(source))):
         path = Path(source)
         if not path.is_file():
-            raise FileNotFoundError(f"no symbol file {path} (give an ELF file, a System.map, or kallsyms text)")
+            raise FileNotFoundError(
+                f"no symbol file {path} (give an ELF file, a System.map, or kallsyms text)"
+            )
         with open(path, "rb") as file:
             if file.read(4) == b"\x7fELF":
                 return _elf(path)
@@ -39,8 +41,10 @@ def parse_map(text: str, where: str = "the text") -> dict[str, int]:
     if not found:
         raise ValueError(f"no 'ADDRESS TYPE NAME' lines in {where}")
     if not any(found.values()):
-        raise ValueError(f"every address in {where} is 0: the kernel hides them (kptr_restrict); "
-                         "read /proc/kallsyms as root")
+        raise ValueError(
+            f"every address in {where} is 0: the kernel hides them (kptr_restrict); "
+            "read /proc/kallsyms as root"
+        )
     return found
 
 
@@ -48,18 +52,25 @@ def _elf(path: Path) -> dict[str, int]:
     try:
         from elftools.elf.elffile import ELFFile
     except ImportError:
-        raise ImportError("reading ELF symbols needs pyelftools: pip install 'jumpstarter-jupyter[debug]'") from None
+        raise ImportError(
+            "reading ELF symbols needs pyelftools: pip install 'jumpstarter-jupyter[debug]'"
+        ) from None
     found: dict[str, int] = {}
     with open(path, "rb") as file:
         elf = ELFFile(file)
         for section_name in (".symtab", ".dynsym"):
             section = elf.get_section_by_name(section_name)
             for symbol in section.iter_symbols() if section is not None else ():
-                if symbol.name and symbol.entry.st_value and symbol.entry.st_info.type in ("STT_FUNC", "STT_OBJECT",
-                                                                                          "STT_NOTYPE"):
+                if (
+                    symbol.name
+                    and symbol.entry.st_value
+                    and symbol.entry.st_info.type in ("STT_FUNC", "STT_OBJECT", "STT_NOTYPE")
+                ):
                     found.setdefault(symbol.name, symbol.entry.st_value)
     if not found:
-        raise ValueError(f"{path} has no symbols (stripped?): use its unstripped ELF, a System.map or kallsyms")
+        raise ValueError(
+            f"{path} has no symbols (stripped?): use its unstripped ELF, a System.map or kallsyms"
+        )
     return found
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import traitlets
 
 from jumpstarter_jupyter.drivers.debugger.client import DebuggerClient
-from jumpstarter_jupyter.jupyter.follow import Follower
+from jumpstarter_jupyter.jupyter.watcher import WidgetWatcher
 from jumpstarter_jupyter.jupyter.widget import DriverWidget
 
 ROW = 16  # bytes per memory row
@@ -34,9 +34,9 @@ class DebuggerWidget(DriverWidget):
     def __init__(self, client: DebuggerClient, **kwargs: Any):
         super().__init__(client, **kwargs)
         self._view_label = ""
-        self._follower = Follower(self, "following the debugger", self._follow)
+        self._follower = WidgetWatcher(self, "following the debugger", self._follow)
 
-    def _follow(self, follower: Follower) -> None:
+    def _follow(self, follower: WidgetWatcher) -> None:
         snapshots = self.client.watch()
         try:
             for snapshot in snapshots:

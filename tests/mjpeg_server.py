@@ -30,7 +30,9 @@ def synthetic_frames(count: int, size: tuple[int, int], quality: int = 80) -> li
         draw = ImageDraw.Draw(picture)
         x = number * width // count
         draw.rectangle((x, height - height // 6, x + width // 10, height), fill=(200, 40, 40))
-        draw.rectangle((width // 16, height // 8, width - width // 16, height // 8 + height // 5), fill="white")
+        draw.rectangle(
+            (width // 16, height // 8, width - width // 16, height // 8 + height // 5), fill="white"
+        )
         draw.text((width // 12, height // 8), f"FRAME {number}", fill="black", font=font)
         out = io.BytesIO()
         picture.save(out, format="JPEG", quality=quality)
@@ -79,9 +81,18 @@ class _Handler(BaseHTTPRequestHandler):
             self._send("image/jpeg", self.server.current())
         elif self.path == "/state":
             width, height = self.server.size
-            state = {"ok": True, "result": {"encoder": {"type": "CPU", "quality": 80}, "source": {
-                "resolution": {"width": width, "height": height}, "online": True,
-                "desired_fps": self.server.fps, "captured_fps": self.server.fps}}}
+            state = {
+                "ok": True,
+                "result": {
+                    "encoder": {"type": "CPU", "quality": 80},
+                    "source": {
+                        "resolution": {"width": width, "height": height},
+                        "online": True,
+                        "desired_fps": self.server.fps,
+                        "captured_fps": self.server.fps,
+                    },
+                },
+            }
             self._send("application/json", json.dumps(state).encode())
         elif self.path.startswith("/stream"):
             self._stream()
@@ -106,8 +117,12 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             while True:
                 frame = self.server.current()
-                self.wfile.write(f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(frame)}\r\n"
-                                 f"X-Timestamp: {time.time():.6f}\r\n\r\n".encode() + frame + b"\r\n")
+                self.wfile.write(
+                    f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(frame)}\r\n"
+                    f"X-Timestamp: {time.time():.6f}\r\n\r\n".encode()
+                    + frame
+                    + b"\r\n"
+                )
                 self.wfile.flush()
                 time.sleep(period)  # the source's own frame period
         except (BrokenPipeError, ConnectionResetError):

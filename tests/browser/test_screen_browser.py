@@ -8,13 +8,13 @@ import os
 from pathlib import Path
 
 import pytest
-from support import serving, wait_for
 
 from browser.test_theme import DARK, READ_STYLES, theme
 from jumpstarter_jupyter import connect
 from jumpstarter_jupyter.drivers.qemu.driver import QemuBoard
 from jumpstarter_jupyter.drivers.qemu.images import build
 from jumpstarter_jupyter.exporter.leases import LeasePolicy
+from support import serving, wait_for
 
 pytestmark = pytest.mark.browser
 DEADLINE = 120  # seconds: a boot and OCR on a loaded machine
@@ -29,7 +29,8 @@ from jumpstarter_jupyter.client.display import widget_for
 screen = widget_for(dut.screen)
 screen._input.submit(lambda: None).result()  # every key message the views sent has been handled
 print("frames sent:", screen.frames_sent)
-print("keyboard errors:", [e for e in (screen.error, screen._pending.get("error", "")) if e.startswith("keyboard")])
+errors = (screen.error, screen._pending.get("error", ""))
+print("keyboard errors:", [e for e in errors if e.startswith("keyboard")])
 """
 
 
@@ -39,11 +40,19 @@ def frames(surface) -> int:
 
 def test_the_screen_live_for_the_holder_and_a_watcher(open_notebook):
     build("x86_64")
-    with serving(QemuBoard(), lease=LeasePolicy(required=True)) as exporter, \
-            connect(exporter.address, lease=False) as observer:
-        holder = open_notebook("screen-holder.ipynb", [
-            f"%load_ext jumpstarter\n%jmp connect {exporter.address} --purpose screen", "dut.power.on()",
-            "dut.screen", KEYBOARD_ERRORS])
+    with (
+        serving(QemuBoard(), lease=LeasePolicy(required=True)) as exporter,
+        connect(exporter.address, lease=False) as observer,
+    ):
+        holder = open_notebook(
+            "screen-holder.ipynb",
+            [
+                f"%load_ext jumpstarter\n%jmp connect {exporter.address} --purpose screen",
+                "dut.power.on()",
+                "dut.screen",
+                KEYBOARD_ERRORS,
+            ],
+        )
         for index in range(3):
             holder.run_cell(index)
         surface = holder.cell(2).locator(".jmp-screen .jmp-surface")
@@ -62,8 +71,14 @@ def test_the_screen_live_for_the_holder_and_a_watcher(open_notebook):
         assert "720×400" in status and "fps" in status and "QEMU x86_64 VGA screen" in status, status
 
         # a watcher sees the same screen and its keys stay in the browser
-        watcher = open_notebook("screen-watcher.ipynb", [
-            f"%load_ext jumpstarter\n%jmp connect {exporter.address} --watch", "dut.screen", KEYBOARD_ERRORS])
+        watcher = open_notebook(
+            "screen-watcher.ipynb",
+            [
+                f"%load_ext jumpstarter\n%jmp connect {exporter.address} --watch",
+                "dut.screen",
+                KEYBOARD_ERRORS,
+            ],
+        )
         watcher.run_cell(0)
         watcher.run_cell(1)
         watched = watcher.cell(1).locator(".jmp-screen .jmp-surface")
@@ -71,17 +86,27 @@ def test_the_screen_live_for_the_holder_and_a_watcher(open_notebook):
         watched.locator("canvas").click()
         watcher.page.keyboard.type("typed-by-the-watcher")
         notice = watcher.cell(1).locator(".jmp-screen .jmp-notice")
-        wait_for(lambda: "watching, keys not sent: held by" in notice.inner_text(), DEADLINE, "the watcher's notice")
+        wait_for(
+            lambda: "watching, keys not sent: held by" in notice.inner_text(),
+            DEADLINE,
+            "the watcher's notice",
+        )
         assert "keyboard errors: []" in watcher.run_cell(2)[0]["text"]  # no key message reached its kernel
 
         # the widget's colours are JupyterLab's, in the light theme and after a switch to the dark one
-        read = lambda: holder.page.evaluate(READ_STYLES, [2, STYLES])
+        def read():
+            return holder.page.evaluate(READ_STYLES, [2, STYLES])
+
         light = read()
         assert all(actual == expected for _, actual, expected in light), light
         if os.environ.get("JMP_SCREENSHOTS"):  # how the docs' description of the widget was made
             holder.cell(2).screenshot(path=str(Path(os.environ["JMP_SCREENSHOTS"]) / "screen-light.png"))
         with theme(holder, DARK, light=False):
-            wait_for(lambda: all(actual == expected for _, actual, expected in read()), 30, "the dark theme's colours")
+            wait_for(
+                lambda: all(actual == expected for _, actual, expected in read()),
+                30,
+                "the dark theme's colours",
+            )
             assert read()[0][1] != light[0][1]
         outputs = str(holder.all_outputs()) + str(watcher.all_outputs())
         assert "IOPub message rate exceeded" not in outputs

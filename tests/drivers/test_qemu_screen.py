@@ -7,13 +7,13 @@ import json
 
 import pytest
 from PIL import Image
-from support import run_cli, serving
 
 from jumpstarter_jupyter.client import connect
 from jumpstarter_jupyter.drivers.qemu.driver import QemuBoard
 from jumpstarter_jupyter.drivers.qemu.images import build
 from jumpstarter_jupyter.drivers.screen.client import ImageMismatch
 from jumpstarter_jupyter.errors import DriverError
+from support import run_cli, serving
 
 DEADLINE = 120.0  # OCR of a busy boot screen takes seconds per frame on a loaded machine
 TOP_LINES = (0, 0, 720, 32)  # the first two text rows (16 pixels each): the blinking cursor is below
@@ -50,7 +50,9 @@ def test_expect_image_against_a_settled_screen(dut, tmp_path):
     dut.screen.type("clear\n")
     dut.screen.type("echo the other screen\n")
     dut.screen.expect_text(r"echo the other screen\s+the other screen", timeout=DEADLINE, region=TOP_LINES)
-    with pytest.raises(ImageMismatch, match=r"dut.screen.expect_image: distance \d+ > tolerance 0 .*FAILED_one.png"):
+    with pytest.raises(
+        ImageMismatch, match=r"dut.screen.expect_image: distance \d+ > tolerance 0 .*FAILED_one.png"
+    ):
         dut.screen.expect_image(reference, tolerance=0, region=TOP_LINES, timeout=2)
     assert Image.open(tmp_path / "FAILED_one.png").size == (720, 400)
 
@@ -70,6 +72,8 @@ def test_keys_and_the_cli(dut):
 
 def test_a_powered_off_screen_is_dark(dut):
     dut.power.off()
-    with pytest.raises(DriverError, match="dut.screen.snapshot: QEMU x86_64 VGA screen: the board is powered off"):
+    with pytest.raises(
+        DriverError, match="dut.screen.snapshot: QEMU x86_64 VGA screen: the board is powered off"
+    ):
         dut.screen.snapshot()
     assert dut.screen.state()["online"] is False

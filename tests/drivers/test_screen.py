@@ -9,9 +9,7 @@ import json
 import shutil
 
 import pytest
-from mjpeg_server import VideoServer, synthetic_frames
 from PIL import Image
-from support import client_for, run_cli
 
 from jumpstarter_jupyter.drivers import registry
 from jumpstarter_jupyter.drivers.screen.client import ImageMismatch
@@ -19,6 +17,8 @@ from jumpstarter_jupyter.drivers.screen.common import key_names, text_keys
 from jumpstarter_jupyter.drivers.screen.httpvideo import HttpVideo
 from jumpstarter_jupyter.drivers.screen.ustreamer import UStreamer
 from jumpstarter_jupyter.errors import DriverError, DriverNotImplemented, DriverTimeout
+from mjpeg_server import VideoServer, synthetic_frames
+from support import client_for, run_cli
 
 SIZE = (640, 360)
 DEADLINE = 30.0
@@ -77,7 +77,9 @@ def test_snapshot_url_and_the_upstream_type_name(server, tmp_path):
 def test_expect_text_reads_the_frame_number(screen):
     found = screen.expect_text(r"FRAME (\d+)", timeout=DEADLINE)
     assert 0 <= int(found.group(1)) < 12
-    with pytest.raises(DriverTimeout, match=r"'NEVER SHOWN' not seen within 2.0 s; the last frame read: 'FRAME \d+"):
+    with pytest.raises(
+        DriverTimeout, match=r"'NEVER SHOWN' not seen within 2.0 s; the last frame read: 'FRAME \d+"
+    ):
         screen.expect_text("NEVER SHOWN", timeout=2.0)
 
 
@@ -85,7 +87,10 @@ def test_expect_image_passes_and_saves_the_frame_that_failed(frames, tmp_path):
     still, other = tmp_path / "still.png", tmp_path / "other.png"
     Image.open(io.BytesIO(frames[3])).save(still)
     Image.open(io.BytesIO(frames[9])).convert("L").point(lambda v: 255 - v).save(other)
-    with VideoServer(frames[3:4], 5.0, SIZE) as steady, client_for(HttpVideo(url=f"{steady.url}/stream")) as screen:
+    with (
+        VideoServer(frames[3:4], 5.0, SIZE) as steady,
+        client_for(HttpVideo(url=f"{steady.url}/stream")) as screen,
+    ):
         assert screen.expect_image(still, tolerance=2, timeout=5.0) <= 2
         with pytest.raises(ImageMismatch, match=r"distance \d+ > tolerance 2 .*FAILED_other.png"):
             screen.expect_image(other, tolerance=2, timeout=1.0)
@@ -99,14 +104,22 @@ def test_record_writes_an_animated_png(screen, tmp_path):
 
 
 def test_errors_name_the_source(server):
-    with pytest.raises(ValueError, match="url must be an http:// or https:// URL with a host, got 'rtsp://cam'"):
+    with pytest.raises(
+        ValueError, match="url must be an http:// or https:// URL with a host, got 'rtsp://cam'"
+    ):
         HttpVideo(url="rtsp://cam")
-    with client_for(HttpVideo(url=f"{server.url}/stream")) as screen, \
-            pytest.raises(DriverNotImplemented, match="HttpVideo http://127.0.0.1:\\d+/stream: this source takes "
-                                                       "no keyboard input"):
+    with (
+        client_for(HttpVideo(url=f"{server.url}/stream")) as screen,
+        pytest.raises(
+            DriverNotImplemented,
+            match="HttpVideo http://127.0.0.1:\\d+/stream: this source takes no keyboard input",
+        ),
+    ):
         screen.key("ctrl-alt-del")
-    with client_for(HttpVideo(url=f"{server.url}/missing", timeout=2.0)) as screen, \
-            pytest.raises(DriverError, match=r"HttpVideo http://127.0.0.1:\d+/missing: .*404"):
+    with (
+        client_for(HttpVideo(url=f"{server.url}/missing", timeout=2.0)) as screen,
+        pytest.raises(DriverError, match=r"HttpVideo http://127.0.0.1:\d+/missing: .*404"),
+    ):
         screen.frame(0, 5.0)
 
 
@@ -114,7 +127,9 @@ def test_ustreamer_command_line():
     if not shutil.which("ustreamer"):
         pytest.fail("ustreamer is missing: `make test` installs it (apt-get install ustreamer)")
     assert registry.resolve("jumpstarter_driver_ustreamer.driver.UStreamer", ValueError) is UStreamer
-    with pytest.raises(FileNotFoundError, match="no-such-ustreamer is not installed: run `apt-get install ustreamer`"):
+    with pytest.raises(
+        FileNotFoundError, match="no-such-ustreamer is not installed: run `apt-get install ustreamer`"
+    ):
         UStreamer(executable="no-such-ustreamer")
     with pytest.raises(RuntimeError, match="ustreamer exited with 1: .*unrecognized|ustreamer exited with 1"):
         UStreamer(args={"no-such-option": "1"})
@@ -123,11 +138,20 @@ def test_ustreamer_command_line():
 def test_ustreamer_without_its_device_says_so_and_shows_no_signal(tmp_path):
     device = str(tmp_path / "video9")  # no capture device here: CI machines have none
     driver = UStreamer(args={"device": device, "resolution": "640x480"})
-    assert driver.command_line()[1:] == ["--device", device, "--resolution", "640x480",
-                                         "--unix", str(driver.socket_path), "--unix-rm"]
+    assert driver.command_line()[1:] == [
+        "--device",
+        device,
+        "--resolution",
+        "640x480",
+        "--unix",
+        str(driver.socket_path),
+        "--unix-rm",
+    ]
     with client_for(driver) as screen:
         state = screen.state()
-        assert state["ok"] is True and state["online"] is False  # ustreamer's own answer, as upstream's client reads it
+        assert (
+            state["ok"] is True and state["online"] is False
+        )  # ustreamer's own answer, as upstream's client reads it
         assert f"capture device {device} does not exist" in state["error"]
         assert screen.snapshot().size == (640, 480)
         assert screen.expect_text("NO SIGNAL", timeout=DEADLINE)

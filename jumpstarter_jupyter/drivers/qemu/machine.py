@@ -173,7 +173,7 @@ class QemuMachine:
         spec, images = self.spec, self.images
         cpu = spec.cpu or DEFAULT_CPUS[spec.arch]
         append = f"console={CONSOLES[spec.arch]},115200 panic=0"  # a panicked kernel halts: see PANIC_END
-        if spec.arch in SCREENS:  # the kernel prints on the screen too; the UART stays /dev/console (the last)
+        if spec.arch in SCREENS:  # the kernel prints on the screen too; the UART stays /dev/console (last)
             append = f"console=tty0 {append}"
         argv = [spec.binary(), *MACHINES[spec.arch], *(["-cpu", cpu] if cpu else []), "-accel", spec.accel,
                 "-smp", str(spec.smp), "-m", spec.mem, "-nodefaults", "-no-user-config", "-display", "none", "-S",

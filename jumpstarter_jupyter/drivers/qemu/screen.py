@@ -25,7 +25,7 @@ KEY_HOLD = 20  # milliseconds each key stays down (QEMU's default 100 makes typi
 
 @dataclass
 class QemuScreen(ScreenInterface):
-    """The QEMU guest's display and keyboard; ``poll`` is the seconds between pictures while a viewer waits."""
+    """The QEMU guest's display and keyboard; ``poll``: seconds between pictures while a viewer waits."""
 
     machine: QemuMachine | None = field(default=None, repr=False)
     poll: float = 0.1
@@ -102,7 +102,8 @@ class QemuScreen(ScreenInterface):
 
     def _press(self, keys: list[str]) -> None:
         try:
-            self.machine.qmp("send-key", keys=[{"type": "qcode", "data": key} for key in keys],
-                             **{"hold-time": KEY_HOLD})
+            self.machine.qmp(
+                "send-key", keys=[{"type": "qcode", "data": key} for key in keys], **{"hold-time": KEY_HOLD}
+            )
         except RuntimeError as exc:
             raise RuntimeError(f"{self.source}: {exc}") from None

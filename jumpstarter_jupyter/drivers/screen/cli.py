@@ -25,7 +25,9 @@ def commands(screen) -> list[click.Command]:
     def record(seconds, file, fps):
         click.echo(screen.record(seconds, file, fps))
 
-    @click.command("expect-text", help="Wait until OCR reads PATTERN (a regex) on the screen; print the match.")
+    @click.command(
+        "expect-text", help="Wait until OCR reads PATTERN (a regex) on the screen; print the match."
+    )
     @click.argument("pattern")
     @click.option("-t", "--timeout", type=float, default=30.0, show_default=True, help="Seconds to allow.")
     def expect_text(pattern, timeout):

@@ -58,7 +58,7 @@ class ScreenClient(DriverClient):
         return decode(base64.b64decode(self.call("snapshot")))
 
     def state(self) -> dict:
-        """The source's state: ``online``, ``width``, ``height``, ``fps``, ``error`` (ustreamer adds its own)."""
+        """The source's state: ``online``, ``width``, ``height``, ``fps``, ``error`` (ustreamer adds more)."""
         state = self.call("state")
         for name in ("width", "height"):
             if isinstance(state.get(name), float):
@@ -68,7 +68,8 @@ class ScreenClient(DriverClient):
     def frame(self, after: int = 0, timeout: float = 1.0) -> Frame | None:
         """The newest encoded frame numbered above ``after`` within ``timeout`` s; None if the picture stayed.
 
-        Exporters without ``frame`` (upstream's) are polled with ``snapshot``: a frame is new when its bytes are.
+        Exporters without ``frame`` (upstream's) are polled with ``snapshot``: a frame is new when its
+        bytes are.
         """
         if self.methods is not None and "frame" in self.methods:
             value = self.call("frame", after, timeout)
@@ -104,9 +105,11 @@ class ScreenClient(DriverClient):
             times.append(time.monotonic() - started)
         if not pictures:
             pictures, times = [self.snapshot().convert("RGB")], [0.0]
-        durations = [max(int((b - a) * 1000), 1) for a, b in zip(times, [*times[1:], seconds])]
+        durations = [max(int((b - a) * 1000), 1) for a, b in zip(times, [*times[1:], seconds], strict=True)]
         path.parent.mkdir(parents=True, exist_ok=True)
-        pictures[0].save(path, format="PNG", save_all=True, append_images=pictures[1:], duration=durations, loop=0)
+        pictures[0].save(
+            path, format="PNG", save_all=True, append_images=pictures[1:], duration=durations, loop=0
+        )
         return path
 
     # checks
@@ -114,7 +117,9 @@ class ScreenClient(DriverClient):
         """The text on the present picture (or in ``region``), read by OCR."""
         return ocr(self.snapshot(), region, self.display_path)
 
-    def expect_text(self, pattern: str | re.Pattern, timeout: float = 30.0, region: Region | None = None) -> re.Match:
+    def expect_text(
+        self, pattern: str | re.Pattern, timeout: float = 30.0, region: Region | None = None
+    ) -> re.Match:
         """Wait until OCR finds ``pattern`` (a regex) on the screen, or in ``region``; returns the match.
 
         Raises :class:`~jumpstarter_jupyter.errors.DriverTimeout` with the text read from the last frame.
@@ -127,11 +132,20 @@ class ScreenClient(DriverClient):
             found = regex.search(text)
             if found:
                 return found
-        raise DriverTimeout(self.display_path, "expect_text",
-                            f"{regex.pattern!r} not seen within {timeout} s; the last frame read: {text.strip()!r}")
+        raise DriverTimeout(
+            self.display_path,
+            "expect_text",
+            f"{regex.pattern!r} not seen within {timeout} s; the last frame read: {text.strip()!r}",
+        )
 
-    def expect_image(self, reference: str | Path | Image, tolerance: int = 0, region: Region | None = None,
-                     timeout: float = 10.0, hash_size: int = 16) -> int:
+    def expect_image(
+        self,
+        reference: str | Path | Image,
+        tolerance: int = 0,
+        region: Region | None = None,
+        timeout: float = 10.0,
+        hash_size: int = 16,
+    ) -> int:
         """Wait until the screen (or ``region`` of it, and of the reference) looks like ``reference``:
         the Hamming distance of their average hashes (``hash_size``² bits) at most ``tolerance``.
 
@@ -150,9 +164,12 @@ class ScreenClient(DriverClient):
                 return int(distance)
         saved = _failed_path(reference)
         last.save(saved)
-        raise ImageMismatch(self.display_path, "expect_image",
-                            f"distance {distance} > tolerance {tolerance} after {timeout} s; the last frame is "
-                            f"saved as {saved}")
+        raise ImageMismatch(
+            self.display_path,
+            "expect_image",
+            f"distance {distance} > tolerance {tolerance} after {timeout} s; the last frame is "
+            f"saved as {saved}",
+        )
 
     def _new_pictures(self, timeout: float) -> Iterator[Image]:
         """The present picture, then each new one, until ``timeout`` seconds have passed."""
@@ -229,8 +246,9 @@ def _ocr(grey: Image, where: str) -> str:
             return pytesseract.image_to_string(ImageOps.invert(grey), config="--psm 6")
         return pytesseract.image_to_string(grey)
     except pytesseract.TesseractNotFoundError:
-        raise FileNotFoundError(f"{where}: OCR needs tesseract: run `apt-get install tesseract-ocr` "
-                                "(`make test` does it)") from None
+        raise FileNotFoundError(
+            f"{where}: OCR needs tesseract: run `apt-get install tesseract-ocr` (`make test` does it)"
+        ) from None
 
 
 def _crop(picture: Image, region: Region | None) -> Image:

@@ -15,26 +15,110 @@ from dataclasses import dataclass
 
 CLIENT = "jumpstarter_jupyter.drivers.screen.client.ScreenClient"
 # upstream client classes -> ours (client.tree reads it): ustreamer's, and the video driver's after 0.9.0
-UPSTREAM_CLIENTS = {"jumpstarter_driver_ustreamer.client.UStreamerClient": CLIENT,
-                    "jumpstarter_driver_video.client.VideoClient": CLIENT}
+UPSTREAM_CLIENTS = {
+    "jumpstarter_driver_ustreamer.client.UStreamerClient": CLIENT,
+    "jumpstarter_driver_video.client.VideoClient": CLIENT,
+}
 FORMATS = {b"\xff\xd8": "jpeg", b"\x89P": "png", b"P6": "ppm"}  # what an encoded frame starts with
 
-ALIASES = {"control": "ctrl", "del": "delete", "enter": "ret", "return": "ret", "escape": "esc", "space": "spc",
-           "pageup": "pgup", "pagedown": "pgdn", "ins": "insert", "win": "meta_l", "super": "meta_l",
-           "meta": "meta_l", "altgr": "alt_r", "bksp": "backspace", "arrowup": "up", "arrowdown": "down",
-           "arrowleft": "left", "arrowright": "right", "capslock": "caps_lock", "-": "minus", "=": "equal"}
-NAMED = {"ctrl", "ctrl_r", "alt", "alt_r", "shift", "shift_r", "meta_l", "meta_r", "delete", "ret", "esc", "tab",
-         "backspace", "spc", "up", "down", "left", "right", "home", "end", "pgup", "pgdn", "insert", "caps_lock",
-         "menu", "sysrq", "print", "pause", *(f"f{n}" for n in range(1, 13))}
+ALIASES = {
+    "control": "ctrl",
+    "del": "delete",
+    "enter": "ret",
+    "return": "ret",
+    "escape": "esc",
+    "space": "spc",
+    "pageup": "pgup",
+    "pagedown": "pgdn",
+    "ins": "insert",
+    "win": "meta_l",
+    "super": "meta_l",
+    "meta": "meta_l",
+    "altgr": "alt_r",
+    "bksp": "backspace",
+    "arrowup": "up",
+    "arrowdown": "down",
+    "arrowleft": "left",
+    "arrowright": "right",
+    "capslock": "caps_lock",
+    "-": "minus",
+    "=": "equal",
+}
+NAMED = {
+    "ctrl",
+    "ctrl_r",
+    "alt",
+    "alt_r",
+    "shift",
+    "shift_r",
+    "meta_l",
+    "meta_r",
+    "delete",
+    "ret",
+    "esc",
+    "tab",
+    "backspace",
+    "spc",
+    "up",
+    "down",
+    "left",
+    "right",
+    "home",
+    "end",
+    "pgup",
+    "pgdn",
+    "insert",
+    "caps_lock",
+    "menu",
+    "sysrq",
+    "print",
+    "pause",
+    *(f"f{n}" for n in range(1, 13)),
+}
 # characters on the US layout: unshifted key, and the characters that need shift on that key
-PLAIN = {**{c: c for c in string.ascii_lowercase + string.digits}, " ": "spc", "\n": "ret", "\r": "ret",
-         "\t": "tab", "-": "minus", "=": "equal", "[": "bracket_left", "]": "bracket_right", "\\": "backslash",
-         ";": "semicolon", "'": "apostrophe", "`": "grave_accent", ",": "comma", ".": "dot", "/": "slash",
-         "\b": "backspace"}
-SHIFTED = {**{c.upper(): c for c in string.ascii_lowercase}, "!": "1", "@": "2", "#": "3", "$": "4", "%": "5",
-           "^": "6", "&": "7", "*": "8", "(": "9", ")": "0", "_": "minus", "+": "equal", "{": "bracket_left",
-           "}": "bracket_right", "|": "backslash", ":": "semicolon", '"': "apostrophe", "~": "grave_accent",
-           "<": "comma", ">": "dot", "?": "slash"}
+PLAIN = {
+    **{c: c for c in string.ascii_lowercase + string.digits},
+    " ": "spc",
+    "\n": "ret",
+    "\r": "ret",
+    "\t": "tab",
+    "-": "minus",
+    "=": "equal",
+    "[": "bracket_left",
+    "]": "bracket_right",
+    "\\": "backslash",
+    ";": "semicolon",
+    "'": "apostrophe",
+    "`": "grave_accent",
+    ",": "comma",
+    ".": "dot",
+    "/": "slash",
+    "\b": "backspace",
+}
+SHIFTED = {
+    **{c.upper(): c for c in string.ascii_lowercase},
+    "!": "1",
+    "@": "2",
+    "#": "3",
+    "$": "4",
+    "%": "5",
+    "^": "6",
+    "&": "7",
+    "*": "8",
+    "(": "9",
+    ")": "0",
+    "_": "minus",
+    "+": "equal",
+    "{": "bracket_left",
+    "}": "bracket_right",
+    "|": "backslash",
+    ":": "semicolon",
+    '"': "apostrophe",
+    "~": "grave_accent",
+    "<": "comma",
+    ">": "dot",
+    "?": "slash",
+}
 
 
 @dataclass(frozen=True)
@@ -53,12 +137,18 @@ class Frame:
 
     def to_wire(self) -> dict:
         """Plain data for the wire (bytes travel as base64 text)."""
-        return {"seq": self.seq, "width": self.width, "height": self.height,
-                "data": base64.b64encode(self.data).decode("ascii")}
+        return {
+            "seq": self.seq,
+            "width": self.width,
+            "height": self.height,
+            "data": base64.b64encode(self.data).decode("ascii"),
+        }
 
     @classmethod
     def from_wire(cls, value: dict) -> Frame:
-        return cls(int(value["seq"]), base64.b64decode(value["data"]), int(value["width"]), int(value["height"]))
+        return cls(
+            int(value["seq"]), base64.b64decode(value["data"]), int(value["width"]), int(value["height"])
+        )
 
 
 def image_size(data: bytes) -> tuple[int, int]:
@@ -80,8 +170,10 @@ def key_names(combo: str) -> list[str]:
         if name not in NAMED and name not in PLAIN.values():
             name = PLAIN.get(part, "")
         if not name:
-            raise ValueError(f"unknown key {part!r} in {combo!r}: use letters, digits, ctrl, alt, shift, meta, "
-                             "ret, esc, tab, backspace, delete, spc, up/down/left/right, home, end, pgup, pgdn, f1-f12")
+            raise ValueError(
+                f"unknown key {part!r} in {combo!r}: use letters, digits, ctrl, alt, shift, meta, "
+                "ret, esc, tab, backspace, delete, spc, up/down/left/right, home, end, pgup, pgdn, f1-f12"
+            )
         names.append(name)
     return names
 

@@ -114,8 +114,13 @@ class FrameStore:
 
     def state(self) -> dict:
         frame = self.latest
-        return {"online": frame is not None and not self.error, "width": frame.width if frame else 0,
-                "height": frame.height if frame else 0, "fps": self.fps(), "error": self.error}
+        return {
+            "online": frame is not None and not self.error,
+            "width": frame.width if frame else 0,
+            "height": frame.height if frame else 0,
+            "fps": self.fps(),
+            "error": self.error,
+        }
 
 
 def encoded(frame: Frame) -> str:
@@ -125,4 +130,6 @@ def encoded(frame: Frame) -> str:
 
 def check_wait(after: int, timeout: float) -> None:
     if after < 0 or not 0 < timeout <= 60:
-        raise ValueError(f"after must be >= 0 and timeout in (0, 60] seconds, got after={after}, timeout={timeout}")
+        raise ValueError(
+            f"after must be >= 0 and timeout in (0, 60] seconds, got after={after}, timeout={timeout}"
+        )

@@ -55,8 +55,10 @@ class MjpegFeed:
 
     async def _read(self) -> None:
         timeout = aiohttp.ClientTimeout(connect=self.timeout, sock_read=self.timeout)
-        async with aiohttp.ClientSession(connector=self._connector(), timeout=timeout) as session, \
-                session.get(self.url) as response:
+        async with (
+            aiohttp.ClientSession(connector=self._connector(), timeout=timeout) as session,
+            session.get(self.url) as response,
+        ):
             response.raise_for_status()
             if not response.content_type.startswith("multipart/"):
                 raise ValueError(f"not an MJPEG stream: Content-Type {response.content_type}")
@@ -114,10 +116,14 @@ class HttpVideo(ScreenInterface):
         self.feed.want()
         frame = self.feed.store.newer(self.feed.floor)
         if frame is None or time.monotonic() - self.feed.store.arrivals[-1] > FRESH:
-            frame = await self.feed.store.wait_async(max(self.feed.floor, frame.seq if frame else 0), self.timeout)
+            frame = await self.feed.store.wait_async(
+                max(self.feed.floor, frame.seq if frame else 0), self.timeout
+            )
         if frame is None:
-            raise ConnectionError(f"{self.source}: no frame within {self.timeout} s: "
-                                  f"{self.feed.store.error or 'the stream sent nothing'}")
+            raise ConnectionError(
+                f"{self.source}: no frame within {self.timeout} s: "
+                f"{self.feed.store.error or 'the stream sent nothing'}"
+            )
         return encoded(frame)
 
     @export
@@ -132,14 +138,16 @@ class HttpVideo(ScreenInterface):
 
     @export
     async def state(self) -> dict:
-        """``online``, ``width``, ``height``, ``fps`` of the stream as last read, ``error``; no ``keyboard``."""
+        """``online``, ``width``, ``height``, ``fps`` of the stream as last read, ``error``; no keyboard."""
         return {"source": self.source, "keyboard": False, **self.feed.store.state()}
 
     async def _get(self, url: str) -> bytes:
         timeout = aiohttp.ClientTimeout(total=self.timeout)
         try:
-            async with aiohttp.ClientSession(connector=self._connector(), timeout=timeout) as session, \
-                    session.get(url) as response:
+            async with (
+                aiohttp.ClientSession(connector=self._connector(), timeout=timeout) as session,
+                session.get(url) as response,
+            ):
                 response.raise_for_status()
                 return await response.read()
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:

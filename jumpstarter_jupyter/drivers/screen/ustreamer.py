@@ -67,8 +67,13 @@ class UStreamer(HttpVideo):
         if not shutil.which(self.executable):
             raise FileNotFoundError(f"{self.executable} is not installed: run {INSTALL_HINT}")
         with open(self._folder / "ustreamer.log", "wb") as log:
-            self.process = subprocess.Popen(self.command_line(), stdin=subprocess.DEVNULL, stdout=log,
-                                            stderr=subprocess.STDOUT, start_new_session=True)
+            self.process = subprocess.Popen(
+                self.command_line(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + START_TIMEOUT
         while not self.socket_path.exists():
             if self.process.poll() is not None:
@@ -98,18 +103,31 @@ class UStreamer(HttpVideo):
         resolution = source.get("resolution", {})
         online = bool(source.get("online"))
         error = "" if online else self._offline_reason()
-        return {**raw, "source": self.source, "keyboard": False, "online": online, "width": resolution.get("width", 0),
-                "height": resolution.get("height", 0), "fps": float(source.get("captured_fps", 0)), "error": error}
+        return {
+            **raw,
+            "source": self.source,
+            "keyboard": False,
+            "online": online,
+            "width": resolution.get("width", 0),
+            "height": resolution.get("height", 0),
+            "fps": float(source.get("captured_fps", 0)),
+            "error": error,
+        }
 
     def _offline_reason(self) -> str:
         if not os.path.exists(self.device):
-            return f"no signal: capture device {self.device} does not exist (ustreamer shows NO SIGNAL until it appears)"
+            return (
+                f"no signal: capture device {self.device} does not exist "
+                "(ustreamer shows NO SIGNAL until it appears)"
+            )
         return f"no signal from {self.device}: {self.log_tail(200)}"
 
     def _check_running(self) -> None:
         if self.process is None or self.process.poll() is not None:
             code = self.process.returncode if self.process else None
-            raise RuntimeError(f"{self.source}: ustreamer is not running (exit status {code}): {self.log_tail()}")
+            raise RuntimeError(
+                f"{self.source}: ustreamer is not running (exit status {code}): {self.log_tail()}"
+            )
 
     @export
     async def snapshot(self) -> str:

@@ -3,8 +3,8 @@
 Frames travel as binary buffers (``{"type": "frame", seq, width, height, format}`` plus the
 encoded picture), never as base64 text. The views set the pace: each acknowledges the frame
 it has drawn, and the widget asks the exporter for another picture only while fewer than
-``WINDOW`` frames await acknowledgement, and no sooner than ``1 / max_fps`` seconds after the last. Pictures the
-views could not show are never fetched (dropped at the source, not queued). With no view
+``WINDOW`` frames await acknowledgement, and no sooner than ``1 / max_fps`` seconds after the
+last. Pictures the views could not show are never fetched (dropped at the source, not queued). With no view
 acknowledging (none rendered, tab closed) the widget stops asking until a view says hello.
 The ``fps`` trait (frames sent per second) is synced with the still picture.
 The ``still`` trait keeps a recent picture (synced every ``STILL_PERIOD`` seconds at most), which
@@ -106,8 +106,16 @@ class ScreenWidget(DriverWidget):
         self._wake.set()
         if frame is None or self.comm is None:
             return None
-        self.send({"type": "frame", "seq": frame.seq, "width": frame.width, "height": frame.height,
-                   "format": frame.format}, [frame.data])
+        self.send(
+            {
+                "type": "frame",
+                "seq": frame.seq,
+                "width": frame.width,
+                "height": frame.height,
+                "format": frame.format,
+            },
+            [frame.data],
+        )
         now = time.monotonic()
         self.frames_sent += 1
         self._sent_at = now

@@ -62,7 +62,8 @@ def test_stream_frames_snapshot_and_state(screen):
     assert state["online"] and (state["width"], state["height"]) == SIZE and state["fps"] > 0
     assert not state["keyboard"] and state["source"].startswith("HttpVideo http://127.0.0.1:")
     pictures = list(screen.frames(fps=4, timeout=1.5))
-    assert 2 <= len(pictures) <= 8 and all(p.size == SIZE for p in pictures)  # 4/s at most: the rest skipped
+    # the source sends 12 a second; the cap lets through at most 4 a second (and one at the start)
+    assert 1 <= len(pictures) <= 7 and all(p.size == SIZE for p in pictures)
 
 
 def test_snapshot_url_and_the_upstream_type_name(server, tmp_path):
@@ -100,7 +101,12 @@ def test_expect_image_passes_and_saves_the_frame_that_failed(frames, tmp_path):
 def test_record_writes_an_animated_png(screen, tmp_path):
     path = screen.record(1.5, tmp_path / "clip.png", fps=5)
     with Image.open(path) as clip:
-        assert clip.format == "PNG" and clip.size == SIZE and clip.n_frames >= 2
+        assert clip.format == "PNG" and clip.size == SIZE and clip.n_frames <= 9  # at most 5 a second
+        durations = []
+        for index in range(clip.n_frames):  # the frames' durations add up to the recording's length
+            clip.seek(index)
+            durations.append(clip.info["duration"])
+        assert 0 < sum(durations) <= 1500
 
 
 def test_errors_name_the_source(server):

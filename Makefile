@@ -42,9 +42,13 @@ $(HUB_PROXY): tests/hub/package-lock.json
 	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
 	  qemu-system-x86 qemu-system-arm busybox-static cpio
 
+# The bmap flashing tests make their block maps with Debian's bmaptool (bmap-tools).
+/usr/bin/bmaptool:
+	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends bmap-tools
+
 install: $(STAMP)
 
-test: install /usr/bin/chromium /usr/bin/qemu-system-x86_64 $(HUB_PROXY)
+test: install /usr/bin/chromium /usr/bin/qemu-system-x86_64 /usr/bin/bmaptool $(HUB_PROXY)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Generated bad input against a real exporter: 10 000 cases per property (make test runs a quick pass).

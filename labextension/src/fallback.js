@@ -34,7 +34,8 @@ const TEXTS = {
   network: (model) => [`service at ${model.get("address") || "(unknown)"}`,
     ...(model.get("forwards") || []).map((f) => `forwarded to ${f}`)].join("\n"),
   storage: (model) => `storage connected to: ${model.get("state")}` + (model.get("image")
-    ? `\nlast image: ${model.get("image")} (${model.get("sent")} of ${model.get("total")} bytes)` : ""),
+    ? `\nlast image: ${model.get("image")} (${model.get("sent")} of ${model.get("total")} bytes)` : "")
+    + (model.get("device") ? `\ncard: ${model.get("device")} (${model.get("size")} bytes)` : ""),
   lease: (model) => !model.get("supported") ? ""
     : model.get("holder") ? `lease: held by ${model.get("holder")}${model.get("purpose") ? ` (${model.get("purpose")})` : ""}`
     : "lease: nobody holds the board",

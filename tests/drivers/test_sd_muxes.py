@@ -319,3 +319,22 @@ def test_bmap_file_errors(tmp_path):
         parse(text.replace(b"<BlockSize> 4096", b"<BlockSize> 8192"), "x.bmap")
     with pytest.raises(ValueError, match=r"x\.bmap: not a bmap file"):
         parse(b"<html/>", "x.bmap")
+
+
+def test_the_storage_widget_shows_the_card_and_the_last_flash(loop, tmp_path):
+    """The widget in this process (no front end): its traits are what the view draws."""
+    from jumpstarter_jupyter.drivers.storage.widget import StorageMuxWidget
+
+    device = loop(8 * MiB)
+    image = tmp_path / "image.img"
+    image.write_bytes(os.urandom(4 * MiB))
+    with client_for(StorageDevice(device=device), "storage") as storage:
+        widget = StorageMuxWidget(storage)
+        try:
+            widget.action_flash(str(image))
+            widget.flush()
+            assert (widget.device, widget.size, widget.state) == (device, 8 * MiB, "host")
+            assert widget.last_flash["written"] == 4 * MiB and widget.last_flash["device"] == device
+            assert widget.sent == widget.total == 4 * MiB and widget.rate > 0 and not widget.flashing
+        finally:
+            widget.close()

@@ -63,7 +63,7 @@ stubs: install
 	$(PY) scripts/gen_protos.py
 
 # Side-by-side performance against upstream 0.9.0 and raw grpcio (QUICK=1: a one-minute harness check).
-bench: install
+bench: install /usr/bin/bmaptool
 	$(PY) benchmarks/run.py $(if $(QUICK),--quick) $(BENCH_ARGS)
 
 lab: install

@@ -177,7 +177,7 @@ class Bench:
         for service in reversed(list(self.services.values())):
             service.stop()
         if "loop" in self.files:
-            subprocess.run(["losetup", "-d", self.files["loop"]], capture_output=True)
+            subprocess.run(["losetup", "-d", self.files["loop"]], capture_output=True, check=False)
 
 
 def run_side(argv: list[str]) -> dict:

@@ -20,7 +20,8 @@ def loop(tmp_path):
         backing = tmp_path / f"{name}.backing"
         with open(backing, "wb") as out:
             out.truncate(size)
-        done = subprocess.run(["losetup", "-f", "--show", "-P", str(backing)], capture_output=True, text=True)
+        done = subprocess.run(["losetup", "-f", "--show", "-P", str(backing)], capture_output=True, text=True,
+                              check=False)
         if done.returncode:
             pytest.fail(f"losetup failed: {done.stderr}")
         made.append(done.stdout.strip())
@@ -28,4 +29,4 @@ def loop(tmp_path):
 
     yield make
     for device in made:
-        subprocess.run(["losetup", "-d", device], capture_output=True)
+        subprocess.run(["losetup", "-d", device], capture_output=True, check=False)

@@ -165,13 +165,13 @@ def test_a_mounted_card_is_refused_and_left_alone(loop, tmp_path):
         (mountpoint / "keep.txt").write_text("precious")
         image = tmp_path / "image.img"
         image.write_bytes(os.urandom(MiB))
-        with client_for(StorageDevice(device=device), "storage") as storage:
-            with pytest.raises(DriverError, match=f"refusing to write {device} \\({os.path.basename(device)}\\): "
-                                                  f"it is mounted \\({device} on {mountpoint}\\); unmount it first"):
-                storage.flash(image)
+        refused = pytest.raises(DriverError, match=f"refusing to write {device} \\({os.path.basename(device)}\\): "
+                                                   f"it is mounted \\({device} on {mountpoint}\\); unmount it first")
+        with client_for(StorageDevice(device=device), "storage") as storage, refused:
+            storage.flash(image)
         assert (mountpoint / "keep.txt").read_text() == "precious"
     finally:
-        subprocess.run(["umount", str(mountpoint)], capture_output=True)
+        subprocess.run(["umount", str(mountpoint)], capture_output=True, check=False)
 
 
 def test_an_image_larger_than_the_device_is_refused(loop, tmp_path, sparse_image):
@@ -273,7 +273,8 @@ def test_a_client_killed_mid_flash_leaves_the_card_on_the_host_and_the_next_flas
             figures = dut.storage.flash(small)  # waits for the aborted write to let go of the device
             assert figures["written"] == 3 * MiB and dut.storage.state() == "host"
     assert read(device, 0, 3 * MiB) == small.read_bytes()
-    assert device not in open("/proc/self/mountinfo").read()
+    with open("/proc/self/mountinfo") as mounts:
+        assert device not in mounts.read()
 
 
 def test_cli_flash_with_bmap_and_verify_prints_the_figures(loop, tmp_path):

@@ -147,10 +147,10 @@ def test_which_sdwire(bus):
 
 def test_a_chip_that_does_not_switch_is_an_error_naming_it(bus):
     bus(FakeFT200X("sd-wire_11", obeys=False, ports=(1, 4)))
-    with client_for(SDWire(storage_device="/dev/null"), "storage") as storage:
-        with pytest.raises(DriverError, match="dut.storage.dut: SDWire at USB 1-1.4: switched to dut but the chip "
-                                              "reports host"):
-            storage.dut()
+    refused = pytest.raises(DriverError, match="dut.storage.dut: SDWire at USB 1-1.4: switched to dut but the chip "
+                                               "reports host")
+    with client_for(SDWire(storage_device="/dev/null"), "storage") as storage, refused:
+        storage.dut()
 
 
 def sysfs_usb_tree(root, card: bool) -> None:

@@ -86,9 +86,9 @@ def test_flash_through_a_usb_sd_mux(expander, loop, tmp_path):
 
 def test_a_mux_that_does_not_switch_is_an_error(expander, monkeypatch):
     monkeypatch.setattr(FakeTca6408, "write_to", lambda self, address, data: None)  # the I2C writes go nowhere
-    with client_for(UsbSdMux(control_path="/dev/sg3", storage_device="/dev/null"), "storage") as storage:
-        with pytest.raises(DriverError, match="USB-SD-Mux /dev/sg3: switched to off but it reports dut"):
-            storage.off()
+    refused = pytest.raises(DriverError, match="USB-SD-Mux /dev/sg3: switched to off but it reports dut")
+    with client_for(UsbSdMux(control_path="/dev/sg3", storage_device="/dev/null"), "storage") as storage, refused:
+        storage.off()
 
 
 def test_control_device_and_card_are_found_from_the_serial_in_sysfs(tmp_path):

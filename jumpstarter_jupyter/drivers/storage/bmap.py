@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import os
-import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
 from pathlib import Path
+from xml.etree import ElementTree
 
 from jumpstarter_jupyter.drivers.storage.common import ENCODING_FOR_SUFFIX
 

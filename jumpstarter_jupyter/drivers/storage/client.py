@@ -14,8 +14,8 @@ from jumpstarter_jupyter.client import DriverClient
 from jumpstarter_jupyter.client.streams import Progress
 from jumpstarter_jupyter.driver.resources import decoded
 from jumpstarter_jupyter.drivers.storage.bmap import Bmap, beside, load
-from jumpstarter_jupyter.errors import DriverMethodNotFound
 from jumpstarter_jupyter.drivers.storage.common import ENCODING_FOR_SUFFIX
+from jumpstarter_jupyter.errors import DriverMethodNotFound
 
 
 def image_encoding(path: str | os.PathLike) -> str | None:

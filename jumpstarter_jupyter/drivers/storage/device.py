@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO
 
 from jumpstarter_jupyter.driver import export
 from jumpstarter_jupyter.drivers.storage import blockdev
@@ -146,7 +146,7 @@ class BlockStorageMux(StorageMuxInterface):
         """The card's block device, waiting up to ``storage_timeout`` for it to appear."""
         find = self.find_disks
         if self.storage_device:
-            find = lambda: [self.storage_device] if os.path.exists(self.storage_device) else []  # noqa: E731
+            find = lambda: [self.storage_device] if os.path.exists(self.storage_device) else []
         self.found = blockdev.wait_for_disk(find, f"{type(self).__name__} card", self.storage_timeout,
                                             self.storage_leeway, self.system_root, self.sleep)
         return self.found

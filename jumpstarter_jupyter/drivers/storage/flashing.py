@@ -18,7 +18,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import IO
+from typing import IO, Self
 
 from jumpstarter_jupyter.drivers.storage.bmap import Bmap
 from jumpstarter_jupyter.drivers.storage.common import StorageRefused
@@ -67,7 +67,7 @@ class DeviceWriter:
         self.sector = _sector_size(self.fd)
         self.capacity = os.lseek(self.fd, 0, os.SEEK_END)
 
-    def __enter__(self) -> DeviceWriter:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -339,3 +339,24 @@ def test_the_storage_widget_shows_the_card_and_the_last_flash(loop, tmp_path):
             assert widget.sent == widget.total == 4 * MiB and widget.rate > 0 and not widget.flashing
         finally:
             widget.close()
+
+
+def test_verify_names_the_bytes_that_differ(loop):
+    """Bytes changed on the device after the write (a failing card) are caught by the read-back."""
+    import io
+
+    from jumpstarter_jupyter.drivers.storage.flashing import CHUNK, DeviceWriter
+
+    device = loop(16 * MiB)
+    image = os.urandom(10 * MiB)
+    with DeviceWriter(device) as writer:
+        digests: list[bytes] = []
+        assert writer.write_stream(io.BytesIO(image), digests) == len(image)
+        writer.finish()
+        writer.verify_stream(len(image), digests)
+        with open(device, "r+b") as card:  # a byte of the third chunk flips underneath
+            card.seek(2 * CHUNK + 17)
+            card.write(bytes([image[2 * CHUNK + 17] ^ 0xFF]))
+        with pytest.raises(ValueError, match=f"verify failed: {device} differs from the image in bytes "
+                                             f"{2 * CHUNK}-{len(image) - 1}"):
+            writer.verify_stream(len(image), digests)

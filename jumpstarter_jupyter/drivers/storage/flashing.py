@@ -57,7 +57,7 @@ class DeviceWriter:
         self.path, self.fsync_timeout, self.encoding = path, fsync_timeout, encoding
         self.decode_errors = decode_errors
         try:
-            self.fd = os.open(path, os.O_RDWR | os.O_EXCL | os.O_DIRECT | os.O_CLOEXEC)
+            self.fd = _open_exclusive(path)
         except OSError as exc:
             if exc.errno == errno.EBUSY:
                 raise StorageRefused(f"refusing to write {path}: it is in use (mounted, swap, "
@@ -200,6 +200,18 @@ class DeviceWriter:
     def _set_direct(self, on: bool) -> None:
         flags = fcntl.fcntl(self.fd, fcntl.F_GETFL)
         fcntl.fcntl(self.fd, fcntl.F_SETFL, flags | os.O_DIRECT if on else flags & ~os.O_DIRECT)
+
+
+def _open_exclusive(path: str) -> int:
+    """Open ``path`` for direct exclusive writing; without O_DIRECT where the device refuses it."""
+    flags = os.O_RDWR | os.O_EXCL | os.O_CLOEXEC
+    try:
+        return os.open(path, flags | os.O_DIRECT)
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:
+            raise
+        logger.warning("%s refuses direct I/O: writing through the page cache", path)
+        return os.open(path, flags)
 
 
 def _sector_size(fd: int) -> int:

@@ -19,7 +19,7 @@ import pytest
 import zstandard
 from support import client_for, run_cli, serving
 
-from jumpstarter_jupyter import DriverError, DriverInvalidArgument, connect
+from jumpstarter_jupyter import ConfigError, DriverError, DriverInvalidArgument, connect
 from jumpstarter_jupyter.drivers.composite.driver import Composite
 from jumpstarter_jupyter.drivers.storage import blockdev
 from jumpstarter_jupyter.drivers.storage.bmap import load, parse
@@ -28,8 +28,6 @@ from jumpstarter_jupyter.drivers.storage.device import StorageDevice
 from jumpstarter_jupyter.exporter import build_tree, parse_config
 
 MiB = 1 << 20
-pytestmark = pytest.mark.skipif(not os.path.exists("/dev/loop-control"),
-                                reason="no /dev/loop-control: this machine cannot make loop devices")
 
 
 def with_partition_table(data: bytearray) -> bytearray:
@@ -304,7 +302,7 @@ export:
     type: StorageDevice
     config: {device: /dev/loop0, storage_timeout: -1}
 """, "lab.yaml")
-    with pytest.raises(Exception, match=r"lab\.yaml: export\.card\.config.*storage_timeout must be >= 0 seconds"):
+    with pytest.raises(ConfigError, match=r"lab\.yaml: export\.card\.config.*storage_timeout must be >= 0 seconds"):
         build_tree(config)
 
 

@@ -221,3 +221,26 @@ export:
 """)
     storage = build_tree(config).children["storage"]
     assert isinstance(storage, SDWire) and storage.serial == "sd-wire_11"
+
+
+def test_a_card_mounted_on_the_host_is_not_switched_away(bus, loop, tmp_path):
+    import subprocess
+
+    chip = FakeFT200X("sd-wire_11")
+    bus(chip)
+    device = loop(32 * MiB)
+    subprocess.run(["mkfs.ext4", "-q", "-F", device], check=True, capture_output=True)
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    with client_for(SDWire(storage_device=device), "storage") as storage:
+        storage.host()
+        subprocess.run(["mount", device, str(mountpoint)], check=True, capture_output=True)
+        try:
+            with pytest.raises(DriverError, match=f"refusing to switch {device} to dut: the host has it mounted "
+                                                  f"\\({device} on {mountpoint}\\); unmount it first"):
+                storage.dut()
+            assert storage.state() == "host" and chip.pins() & 1
+        finally:
+            subprocess.run(["umount", str(mountpoint)], capture_output=True, check=False)
+        storage.dut()
+        assert storage.state() == "dut"

@@ -96,9 +96,9 @@ def _refusal(disk: Disk, image_size: int | None, allow_fixed: bool) -> str | Non
     for swap in _swaps(disk.root):
         if Path(os.path.realpath(disk.root / swap.lstrip("/"))).name in numbers.values():
             return f"it holds swap ({swap})"
-    for number, point, source in mounts:
-        if _on_disk(number, source, numbers, disk.root):
-            return f"it is mounted ({source} on {point}); unmount it first"
+    mounted = mounted_from(disk)
+    if mounted:
+        return f"it is mounted ({mounted}); unmount it first"
     for name in [disk.name, *disk.partitions]:
         sysfs = disk.sysfs if name == disk.name else disk.sysfs / name
         holders = sorted(p.name for p in (sysfs / "holders").glob("*"))
@@ -110,6 +110,15 @@ def _refusal(disk: Disk, image_size: int | None, allow_fixed: bool) -> str | Non
         return "it has no medium (size 0): is the card inserted?"
     if image_size is not None and disk.size < image_size:
         return f"it is smaller than the image ({disk.size} bytes < {image_size} bytes)"
+    return None
+
+
+def mounted_from(disk: Disk) -> str | None:
+    """``"/dev/sdb1 on /media/card"`` for the first mount of the disk or a partition; None if none."""
+    numbers = disk.numbers()
+    for number, point, source in _mounts(disk.root):
+        if _on_disk(number, source, numbers, disk.root):
+            return f"{source} on {point}"
     return None
 
 

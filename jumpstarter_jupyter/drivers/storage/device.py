@@ -74,14 +74,17 @@ class BlockStorageMux(StorageMuxInterface):
 
     @export
     def dut(self) -> None:
-        """Connect the card to the DUT (waits for a write in progress to end)."""
+        """Connect the card to the DUT (waits for a write in progress to end; refused while the
+        host has the card mounted)."""
         with self.lock:
+            self._check_unmounted("dut")
             self.switch("dut")
 
     @export
     def off(self) -> None:
-        """Disconnect the card from both sides."""
+        """Disconnect the card from both sides (refused while the host has it mounted)."""
         with self.lock:
+            self._check_unmounted("off")
             self.switch("off")
 
     @export
@@ -150,6 +153,19 @@ class BlockStorageMux(StorageMuxInterface):
         self.found = blockdev.wait_for_disk(find, f"{type(self).__name__} card", self.storage_timeout,
                                             self.storage_leeway, self.system_root, self.sleep)
         return self.found
+
+    def _check_unmounted(self, position: str) -> None:
+        """Taking a mounted card away from the host would corrupt its filesystem: refuse."""
+        path = self.storage_device or self.found
+        if not path or not os.path.exists(path) or self.position() != "host":
+            return
+        try:
+            mounted = blockdev.mounted_from(blockdev.inspect(path, self.system_root))
+        except blockdev.StorageRefused:
+            return  # not a disk we can read: nothing of ours is mounted from it
+        if mounted:
+            raise blockdev.StorageRefused(f"refusing to switch {path} to {position}: the host has it mounted "
+                                          f"({mounted}); unmount it first")
 
     def _flash(self, handle: dict, image_size: int | None, encoding: str | None,
                work: Callable[[IO[bytes], DeviceWriter, FlashFigures], None], verify: bool) -> dict:

@@ -22,6 +22,7 @@ from support import client_for, run_cli, serving
 from jumpstarter_jupyter import ConfigError, DriverError, DriverInvalidArgument, connect
 from jumpstarter_jupyter.drivers.composite.driver import Composite
 from jumpstarter_jupyter.drivers.storage import blockdev
+from jumpstarter_jupyter.drivers.storage import client as storage_client
 from jumpstarter_jupyter.drivers.storage.bmap import load, parse
 from jumpstarter_jupyter.drivers.storage.common import StorageRefused
 from jumpstarter_jupyter.drivers.storage.device import StorageDevice
@@ -82,7 +83,10 @@ def test_a_whole_image_lands_byte_exact_and_the_partition_table_is_reread(loop, 
     assert read(device, 0, len(content)) == content
 
 
-def test_a_bmap_flash_writes_only_the_mapped_ranges(loop, sparse_image):
+@pytest.mark.parametrize("ranges_per_call", [20_000, 4])
+def test_a_bmap_flash_writes_only_the_mapped_ranges(loop, sparse_image, ranges_per_call, monkeypatch):
+    """With 4 ranges per call the map goes in three write_ranges calls, as a large map's would."""
+    monkeypatch.setattr(storage_client, "RANGES_PER_CALL", ranges_per_call)
     bmap = load(f"{sparse_image}.bmap")
     assert 95 * MiB < bmap.mapped_bytes < 115 * MiB
     device = loop(1 << 30)
@@ -96,6 +100,7 @@ def test_a_bmap_flash_writes_only_the_mapped_ranges(loop, sparse_image):
         figures = storage.flash(sparse_image, progress=lambda sent, total: calls.append((sent, total)))
     assert figures["bmap"] and figures["written"] == bmap.mapped_bytes and figures["image_size"] == 1 << 30
     assert calls[-1] == (bmap.mapped_bytes, bmap.mapped_bytes), "more than the mapped bytes crossed the wire"
+    assert [s for s, _ in calls] == sorted(s for s, _ in calls)
     with open(sparse_image, "rb") as image:
         for mapped in bmap.ranges:
             offset, length = bmap.span(mapped)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,8 @@ from jumpstarter_jupyter.driver.resources import decoded
 from jumpstarter_jupyter.drivers.storage.bmap import Bmap, beside, load
 from jumpstarter_jupyter.drivers.storage.common import ENCODING_FOR_SUFFIX
 from jumpstarter_jupyter.errors import DriverMethodNotFound
+
+RANGES_PER_CALL = 20_000  # bmap ranges per write_ranges call: about 2 MB of arguments, below gRPC's 4 MiB
 
 
 def image_encoding(path: str | os.PathLike) -> str | None:
@@ -93,8 +96,23 @@ class StorageMuxClient(DriverClient):
         if blocks is None:
             return self._upload(path, encoding, progress, extra)
         with open(path, "rb") as raw, mapped_bytes(decoded(raw, encoding), blocks, encoding is None) as source:
-            return self.upload("write_ranges", source, blocks.to_wire(), *extra, total=blocks.mapped_bytes,
-                               progress=progress)
+            return self._write_ranges(source, blocks, extra, progress)
+
+    def _write_ranges(self, source: _MappedBytes, blocks: Bmap, extra: list, progress: Progress | None) -> dict:
+        """One ``write_ranges`` call per ``RANGES_PER_CALL`` ranges (the map of a fragmented image
+        would not fit one gRPC message); the figures add up."""
+        figures: dict = {}
+        for start in range(0, max(len(blocks.ranges), 1), RANGES_PER_CALL):
+            part = dataclasses.replace(blocks, ranges=blocks.ranges[start:start + RANGES_PER_CALL])
+            source.budget, sent = part.mapped_bytes, source.sent
+            report = None if progress is None else \
+                lambda done, _total, sent=sent: progress(sent + done, blocks.mapped_bytes)
+            result = self.upload("write_ranges", source, part.to_wire(), *extra, total=part.mapped_bytes,
+                                 progress=report)
+            written, seconds = figures.get("written", 0) + result["written"], figures.get("seconds", 0) + result["seconds"]
+            figures = {**result, "written": written, "seconds": seconds,
+                       "mb_per_s": round(written / seconds / 1e6, 1) if seconds else 0.0}
+        return figures
 
     def info(self) -> dict | None:
         """The card's device, its size and the last flash's figures; None if the exporter does not say."""
@@ -144,18 +162,25 @@ class _MappedBytes:
     def __init__(self, image: IO[bytes], bmap: Bmap, seekable: bool):
         self.image, self.seekable, self.position, self.left = image, seekable, 0, 0
         self.spans = iter([bmap.span(r) for r in bmap.ranges])
+        self.budget = bmap.mapped_bytes  # bytes the current call may read: its EOF comes there
+        self.sent = 0
 
     def read(self, size: int = -1) -> bytes:
+        if self.budget <= 0:
+            return b""
+        size = self.budget if size < 0 else min(size, self.budget)
         while self.left == 0:
             offset, self.left = next(self.spans, (-1, 0))
             if offset < 0:
                 return b""
             self._skip_to(offset)
-        data = self.image.read(min(size if size >= 0 else self.left, self.left))
+        data = self.image.read(min(size, self.left))
         if not data:
             raise ValueError(f"the image ends at byte {self.position}, before its bmap's ranges do")
         self.position += len(data)
         self.left -= len(data)
+        self.budget -= len(data)
+        self.sent += len(data)
         return data
 
     def _skip_to(self, offset: int) -> None:

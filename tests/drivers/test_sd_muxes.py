@@ -8,6 +8,7 @@ mountinfo/sysfs fixture trees, never this machine's disks), and a client killed 
 
 from __future__ import annotations
 
+import lzma
 import os
 import re
 import shutil
@@ -107,6 +108,21 @@ def test_a_bmap_flash_writes_only_the_mapped_ranges(loop, sparse_image, ranges_p
             image.seek(offset)
             assert read(device, offset, length) == image.read(length), bmap.describe(mapped)
     assert read(device, gap, len(marker)) == marker
+
+
+def test_a_compressed_whole_image_is_decompressed_by_the_exporter(loop, tmp_path):
+    content = os.urandom(MiB) * 3
+    packed = tmp_path / "image.img.xz"
+    packed.write_bytes(lzma.compress(content, preset=0))
+    bad = tmp_path / "bad.img.gz"
+    bad.write_bytes(b"not gzip" * 1000)
+    device = loop(4 * MiB)
+    with client_for(StorageDevice(device=device), "storage") as storage:
+        figures = storage.flash(packed)
+        assert figures["written"] == figures["image_size"] == len(content)
+        with pytest.raises(DriverInvalidArgument, match="dut.storage.write: the upload is not valid gzip data"):
+            storage.flash(bad)
+    assert read(device, 0, len(content)) == content
 
 
 def test_a_compressed_image_with_a_bmap_is_decompressed_by_the_client(loop, tmp_path):

@@ -244,3 +244,33 @@ def test_a_card_mounted_on_the_host_is_not_switched_away(bus, loop, tmp_path):
             subprocess.run(["umount", str(mountpoint)], capture_output=True, check=False)
         storage.dut()
         assert storage.state() == "dut"
+
+
+def test_a_client_killed_mid_flash_leaves_the_card_on_the_host(bus, loop, tmp_path):
+    import subprocess
+    import sys
+
+    from support import serving
+    from test_sd_muxes import FLASHER
+
+    from jumpstarter_jupyter import connect
+    from jumpstarter_jupyter.drivers.composite.driver import Composite
+
+    chip = FakeFT200X("sd-wire_11")
+    bus(chip)
+    device = loop(96 * MiB)
+    big = tmp_path / "big.img"
+    big.write_bytes(os.urandom(80 * MiB))
+    root = Composite()
+    root.children = {"storage": SDWire(storage_device=device)}
+    with serving(root) as exporter:
+        flasher = subprocess.Popen([sys.executable, "-c", FLASHER, exporter.address, str(big)],
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert flasher.stdout.readline() == "flashing\n"
+        flasher.kill()
+        flasher.wait()
+        with connect(exporter.address) as dut:
+            dut.storage.dut()  # waits for the aborted write to let go of the card
+            assert chip.requests[-2][2] == 0x20F0
+            switches = [value for _, request, value, _ in chip.requests if request == 0x0B]
+            assert switches == [0x20F1, 0x20F1, 0x20F0], "the aborted flash switched the card away from the host"

@@ -27,3 +27,24 @@ def test_board_yaml_builds_a_custom_composite_tree():
         serial = dut.board.debugger.serial
         serial.sendline("hello probe")
         assert serial.expect("hello probe", timeout=20) == 0
+
+
+def test_sd_muxes_yaml_builds_and_absent_hardware_is_named():
+    """No SDWire, USB-SD-Mux or card reader here: each call says what it looked for."""
+    import pytest
+
+    from jumpstarter_jupyter import DriverError
+
+    root = build_tree(load_config(EXAMPLES / "sd-muxes.yaml"))
+    assert [type(d).__name__ for d in root.children.values()] == ["SDWire", "UsbSdMux", "StorageDevice"]
+    root.children["reader"].storage_timeout = 0  # the reader is absent: do not wait the configured 10 s
+    with serving(root) as exporter, connect(exporter.address) as dut:
+        with pytest.raises(DriverError, match=r"dut\.sdwire\.state: (no SDWire with serial 'sd-wire_11' on USB"
+                                              r"|pyusb found no USB backend)"):
+            dut.sdwire.state()
+        with pytest.raises(DriverError, match=r"dut\.usbsdmux\.host: no USB-SD-Mux with serial '000000000123'"):
+            dut.usbsdmux.host()
+        with pytest.raises(DriverError, match=r"dut\.reader\.write: StorageDevice card: no block device appeared "
+                                              r"within storage_timeout=0 s"):
+            dut.reader.call("write", {"kind": "client_stream", "uuid": "x"}, False)
+        assert dut.reader.state() == "host"

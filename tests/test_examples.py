@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from support import serving
+
+from jumpstarter_jupyter import DriverError
 from jumpstarter_jupyter.client import connect
 from jumpstarter_jupyter.exporter import build_tree, load_config
 
@@ -31,10 +34,6 @@ def test_board_yaml_builds_a_custom_composite_tree():
 
 def test_sd_muxes_yaml_builds_and_absent_hardware_is_named():
     """No SDWire, USB-SD-Mux or card reader here: each call says what it looked for."""
-    import pytest
-
-    from jumpstarter_jupyter import DriverError
-
     root = build_tree(load_config(EXAMPLES / "sd-muxes.yaml"))
     assert [type(d).__name__ for d in root.children.values()] == ["SDWire", "UsbSdMux", "StorageDevice"]
     root.children["reader"].storage_timeout = 0  # the reader is absent: do not wait the configured 10 s

@@ -379,3 +379,15 @@ def test_verify_names_the_bytes_that_differ(loop):
         with pytest.raises(ValueError, match=f"verify failed: {device} differs from the image in bytes "
                                              f"{2 * CHUNK}-{len(image) - 1}"):
             writer.verify_stream(len(image), digests)
+
+
+def test_a_disk_held_by_device_mapper_or_without_medium_is_refused(tmp_path):
+    fixture_tree(tmp_path, {"sdb": USB_CARD})
+    card = blockdev.inspect("/dev/sdb", tmp_path)
+    (card.sysfs / "sdb2" / "holders" / "dm-0").mkdir()
+    with pytest.raises(StorageRefused, match=r"/dev/sdb \(sdb\): sdb2 is in use by dm-0 \(device-mapper, LVM or RAID\)"):
+        blockdev.check_writable(card, None)
+    (card.sysfs / "sdb2" / "holders" / "dm-0").rmdir()
+    (card.sysfs / "size").write_text("0\n")
+    with pytest.raises(StorageRefused, match=r"/dev/sdb \(sdb\): it has no medium \(size 0\): is the card inserted\?"):
+        blockdev.check_writable(card, None)

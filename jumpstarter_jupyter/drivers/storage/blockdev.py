@@ -39,10 +39,13 @@ class Disk:
         """Kernel names of its partitions (``sdb1``, ``loop3p1``)."""
         return sorted(p.name for p in self.sysfs.iterdir() if (p / "partition").exists())
 
+    def directory(self, name: str) -> Path:
+        """The sysfs directory of the disk (its own ``name``) or of one of its partitions."""
+        return self.sysfs if name == self.name else self.sysfs / name
+
     def numbers(self) -> dict[str, str]:
         """``{"major:minor": name}`` of the disk and its partitions, as mountinfo lists them."""
-        names = [self.name, *self.partitions]
-        return {_read(self.sysfs / n / "dev" if n != self.name else self.sysfs / "dev"): n for n in names}
+        return {_read(self.directory(name) / "dev"): name for name in [self.name, *self.partitions]}
 
     @property
     def transport(self) -> str:
@@ -100,8 +103,7 @@ def _refusal(disk: Disk, image_size: int | None, allow_fixed: bool) -> str | Non
     if mounted:
         return f"it is mounted ({mounted}); unmount it first"
     for name in [disk.name, *disk.partitions]:
-        sysfs = disk.sysfs if name == disk.name else disk.sysfs / name
-        holders = sorted(p.name for p in (sysfs / "holders").glob("*"))
+        holders = sorted(p.name for p in (disk.directory(name) / "holders").glob("*"))
         if holders:
             return f"{name} is in use by {', '.join(holders)} (device-mapper, LVM or RAID)"
     if disk.transport == "fixed" and not allow_fixed:

@@ -17,10 +17,11 @@ import mmap
 import os
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import IO, Self
 
-from jumpstarter_jupyter.drivers.storage.bmap import Bmap
+from jumpstarter_jupyter.drivers.storage.bmap import Bmap, MappedRange
 from jumpstarter_jupyter.drivers.storage.common import StorageRefused
 
 CHUNK = 4 << 20  # bytes per write: large enough for full speed, as dd bs=4M
@@ -78,17 +79,19 @@ class DeviceWriter:
         """Write all of ``source`` from offset 0; returns the byte count. With ``digests``, a
         SHA-256 per chunk is kept for :meth:`verify`."""
         offset = 0
-        while True:
-            filled = self._fill(source, CHUNK)
-            if not filled:
-                return offset
-            if offset + filled > self.capacity:
-                raise ValueError(f"the image is larger than {self.path} ({self.capacity} bytes)"
-                                 + (f" once decompressed ({self.encoding})" if self.encoding else ""))
-            self._write(offset, filled)
-            if digests is not None:
-                digests.append(hashlib.sha256(memoryview(self.buffer)[:filled]).digest())
-            offset += filled
+        with _Pipeline(self) as pipeline:
+            while True:
+                buffer = pipeline.free()
+                filled = self._fill(source, CHUNK, buffer)
+                if not filled:
+                    return offset
+                if offset + filled > self.capacity:
+                    raise ValueError(f"the image is larger than {self.path} ({self.capacity} bytes)"
+                                     + (f" once decompressed ({self.encoding})" if self.encoding else ""))
+                if digests is not None:
+                    digests.append(hashlib.sha256(memoryview(buffer)[:filled]).digest())
+                pipeline.write(offset, filled)
+                offset += filled
 
     def write_ranges(self, source: IO[bytes], bmap: Bmap) -> int:
         """Write the mapped ranges of ``bmap`` that ``source`` carries back to back, checking
@@ -97,24 +100,29 @@ class DeviceWriter:
             raise StorageRefused(f"refusing to write {self.path}: it is smaller than the image "
                                  f"({self.capacity} bytes < {bmap.image_size} bytes)")
         written = 0
-        for mapped in bmap.ranges:
-            offset, length = bmap.span(mapped)
-            digest = hashlib.new(bmap.checksum_type)
-            done = 0
-            while done < length:
-                filled = self._fill(source, min(CHUNK, length - done))
-                if not filled:
-                    raise ValueError(f"the upload ended inside {bmap.describe(mapped)} ({done} of {length} bytes)")
-                digest.update(memoryview(self.buffer)[:filled])
-                self._write(offset + done, filled)
-                done += filled
-            if digest.hexdigest() != mapped.checksum:
-                raise ValueError(f"checksum mismatch in {bmap.describe(mapped)}: {bmap.checksum_type} "
-                                 f"{digest.hexdigest()}, the bmap says {mapped.checksum}; the flash failed")
-            written += length
+        with _Pipeline(self) as pipeline:
+            for mapped in bmap.ranges:
+                self._write_range(source, bmap, mapped, pipeline)
+                written += bmap.span(mapped)[1]
         if source.read(1):
             raise ValueError("the upload carries more bytes than the bmap's ranges")
         return written
+
+    def _write_range(self, source: IO[bytes], bmap: Bmap, mapped: MappedRange, pipeline: _Pipeline) -> None:
+        offset, length = bmap.span(mapped)
+        digest = hashlib.new(bmap.checksum_type)
+        done = 0
+        while done < length:
+            buffer = pipeline.free()
+            filled = self._fill(source, min(CHUNK, length - done), buffer)
+            if not filled:
+                raise ValueError(f"the upload ended inside {bmap.describe(mapped)} ({done} of {length} bytes)")
+            digest.update(memoryview(buffer)[:filled])
+            pipeline.write(offset + done, filled)
+            done += filled
+        if digest.hexdigest() != mapped.checksum:
+            raise ValueError(f"checksum mismatch in {bmap.describe(mapped)}: {bmap.checksum_type} "
+                             f"{digest.hexdigest()}, the bmap says {mapped.checksum}; the flash failed")
 
     def verify_stream(self, size: int, digests: list[bytes]) -> None:
         """Read the first ``size`` bytes back and compare them chunk by chunk with ``digests``."""
@@ -160,9 +168,9 @@ class DeviceWriter:
                        "%s: the kernel did not re-read the partition table: %s", self.path, exc)
             return False
 
-    def _fill(self, source: IO[bytes], want: int) -> int:
-        """Read up to ``want`` bytes of ``source`` into the buffer; fewer only at its end."""
-        view = memoryview(self.buffer)
+    def _fill(self, source: IO[bytes], want: int, buffer: mmap.mmap) -> int:
+        """Read up to ``want`` bytes of ``source`` into ``buffer``; fewer only at its end."""
+        view = memoryview(buffer)
         filled = 0
         try:
             while filled < want:
@@ -178,12 +186,12 @@ class DeviceWriter:
             view.release()
         return filled
 
-    def _write(self, offset: int, length: int) -> None:
+    def _write(self, buffer: mmap.mmap, offset: int, length: int) -> None:
         direct = length % self.sector == 0 == offset % self.sector  # an unaligned tail goes through the cache
         if not direct:
             self._set_direct(False)
         try:
-            with memoryview(self.buffer) as view:
+            with memoryview(buffer) as view:
                 done = 0
                 while done < length:
                     done += os.pwrite(self.fd, view[done:length], offset + done)
@@ -200,6 +208,36 @@ class DeviceWriter:
     def _set_direct(self, on: bool) -> None:
         flags = fcntl.fcntl(self.fd, fcntl.F_GETFL)
         fcntl.fcntl(self.fd, fcntl.F_SETFL, flags | os.O_DIRECT if on else flags & ~os.O_DIRECT)
+
+
+class _Pipeline:
+    """Two buffers: the client's next bytes fill one while the other is written (``pwrite``
+    releases the GIL), so receiving and writing overlap."""
+
+    def __init__(self, writer: DeviceWriter):
+        self.writer, self.buffers, self.current = writer, [writer.buffer, mmap.mmap(-1, CHUNK)], 0
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix=f"write {writer.path}")
+        self.pending: Future | None = None  # the write of the other buffer
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.pool.shutdown()  # waits for the write in flight
+        self.buffers[1].close()
+        if self.pending is not None and exc[0] is None:
+            self.pending.result()  # its error, if nothing else went wrong first
+
+    def free(self) -> mmap.mmap:
+        """The buffer not being written: fill it, then :meth:`write` it."""
+        self.current ^= 1
+        return self.buffers[self.current]
+
+    def write(self, offset: int, length: int) -> None:
+        """Write the buffer just filled at ``offset``, once the previous write has finished."""
+        if self.pending is not None:
+            self.pending.result()
+        self.pending = self.pool.submit(self.writer._write, self.buffers[self.current], offset, length)
 
 
 def _open_exclusive(path: str) -> int:

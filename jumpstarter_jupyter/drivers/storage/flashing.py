@@ -44,6 +44,7 @@ class FlashFigures:
     started: float = field(default_factory=time.monotonic, repr=False)
 
     def to_wire(self) -> dict:
+        """Plain data for the client: what ``flash()`` returns and ``info()`` keeps as the last flash."""
         rate = self.written / self.seconds / 1e6 if self.seconds else 0.0
         return {"device": self.device, "image_size": self.image_size, "written": self.written,
                 "seconds": round(self.seconds, 3), "mb_per_s": round(rate, 1), "bmap": self.bmap,

@@ -18,8 +18,10 @@ from measure import MB, report  # noqa: E402
 
 def dd(image: str, device: str) -> None:
     start = time.perf_counter()
-    subprocess.run(["dd", f"if={image}", f"of={device}", "bs=4M", "oflag=direct", "conv=fsync", "status=none"],
-                   check=True)
+    subprocess.run(
+        ["dd", f"if={image}", f"of={device}", "bs=4M", "oflag=direct", "conv=fsync", "status=none"],
+        check=True,
+    )
     report(os.path.getsize(image) / (time.perf_counter() - start) / MB)
 
 

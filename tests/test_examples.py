@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from support import serving
 
 from jumpstarter_jupyter import DriverError
 from jumpstarter_jupyter.client import connect
 from jumpstarter_jupyter.exporter import build_tree, load_config
+from support import serving
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -36,14 +36,14 @@ def test_sd_muxes_yaml_builds_and_absent_hardware_is_named():
     """No SDWire, USB-SD-Mux or card reader here: each call says what it looked for."""
     root = build_tree(load_config(EXAMPLES / "sd-muxes.yaml"))
     assert [type(d).__name__ for d in root.children.values()] == ["SDWire", "UsbSdMux", "StorageDevice"]
-    root.children["reader"].storage_timeout = 0  # the reader is absent: do not wait the configured 10 s
+    root.children["reader"].storage_timeout = 0  # the reader is absent: no waiting 10 s
     with serving(root) as exporter, connect(exporter.address) as dut:
-        with pytest.raises(DriverError, match=r"dut\.sdwire\.state: (no SDWire with serial 'sd-wire_11' on USB"
-                                              r"|pyusb found no USB backend)"):
+        absent = r"dut\.sdwire\.state: (no SDWire with serial 'sd-wire_11' on USB|pyusb found no USB backend)"
+        with pytest.raises(DriverError, match=absent):
             dut.sdwire.state()
-        with pytest.raises(DriverError, match=r"dut\.usbsdmux\.host: no USB-SD-Mux with serial '000000000123'"):
+        with pytest.raises(DriverError, match=r"dut\.usbsdmux\.host: no USB-SD-Mux with serial '0+123'"):
             dut.usbsdmux.host()
-        with pytest.raises(DriverError, match=r"dut\.reader\.write: StorageDevice card: no block device appeared "
-                                              r"within storage_timeout=0 s"):
+        no_card = r"dut\.reader\.write: StorageDevice card: no block device appeared within storage_timeout=0"
+        with pytest.raises(DriverError, match=no_card):
             dut.reader.call("write", {"kind": "client_stream", "uuid": "x"}, False)
         assert dut.reader.state() == "host"

@@ -18,7 +18,6 @@ import sys
 
 import pytest
 import zstandard
-from support import client_for, run_cli, serving
 
 from jumpstarter_jupyter import ConfigError, DriverError, DriverInvalidArgument, connect
 from jumpstarter_jupyter.drivers.composite.driver import Composite
@@ -28,6 +27,7 @@ from jumpstarter_jupyter.drivers.storage.bmap import load, parse
 from jumpstarter_jupyter.drivers.storage.common import StorageRefused
 from jumpstarter_jupyter.drivers.storage.device import StorageDevice
 from jumpstarter_jupyter.exporter import build_tree, parse_config
+from support import client_for, run_cli, serving
 
 MiB = 1 << 20
 
@@ -120,7 +120,9 @@ def test_a_compressed_whole_image_is_decompressed_by_the_exporter(loop, tmp_path
     with client_for(StorageDevice(device=device), "storage") as storage:
         figures = storage.flash(packed)
         assert figures["written"] == figures["image_size"] == len(content)
-        with pytest.raises(DriverInvalidArgument, match="dut.storage.write: the upload is not valid gzip data"):
+        with pytest.raises(
+            DriverInvalidArgument, match="dut.storage.write: the upload is not valid gzip data"
+        ):
             storage.flash(bad)
     assert read(device, 0, len(content)) == content
 
@@ -158,8 +160,11 @@ def test_a_corrupted_range_fails_the_flash_naming_it(loop, tmp_path):
     device = loop(16 * MiB)
     second = re.escape(bmap.describe(bmap.ranges[1]))
     with client_for(StorageDevice(device=device), "storage") as storage:
-        with pytest.raises(DriverInvalidArgument, match=f"checksum mismatch in {second}: sha256 [0-9a-f]+, "
-                                                        "the bmap says [0-9a-f]+; the flash failed"):
+        with pytest.raises(
+            DriverInvalidArgument,
+            match=f"checksum mismatch in {second}: sha256 [0-9a-f]+, "
+            "the bmap says [0-9a-f]+; the flash failed",
+        ):
             storage.flash(image)
         assert storage.state() == "host"
 
@@ -184,8 +189,11 @@ def test_a_mounted_card_is_refused_and_left_alone(loop, tmp_path):
         (mountpoint / "keep.txt").write_text("precious")
         image = tmp_path / "image.img"
         image.write_bytes(os.urandom(MiB))
-        refused = pytest.raises(DriverError, match=f"refusing to write {device} \\({os.path.basename(device)}\\): "
-                                                   f"it is mounted \\({device} on {mountpoint}\\); unmount it first")
+        refused = pytest.raises(
+            DriverError,
+            match=f"refusing to write {device} \\({os.path.basename(device)}\\): "
+            f"it is mounted \\({device} on {mountpoint}\\); unmount it first",
+        )
         with client_for(StorageDevice(device=device), "storage") as storage, refused:
             storage.flash(image)
         assert (mountpoint / "keep.txt").read_text() == "precious"
@@ -198,10 +206,15 @@ def test_an_image_larger_than_the_device_is_refused(loop, tmp_path, sparse_image
     plain = tmp_path / "big.img"
     plain.write_bytes(os.urandom(65 * MiB))
     with client_for(StorageDevice(device=device), "storage") as storage:
-        with pytest.raises(DriverError, match=f"refusing to write {device} \\(loop\\d+\\): it is smaller than "
-                                              f"the image \\({64 * MiB} bytes < {1 << 30} bytes\\)"):
+        with pytest.raises(
+            DriverError,
+            match=f"refusing to write {device} \\(loop\\d+\\): it is smaller than "
+            f"the image \\({64 * MiB} bytes < {1 << 30} bytes\\)",
+        ):
             storage.flash(sparse_image)  # the bmap says how large the image is before a byte moves
-        with pytest.raises(DriverInvalidArgument, match=f"the image is larger than {device} \\({64 * MiB} bytes\\)"):
+        with pytest.raises(
+            DriverInvalidArgument, match=f"the image is larger than {device} \\({64 * MiB} bytes\\)"
+        ):
             storage.flash(plain)  # a plain stream is stopped at the device's end
 
 
@@ -225,28 +238,47 @@ def fixture_tree(root, disks: dict, mounts: list[str] = (), swaps: list[str] = (
             (root / "sys" / folder).mkdir(parents=True, exist_ok=True)
             os.symlink(device, root / "sys" / folder / name)
     (root / "proc" / "self").mkdir(parents=True)
-    (root / "proc" / "self" / "mountinfo").write_text("".join(
-        f"{20 + i} 1 {number} / {point} rw,relatime - ext4 {source} rw\n" for i, (number, point, source) in enumerate(mounts)))
-    (root / "proc" / "swaps").write_text("Filename\tType\tSize\tUsed\tPriority\n" + "".join(
-        f"{swap}\tpartition\t1048572\t0\t-2\n" for swap in swaps))
+    (root / "proc" / "self" / "mountinfo").write_text(
+        "".join(
+            f"{20 + i} 1 {number} / {point} rw,relatime - ext4 {source} rw\n"
+            for i, (number, point, source) in enumerate(mounts)
+        )
+    )
+    (root / "proc" / "swaps").write_text(
+        "Filename\tType\tSize\tUsed\tPriority\n"
+        + "".join(f"{swap}\tpartition\t1048572\t0\t-2\n" for swap in swaps)
+    )
 
 
 USB_CARD = ("pci0000:00/0000:00:14.0/usb1/1-1/1-1.1/1-1.1:1.0/host6/target6:0:0/6:0:0:0", 2, True)
 SATA = ("pci0000:00/0000:00:17.0/ata1/host0/target0:0:0/0:0:0:0", 2, False)
 
 
-@pytest.mark.parametrize("mounts, swaps, reason", [
-    ([("8:1", "/", "/dev/sda1")], [], r"it holds the root filesystem \(/dev/sda1 on /\)"),
-    ([], ["/dev/sda2"], r"it holds swap \(/dev/sda2\)"),
-    ([("8:1", "/home/lab/mnt point", "/dev/sda1")], [], r"it is mounted \(/dev/sda1 on /home/lab/mnt point\)"),
-    ([], [], r"it is a fixed disk \(not removable, not on USB, not a loop device\); set allow_fixed: true"),
-])
+@pytest.mark.parametrize(
+    "mounts, swaps, reason",
+    [
+        ([("8:1", "/", "/dev/sda1")], [], r"it holds the root filesystem \(/dev/sda1 on /\)"),
+        ([], ["/dev/sda2"], r"it holds swap \(/dev/sda2\)"),
+        (
+            [("8:1", "/home/lab/mnt point", "/dev/sda1")],
+            [],
+            r"it is mounted \(/dev/sda1 on /home/lab/mnt point\)",
+        ),
+        (
+            [],
+            [],
+            r"it is a fixed disk \(not removable, not on USB, not a loop device\); set allow_fixed: true",
+        ),
+    ],
+)
 def test_refusals_on_fixture_trees(tmp_path, mounts, swaps, reason):
     mounts = [(n, p.replace(" ", "\\040"), s) for n, p, s in mounts]
     fixture_tree(tmp_path, {"sda": SATA, "sdb": USB_CARD}, mounts, swaps)
     with pytest.raises(StorageRefused, match=r"refusing to write /dev/sda \(sda\): " + reason):
         blockdev.check_writable(blockdev.inspect("/dev/sda", tmp_path), 1 << 20)
-    blockdev.check_writable(blockdev.inspect("/dev/sdb", tmp_path), 1 << 20)  # the USB card next to it is fine
+    blockdev.check_writable(
+        blockdev.inspect("/dev/sdb", tmp_path), 1 << 20
+    )  # the USB card next to it is fine
     if not mounts and not swaps:
         blockdev.check_writable(blockdev.inspect("/dev/sda", tmp_path), 1 << 20, allow_fixed=True)
 
@@ -255,8 +287,10 @@ def test_a_partition_or_an_unknown_device_is_refused(tmp_path):
     fixture_tree(tmp_path, {"sdb": USB_CARD})
     (tmp_path / "dev" / "disk" / "by-id").mkdir(parents=True)
     os.symlink("../../sdb", tmp_path / "dev" / "disk" / "by-id" / "usb-Card_Reader-0:0")
-    os.symlink(tmp_path / "sys" / "devices" / USB_CARD[0] / "block" / "sdb" / "sdb1",
-               tmp_path / "sys" / "class" / "block" / "sdb1")
+    os.symlink(
+        tmp_path / "sys" / "devices" / USB_CARD[0] / "block" / "sdb" / "sdb1",
+        tmp_path / "sys" / "class" / "block" / "sdb1",
+    )
     assert blockdev.inspect("/dev/disk/by-id/usb-Card_Reader-0:0", tmp_path).name == "sdb"
     with pytest.raises(StorageRefused, match=r"refusing to write /dev/sdb1 \(sdb1\): it is a partition"):
         blockdev.inspect("/dev/sdb1", tmp_path)
@@ -283,8 +317,12 @@ def test_a_client_killed_mid_flash_leaves_the_card_on_the_host_and_the_next_flas
     root = Composite()
     root.children = {"storage": StorageDevice(device=device)}
     with serving(root) as exporter:
-        flasher = subprocess.Popen([sys.executable, "-c", FLASHER, exporter.address, str(big)],
-                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        flasher = subprocess.Popen(
+            [sys.executable, "-c", FLASHER, exporter.address, str(big)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert flasher.stdout.readline() == "flashing\n"
         flasher.kill()
         flasher.wait()
@@ -315,15 +353,20 @@ def test_cli_flash_with_bmap_and_verify_prints_the_figures(loop, tmp_path):
 
 
 def test_config_names_and_errors():
-    config = parse_config("""
+    config = parse_config(
+        """
 apiVersion: jumpstarter.dev/v1alpha1
 kind: ExporterConfig
 export:
   card:
     type: StorageDevice
     config: {device: /dev/loop0, storage_timeout: -1}
-""", "lab.yaml")
-    with pytest.raises(ConfigError, match=r"lab\.yaml: export\.card\.config.*storage_timeout must be >= 0 seconds"):
+""",
+        "lab.yaml",
+    )
+    with pytest.raises(
+        ConfigError, match=r"lab\.yaml: export\.card\.config.*storage_timeout must be >= 0 seconds"
+    ):
         build_tree(config)
 
 
@@ -376,8 +419,10 @@ def test_verify_names_the_bytes_that_differ(loop):
         with open(device, "r+b") as card:  # a byte of the third chunk flips underneath
             card.seek(2 * CHUNK + 17)
             card.write(bytes([image[2 * CHUNK + 17] ^ 0xFF]))
-        with pytest.raises(ValueError, match=f"verify failed: {device} differs from the image in bytes "
-                                             f"{2 * CHUNK}-{len(image) - 1}"):
+        with pytest.raises(
+            ValueError,
+            match=f"verify failed: {device} differs from the image in bytes {2 * CHUNK}-{len(image) - 1}",
+        ):
             writer.verify_stream(len(image), digests)
 
 
@@ -385,9 +430,13 @@ def test_a_disk_held_by_device_mapper_or_without_medium_is_refused(tmp_path):
     fixture_tree(tmp_path, {"sdb": USB_CARD})
     card = blockdev.inspect("/dev/sdb", tmp_path)
     (card.sysfs / "sdb2" / "holders" / "dm-0").mkdir()
-    with pytest.raises(StorageRefused, match=r"/dev/sdb \(sdb\): sdb2 is in use by dm-0 \(device-mapper, LVM or RAID\)"):
+    with pytest.raises(
+        StorageRefused, match=r"/dev/sdb \(sdb\): sdb2 is in use by dm-0 \(device-mapper, LVM or RAID\)"
+    ):
         blockdev.check_writable(card, None)
     (card.sysfs / "sdb2" / "holders" / "dm-0").rmdir()
     (card.sysfs / "size").write_text("0\n")
-    with pytest.raises(StorageRefused, match=r"/dev/sdb \(sdb\): it has no medium \(size 0\): is the card inserted\?"):
+    with pytest.raises(
+        StorageRefused, match=r"/dev/sdb \(sdb\): it has no medium \(size 0\): is the card inserted\?"
+    ):
         blockdev.check_writable(card, None)

@@ -16,11 +16,11 @@ from types import SimpleNamespace
 import pytest
 import usb.backend
 import usb.core
-from support import client_for
 
 from jumpstarter_jupyter import DriverError
 from jumpstarter_jupyter.drivers.storage.sdwire import SDWire
 from jumpstarter_jupyter.exporter import build_tree, parse_config
+from support import client_for
 
 MiB = 1 << 20
 STALL = 32  # EPIPE: what libusb reports when a device stalls a request it does not know
@@ -29,8 +29,17 @@ STALL = 32  # EPIPE: what libusb reports when a device stalls a request it does 
 class FakeFT200X:
     """One FT200X as seen on USB: its descriptors and strings, and its four CBUS pins."""
 
-    def __init__(self, serial: str, vid_pid=(0x04E8, 0x6001), product="sd-wire", bus=1, ports=(1, 2), obeys=True):
-        self.serial, self.vid_pid, self.product, self.bus, self.ports, self.obeys = serial, vid_pid, product, bus, ports, obeys
+    def __init__(
+        self, serial: str, vid_pid=(0x04E8, 0x6001), product="sd-wire", bus=1, ports=(1, 2), obeys=True
+    ):
+        self.serial, self.vid_pid, self.product, self.bus, self.ports, self.obeys = (
+            serial,
+            vid_pid,
+            product,
+            bus,
+            ports,
+            obeys,
+        )
         self.direction, self.driven, self.inputs = 0x0, 0x0, 0xF  # unconfigured CBUS pins read high
         self.requests: list[tuple[int, int, int, int]] = []
 
@@ -56,7 +65,7 @@ class FakeFT200X:
         else:
             payload = {1: "FTDI", 2: self.product, 3: self.serial}[index].encode("utf-16-le")
         descriptor = bytes([2 + len(payload), 3]) + payload
-        for i, byte in enumerate(descriptor[:len(data)]):  # data is pyusb's array.array buffer
+        for i, byte in enumerate(descriptor[: len(data)]):  # data is pyusb's array.array buffer
             data[i] = byte
         return min(len(descriptor), len(data))
 
@@ -72,10 +81,26 @@ class FakeUsbBus(usb.backend.IBackend):
 
     def get_device_descriptor(self, dev):
         return SimpleNamespace(
-            bLength=18, bDescriptorType=1, bcdUSB=0x200, bDeviceClass=0, bDeviceSubClass=0, bDeviceProtocol=0,
-            bMaxPacketSize0=8, idVendor=dev.vid_pid[0], idProduct=dev.vid_pid[1], bcdDevice=0x1000, iManufacturer=1,
-            iProduct=2, iSerialNumber=3, bNumConfigurations=1, address=len(dev.ports) + 1, bus=dev.bus,
-            port_number=dev.ports[-1], port_numbers=dev.ports, speed=3)
+            bLength=18,
+            bDescriptorType=1,
+            bcdUSB=0x200,
+            bDeviceClass=0,
+            bDeviceSubClass=0,
+            bDeviceProtocol=0,
+            bMaxPacketSize0=8,
+            idVendor=dev.vid_pid[0],
+            idProduct=dev.vid_pid[1],
+            bcdDevice=0x1000,
+            iManufacturer=1,
+            iProduct=2,
+            iSerialNumber=3,
+            bNumConfigurations=1,
+            address=len(dev.ports) + 1,
+            bus=dev.bus,
+            port_number=dev.ports[-1],
+            port_numbers=dev.ports,
+            speed=3,
+        )
 
     def open_device(self, dev):
         return dev
@@ -90,6 +115,7 @@ class FakeUsbBus(usb.backend.IBackend):
 @pytest.fixture
 def bus(monkeypatch):
     """``bus(*devices)``: the fake devices SDWire finds on USB from now on."""
+
     def plug(*devices: FakeFT200X) -> FakeUsbBus:
         backend = FakeUsbBus(*devices)
         monkeypatch.setattr(SDWire, "usb_backend", backend)
@@ -114,7 +140,9 @@ def test_switching_writes_cbus0_and_the_state_is_read_back_from_the_chip(bus, lo
         assert storage.state() == "host"
 
 
-def test_flash_through_an_sdwire_switches_to_the_host_writes_and_gives_the_card_to_the_dut(bus, loop, tmp_path):
+def test_flash_through_an_sdwire_switches_to_the_host_writes_and_gives_the_card_to_the_dut(
+    bus, loop, tmp_path
+):
     chip = FakeFT200X("sd-wire_11")
     bus(chip)
     image = tmp_path / "image.img"
@@ -134,21 +162,26 @@ def test_which_sdwire(bus):
     factory = FakeFT200X("DP04I34D", vid_pid=(0x0403, 0x6015), product="FT200X USB I2C", ports=(3, 2))
     other = FakeFT200X("A1", product="not-an-sdwire", ports=(4, 2))
     bus(first, second, factory, other)
-    with pytest.raises(RuntimeError, match="several SDWires on USB \\(serials sd-wire_11, sd-wire_12\\): set serial"):
+    with pytest.raises(
+        RuntimeError, match="several SDWires on USB \\(serials sd-wire_11, sd-wire_12\\): set serial"
+    ):
         SDWire().usb_device()
     assert SDWire(serial="sd-wire_12").usb_device().port_numbers == (2, 2)
     assert SDWire(serial="DP04I34D").usb_device().idVendor == 0x0403  # a factory FT200X, by its serial only
     with pytest.raises(FileNotFoundError, match="no SDWire with serial 'nope' on USB"):
         SDWire(serial="nope").usb_device()
     bus(factory, other)
-    with pytest.raises(FileNotFoundError, match="no SDWire \\(04e8:6001 'sd-wire'; an FT200X needs serial:\\) on USB"):
+    with pytest.raises(
+        FileNotFoundError, match="no SDWire \\(04e8:6001 'sd-wire'; an FT200X needs serial:\\) on USB"
+    ):
         SDWire().usb_device()
 
 
 def test_a_chip_that_does_not_switch_is_an_error_naming_it(bus):
     bus(FakeFT200X("sd-wire_11", obeys=False, ports=(1, 4)))
-    refused = pytest.raises(DriverError, match="dut.storage.dut: SDWire at USB 1-1.4: switched to dut but the chip "
-                                               "reports host")
+    refused = pytest.raises(
+        DriverError, match="dut.storage.dut: SDWire at USB 1-1.4: switched to dut but the chip reports host"
+    )
     with client_for(SDWire(storage_device="/dev/null"), "storage") as storage, refused:
         storage.dut()
 
@@ -205,7 +238,9 @@ def test_host_waits_for_the_card_to_appear(bus, tmp_path):
 def test_no_card_within_storage_timeout_is_a_clear_error(bus, tmp_path):
     bus(FakeFT200X("sd-wire_11", ports=(1, 2)))
     sysfs_usb_tree(tmp_path, card=False)
-    with pytest.raises(TimeoutError, match="SDWire card: no block device appeared within storage_timeout=0 s"):
+    with pytest.raises(
+        TimeoutError, match="SDWire card: no block device appeared within storage_timeout=0 s"
+    ):
         SDWire(system_root=str(tmp_path), storage_timeout=0).host()
 
 
@@ -236,8 +271,11 @@ def test_a_card_mounted_on_the_host_is_not_switched_away(bus, loop, tmp_path):
         storage.host()
         subprocess.run(["mount", device, str(mountpoint)], check=True, capture_output=True)
         try:
-            with pytest.raises(DriverError, match=f"refusing to switch {device} to dut: the host has it mounted "
-                                                  f"\\({device} on {mountpoint}\\); unmount it first"):
+            with pytest.raises(
+                DriverError,
+                match=f"refusing to switch {device} to dut: the host has it mounted "
+                f"\\({device} on {mountpoint}\\); unmount it first",
+            ):
                 storage.dut()
             assert storage.state() == "host" and chip.pins() & 1
         finally:
@@ -250,11 +288,11 @@ def test_a_client_killed_mid_flash_leaves_the_card_on_the_host(bus, loop, tmp_pa
     import subprocess
     import sys
 
-    from support import serving
     from test_sd_muxes import FLASHER
 
     from jumpstarter_jupyter import connect
     from jumpstarter_jupyter.drivers.composite.driver import Composite
+    from support import serving
 
     chip = FakeFT200X("sd-wire_11")
     bus(chip)
@@ -264,8 +302,12 @@ def test_a_client_killed_mid_flash_leaves_the_card_on_the_host(bus, loop, tmp_pa
     root = Composite()
     root.children = {"storage": SDWire(storage_device=device)}
     with serving(root) as exporter:
-        flasher = subprocess.Popen([sys.executable, "-c", FLASHER, exporter.address, str(big)],
-                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        flasher = subprocess.Popen(
+            [sys.executable, "-c", FLASHER, exporter.address, str(big)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert flasher.stdout.readline() == "flashing\n"
         flasher.kill()
         flasher.wait()
@@ -273,4 +315,6 @@ def test_a_client_killed_mid_flash_leaves_the_card_on_the_host(bus, loop, tmp_pa
             dut.storage.dut()  # waits for the aborted write to let go of the card
             assert chip.requests[-2][2] == 0x20F0
             switches = [value for _, request, value, _ in chip.requests if request == 0x0B]
-            assert switches == [0x20F1, 0x20F1, 0x20F0], "the aborted flash switched the card away from the host"
+            assert switches == [0x20F1, 0x20F1, 0x20F0], (
+                "the aborted flash switched the card away from the host"
+            )

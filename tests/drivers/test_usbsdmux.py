@@ -12,13 +12,13 @@ from __future__ import annotations
 import os
 
 import pytest
-from support import client_for
 from usbsdmux import i2c_gpio
 from usbsdmux import usbsdmux as library
 
 from jumpstarter_jupyter import DriverError
 from jumpstarter_jupyter.drivers.storage.usbsdmux import UsbSdMux
 from jumpstarter_jupyter.exporter import build_tree, parse_config
+from support import client_for
 
 MiB = 1 << 20
 
@@ -65,7 +65,9 @@ def test_switching_goes_through_the_library_and_is_read_back(expander, loop):
     with client_for(UsbSdMux(control_path="/dev/sg3", storage_device=loop(MiB)), "storage") as storage:
         assert storage.state() == "dut"  # the board's pull-ups after power-on
         storage.host()
-        assert expander.pins() & 0x0F == 0b0000 and storage.state() == "host"  # powered, data on, host selected
+        assert (
+            expander.pins() & 0x0F == 0b0000 and storage.state() == "host"
+        )  # powered, data on, host selected
         storage.off()
         assert expander.pins() & 0b0110 == 0b0110 and storage.state() == "off"  # power and data cut
         storage.dut()
@@ -85,16 +87,23 @@ def test_flash_through_a_usb_sd_mux(expander, loop, tmp_path):
 
 
 def test_a_mux_that_does_not_switch_is_an_error(expander, monkeypatch):
-    monkeypatch.setattr(FakeTca6408, "write_to", lambda self, address, data: None)  # the I2C writes go nowhere
+    monkeypatch.setattr(
+        FakeTca6408, "write_to", lambda self, address, data: None
+    )  # the I2C writes go nowhere
     refused = pytest.raises(DriverError, match="USB-SD-Mux /dev/sg3: switched to off but it reports dut")
-    with client_for(UsbSdMux(control_path="/dev/sg3", storage_device="/dev/null"), "storage") as storage, refused:
+    with (
+        client_for(UsbSdMux(control_path="/dev/sg3", storage_device="/dev/null"), "storage") as storage,
+        refused,
+    ):
         storage.off()
 
 
 def test_control_device_and_card_are_found_from_the_serial_in_sysfs(tmp_path):
     usb = tmp_path / "sys" / "devices" / "pci0000:00" / "0000:00:14.0" / "usb1" / "1-1" / "1-1.3"
-    for serial, port, host, disk, sg in (("000000000123", "1-1.3", 5, "sdb", "sg2"),
-                                         ("000000000999", "1-1.4", 6, "sdc", "sg3")):
+    for serial, port, host, disk, sg in (
+        ("000000000123", "1-1.3", 5, "sdb", "sg2"),
+        ("000000000999", "1-1.4", 6, "sdc", "sg3"),
+    ):
         device = usb.parent / port
         (device).mkdir(parents=True)
         (device / "idVendor").write_text("0424\n")
@@ -103,8 +112,10 @@ def test_control_device_and_card_are_found_from_the_serial_in_sysfs(tmp_path):
         (scsi / "scsi_generic" / sg).mkdir(parents=True)
         (scsi / "block" / disk).mkdir(parents=True)
         (scsi / "block" / disk / "uevent").write_text(f"DEVNAME={disk}\n")
-        for folder, name, target in (("class/scsi_generic", sg, scsi / "scsi_generic" / sg),
-                                     ("block", disk, scsi / "block" / disk)):
+        for folder, name, target in (
+            ("class/scsi_generic", sg, scsi / "scsi_generic" / sg),
+            ("block", disk, scsi / "block" / disk),
+        ):
             (tmp_path / "sys" / folder).mkdir(parents=True, exist_ok=True)
             os.symlink(target, tmp_path / "sys" / folder / name)
         os.symlink(scsi, scsi / "scsi_generic" / sg / "device")
@@ -115,13 +126,18 @@ def test_control_device_and_card_are_found_from_the_serial_in_sysfs(tmp_path):
 
 
 def test_config_needs_control_path_or_serial():
-    config = parse_config("""
+    config = parse_config(
+        """
 apiVersion: jumpstarter.dev/v1alpha1
 kind: ExporterConfig
 export:
   storage:
     type: UsbSdMux
     config: {storage_device: /dev/sdb}
-""", "lab.yaml")
-    with pytest.raises(ValueError, match=r"lab\.yaml: export\.storage\.config.*UsbSdMux needs one of control_path"):
+""",
+        "lab.yaml",
+    )
+    with pytest.raises(
+        ValueError, match=r"lab\.yaml: export\.storage\.config.*UsbSdMux needs one of control_path"
+    ):
         build_tree(config)

@@ -12,8 +12,8 @@ import os
 import re
 
 import pytest
-
 from interop import PASSPHRASE, error_lines, out, output_lines
+
 from jumpstarter_jupyter import connect
 
 pytestmark = pytest.mark.upstream
@@ -116,10 +116,9 @@ def test_upstream_storage_round_trips_20_mib(peer_python, our_exporter):
 def test_upstream_j_storage_flash_writes_a_real_block_device(jmp_shell, loop, tmp_path):
     """Upstream's `j storage flash` through our StorageDevice onto a loop device: the whole image
     (upstream's client knows no bmap), byte for byte."""
-    from support import serving
-
     from jumpstarter_jupyter.drivers.composite.driver import Composite
     from jumpstarter_jupyter.drivers.storage.device import StorageDevice
+    from support import serving
 
     device, image = loop(8 << 20), tmp_path / "image.img"
     image.write_bytes(os.urandom(5 << 20))

@@ -107,7 +107,8 @@ def _refusal(disk: Disk, image_size: int | None, allow_fixed: bool) -> str | Non
         if holders:
             return f"{name} is in use by {', '.join(holders)} (device-mapper, LVM or RAID)"
     if disk.transport == "fixed" and not allow_fixed:
-        return "it is a fixed disk (not removable, not on USB, not a loop device); set allow_fixed: true to allow it"
+        return ("it is a fixed disk (not removable, not on USB, not a loop device); "
+                "set allow_fixed: true to allow it")
     if disk.size == 0:
         return "it has no medium (size 0): is the card inserted?"
     if image_size is not None and disk.size < image_size:
@@ -128,7 +129,10 @@ def _on_disk(number: str, source: str, numbers: dict[str, str], root: Path) -> b
     # btrfs and others report an anonymous major:minor: the mount's source names the device too
     if number in numbers:
         return True
-    return source.startswith("/dev/") and Path(os.path.realpath(root / source.lstrip("/"))).name in numbers.values()
+    return (
+        source.startswith("/dev/")
+        and Path(os.path.realpath(root / source.lstrip("/"))).name in numbers.values()
+    )
 
 
 def _mounts(root: Path):
@@ -172,8 +176,14 @@ def disks_under(usb_dir: Path, root: str | os.PathLike = "/") -> list[str]:
     return found
 
 
-def wait_for_disk(find: Callable[[], list[str]], where: str, timeout: float, leeway: float,
-                  root: str | os.PathLike = "/", sleep: Callable[[float], None] = time.sleep) -> str:
+def wait_for_disk(
+    find: Callable[[], list[str]],
+    where: str,
+    timeout: float,
+    leeway: float,
+    root: str | os.PathLike = "/",
+    sleep: Callable[[float], None] = time.sleep,
+) -> str:
     """Wait up to ``timeout`` s for ``find()`` to name exactly one disk with a medium.
 
     A card that was not there at the first look must then stay for ``leeway`` s (it settles

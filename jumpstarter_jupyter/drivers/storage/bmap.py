@@ -60,18 +60,26 @@ class Bmap:
 
     def to_wire(self) -> dict:
         """Plain data for the exporter's ``write_ranges`` (see the module docstring)."""
-        return {"image_size": self.image_size, "block_size": self.block_size, "checksum_type": self.checksum_type,
-                "ranges": [[r.first, r.last, r.checksum] for r in self.ranges]}
+        return {
+            "image_size": self.image_size,
+            "block_size": self.block_size,
+            "checksum_type": self.checksum_type,
+            "ranges": [[r.first, r.last, r.checksum] for r in self.ranges],
+        }
 
     @classmethod
     def from_wire(cls, data: dict) -> Bmap:
         """Check and rebuild what :meth:`to_wire` made; raise ``ValueError`` saying what is wrong."""
         try:
-            ranges = tuple(MappedRange(int(first), int(last), str(checksum)) for first, last, checksum in data["ranges"])
+            ranges = tuple(
+                MappedRange(int(first), int(last), str(checksum)) for first, last, checksum in data["ranges"]
+            )
             bmap = cls(int(data["image_size"]), int(data["block_size"]), str(data["checksum_type"]), ranges)
         except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"bmap: expected image_size, block_size, checksum_type and ranges "
-                             f"[[first, last, checksum], ...], got {exc!r}") from None
+            raise ValueError(
+                f"bmap: expected image_size, block_size, checksum_type and ranges "
+                f"[[first, last, checksum], ...], got {exc!r}"
+            ) from None
         bmap.check()
         return bmap
 
@@ -80,8 +88,10 @@ class Bmap:
         if self.checksum_type not in hashlib.algorithms_available:
             raise ValueError(f"bmap: unknown checksum type {self.checksum_type!r}")
         if self.block_size <= 0 or self.block_size % 512 or self.image_size < 0:
-            raise ValueError(f"bmap: block size {self.block_size} must be a positive multiple of 512, "
-                             f"image size {self.image_size} >= 0")
+            raise ValueError(
+                f"bmap: block size {self.block_size} must be a positive multiple of 512, "
+                f"image size {self.image_size} >= 0"
+            )
         if len(self.ranges) > MAX_RANGES:
             raise ValueError(f"bmap: {len(self.ranges)} ranges, more than {MAX_RANGES}")
         blocks = -(-self.image_size // self.block_size)
@@ -89,7 +99,9 @@ class Bmap:
         previous = -1
         for r in self.ranges:
             if not previous < r.first <= r.last < blocks:
-                raise ValueError(f"bmap: range {r.first}-{r.last} is out of order or outside the image's {blocks} blocks")
+                raise ValueError(
+                    f"bmap: range {r.first}-{r.last} is out of order or outside the image's {blocks} blocks"
+                )
             if len(r.checksum) != digits or any(c not in "0123456789abcdef" for c in r.checksum):
                 raise ValueError(f"bmap: range {r.first}-{r.last} has no valid {self.checksum_type} checksum")
             previous = r.last
@@ -114,12 +126,18 @@ def parse(text: bytes, source: str = "<bmap>") -> Bmap:
         except ValueError:
             raise ValueError(f"{source}: bad <Range> {element.text!r}") from None
     try:
-        bmap = Bmap(int(_text(root, "ImageSize", source)), int(_text(root, "BlockSize", source)), checksum_type,
-                    tuple(ranges))
+        bmap = Bmap(
+            int(_text(root, "ImageSize", source)),
+            int(_text(root, "BlockSize", source)),
+            checksum_type,
+            tuple(ranges),
+        )
         bmap.check()
     except ValueError as exc:
         raise ValueError(f"{source}: {exc}") from None
-    _check_file_checksum(root, text, checksum_type, source, "BmapFileChecksum" if major >= 2 else "BmapFileSHA1")
+    _check_file_checksum(
+        root, text, checksum_type, source, "BmapFileChecksum" if major >= 2 else "BmapFileSHA1"
+    )
     return bmap
 
 
@@ -130,7 +148,9 @@ def _text(root: ElementTree.Element, tag: str, source: str) -> str:
     return element.text.strip()
 
 
-def _check_file_checksum(root: ElementTree.Element, text: bytes, checksum_type: str, source: str, tag: str) -> None:
+def _check_file_checksum(
+    root: ElementTree.Element, text: bytes, checksum_type: str, source: str, tag: str
+) -> None:
     """bmaptool's rule: hash the file with the stored checksum replaced by as many zeros."""
     element = root.find(tag)
     if element is None:  # bmap 1.0-1.2 had none
@@ -138,7 +158,9 @@ def _check_file_checksum(root: ElementTree.Element, text: bytes, checksum_type: 
     stored = (element.text or "").strip()
     computed = hashlib.new(checksum_type, text.replace(stored.encode(), b"0" * len(stored))).hexdigest()
     if computed != stored.lower():
-        raise ValueError(f"{source}: the bmap file is corrupt (its {checksum_type} is {computed}, it says {stored})")
+        raise ValueError(
+            f"{source}: the bmap file is corrupt (its {checksum_type} is {computed}, it says {stored})"
+        )
 
 
 def load(path: str | os.PathLike) -> Bmap:

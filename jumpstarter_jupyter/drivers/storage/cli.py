@@ -25,7 +25,8 @@ def _progress_bar(label: str, total: int | None) -> Iterator[Progress | None]:
         yield None
         return
     started = time.monotonic()
-    with click.progressbar(length=total, label=label, file=sys.stderr, item_show_func=lambda rate: rate) as bar:
+    show_rate = lambda rate: rate  # noqa: E731 - the bar shows the MB/s text it is given
+    with click.progressbar(length=total, label=label, file=sys.stderr, item_show_func=show_rate) as bar:
         shown = 0
 
         def update(done: int, size: int | None) -> None:
@@ -44,8 +45,9 @@ def _flashed(file: str, figures: dict | None) -> str:
     if not figures:
         return f"flashed {file} ({os.path.getsize(file)} bytes sent); storage connected to the DUT"
     mib = 1 << 20
-    how = f" with its bmap: {figures['written'] / mib:.1f} of {figures['image_size'] / mib:.1f} MiB" if figures["bmap"] \
-        else f": {figures['written'] / mib:.1f} MiB"
+    written = f"{figures['written'] / mib:.1f}"
+    whole = f"{figures['image_size'] / mib:.1f}"
+    how = f" with its bmap: {written} of {whole} MiB" if figures["bmap"] else f": {written} MiB"
     return (f"flashed {file} to {figures['device']}{how} written in {figures['seconds']:.1f} s "
             f"({figures['mb_per_s']:.1f} MB/s){', verified' if figures['verified'] else ''}; "
             "storage connected to the DUT")
@@ -73,7 +75,8 @@ def commands(storage) -> list[click.Command]:
     @click.option("--compression", type=click.Choice(sorted(set(ENCODING_FOR_SUFFIX.values()))),
                   help="How FILE is compressed (default: from its suffix).")
     @click.option("--bmap", type=click.Path(exists=True, dir_okay=False),
-                  help="bmaptool's block map of FILE: only its mapped ranges are sent (default: FILE.bmap if present).")
+                  help="bmaptool's block map of FILE: only its mapped ranges are sent "
+                  "(default: FILE.bmap if present).")
     @click.option("--no-bmap", is_flag=True, help="Write the whole image even if a bmap is beside it.")
     @click.option("--verify", is_flag=True, help="Read the image back from the card and compare.")
     def flash(file, compression, bmap, no_bmap, verify):

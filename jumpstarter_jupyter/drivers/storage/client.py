@@ -87,18 +87,21 @@ class StorageMuxClient(DriverClient):
         self.dut()
         return figures
 
-    def write_image(self, path: str | os.PathLike, progress: Progress | None = None, compression: str | None = None,
-                    bmap: str | os.PathLike | bool | None = None, verify: bool = False) -> dict | None:
+    def write_image(self, path: str | os.PathLike, progress: Progress | None = None,
+                    compression: str | None = None, bmap: str | os.PathLike | bool | None = None,
+                    verify: bool = False) -> dict | None:
         """Write the image ``path`` as :meth:`flash` does, without switching the storage."""
         encoding = compression or image_encoding(path)
         blocks = self._bmap_for(path, bmap)
         extra = [verify] if verify else []
         if blocks is None:
             return self._upload(path, encoding, progress, extra)
-        with open(path, "rb") as raw, mapped_bytes(decoded(raw, encoding), blocks, encoding is None) as source:
-            return self._write_ranges(source, blocks, extra, progress)
+        with open(path, "rb") as raw:
+            with mapped_bytes(decoded(raw, encoding), blocks, seekable=encoding is None) as source:
+                return self._write_ranges(source, blocks, extra, progress)
 
-    def _write_ranges(self, source: _MappedBytes, blocks: Bmap, extra: list, progress: Progress | None) -> dict:
+    def _write_ranges(self, source: _MappedBytes, blocks: Bmap, extra: list,
+                      progress: Progress | None) -> dict:
         """One ``write_ranges`` call per ``RANGES_PER_CALL`` ranges (the map of a fragmented image
         would not fit one gRPC message); the figures add up."""
         figures: dict = {}
@@ -109,7 +112,8 @@ class StorageMuxClient(DriverClient):
                 lambda done, _total, sent=sent: progress(sent + done, blocks.mapped_bytes)
             result = self.upload("write_ranges", source, part.to_wire(), *extra, total=part.mapped_bytes,
                                  progress=report)
-            written, seconds = figures.get("written", 0) + result["written"], figures.get("seconds", 0) + result["seconds"]
+            written = figures.get("written", 0) + result["written"]
+            seconds = figures.get("seconds", 0) + result["seconds"]
             figures = {**result, "written": written, "seconds": seconds,
                        "mb_per_s": round(written / seconds / 1e6, 1) if seconds else 0.0}
         return figures
@@ -126,7 +130,8 @@ class StorageMuxClient(DriverClient):
         found = beside(image) if bmap is None or bmap is True else bmap
         if found is None:
             if bmap is True:
-                raise FileNotFoundError(f"no bmap beside {image} (looked for {os.fspath(image)}.bmap and the like)")
+                raise FileNotFoundError(f"no bmap beside {image} "
+                                        f"(looked for {os.fspath(image)}.bmap and the like)")
             return None
         if self.methods is None or "write_ranges" not in self.methods:
             if bmap is not None:

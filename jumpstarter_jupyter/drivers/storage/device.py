@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from abc import abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO
@@ -22,6 +23,7 @@ from jumpstarter_jupyter.drivers.storage import blockdev
 from jumpstarter_jupyter.drivers.storage.bmap import Bmap
 from jumpstarter_jupyter.drivers.storage.driver import DECODE_ERRORS, StorageMuxInterface
 from jumpstarter_jupyter.drivers.storage.flashing import DeviceWriter, FlashFigures, read_device
+from jumpstarter_jupyter.protocol.metadata import CONTENT_ENCODING_KEY
 
 
 @dataclass(kw_only=True)
@@ -52,17 +54,17 @@ class BlockStorageMux(StorageMuxInterface):
                 raise ValueError(f"{name} must be >= 0 seconds, got {getattr(self, name)}")
 
     # what each mux provides
+    @abstractmethod
     def switch(self, position: str) -> None:
         """Connect the card to ``position`` (``host``, ``dut`` or ``off``) on the hardware."""
-        raise NotImplementedError
 
+    @abstractmethod
     def position(self) -> str:
         """Where the hardware says the card is."""
-        raise NotImplementedError
 
+    @abstractmethod
     def find_disks(self) -> list[str]:
         """The block devices under the mux's USB position (``/dev/NAME``)."""
-        raise NotImplementedError
 
     # the storage interface
     @export
@@ -96,7 +98,7 @@ class BlockStorageMux(StorageMuxInterface):
     def write(self, handle: dict, verify: bool = False) -> dict:
         """Write the resource ``handle`` (a whole image, decompressed here if sent compressed)
         onto the card, from offset 0; ``verify`` reads it back. Returns the flash's figures."""
-        encoding = handle.get("x_jmp_content_encoding") if isinstance(handle, dict) else None
+        encoding = handle.get(CONTENT_ENCODING_KEY) if isinstance(handle, dict) else None
 
         def work(source: IO[bytes], writer: DeviceWriter, figures: FlashFigures) -> None:
             digests: list[bytes] | None = [] if verify else None
@@ -147,12 +149,19 @@ class BlockStorageMux(StorageMuxInterface):
     # the work
     def card(self) -> str:
         """The card's block device, waiting up to ``storage_timeout`` for it to appear."""
-        find = self.find_disks
-        if self.storage_device:
-            find = lambda: [self.storage_device] if os.path.exists(self.storage_device) else []
-        self.found = blockdev.wait_for_disk(find, f"{type(self).__name__} card", self.storage_timeout,
-                                            self.storage_leeway, self.system_root, self.sleep)
+        find = self._configured_device if self.storage_device else self.find_disks
+        self.found = blockdev.wait_for_disk(
+            find,
+            f"{type(self).__name__} card",
+            self.storage_timeout,
+            self.storage_leeway,
+            self.system_root,
+            self.sleep,
+        )
         return self.found
+
+    def _configured_device(self) -> list[str]:
+        return [self.storage_device] if os.path.exists(self.storage_device) else []
 
     def _check_unmounted(self, position: str) -> None:
         """Taking a mounted card away from the host would corrupt its filesystem: refuse."""
@@ -164,23 +173,38 @@ class BlockStorageMux(StorageMuxInterface):
         except blockdev.StorageRefused:
             return  # not a disk we can read: nothing of ours is mounted from it
         if mounted:
-            raise blockdev.StorageRefused(f"refusing to switch {path} to {position}: the host has it mounted "
-                                          f"({mounted}); unmount it first")
+            raise blockdev.StorageRefused(
+                f"refusing to switch {path} to {position}: the host has it mounted "
+                f"({mounted}); unmount it first"
+            )
 
-    def _flash(self, handle: dict, image_size: int | None, encoding: str | None,
-               work: Callable[[IO[bytes], DeviceWriter, FlashFigures], None], verify: bool) -> dict:
+    def _flash(
+        self,
+        handle: dict,
+        image_size: int | None,
+        encoding: str | None,
+        work: Callable[[IO[bytes], DeviceWriter, FlashFigures], None],
+        verify: bool,
+    ) -> dict:
         with self.lock:
             self.switch("host")  # as upstream's SDWire: a write always goes to the host side
             path = self.card()
             blockdev.check_writable(blockdev.inspect(path, self.system_root), image_size, self.allow_fixed)
             figures = FlashFigures(path)
-            with self.resource(handle) as source, DeviceWriter(path, DECODE_ERRORS, self.storage_fsync_timeout,
-                                                               encoding) as writer:
+            with (
+                self.resource(handle) as source,
+                DeviceWriter(path, DECODE_ERRORS, self.storage_fsync_timeout, encoding) as writer,
+            ):
                 work(source, writer, figures)
             figures.seconds, figures.verified = time.monotonic() - figures.started, verify
             self.last_flash = figures.to_wire()
-        self.logger.info("flashed %s: %d bytes in %.1f s%s", path, figures.written, figures.seconds,
-                         " (bmap)" if figures.bmap else "")
+        self.logger.info(
+            "flashed %s: %d bytes in %.1f s%s",
+            path,
+            figures.written,
+            figures.seconds,
+            " (bmap)" if figures.bmap else "",
+        )
         return self.last_flash
 
 
@@ -205,6 +229,9 @@ class StorageDevice(BlockStorageMux):
 
     def position(self) -> str:
         return "host"
+
+    def find_disks(self) -> list[str]:
+        return [self.device] if os.path.exists(self.device) else []
 
     def _check_unmounted(self, position: str) -> None:
         pass  # dut() and off() take nothing away from the host

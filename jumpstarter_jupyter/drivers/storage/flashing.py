@@ -46,24 +46,38 @@ class FlashFigures:
     def to_wire(self) -> dict:
         """Plain data for the client: what ``flash()`` returns and ``info()`` keeps as the last flash."""
         rate = self.written / self.seconds / 1e6 if self.seconds else 0.0
-        return {"device": self.device, "image_size": self.image_size, "written": self.written,
-                "seconds": round(self.seconds, 3), "mb_per_s": round(rate, 1), "bmap": self.bmap,
-                "verified": self.verified, "partitions_reread": self.reread}
+        return {
+            "device": self.device,
+            "image_size": self.image_size,
+            "written": self.written,
+            "seconds": round(self.seconds, 3),
+            "mb_per_s": round(rate, 1),
+            "bmap": self.bmap,
+            "verified": self.verified,
+            "partitions_reread": self.reread,
+        }
 
 
 class DeviceWriter:
     """An exclusive direct-I/O handle on a whole disk (a context manager)."""
 
-    def __init__(self, path: str, decode_errors: tuple[type[BaseException], ...] = (),
-                 fsync_timeout: float = 900, encoding: str | None = None):
+    def __init__(
+        self,
+        path: str,
+        decode_errors: tuple[type[BaseException], ...] = (),
+        fsync_timeout: float = 900,
+        encoding: str | None = None,
+    ):
         self.path, self.fsync_timeout, self.encoding = path, fsync_timeout, encoding
         self.decode_errors = decode_errors
         try:
             self.fd = _open_exclusive(path)
         except OSError as exc:
             if exc.errno == errno.EBUSY:
-                raise StorageRefused(f"refusing to write {path}: it is in use (mounted, swap, "
-                                     "or held by another device or program)") from None
+                raise StorageRefused(
+                    f"refusing to write {path}: it is in use (mounted, swap, "
+                    "or held by another device or program)"
+                ) from None
             raise
         self.buffer = mmap.mmap(-1, CHUNK)  # page-aligned, as O_DIRECT needs
         self.sector = _sector_size(self.fd)
@@ -87,8 +101,10 @@ class DeviceWriter:
                 if not filled:
                     return offset
                 if offset + filled > self.capacity:
-                    raise ValueError(f"the image is larger than {self.path} ({self.capacity} bytes)"
-                                     + (f" once decompressed ({self.encoding})" if self.encoding else ""))
+                    raise ValueError(
+                        f"the image is larger than {self.path} ({self.capacity} bytes)"
+                        + (f" once decompressed ({self.encoding})" if self.encoding else "")
+                    )
                 if digests is not None:
                     digests.append(hashlib.sha256(memoryview(buffer)[:filled]).digest())
                 pipeline.write(offset, filled)
@@ -98,8 +114,10 @@ class DeviceWriter:
         """Write the mapped ranges of ``bmap`` that ``source`` carries back to back, checking
         each range's checksum; returns the bytes written."""
         if bmap.image_size > self.capacity:
-            raise StorageRefused(f"refusing to write {self.path}: it is smaller than the image "
-                                 f"({self.capacity} bytes < {bmap.image_size} bytes)")
+            raise StorageRefused(
+                f"refusing to write {self.path}: it is smaller than the image "
+                f"({self.capacity} bytes < {bmap.image_size} bytes)"
+            )
         written = 0
         with _Pipeline(self) as pipeline:
             for mapped in bmap.ranges:
@@ -117,21 +135,27 @@ class DeviceWriter:
             buffer = pipeline.free()
             filled = self._fill(source, min(CHUNK, length - done), buffer)
             if not filled:
-                raise ValueError(f"the upload ended inside {bmap.describe(mapped)} ({done} of {length} bytes)")
+                raise ValueError(
+                    f"the upload ended inside {bmap.describe(mapped)} ({done} of {length} bytes)"
+                )
             digest.update(memoryview(buffer)[:filled])
             pipeline.write(offset + done, filled)
             done += filled
         if digest.hexdigest() != mapped.checksum:
-            raise ValueError(f"checksum mismatch in {bmap.describe(mapped)}: {bmap.checksum_type} "
-                             f"{digest.hexdigest()}, the bmap says {mapped.checksum}; the flash failed")
+            raise ValueError(
+                f"checksum mismatch in {bmap.describe(mapped)}: {bmap.checksum_type} "
+                f"{digest.hexdigest()}, the bmap says {mapped.checksum}; the flash failed"
+            )
 
     def verify_stream(self, size: int, digests: list[bytes]) -> None:
         """Read the first ``size`` bytes back and compare them chunk by chunk with ``digests``."""
         for index, offset in enumerate(range(0, size, CHUNK)):
             length = min(CHUNK, size - offset)
             if hashlib.sha256(self._read(offset, length)).digest() != digests[index]:
-                raise ValueError(f"verify failed: {self.path} differs from the image in bytes "
-                                 f"{offset}-{offset + length - 1}")
+                raise ValueError(
+                    f"verify failed: {self.path} differs from the image in bytes "
+                    f"{offset}-{offset + length - 1}"
+                )
 
     def verify_ranges(self, bmap: Bmap) -> None:
         """Read every mapped range back and check it against its checksum."""
@@ -141,7 +165,9 @@ class DeviceWriter:
             for start in range(offset, offset + length, CHUNK):
                 digest.update(self._read(start, min(CHUNK, offset + length - start)))
             if digest.hexdigest() != mapped.checksum:
-                raise ValueError(f"verify failed: {self.path} differs from the image in {bmap.describe(mapped)}")
+                raise ValueError(
+                    f"verify failed: {self.path} differs from the image in {bmap.describe(mapped)}"
+                )
 
     def finish(self) -> bool:
         """fsync (bounded by ``fsync_timeout``), then have the kernel re-read the partition table;
@@ -157,16 +183,22 @@ class DeviceWriter:
 
         threading.Thread(target=sync, name=f"fsync {self.path}", daemon=True).start()
         if not done.wait(self.fsync_timeout):
-            raise TimeoutError(f"fsync of {self.path} did not finish within storage_fsync_timeout="
-                               f"{self.fsync_timeout:g} s: the card may be failing")
+            raise TimeoutError(
+                f"fsync of {self.path} did not finish within storage_fsync_timeout="
+                f"{self.fsync_timeout:g} s: the card may be failing"
+            )
         if failure:
             raise failure[0]
         try:
             fcntl.ioctl(self.fd, BLKRRPART)
             return True
         except OSError as exc:  # a loop device without partition scanning says EINVAL: nothing to re-read
-            logger.log(logging.DEBUG if exc.errno == errno.EINVAL else logging.WARNING,
-                       "%s: the kernel did not re-read the partition table: %s", self.path, exc)
+            logger.log(
+                logging.DEBUG if exc.errno == errno.EINVAL else logging.WARNING,
+                "%s: the kernel did not re-read the partition table: %s",
+                self.path,
+                exc,
+            )
             return False
 
     def _fill(self, source: IO[bytes], want: int, buffer: mmap.mmap) -> int:
@@ -204,7 +236,7 @@ class DeviceWriter:
         aligned = -(-length // self.sector) * self.sector  # direct reads come in whole sectors
         with memoryview(self.buffer) as view:
             got = os.preadv(self.fd, [view[:aligned]], offset)
-            return bytes(view[:min(got, length)])
+            return bytes(view[: min(got, length)])
 
     def _set_direct(self, on: bool) -> None:
         flags = fcntl.fcntl(self.fd, fcntl.F_GETFL)

@@ -57,7 +57,9 @@ class SDWire(BlockStorageMux):
         self._control(device, "switch", OUT, SET_BITMODE, CBUS_BITBANG << 8 | target, 0)
         reported = self._pins(device)
         if reported != ("host" if target & 1 else "dut"):
-            raise RuntimeError(f"{self._name(device)}: switched to {position} but the chip reports {reported}")
+            raise RuntimeError(
+                f"{self._name(device)}: switched to {position} but the chip reports {reported}"
+            )
 
     def position(self) -> str:
         return self._pins(self.usb_device())
@@ -66,8 +68,10 @@ class SDWire(BlockStorageMux):
         device = self.usb_device()
         ports = tuple(device.port_numbers or ())
         if len(ports) < 2:
-            raise RuntimeError(f"{self._name(device)} is not behind its own USB hub (ports {ports}): "
-                               "cannot tell its card reader; set storage_device")
+            raise RuntimeError(
+                f"{self._name(device)} is not behind its own USB hub (ports {ports}): "
+                "cannot tell its card reader; set storage_device"
+            )
         hub = blockdev.usb_device_dir(device.bus, ports[:-1], self.system_root)
         return blockdev.disks_under(hub, self.system_root)
 
@@ -75,8 +79,11 @@ class SDWire(BlockStorageMux):
         """The SDWire's FT200X on USB (a pyusb device); raises naming what was looked for."""
         found = {}
         try:
-            for device in usb.core.find(find_all=True, backend=self.usb_backend,
-                                        custom_match=lambda d: (d.idVendor, d.idProduct) in (PROGRAMMED, FT200X)):
+            for device in usb.core.find(
+                find_all=True,
+                backend=self.usb_backend,
+                custom_match=lambda d: (d.idVendor, d.idProduct) in (PROGRAMMED, FT200X),
+            ):
                 programmed = (device.idVendor, device.idProduct) == PROGRAMMED
                 if programmed and usb.util.get_string(device, device.iProduct) != PRODUCT:
                     continue
@@ -84,22 +91,42 @@ class SDWire(BlockStorageMux):
                 if (programmed and self.serial is None) or serial == self.serial:
                     found[serial] = device
         except usb.core.NoBackendError:
-            raise RuntimeError("pyusb found no USB backend: install libusb-1.0 (Debian: libusb-1.0-0)") from None
+            raise RuntimeError(
+                "pyusb found no USB backend: install libusb-1.0 (Debian: libusb-1.0-0)"
+            ) from None
         except (usb.core.USBError, ValueError) as exc:
-            raise PermissionError(f"cannot read USB descriptors ({exc}): the exporter needs access to "
-                                  "/dev/bus/usb (root, or a udev rule for the SDWire)") from None
+            raise PermissionError(
+                f"cannot read USB descriptors ({exc}): the exporter needs access to "
+                "/dev/bus/usb (root, or a udev rule for the SDWire)"
+            ) from None
         if not found:
-            wanted = f" with serial {self.serial!r}" if self.serial else " (04e8:6001 'sd-wire'; an FT200X needs serial:)"
+            wanted = (
+                f" with serial {self.serial!r}"
+                if self.serial
+                else " (04e8:6001 'sd-wire'; an FT200X needs serial:)"
+            )
             raise FileNotFoundError(f"no SDWire{wanted} on USB")
         if len(found) > 1:
-            raise RuntimeError(f"several SDWires on USB (serials {', '.join(sorted(map(str, found)))}): set serial")
+            raise RuntimeError(
+                f"several SDWires on USB (serials {', '.join(sorted(map(str, found)))}): set serial"
+            )
         return next(iter(found.values()))
 
     def _pins(self, device: Any) -> str:
-        return "host" if self._control(device, "read the position of", IN, READ_PINS, 0, 0, 1)[0] & 1 else "dut"
+        return (
+            "host" if self._control(device, "read the position of", IN, READ_PINS, 0, 0, 1)[0] & 1 else "dut"
+        )
 
-    def _control(self, device: Any, action: str, request_type: int, request: int, value: int, index: int,
-                 data: Any = None) -> Any:
+    def _control(
+        self,
+        device: Any,
+        action: str,
+        request_type: int,
+        request: int,
+        value: int,
+        index: int,
+        data: Any = None,
+    ) -> Any:
         try:
             return device.ctrl_transfer(request_type, request, value, index, data)
         except usb.core.USBError as exc:

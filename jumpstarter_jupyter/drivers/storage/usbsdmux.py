@@ -46,7 +46,9 @@ class UsbSdMux(BlockStorageMux):
         {"host": mux.mode_host, "dut": mux.mode_DUT, "off": mux.mode_disconnect}[position]()
         reported = mux.get_mode()
         if reported != position:
-            raise RuntimeError(f"USB-SD-Mux {self.control()}: switched to {position} but it reports {reported}")
+            raise RuntimeError(
+                f"USB-SD-Mux {self.control()}: switched to {position} but it reports {reported}"
+            )
 
     def position(self) -> str:
         return self._mux().get_mode()
@@ -63,7 +65,9 @@ class UsbSdMux(BlockStorageMux):
             usb_dir = self._usb_dir(f"/dev/{node.name}")
             if (usb_dir / "serial").exists() and (usb_dir / "serial").read_text().strip() == self.serial:
                 return f"/dev/{node.name}"
-        raise FileNotFoundError(f"no USB-SD-Mux with serial {self.serial!r} (no /dev/sg* on a USB device of that serial)")
+        raise FileNotFoundError(
+            f"no USB-SD-Mux with serial {self.serial!r} (no /dev/sg* on a USB device of that serial)"
+        )
 
     def _usb_dir(self, control: str) -> Path:
         """The USB device holding the SCSI device behind ``control``, in sysfs."""
@@ -72,7 +76,9 @@ class UsbSdMux(BlockStorageMux):
         for parent in (device, *device.parents):
             if (parent / "idVendor").exists():
                 return parent
-        raise FileNotFoundError(f"{control} ({name}) is not a SCSI device on USB: is it a USB-SD-Mux's /dev/sg*?")
+        raise FileNotFoundError(
+            f"{control} ({name}) is not a SCSI device on USB: is it a USB-SD-Mux's /dev/sg*?"
+        )
 
     def _mux(self) -> library.UsbSdMux:
         try:

@@ -14,7 +14,7 @@ from typing import Any
 import traitlets
 
 from jumpstarter_jupyter.drivers.storage.client import StorageMuxClient
-from jumpstarter_jupyter.jupyter.follow import Follower
+from jumpstarter_jupyter.jupyter.watcher import WidgetWatcher
 from jumpstarter_jupyter.jupyter.widget import DriverWidget
 
 POLL = 1.0  # seconds between reads of the mux position
@@ -33,10 +33,17 @@ class StorageMuxWidget(DriverWidget):
     device = traitlets.Unicode("").tag(sync=True)  # the card's block device ("": unknown or none)
     size = traitlets.Int(0).tag(sync=True)  # its capacity in bytes; 0: unknown
     last_flash = traitlets.Dict({}).tag(sync=True)  # the exporter's figures of the last flash
+    summarized = ("state", "image", "sent", "total", "device", "size")
+
+    def summarize(self) -> str:
+        """Where the card is connected, the last image flashed, and the card's device."""
+        image = f"\nlast image: {self.image} ({self.sent} of {self.total} bytes)" if self.image else ""
+        card = f"\ncard: {self.device} ({self.size} bytes)" if self.device else ""
+        return f"storage connected to: {self.state}{image}{card}"
 
     def __init__(self, client: StorageMuxClient, **kwargs: Any):
         super().__init__(client, **kwargs)
-        self._follower = Follower(self, "reading the mux", self._poll)
+        self._watcher = WidgetWatcher(self, "reading the mux", self._poll)
 
     def action_host(self) -> None:
         self.client.host()
@@ -72,17 +79,18 @@ class StorageMuxWidget(DriverWidget):
         self.update(state=self.client.state() or "unknown", **self._card())
 
     def _card(self) -> dict[str, Any]:
-        """The device, size and last flash as the exporter reports them (nothing for muxes without ``info``)."""
+        """The device, size and last flash as the exporter reports them (none without ``info``)."""
         info = self.client.info()
         if not info:
             return {}
-        return {"device": info["device"] or "", "size": info["size"] or 0, "last_flash": info["last_flash"] or {}}
+        return {"device": info["device"] or "", "size": info["size"] or 0,
+                "last_flash": info["last_flash"] or {}}
 
-    def _poll(self, follower: Follower) -> None:
+    def _poll(self, watcher: WidgetWatcher) -> None:
         while True:
-            follower.update(state=self.client.state() or "unknown", **self._card())
-            if follower.wait(POLL):
+            watcher.update(state=self.client.state() or "unknown", **self._card())
+            if watcher.wait(POLL):
                 return
 
     def stop(self) -> None:
-        self._follower.stop()
+        self._watcher.stop()

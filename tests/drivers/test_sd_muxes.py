@@ -399,6 +399,7 @@ def test_the_storage_widget_shows_the_card_and_the_last_flash(loop, tmp_path):
             assert (widget.device, widget.size, widget.state) == (device, 8 * MiB, "host")
             assert widget.last_flash["written"] == 4 * MiB and widget.last_flash["device"] == device
             assert widget.sent == widget.total == 4 * MiB and widget.rate > 0 and not widget.flashing
+            assert widget.summarize().endswith(f"\ncard: {device} ({8 * MiB} bytes)")  # the text fallback
         finally:
             widget.close()
 

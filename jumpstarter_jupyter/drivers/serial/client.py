@@ -34,10 +34,27 @@ Subscriber = Callable[[Chunk], None]
 class SerialClient(DriverClient):
     """``dut.serial``: a serial console with pexpect-style ``expect``.
 
-    >>> dut.power.on()                                  # doctest: +SKIP
-    >>> dut.serial.expect("login:", timeout=30)          # doctest: +SKIP
+    A ``loop://`` port echoes what is written, so its own line comes back:
+
+    >>> from jumpstarter_jupyter.drivers.serial.driver import PySerial
+    >>> from jumpstarter_jupyter.testing import serve
+    >>> with serve(PySerial(url="loop://")) as serial:
+    ...     serial.sendline("hello board")
+    ...     serial.expect(["goodbye", r"hello (\\w+)"], timeout=5)
+    ...     serial.match.group(1)
+    1
+    'board'
+
+    The virtual board boots to a login prompt on its console:
+
+    >>> from jumpstarter_jupyter.drivers.virtual.driver import VirtualBoard
+    >>> with serve(VirtualBoard.create()) as dut:
+    ...     dut.power.on()
+    ...     dut.serial.expect("login:", timeout=60)
+    ...     dut.serial.sendline("root")
+    ...     dut.serial.expect_exact("# ", timeout=10)
     0
-    >>> dut.serial.sendline("root")                      # doctest: +SKIP
+    0
     """
 
     widget = "jumpstarter_jupyter.drivers.serial.widget.SerialWidget"

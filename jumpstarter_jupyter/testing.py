@@ -35,7 +35,8 @@ __all__ = ["exporter", "serve"]
 @contextlib.contextmanager
 def exporter(root: Driver, tcp: bool = False, passphrase: str | None = None, **options) -> Iterator[Exporter]:
     """Serve ``root`` until the block ends: on a unix socket in a private temporary folder, or
-    with ``tcp=True`` on a free loopback port. Its ``address`` is what :func:`connect` takes.
+    with ``tcp=True`` on a free loopback port. Its ``address`` is what
+    :func:`jumpstarter_jupyter.connect` takes.
 
     ``options`` go to :func:`jumpstarter_jupyter.exporter.serve` (``lease=LeasePolicy(...)``,
     ``hooks=...``). The exporter stops without grace when the block ends and tears ``root`` down.

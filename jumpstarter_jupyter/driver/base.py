@@ -149,10 +149,9 @@ def _describe_param(param: inspect.Parameter) -> dict:
 class Driver:
     """Base of every driver. Subclasses are dataclasses; their fields are the YAML ``config``.
 
-    Class attributes:
-        client: dotted path of our client class.
-        upstream_client: the client class upstream Jumpstarter should use
-            (reported in ``jumpstarter.dev/client``); defaults to ``client``.
+    Its class attributes name its clients: ``client``, the dotted path of our client class;
+    ``upstream_client``, the client class upstream Jumpstarter should use (reported in
+    ``jumpstarter.dev/client``; defaults to ``client``).
     """
 
     client: ClassVar[str] = "jumpstarter_jupyter.client.generic.GenericClient"

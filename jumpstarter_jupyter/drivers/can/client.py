@@ -238,7 +238,7 @@ class CanClient(DriverClient, can.BusABC):
 
     @property
     def state(self) -> can.BusState:
-        """The bus state: ACTIVE, PASSIVE or ERROR."""
+        """The bus state (ACTIVE, PASSIVE or ERROR)."""
         return can.BusState(int(self.call("state")))
 
     @state.setter

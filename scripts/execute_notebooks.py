@@ -30,6 +30,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SOURCES = ROOT / "notebooks"
 TARGET = ROOT / "docs" / "notebooks"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+# ipywidgets' own traits and ours that say nothing about the hardware
+QUIET_TRAITS = {"path", "error", "locked", "layout", "tabbable", "tooltip", "comm_id", "keys"}
 START_TIMEOUT = 60  # seconds for an exporter to say it is serving
 CELL_TIMEOUT = 600  # seconds per cell (the QEMU board boots in seconds; this only bounds a hang)
 
@@ -59,16 +62,30 @@ def board_for(name: str) -> contextlib.AbstractContextManager[str]:
 
 
 def text_only_widgets(notebook: nbformat.NotebookNode) -> None:
-    """Drop each widget view (and the widget state), keeping the output's text form."""
-    notebook.metadata.pop("widgets", None)
+    """Replace each widget view (and the saved widget state) by a text summary of that state."""
+    saved = notebook.metadata.pop("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
     for cell in notebook.cells:
         for output in cell.get("outputs", []):
             data = output.get("data", {})
             if WIDGET_VIEW in data:
-                del data[WIDGET_VIEW]
-                # the HTML form, where there is one, is the widget's loader: a page without a
-                # kernel shows the plain text summary instead
-                data.pop("text/html", None)
+                model = saved.get(data.pop(WIDGET_VIEW).get("model_id"), {})
+                data.pop("text/html", None)  # the widget's loader: nothing to load on a static page
+                if model and data.get("text/plain", "").startswith("<"):  # a repr, not a summary
+                    data["text/plain"] = summary(model)
+
+
+def summary(model: dict) -> str:
+    """``dut.led: kind=input, value=1``: the widget's path and its scalar synced traits."""
+    state = model.get("state", {})
+    if isinstance(state.get("summary"), str) and state["summary"]:
+        return state["summary"]
+    shown = []
+    for name, value in state.items():
+        if name.startswith("_") or name in QUIET_TRAITS or value in ("", None, [], {}):
+            continue
+        if isinstance(value, bool | int | float) or (isinstance(value, str) and len(value) <= 80):
+            shown.append(f"{name}={value}")
+    return f"{state.get('path', 'widget')}: " + ", ".join(shown)
 
 
 def execute(name: str) -> Path:

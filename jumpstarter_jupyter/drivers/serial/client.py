@@ -245,7 +245,7 @@ class SerialClient(DriverClient):
 
         Returns the index of the pattern that matched; ``before``, ``after`` and ``match``
         describe it. ``timeout`` is in seconds (-1: ``self.timeout``, default 30; None: forever).
-        Raises :class:`ExpectTimeout` (a ``pexpect.TIMEOUT`` and a ``TimeoutError``) naming what
+        Raises :class:`~jumpstarter_jupyter.drivers.serial.common.ExpectTimeout` (a ``pexpect.TIMEOUT`` and a ``TimeoutError``) naming what
         was awaited and what the console showed last.
         """
         self._check_delivered()

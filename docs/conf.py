@@ -53,14 +53,20 @@ intersphinx_mapping = {
 # Projects that publish no inventory we can store (none in Debian's doc packages): their
 # names in signatures stay plain text, on purpose.
 nitpick_ignore_regex = [
-    (r"py:.*", r"(grpc|google\.protobuf|ipywidgets|anywidget|matplotlib|pexpect|serial|cantools|zstandard|"
-               r"gpiod|yaml|pytest|_pytest)(\..*)?"),
+    (
+        r"py:.*",
+        r"(grpc|google\.protobuf|ipywidgets|anywidget|matplotlib|pexpect|serial|cantools|zstandard|"
+        r"gpiod|yaml|pytest|_pytest)(\..*)?",
+    ),
     (r"py:.*", r".*_pb2(_grpc)?\..*"),  # generated gRPC stubs: not part of the documented API
     ("py:class", "can.bus.CanProtocol"),  # newer than the python-can inventory Debian ships (4.1)
     (r"py:class", r"asyncio\.streams\.Stream(Reader|Writer)"),  # documented as asyncio.Stream*: same classes
     # the runtime's internals that public signatures mention; documented in their modules, not here
-    (r"py:class", r"jumpstarter_jupyter\.(client\.connection\.Connection|exporter\.(report\.Tree|logs\.LogHub|"
-                  r"leases\.Leases|calls\.Calls)|driver\.resources\.Channel|drivers\.can\.client\._Follower)"),
+    (
+        r"py:class",
+        r"jumpstarter_jupyter\.(client\.connection\.Connection|exporter\.(report\.Tree|logs\.LogHub|"
+        r"leases\.Leases|calls\.Calls)|driver\.resources\.Channel|drivers\.can\.client\._Follower)",
+    ),
 ]
 
 # HTML

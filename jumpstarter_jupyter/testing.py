@@ -50,8 +50,9 @@ def exporter(root: Driver, tcp: bool = False, passphrase: str | None = None, **o
         if tcp:
             running = start_exporter(root, listen="127.0.0.1:0", passphrase=passphrase, **options)
         else:
-            running = start_exporter(root, socket=os.path.join(directory, "exporter.sock"), passphrase=passphrase,
-                                     **options)
+            running = start_exporter(
+                root, socket=os.path.join(directory, "exporter.sock"), passphrase=passphrase, **options
+            )
         try:
             yield running
         finally:
@@ -59,8 +60,13 @@ def exporter(root: Driver, tcp: bool = False, passphrase: str | None = None, **o
 
 
 @contextlib.contextmanager
-def serve(driver_or_config: Driver | ExporterConfig | str | os.PathLike, *, passphrase: str | None = None,
-          name: str = "dut", **connect_options) -> Iterator[DriverClient]:
+def serve(
+    driver_or_config: Driver | ExporterConfig | str | os.PathLike,
+    *,
+    passphrase: str | None = None,
+    name: str = "dut",
+    **connect_options,
+) -> Iterator[DriverClient]:
     """Serve a driver, or an exporter config, on a private socket; yield a connected client.
 
     Args:
@@ -90,8 +96,14 @@ def serve(driver_or_config: Driver | ExporterConfig | str | os.PathLike, *, pass
     if isinstance(driver_or_config, Driver):
         root = driver_or_config
     else:
-        config = driver_or_config if isinstance(driver_or_config, ExporterConfig) else load_config(driver_or_config)
+        config = (
+            driver_or_config
+            if isinstance(driver_or_config, ExporterConfig)
+            else load_config(driver_or_config)
+        )
         root, lease, hooks = build_tree(config), config.lease, config.hooks or None
-    with exporter(root, passphrase=passphrase, lease=lease, hooks=hooks) as running, \
-            connect(running.address, passphrase, name=name, **connect_options) as client:
+    with (
+        exporter(root, passphrase=passphrase, lease=lease, hooks=hooks) as running,
+        connect(running.address, passphrase, name=name, **connect_options) as client,
+    ):
         yield client

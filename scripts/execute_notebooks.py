@@ -42,8 +42,11 @@ def exporter(*args: str) -> Iterator[str]:
     """``jumpstarter-jupyter ARGS --socket PATH`` in its own process; yields its endpoint."""
     with tempfile.TemporaryDirectory(prefix="jmp-docs-") as directory:
         socket = os.path.join(directory, "board.sock")
-        process = subprocess.Popen([sys.executable, "-m", "jumpstarter_jupyter", *args, "--socket", socket],
-                                   stdout=subprocess.PIPE, text=True)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "jumpstarter_jupyter", *args, "--socket", socket],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         try:
             line = process.stdout.readline()  # "serving ..." once it listens, "" if it exited
             if not line.startswith("serving "):
@@ -56,7 +59,9 @@ def exporter(*args: str) -> Iterator[str]:
 
 def board_for(name: str) -> contextlib.AbstractContextManager[str]:
     if name == "bringup-qemu":
-        subprocess.run([sys.executable, "-m", "jumpstarter_jupyter", "qemu-images", "--arch", "x86_64"], check=True)
+        subprocess.run(
+            [sys.executable, "-m", "jumpstarter_jupyter", "qemu-images", "--arch", "x86_64"], check=True
+        )
         return exporter("run", str(ROOT / "examples" / "qemu-board.yaml"))
     return exporter("demo")
 
@@ -96,8 +101,14 @@ def execute(name: str) -> Path:
         os.environ["JUMPSTARTER_HOST"] = endpoint  # %jmp connect and connect() without an endpoint find it
         try:
             # the kernel's working directory is private: console logs land there, not in the tree
-            papermill.execute_notebook(str(source), str(target), cwd=workdir, kernel_name="python3",
-                                       execution_timeout=CELL_TIMEOUT, progress_bar=False)
+            papermill.execute_notebook(
+                str(source),
+                str(target),
+                cwd=workdir,
+                kernel_name="python3",
+                execution_timeout=CELL_TIMEOUT,
+                progress_bar=False,
+            )
         finally:
             if env_before is None:
                 os.environ.pop("JUMPSTARTER_HOST")

@@ -38,32 +38,54 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
-    venv = SimpleNamespace(python=sys.executable, env={"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"})
+    venv = SimpleNamespace(
+        python=sys.executable, env={"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin"}
+    )
     with tempfile.TemporaryDirectory(prefix="jmp-shot-") as work:
         base = Path(work)
         socket = base / "board.sock"
-        board = subprocess.Popen([sys.executable, "-m", "jumpstarter_jupyter", "demo", "--socket", str(socket)],
-                                 stdout=subprocess.PIPE, text=True)
+        board = subprocess.Popen(
+            [sys.executable, "-m", "jumpstarter_jupyter", "demo", "--socket", str(socket)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         try:
             if not board.stdout.readline().startswith("serving "):
                 raise SystemExit("the virtual board did not start")
             (base / "lab").mkdir()
             with serve_lab(base / "lab", venv) as lab, sync_playwright() as playwright:
                 browser = playwright.chromium.launch_persistent_context(
-                    str(base / "chromium"), executable_path=CHROMIUM, args=FLAGS, headless=True, viewport=VIEWPORT)
+                    str(base / "chromium"),
+                    executable_path=CHROMIUM,
+                    args=FLAGS,
+                    headless=True,
+                    viewport=VIEWPORT,
+                )
                 with notebook_opener(lab, browser) as open_notebook:
-                    notebook = open_notebook("board.ipynb", [cell.format(endpoint=f"unix:{socket}") for cell in CELLS])
+                    notebook = open_notebook(
+                        "board.ipynb", [cell.format(endpoint=f"unix:{socket}") for cell in CELLS]
+                    )
                     notebook.run_cell(0)
                     notebook.run_cell(1)
                     page = notebook.page
                     chart = page.locator(".jmp-power canvas.jmp-chart").first
-                    wait_for(lambda: int(chart.get_attribute("data-samples") or 0) >= 10, 60, "power readings")
+                    wait_for(
+                        lambda: int(chart.get_attribute("data-samples") or 0) >= 10, 60, "power readings"
+                    )
                     led = page.locator(".jmp-gpio[data-value='1']")
                     wait_for(lambda: led.count() > 0, 30, "the LED indicator to light")
-                    page.evaluate("() => window.jupyterapp.shell.collapseLeft()")  # the panel, not the file browser
+                    page.evaluate(
+                        "() => window.jupyterapp.shell.collapseLeft()"
+                    )  # the panel, not the file browser
                     page.evaluate("() => document.querySelector('.jp-WindowedPanel-outer').scrollTo(0, 0)")
-                    wait_for(lambda: page.evaluate("() => document.querySelector('.jp-WindowedPanel-outer').scrollTop")
-                             == 0, 10, "the notebook to scroll to its top")
+                    wait_for(
+                        lambda: (
+                            page.evaluate("() => document.querySelector('.jp-WindowedPanel-outer').scrollTop")
+                            == 0
+                        ),
+                        10,
+                        "the notebook to scroll to its top",
+                    )
                     args.output.parent.mkdir(parents=True, exist_ok=True)
                     page.screenshot(path=str(args.output))
                 browser.close()

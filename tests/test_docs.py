@@ -12,13 +12,41 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_the_site_builds_without_warnings(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "sphinx", "-W", "--keep-going", "-n", "-q", "-b", "html",
-                           str(ROOT / "docs"), str(tmp_path / "html"), "-d", str(tmp_path / "doctrees")],
-                          capture_output=True, text=True, timeout=900, cwd=ROOT)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sphinx",
+            "-W",
+            "--keep-going",
+            "-n",
+            "-q",
+            "-b",
+            "html",
+            str(ROOT / "docs"),
+            str(tmp_path / "html"),
+            "-d",
+            str(tmp_path / "doctrees"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=ROOT,
+    )
     assert done.returncode == 0, done.stderr[-5000:]
     html = tmp_path / "html"
-    for page in ("index", "getting-started", "drivers/power", "lab/sharing", "interop/upstream",
-                 "develop/writing-a-driver", "performance", "reliability", "api/clients", "notebooks/bringup"):
+    for page in (
+        "index",
+        "getting-started",
+        "drivers/power",
+        "lab/sharing",
+        "interop/upstream",
+        "develop/writing-a-driver",
+        "performance",
+        "reliability",
+        "api/clients",
+        "notebooks/bringup",
+    ):
         assert (html / f"{page}.html").exists(), page
     # generated, not copied: the config keys and client methods come from the code, the figures from JSON
     power = (html / "drivers" / "power.html").read_text()

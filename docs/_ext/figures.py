@@ -37,7 +37,9 @@ from sphinx.util.docutils import SphinxDirective
 SIDES = ("ours", "upstream", "raw")
 
 
-def table(header: list[str], rows: list[list[nodes.Node | str]], widths: list[int] | None = None) -> nodes.table:
+def table(
+    header: list[str], rows: list[list[nodes.Node | str]], widths: list[int] | None = None
+) -> nodes.table:
     """A docutils table of ``header`` and ``rows`` (cells are text or inline nodes)."""
     group = nodes.tgroup(cols=len(header))
     for width in widths or [1] * len(header):
@@ -87,20 +89,26 @@ class DataDirective(SphinxDirective):
 
     def measured_on(self, result: dict) -> nodes.paragraph:
         machine = result["machine"]
-        text = (f"Measured {machine['date']} on {machine['cpu']}, {machine['cores']} cores, "
-                f"{machine['memory_gib']} GiB, {machine['os']}, Python {machine['python']}")
+        text = (
+            f"Measured {machine['date']} on {machine['cpu']}, {machine['cores']} cores, "
+            f"{machine['memory_gib']} GiB, {machine['os']}, Python {machine['python']}"
+        )
         if machine.get("grpcio_ours"):
             text += f", grpcio {machine['grpcio_ours']}"
         if machine.get("jumpstarter_upstream"):
-            text += (f"; upstream Jumpstarter {machine['jumpstarter_upstream']} "
-                     f"(grpcio {machine.get('grpcio_upstream', 'unknown')})")
+            text += (
+                f"; upstream Jumpstarter {machine['jumpstarter_upstream']} "
+                f"(grpcio {machine.get('grpcio_upstream', 'unknown')})"
+            )
         return nodes.paragraph(text=text + f" (`{self.command}`, written to docs/_data/{self.file}).")
 
     def quick_warning(self, what: str) -> nodes.Node:
         note = nodes.warning()
-        note += nodes.paragraph(text=f"These figures come from a quick harness check ({what}): they show "
-                                     "that every measurement runs and what it reports, and claim nothing "
-                                     "about performance. A full run replaces them.")
+        note += nodes.paragraph(
+            text=f"These figures come from a quick harness check ({what}): they show "
+            "that every measurement runs and what it reports, and claim nothing "
+            "about performance. A full run replaces them."
+        )
         return note
 
 
@@ -117,22 +125,46 @@ class BenchTable(DataDirective):
                 if extra in sides:
                     raw += f" ({extra.split()[1]} {number(sides[extra]['median'])})"
             faster_raw = [ratios[key] for key in ("ours/raw", "ours/raw aio") if key in ratios]
-            targets = "; ".join(f"{t['target']}: {'met' if t['met'] else 'not measured' if t['met'] is None else 'MISSED'}"
-                                for t in row["targets"])
-            rows.append([row["title"], row["unit"], number(sides.get("ours", {}).get("median")),
-                         number(sides.get("upstream", {}).get("median")), raw,
-                         ratio(ratios.get("ours/upstream")), ratio(min(faster_raw) if faster_raw else None), targets])
+            targets = "; ".join(
+                f"{t['target']}: {'met' if t['met'] else 'not measured' if t['met'] is None else 'MISSED'}"
+                for t in row["targets"]
+            )
+            rows.append(
+                [
+                    row["title"],
+                    row["unit"],
+                    number(sides.get("ours", {}).get("median")),
+                    number(sides.get("upstream", {}).get("median")),
+                    raw,
+                    ratio(ratios.get("ours/upstream")),
+                    ratio(min(faster_raw) if faster_raw else None),
+                    targets,
+                ]
+            )
         output: list[nodes.Node] = []
         if result.get("quick"):
             output.append(self.quick_warning("`make bench QUICK=1`, one round of small sizes"))
-        output.append(table(["figure", "unit", "ours", "upstream", "raw ceiling", "ours/upstream", "ours/raw",
-                             "targets"], rows, [30, 8, 8, 8, 12, 8, 8, 30]))
+        output.append(
+            table(
+                ["figure", "unit", "ours", "upstream", "raw ceiling", "ours/upstream", "ours/raw", "targets"],
+                rows,
+                [30, 8, 8, 8, 12, 8, 8, 30],
+            )
+        )
         output.append(self.measured_on(result))
-        output.append(nodes.paragraph(text=f"{result['rounds']} round(s) per figure, medians; the run took "
-                                           f"{result['seconds']:.0f} s."))
+        output.append(
+            nodes.paragraph(
+                text=f"{result['rounds']} round(s) per figure, medians; the run took "
+                f"{result['seconds']:.0f} s."
+            )
+        )
         if result.get("errors"):
-            output.append(nodes.paragraph(text=f"{len(result['errors'])} measurement(s) failed in this run: "
-                                               + "; ".join(result["errors"])))
+            output.append(
+                nodes.paragraph(
+                    text=f"{len(result['errors'])} measurement(s) failed in this run: "
+                    + "; ".join(result["errors"])
+                )
+            )
         return output
 
 
@@ -145,14 +177,16 @@ class SoakTable(DataDirective):
         if result.get("quick"):
             output.append(self.quick_warning(f"{result['minutes']} minutes with {result['clients']} clients"))
         before, after = result["before"], result["after"]
-        rows = [["duration", f"{result['minutes']} min", ""],
-                ["clients", str(result["clients"]), ""],
-                ["unary calls", f"{result['calls']:,}".replace(",", " "), ""],
-                ["bytes through byte streams", f"{result['stream_mib']:,} MiB".replace(",", " "), ""],
-                ["client errors", str(result["errors"]), ""],
-                ["exporter threads", str(before["threads"]), str(after["threads"])],
-                ["exporter file descriptors", str(before["fds"]), str(after["fds"])],
-                ["exporter RSS", f"{before['rss_mb']} MB", f"{after['rss_mb']} MB"]]
+        rows = [
+            ["duration", f"{result['minutes']} min", ""],
+            ["clients", str(result["clients"]), ""],
+            ["unary calls", f"{result['calls']:,}".replace(",", " "), ""],
+            ["bytes through byte streams", f"{result['stream_mib']:,} MiB".replace(",", " "), ""],
+            ["client errors", str(result["errors"]), ""],
+            ["exporter threads", str(before["threads"]), str(after["threads"])],
+            ["exporter file descriptors", str(before["fds"]), str(after["fds"])],
+            ["exporter RSS", f"{before['rss_mb']} MB", f"{after['rss_mb']} MB"],
+        ]
         output.append(table(["figure", "value (before)", "after"], rows, [30, 15, 15]))
         output.append(self.measured_on(result))
         return output
@@ -199,7 +233,9 @@ class ConfigKeys(SphinxDirective):
                 default = repr(field.default_factory())
             else:
                 default = "required"
-            rows.append([nodes.literal(text=field.name), type_text(hints.get(field.name, field.type)), default])
+            rows.append(
+                [nodes.literal(text=field.name), type_text(hints.get(field.name, field.type)), default]
+            )
         if not rows:
             return [nodes.paragraph(text=f"{cls.__name__} takes no config keys.")]
         return [table(["key", "type", "default"], rows, [20, 30, 30])]
@@ -215,8 +251,16 @@ class ClientMethods(SphinxDirective):
         dotted = self.arguments[0]
         cls = import_object(dotted)
         rows = []
-        own = {name for klass in cls.__mro__ if klass.__module__.startswith("jumpstarter_jupyter.drivers")
-               for name in vars(klass)} if "inherited" in self.options else set(vars(cls))
+        own = (
+            {
+                name
+                for klass in cls.__mro__
+                if klass.__module__.startswith("jumpstarter_jupyter.drivers")
+                for name in vars(klass)
+            }
+            if "inherited" in self.options
+            else set(vars(cls))
+        )
         for name, member in inspect.getmembers(cls):
             if name.startswith("_") or name not in own or name in ("cli", "release", "widget", "client"):
                 continue
@@ -224,9 +268,13 @@ class ClientMethods(SphinxDirective):
                 continue
             doc = inspect.getdoc(member) or ""
             owner = next(k for k in cls.__mro__ if name in vars(k))
-            reference = addnodes.pending_xref("", refdomain="py", reftype="meth" if inspect.isfunction(member)
-                                              else "attr", reftarget=f"{owner.__module__}.{owner.__qualname__}.{name}",
-                                              refexplicit=True)
+            reference = addnodes.pending_xref(
+                "",
+                refdomain="py",
+                reftype="meth" if inspect.isfunction(member) else "attr",
+                reftarget=f"{owner.__module__}.{owner.__qualname__}.{name}",
+                refexplicit=True,
+            )
             reference += nodes.literal(text=name + ("()" if inspect.isfunction(member) else ""))
             rows.append([reference, inline(doc.split("\n\n")[0].replace("\n", " "))])
         return [table(["method", "what it does"], rows, [25, 75])]

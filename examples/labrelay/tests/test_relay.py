@@ -3,10 +3,10 @@
 import textwrap
 
 import pytest
+from labrelay.driver import Relay
 
 from jumpstarter_jupyter import DriverInvalidArgument
 from jumpstarter_jupyter.testing import serve
-from labrelay.driver import Relay
 
 
 def test_closing_a_channel_shows_in_its_state():
@@ -19,14 +19,17 @@ def test_closing_a_channel_shows_in_its_state():
 
 def test_a_channel_out_of_range_is_refused_naming_driver_and_method():
     with serve(Relay(channels=2), name="relay") as relay:
-        with pytest.raises(DriverInvalidArgument, match=r"relay\.close_channel: .*channel must be 0\.\.1, got 5"):
+        with pytest.raises(
+            DriverInvalidArgument, match=r"relay\.close_channel: .*channel must be 0\.\.1, got 5"
+        ):
             relay.close_channel(5)
         assert relay.states() == [False, False]  # nothing changed
 
 
 def test_the_relay_in_an_exporter_config(tmp_path):
     config = tmp_path / "bench.yaml"
-    config.write_text(textwrap.dedent("""\
+    config.write_text(
+        textwrap.dedent("""\
         apiVersion: jumpstarter.dev/v1alpha1
         kind: ExporterConfig
         export:
@@ -34,7 +37,8 @@ def test_the_relay_in_an_exporter_config(tmp_path):
             type: labrelay.driver.Relay     # installed: type: LabRelay
             config: {channels: 8}
           power: {type: MockPower}
-    """))
+    """)
+    )
     with serve(config) as dut:
         dut.relay.close_channel(7)
         assert dut.relay.states()[7] is True

@@ -65,8 +65,9 @@ nitpick_ignore_regex = [
     (
         r"py:class",
         r"jumpstarter_jupyter\.(client\.connection\.Connection|exporter\.(report\.Tree|logs\.LogHub|"
-        r"leases\.Leases|calls\.Calls)|driver\.resources\.Channel|drivers\.can\.client\._Follower)",
+        r"leases\.Leases|calls\.Calls)|driver\.resources\.Channel)",
     ),
+    (r"py:class", r"jumpstarter_jupyter\..*\._\w+"),  # private bases (a public class's show-inheritance)
 ]
 
 # HTML

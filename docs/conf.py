@@ -50,7 +50,8 @@ intersphinx_mapping = {
     "click": ("https://click.palletsprojects.com/en/8.1.x/", str(HERE / "_inventories" / "click.inv")),
     "traitlets": ("https://traitlets.readthedocs.io/en/5.5.0/", str(HERE / "_inventories" / "traitlets.inv")),
 }
-# Projects that publish no inventory we can store (none in Debian's doc packages): their
+# Projects whose inventory Debian does not ship (grpc, protobuf, anywidget...) or ships for a far older
+# release (ipywidgets 6): their
 # names in signatures stay plain text, on purpose.
 nitpick_ignore_regex = [
     (
@@ -83,4 +84,4 @@ html_theme_options = {
     "footer_start": ["copyright"],
     "footer_end": ["sphinx-version"],
 }
-html_sidebars = {"index": [], "changelog": []}
+html_sidebars = {page: [] for page in ("index", "changelog", "performance", "reliability")}  # room for tables

@@ -50,9 +50,8 @@ intersphinx_mapping = {
     "click": ("https://click.palletsprojects.com/en/8.1.x/", str(HERE / "_inventories" / "click.inv")),
     "traitlets": ("https://traitlets.readthedocs.io/en/5.5.0/", str(HERE / "_inventories" / "traitlets.inv")),
 }
-# Projects whose inventory Debian does not ship (grpc, protobuf, anywidget...) or ships for a far older
-# release (ipywidgets 6): their
-# names in signatures stay plain text, on purpose.
+# Projects whose inventory Debian does not ship (grpc, protobuf, anywidget...) or ships for a far
+# older release (ipywidgets 6): their names in signatures stay plain text, on purpose.
 nitpick_ignore_regex = [
     (
         r"py:.*",

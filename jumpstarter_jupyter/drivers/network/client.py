@@ -35,7 +35,14 @@ class NetworkClient(DriverClient):
         self._forwarders: set[Forwarder] = set()
 
     def address(self) -> str:
-        """The service's address as the exporter sees it, e.g. ``tcp://127.0.0.1:8080``."""
+        """The service's address as the exporter sees it, e.g. ``tcp://127.0.0.1:8080``.
+
+        >>> from jumpstarter_jupyter.drivers.network.driver import TcpNetwork
+        >>> from jumpstarter_jupyter.testing import serve
+        >>> with serve(TcpNetwork(host="127.0.0.1", port=8080)) as network:
+        ...     network.address()
+        'tcp://127.0.0.1:8080'
+        """
         return str(self.call("address"))
 
     @contextlib.contextmanager

@@ -194,6 +194,14 @@ class SerialClient(DriverClient):
         every byte is acknowledged, and bytes that could not be delivered raise
         ``ConnectionFailed`` from this or the next ``write``, ``flush``, ``expect`` or
         ``close``. Upstream exporters acknowledge nothing: there, writes are best effort.
+
+        >>> from jumpstarter_jupyter.drivers.serial.driver import PySerial
+        >>> from jumpstarter_jupyter.testing import serve
+        >>> with serve(PySerial(url="loop://")) as serial:   # loop:// echoes what is written
+        ...     serial.write(b"AT\\r")
+        ...     serial.flush()                                # every byte reached the port
+        ...     serial.expect_exact("AT", timeout=5)
+        0
         """
         data = data.encode() if isinstance(data, str) else bytes(data)
         self._start()

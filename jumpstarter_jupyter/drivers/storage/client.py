@@ -59,7 +59,15 @@ class StorageMuxClient(DriverClient):
         self.call("off")
 
     def state(self) -> str | None:
-        """``"host"``, ``"dut"`` or ``"off"``; None when the exporter cannot tell (upstream drivers)."""
+        """``"host"``, ``"dut"`` or ``"off"``; None when the exporter cannot tell (upstream drivers).
+
+        >>> from jumpstarter_jupyter.drivers.storage.driver import MockStorageMux
+        >>> from jumpstarter_jupyter.testing import serve
+        >>> with serve(MockStorageMux()) as storage:
+        ...     storage.dut()
+        ...     storage.state()
+        'dut'
+        """
         if self.methods is None or "state" not in self.methods:
             return None
         return str(self.call("state"))

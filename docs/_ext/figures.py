@@ -101,7 +101,12 @@ class DataDirective(SphinxDirective):
                 f"; upstream Jumpstarter {machine['jumpstarter_upstream']} "
                 f"(grpcio {machine.get('grpcio_upstream', 'unknown')})"
             )
-        return nodes.paragraph(text=text + f" (`{self.command}`, written to docs/_data/{self.file}).")
+        paragraph = nodes.paragraph(text=text + " (")
+        paragraph += nodes.literal(text=self.command)
+        paragraph += nodes.Text(", written to ")
+        paragraph += nodes.literal(text=f"docs/_data/{self.file}")
+        paragraph += nodes.Text(").")
+        return paragraph
 
     def quick_warning(self, command: str, what: str) -> nodes.Node:
         note, paragraph = nodes.warning(), nodes.paragraph()
@@ -194,7 +199,7 @@ class SoakTable(DataDirective):
             ["exporter file descriptors", str(before["fds"]), str(after["fds"])],
             ["exporter RSS", f"{before['rss_mb']} MB", f"{after['rss_mb']} MB"],
         ]
-        output.append(table(["figure", "value (before)", "after"], rows, [30, 15, 15]))
+        output.append(table(["figure", "value (before the run)", "after the run"], rows, [30, 15, 15]))
         output.append(self.measured_on(result))
         return output
 

@@ -166,7 +166,7 @@ def runtime(default: Any = dataclasses.MISSING, *, default_factory: Any = datacl
 
 class Driver(ABC):  # noqa: B024 - abstract so that interfaces' @abstractmethod methods are enforced
     """Base of every driver. Subclasses are dataclasses; their fields are the YAML ``config``
-    (except :func:`runtime` fields). An interface marks the methods every driver of it must
+    (except ``runtime()`` fields). An interface marks the methods every driver of it must
     implement ``@abstractmethod``: a class leaving one out cannot be built (a config naming it
     is refused when it loads).
 

@@ -22,6 +22,8 @@ from jumpstarter_jupyter.exporter.report import Node, Tree
 from jumpstarter_jupyter.protocol.codec import decode
 from jumpstarter_jupyter.protocol.metadata import EXCEPTION_KEY, PATH_KEY, UNKNOWN_DRIVER
 
+log = logging.getLogger("jumpstarter_jupyter.exporter")
+
 STATUS_FOR = (  # first match wins
     (NotImplementedError, grpc.StatusCode.UNIMPLEMENTED),
     (ValueError, grpc.StatusCode.INVALID_ARGUMENT),

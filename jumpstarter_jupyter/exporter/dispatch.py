@@ -31,8 +31,6 @@ STATUS_FOR = (  # first match wins
 )
 MARKER = {CALL: "marker_drivercall", STREAMING: "marker_streamingdrivercall", STREAM: "marker_streamcall"}
 
-log = logging.getLogger("jumpstarter_jupyter.exporter")
-
 
 class Refused(Exception):
     """A request answered with an error status: code, details, exception type, driver path."""

@@ -6,7 +6,7 @@ PIP := $(PY) -m pip --disable-pip-version-check
 STAMP := $(VENV)/.installed
 PORT ?= 7777
 
-.PHONY: lab test install bench fuzz soak stubs clean
+.PHONY: lab test install bench fuzz soak stubs docs clean
 
 # Widget front ends and the JupyterLab extension: npm ci when the lock changes, the build
 # (the same `npm run build` the wheel's build hook runs) when a source changes.
@@ -50,10 +50,14 @@ $(HUB_PROXY): tests/hub/package-lock.json
 /usr/bin/tesseract /usr/bin/ustreamer:
 	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends tesseract-ocr ustreamer
 
+# The bmap flashing tests make their block maps with Debian's bmaptool (bmap-tools).
+/usr/bin/bmaptool:
+	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends bmap-tools
+
 install: $(STAMP)
 
-test: install /usr/bin/chromium /usr/bin/qemu-system-x86_64 /usr/bin/gdb-multiarch /usr/bin/tesseract /usr/bin/ustreamer \
-	  $(HUB_PROXY)
+test: install /usr/bin/chromium /usr/bin/qemu-system-x86_64 /usr/bin/gdb-multiarch /usr/bin/bmaptool \
+	  /usr/bin/tesseract /usr/bin/ustreamer $(HUB_PROXY)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Generated bad input against a real exporter: 10 000 cases per property (make test runs a quick pass).
@@ -64,11 +68,16 @@ fuzz: install
 soak: install
 	$(PY) benchmarks/soak.py $(SOAK_ARGS)
 
+# The documentation site into docs/_build/html: warnings are errors, every cross-reference must
+# resolve, and nothing is fetched (tests/test_docs.py runs the same build in make test).
+docs: install
+	$(PY) -m sphinx -W --keep-going -n -q -b html docs docs/_build/html
+
 stubs: install
 	$(PY) scripts/gen_protos.py
 
 # Side-by-side performance against upstream 0.9.0 and raw grpcio (QUICK=1: a one-minute harness check).
-bench: install /usr/bin/qemu-system-x86_64 /usr/bin/gdb-multiarch
+bench: install /usr/bin/chromium /usr/bin/qemu-system-x86_64 /usr/bin/gdb-multiarch /usr/bin/bmaptool
 	$(PY) benchmarks/run.py $(if $(QUICK),--quick) $(BENCH_ARGS)
 
 lab: install

@@ -42,9 +42,13 @@ $(HUB_PROXY): tests/hub/package-lock.json
 	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
 	  qemu-system-x86 qemu-system-arm busybox-static cpio
 
+# SnmpPower's tests run a private net-snmp agent (never the machine's own) and its command-line tools.
+/usr/sbin/snmpd:
+	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends snmpd snmp
+
 install: $(STAMP)
 
-test: install /usr/bin/chromium /usr/bin/qemu-system-x86_64 $(HUB_PROXY)
+test: install /usr/bin/chromium /usr/bin/qemu-system-x86_64 /usr/sbin/snmpd $(HUB_PROXY)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Generated bad input against a real exporter: 10 000 cases per property (make test runs a quick pass).

@@ -205,6 +205,13 @@ class Driver:
         for child in self.children.values():
             child.teardown()
 
+    def check_children(self) -> None:
+        """Raise ``ValueError`` or ``TypeError`` naming what is wrong when ``children`` do not fit.
+
+        The config loader calls it once a YAML entry's children are set, so a missing or wrong
+        child stops the exporter at start; the default accepts any children.
+        """
+
     def cancelled(self) -> bool:
         """True once the caller of the exported call running now has gone away.
 

@@ -218,6 +218,10 @@ def _build(config: ExporterConfig, spec: DriverSpec) -> Driver:
     children = {name: _build(config, child) for name, child in spec.children.items()}
     if children:
         driver.children = {**driver.children, **children}
+    try:
+        driver.check_children()
+    except (ValueError, TypeError) as exc:
+        raise error(f"{spec.yaml_path}.children", f"{cls.__name__}: {exc}") from None
     if spec.description:
         driver.description = spec.description
     if spec.methods_description:

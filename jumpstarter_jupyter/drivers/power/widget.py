@@ -1,6 +1,7 @@
 """``PowerWidget``: on/off/cycle buttons showing the actual state, and a live readings chart.
 
-The chart is drawn in the browser from the ``readings`` trait (the last ``HISTORY`` seconds:
+A switch without readings (no ``meter`` child) shows its state alone: ``metered`` is False, the
+state is polled, and the front end hides the chart rather than drawing it flat. The chart is drawn in the browser from the ``readings`` trait (the last ``HISTORY`` seconds:
 the longest window the chart offers, one sample per ``read()`` burst),
 so it survives reloads and is saved with the notebook; matplotlib figures are for cells
 (``dut.power.plot()``).
@@ -21,6 +22,7 @@ from jumpstarter_jupyter.jupyter.widget import DriverWidget
 
 HISTORY = 120.0  # seconds of samples kept for the chart (its window menu goes up to 2 minutes)
 INTERVAL = 0.5  # seconds between samples
+STATE_INTERVAL = 1.0  # seconds between state polls of a switch without readings (a PDU answers in ms)
 BURST = INTERVAL / 2  # readings arriving closer than this after a sample's first are one read() burst
 DIGITS = 5  # significant digits sent: the chart shows 3, and a saved notebook stays small
 
@@ -30,6 +32,7 @@ class PowerWidget(DriverWidget):
 
     bundle = "power"
     state = traitlets.Unicode("unknown").tag(sync=True)  # "on", "off" or "unknown"
+    metered = traitlets.Bool(True).tag(sync=True)  # False: the switch has no readings, the chart is hidden
     readings = traitlets.List().tag(sync=True)  # [[elapsed seconds, volts, amperes], ...], oldest first
 
     def __init__(self, client: PowerClient, **kwargs: Any):
@@ -55,6 +58,14 @@ class PowerWidget(DriverWidget):
 
     # the follower: readings and state, so a cell's on()/off() shows here too
     def _follow(self, follower: Follower) -> None:
+        metered = self.client.metered()
+        follower.update(metered=metered)
+        if metered:
+            self._follow_readings(follower)
+        else:
+            self._follow_state(follower)
+
+    def _follow_readings(self, follower: Follower) -> None:
         readings = self.client.watch(INTERVAL)
         try:
             for reading in readings:
@@ -64,6 +75,12 @@ class PowerWidget(DriverWidget):
                 follower.update(readings=self._history, state=self._state())
         finally:
             readings.close()
+
+    def _follow_state(self, follower: Follower) -> None:
+        while True:
+            follower.update(state=self._state())
+            if follower.wait(STATE_INTERVAL):
+                return
 
     def _add(self, reading: PowerReading) -> None:
         """One sample per ``read()`` burst (their mean): a meter's few readings arrive together,

@@ -152,12 +152,12 @@ def test_command_failures_name_the_command_exit_code_and_stderr(tmp_path):
     script = tmp_path / "hang.py"  # a command that never ends: killed at the timeout, with its children
     script.write_text("import time\nwhile True: time.sleep(1)\n")
     hang = f"{shlex.quote(sys.executable)} {script}"
-    with client_for(CommandPower(on_command=hang, off_command="true", timeout=0.5), "power") as power:
-        with pytest.raises(DriverTimeout, match=r"on_command .* did not finish within 0.5 s \(killed\)"):
-            power.on()
-    with client_for(CommandPower(on_command="true", off_command="true"), "power") as power:
-        with pytest.raises(DriverNotImplemented, match="cannot tell its state: it has no state_command"):
-            power.state()
+    with (client_for(CommandPower(on_command=hang, off_command="true", timeout=0.5), "power") as power,
+          pytest.raises(DriverTimeout, match=r"on_command .* did not finish within 0.5 s \(killed\)")):
+        power.on()
+    with (client_for(CommandPower(on_command="true", off_command="true"), "power") as power,
+          pytest.raises(DriverNotImplemented, match="cannot tell its state: it has no state_command")):
+        power.state()
 
 
 def test_command_config_errors():

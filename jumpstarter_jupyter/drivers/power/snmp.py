@@ -90,6 +90,7 @@ class SnmpPower(PowerInterface):
     _engine: Any = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
+        _hlapi()  # a missing pysnmp stops the exporter at start, not at the first click
         self._check_credentials()
         if not self.timeout > 0:
             raise ValueError(f"timeout must be > 0 seconds, got {self.timeout}")
@@ -135,44 +136,38 @@ class SnmpPower(PowerInterface):
         super().teardown()
 
     async def _set(self, value: int) -> None:
-        from pysnmp.hlapi.v3arch.asyncio import Integer, set_cmd
-
+        hlapi = _hlapi()
         oid = f"{self.oid}.{self.plug}"
-        status, _ = await self._request(set_cmd, oid, Integer(value))
+        status, _ = await self._request(hlapi.set_cmd, oid, hlapi.Integer(value))
         if status:
             await self._refused(oid, f"setting it to {value}", status.prettyPrint())
 
     async def _get(self, oid: str) -> int:
-        from pysnmp.hlapi.v3arch.asyncio import EndOfMibView, NoSuchInstance, NoSuchObject, get_cmd
-
-        status, bindings = await self._request(get_cmd, oid)
+        status, bindings = await self._request(_hlapi().get_cmd, oid)
         if status:
             raise PermissionError(f"{self.device}: reading {oid} was refused: {status.prettyPrint()}")
         value = bindings[0][1]
-        missing = isinstance(value, (NoSuchInstance, NoSuchObject, EndOfMibView))
-        if missing:
+        if _missing(value):
             raise LookupError(f"{self.device} does not exist: the PDU has no object {oid}")
         return int(value)
 
     async def _refused(self, oid: str, what: str, status: str) -> None:
         """Say why a set failed: an outlet that does not exist, else the agent's reason."""
-        from pysnmp.hlapi.v3arch.asyncio import NoSuchInstance, NoSuchObject, get_cmd
-
-        _, bindings = await self._request(get_cmd, oid)
-        if bindings and isinstance(bindings[0][1], (NoSuchInstance, NoSuchObject)):
+        _, bindings = await self._request(_hlapi().get_cmd, oid)
+        if bindings and _missing(bindings[0][1]):
             raise LookupError(f"{self.device} does not exist: the PDU has no object {oid}")
-        raise PermissionError(f"{self.device}: the PDU refused {what} ({oid}): {status}"
-                              + (" (a read-only community?)" if self.community and status == "notWritable" else ""))
+        hint = {"noAccess": " (a read-only community or user?)", "notWritable": " (is oid the outlets' control column?)",
+                "wrongValue": " (check on_value and off_value)"}.get(status, "")
+        raise PermissionError(f"{self.device}: the PDU refused {what} ({oid}): {status}{hint}")
 
     async def _request(self, command: Any, oid: str, *value: Any) -> tuple[Any, Any]:
         """One request: (error status, var-binds); no answer and wrong credentials raise."""
-        from pysnmp.hlapi.v3arch.asyncio import ContextData, ObjectIdentity, ObjectType, SnmpEngine
-
+        hlapi = _hlapi()
         if self._engine is None:
-            self._engine = SnmpEngine()
+            self._engine = hlapi.SnmpEngine()
         target = await self._target()
-        call = command(self._engine, self._credentials(), target, ContextData(),
-                       ObjectType(ObjectIdentity(oid), *value), lookupMib=False)
+        call = command(self._engine, self._credentials(), target, hlapi.ContextData(),
+                       hlapi.ObjectType(hlapi.ObjectIdentity(oid), *value), lookupMib=False)
         try:  # pysnmp times out by itself; the outer bound only guards against a stuck dispatcher
             indication, status, _, bindings = await asyncio.wait_for(call, self.timeout + 1)
         except TimeoutError:
@@ -183,10 +178,9 @@ class SnmpPower(PowerInterface):
 
     async def _target(self) -> Any:
         from pysnmp.error import PySnmpError
-        from pysnmp.hlapi.v3arch.asyncio import UdpTransportTarget
 
         try:
-            return await UdpTransportTarget.create((self.host, self.port), timeout=self.timeout / (RETRIES + 1),
+            return await _hlapi().UdpTransportTarget.create((self.host, self.port), timeout=self.timeout / (RETRIES + 1),
                                                    retries=RETRIES)
         except PySnmpError as exc:  # pysnmp wraps the resolver's gaierror in its own error
             raise ConnectionError(f"{self.device}: cannot resolve host {self.host!r}: {exc}") from None
@@ -207,8 +201,7 @@ class SnmpPower(PowerInterface):
         return ConnectionError(f"{self.device}: SNMP request failed: {text}")
 
     def _credentials(self) -> Any:
-        import pysnmp.hlapi.v3arch.asyncio as hlapi
-
+        hlapi = _hlapi()
         if self.community is not None:
             return hlapi.CommunityData(self.community, mpModel=1)  # v2c
         return hlapi.UsmUserData(self.user, self.auth_key, self.priv_key,
@@ -252,3 +245,16 @@ def _oid(text: str, key: str) -> str:
 def _pick(value: int | None, default: int) -> int:
     return default if value is None else int(value)
 
+
+def _missing(value: Any) -> bool:
+    """True for the agent's "no such object/instance" answers."""
+    hlapi = _hlapi()
+    return isinstance(value, (hlapi.NoSuchInstance, hlapi.NoSuchObject, hlapi.EndOfMibView))
+
+
+def _hlapi() -> Any:
+    try:
+        import pysnmp.hlapi.v3arch.asyncio as hlapi
+    except ImportError:
+        raise ValueError("SnmpPower needs pysnmp: pip install 'jumpstarter-jupyter[snmp]'") from None
+    return hlapi

@@ -1,0 +1,269 @@
+"""SnmpPower against a real agent: Debian's net-snmp ``snmpd`` on a free loopback UDP port, run with
+only the config written here (never the machine's own agent or config), serving a Raritan-shaped
+outlet table (PDU2-MIB's switchingOperation and outletSwitchingState columns) from a
+``pass_persist`` script that keeps the outlets in a JSON file. SNMP v2c and v3 authPriv."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from support import client_for, run_cli, serving
+
+from jumpstarter_jupyter import ConfigError, DriverError, DriverTimeout, connect
+from jumpstarter_jupyter.drivers.power.snmp import PRESETS, RARITAN_SWITCHING, SnmpPower
+from jumpstarter_jupyter.exporter import build_tree, parse_config
+
+SNMPD = "/usr/sbin/snmpd"
+OUTLETS = 4
+USER, AUTH_KEY, PRIV_KEY = "lab", "auth-secret-1", "priv-secret-1"
+STARTUP = 30.0  # seconds for the agent to come up (a loaded machine)
+
+pytestmark = pytest.mark.skipif(not os.path.exists(SNMPD), reason="needs net-snmp's snmpd (make test installs it)")
+
+# The pass_persist protocol (net-snmp's snmpd.conf(5)): PING/PONG, then get/getnext/set blocks.
+# snmpd sends a blank line after a set, which the loop skips rather than taking it as the end.
+OUTLET_SCRIPT = '''#!{python}
+import json, sys
+STATE, BASE = sys.argv[1], ".{base}"
+CONTROL, STATUS = BASE + ".2.1.", BASE + ".3.1."
+
+def load():
+    with open(STATE) as f:
+        return json.load(f)
+
+def table():
+    rows = {{}}
+    for outlet, on in load().items():
+        rows[CONTROL + outlet] = int(on)  # switchingOperation: on(1), off(0)
+        rows[STATUS + outlet] = 7 if on else 8  # outletSwitchingState: on(7), off(8)
+    return rows
+
+def key(oid):
+    return tuple(int(part) for part in oid.strip(".").split("."))
+
+def answer(oid, rows):
+    return f"{{oid}}\\ninteger\\n{{rows[oid]}}\\n" if oid in rows else "NONE\\n"
+
+for line in sys.stdin:
+    command = line.strip()
+    if command == "PING":
+        reply = "PONG\\n"
+    elif command == "get":
+        reply = answer(sys.stdin.readline().strip(), table())
+    elif command == "getnext":
+        oid, rows = sys.stdin.readline().strip(), table()
+        later = sorted((o for o in rows if key(o) > key(oid)), key=key)
+        reply = answer(later[0], rows) if later else "NONE\\n"
+    elif command == "set":
+        oid = sys.stdin.readline().strip()
+        kind, _, value = sys.stdin.readline().strip().partition(" ")
+        state, outlet = load(), oid.rpartition(".")[2]
+        if not oid.startswith(CONTROL) or outlet not in state:
+            reply = "not-writable\\n"
+        elif kind != "integer" or value not in ("0", "1"):
+            reply = "wrong-value\\n"
+        else:
+            state[outlet] = value == "1"
+            with open(STATE, "w") as f:
+                json.dump(state, f)
+            reply = "DONE\\n"
+    else:
+        continue
+    sys.stdout.write(reply)
+    sys.stdout.flush()
+'''
+
+
+@dataclass
+class Agent:
+    """The running agent: its port and the file holding the outlets' states."""
+
+    port: int
+    state: Path
+
+    def outlets(self) -> dict[str, bool]:
+        return json.loads(self.state.read_text())
+
+    def reset(self, **outlets: bool) -> None:
+        self.state.write_text(json.dumps({str(n): outlets.get(f"o{n}", False) for n in range(1, OUTLETS + 1)}))
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def agent(tmp_path_factory) -> Iterator[Agent]:
+    """One private snmpd for the module (about 0.1 s to start)."""
+    directory = tmp_path_factory.mktemp("snmpd")
+    script = directory / "outlets.py"
+    script.write_text(OUTLET_SCRIPT.format(python=sys.executable, base=RARITAN_SWITCHING.rpartition(".2.1")[0]))
+    script.chmod(0o755)
+    agent = Agent(free_udp_port(), directory / "outlets.json")
+    agent.reset()
+    config = directory / "snmpd.conf"
+    config.write_text(f"""agentAddress udp:127.0.0.1:{agent.port}
+rwcommunity private 127.0.0.1
+rocommunity public 127.0.0.1
+createUser {USER} SHA "{AUTH_KEY}" AES "{PRIV_KEY}"
+rwuser {USER} priv
+pass_persist .{RARITAN_SWITCHING.rpartition('.2.1')[0]} {script} {agent.state}
+""")
+    log = directory / "snmpd.log"
+    # -C: only this config; -M/-m: load no MIB files (the agent serves numeric OIDs); the
+    # persistent directory (where createUser's keys are saved) is ours, not /var/lib/snmp
+    env = {**os.environ, "SNMP_PERSISTENT_DIR": str(directory / "persist")}
+    with open(log, "wb") as output:
+        process = subprocess.Popen([SNMPD, "-f", "-Lo", "-C", "-c", str(config), "-M", str(directory), "-m", "",
+                                    "-p", str(directory / "snmpd.pid")], stdout=output, stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.monotonic() + STARTUP
+        while b"NET-SNMP version" not in log.read_bytes():  # printed once it listens
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"snmpd did not start: {log.read_text(errors='replace')[-2000:]}")
+            time.sleep(0.05)  # polling for the log line, bounded by the deadline
+        yield agent
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def v2c(agent: Agent, **config) -> SnmpPower:
+    return SnmpPower(**{"host": "127.0.0.1", "port": agent.port, "plug": 2, "community": "private", "timeout": 2.0,
+                        **config})
+
+
+def v3(agent: Agent, **config) -> SnmpPower:
+    return SnmpPower(**{"host": "127.0.0.1", "port": agent.port, "plug": 3, "user": USER, "auth_protocol": "SHA",
+                        "auth_key": AUTH_KEY, "priv_protocol": "AES", "priv_key": PRIV_KEY, "timeout": 2.0, **config})
+
+
+def test_v2c_on_off_cycle_read_back(agent):
+    agent.reset()
+    with client_for(v2c(agent), "power") as power:
+        assert power.state() is False
+        power.on()
+        assert agent.outlets() == {"1": False, "2": True, "3": False, "4": False} and power.state() is True
+        power.off()
+        assert agent.outlets()["2"] is False and power.state() is False
+        power.cycle(wait=0)
+        assert agent.outlets()["2"] is True and power.state() is True
+        agent.reset()  # switched at the PDU itself: state() asks the PDU, it remembers nothing
+        assert power.state() is False
+        assert power.metered() is False
+
+
+def test_v3_auth_priv_with_the_raritan_preset(agent):
+    agent.reset(o3=True)
+    with client_for(v3(agent, preset="raritan"), "power") as power:
+        assert power.state() is True  # outletSwitchingState = on(7)
+        power.off()
+        assert agent.outlets()["3"] is False and power.state() is False  # off(8)
+        assert run_cli(power, "on").returncode == 0
+        assert agent.outlets()["3"] is True and power.state() is True
+
+
+def test_upstream_config_resolves_to_ours(agent):
+    config = parse_config(f"""apiVersion: jumpstarter.dev/v1alpha1
+kind: ExporterConfig
+export:
+  power:
+    type: jumpstarter_driver_snmp.driver.SNMPServer
+    config:
+      host: 127.0.0.1
+      port: {agent.port}
+      user: {USER}
+      plug: 4
+      auth_protocol: SHA
+      auth_key: {AUTH_KEY}
+      priv_protocol: AES
+      priv_key: {PRIV_KEY}
+""", "upstream.yaml")
+    tree = build_tree(config)
+    power = tree.children["power"]
+    assert isinstance(power, SnmpPower) and power.oid == RARITAN_SWITCHING and power.timeout == 5.0
+    agent.reset()
+    with serving(tree) as exporter, connect(exporter.address) as dut:
+        dut.power.on()
+        assert agent.outlets()["4"] is True and dut.power.state() is True
+
+
+def test_wrong_v3_key_is_named(agent):
+    with (client_for(v3(agent, auth_key="not-the-key"), "power") as power,
+          pytest.raises(DriverError, match=r"dut\.power\.on: PDU 127\.0\.0\.1:\d+ outlet 3: wrong credentials: the PDU "
+                                           r"rejected the authentication key of user 'lab'.*\[PermissionError\]")):
+        power.on()
+    with (client_for(v3(agent, user="nobody"), "power") as power,
+          pytest.raises(DriverError, match="wrong credentials: the PDU has no SNMPv3 user 'nobody'")):
+        power.state()
+
+
+def test_wrong_community_is_no_answer_within_the_timeout(agent):
+    with client_for(v2c(agent, community="wrong", timeout=1.0), "power") as power:
+        start = time.monotonic()
+        with pytest.raises(DriverTimeout, match=r"dut\.power\.on: PDU 127\.0\.0\.1:\d+ outlet 2: no answer \(wrong community, "
+                                                r"or the PDU is unreachable\) within 1 s"):
+            power.on()
+        assert time.monotonic() - start < 10  # a hang guard, not a timing test: the configured 1 s plus slack
+
+
+def test_an_outlet_that_does_not_exist(agent):
+    with client_for(v2c(agent, plug=9), "power") as power:
+        with pytest.raises(DriverError, match=rf"dut\.power\.on: PDU 127\.0\.0\.1:\d+ outlet 9 does not exist: the PDU "
+                                              rf"has no object {RARITAN_SWITCHING}\.9 \[LookupError\]"):
+            power.on()
+        with pytest.raises(DriverError, match="outlet 9 does not exist"):
+            power.state()
+
+
+def test_a_read_only_community_is_refused(agent):
+    agent.reset()
+    with client_for(v2c(agent, community="public"), "power") as power:
+        assert power.state() is False
+        with pytest.raises(DriverError, match=r"outlet 2: the PDU refused setting it to 1 .*: noAccess "
+                                              r"\(a read-only community or user\?\)"):
+            power.on()
+    with (client_for(v2c(agent, on_value=5), "power") as power,
+          pytest.raises(DriverError, match=r"refused setting it to 5 .*: wrongValue \(check on_value and off_value\)")):
+        power.on()
+    assert agent.outlets()["2"] is False
+
+
+def test_config_errors_name_the_key():
+    def build(config: str):
+        return build_tree(parse_config("apiVersion: jumpstarter.dev/v1alpha1\nkind: ExporterConfig\nexport:\n"
+                                       f"  power:\n    type: SnmpPower\n    config: {config}\n", "pdu.yaml"))
+
+    with pytest.raises(ConfigError, match=r"pdu.yaml: export.power.config \(line 6\): SnmpPower: give `community` "
+                                          r"\(SNMP v2c\) or `user` \(SNMP v3\), not neither"):
+        build("{host: pdu, plug: 1}")
+    with pytest.raises(ConfigError, match="preset must be one of raritan, apc, apc-rpdu2, apc-masterswitch, poe, got 'eaton'"):
+        build("{host: pdu, plug: 1, community: private, preset: eaton}")
+    with pytest.raises(ConfigError, match="auth_protocol must be one of NONE, MD5, SHA.*got 'SHA1'"):
+        build("{host: pdu, plug: 1, user: lab, auth_protocol: SHA1, auth_key: k}")
+    with pytest.raises(ConfigError, match="priv_protocol AES needs priv_key and an auth_protocol"):
+        build("{host: pdu, plug: 1, user: lab, priv_protocol: AES, priv_key: k}")
+    with pytest.raises(ConfigError, match="oid must be a numeric OID"):
+        build("{host: pdu, plug: 1, community: private, oid: PowerNet-MIB::sPDUOutletCtl}")
+
+
+def test_presets_fill_oids_and_values():
+    apc = SnmpPower(host="pdu", plug=5, community="private", preset="apc")
+    assert (apc.oid, apc.on_value, apc.off_value) == ("1.3.6.1.4.1.318.1.1.12.3.3.1.1.4", 1, 2)
+    assert (apc.state_oid, apc.state_on_value, apc.state_off_value) == (apc.oid, 1, 2)
+    explicit = SnmpPower(host="pdu", plug=5, community="private", oid=".1.3.6.1.4.1.99.1", on_value=3, off_value=4)
+    assert (explicit.oid, explicit.state_oid, explicit.state_on_value, explicit.state_off_value) == (
+        "1.3.6.1.4.1.99.1", "1.3.6.1.4.1.99.1", 3, 4)
+    assert all(preset.source for preset in PRESETS.values())
+

@@ -29,6 +29,7 @@ class Sizes:
     flood_rate: int = 1_000_000  # console bytes/s during the flood
     flood_seconds: float = 60.0  # how long the flood is watched
     can_round_trips: int = 300  # CAN send -> receive round trips timed
+    snmp_calls: int = 300      # PDU outlet switchings per run
     can_burst_ours: float = 1.0  # seconds the CAN source sends back to back (< our 65 536-frame ring)
     can_burst_upstream: float = 0.1  # upstream receives ~1 000 frames/s: its burst is shorter
 
@@ -37,7 +38,7 @@ class Sizes:
         # the same code paths with less work, so `make test` stays quick
         return cls(calls=300, stream=16 * MiB, flash=16 * MiB, tree=200, clients=8, channel_processes=2, channels=8,
                    storm=1000, seconds=0.5, flood_seconds=3.0, can_round_trips=30, can_burst_ours=0.1,
-                   can_burst_upstream=0.02)
+                   can_burst_upstream=0.02, snmp_calls=30)
 
 
 Medians = dict[str, dict[str, float]]  # row key -> side -> median
@@ -128,6 +129,7 @@ STORM = lambda b: b.sizes.storm  # noqa: E731
 SECONDS = lambda b: b.sizes.seconds  # noqa: E731
 FLOOD_SECONDS = lambda b: b.sizes.flood_seconds  # noqa: E731
 CAN_ROUND_TRIPS = lambda b: b.sizes.can_round_trips  # noqa: E731
+SNMP_CALLS = lambda b: b.sizes.snmp_calls  # noqa: E731
 
 
 def _group(service: str) -> Callable:
@@ -188,6 +190,10 @@ MEASUREMENTS = [
         "upstream": _upstream("upstream", "can", CAN_ROUND_TRIPS, lambda b: b.sizes.can_burst_upstream,
                               _group("upstream")),
     }, {"can_rate": "value", "can_median": "median_ms", "can_p99": "p99_ms", "can_cpu": "cpu_per_10k"}),
+    Measurement("snmp", "PDU outlet on() over SNMP v2c, a net-snmp agent on loopback", set(), {
+        "ours": _ours("ours-snmp", "snmp", SNMP_CALLS),
+        "raw": _raw("snmp", "snmp-agent", 1, SNMP_CALLS),
+    }, {"snmp": "value"}),
     Measurement("flood", "console flood at 1 MB/s into a displayed terminal, real kernel", set(), {
         "ours": _ours("ours-flood", "flood", FLOOD_SECONDS),
     }, {"flood_msgs": "value", "flood_rss": "rss_growth_mb", "flood_p99": "cell_p99_ms"}),
@@ -245,6 +251,7 @@ ROWS = [
     Row("can_median", "CAN send -> receive round trip (median)", "ms"),
     Row("can_p99", "CAN send -> receive round trip (p99)", "ms"),
     Row("can_cpu", "CAN CPU (client + exporter) per 10 000 frames", "s", [ratio_at_most("can_cpu", "upstream", 0.1)]),
+    Row("snmp", "PDU outlet on() over SNMP (pysnmp, net-snmp agent)", "calls/s", [_faster_raw_at_least("snmp", 0.5)]),
     Row("flood_msgs", "flood: comm msgs/s per widget (IOPub limit 1 000)", "msg/s", [at_most("flood_msgs", 30, "msg/s")]),
     Row("flood_rss", "flood: kernel RSS growth", "MB", [below("flood_rss", 50, "MB")]),
     Row("flood_p99", "flood: trivial cell p99 latency", "ms", [below("flood_p99", 100, "ms")]),

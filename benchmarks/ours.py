@@ -125,7 +125,13 @@ def can_bus(endpoint: str, count: str, burst: str, group: str) -> None:
     report(result.pop("frames_per_s"), **result)
 
 
-FIGURES = {"can": can_bus, "unary": unary, "echo": echo, "flash": flash, "connect": connect_time, "concurrent": concurrent,
+def snmp(endpoint: str, count: str) -> None:
+    """SnmpPower.on() round trips: client -> exporter -> SNMP set on the agent -> back."""
+    with connect(endpoint) as dut:
+        report(call_rate(dut.pdu.on, int(count), warmup=5))
+
+
+FIGURES = {"snmp": snmp, "can": can_bus, "unary": unary, "echo": echo, "flash": flash, "connect": connect_time, "concurrent": concurrent,
            "storm": storm, "flood": flood}
 
 if __name__ == "__main__":

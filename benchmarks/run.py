@@ -81,6 +81,10 @@ class Bench:
             return services.flood_source(self.sizes.flood_rate)
         if name == "ours-flood":
             return services.our_exporter(self.flood_config())
+        if name == "snmp-agent":
+            return services.snmp_agent(self.workdir / "snmp")
+        if name == "ours-snmp":
+            return services.our_exporter(self.snmp_config())
         raise KeyError(name)
 
     def config(self) -> str:
@@ -115,6 +119,15 @@ class Bench:
         config = yaml.safe_load((services.HERE / "bench.yaml").read_text())
         config["export"] = {"serial": {**config["export"]["serial"], "config": {"url": self.address("flood-source")}}}
         return self._write("flood.yaml", config)
+
+    def snmp_config(self) -> str:
+        """An SnmpPower outlet of the private net-snmp agent (ours only: upstream's peer has no
+        SNMP driver installed)."""
+        host, _, port = self.address("snmp-agent").rpartition(":")
+        config = {"apiVersion": "jumpstarter.dev/v1alpha1", "kind": "ExporterConfig",
+                  "export": {"pdu": {"type": "SnmpPower",
+                                     "config": {"host": host, "port": int(port), "plug": 1, "community": "private"}}}}
+        return self._write("snmp.yaml", config)
 
     def image(self) -> str:
         """The file flashed through the storage mux (incompressible, ``sizes.flash`` bytes)."""

@@ -86,6 +86,12 @@ def flood_source(rate: int) -> Service:
     return Service("flooding pty", [sys.executable, str(HERE / "flood_source.py"), str(rate)], r"serving (\S+)")
 
 
+def snmp_agent(directory: Path) -> Service:
+    """A private net-snmp agent with a writable outlet table (``snmp_agent.py``)."""
+    directory.mkdir(exist_ok=True)
+    return Service("snmp agent", [sys.executable, str(HERE / "snmp_agent.py"), str(directory)], r"serving (\S+)")
+
+
 def raw_server(unix: str) -> Service:
     return Service("raw grpcio server", [sys.executable, str(HERE / "raw.py"), "serve", "--socket", unix],
                    r"serving tcp=(?P<tcp>\S+) unix=(?P<unix>\S+) sink=(?P<sink>\S+)")

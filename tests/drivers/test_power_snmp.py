@@ -1,18 +1,13 @@
-"""SnmpPower against a real agent: Debian's net-snmp ``snmpd`` on a free loopback UDP port, run with
-only the config written here (never the machine's own agent or config), serving a Raritan-shaped
-outlet table (PDU2-MIB's switchingOperation and outletSwitchingState columns) from a
-``pass_persist`` script that keeps the outlets in a JSON file. SNMP v2c and v3 authPriv."""
+"""SnmpPower against a real agent: Debian's net-snmp ``snmpd`` on a free loopback UDP port with only
+its own config (``benchmarks/snmp_agent.py``: never the machine's agent, config or port 161),
+serving a Raritan-shaped outlet table from a ``pass_persist`` script that keeps the outlets in a
+JSON file. SNMP v2c and v3 authPriv."""
 
 from __future__ import annotations
 
-import json
-import os
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -22,121 +17,15 @@ from jumpstarter_jupyter import ConfigError, DriverError, DriverTimeout, connect
 from jumpstarter_jupyter.drivers.power.snmp import PRESETS, RARITAN_SWITCHING, SnmpPower
 from jumpstarter_jupyter.exporter import build_tree, parse_config
 
-SNMPD = "/usr/sbin/snmpd"
-OUTLETS = 4
-USER, AUTH_KEY, PRIV_KEY = "lab", "auth-secret-1", "priv-secret-1"
-STARTUP = 30.0  # seconds for the agent to come up (a loaded machine)
-
-pytestmark = pytest.mark.skipif(not os.path.exists(SNMPD), reason="needs net-snmp's snmpd (make test installs it)")
-
-# The pass_persist protocol (net-snmp's snmpd.conf(5)): PING/PONG, then get/getnext/set blocks.
-# snmpd sends a blank line after a set, which the loop skips rather than taking it as the end.
-OUTLET_SCRIPT = '''#!{python}
-import json, sys
-STATE, BASE = sys.argv[1], ".{base}"
-CONTROL, STATUS = BASE + ".2.1.", BASE + ".3.1."
-
-def load():
-    with open(STATE) as f:
-        return json.load(f)
-
-def table():
-    rows = {{}}
-    for outlet, on in load().items():
-        rows[CONTROL + outlet] = int(on)  # switchingOperation: on(1), off(0)
-        rows[STATUS + outlet] = 7 if on else 8  # outletSwitchingState: on(7), off(8)
-    return rows
-
-def key(oid):
-    return tuple(int(part) for part in oid.strip(".").split("."))
-
-def answer(oid, rows):
-    return f"{{oid}}\\ninteger\\n{{rows[oid]}}\\n" if oid in rows else "NONE\\n"
-
-for line in sys.stdin:
-    command = line.strip()
-    if command == "PING":
-        reply = "PONG\\n"
-    elif command == "get":
-        reply = answer(sys.stdin.readline().strip(), table())
-    elif command == "getnext":
-        oid, rows = sys.stdin.readline().strip(), table()
-        later = sorted((o for o in rows if key(o) > key(oid)), key=key)
-        reply = answer(later[0], rows) if later else "NONE\\n"
-    elif command == "set":
-        oid = sys.stdin.readline().strip()
-        kind, _, value = sys.stdin.readline().strip().partition(" ")
-        state, outlet = load(), oid.rpartition(".")[2]
-        if not oid.startswith(CONTROL) or outlet not in state:
-            reply = "not-writable\\n"
-        elif kind != "integer" or value not in ("0", "1"):
-            reply = "wrong-value\\n"
-        else:
-            state[outlet] = value == "1"
-            with open(STATE, "w") as f:
-                json.dump(state, f)
-            reply = "DONE\\n"
-    else:
-        continue
-    sys.stdout.write(reply)
-    sys.stdout.flush()
-'''
-
-
-@dataclass
-class Agent:
-    """The running agent: its port and the file holding the outlets' states."""
-
-    port: int
-    state: Path
-
-    def outlets(self) -> dict[str, bool]:
-        return json.loads(self.state.read_text())
-
-    def reset(self, **outlets: bool) -> None:
-        self.state.write_text(json.dumps({str(n): outlets.get(f"o{n}", False) for n in range(1, OUTLETS + 1)}))
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+from snmp_agent import AUTH_KEY, PRIV_KEY, USER, Agent, running
 
 
 @pytest.fixture(scope="module")
 def agent(tmp_path_factory) -> Iterator[Agent]:
     """One private snmpd for the module (about 0.1 s to start)."""
-    directory = tmp_path_factory.mktemp("snmpd")
-    script = directory / "outlets.py"
-    script.write_text(OUTLET_SCRIPT.format(python=sys.executable, base=RARITAN_SWITCHING.rpartition(".2.1")[0]))
-    script.chmod(0o755)
-    agent = Agent(free_udp_port(), directory / "outlets.json")
-    agent.reset()
-    config = directory / "snmpd.conf"
-    config.write_text(f"""agentAddress udp:127.0.0.1:{agent.port}
-rwcommunity private 127.0.0.1
-rocommunity public 127.0.0.1
-createUser {USER} SHA "{AUTH_KEY}" AES "{PRIV_KEY}"
-rwuser {USER} priv
-pass_persist .{RARITAN_SWITCHING.rpartition('.2.1')[0]} {script} {agent.state}
-""")
-    log = directory / "snmpd.log"
-    # -C: only this config; -M/-m: load no MIB files (the agent serves numeric OIDs); the
-    # persistent directory (where createUser's keys are saved) is ours, not /var/lib/snmp
-    env = {**os.environ, "SNMP_PERSISTENT_DIR": str(directory / "persist")}
-    with open(log, "wb") as output:
-        process = subprocess.Popen([SNMPD, "-f", "-Lo", "-C", "-c", str(config), "-M", str(directory), "-m", "",
-                                    "-p", str(directory / "snmpd.pid")], stdout=output, stderr=subprocess.STDOUT, env=env)
-    try:
-        deadline = time.monotonic() + STARTUP
-        while b"NET-SNMP version" not in log.read_bytes():  # printed once it listens
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"snmpd did not start: {log.read_text(errors='replace')[-2000:]}")
-            time.sleep(0.05)  # polling for the log line, bounded by the deadline
+    with running(tmp_path_factory.mktemp("snmpd")) as agent:
         yield agent
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def v2c(agent: Agent, **config) -> SnmpPower:

@@ -64,8 +64,8 @@ class SnmpPower(PowerInterface):
 
     v3 takes ``auth_protocol`` (NONE, MD5, SHA, SHA224-SHA512) with ``auth_key`` and
     ``priv_protocol`` (NONE, DES, 3DES, AES, AES192, AES256) with ``priv_key``. ``timeout`` is
-    seconds per request. ``preset`` (one of ``PRESETS``) fills the OIDs and values; otherwise
-    ``oid`` (default: upstream's, Raritan's switchingOperation) is set to ``on_value`` (1) or
+    seconds per request; the host is resolved once, at the first request. ``preset`` (one of
+    ``PRESETS``) fills the OIDs and values; otherwise ``oid`` (default: upstream's, Raritan's switchingOperation) is set to ``on_value`` (1) or
     ``off_value`` (0), and ``state_oid`` (default: ``oid``) reads back ``state_on_value`` /
     ``state_off_value`` (default: the values set).
     """
@@ -87,7 +87,7 @@ class SnmpPower(PowerInterface):
     state_oid: str | None = None
     state_on_value: int | None = None
     state_off_value: int | None = None
-    _engine: Any = field(default=None, init=False, repr=False)
+    _session: tuple | None = field(default=None, init=False, repr=False)  # (engine, credentials, target)
 
     def __post_init__(self) -> None:
         _hlapi()  # a missing pysnmp stops the exporter at start, not at the first click
@@ -131,8 +131,8 @@ class SnmpPower(PowerInterface):
                          f"({self.state_on_value}) nor off ({self.state_off_value}); check the preset or state values")
 
     def teardown(self) -> None:
-        if self._engine is not None:
-            self._engine.close_dispatcher()
+        if self._session is not None:
+            self._session[0].close_dispatcher()
         super().teardown()
 
     async def _set(self, value: int) -> None:
@@ -163,10 +163,10 @@ class SnmpPower(PowerInterface):
     async def _request(self, command: Any, oid: str, *value: Any) -> tuple[Any, Any]:
         """One request: (error status, var-binds); no answer and wrong credentials raise."""
         hlapi = _hlapi()
-        if self._engine is None:
-            self._engine = hlapi.SnmpEngine()
-        target = await self._target()
-        call = command(self._engine, self._credentials(), target, hlapi.ContextData(),
+        if self._session is None:  # made once: an engine, and v3 keys derived from the passphrases, cost ms
+            self._session = (hlapi.SnmpEngine(), self._credentials(), await self._target())
+        engine, credentials, target = self._session
+        call = command(engine, credentials, target, hlapi.ContextData(),
                        hlapi.ObjectType(hlapi.ObjectIdentity(oid), *value), lookupMib=False)
         try:  # pysnmp times out by itself; the outer bound only guards against a stuck dispatcher
             indication, status, _, bindings = await asyncio.wait_for(call, self.timeout + 1)
@@ -180,8 +180,8 @@ class SnmpPower(PowerInterface):
         from pysnmp.error import PySnmpError
 
         try:
-            return await _hlapi().UdpTransportTarget.create((self.host, self.port), timeout=self.timeout / (RETRIES + 1),
-                                                   retries=RETRIES)
+            return await _hlapi().UdpTransportTarget.create(
+                (self.host, self.port), timeout=self.timeout / (RETRIES + 1), retries=RETRIES)
         except PySnmpError as exc:  # pysnmp wraps the resolver's gaierror in its own error
             raise ConnectionError(f"{self.device}: cannot resolve host {self.host!r}: {exc}") from None
 

@@ -65,9 +65,9 @@ class SnmpPower(PowerInterface):
     v3 takes ``auth_protocol`` (NONE, MD5, SHA, SHA224-SHA512) with ``auth_key`` and
     ``priv_protocol`` (NONE, DES, 3DES, AES, AES192, AES256) with ``priv_key``. ``timeout`` is
     seconds per request; the host is resolved once, at the first request. ``preset`` (one of
-    ``PRESETS``) fills the OIDs and values; otherwise ``oid`` (default: upstream's, Raritan's switchingOperation) is set to ``on_value`` (1) or
-    ``off_value`` (0), and ``state_oid`` (default: ``oid``) reads back ``state_on_value`` /
-    ``state_off_value`` (default: the values set).
+    ``PRESETS``) fills the OIDs and values; otherwise ``oid`` (default: upstream's, Raritan's
+    switchingOperation) is set to ``on_value`` (1) or ``off_value`` (0), and ``state_oid``
+    (default: ``oid``) reads back ``state_on_value`` / ``state_off_value`` (default: the values set).
     """
 
     host: str

@@ -21,6 +21,7 @@ function consoleTail(model) {
 }
 
 function powerText(model) {
+  if (model.get("metered") === false) return `power ${model.get("state")} (no meter: no readings)`;
   const readings = model.get("readings") || [];
   const last = readings[readings.length - 1];
   const reading = last ? `, last reading ${last[1].toFixed(2)} V ${last[2].toFixed(3)} A` : "";

@@ -1,10 +1,11 @@
 """``PowerWidget``: on/off/cycle buttons showing the actual state, and a live readings chart.
 
-A switch without readings (no ``meter`` child) shows its state alone: ``metered`` is False, the
-state is polled, and the front end hides the chart rather than drawing it flat. The chart is drawn in the browser from the ``readings`` trait (the last ``HISTORY`` seconds:
+The chart is drawn in the browser from the ``readings`` trait (the last ``HISTORY`` seconds:
 the longest window the chart offers, one sample per ``read()`` burst),
 so it survives reloads and is saved with the notebook; matplotlib figures are for cells
-(``dut.power.plot()``).
+(``dut.power.plot()``). A switch without readings (no ``meter`` child) shows its state alone:
+``metered`` is False, the state is polled, and the front end hides the chart rather than
+drawing a flat line.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from support import client_for, run_cli, serving
 
-from jumpstarter_jupyter import ConfigError, DriverError, DriverTimeout, connect
+from jumpstarter_jupyter import ConfigError, DriverError, DriverInvalidArgument, DriverTimeout, connect
 from jumpstarter_jupyter.drivers.power.snmp import PRESETS, RARITAN_SWITCHING, SnmpPower
 from jumpstarter_jupyter.exporter import build_tree, parse_config
 
@@ -156,3 +156,11 @@ def test_presets_fill_oids_and_values():
         "1.3.6.1.4.1.99.1", "1.3.6.1.4.1.99.1", 3, 4)
     assert all(preset.source for preset in PRESETS.values())
 
+
+
+def test_a_state_that_is_neither_on_nor_off_is_named(agent):
+    agent.reset()
+    with (client_for(v2c(agent, state_on_value=7, state_off_value=8), "power") as power,
+          pytest.raises(DriverInvalidArgument, match=rf"outlet 2: {RARITAN_SWITCHING}\.2 = 0, neither on \(7\) nor "
+                                                     r"off \(8\); check the preset or state values")):
+        power.state()

@@ -95,12 +95,13 @@ class SnmpPower(PowerInterface):
         if not self.timeout > 0:
             raise ValueError(f"timeout must be > 0 seconds, got {self.timeout}")
         preset = self._preset()
-        self.oid = _oid(self.oid or preset.oid, "oid")
-        self.on_value = _pick(self.on_value, preset.on_value)
-        self.off_value = _pick(self.off_value, preset.off_value)
-        self.state_oid = _oid(self.state_oid or (preset.state_oid if self.preset else self.oid), "state_oid")
-        self.state_on_value = _pick(self.state_on_value, preset.state_on_value if self.preset else self.on_value)
-        self.state_off_value = _pick(self.state_off_value, preset.state_off_value if self.preset else self.off_value)
+        self.oid = _oid(self.oid or (preset.oid if preset else RARITAN_SWITCHING), "oid")
+        self.on_value = _pick(self.on_value, preset.on_value if preset else 1)  # upstream's values
+        self.off_value = _pick(self.off_value, preset.off_value if preset else 0)
+        # without a preset, state() reads back what on() and off() set
+        self.state_oid = _oid(self.state_oid or (preset.state_oid if preset else self.oid), "state_oid")
+        self.state_on_value = _pick(self.state_on_value, preset.state_on_value if preset else self.on_value)
+        self.state_off_value = _pick(self.state_off_value, preset.state_off_value if preset else self.off_value)
 
     @property
     def device(self) -> str:
@@ -225,13 +226,11 @@ class SnmpPower(PowerInterface):
         if self.community is not None and (self.auth_protocol != "NONE" or self.priv_protocol != "NONE"):
             raise ValueError("auth_protocol and priv_protocol are SNMP v3 settings: give `user`, not `community`")
 
-    def _preset(self) -> Preset:
-        if self.preset is None:
-            return Preset(RARITAN_SWITCHING, 1, 0, "", 1, 0, "upstream's default")
-        if self.preset not in PRESETS:
+    def _preset(self) -> Preset | None:
+        if self.preset is not None and self.preset not in PRESETS:
             raise ValueError(f"preset must be one of {', '.join(PRESETS)}, got {self.preset!r} "
                              "(or leave it out and give oid, on_value, off_value)")
-        return PRESETS[self.preset]
+        return PRESETS.get(self.preset)
 
 
 def _oid(text: str, key: str) -> str:

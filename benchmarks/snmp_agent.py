@@ -33,7 +33,7 @@ STARTUP = 30.0  # seconds for the agent to come up (a loaded machine)
 
 # The pass_persist protocol (net-snmp's snmpd.conf(5)): PING/PONG, then get/getnext/set blocks.
 # snmpd sends a blank line after a set, which the loop skips rather than taking it as the end.
-OUTLET_SCRIPT = '''#!{python}
+OUTLET_SCRIPT = """#!{python}
 import json, sys
 STATE, BASE = sys.argv[1], ".{base}"
 CONTROL, STATUS = BASE + ".2.1.", BASE + ".3.1."
@@ -82,7 +82,7 @@ for line in sys.stdin:
         continue
     sys.stdout.write(reply)
     sys.stdout.flush()
-'''
+"""
 
 
 @dataclass
@@ -96,7 +96,9 @@ class Agent:
         return json.loads(self.state.read_text())
 
     def reset(self, **outlets: bool) -> None:
-        self.state.write_text(json.dumps({str(n): outlets.get(f"o{n}", False) for n in range(1, OUTLETS + 1)}))
+        self.state.write_text(
+            json.dumps({str(n): outlets.get(f"o{n}", False) for n in range(1, OUTLETS + 1)})
+        )
 
 
 def free_udp_port() -> int:
@@ -127,8 +129,25 @@ pass_persist .{BASE} {script} {agent.state}
     # -M/-m: no MIB files (numeric OIDs only); SNMP_PERSISTENT_DIR: createUser's keys stay here
     env = {**os.environ, "SNMP_PERSISTENT_DIR": str(directory / "persist")}
     with open(log, "wb") as output:
-        process = subprocess.Popen([SNMPD, "-f", "-Lo", "-C", "-c", str(config), "-M", str(directory), "-m", "",
-                                    "-p", str(directory / "snmpd.pid")], stdout=output, stderr=subprocess.STDOUT, env=env)
+        process = subprocess.Popen(
+            [
+                SNMPD,
+                "-f",
+                "-Lo",
+                "-C",
+                "-c",
+                str(config),
+                "-M",
+                str(directory),
+                "-m",
+                "",
+                "-p",
+                str(directory / "snmpd.pid"),
+            ],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
     try:
         deadline = time.monotonic() + STARTUP
         while b"NET-SNMP version" not in log.read_bytes():  # printed once it listens

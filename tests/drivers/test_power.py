@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import client_for, run_cli, serving
 
 from jumpstarter_jupyter import ConfigError, DriverError, DriverNotImplemented, DriverTimeout, connect
 from jumpstarter_jupyter.drivers.gpio.driver import VirtualDigitalInput, VirtualDigitalOutput, VirtualLine
@@ -18,12 +17,28 @@ from jumpstarter_jupyter.drivers.power.common import PowerReading
 from jumpstarter_jupyter.drivers.power.hwmon import HwmonMeter
 from jumpstarter_jupyter.drivers.power.relay import GpioPower
 from jumpstarter_jupyter.exporter import build_tree, parse_config
+from support import client_for, run_cli, serving
 
 # what the kernel's ina2xx and ina3221 drivers expose (Documentation/hwmon/ina2xx.rst, ina3221.rst)
-INA226 = {"name": "ina226", "in0_input": "2", "in1_input": "5012", "curr1_input": "312", "power1_input": "1564000"}
-INA3221 = {"name": "ina3221", "in1_input": "12034", "in2_input": "3301", "in3_input": "1800",
-           "curr1_input": "1500", "curr2_input": "250", "curr3_input": "0",
-           "in4_input": "15", "in5_input": "2", "in6_input": "0"}
+INA226 = {
+    "name": "ina226",
+    "in0_input": "2",
+    "in1_input": "5012",
+    "curr1_input": "312",
+    "power1_input": "1564000",
+}
+INA3221 = {
+    "name": "ina3221",
+    "in1_input": "12034",
+    "in2_input": "3301",
+    "in3_input": "1800",
+    "curr1_input": "1500",
+    "curr2_input": "250",
+    "curr3_input": "0",
+    "in4_input": "15",
+    "in5_input": "2",
+    "in6_input": "0",
+}
 INA_POWER_ONLY = {"name": "ina260", "in1_input": "4000", "power1_input": "2000000"}  # 2 W at 4 V: 0.5 A
 
 
@@ -38,8 +53,15 @@ def sysfs(root: Path, devices: dict[str, dict[str, str]]) -> Path:
 
 @pytest.fixture
 def hwmon(tmp_path) -> Path:
-    return sysfs(tmp_path / "hwmon", {"hwmon0": {"name": "acpitz", "temp1_input": "45000"},
-                                      "hwmon1": INA226, "hwmon2": INA3221, "hwmon3": INA_POWER_ONLY})
+    return sysfs(
+        tmp_path / "hwmon",
+        {
+            "hwmon0": {"name": "acpitz", "temp1_input": "45000"},
+            "hwmon1": INA226,
+            "hwmon2": INA3221,
+            "hwmon3": INA_POWER_ONLY,
+        },
+    )
 
 
 def yaml_config(text: str):
@@ -47,6 +69,7 @@ def yaml_config(text: str):
 
 
 # HwmonMeter ----------------------------------------------------------------------------------
+
 
 def test_meter_reads_a_single_channel_chip_by_name_in_kernel_units(hwmon):
     meter = HwmonMeter(name="ina226", root=str(hwmon))
@@ -57,28 +80,43 @@ def test_meter_reads_a_single_channel_chip_by_name_in_kernel_units(hwmon):
 
 def test_meter_reads_each_channel_of_an_ina3221(hwmon):
     readings = [next(HwmonMeter(name="ina3221", channel=n, root=str(hwmon)).read()) for n in (1, 2, 3)]
-    assert readings == [{"voltage": 12.034, "current": 1.5}, {"voltage": 3.301, "current": 0.25},
-                        {"voltage": 1.8, "current": 0.0}]
+    assert readings == [
+        {"voltage": 12.034, "current": 1.5},
+        {"voltage": 3.301, "current": 0.25},
+        {"voltage": 1.8, "current": 0.0},
+    ]
 
 
 def test_meter_by_path_and_current_from_power(hwmon, tmp_path):
     assert list(HwmonMeter(path=str(hwmon / "hwmon3")).read()) == [{"voltage": 4.0, "current": 0.5}]
-    device = sysfs(tmp_path / "devices" / "1-0040" / "hwmon", {"hwmon7": INA226}).parent  # an i2c device directory
+    device = sysfs(
+        tmp_path / "devices" / "1-0040" / "hwmon", {"hwmon7": INA226}
+    ).parent  # an i2c device directory
     assert list(HwmonMeter(path=str(device)).read()) == [{"voltage": 5.012, "current": 0.312}]
 
 
 def test_meter_errors_name_what_is_missing(hwmon):
-    with pytest.raises(ValueError, match=r"no hwmon device named 'ina219' under .*hwmon \(present: acpitz \(hwmon0\), "
-                                         r"ina226 \(hwmon1\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"no hwmon device named 'ina219' under .*hwmon \(present: acpitz \(hwmon0\), "
+        r"ina226 \(hwmon1\)",
+    ):
         HwmonMeter(name="ina219", root=str(hwmon))
-    with pytest.raises(ValueError, match=r"hwmon1 \(ina226\) has no in4_input for channel 4 \(has: curr1_input, in0_input"):
+    with pytest.raises(
+        ValueError, match=r"hwmon1 \(ina226\) has no in4_input for channel 4 \(has: curr1_input, in0_input"
+    ):
         HwmonMeter(name="ina226", channel=4, root=str(hwmon))
     with pytest.raises(ValueError, match="either `name`.*or `path`.*not neither"):
         HwmonMeter()
     with pytest.raises(ValueError, match="has in1_input but neither curr1_input nor power1_input"):
-        HwmonMeter(name="acpi", root=str(sysfs(hwmon.parent / "other", {"hwmon0": {"name": "acpi", "in1_input": "1"}})))
+        HwmonMeter(
+            name="acpi",
+            root=str(sysfs(hwmon.parent / "other", {"hwmon0": {"name": "acpi", "in1_input": "1"}})),
+        )
     sysfs(hwmon, {"hwmon9": INA226})
-    with pytest.raises(ValueError, match=r"2 hwmon devices are named 'ina226' .*\(hwmon1, hwmon9\): give `path`"):
+    with pytest.raises(
+        ValueError, match=r"2 hwmon devices are named 'ina226' .*\(hwmon1, hwmon9\): give `path`"
+    ):
         HwmonMeter(name="ina226", root=str(hwmon))
 
 
@@ -102,34 +140,48 @@ def test_meter_child_feeds_read_and_the_client(hwmon, tmp_path):
         assert list(dut.power.meter.read()) == [PowerReading(3.301, 0.25)]
         (hwmon / "hwmon2" / "curr2_input").write_text("400\n")
         assert next(dut.power.watch(0.05)) == PowerReading(3.301, 0.4)
-        assert run_cli(dut.power, "read", "-n", "1").stdout.startswith("voltage=3.301 V  current=0.4 A  apparent_power=1.32")
+        assert run_cli(dut.power, "read", "-n", "1").stdout.startswith(
+            "voltage=3.301 V  current=0.4 A  apparent_power=1.32"
+        )
 
 
 def test_a_switch_without_a_meter_says_it_has_no_readings(tmp_path):
     state = tmp_path / "state"
-    with client_for(CommandPower(on_command=f"echo on > {state}", off_command=f"echo off > {state}"), "power") as power:
+    with client_for(
+        CommandPower(on_command=f"echo on > {state}", off_command=f"echo off > {state}"), "power"
+    ) as power:
         assert power.metered() is False
-        with pytest.raises(DriverNotImplemented, match=r"dut\.power\.read: this switch has no readings: CommandPower "
-                                                       r"measures nothing and has no 'meter' child"):
+        with pytest.raises(
+            DriverNotImplemented,
+            match=r"dut\.power\.read: this switch has no readings: CommandPower "
+            r"measures nothing and has no 'meter' child",
+        ):
             list(power.read())
         with pytest.raises(DriverNotImplemented, match="no readings"):
             power.plot(seconds=0.1)
 
 
 def test_a_meter_child_must_be_a_meter(tmp_path):
-    config = yaml_config("export:\n  power:\n    type: CommandPower\n    config: {on_command: 'true', off_command: 'true'}\n"
-                         "    children:\n      meter:\n        type: MockPower\n")
-    with pytest.raises(ConfigError, match=r"lab.yaml: export.power.children \(line 8\): CommandPower: child 'meter' must be "
-                                          r"a power meter \(e.g. HwmonMeter\), got MockPower"):
+    config = yaml_config(
+        "export:\n  power:\n    type: CommandPower\n    config: {on_command: 'true', off_command: 'true'}\n"
+        "    children:\n      meter:\n        type: MockPower\n"
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"lab.yaml: export.power.children \(line 8\): CommandPower: child 'meter' must be "
+        r"a power meter \(e.g. HwmonMeter\), got MockPower",
+    ):
         build_tree(config)
 
 
 # CommandPower --------------------------------------------------------------------------------
 
+
 def test_commands_switch_and_state_reads_what_they_wrote(tmp_path):
     state = tmp_path / "outlet"
-    driver = CommandPower(on_command=f"echo on > {state}", off_command=f"echo off > {state}",
-                          state_command=f"cat {state}")
+    driver = CommandPower(
+        on_command=f"echo on > {state}", off_command=f"echo off > {state}", state_command=f"cat {state}"
+    )
     with client_for(driver, "power") as power:
         power.on()
         assert state.read_text() == "on\n" and power.state() is True
@@ -141,34 +193,58 @@ def test_commands_switch_and_state_reads_what_they_wrote(tmp_path):
 
 
 def test_command_failures_name_the_command_exit_code_and_stderr(tmp_path):
-    driver = CommandPower(on_command="echo relay board not found >&2; exit 3", off_command="true",
-                          state_command="echo maybe", timeout=0.5)
+    driver = CommandPower(
+        on_command="echo relay board not found >&2; exit 3",
+        off_command="true",
+        state_command="echo maybe",
+        timeout=0.5,
+    )
     with client_for(driver, "power") as power:
-        with pytest.raises(DriverError, match=r"dut\.power\.on: on_command 'echo relay board not found >&2; exit 3' "
-                                              r"exited with 3: relay board not found"):
+        with pytest.raises(
+            DriverError,
+            match=r"dut\.power\.on: on_command 'echo relay board not found >&2; exit 3' "
+            r"exited with 3: relay board not found",
+        ):
             power.on()
-        with pytest.raises(ValueError, match=r"state_command 'echo maybe' printed 'maybe': expected on or off"):
+        with pytest.raises(
+            ValueError, match=r"state_command 'echo maybe' printed 'maybe': expected on or off"
+        ):
             power.state()
     script = tmp_path / "hang.py"  # a command that never ends: killed at the timeout, with its children
     script.write_text("import time\nwhile True: time.sleep(1)\n")
     hang = f"{shlex.quote(sys.executable)} {script}"
-    with (client_for(CommandPower(on_command=hang, off_command="true", timeout=0.5), "power") as power,
-          pytest.raises(DriverTimeout, match=r"on_command .* did not finish within 0.5 s \(killed\)")):
+    with (
+        client_for(CommandPower(on_command=hang, off_command="true", timeout=0.5), "power") as power,
+        pytest.raises(DriverTimeout, match=r"on_command .* did not finish within 0.5 s \(killed\)"),
+    ):
         power.on()
-    with (client_for(CommandPower(on_command="true", off_command="true"), "power") as power,
-          pytest.raises(DriverNotImplemented, match="cannot tell its state: it has no state_command")):
+    with (
+        client_for(CommandPower(on_command="true", off_command="true"), "power") as power,
+        pytest.raises(DriverNotImplemented, match="cannot tell its state: it has no state_command"),
+    ):
         power.state()
 
 
 def test_command_config_errors():
-    with pytest.raises(ConfigError, match=r"lab.yaml: export.power.config.off_command \(line 6\): CommandPower needs config field 'off_command'"):
-        build_tree(yaml_config("export:\n  power:\n    type: CommandPower\n    config: {on_command: 'true'}\n"))
+    with pytest.raises(
+        ConfigError,
+        match=r"lab.yaml: export.power.config.off_command \(line 6\): "
+        r"CommandPower needs config field 'off_command'",
+    ):
+        build_tree(
+            yaml_config("export:\n  power:\n    type: CommandPower\n    config: {on_command: 'true'}\n")
+        )
     with pytest.raises(ConfigError, match="timeout must be > 0 seconds, got 0"):
-        build_tree(yaml_config("export:\n  power:\n    type: CommandPower\n"
-                               "    config: {on_command: 'true', off_command: 'true', timeout: 0}\n"))
+        build_tree(
+            yaml_config(
+                "export:\n  power:\n    type: CommandPower\n"
+                "    config: {on_command: 'true', off_command: 'true', timeout: 0}\n"
+            )
+        )
 
 
 # GpioPower -----------------------------------------------------------------------------------
+
 
 def test_relay_on_mock_lines_from_yaml_active_low():
     config = yaml_config("""export:
@@ -198,18 +274,37 @@ def test_relay_state_comes_from_power_good():
         good_line.set(1)
         assert client.state() is True
         client.off()
-        assert relay_line.value == 0 and client.state() is True  # still reported by power_good, not remembered
+        assert (
+            relay_line.value == 0 and client.state() is True
+        )  # still reported by power_good, not remembered
         good_line.set(0)
         assert client.state() is False
 
 
 def test_relay_config_errors():
-    with pytest.raises(ConfigError, match=r"export.power.children \(line \d+\): GpioPower: needs a child 'relay' that is "
-                                          r"a digital output \(e.g. DigitalOutput\), got none"):
-        build_tree(yaml_config("export:\n  power:\n    type: GpioPower\n    children:\n      led: {type: MockDigitalInput}\n"))
+    with pytest.raises(
+        ConfigError,
+        match=r"export.power.children \(line \d+\): GpioPower: needs a child 'relay' that is "
+        r"a digital output \(e.g. DigitalOutput\), got none",
+    ):
+        build_tree(
+            yaml_config(
+                "export:\n  power:\n    type: GpioPower\n    children:\n      led: {type: MockDigitalInput}\n"
+            )
+        )
     with pytest.raises(ConfigError, match="child 'power_good' must be a digital input"):
-        build_tree(yaml_config("export:\n  power:\n    type: GpioPower\n    children:\n      relay: {type: MockDigitalOutput}\n"
-                               "      power_good: {type: MockDigitalOutput}\n"))
+        build_tree(
+            yaml_config(
+                "export:\n  power:\n    type: GpioPower\n    children:\n"
+                "      relay: {type: MockDigitalOutput}\n"
+                "      power_good: {type: MockDigitalOutput}\n"
+            )
+        )
     with pytest.raises(ConfigError, match="unknown child 'fan'; GpioPower takes relay, power_good and meter"):
-        build_tree(yaml_config("export:\n  power:\n    type: GpioPower\n    children:\n      relay: {type: MockDigitalOutput}\n"
-                               "      fan: {type: MockDigitalOutput}\n"))
+        build_tree(
+            yaml_config(
+                "export:\n  power:\n    type: GpioPower\n    children:\n"
+                "      relay: {type: MockDigitalOutput}\n"
+                "      fan: {type: MockDigitalOutput}\n"
+            )
+        )

@@ -11,11 +11,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import client_for, run_cli, serving
 
 from jumpstarter_jupyter import ConfigError, DriverError, DriverInvalidArgument, DriverTimeout, connect
 from jumpstarter_jupyter.drivers.power.snmp import PRESETS, RARITAN_SWITCHING, SnmpPower
 from jumpstarter_jupyter.exporter import build_tree, parse_config
+from support import client_for, run_cli, serving
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from snmp_agent import AUTH_KEY, PRIV_KEY, USER, Agent, running
@@ -29,13 +29,33 @@ def agent(tmp_path_factory) -> Iterator[Agent]:
 
 
 def v2c(agent: Agent, **config) -> SnmpPower:
-    return SnmpPower(**{"host": "127.0.0.1", "port": agent.port, "plug": 2, "community": "private", "timeout": 2.0,
-                        **config})
+    return SnmpPower(
+        **{
+            "host": "127.0.0.1",
+            "port": agent.port,
+            "plug": 2,
+            "community": "private",
+            "timeout": 2.0,
+            **config,
+        }
+    )
 
 
 def v3(agent: Agent, **config) -> SnmpPower:
-    return SnmpPower(**{"host": "127.0.0.1", "port": agent.port, "plug": 3, "user": USER, "auth_protocol": "SHA",
-                        "auth_key": AUTH_KEY, "priv_protocol": "AES", "priv_key": PRIV_KEY, "timeout": 2.0, **config})
+    return SnmpPower(
+        **{
+            "host": "127.0.0.1",
+            "port": agent.port,
+            "plug": 3,
+            "user": USER,
+            "auth_protocol": "SHA",
+            "auth_key": AUTH_KEY,
+            "priv_protocol": "AES",
+            "priv_key": PRIV_KEY,
+            "timeout": 2.0,
+            **config,
+        }
+    )
 
 
 def test_v2c_on_off_cycle_read_back(agent):
@@ -64,7 +84,8 @@ def test_v3_auth_priv_with_the_raritan_preset(agent):
 
 
 def test_upstream_config_resolves_to_ours(agent):
-    config = parse_config(f"""apiVersion: jumpstarter.dev/v1alpha1
+    config = parse_config(
+        f"""apiVersion: jumpstarter.dev/v1alpha1
 kind: ExporterConfig
 export:
   power:
@@ -78,7 +99,9 @@ export:
       auth_key: {AUTH_KEY}
       priv_protocol: AES
       priv_key: {PRIV_KEY}
-""", "upstream.yaml")
+""",
+        "upstream.yaml",
+    )
     tree = build_tree(config)
     power = tree.children["power"]
     assert isinstance(power, SnmpPower) and power.oid == RARITAN_SWITCHING and power.timeout == 5.0
@@ -89,28 +112,41 @@ export:
 
 
 def test_wrong_v3_key_is_named(agent):
-    with (client_for(v3(agent, auth_key="not-the-key"), "power") as power,
-          pytest.raises(DriverError, match=r"dut\.power\.on: PDU 127\.0\.0\.1:\d+ outlet 3: wrong credentials: the PDU "
-                                           r"rejected the authentication key of user 'lab'.*\[PermissionError\]")):
+    with (
+        client_for(v3(agent, auth_key="not-the-key"), "power") as power,
+        pytest.raises(
+            DriverError,
+            match=r"dut\.power\.on: PDU 127\.0\.0\.1:\d+ outlet 3: wrong credentials: the PDU "
+            r"rejected the authentication key of user 'lab'.*\[PermissionError\]",
+        ),
+    ):
         power.on()
-    with (client_for(v3(agent, user="nobody"), "power") as power,
-          pytest.raises(DriverError, match="wrong credentials: the PDU has no SNMPv3 user 'nobody'")):
+    with (
+        client_for(v3(agent, user="nobody"), "power") as power,
+        pytest.raises(DriverError, match="wrong credentials: the PDU has no SNMPv3 user 'nobody'"),
+    ):
         power.state()
 
 
 def test_wrong_community_is_no_answer_within_the_timeout(agent):
     with client_for(v2c(agent, community="wrong", timeout=1.0), "power") as power:
         start = time.monotonic()
-        with pytest.raises(DriverTimeout, match=r"dut\.power\.on: PDU 127\.0\.0\.1:\d+ outlet 2: no answer \(wrong community, "
-                                                r"or the PDU is unreachable\) within 1 s"):
+        with pytest.raises(
+            DriverTimeout,
+            match=r"dut\.power\.on: PDU 127\.0\.0\.1:\d+ outlet 2: no answer \(wrong community, "
+            r"or the PDU is unreachable\) within 1 s",
+        ):
             power.on()
         assert time.monotonic() - start < 10  # a hang guard, not a timing test: the configured 1 s plus slack
 
 
 def test_an_outlet_that_does_not_exist(agent):
     with client_for(v2c(agent, plug=9), "power") as power:
-        with pytest.raises(DriverError, match=rf"dut\.power\.on: PDU 127\.0\.0\.1:\d+ outlet 9 does not exist: the PDU "
-                                              rf"has no object {RARITAN_SWITCHING}\.9 \[LookupError\]"):
+        with pytest.raises(
+            DriverError,
+            match=rf"dut\.power\.on: PDU 127\.0\.0\.1:\d+ outlet 9 does not exist: the PDU "
+            rf"has no object {RARITAN_SWITCHING}\.9 \[LookupError\]",
+        ):
             power.on()
         with pytest.raises(DriverError, match="outlet 9 does not exist"):
             power.state()
@@ -120,24 +156,41 @@ def test_a_read_only_community_is_refused(agent):
     agent.reset()
     with client_for(v2c(agent, community="public"), "power") as power:
         assert power.state() is False
-        with pytest.raises(DriverError, match=r"outlet 2: the PDU refused setting it to 1 .*: noAccess "
-                                              r"\(a read-only community or user\?\)"):
+        with pytest.raises(
+            DriverError,
+            match=r"outlet 2: the PDU refused setting it to 1 .*: noAccess "
+            r"\(a read-only community or user\?\)",
+        ):
             power.on()
-    with (client_for(v2c(agent, on_value=5), "power") as power,
-          pytest.raises(DriverError, match=r"refused setting it to 5 .*: wrongValue \(check on_value and off_value\)")):
+    with (
+        client_for(v2c(agent, on_value=5), "power") as power,
+        pytest.raises(
+            DriverError, match=r"refused setting it to 5 .*: wrongValue \(check on_value and off_value\)"
+        ),
+    ):
         power.on()
     assert agent.outlets()["2"] is False
 
 
 def test_config_errors_name_the_key():
     def build(config: str):
-        return build_tree(parse_config("apiVersion: jumpstarter.dev/v1alpha1\nkind: ExporterConfig\nexport:\n"
-                                       f"  power:\n    type: SnmpPower\n    config: {config}\n", "pdu.yaml"))
+        return build_tree(
+            parse_config(
+                "apiVersion: jumpstarter.dev/v1alpha1\nkind: ExporterConfig\nexport:\n"
+                f"  power:\n    type: SnmpPower\n    config: {config}\n",
+                "pdu.yaml",
+            )
+        )
 
-    with pytest.raises(ConfigError, match=r"pdu.yaml: export.power.config \(line 6\): SnmpPower: give `community` "
-                                          r"\(SNMP v2c\) or `user` \(SNMP v3\), not neither"):
+    with pytest.raises(
+        ConfigError,
+        match=r"pdu.yaml: export.power.config \(line 6\): SnmpPower: give `community` "
+        r"\(SNMP v2c\) or `user` \(SNMP v3\), not neither",
+    ):
         build("{host: pdu, plug: 1}")
-    with pytest.raises(ConfigError, match="preset must be one of raritan, apc, apc-rpdu2, apc-masterswitch, poe, got 'eaton'"):
+    with pytest.raises(
+        ConfigError, match="preset must be one of raritan, apc, apc-rpdu2, apc-masterswitch, poe, got 'eaton'"
+    ):
         build("{host: pdu, plug: 1, community: private, preset: eaton}")
     with pytest.raises(ConfigError, match="auth_protocol must be one of NONE, MD5, SHA.*got 'SHA1'"):
         build("{host: pdu, plug: 1, user: lab, auth_protocol: SHA1, auth_key: k}")
@@ -151,16 +204,26 @@ def test_presets_fill_oids_and_values():
     apc = SnmpPower(host="pdu", plug=5, community="private", preset="apc")
     assert (apc.oid, apc.on_value, apc.off_value) == ("1.3.6.1.4.1.318.1.1.12.3.3.1.1.4", 1, 2)
     assert (apc.state_oid, apc.state_on_value, apc.state_off_value) == (apc.oid, 1, 2)
-    explicit = SnmpPower(host="pdu", plug=5, community="private", oid=".1.3.6.1.4.1.99.1", on_value=3, off_value=4)
+    explicit = SnmpPower(
+        host="pdu", plug=5, community="private", oid=".1.3.6.1.4.1.99.1", on_value=3, off_value=4
+    )
     assert (explicit.oid, explicit.state_oid, explicit.state_on_value, explicit.state_off_value) == (
-        "1.3.6.1.4.1.99.1", "1.3.6.1.4.1.99.1", 3, 4)
+        "1.3.6.1.4.1.99.1",
+        "1.3.6.1.4.1.99.1",
+        3,
+        4,
+    )
     assert all(preset.source for preset in PRESETS.values())
-
 
 
 def test_a_state_that_is_neither_on_nor_off_is_named(agent):
     agent.reset()
-    with (client_for(v2c(agent, state_on_value=7, state_off_value=8), "power") as power,
-          pytest.raises(DriverInvalidArgument, match=rf"outlet 2: {RARITAN_SWITCHING}\.2 = 0, neither on \(7\) nor "
-                                                     r"off \(8\); check the preset or state values")):
+    with (
+        client_for(v2c(agent, state_on_value=7, state_off_value=8), "power") as power,
+        pytest.raises(
+            DriverInvalidArgument,
+            match=rf"outlet 2: {RARITAN_SWITCHING}\.2 = 0, neither on \(7\) nor "
+            r"off \(8\); check the preset or state values",
+        ),
+    ):
         power.state()

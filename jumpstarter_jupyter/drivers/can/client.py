@@ -30,7 +30,7 @@ from jumpstarter_jupyter.errors import ConnectionFailed, DriverTimeout, Jumpstar
 from jumpstarter_jupyter.protocol.v1 import can_pb2
 
 log = logging.getLogger("jumpstarter_jupyter.can")
-BACKLOG = 1 << 18  # frames held in this process; past that the follower waits (the exporter keeps more)
+BACKLOG = 1 << 18  # frames held in this process; past that the bus reader waits (the exporter keeps more)
 UPSTREAM_POLL = 1.0  # seconds one upstream _recv_internal call may wait, so Ctrl-C is seen
 
 
@@ -50,7 +50,7 @@ class CanClient(DriverClient, can.BusABC):
         self.streaming = bool(connection.ours and self.methods and "follow" in self.methods)
         self.missed = 0  # bus frames this client's reader missed (it fell behind the exporter)
         self.on_gap: Callable[[int], None] = self._warn_gap
-        self._follower: _Follower | None = None
+        self._bus_reader: _BusReader | None = None
         self._lock = threading.Lock()
         self.database = None  # the cantools database of load_dbc()
         self.database_path = ""
@@ -63,16 +63,16 @@ class CanClient(DriverClient, can.BusABC):
         self._is_shutdown = False
 
     # receiving
-    def _reader(self) -> _Follower:
+    def _reader(self) -> _BusReader:
         with self._lock:
             if self._is_shutdown:
                 raise ConnectionFailed(f"{self.display_path}: this bus client was shut down")
-            old = self._follower
+            old = self._bus_reader
             if old is None:
-                self._follower = _Follower(self, self._start, self._filters)
+                self._bus_reader = _BusReader(self, self._start, self._filters)
             elif old.failed:  # resume where it stopped: what the ring still holds, or a gap notice
-                self._follower = _Follower(self, old.position, self._filters, old._items)
-            return self._follower
+                self._bus_reader = _BusReader(self, old.position, self._filters, old._items)
+            return self._bus_reader
 
     def _recv_internal(self, timeout: float | None) -> tuple[can.Message | None, bool]:
         if not self.streaming:
@@ -206,8 +206,8 @@ class CanClient(DriverClient, can.BusABC):
         compiled = compile_filters(filters)  # a bad filter fails here, naming its index
         if not self.streaming:
             self.call("_apply_filters", list(filters) if filters else None)  # upstream: the bus's filters
-        elif self._follower is not None:
-            self._follower.configure(compiled)
+        elif self._bus_reader is not None:
+            self._bus_reader.configure(compiled)
 
     @property
     def state(self) -> can.BusState:
@@ -240,9 +240,9 @@ class CanClient(DriverClient, can.BusABC):
             can.BusABC.shutdown(self)  # stops this client's periodic tasks
         finally:
             with self._lock:
-                follower, self._follower = self._follower, None
-            if follower is not None:
-                follower.close()
+                reader, self._bus_reader = self._bus_reader, None
+            if reader is not None:
+                reader.close()
 
     def release(self) -> None:
         """``dut.close()`` calls it: shut this client down."""
@@ -286,7 +286,7 @@ class RemoteTask(can.broadcastmanager.RestartableCyclicTaskABC):
         self.bus.call("_stop_task", self.id)
 
 
-class _Follower:
+class _BusReader:
     """This client's reader: a thread copying ``follow`` batches into a local queue.
 
     Items are frames and gap notices (ints: frames missed), in bus order. Frames wait here
@@ -297,7 +297,7 @@ class _Follower:
         self.client = client
         self.position = max(start, 0)
         self.failed: Exception | None = None
-        self._items: deque = carried if carried is not None else deque()  # a failed follower's leftovers
+        self._items: deque = carried if carried is not None else deque()  # a failed reader's leftovers
         self._framer = Framer()
         self._pending: deque[bytes] = deque()  # message bodies that arrived together with an earlier one
         self._changed = threading.Condition()
@@ -306,7 +306,8 @@ class _Follower:
         self.configure(compile_filters(filters), start)
         first = self._next_batch()
         self.id = first.reader if first is not None else 0
-        self._thread = threading.Thread(target=self._run, args=(first,), name=f"can follower {client.display_path}",
+        self._thread = threading.Thread(target=self._run, args=(first,),
+                                        name=f"can bus reader {client.display_path}",
                                         daemon=True)
         self._thread.start()
 
@@ -366,7 +367,7 @@ class _Follower:
             self._thread.join(5)
 
 
-class Subscription(_Follower):
+class Subscription(_BusReader):
     """A reader of the bus whose batches go to a callback (``CanClient.subscribe``)."""
 
     def __init__(self, client: CanClient, on_frames: Callable[[int, list[can.Message]], None]):

@@ -64,18 +64,26 @@ class CommandPower(PowerInterface):
             return True
         if word in OFF_WORDS:
             return False
-        raise ValueError(f"state_command {self.state_command!r} printed {output.strip()[:200]!r}: "
-                         "expected on or off (or 1/0, true/false, yes/no)")
+        raise ValueError(
+            f"state_command {self.state_command!r} printed {output.strip()[:200]!r}: "
+            "expected on or off (or 1/0, true/false, yes/no)"
+        )
 
     async def _run(self, key: str, command: str) -> str:
         """Run ``command``; its stdout, or an error naming it, its exit code and its stderr."""
         process = await asyncio.create_subprocess_shell(
-            command, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, start_new_session=True)
+            command,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+        )
         try:
             stdout, stderr = await asyncio.wait_for(process.communicate(), self.timeout)
         except TimeoutError:
-            raise TimeoutError(f"{key} {command!r} did not finish within {self.timeout:g} s (killed)") from None
+            raise TimeoutError(
+                f"{key} {command!r} did not finish within {self.timeout:g} s (killed)"
+            ) from None
         finally:
             if process.returncode is None:  # timed out, or the caller went away
                 with contextlib.suppress(ProcessLookupError):  # it ended meanwhile

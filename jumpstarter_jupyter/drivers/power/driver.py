@@ -5,15 +5,14 @@ from __future__ import annotations
 import asyncio
 import inspect
 import threading
+from abc import abstractmethod
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
-from jumpstarter_jupyter.driver import Driver, export
-from jumpstarter_jupyter.drivers.power.common import PowerReading
+from jumpstarter_jupyter.driver import Driver, export, runtime
+from jumpstarter_jupyter.drivers.power.common import CLIENT, UPSTREAM_CLIENT, PowerReading
 
-CLIENT = "jumpstarter_jupyter.drivers.power.client.PowerClient"
-UPSTREAM_CLIENT = "jumpstarter_driver_power.client.PowerClient"
 METER = "meter"  # the child of a power driver that measures the board's supply
 
 
@@ -23,8 +22,9 @@ class MeterInterface(Driver):
     client = "jumpstarter_jupyter.drivers.power.client.MeterClient"
 
     @export(readonly=True)
+    @abstractmethod
     def read(self) -> Iterator[dict]:
-        """A few readings ``{"voltage": volts, "current": amperes}`` (finite)."""
+        """A few readings ``{"voltage": volts, "current": amperes}`` (finite; a plain generator)."""
         raise NotImplementedError
         yield
 
@@ -41,11 +41,13 @@ class PowerInterface(Driver):
     upstream_client = UPSTREAM_CLIENT
 
     @export
+    @abstractmethod
     def on(self) -> None:
         """Switch power on."""
         raise NotImplementedError
 
     @export
+    @abstractmethod
     def off(self) -> None:
         """Switch power off."""
         raise NotImplementedError
@@ -66,6 +68,7 @@ class PowerInterface(Driver):
         return METER in self.children
 
     @export(readonly=True)
+    @abstractmethod
     def state(self) -> bool:
         """True while power is on."""
         raise NotImplementedError
@@ -74,7 +77,8 @@ class PowerInterface(Driver):
         """A ``meter`` child must be a power meter (``TypeError`` otherwise)."""
         meter = self.children.get(METER)
         if meter is not None and not isinstance(meter, MeterInterface):
-            raise TypeError(f"child {METER!r} must be a power meter (e.g. HwmonMeter), got {type(meter).__name__}")
+            kind = type(meter).__name__
+            raise TypeError(f"child {METER!r} must be a power meter (e.g. HwmonMeter), got {kind}")
 
     @export(readonly=True)
     async def watch(self, interval: float = 0.5) -> AsyncIterator[dict]:
@@ -102,7 +106,7 @@ class MockPower(PowerInterface):
 
     voltage: float = 5.0
     current: float = 2.0
-    powered: bool = field(default=False, repr=False)
+    powered: bool = runtime(False)
 
     @export
     async def on(self) -> None:
@@ -148,8 +152,8 @@ class PowerTarget(Protocol):
 class VirtualPower(PowerInterface):
     """The power switch of a simulated board: readings follow what the board is doing."""
 
-    target: PowerTarget | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    target: PowerTarget | None = runtime(None)
+    lock: threading.Lock = runtime(default_factory=threading.Lock)
 
     @export
     def on(self) -> None:

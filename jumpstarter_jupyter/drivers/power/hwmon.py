@@ -33,15 +33,19 @@ class HwmonMeter(MeterInterface):
 
     def __post_init__(self) -> None:
         if (self.name is None) == (self.path is None):
-            raise ValueError("give either `name` (e.g. ina226) or `path` (e.g. /sys/class/hwmon/hwmon3), not "
-                             + ("both" if self.name else "neither"))
+            raise ValueError(
+                "give either `name` (e.g. ina226) or `path` (e.g. /sys/class/hwmon/hwmon3), not "
+                + ("both" if self.name else "neither")
+            )
         self.directory = self._find()
         self._voltage = self._attribute("in", required=True)
         self._current = self._attribute("curr")
         self._power = self._attribute("power")
         if self._current is None and self._power is None:
-            raise ValueError(f"{self.directory} has in{self.channel}_input but neither curr{self.channel}_input "
-                             f"nor power{self.channel}_input: no current to read on channel {self.channel}")
+            raise ValueError(
+                f"{self.directory} has in{self.channel}_input but neither curr{self.channel}_input "
+                f"nor power{self.channel}_input: no current to read on channel {self.channel}"
+            )
 
     @export(readonly=True)
     def read(self) -> Iterator[dict]:
@@ -62,15 +66,20 @@ class HwmonMeter(MeterInterface):
             if not found:
                 raise ValueError(f"{self.path} is not a hwmon device (no `name` file, no hwmon/ directory)")
             return os.path.join(below, found[0])
-        devices = {entry: _text(os.path.join(self.root, entry, "name"))
-                   for entry in sorted(os.listdir(self.root)) if os.path.isfile(os.path.join(self.root, entry, "name"))}
+        devices = {
+            entry: _text(os.path.join(self.root, entry, "name"))
+            for entry in sorted(os.listdir(self.root))
+            if os.path.isfile(os.path.join(self.root, entry, "name"))
+        }
         matches = [entry for entry, name in devices.items() if name == self.name]
         if not matches:
             present = ", ".join(f"{name} ({entry})" for entry, name in devices.items()) or "none"
             raise ValueError(f"no hwmon device named {self.name!r} under {self.root} (present: {present})")
         if len(matches) > 1:
-            raise ValueError(f"{len(matches)} hwmon devices are named {self.name!r} under {self.root} "
-                             f"({', '.join(matches)}): give `path` to say which")
+            raise ValueError(
+                f"{len(matches)} hwmon devices are named {self.name!r} under {self.root} "
+                f"({', '.join(matches)}): give `path` to say which"
+            )
         return os.path.join(self.root, matches[0])
 
     def _attribute(self, kind: str, required: bool = False) -> str | None:
@@ -79,8 +88,10 @@ class HwmonMeter(MeterInterface):
             return path
         if required:
             have = sorted(entry for entry in os.listdir(self.directory) if entry.endswith("_input"))
-            raise ValueError(f"{self.directory} ({_text(os.path.join(self.directory, 'name'))}) has no "
-                             f"{kind}{self.channel}_input for channel {self.channel} (has: {', '.join(have) or 'none'})")
+            raise ValueError(
+                f"{self.directory} ({_text(os.path.join(self.directory, 'name'))}) has no "
+                f"{kind}{self.channel}_input for channel {self.channel} (has: {', '.join(have) or 'none'})"
+            )
         return None
 
     def _value(self, path: str) -> int:

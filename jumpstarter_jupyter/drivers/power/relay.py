@@ -46,14 +46,20 @@ class GpioPower(PowerInterface):
         super().check_children()
         relay, power_good = self.children.get(RELAY), self.children.get(POWER_GOOD)
         if not isinstance(relay, DigitalOutputInterface):
-            raise TypeError(f"needs a child {RELAY!r} that is a digital output (e.g. DigitalOutput), got "
-                             + (type(relay).__name__ if relay is not None else "none"))
+            raise TypeError(
+                f"needs a child {RELAY!r} that is a digital output (e.g. DigitalOutput), got "
+                + (type(relay).__name__ if relay is not None else "none")
+            )
         if power_good is not None and not isinstance(power_good, DigitalInputInterface):
-            raise TypeError(f"child {POWER_GOOD!r} must be a digital input (e.g. DigitalInput), "
-                             f"got {type(power_good).__name__}")
+            raise TypeError(
+                f"child {POWER_GOOD!r} must be a digital input (e.g. DigitalInput), "
+                f"got {type(power_good).__name__}"
+            )
         unknown = set(self.children) - {RELAY, POWER_GOOD, METER}
         if unknown:
-            raise ValueError(f"unknown child {min(unknown)!r}; GpioPower takes {RELAY}, {POWER_GOOD} and {METER}")
+            raise ValueError(
+                f"unknown child {min(unknown)!r}; GpioPower takes {RELAY}, {POWER_GOOD} and {METER}"
+            )
 
     def _drive(self, powered: bool) -> None:
         relay = self.children[RELAY]

@@ -2,7 +2,7 @@
 
 Against our exporters the client follows the exporter's console (``ConsoleService.Follow``)
 from the offset the console had when this client was built, so
-``dut.power.on(); dut.serial.expect("login:")`` sees the whole boot even though the follower
+``dut.power.on(); dut.serial.expect("login:")`` sees the whole boot even though the console reader
 thread starts on first use. Against upstream exporters, which keep no scrollback, it reads a
 ``connect`` stream opened when the client is built, and says so in the output.
 """
@@ -19,9 +19,10 @@ import grpc
 import pexpect
 
 from jumpstarter_jupyter.client import DriverClient
-from jumpstarter_jupyter.client.errors import UNKNOWN_DRIVER, translate
+from jumpstarter_jupyter.client.errors import translate
 from jumpstarter_jupyter.drivers.serial.common import Chunk, ConsoleSpawn, ExpectTimeout, dropped_text, marker
 from jumpstarter_jupyter.errors import ConnectionFailed, DriverError, DriverTimeout, JumpstarterError
+from jumpstarter_jupyter.protocol.metadata import UNKNOWN_DRIVER
 from jumpstarter_jupyter.protocol.v1 import console_pb2
 
 NO_SCROLLBACK = "no scrollback: this exporter keeps none (upstream); showing output from now on"
@@ -47,7 +48,7 @@ class SerialClient(DriverClient):
         super().__init__(connection, path, entry)
         self._lock = threading.RLock()
         self._delivered = threading.Condition(self._lock)
-        self._end = 0  # console offset up to which the follower has delivered
+        self._end = 0  # console offset up to which the console reader has delivered
         self._stopping = threading.Event()
         self._subscribers: list[Subscriber] = []
         self._local_log = bytearray()
@@ -57,7 +58,7 @@ class SerialClient(DriverClient):
         self._tx: Any = None
         self.scrollback_supported = bool(connection.ours and self.methods and "offset" in self.methods)
         if self.scrollback_supported:
-            # the offset means something in this exporter run only: the follower, however
+            # the offset means something in this exporter run only: the console reader, however
             # late it starts, tells the exporter which run it is from
             self._origin, self._epoch = int(self.call("offset")), connection.report.uuid
             return
@@ -68,14 +69,15 @@ class SerialClient(DriverClient):
 
     # following the console
     def _start(self) -> None:
-        """Start the follower unless it runs; upstream, (re)open the ``connect`` stream it reads."""
+        """Start the console reader unless it runs; upstream, (re)open the ``connect`` stream it reads."""
         with self._lock:
             if self._stopping.is_set() or (self._thread is not None and self._thread.is_alive()):
                 return
             if not self.scrollback_supported:
                 self._tx = self.stream("connect")  # upstream: also the stream writes go to
             target = self._follow_ours if self.scrollback_supported else self._follow_upstream
-            self._thread = threading.Thread(target=target, name=f"serial follower {self.display_path}", daemon=True)
+            self._thread = threading.Thread(target=target, name=f"serial console reader {self.display_path}",
+                                            daemon=True)
             self._thread.start()
 
     def _follow_ours(self) -> None:
@@ -139,7 +141,7 @@ class SerialClient(DriverClient):
             callback(chunk)
 
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
-        """Call ``callback(chunk)`` from the follower thread for every console chunk; returns unsubscribe."""
+        """Call ``callback(chunk)`` from the console reader thread for every chunk; returns unsubscribe."""
         with self._lock:
             self._subscribers.append(callback)
         self._start()

@@ -166,14 +166,13 @@ def runtime(default: Any = dataclasses.MISSING, *, default_factory: Any = datacl
 
 class Driver(ABC):  # noqa: B024 - abstract so that interfaces' @abstractmethod methods are enforced
     """Base of every driver. Subclasses are dataclasses; their fields are the YAML ``config``
-    (except :func:`runtime` fields). An interface marks the methods every driver of it must
+    (except ``runtime()`` fields). An interface marks the methods every driver of it must
     implement ``@abstractmethod``: a class leaving one out cannot be built (a config naming it
     is refused when it loads).
 
-    Class attributes:
-        client: dotted path of our client class.
-        upstream_client: the client class upstream Jumpstarter should use
-            (reported in ``jumpstarter.dev/client``); defaults to ``client``.
+    Its class attributes name its clients: ``client``, the dotted path of our client class;
+    ``upstream_client``, the client class upstream Jumpstarter should use (reported in
+    ``jumpstarter.dev/client``; defaults to ``client``).
     """
 
     client: ClassVar[str] = "jumpstarter_jupyter.client.generic.GenericClient"

@@ -55,7 +55,8 @@ async def _console_transmit(dispatch: Dispatcher, requests,
         return
     node = dispatch.node(first.uuid)
     write = _console_driver(node).write
-    with dispatch.controlling(context, node):  # console input is control: the lease holder's
+    # console input is control: the lease holder's
+    with dispatch.controlling(context, node, f"{node.path or 'root'} console input"):
         written = 0
         await context.send_initial_metadata(())
         async for request in _with_first(first, requests):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Iterator
 
 import grpc
@@ -20,6 +21,8 @@ from jumpstarter_jupyter.exporter.leases import LeaseRefused, Leases
 from jumpstarter_jupyter.exporter.report import Node, Tree
 from jumpstarter_jupyter.protocol.codec import decode
 from jumpstarter_jupyter.protocol.metadata import EXCEPTION_KEY, PATH_KEY, UNKNOWN_DRIVER
+
+log = logging.getLogger("jumpstarter_jupyter.exporter")
 
 STATUS_FOR = (  # first match wins
     (NotImplementedError, grpc.StatusCode.UNIMPLEMENTED),
@@ -56,25 +59,43 @@ class Dispatcher:
         self.tree, self.leases = tree, leases
 
     @contextlib.contextmanager
-    def controlling(self, context, node: Node, readonly: bool = False) -> Iterator[None]:
-        """Run a control call under the caller's lease (nothing to check when leases are off
-        or the method only observes); the lease's end cancels it."""
-        if readonly or not self.leases.policy.required:
-            yield
-            return
-        try:
-            lease = self.leases.control(dict(context.invocation_metadata()))
-        except LeaseRefused as refused:
-            raise Refused(refused.code, str(refused), "LeaseRequired", node.path) from None
-        if lease is None:
-            yield
-            return
+    def controlling(self, context, node: Node, what: str, readonly: bool = False) -> Iterator[None]:
+        """Run the call ``what`` under the caller's lease (nothing to check when leases are off or
+        the method only observes); the lease's end cancels it. A call the exporter itself
+        cancels (the lease ended, the exporter stops) is logged as such and answered with why."""
+        lease = None
+        if not readonly and self.leases.policy.required:
+            try:
+                lease = self.leases.control(dict(context.invocation_metadata()))
+            except LeaseRefused as refused:
+                raise Refused(refused.code, str(refused), "LeaseRequired", node.path) from None
         task = asyncio.current_task()
-        lease.controls.add(task)
+        if lease is not None:
+            lease.controls.add(task)
         try:
             yield
+        except asyncio.CancelledError as cancelled:
+            reason = self._cancelled_by_exporter(cancelled)
+            if reason is None:  # its caller went away, cancelled it or let its deadline pass
+                raise
+            log.warning("%s was cancelled by the exporter, not by its caller: %s", what, reason)
+            if self.leases.stopping:  # nothing can be answered any more
+                raise
+            raise Refused(grpc.StatusCode.CANCELLED, f"cancelled by the exporter: {reason}", "Cancelled",
+                          node.path) from None
         finally:
-            lease.controls.discard(task)
+            if lease is not None:
+                lease.controls.discard(task)
+
+    def _cancelled_by_exporter(self, cancelled: asyncio.CancelledError) -> str | None:
+        """Why the exporter cancelled a call itself, or None when grpc did because the caller went away.
+
+        The exporter cancels with a message (``Task.cancel(reason)``); grpc cancels without one."""
+        if cancelled.args and cancelled.args[0]:
+            return str(cancelled.args[0])
+        if self.leases.stopping:
+            return "the exporter is stopping"
+        return None
 
     def node(self, uuid: str) -> Node:
         node = self.tree.nodes.get(uuid)

@@ -29,7 +29,7 @@ class ExporterServicer(jumpstarter_pb2_grpc.ExporterServiceServicer):
         try:
             node, method = self.dispatch.method(request.uuid, request.method, CALL)
             args = self.dispatch.arguments(node, method, request.args)
-            with self.dispatch.controlling(context, node, method.readonly):
+            with self.dispatch.controlling(context, node, call_name(node, method), method.readonly):
                 try:
                     result = await self.calls.call(method, node.driver, args, call_name(node, method))
                     return pb.DriverCallResponse(uuid=request.uuid, result=encode(result))
@@ -42,7 +42,7 @@ class ExporterServicer(jumpstarter_pb2_grpc.ExporterServiceServicer):
         try:
             node, method = self.dispatch.method(request.uuid, request.method, STREAMING)
             args = self.dispatch.arguments(node, method, request.args)
-            with self.dispatch.controlling(context, node, method.readonly):
+            with self.dispatch.controlling(context, node, call_name(node, method), method.readonly):
                 try:
                     async for item in self.calls.items(method, node.driver, args, call_name(node, method)):
                         yield pb.StreamingDriverCallResponse(uuid=request.uuid, result=encode(item))

@@ -52,11 +52,13 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
         if request.get("kind") == "resource":
             node = self.dispatch.node(str(request.get("uuid")))
             readonly, responses = False, self._resource(node, request, incoming, context, acks)
+            what = f"{node.path or 'root'} resource stream"
         else:
             uuid, name = str(request.get("uuid")), request.get("method") or "connect"
             node, method = self.dispatch.method(uuid, name, STREAM)
             readonly, responses = method.readonly, self._driver_stream(node, method, incoming, context, acks)
-        with self.dispatch.controlling(context, node, readonly):
+            what = call_name(node, method)
+        with self.dispatch.controlling(context, node, what, readonly):
             async for data in responses:
                 yield data
 

@@ -37,10 +37,24 @@ UPSTREAM_POLL = 1.0  # seconds one upstream _recv_internal call may wait, so Ctr
 class CanClient(DriverClient, can.BusABC):
     """``dut.can``: a CAN bus on the exporter, as a python-can bus (shown as a ``CanWidget``).
 
-    >>> dut.can.send(can.Message(arbitration_id=0x123, data=b"\\x01"))     # doctest: +SKIP
-    >>> dut.can.expect(arbitration_id=0x124, timeout=2).data                # doctest: +SKIP
-    bytearray(b'\\x02')
-    >>> for msg in dut.can: print(msg)                                      # doctest: +SKIP
+    The virtual board's firmware answers a ``VersionRequest`` (0x600) with the running
+    image's version (0x601) while its OS runs:
+
+    >>> import can
+    >>> from jumpstarter_jupyter.drivers.virtual.driver import VirtualBoard
+    >>> from jumpstarter_jupyter.drivers.virtual.firmware_can import DBC
+    >>> from jumpstarter_jupyter.testing import serve
+    >>> with serve(VirtualBoard.create()) as dut:
+    ...     dut.power.on()
+    ...     dut.serial.expect("login:", timeout=60)
+    ...     dut.can.send(can.Message(arbitration_id=0x600, data=b"", is_extended_id=False))
+    ...     reply = dut.can.expect(arbitration_id=0x601, timeout=5)
+    ...     dut.can.load_dbc(DBC)
+    ...     dut.can.decode(reply)["Major"]
+    0
+    1
+
+    ``for msg in dut.can: ...`` follows the bus frame by frame, forever.
     """
 
     widget = "jumpstarter_jupyter.drivers.can.widget.CanWidget"
@@ -138,7 +152,7 @@ class CanClient(DriverClient, can.BusABC):
     def load_dbc(self, path: str | os.PathLike) -> None:
         """Decode frames with the CAN database at ``path`` (DBC; also KCD, SYM, ARXML) from now on.
 
-        >>> dut.can.load_dbc(DBC)                                             # doctest: +SKIP
+        The virtual board's is ``jumpstarter_jupyter.drivers.virtual.firmware_can.DBC``.
         """
         self.database = dbc.load(path)
         self.database_path = os.path.abspath(path)
@@ -148,8 +162,9 @@ class CanClient(DriverClient, can.BusABC):
     def decode(self, msg: can.Message) -> dbc.Decoded | None:
         """``msg``'s signals (values, units, value names); None if the database does not describe it.
 
-        >>> print(dut.can.decode(dut.can.expect(arbitration_id=0x100)))       # doctest: +SKIP
-        Status: Uptime=3.4 s Temperature=38.2 degC Led=off Button=released State=running Counter=12
+        Printed, a decoded frame reads
+        ``Status: Uptime=3.4 s Temperature=38.2 degC Led=off Button=released State=kernel Counter=12``;
+        it is a read-only mapping of signal names to values (see :meth:`expect_signal`).
         """
         return dbc.decode(self._database(), msg)
 
@@ -160,7 +175,19 @@ class CanClient(DriverClient, can.BusABC):
         the value (``lambda t: t > 40``). Frames before it are consumed. A
         :class:`~jumpstarter_jupyter.errors.DriverTimeout` says what the signal was instead.
 
-        >>> dut.can.expect_signal("Status", "Led", 1, timeout=2)            # doctest: +SKIP
+        >>> from jumpstarter_jupyter.drivers.virtual.driver import VirtualBoard
+        >>> from jumpstarter_jupyter.drivers.virtual.firmware_can import DBC
+        >>> from jumpstarter_jupyter.testing import serve
+        >>> with serve(VirtualBoard.create()) as dut:
+        ...     dut.can.load_dbc(DBC)
+        ...     dut.power.on()
+        ...     frame = dut.can.expect_signal("Status", "Temperature", lambda t: t > 0, timeout=30)
+        ...     dut.serial.expect("login:", timeout=60)
+        ...     dut.serial.sendline("root")
+        ...     dut.serial.sendline("led on")
+        ...     dut.can.expect_signal("Status", "Led", "on", timeout=10).text("Led")
+        0
+        'on'
         """
         database = self._database()
         ident, test = dbc.frame_id(database, message), dbc.signal_test(database, message, signal, value)
@@ -211,7 +238,7 @@ class CanClient(DriverClient, can.BusABC):
 
     @property
     def state(self) -> can.BusState:
-        """The bus state: ACTIVE, PASSIVE or ERROR."""
+        """The bus state (ACTIVE, PASSIVE or ERROR)."""
         return can.BusState(int(self.call("state")))
 
     @state.setter

@@ -35,10 +35,27 @@ Subscriber = Callable[[Chunk], None]
 class SerialClient(DriverClient):
     """``dut.serial``: a serial console with pexpect-style ``expect``.
 
-    >>> dut.power.on()                                  # doctest: +SKIP
-    >>> dut.serial.expect("login:", timeout=30)          # doctest: +SKIP
+    A ``loop://`` port echoes what is written, so its own line comes back:
+
+    >>> from jumpstarter_jupyter.drivers.serial.driver import PySerial
+    >>> from jumpstarter_jupyter.testing import serve
+    >>> with serve(PySerial(url="loop://")) as serial:
+    ...     serial.sendline("hello board")
+    ...     serial.expect(["goodbye", r"hello (\\w+)"], timeout=5)
+    ...     serial.match.group(1)
+    1
+    'board'
+
+    The virtual board boots to a login prompt on its console:
+
+    >>> from jumpstarter_jupyter.drivers.virtual.driver import VirtualBoard
+    >>> with serve(VirtualBoard.create()) as dut:
+    ...     dut.power.on()
+    ...     dut.serial.expect("login:", timeout=60)
+    ...     dut.serial.sendline("root")
+    ...     dut.serial.expect_exact("# ", timeout=10)
     0
-    >>> dut.serial.sendline("root")                      # doctest: +SKIP
+    0
     """
 
     widget = "jumpstarter_jupyter.drivers.serial.widget.SerialWidget"
@@ -179,6 +196,14 @@ class SerialClient(DriverClient):
         every byte is acknowledged, and bytes that could not be delivered raise
         ``ConnectionFailed`` from this or the next ``write``, ``flush``, ``expect`` or
         ``close``. Upstream exporters acknowledge nothing: there, writes are best effort.
+
+        >>> from jumpstarter_jupyter.drivers.serial.driver import PySerial
+        >>> from jumpstarter_jupyter.testing import serve
+        >>> with serve(PySerial(url="loop://")) as serial:   # loop:// echoes what is written
+        ...     serial.write(b"AT\\r")
+        ...     serial.flush()                                # every byte reached the port
+        ...     serial.expect_exact("AT", timeout=5)
+        0
         """
         data = data.encode() if isinstance(data, str) else bytes(data)
         self._start()
@@ -230,7 +255,7 @@ class SerialClient(DriverClient):
 
         Returns the index of the pattern that matched; ``before``, ``after`` and ``match``
         describe it. ``timeout`` is in seconds (-1: ``self.timeout``, default 30; None: forever).
-        Raises :class:`ExpectTimeout` (a ``pexpect.TIMEOUT`` and a ``TimeoutError``) naming what
+        Raises :class:`~jumpstarter_jupyter.drivers.serial.common.ExpectTimeout` (a ``pexpect.TIMEOUT`` and a ``TimeoutError``) naming what
         was awaited and what the console showed last.
         """
         self._check_delivered()

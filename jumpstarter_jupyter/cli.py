@@ -36,6 +36,8 @@ def _serve_options(func):
                      help="The admin credential that may force-release a lease."),
         click.option("--hub-api-url", metavar="URL",
                      help="Holders are JupyterHub users this hub vouches for (e.g. http://127.0.0.1:8081/hub/api)."),
+        click.option("--label", "labels", metavar="KEY=VALUE", multiple=True, callback=_labels,
+                     help="A label of this exporter (repeatable; over the config's labels:), for selectors."),
         click.option("--stop-on-stdin-eof", is_flag=True,
                      help="Stop when standard input closes: the exporter ends with the process that started it."),
     ]
@@ -79,6 +81,20 @@ def _secret(value: str | None, path: str | None, name: str) -> str | None:
         raise click.UsageError(f"--{name}-file: {exc}") from None
 
 
+def _labels(ctx, param, values: tuple[str, ...]) -> dict[str, str]:
+    """``--label soc=imx8mp`` (repeatable) as a mapping; a bad one is a usage error."""
+    from jumpstarter_jupyter.selector import check_label
+
+    labels = {}
+    for item in values:
+        key, equals, value = item.partition("=")
+        why = check_label(key.strip(), value.strip()) if equals else f"expected KEY=VALUE, got {item!r}"
+        if why:
+            raise click.BadParameter(why, ctx=ctx, param=param)
+        labels[key.strip()] = value.strip()
+    return labels
+
+
 def _hub_api_url(value: str) -> str:
     from jumpstarter_jupyter.exporter.identity import hub_api_url
 
@@ -99,7 +115,8 @@ def _log_to_stderr() -> None:
 
 
 def _serve_until_signalled(root, listen, socket_path, passphrase, passphrase_file, tls_cert, tls_key, lease_mode,
-                           admin_passphrase_file, hub_api_url=None, stop_on_stdin_eof=False, config=None) -> None:
+                           admin_passphrase_file, hub_api_url=None, stop_on_stdin_eof=False, labels=None,
+                           config=None) -> None:
     from dataclasses import replace
 
     from jumpstarter_jupyter.exporter import serve
@@ -131,7 +148,7 @@ def _serve_until_signalled(root, listen, socket_path, passphrase, passphrase_fil
     try:
         exporter = serve(root, listen=listen, socket=socket_path, passphrase=passphrase, tls_cert=tls_cert,
                          tls_key=tls_key, lease=policy, hooks=config.hooks if config is not None else None,
-                         on_exit=exit_requested)
+                         on_exit=exit_requested, labels={**(config.labels if config is not None else {}), **(labels or {})})
     except (OSError, ValueError) as exc:
         root.teardown()
         raise click.ClickException(str(exc)) from None

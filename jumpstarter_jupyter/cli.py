@@ -235,6 +235,48 @@ def j(ctx, endpoint, passphrase, tls_ca):
         root.close()
 
 
+@main.command("run-notebooks")
+@click.argument("notebooks", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--selector", required=True, help="The pool's boards to run on: a label selector (soc=imx8mp,site!=lab2).")
+@click.option("--each", is_flag=True, help="Run every notebook on every matching board (else each once, on any free one).")
+@click.option("--parallel", type=click.IntRange(min=1), default=1, show_default=True, help="Runs at a time.")
+@click.option("-p", "--parameter", "parameters", nargs=2, multiple=True, metavar="KEY VALUE",
+              help="A papermill parameter for every run (repeatable).")
+@click.option("--out", type=click.Path(file_okay=False), required=True,
+              help="Folder for the executed notebooks, junit.xml and index.html.")
+@click.option("--wait", help="How long a run waits for a board (90s, 30m; default: as long as it takes).")
+@click.option("-k", "--kernel", help="Kernel to run the notebooks with (default: each notebook's own).")
+def run_notebooks(notebooks, selector, each, parallel, parameters, out, wait, kernel):
+    """Run notebooks with papermill on the boards a selector matches, each run under its own lease.
+
+    Each notebook gets the parameters `endpoint` and `lease_token` (pass them to jj.connect);
+    writes the executed notebooks, junit.xml and index.html to --out. Exit code 1 when a run
+    failed, 130 when interrupted (Ctrl-C releases every lease).
+    """
+    from pathlib import Path
+
+    from jumpstarter_jupyter.durations import parse_duration
+    from jumpstarter_jupyter.selector import SelectorError, parse
+
+    try:
+        parse(selector)
+        waited = None if wait is None else parse_duration(wait)
+    except (SelectorError, ValueError) as exc:
+        raise click.UsageError(str(exc)) from None
+    try:
+        from jumpstarter_jupyter.runs.runner import Plan, run_notebooks as run_all
+    except ImportError as exc:
+        raise click.ClickException(f"run-notebooks needs the farm extra: pip install 'jumpstarter-jupyter[farm]' "
+                                   f"({exc})") from None
+    plan = Plan([Path(nb).resolve() for nb in notebooks], selector, Path(out).resolve(), each=each,
+                parallel=parallel, parameters=list(parameters), kernel=kernel, wait=waited)
+    try:
+        code = run_all(plan)
+    except JumpstarterError as exc:
+        raise click.ClickException(str(exc)) from None
+    sys.exit(code)
+
+
 _ENDPOINT = click.option("--endpoint", envvar="JUMPSTARTER_HOST", required=True,
                          help="HOST:PORT, unix:/path, a socket path or a pool board's name ($JUMPSTARTER_HOST).")
 _PASSPHRASE = click.option("--passphrase", envvar="JMP_GRPC_PASSPHRASE", help="The exporter's passphrase.")

@@ -244,3 +244,36 @@ def render_html(executed: Path) -> Path:
     html = executed.with_suffix(".html")
     html.write_text(body, encoding="utf-8")
     return html
+
+
+def run_notebooks(plan: Plan) -> int:
+    """Run ``plan`` with a progress bar, write the reports; the exit code (0: all passed,
+    1: a run failed, 130: interrupted by Ctrl-C)."""
+    from tqdm import tqdm  # noqa: PLC0415
+
+    from jumpstarter_jupyter.runs.report import write_index, write_junit  # noqa: PLC0415
+
+    boards = farm.find(plan.selector)
+    runner = Runner(plan, boards)
+    counts: dict[str, int] = {}
+    with tqdm(total=len(runner.runs), unit="run", desc="notebooks", file=sys.stderr, dynamic_ncols=True) as bar:
+
+        def done(run: Run) -> None:
+            counts[run.outcome] = counts.get(run.outcome, 0) + 1
+            bar.write(f"{run.outcome.upper():<11} {run.notebook.name} on {run.board or '(no board)'}"
+                      + (f" ({run.error.ename}: {run.error.evalue})" if run.error else ""), file=sys.stderr)
+            bar.set_postfix(counts, refresh=False)
+            bar.update(1)
+
+        runner.on_done = done
+        try:
+            runs = runner.run()
+        finally:
+            farm.close(boards)
+    junit = write_junit(runs, plan.out / "junit.xml")
+    index = write_index(runs, plan.out / "index.html", plan.selector)
+    print(f"{len(runs)} runs: {', '.join(f'{n} {o}' for o, n in sorted(counts.items())) or 'none finished'}; "
+          f"reports: {index}, {junit}", file=sys.stderr)
+    if any(run.outcome == INTERRUPTED for run in runs):
+        return 130
+    return 0 if all(run.outcome == PASSED for run in runs) else 1

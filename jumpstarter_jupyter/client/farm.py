@@ -48,7 +48,7 @@ class Board:
     def lease(self, purpose: str, duration: float, hooks: bool) -> Lease:
         """Ask for this board's lease, answering offers (not waiting yet)."""
         return Lease(self.channel, self.metadata, self.entry.endpoint, purpose=purpose, duration=duration,
-                     hooks=hooks, offers=True)
+                     hooks=hooks, offers=True, heartbeat=self.state.heartbeat, hub_identity=self.state.hub_identity)
 
 
 def find(selector: str, entries: dict[str, pool.PoolEntry] | None = None) -> list[Board]:

@@ -151,6 +151,8 @@ class BoardState:
     server: str = ""
     queue: list[str] = field(default_factory=list)
     offered: bool = False  # the board is offered to the first in line
+    heartbeat: float = 10.0  # seconds: the exporter's lease heartbeat period
+    hub_identity: bool = False  # the exporter verifies JupyterHub users
 
     @property
     def free(self) -> bool:
@@ -190,6 +192,7 @@ class Probe:
 
 def _take_status(state: BoardState, status: lease_pb2.LeaseStatus) -> None:
     state.leases, state.required = True, status.required
+    state.heartbeat, state.hub_identity = status.heartbeat_seconds, status.hub_identity
     state.queue, state.offered = [waiter.holder for waiter in status.queue], status.offered
     if status.HasField("lease"):
         info = status.lease

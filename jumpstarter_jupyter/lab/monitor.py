@@ -43,14 +43,15 @@ class PoolMonitor:
         return entries
 
     def boards(self, selector: str = "") -> dict:
-        """``{"boards": [state, ...]}`` (those ``selector`` matches), or with ``"error": why`` for a
-        broken pool file or a bad selector."""
+        """``{"boards": [state, ...]}``, each state with ``matches``: whether ``selector`` matches its
+        labels (every board matches none); ``error`` says why for a broken pool file, and
+        ``selector_error`` for a selector that does not parse."""
+        answer = self._round()
         try:
             chosen = parse(selector)
         except SelectorError as exc:
-            return {"boards": [], "error": str(exc)}
-        answer = self._round()
-        return {**answer, "boards": [board for board in answer["boards"] if chosen.matches(board["labels"])]}
+            return {**answer, "selector_error": str(exc)}
+        return {**answer, "boards": [{**board, "matches": chosen.matches(board["labels"])} for board in answer["boards"]]}
 
     def _round(self) -> dict:
         """Every board's state, probed all at once (or the last round's, if fresh)."""

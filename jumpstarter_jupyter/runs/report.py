@@ -28,7 +28,7 @@ def write_junit(runs: list[Run], path: Path) -> Path:
     for run in runs:
         case = TestCase(name=run.board or "(no board)", classname=run.name, time=round(run.duration, 3))
         if run.outcome == FAILED and run.error is not None:
-            failure = Failure(f"cell {run.error.cell}: {run.error.ename}: {run.error.evalue}", run.error.ename)
+            failure = Failure(f"In [{run.error.cell}]: {run.error.ename}: {run.error.evalue}", run.error.ename)
             failure.text = run.error.traceback
             case.result = [failure]
         elif run.outcome != PASSED:
@@ -86,5 +86,5 @@ def _link(target: Path | None, base: Path) -> str:
 
 def _why(run: Run) -> str:
     if run.error is not None:
-        return f"cell {run.error.cell}: {run.error.ename}: {run.error.evalue}"
+        return f"In [{run.error.cell}]: {run.error.ename}: {run.error.evalue}"
     return "" if run.outcome == PASSED else run.message

@@ -39,9 +39,9 @@ STDERR_TAIL = 3000  # characters of papermill's stderr kept for a run that faile
 
 @dataclass
 class CellError:
-    """The error that stopped a notebook: its cell (0-based), exception type, message, traceback."""
+    """The error that stopped a notebook: its cell (``In [N]``), exception type, message, traceback."""
 
-    cell: int
+    cell: int  # the cell's execution count
     ename: str
     evalue: str
     traceback: str
@@ -228,10 +228,10 @@ def failing_cell(executed: Path) -> CellError | None:
     from nbconvert.filters import strip_ansi  # noqa: PLC0415 - slow to import; only a finished run needs it
 
     notebook = nbformat.read(executed, as_version=4)
-    for index, cell in enumerate(notebook.cells):
+    for cell in notebook.cells:
         for output in cell.get("outputs", []):
             if output.get("output_type") == "error":
-                return CellError(index, output.get("ename", ""), output.get("evalue", ""),
+                return CellError(cell.get("execution_count") or 0, output.get("ename", ""), output.get("evalue", ""),
                                  strip_ansi("\n".join(output.get("traceback", []))))
     return None
 

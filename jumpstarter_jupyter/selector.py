@@ -39,8 +39,10 @@ class SelectorError(ValueError):
 
     def __init__(self, text: str, position: int, expected: str):
         self.text, self.position = text, position
-        found = f"{text[position:position + 12]!r}" if position < len(text) else "the end"
-        super().__init__(f"bad label selector {text!r} at column {position + 1}: expected {expected}, found {found}")
+        found = f"{text[position : position + 12]!r}" if position < len(text) else "the end"
+        super().__init__(
+            f"bad label selector {text!r} at column {position + 1}: expected {expected}, found {found}"
+        )
 
 
 @dataclass(frozen=True)

@@ -52,19 +52,29 @@ class Shelf:
         self.directory, self.config_dir = directory, config_dir
         self.addresses = {name: f"unix:{directory / name}.sock" for name in BOARDS}
         with ThreadPoolExecutor(len(BOARDS)) as starting:
-            self.processes = dict(zip(BOARDS, starting.map(self._start, BOARDS)))
+            self.processes = dict(zip(BOARDS, starting.map(self._start, BOARDS), strict=True))
         config_dir.mkdir(parents=True, exist_ok=True)
         self.pool_file = config_dir / "jumpstarter-pool.yaml"
-        self.pool_file.write_text("exporters:\n" + "".join(
-            f"  {name}:\n    endpoint: {self.addresses[name]}\n    labels: {labels}\n"
-            for name, (_, _, labels) in BOARDS.items()).replace("'", ""))
+        self.pool_file.write_text(
+            "exporters:\n"
+            + "".join(
+                f"  {name}:\n    endpoint: {self.addresses[name]}\n    labels: {labels}\n"
+                for name, (_, _, labels) in BOARDS.items()
+            ).replace("'", "")
+        )
 
     def _start(self, name: str):
         soc, labels, _ = BOARDS[name]
         config = self.directory / f"{name}.yaml"
         config.write_text(CONFIG.format(soc=soc, marker=self.marker(name)))
-        return start_exporter("run", config, "--socket", self.directory / f"{name}.sock", *labels,
-                              log=str(self.directory / f"{name}.log"))
+        return start_exporter(
+            "run",
+            config,
+            "--socket",
+            self.directory / f"{name}.sock",
+            *labels,
+            log=str(self.directory / f"{name}.log"),
+        )
 
     def marker(self, name: str) -> Path:
         """The file the board's beforeLease hook appends a line to, for every lease it starts."""
@@ -82,14 +92,19 @@ class Shelf:
 
     def wait_until_free(self, *names: str) -> None:
         """Every board named is free: nobody holds it, nobody waits (leases end asynchronously)."""
+
         def free() -> bool:
             return all(not self.status(n).HasField("lease") and not self.status(n).queue for n in names)
+
         wait_for(free, DEADLINE, f"{', '.join(names)} to be free")
 
     def env(self) -> dict[str, str]:
         """An environment whose pool is this shelf's (for processes the tests start)."""
-        return {**os.environ, "JUPYTER_CONFIG_DIR": str(self.config_dir),
-                "JUPYTER_CONFIG_PATH": str(self.directory / "no-system-config")}
+        return {
+            **os.environ,
+            "JUPYTER_CONFIG_DIR": str(self.config_dir),
+            "JUPYTER_CONFIG_PATH": str(self.directory / "no-system-config"),
+        }
 
     def stop(self) -> None:
         for process in self.processes.values():

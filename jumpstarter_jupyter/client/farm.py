@@ -47,8 +47,17 @@ class Board:
 
     def lease(self, purpose: str, duration: float, hooks: bool) -> Lease:
         """Ask for this board's lease, answering offers (not waiting yet)."""
-        return Lease(self.channel, self.metadata, self.entry.endpoint, purpose=purpose, duration=duration,
-                     hooks=hooks, offers=True, heartbeat=self.state.heartbeat, hub_identity=self.state.hub_identity)
+        return Lease(
+            self.channel,
+            self.metadata,
+            self.entry.endpoint,
+            purpose=purpose,
+            duration=duration,
+            hooks=hooks,
+            offers=True,
+            heartbeat=self.state.heartbeat,
+            hub_identity=self.state.hub_identity,
+        )
 
 
 def find(selector: str, entries: dict[str, pool.PoolEntry] | None = None) -> list[Board]:
@@ -69,8 +78,10 @@ def find(selector: str, entries: dict[str, pool.PoolEntry] | None = None) -> lis
         channel.close()
         others.append(f"{entry.name} ({_why_not(state, chosen.matches(state.labels))})")
     if not boards:
-        raise ConnectionFailed(f"no board of the pool matches {selector!r}"
-                               + (f": {', '.join(others)}" if others else f" (the pool is empty; {_files()})"))
+        raise ConnectionFailed(
+            f"no board of the pool matches {selector!r}"
+            + (f": {', '.join(others)}" if others else f" (the pool is empty; {_files()})")
+        )
     return boards
 
 
@@ -93,8 +104,15 @@ def close(boards: list[Board], keep: Board | None = None) -> None:
             board.channel.close()
 
 
-def take_any(boards: list[Board], *, purpose: Callable[[str], str], duration: float = 0, wait: float | None = None,
-             hooks: bool = True, on_queued: Callable[[int], None] | None = None) -> tuple[Board, Lease]:
+def take_any(
+    boards: list[Board],
+    *,
+    purpose: Callable[[str], str],
+    duration: float = 0,
+    wait: float | None = None,
+    hooks: bool = True,
+    on_queued: Callable[[int], None] | None = None,
+) -> tuple[Board, Lease]:
     """A granted lease on one of ``boards``: a free one at once, else the first one offered.
 
     ``purpose(board_name)`` is the purpose asked at each board; ``wait`` bounds the time in line
@@ -113,8 +131,14 @@ def take_any(boards: list[Board], *, purpose: Callable[[str], str], duration: fl
 class _Race:
     """Wait in line at every board at once; the first offer accepted wins, the rest withdraw."""
 
-    def __init__(self, boards: list[Board], purpose: Callable[[str], str], duration: float, hooks: bool,
-                 on_queued: Callable[[int], None]):
+    def __init__(
+        self,
+        boards: list[Board],
+        purpose: Callable[[str], str],
+        duration: float,
+        hooks: bool,
+        on_queued: Callable[[int], None],
+    ):
         self.boards, self.on_queued = boards, on_queued
         self.leases = {board.name: board.lease(purpose(board.name), duration, hooks) for board in boards}
         self.positions: dict[str, int] = {}
@@ -126,14 +150,17 @@ class _Race:
 
     def run(self, wait: float | None) -> tuple[Board, Lease]:
         for board in self.boards:
-            threading.Thread(target=self._wait_at, args=(board,), name=f"lease race {board.name}", daemon=True).start()
+            threading.Thread(
+                target=self._wait_at, args=(board,), name=f"lease race {board.name}", daemon=True
+            ).start()
         deadline = None if wait is None else time.monotonic() + wait
         errors, pending = [], len(self.boards)
         try:
             while pending:
                 try:
-                    board, error = self.results.get(timeout=None if deadline is None else
-                                                    max(0.0, deadline - time.monotonic()))
+                    board, error = self.results.get(
+                        timeout=None if deadline is None else max(0.0, deadline - time.monotonic())
+                    )
                 except queue.Empty:
                     if self._close():  # nobody accepted yet: the wait is over
                         raise LeaseTimeout(self._timed_out(wait)) from None
@@ -153,7 +180,9 @@ class _Race:
 
     def _wait_at(self, board: Board) -> None:
         try:
-            self.leases[board.name].wait_for_grant(None, lambda position: self._queued(board, position), self._offer)
+            self.leases[board.name].wait_for_grant(
+                None, lambda position: self._queued(board, position), self._offer
+            )
             self.results.put((board, None))
         except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
             self.results.put((board, exc))
@@ -185,7 +214,9 @@ class _Race:
         self.on_queued(best)
 
     def _timed_out(self, wait: float | None) -> str:
-        where = [f"{name} {position}" for name, position in sorted(self.positions.items(), key=lambda item: item[1])]
+        where = [
+            f"{name} {position}"
+            for name, position in sorted(self.positions.items(), key=lambda item: item[1])
+        ]
         places = f"; places in line: {', '.join(where)}" if where else ""
         return f"no lease on any of {len(self.boards)} boards within {format_duration(wait or 0)}{places}"
-

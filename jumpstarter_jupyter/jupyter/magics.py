@@ -93,6 +93,8 @@ class JumpstarterMagics(Magics):
             else:
                 line.update(text, raw=True)
 
+        if args.selector is not None:
+            args.selector = _unquoted(args.selector)
         if args.selector is not None and (args.target or args.passphrase):
             raise UsageError("%jmp connect: give an ENDPOINT or --selector, not both")
         try:
@@ -138,7 +140,9 @@ class JumpstarterMagics(Magics):
         width = max((len(s.name) for s in states), default=0)
         for state in states:
             about = f"  {state.description}" if state.description else ""
-            print(f"{state.name:<{width}}  {state.endpoint}: {pool.describe_state(state)}{about}")
+            labels = ",".join(f"{key}={value}" for key, value in state.labels.items())
+            labels = f"  [{labels}]" if labels else ""
+            print(f"{state.name:<{width}}  {state.endpoint}: {pool.describe_state(state)}{labels}{about}")
 
     def _lease(self, args: Any) -> None:
         client = self._client(args.target or self._only_name())
@@ -201,6 +205,14 @@ class JumpstarterMagics(Magics):
         call = body[-1].value
         return (isinstance(call, ast.Call) and getattr(call.func, "attr", "") == "run_line_magic"
                 and bool(call.args) and getattr(call.args[0], "value", None) == "jmp")
+
+
+def _unquoted(value: str) -> str:
+    """``'soc in (a,b)'`` without its quotes: IPython splits magic arguments as shlex does on
+    Windows (quotes stay), and a selector with spaces needs them."""
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return value[1:-1]
+    return value
 
 
 def _duration(option: str, value: str | None) -> float | None:

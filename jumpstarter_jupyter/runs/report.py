@@ -28,7 +28,9 @@ def write_junit(runs: list[Run], path: Path) -> Path:
     for run in runs:
         case = TestCase(name=run.board or "(no board)", classname=run.name, time=round(run.duration, 3))
         if run.outcome == FAILED and run.error is not None:
-            failure = Failure(f"In [{run.error.cell}]: {run.error.ename}: {run.error.evalue}", run.error.ename)
+            failure = Failure(
+                f"In [{run.error.cell}]: {run.error.ename}: {run.error.evalue}", run.error.ename
+            )
             failure.text = run.error.traceback
             case.result = [failure]
         elif run.outcome != PASSED:
@@ -43,25 +45,7 @@ def write_junit(runs: list[Run], path: Path) -> Path:
     return path
 
 
-PAGE = Environment(autoescape=True).from_string("""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{{ title }}</title>
-<style>
-body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
-table { border-collapse: collapse; } th, td { border: 1px solid #ccc; padding: 4px 10px; text-align: left; vertical-align: top; }
-.passed { color: #1a7f37; } .failed, .error { color: #cf222e; font-weight: 600; } .interrupted { color: #9a6700; }
-pre { margin: 0; white-space: pre-wrap; max-width: 70em; font-size: 90%; }
-</style></head><body>
-<h1>{{ title }}</h1>
-<p class="summary">{{ summary }}</p>
-<table><thead><tr><th>board</th><th>notebook</th><th>outcome</th><th>duration</th><th>executed notebook</th><th>why</th></tr></thead>
-<tbody>{% for run in runs %}
-<tr data-board="{{ run.board }}" data-notebook="{{ run.name }}" data-outcome="{{ run.outcome }}">
-<td>{{ run.board or "—" }}</td><td>{{ run.notebook.name }}</td><td class="{{ run.outcome }}">{{ run.outcome }}</td>
-<td>{{ run.took }}</td>
-<td>{% if run.html %}<a href="{{ run.html }}">{{ run.html }}</a> (<a href="{{ run.ipynb }}">ipynb</a>){% endif %}</td>
-<td>{% if run.why %}<pre>{{ run.why }}</pre>{% endif %}</td></tr>{% endfor %}
-</tbody></table></body></html>
-""")
+PAGE = Environment(autoescape=True).from_string((Path(__file__).parent / "index.html.j2").read_text())
 
 
 def write_index(runs: list[Run], path: Path, selector: str) -> Path:
@@ -69,14 +53,29 @@ def write_index(runs: list[Run], path: Path, selector: str) -> Path:
     counts = Counter(run.outcome for run in runs)
     boards = len({run.board for run in runs if run.board})
     summary = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items()))
-    rows = [dict(board=run.board, name=run.name, notebook=run.notebook, outcome=run.outcome,
-                 took=format_duration(run.duration) if run.duration else "—",
-                 html=_link(run.html, path.parent), ipynb=_link(run.executed, path.parent), why=_why(run))
-            for run in runs]
+    rows = [
+        dict(
+            board=run.board,
+            name=run.name,
+            notebook=run.notebook,
+            outcome=run.outcome,
+            took=format_duration(run.duration) if run.duration else "—",
+            html=_link(run.html, path.parent),
+            ipynb=_link(run.executed, path.parent),
+            why=_why(run),
+        )
+        for run in runs
+    ]
     title = f"run-notebooks: {selector}"
-    path.write_text(PAGE.render(title=title, runs=rows,
-                                summary=f"{summary} of {len(runs)} runs on {boards} boards, "
-                                        f"written {time.strftime('%Y-%m-%d %H:%M:%S')}"), encoding="utf-8")
+    path.write_text(
+        PAGE.render(
+            title=title,
+            runs=rows,
+            summary=f"{summary} of {len(runs)} runs on {boards} boards, "
+            f"written {time.strftime('%Y-%m-%d %H:%M:%S')}",
+        ),
+        encoding="utf-8",
+    )
     return path
 
 

@@ -87,7 +87,9 @@ class Plan:
 class Runner:
     """Runs a plan on a few worker threads; ``runs`` holds every run, done or not."""
 
-    def __init__(self, plan: Plan, boards: list[farm.Board], on_done=lambda run: None, on_start=lambda run: None):
+    def __init__(
+        self, plan: Plan, boards: list[farm.Board], on_done=lambda run: None, on_start=lambda run: None
+    ):
         self.plan, self.boards = plan, boards
         self.on_done, self.on_start = on_done, on_start
         if plan.each:
@@ -105,8 +107,10 @@ class Runner:
     def run(self) -> list[Run]:
         """Run everything; Ctrl-C stops the runs, releases every lease and returns what ran."""
         self.plan.out.mkdir(parents=True, exist_ok=True)
-        workers = [threading.Thread(target=self._work, name=f"notebook run {i}", daemon=True)
-                   for i in range(max(1, min(self.plan.parallel, len(self.runs))))]
+        workers = [
+            threading.Thread(target=self._work, name=f"notebook run {i}", daemon=True)
+            for i in range(max(1, min(self.plan.parallel, len(self.runs))))
+        ]
         for worker in workers:
             worker.start()
         try:
@@ -162,8 +166,9 @@ class Runner:
     def _lease(self, run: Run) -> Lease | None:
         candidates = [b for b in self.boards if b.name == run.board] if run.board else self.boards
         try:
-            board, lease = farm.take_any(candidates, purpose=lambda name: f"{run.notebook.name} on {name}",
-                                         wait=self.plan.wait)
+            board, lease = farm.take_any(
+                candidates, purpose=lambda name: f"{run.notebook.name} on {name}", wait=self.plan.wait
+            )
         except JumpstarterError as exc:
             run.outcome = INTERRUPTED if self._stopping.is_set() else ERROR
             run.message = f"no lease: {exc}"
@@ -180,17 +185,36 @@ class Runner:
     def _execute(self, run: Run, lease: Lease) -> None:
         board = next(b for b in self.boards if b.name == run.board)
         run.executed = self.plan.out / f"{run.name}-{run.board}.ipynb"
-        argv = [sys.executable, "-m", "papermill", str(run.notebook), str(run.executed),
-                "--cwd", str(run.notebook.parent), "--no-progress-bar",
-                "-r", "endpoint", board.entry.endpoint, "-r", "lease_token", lease.token]
+        argv = [
+            sys.executable,
+            "-m",
+            "papermill",
+            str(run.notebook),
+            str(run.executed),
+            "--cwd",
+            str(run.notebook.parent),
+            "--no-progress-bar",
+            "-r",
+            "endpoint",
+            board.entry.endpoint,
+            "-r",
+            "lease_token",
+            lease.token,
+        ]
         for name, value in self.plan.parameters:
             argv += ["-p", name, value]
         if self.plan.kernel:
             argv += ["-k", self.plan.kernel]
         run.started = time.time()
         # a session of its own: the terminal's Ctrl-C reaches the runner, which stops each run
-        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                   text=True, start_new_session=True)
+        process = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
         with self._lock:
             self._processes.add(process)
         try:
@@ -206,7 +230,9 @@ class Runner:
             run.outcome = PASSED
         else:
             run.outcome = FAILED if run.error is not None else ERROR
-            run.message = stderr[-STDERR_TAIL:].strip() or f"papermill exited with status {process.returncode}"
+            run.message = (
+                stderr[-STDERR_TAIL:].strip() or f"papermill exited with status {process.returncode}"
+            )
 
 
 def _interrupt(process: subprocess.Popen) -> None:
@@ -231,8 +257,12 @@ def failing_cell(executed: Path) -> CellError | None:
     for cell in notebook.cells:
         for output in cell.get("outputs", []):
             if output.get("output_type") == "error":
-                return CellError(cell.get("execution_count") or 0, output.get("ename", ""), output.get("evalue", ""),
-                                 strip_ansi("\n".join(output.get("traceback", []))))
+                return CellError(
+                    cell.get("execution_count") or 0,
+                    output.get("ename", ""),
+                    output.get("evalue", ""),
+                    strip_ansi("\n".join(output.get("traceback", []))),
+                )
     return None
 
 
@@ -256,12 +286,17 @@ def run_notebooks(plan: Plan) -> int:
     boards = farm.find(plan.selector)
     runner = Runner(plan, boards)
     counts: dict[str, int] = {}
-    with tqdm(total=len(runner.runs), unit="run", desc="notebooks", file=sys.stderr, dynamic_ncols=True) as bar:
+    with tqdm(
+        total=len(runner.runs), unit="run", desc="notebooks", file=sys.stderr, dynamic_ncols=True
+    ) as bar:
 
         def done(run: Run) -> None:
             counts[run.outcome] = counts.get(run.outcome, 0) + 1
-            bar.write(f"{run.outcome.upper():<11} {run.notebook.name} on {run.board or '(no board)'}"
-                      + (f" ({run.error.ename}: {run.error.evalue})" if run.error else ""), file=sys.stderr)
+            bar.write(
+                f"{run.outcome.upper():<11} {run.notebook.name} on {run.board or '(no board)'}"
+                + (f" ({run.error.ename}: {run.error.evalue})" if run.error else ""),
+                file=sys.stderr,
+            )
             bar.set_postfix(counts, refresh=False)
             bar.update(1)
 
@@ -272,8 +307,11 @@ def run_notebooks(plan: Plan) -> int:
             farm.close(boards)
     junit = write_junit(runs, plan.out / "junit.xml")
     index = write_index(runs, plan.out / "index.html", plan.selector)
-    print(f"{len(runs)} runs: {', '.join(f'{n} {o}' for o, n in sorted(counts.items())) or 'none finished'}; "
-          f"reports: {index}, {junit}", file=sys.stderr)
+    print(
+        f"{len(runs)} runs: {', '.join(f'{n} {o}' for o, n in sorted(counts.items())) or 'none finished'}; "
+        f"reports: {index}, {junit}",
+        file=sys.stderr,
+    )
     if any(run.outcome == INTERRUPTED for run in runs):
         return 130
     return 0 if all(run.outcome == PASSED for run in runs) else 1

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from browser.test_devices import SIDEBAR_TAB, card
 from junitparser import Failure, JUnitXml
 from shelf import BOARDS, DEADLINE, Shelf
 from support import wait_for
 
 import jumpstarter_jupyter as jj
+from browser.test_devices import SIDEBAR_TAB, card
 
 pytestmark = pytest.mark.browser
 RUN_TIMEOUT = 600
@@ -37,8 +37,9 @@ def shelf(lab, tmp_path_factory):
 
 
 def check_notebook(path: Path) -> Path:
-    notebook = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
-                                                                 "language": "python"}})
+    notebook = nbformat.v4.new_notebook(
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
+    )
     notebook.cells = [nbformat.v4.new_code_cell(source) for source in CHECK]
     notebook.cells[0].metadata["tags"] = ["parameters"]
     nbformat.write(notebook, path)
@@ -47,9 +48,30 @@ def check_notebook(path: Path) -> Path:
 
 def test_run_notebooks_over_four_boards_reports_the_one_that_failed(shelf, chromium, tmp_path):
     notebook, out = check_notebook(tmp_path / "check.ipynb"), tmp_path / "report"
-    run = subprocess.run([sys.executable, "-m", "jumpstarter_jupyter", "run-notebooks", str(notebook),
-                          "--selector", "soc", "--each", "--parallel", "4", "-p", "fail_on", "am-2", "--out", str(out)],
-                         env=shelf.env(), capture_output=True, text=True, timeout=RUN_TIMEOUT, stdin=subprocess.DEVNULL)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "jumpstarter_jupyter",
+            "run-notebooks",
+            str(notebook),
+            "--selector",
+            "soc",
+            "--each",
+            "--parallel",
+            "4",
+            "-p",
+            "fail_on",
+            "am-2",
+            "--out",
+            str(out),
+        ],
+        env=shelf.env(),
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+        stdin=subprocess.DEVNULL,
+    )
     assert run.returncode == 1, run.stderr
     assert "FAILED      check.ipynb on am-2 (AssertionError: the check fails on am-2)" in run.stderr
     assert "4 runs: 1 failed, 3 passed" in run.stderr
@@ -58,7 +80,9 @@ def test_run_notebooks_over_four_boards_reports_the_one_that_failed(shelf, chrom
     cases = {case.name: case for case in suite}
     assert set(cases) == set(BOARDS) and {case.classname for case in suite} == {"check"}
     [failure] = cases["am-2"].result
-    assert isinstance(failure, Failure) and failure.message == "In [4]: AssertionError: the check fails on am-2"
+    assert (
+        isinstance(failure, Failure) and failure.message == "In [4]: AssertionError: the check fails on am-2"
+    )
     assert "AssertionError" in failure.text  # In [4]: papermill put its parameters in [3]
     assert all(case.is_passed for name, case in cases.items() if name != "am-2")
 
@@ -82,30 +106,44 @@ def test_run_notebooks_over_four_boards_reports_the_one_that_failed(shelf, chrom
         page.close()
 
 
-def test_the_sidebar_shows_labels_filters_by_selector_and_connects_to_any_free_match(lab, shelf, open_notebook):
+def test_the_sidebar_shows_labels_filters_by_selector_and_connects_to_any_free_match(
+    lab, shelf, open_notebook
+):
     holder = jj.connect(shelf.addresses["imx-1"], purpose="holding")
     try:
         notebook = open_notebook("farm.ipynb", [""])
         page = notebook.page
         page.locator(SIDEBAR_TAB).click()
         imx2 = card(page, "imx-2")
-        wait_for(lambda: imx2.count() and imx2.get_attribute("data-state") == "free", DEADLINE, "imx-2 shown free")
+        wait_for(
+            lambda: imx2.count() and imx2.get_attribute("data-state") == "free", DEADLINE, "imx-2 shown free"
+        )
         assert imx2.locator(".jmp-label").all_inner_texts() == ["soc=imx8mp", "rev=b", "site=lab2"]
 
         page.locator(".jmp-selector").fill("soc=imx8mp")
         shown = page.locator(".jmp-devices .jmp-board")
-        wait_for(lambda: sorted(shown.evaluate_all("cards => cards.map(c => c.dataset.board)")) == ["imx-1", "imx-2"],
-                 DEADLINE, "only the imx8mp boards shown")
+        wait_for(
+            lambda: (
+                sorted(shown.evaluate_all("cards => cards.map(c => c.dataset.board)")) == ["imx-1", "imx-2"]
+            ),
+            DEADLINE,
+            "only the imx8mp boards shown",
+        )
         assert page.locator(".jmp-match").inner_text().startswith("2 of 4 match, 1 free")
 
         page.locator(".jmp-selector").fill("soc=imx8mp site")
-        wait_for(lambda: "at column 12: expected ','" in page.locator(".jmp-devices").inner_text(), DEADLINE,
-                 "the selector's error")
+        wait_for(
+            lambda: "at column 12: expected ','" in page.locator(".jmp-devices").inner_text(),
+            DEADLINE,
+            "the selector's error",
+        )
         page.locator(".jmp-selector").fill("soc=imx8mp")
         connect_any = page.get_by_role("button", name="connect to any free soc=imx8mp")
         connect_any.wait_for(timeout=DEADLINE * 1000)
         connect_any.click()
-        wait_for(lambda: "held by this notebook" in imx2.inner_text(), DEADLINE, "imx-2 held by this notebook")
+        wait_for(
+            lambda: "held by this notebook" in imx2.inner_text(), DEADLINE, "imx-2 held by this notebook"
+        )
         assert shelf.status("imx-1").queue == []  # imx-2 was free: nothing waits at imx-1
     finally:
         holder.close()

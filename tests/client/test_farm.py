@@ -16,7 +16,7 @@ from support import wait_for
 
 import jumpstarter_jupyter as jj
 from jumpstarter_jupyter.client import farm, pool
-from jumpstarter_jupyter.client.lease import Lease, Withdrawn
+from jumpstarter_jupyter.client.lease import Withdrawn
 from jumpstarter_jupyter.errors import ConnectionFailed, LeaseTimeout
 
 
@@ -39,7 +39,7 @@ def held(shelf):
 
     def hold(*names: str):
         holders.extend(jj.connect(shelf.addresses[name], purpose="holding") for name in names)
-        return holders[-len(names):]
+        return holders[-len(names) :]
 
     yield hold
     for holder in holders:
@@ -76,8 +76,11 @@ def test_a_waiter_gets_the_first_board_released_and_leaves_the_other_queue(shelf
 
     waiter = threading.Thread(target=wait)
     waiter.start()
-    wait_for(lambda: shelf.queue("imx-1") == ["waiter"] and shelf.queue("imx-2") == ["waiter"], DEADLINE,
-             "the waiter in line at both boards")
+    wait_for(
+        lambda: shelf.queue("imx-1") == ["waiter"] and shelf.queue("imx-2") == ["waiter"],
+        DEADLINE,
+        "the waiter in line at both boards",
+    )
     second.close()
     waiter.join(DEADLINE)
     dut = got["dut"]
@@ -96,8 +99,11 @@ def test_a_waiter_killed_while_in_line_at_two_boards_leaves_neither_queue(shelf,
     code = "import jumpstarter_jupyter as jj; jj.connect(selector='soc=am62', purpose='doomed')"
     waiter = subprocess.Popen([sys.executable, "-c", code], env=shelf.env(), stdin=subprocess.DEVNULL)
     try:
-        wait_for(lambda: shelf.queue("am-1") == ["doomed"] and shelf.queue("am-2") == ["doomed"], DEADLINE,
-                 "the waiter in line at both boards")
+        wait_for(
+            lambda: shelf.queue("am-1") == ["doomed"] and shelf.queue("am-2") == ["doomed"],
+            DEADLINE,
+            "the waiter in line at both boards",
+        )
     finally:
         os.kill(waiter.pid, signal.SIGKILL)
         waiter.wait(DEADLINE)
@@ -138,14 +144,19 @@ def test_no_hook_runs_for_a_declined_offer_and_the_next_in_line_gets_the_board(s
 
 def test_wait_bounds_the_wait_at_every_board_and_leaves_no_queue_entry(shelf, held):
     held("imx-1", "imx-2")
-    with pytest.raises(LeaseTimeout, match=r"no lease on any of 2 boards within .*places in line: imx-\d 1, imx-\d 1"):
+    with pytest.raises(
+        LeaseTimeout, match=r"no lease on any of 2 boards within .*places in line: imx-\d 1, imx-\d 1"
+    ):
         jj.connect(selector="soc=imx8mp", wait=1.0, purpose="impatient")
     wait_for(lambda: shelf.queue("imx-1") == [] and shelf.queue("imx-2") == [], DEADLINE, "both queues empty")
 
 
 def test_a_selector_nothing_matches_names_the_boards_and_a_bad_one_names_the_column(shelf):
-    with pytest.raises(ConnectionFailed, match=r"no board of the pool matches 'soc=rk3588': imx-1 \(labels "
-                                               r"rev=a,site=lab1,soc=imx8mp\)"):
+    with pytest.raises(
+        ConnectionFailed,
+        match=r"no board of the pool matches 'soc=rk3588': imx-1 \(labels "
+        r"rev=a,site=lab1,soc=imx8mp\)",
+    ):
         jj.connect(selector="soc=rk3588")
     with pytest.raises(ValueError, match="at column 12: expected ',' between requirements"):
         jj.connect(selector="soc=imx8mp site=lab1")

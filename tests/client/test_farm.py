@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 
+import nbformat
 import pytest
 from shelf import DEADLINE, Shelf
 from support import wait_for
@@ -162,3 +163,29 @@ def test_a_selector_nothing_matches_names_the_boards_and_a_bad_one_names_the_col
         jj.connect(selector="soc=imx8mp site=lab1")
     with pytest.raises(ValueError, match="give an endpoint or a selector, not both"):
         jj.connect("imx-1", selector="soc=imx8mp")
+
+
+def test_ctrl_c_stops_run_notebooks_and_releases_every_lease(shelf, tmp_path):
+    notebook = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                                 "language": "python"}})
+    notebook.cells = [nbformat.v4.new_code_cell("endpoint = lease_token = None"),
+                      nbformat.v4.new_code_cell("import threading\nthreading.Event().wait()  # until interrupted")]
+    notebook.cells[0].metadata["tags"] = ["parameters"]
+    nbformat.write(notebook, tmp_path / "block.ipynb")
+    runner = subprocess.Popen([sys.executable, "-m", "jumpstarter_jupyter", "run-notebooks", str(tmp_path / "block.ipynb"),
+                               "--selector", "soc=am62", "--each", "--parallel", "2", "--out", str(tmp_path / "out")],
+                              env=shelf.env(), stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: [shelf.status(name).lease.purpose for name in ("am-1", "am-2")]
+                 == ["block.ipynb on am-1", "block.ipynb on am-2"], DEADLINE, "both runs holding their boards")
+        runner.send_signal(signal.SIGINT)
+        _, stderr = runner.communicate(timeout=DEADLINE)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+    assert runner.returncode == 130, stderr
+    assert "2 runs: 2 interrupted" in stderr
+    shelf.wait_until_free("am-1", "am-2")
+    assert (tmp_path / "out" / "index.html").read_text().count('data-outcome="interrupted"') == 2
+    leftovers = subprocess.run(["pgrep", "-f", f"papermill {tmp_path}"], capture_output=True, text=True).stdout
+    assert leftovers == ""

@@ -175,7 +175,7 @@ export class DevicesPanel extends Widget {
       h("div", {}, h("span", { class: "jmp-name" }, board.name), " ", mine ? h("span", { class: "jmp-mine" }, "held by this notebook") : null),
       board.description ? h("div", { class: "jmp-about" }, board.description) : null,
       Object.keys(board.labels || {}).length ? h("div", { class: "jmp-labels" },
-        ...Object.entries(board.labels).map(([key, value]) => h("span", { class: "jmp-label" }, `${key}=${value}`))) : null,
+        ...Object.entries(board.labels).sort().map(([key, value]) => h("span", { class: "jmp-label" }, `${key}=${value}`))) : null,
       h("div", { class: "jmp-where" }, board.endpoint),
       h("div", { class: "jmp-state", "data-state": state }, text + queue),
       h("div", { class: "jmp-actions" }, ...actions));

@@ -108,7 +108,7 @@ def our_demo() -> Service:
 def farm(boards: int, virtual: int, workdir: Path) -> Service:
     """``boards`` exporters in one pool (``virtual`` of them virtual boards); the match is its config dir."""
     folder = workdir / "farm"
-    folder.mkdir()
+    folder.mkdir(exist_ok=True)
     argv = [sys.executable, str(HERE / "farm.py"), "serve", str(boards), str(virtual), str(folder)]
     return Service("farm", argv, r"^serving (\S+)")
 

@@ -125,7 +125,7 @@ class Lease:
                                           one_command=not hooks, kernel_id=kernel_id, server=server,
                                           hub_token=hub_token, offers=offers))
         self._stopped = threading.Event()
-        self.released = self.withdrawn = False
+        self.released = self.withdrawn = self.declined = False
         self._period = max(heartbeat / 3, 0.05)
         self._beating = False
         self._responses = self.stub.Hold(iter(self._requests.get, None), metadata=metadata)
@@ -177,6 +177,8 @@ class Lease:
                     self.token = event.token
                     self._take(event.lease)
                     return
+                elif event.kind == pb.LEASE_EVENT_ENDED and self.declined:
+                    raise Withdrawn(f"declined the board offered at {self.endpoint}")
                 elif event.kind == pb.LEASE_EVENT_ENDED:
                     raise JumpstarterError(f"lease on {self.endpoint} refused: {event.message}")
             raise JumpstarterError(f"lease on {self.endpoint}: the exporter closed the request")
@@ -201,13 +203,12 @@ class Lease:
         self._responses.cancel()
 
     def _answer(self, accept: bool) -> None:
-        """Answer the exporter's offer; declining leaves the line at once."""
+        """Answer the exporter's offer: ACCEPT, or DECLINE (the exporter then ends the request)."""
         if accept:
             self._requests.put(pb.HoldRequest(answer=pb.HOLD_ANSWER_ACCEPT))
             return
+        self.declined = True  # the exporter ends the request at once: see the ENDED event
         self._requests.put(pb.HoldRequest(answer=pb.HOLD_ANSWER_DECLINE))
-        self.withdraw()
-        raise Withdrawn(f"declined the board offered at {self.endpoint}")
 
     def _still_waiting(self, wait: float, position: int) -> str:
         status = exporter_status(self.channel, self.metadata, self.endpoint)

@@ -138,6 +138,7 @@ def test_no_hook_runs_for_a_declined_offer_and_the_next_in_line_gets_the_board(s
         assert offers == [decliner, f"declined the board offered at {shelf.addresses['am-1']}"]
         assert taker.active and shelf.status("am-1").lease.purpose == "takes"
         assert shelf.hooks_run("am-1") == hooks + 1  # the taker's hook only
+        assert "left the line: declined the offer" in (shelf.directory / "am-1.log").read_text()  # said on the wire
     finally:
         taker.release()
         board.channel.close()

@@ -41,6 +41,10 @@ SERVER_OPTIONS = [
     ("grpc.http2.max_ping_strikes", 0),
     ("grpc.so_reuseport", 0),  # a port clash must fail, not silently split connections
 ]
+# grpc.aio servers from grpcio 1.82.0 on (1.85.4 the newest tried) end calls CANCELLED before
+# their handler runs while other clients abandon calls of the same method: a notebook giving up
+# waits would cancel another person's call. pyproject.toml keeps grpcio below; warn if forced.
+CANCELS_UNRELATED_CALLS = (1, 82)
 STOP_TIMEOUT = 1.0  # seconds plain driver methods get to notice their cancellation at stop
 
 
@@ -185,6 +189,7 @@ def serve(
     target = listen if listen is not None else f"unix:{os.path.abspath(socket)}"
     if socket is not None:
         _claim_socket_path(socket)
+    _warn_about_grpcio(grpc.__version__)
     tree = Tree(root, labels)
     hub = LogHub()
     calls = Calls()
@@ -201,6 +206,12 @@ def serve(
     log.info("exporter up: %d drivers on %s%s", len(tree.nodes), target,
              "; control needs a lease" if leases.policy.required else "")
     return Exporter(root, server, target, tree, hub, calls, leases)
+
+
+def _warn_about_grpcio(version: str) -> None:
+    if tuple(int(part) for part in version.split(".")[:2]) >= CANCELS_UNRELATED_CALLS:
+        log.warning("grpcio %s: its asyncio server cancels unrelated calls while other clients abandon "
+                    "theirs (1.82.0 to at least 1.85.4); install grpcio<1.82 for this exporter", version)
 
 
 def _log_hook_line(hook: str, line: str) -> None:

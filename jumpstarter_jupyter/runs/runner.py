@@ -34,6 +34,7 @@ log = logging.getLogger("jumpstarter_jupyter.runs")
 
 PASSED, FAILED, ERROR, INTERRUPTED = "passed", "failed", "error", "interrupted"
 INTERRUPT_GRACE = 15.0  # seconds papermill gets to stop its kernel after SIGINT, before SIGKILL
+RUN_PARAMETERS = ("endpoint", "lease_token")  # what each run hands its notebook
 STDERR_TAIL = 3000  # characters of papermill's stderr kept for a run that failed outside a cell
 
 
@@ -249,6 +250,19 @@ def _interrupt(process: subprocess.Popen) -> None:
         pass
 
 
+def check_parameters(notebook: Path) -> None:
+    """Refuse a notebook without the ``endpoint`` and ``lease_token`` parameters: its connect
+    would wait in line behind the runner's own lease."""
+    from papermill import inspect_notebook  # noqa: PLC0415
+
+    missing = [name for name in RUN_PARAMETERS if name not in inspect_notebook(str(notebook))]
+    if missing:
+        raise JumpstarterError(
+            f"{notebook}: no {' or '.join(missing)} parameter: give its cell tagged 'parameters' "
+            "`endpoint = None` and `lease_token = None`, and connect with "
+            "jj.connect(endpoint, lease_token=lease_token)")
+
+
 def failing_cell(executed: Path) -> CellError | None:
     """The first error an executed notebook shows, if any."""
     from nbconvert.filters import strip_ansi  # noqa: PLC0415 - slow to import; only a finished run needs it
@@ -283,6 +297,8 @@ def run_notebooks(plan: Plan) -> int:
 
     from jumpstarter_jupyter.runs.report import write_index, write_junit  # noqa: PLC0415
 
+    for notebook in plan.notebooks:
+        check_parameters(notebook)
     boards = farm.find(plan.selector)
     runner = Runner(plan, boards)
     counts: dict[str, int] = {}

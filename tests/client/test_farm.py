@@ -190,3 +190,14 @@ def test_ctrl_c_stops_run_notebooks_and_releases_every_lease(shelf, tmp_path):
     assert (tmp_path / "out" / "index.html").read_text().count('data-outcome="interrupted"') == 2
     leftovers = subprocess.run(["pgrep", "-f", f"papermill {tmp_path}"], capture_output=True, text=True).stdout
     assert leftovers == ""
+
+
+def test_run_notebooks_refuses_a_notebook_that_would_queue_behind_its_runner(shelf, tmp_path):
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import jumpstarter_jupyter")]),
+                   tmp_path / "plain.ipynb")
+    run = subprocess.run([sys.executable, "-m", "jumpstarter_jupyter", "run-notebooks", str(tmp_path / "plain.ipynb"),
+                          "--selector", "soc", "--out", str(tmp_path / "out")],
+                         env=shelf.env(), capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=DEADLINE)
+    assert run.returncode == 1
+    assert "plain.ipynb: no endpoint or lease_token parameter" in run.stderr
+    assert not (tmp_path / "out").exists() and shelf.queue("imx-1") == []

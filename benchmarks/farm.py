@@ -5,7 +5,7 @@ standalone exporter has no leases or labels).
                                                          # prints "serving CONFIG_DIR" (its pool file)
     python benchmarks/farm.py list CONFIG_DIR            # the server extension's board list (PoolMonitor)
     python benchmarks/farm.py connect CONFIG_DIR         # connect(selector=...) with one board free
-    python benchmarks/farm.py notebooks CONFIG_DIR N     # run-notebooks: the smoke test on N virtual boards
+    python benchmarks/farm.py notebooks CONFIG_DIR N [smoke|minimal]  # run-notebooks on N virtual boards
 
 Every exporter requires leases and carries the labels ``farm=bench``, ``kind=mock|virtual`` and
 ``slot=N`` (its index). The clients print one RESULT line each.
@@ -123,36 +123,34 @@ def connect_any(config_dir: str) -> None:
     report(elapsed * 1e3, boards=len(names))
 
 
-def notebooks(config_dir: str, count: str) -> None:
-    """Seconds of ``run-notebooks`` with the smoke test on ``count`` virtual boards, all at once."""
+def notebooks(config_dir: str, count: str, notebook: str = "smoke") -> None:
+    """Seconds of ``run-notebooks`` on ``count`` virtual boards at once: the smoke test, or
+    (``minimal``, for the harness check) a notebook that only connects and powers on."""
     selector = "kind=virtual,slot in ({})".format(",".join(str(slot) for slot in range(int(count))))
     with tempfile.TemporaryDirectory(prefix="jmp-bench-runs-") as out:
+        path = SMOKE_TEST if notebook == "smoke" else _minimal(Path(out) / "minimal.ipynb")
         env = {**os.environ, "JUPYTER_CONFIG_DIR": config_dir, "JUPYTER_CONFIG_PATH": out}
         start = time.perf_counter()
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "jumpstarter_jupyter",
-                "run-notebooks",
-                str(SMOKE_TEST),
-                "--selector",
-                selector,
-                "--each",
-                "--parallel",
-                count,
-                "--out",
-                out,
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-            stdin=subprocess.DEVNULL,
-        )
+        done = subprocess.run([sys.executable, "-m", "jumpstarter_jupyter", "run-notebooks", str(path),
+                               "--selector", selector, "--each", "--parallel", count, "--out", f"{out}/runs"],
+                              env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
         elapsed = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"run-notebooks exited {done.returncode}: {done.stderr[-1500:]}")
     report(elapsed, runs=int(count))
+
+
+def _minimal(path: Path) -> Path:
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
+                                                                 "language": "python"}})
+    notebook.cells = [nbformat.v4.new_code_cell("endpoint = None\nlease_token = None"),
+                      nbformat.v4.new_code_cell("import jumpstarter_jupyter as jj\n"
+                                                "jj.connect(endpoint, lease_token=lease_token).power.on()")]
+    notebook.cells[0].metadata["tags"] = ["parameters"]
+    nbformat.write(notebook, path)
+    return path
 
 
 FIGURES = {"serve": serve, "list": board_list, "connect": connect_any, "notebooks": notebooks}

@@ -33,13 +33,14 @@ class Sizes:
     can_burst_upstream: float = 0.1  # upstream receives ~1 000 frames/s: its burst is shorter
     farm: int = 50  # exporters of the farm (one pool), each its own process
     farm_virtual: int = 8  # of them virtual boards: run-notebooks runs the smoke test on this many at once
+    farm_notebook: str = "smoke"  # what run-notebooks runs (quick: a minimal notebook, not the smoke test)
 
     @classmethod
     def quick(cls) -> Sizes:
         # the same code paths with less work, so `make test` stays quick
         return cls(calls=300, stream=16 * MiB, flash=16 * MiB, tree=200, clients=8, channel_processes=2, channels=8,
                    storm=1000, seconds=0.5, flood_seconds=3.0, can_round_trips=30, can_burst_ours=0.1,
-                   can_burst_upstream=0.02, farm=4, farm_virtual=2)
+                   can_burst_upstream=0.02, farm=3, farm_virtual=2, farm_notebook="minimal")
 
 
 Medians = dict[str, dict[str, float]]  # row key -> side -> median
@@ -201,11 +202,11 @@ MEASUREMENTS = [
         "ours": _farm("connect"),
     }, {"farm_connect": "value"}),
     Measurement("farm_notebooks_one", "run-notebooks: the smoke test on 1 virtual board", set(), {
-        "ours": _farm("notebooks", _const(1)),
+        "ours": _farm("notebooks", _const(1), lambda b: b.sizes.farm_notebook),
     }, {"farm_notebooks_one": "value"}),
     Measurement("farm_notebooks_many", "run-notebooks: the smoke test on 8 virtual boards, --parallel 8",
                 set(), {
-        "ours": _farm("notebooks", lambda b: b.sizes.farm_virtual),
+        "ours": _farm("notebooks", lambda b: b.sizes.farm_virtual, lambda b: b.sizes.farm_notebook),
     }, {"farm_notebooks_many": "value"}),
     Measurement("flood", "console flood at 1 MB/s into a displayed terminal, real kernel", set(), {
         "ours": _ours("ours-flood", "flood", FLOOD_SECONDS),

@@ -169,7 +169,7 @@ def test_a_selector_nothing_matches_names_the_boards_and_a_bad_one_names_the_col
 def test_ctrl_c_stops_run_notebooks_and_releases_every_lease(shelf, tmp_path):
     notebook = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
                                                                  "language": "python"}})
-    notebook.cells = [nbformat.v4.new_code_cell("endpoint = lease_token = None"),
+    notebook.cells = [nbformat.v4.new_code_cell("endpoint = None\nlease_token = None"),
                       nbformat.v4.new_code_cell("import threading\nthreading.Event().wait()  # until interrupted")]
     notebook.cells[0].metadata["tags"] = ["parameters"]
     nbformat.write(notebook, tmp_path / "block.ipynb")

@@ -47,9 +47,19 @@ def serve(boards: str, virtual: str, directory: str) -> None:
     processes, started = [], 0
     for slot in range(int(boards)):
         kind = "virtual" if slot < int(virtual) else "mock"
-        where = ["--socket", str(folder / f"board-{slot:02d}.sock"), "--lease", "required", "--label", f"slot={slot}"]
-        argv = ([jumpstarter, "demo", *where, "--label", "farm=bench", "--label", "kind=virtual"]
-                if kind == "virtual" else [jumpstarter, "run", str(folder / "mock.yaml"), *where])
+        where = [
+            "--socket",
+            str(folder / f"board-{slot:02d}.sock"),
+            "--lease",
+            "required",
+            "--label",
+            f"slot={slot}",
+        ]
+        argv = (
+            [jumpstarter, "demo", *where, "--label", "farm=bench", "--label", "kind=virtual"]
+            if kind == "virtual"
+            else [jumpstarter, "run", str(folder / "mock.yaml"), *where]
+        )
         processes.append(subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True))
         if len(processes) % START_BATCH == 0 or slot == int(boards) - 1:  # a few at a time: a busy host
             for index in range(started, len(processes)):
@@ -131,9 +141,26 @@ def notebooks(config_dir: str, count: str, notebook: str = "smoke") -> None:
         path = SMOKE_TEST if notebook == "smoke" else _minimal(Path(out) / "minimal.ipynb")
         env = {**os.environ, "JUPYTER_CONFIG_DIR": config_dir, "JUPYTER_CONFIG_PATH": out}
         start = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "jumpstarter_jupyter", "run-notebooks", str(path),
-                               "--selector", selector, "--each", "--parallel", count, "--out", f"{out}/runs"],
-                              env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "jumpstarter_jupyter",
+                "run-notebooks",
+                str(path),
+                "--selector",
+                selector,
+                "--each",
+                "--parallel",
+                count,
+                "--out",
+                f"{out}/runs",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+        )
         elapsed = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"run-notebooks exited {done.returncode}: {done.stderr[-1500:]}")
@@ -143,11 +170,15 @@ def notebooks(config_dir: str, count: str, notebook: str = "smoke") -> None:
 def _minimal(path: Path) -> Path:
     import nbformat
 
-    notebook = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
-                                                                 "language": "python"}})
-    notebook.cells = [nbformat.v4.new_code_cell("endpoint = None\nlease_token = None"),
-                      nbformat.v4.new_code_cell("import jumpstarter_jupyter as jj\n"
-                                                "jj.connect(endpoint, lease_token=lease_token).power.on()")]
+    notebook = nbformat.v4.new_notebook(
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
+    )
+    notebook.cells = [
+        nbformat.v4.new_code_cell("endpoint = None\nlease_token = None"),
+        nbformat.v4.new_code_cell(
+            "import jumpstarter_jupyter as jj\njj.connect(endpoint, lease_token=lease_token).power.on()"
+        ),
+    ]
     notebook.cells[0].metadata["tags"] = ["parameters"]
     nbformat.write(notebook, path)
     return path

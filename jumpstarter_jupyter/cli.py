@@ -148,7 +148,8 @@ def _serve_until_signalled(root, listen, socket_path, passphrase, passphrase_fil
     try:
         exporter = serve(root, listen=listen, socket=socket_path, passphrase=passphrase, tls_cert=tls_cert,
                          tls_key=tls_key, lease=policy, hooks=config.hooks if config is not None else None,
-                         on_exit=exit_requested, labels={**(config.labels if config is not None else {}), **(labels or {})})
+                         on_exit=exit_requested,
+                         labels={**(config.labels if config is not None else {}), **(labels or {})})
     except (OSError, ValueError) as exc:
         root.teardown()
         raise click.ClickException(str(exc)) from None
@@ -237,8 +238,10 @@ def j(ctx, endpoint, passphrase, tls_ca):
 
 @main.command("run-notebooks")
 @click.argument("notebooks", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--selector", required=True, help="The pool's boards to run on: a label selector (soc=imx8mp,site!=lab2).")
-@click.option("--each", is_flag=True, help="Run every notebook on every matching board (else each once, on any free one).")
+@click.option("--selector", required=True,
+              help="The pool's boards to run on: a label selector (soc=imx8mp,site!=lab2).")
+@click.option("--each", is_flag=True,
+              help="Run every notebook on every matching board (else each once, on any free one).")
 @click.option("--parallel", type=click.IntRange(min=1), default=1, show_default=True, help="Runs at a time.")
 @click.option("-p", "--parameter", "parameters", nargs=2, multiple=True, metavar="KEY VALUE",
               help="A papermill parameter for every run (repeatable).")
@@ -266,8 +269,8 @@ def run_notebooks(notebooks, selector, each, parallel, parameters, out, wait, ke
     try:
         from jumpstarter_jupyter.runs.runner import Plan, run_notebooks as run_all
     except ImportError as exc:
-        raise click.ClickException(f"run-notebooks needs the farm extra: pip install 'jumpstarter-jupyter[farm]' "
-                                   f"({exc})") from None
+        raise click.ClickException("run-notebooks needs the farm extra: "
+                                   f"pip install 'jumpstarter-jupyter[farm]' ({exc})") from None
     plan = Plan([Path(nb).resolve() for nb in notebooks], selector, Path(out).resolve(), each=each,
                 parallel=parallel, parameters=list(parameters), kernel=kernel, wait=waited)
     try:

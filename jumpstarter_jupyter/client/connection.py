@@ -68,8 +68,8 @@ class Connection:
         # a lease token someone else holds (run-notebooks' runs) goes with every call; it also
         # passes an exporter's passphrase check, as it does for upstream clients
         secret = passphrase or lease_token
-        self.credentials: tuple[tuple[str, str], ...] = (
-            ((PASSPHRASE_KEY, secret),) if secret else ()) + (((LEASE_KEY, lease_token),) if lease_token else ())
+        token = ((LEASE_KEY, lease_token),) if lease_token else ()
+        self.credentials: tuple[tuple[str, str], ...] = (((PASSPHRASE_KEY, secret),) if secret else ()) + token
         self.metadata = self.credentials  # plus the lease's token while one is held
         self.lease: Lease | None = None
         self.lease_options: dict[str, Any] = {}  # purpose, duration: what a later acquire() asks for

@@ -454,8 +454,10 @@ class Leases:
                                 hub_identity=self.identity is not None,
                                 caller_controls=self._controlling(metadata) is not None,
                                 max_duration=self.policy.max_duration,
-                                queue=[pb.Waiter(holder=w.holder, purpose=w.purpose, since=w.since) for w in self.queue],
-                                offered=bool(self.queue) and self.current is None and self.queue[0].offered is not None)
+                                queue=[pb.Waiter(holder=w.holder, purpose=w.purpose, since=w.since)
+                                       for w in self.queue],
+                                offered=bool(self.queue) and self.current is None
+                                and self.queue[0].offered is not None)
         if self.current is not None and not self.current.ended:
             status.lease.CopyFrom(self.current.info())
         return status

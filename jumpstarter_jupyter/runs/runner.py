@@ -260,7 +260,8 @@ def check_parameters(notebook: Path) -> None:
         raise JumpstarterError(
             f"{notebook}: no {' or '.join(missing)} parameter: give its cell tagged 'parameters' "
             "`endpoint = None` and `lease_token = None`, and connect with "
-            "jj.connect(endpoint, lease_token=lease_token)")
+            "jj.connect(endpoint, lease_token=lease_token)"
+        )
 
 
 def failing_cell(executed: Path) -> CellError | None:

@@ -138,7 +138,9 @@ def test_no_hook_runs_for_a_declined_offer_and_the_next_in_line_gets_the_board(s
         assert offers == [decliner, f"declined the board offered at {shelf.addresses['am-1']}"]
         assert taker.active and shelf.status("am-1").lease.purpose == "takes"
         assert shelf.hooks_run("am-1") == hooks + 1  # the taker's hook only
-        assert "left the line: declined the offer" in (shelf.directory / "am-1.log").read_text()  # said on the wire
+        assert (
+            "left the line: declined the offer" in (shelf.directory / "am-1.log").read_text()
+        )  # said on the wire
     finally:
         taker.release()
         board.channel.close()
@@ -167,18 +169,44 @@ def test_a_selector_nothing_matches_names_the_boards_and_a_bad_one_names_the_col
 
 
 def test_ctrl_c_stops_run_notebooks_and_releases_every_lease(shelf, tmp_path):
-    notebook = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
-                                                                 "language": "python"}})
-    notebook.cells = [nbformat.v4.new_code_cell("endpoint = None\nlease_token = None"),
-                      nbformat.v4.new_code_cell("import threading\nthreading.Event().wait()  # until interrupted")]
+    notebook = nbformat.v4.new_notebook(
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
+    )
+    notebook.cells = [
+        nbformat.v4.new_code_cell("endpoint = None\nlease_token = None"),
+        nbformat.v4.new_code_cell("import threading\nthreading.Event().wait()  # until interrupted"),
+    ]
     notebook.cells[0].metadata["tags"] = ["parameters"]
     nbformat.write(notebook, tmp_path / "block.ipynb")
-    runner = subprocess.Popen([sys.executable, "-m", "jumpstarter_jupyter", "run-notebooks", str(tmp_path / "block.ipynb"),
-                               "--selector", "soc=am62", "--each", "--parallel", "2", "--out", str(tmp_path / "out")],
-                              env=shelf.env(), stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    runner = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "jumpstarter_jupyter",
+            "run-notebooks",
+            str(tmp_path / "block.ipynb"),
+            "--selector",
+            "soc=am62",
+            "--each",
+            "--parallel",
+            "2",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        env=shelf.env(),
+        stdin=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
-        wait_for(lambda: [shelf.status(name).lease.purpose for name in ("am-1", "am-2")]
-                 == ["block.ipynb on am-1", "block.ipynb on am-2"], DEADLINE, "both runs holding their boards")
+        wait_for(
+            lambda: (
+                [shelf.status(name).lease.purpose for name in ("am-1", "am-2")]
+                == ["block.ipynb on am-1", "block.ipynb on am-2"]
+            ),
+            DEADLINE,
+            "both runs holding their boards",
+        )
         runner.send_signal(signal.SIGINT)
         _, stderr = runner.communicate(timeout=DEADLINE)
     finally:
@@ -188,16 +216,35 @@ def test_ctrl_c_stops_run_notebooks_and_releases_every_lease(shelf, tmp_path):
     assert "2 runs: 2 interrupted" in stderr
     shelf.wait_until_free("am-1", "am-2")
     assert (tmp_path / "out" / "index.html").read_text().count('data-outcome="interrupted"') == 2
-    leftovers = subprocess.run(["pgrep", "-f", f"papermill {tmp_path}"], capture_output=True, text=True).stdout
+    leftovers = subprocess.run(
+        ["pgrep", "-f", f"papermill {tmp_path}"], capture_output=True, text=True
+    ).stdout
     assert leftovers == ""
 
 
 def test_run_notebooks_refuses_a_notebook_that_would_queue_behind_its_runner(shelf, tmp_path):
-    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import jumpstarter_jupyter")]),
-                   tmp_path / "plain.ipynb")
-    run = subprocess.run([sys.executable, "-m", "jumpstarter_jupyter", "run-notebooks", str(tmp_path / "plain.ipynb"),
-                          "--selector", "soc", "--out", str(tmp_path / "out")],
-                         env=shelf.env(), capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=DEADLINE)
+    nbformat.write(
+        nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import jumpstarter_jupyter")]),
+        tmp_path / "plain.ipynb",
+    )
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "jumpstarter_jupyter",
+            "run-notebooks",
+            str(tmp_path / "plain.ipynb"),
+            "--selector",
+            "soc",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        env=shelf.env(),
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=DEADLINE,
+    )
     assert run.returncode == 1
     assert "plain.ipynb: no endpoint or lease_token parameter" in run.stderr
     assert not (tmp_path / "out").exists() and shelf.queue("imx-1") == []

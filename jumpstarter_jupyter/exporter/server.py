@@ -21,18 +21,21 @@ import grpc
 
 from jumpstarter_jupyter.driver.base import Driver
 from jumpstarter_jupyter.exporter.calls import Calls
+from jumpstarter_jupyter.exporter.console_service import ConsoleServicer
+from jumpstarter_jupyter.exporter.exporter_service import ExporterServicer
 from jumpstarter_jupyter.exporter.hooks import Hook, HookRunner
+from jumpstarter_jupyter.exporter.lease_service import LeaseServicer
 from jumpstarter_jupyter.exporter.leases import LeasePolicy, Leases
 from jumpstarter_jupyter.exporter.logs import LogHub
 from jumpstarter_jupyter.exporter.report import Tree
-from jumpstarter_jupyter.exporter.service import ConsoleServicer, ExporterServicer, LeaseServicer, RouterServicer
-from jumpstarter_jupyter.exporter.service import StreamServicer
+from jumpstarter_jupyter.exporter.router_service import RouterServicer
+from jumpstarter_jupyter.exporter.stream_service import StreamServicer
+from jumpstarter_jupyter.protocol.metadata import PASSPHRASE_KEY
 from jumpstarter_jupyter.protocol.v1 import console_pb2_grpc, jumpstarter_pb2_grpc, lease_pb2_grpc, router_pb2_grpc
 from jumpstarter_jupyter.protocol.v1 import stream_pb2_grpc
 
 log = logging.getLogger("jumpstarter_jupyter.exporter")
 
-PASSPHRASE_KEY = "x-jumpstarter-passphrase"
 SERVER_OPTIONS = [
     # upstream clients ping every 20 s even when idle: permit it, or grpc sends GOAWAY
     # "too_many_pings" after ~100 s and every open stream dies
@@ -41,10 +44,11 @@ SERVER_OPTIONS = [
     ("grpc.http2.max_ping_strikes", 0),
     ("grpc.so_reuseport", 0),  # a port clash must fail, not silently split connections
 ]
-# grpc.aio servers from grpcio 1.82.0 on (1.85.4 the newest tried) end calls CANCELLED before
-# their handler runs while other clients abandon calls of the same method: a notebook giving up
-# waits would cancel another person's call. pyproject.toml keeps grpcio below; warn if forced.
-CANCELS_UNRELATED_CALLS = (1, 82)
+# grpcio's asyncio server mishandles calls their clients abandon from 1.80 on (1.85.4 the newest
+# tried): 1.80 and 1.81 keep memory of each, 1.82.0 to 1.85.4 end other clients' calls CANCELLED
+# before their handler runs, so a notebook giving up waits would fail another person's call.
+# pyproject.toml keeps grpcio below; the exporter warns when it runs on one anyway.
+MISHANDLES_ABANDONED_CALLS = (1, 80)
 STOP_TIMEOUT = 1.0  # seconds plain driver methods get to notice their cancellation at stop
 
 
@@ -209,9 +213,9 @@ def serve(
 
 
 def _warn_about_grpcio(version: str) -> None:
-    if tuple(int(part) for part in version.split(".")[:2]) >= CANCELS_UNRELATED_CALLS:
-        log.warning("grpcio %s: its asyncio server cancels unrelated calls while other clients abandon "
-                    "theirs (1.82.0 to at least 1.85.4); install grpcio<1.82 for this exporter", version)
+    if tuple(int(part) for part in version.split(".")[:2]) >= MISHANDLES_ABANDONED_CALLS:
+        log.warning("grpcio %s: its asyncio server mishandles abandoned calls (1.80 and 1.81 keep their memory, "
+                    "1.82.0 to at least 1.85.4 cancel other clients' calls); install grpcio<1.80", version)
 
 
 def _log_hook_line(hook: str, line: str) -> None:

@@ -351,3 +351,12 @@ def test_a_console_follower_that_stops_reading_costs_bounded_memory_and_later_he
     print(f"the stalled follower missed {dropped} bytes; the exporter grew by {grown / 2**20:.1f} MiB")
     assert dropped > 8 << 20
     assert grown < 32 << 20, f"the exporter grew by {grown >> 20} MiB for a reader that stopped"
+
+
+def test_the_exporter_warns_when_its_grpcio_mishandles_abandoned_calls(caplog):
+    from jumpstarter_jupyter.exporter.server import _warn_about_grpcio
+
+    for version in ("1.72.1", "1.78.2", "1.80.1", "1.85.4"):
+        _warn_about_grpcio(version)
+    warned = [record.getMessage().split(":")[0] for record in caplog.records if record.levelname == "WARNING"]
+    assert warned == ["grpcio 1.80.1", "grpcio 1.85.4"]

@@ -19,10 +19,11 @@ from dataclasses import dataclass
 import grpc
 
 from jumpstarter_jupyter.client import pool
-from jumpstarter_jupyter.client.connection import CHANNEL_OPTIONS, PASSPHRASE_KEY, channel_target
+from jumpstarter_jupyter.client.connection import CHANNEL_OPTIONS, channel_target
 from jumpstarter_jupyter.client.lease import Lease, Withdrawn
 from jumpstarter_jupyter.durations import format_duration
 from jumpstarter_jupyter.errors import ConnectionFailed, JumpstarterError, LeaseTimeout
+from jumpstarter_jupyter.protocol.metadata import PASSPHRASE_KEY
 from jumpstarter_jupyter.selector import parse
 
 log = logging.getLogger("jumpstarter_jupyter.farm")

@@ -132,10 +132,16 @@ class Runner:
         self._stopping.set()
         with self._lock:
             processes, leases = list(self._processes), list(self._leases)
-        for process in processes:
-            _interrupt(process)
-        for lease in leases:
+        for lease in leases:  # the boards first: they are free while the kernels stop
             lease.withdraw()
+        for process in processes:
+            _signal(process, signal.SIGINT)  # papermill stops its kernel
+        deadline = time.monotonic() + INTERRUPT_GRACE
+        for process in processes:
+            try:
+                process.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _signal(process, signal.SIGKILL, group=True)
 
     def _work(self) -> None:
         while not self._stopping.is_set():
@@ -161,7 +167,7 @@ class Runner:
             lease.release()  # the board is free for the next run (afterLease runs) before rendering
             with self._lock:
                 self._leases.discard(lease)
-        if run.executed is not None and run.executed.exists():
+        if run.executed is not None and run.executed.exists() and run.outcome != INTERRUPTED:
             run.html = render_html(run.executed)
 
     def _lease(self, run: Run) -> Lease | None:
@@ -236,16 +242,13 @@ class Runner:
             )
 
 
-def _interrupt(process: subprocess.Popen) -> None:
-    """SIGINT to papermill (it stops its kernel), SIGKILL to its process group after a grace."""
+def _signal(process: subprocess.Popen, number: int, group: bool = False) -> None:
+    """Signal papermill (or its whole process group), unless it has ended already."""
     try:
-        process.send_signal(signal.SIGINT)
-        process.wait(INTERRUPT_GRACE)
-    except subprocess.TimeoutExpired:
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        if group:
+            os.killpg(process.pid, number)
+        else:
+            process.send_signal(number)
     except ProcessLookupError:
         pass
 

@@ -32,6 +32,9 @@ class Sizes:
     snmp_calls: int = 300      # PDU outlet switchings per run
     can_burst_ours: float = 1.0  # seconds the CAN source sends back to back (< our 65 536-frame ring)
     can_burst_upstream: float = 0.1  # upstream receives ~1 000 frames/s: its burst is shorter
+    farm: int = 50  # exporters of the farm (one pool), each its own process
+    farm_virtual: int = 8  # of them virtual boards: run-notebooks runs the smoke test on this many at once
+    farm_notebook: str = "smoke"  # what run-notebooks runs (quick: a minimal notebook, not the smoke test)
     sparse: int = 1 << 30      # the sparse image flashed with its bmap (a tenth of it mapped), and the loop device
 
     @classmethod
@@ -39,7 +42,8 @@ class Sizes:
         # the same code paths with less work, so `make test` stays quick
         return cls(calls=300, stream=16 * MiB, flash=16 * MiB, tree=200, clients=8, channel_processes=2, channels=8,
                    storm=1000, seconds=0.5, flood_seconds=3.0, can_round_trips=30, can_burst_ours=0.1,
-                   can_burst_upstream=0.02, sparse=64 * MiB, snmp_calls=30)
+                   can_burst_upstream=0.02, farm=3, farm_virtual=2, farm_notebook="minimal", sparse=64 * MiB,
+                   snmp_calls=30)
 
 
 Medians = dict[str, dict[str, float]]  # row key -> side -> median
@@ -113,6 +117,10 @@ def _upstream(service: str, figure: str, *args) -> Command:
 
 def _raw(figure: str, service: str, group: str, *args) -> Command:
     return lambda b: b.command("raw", "raw.py", [figure, b.address(service, group), *[str(a(b)) for a in args]])
+
+
+def _farm(figure: str, *args) -> Command:
+    return lambda b: b.command("ours", "farm.py", [figure, b.address("farm"), *[str(a(b)) for a in args]])
 
 
 def _const(value) -> Callable:
@@ -211,6 +219,19 @@ MEASUREMENTS = [
         "ours": _ours("ours-snmp", "snmp", SNMP_CALLS),
         "raw": _raw("snmp", "snmp-agent", 1, SNMP_CALLS),
     }, {"snmp": "value"}),
+    Measurement("farm_list", "a farm of 50 exporters: the server extension's board list", set(), {
+        "ours": _farm("list"),
+    }, {"farm_list": "value", "farm_list_again": "warm_ms"}),
+    Measurement("farm_connect", "a farm of 50 exporters: connect(selector=...) with one board free", set(), {
+        "ours": _farm("connect"),
+    }, {"farm_connect": "value"}),
+    Measurement("farm_notebooks_one", "run-notebooks: the smoke test on 1 virtual board", set(), {
+        "ours": _farm("notebooks", _const(1), lambda b: b.sizes.farm_notebook),
+    }, {"farm_notebooks_one": "value"}),
+    Measurement("farm_notebooks_many", "run-notebooks: the smoke test on 8 virtual boards, --parallel 8",
+                set(), {
+        "ours": _farm("notebooks", lambda b: b.sizes.farm_virtual, lambda b: b.sizes.farm_notebook),
+    }, {"farm_notebooks_many": "value"}),
     Measurement("flood", "console flood at 1 MB/s into a displayed terminal, real kernel", set(), {
         "ours": _ours("ours-flood", "flood", FLOOD_SECONDS),
     }, {"flood_msgs": "value", "flood_rss": "rss_growth_mb", "flood_p99": "cell_p99_ms"}),
@@ -272,6 +293,14 @@ ROWS = [
     Row("can_p99", "CAN send -> receive round trip (p99)", "ms"),
     Row("can_cpu", "CAN CPU (client + exporter) per 10 000 frames", "s", [ratio_at_most("can_cpu", "upstream", 0.1)]),
     Row("snmp", "PDU outlet on() over SNMP (pysnmp, net-snmp agent)", "calls/s", [_faster_raw_at_least("snmp", 0.5)]),
+    Row("farm_list", "50-exporter farm: board list (server extension, new channels)", "ms",
+        [below("farm_list", 1000, "ms")]),
+    Row("farm_list_again", "50-exporter farm: board list again (channels kept)", "ms",
+        [below("farm_list_again", 1000, "ms")]),
+    Row("farm_connect", "50-exporter farm: selector connect, one board free", "ms",
+        [below("farm_connect", 1000, "ms")]),
+    Row("farm_notebooks_one", "run-notebooks smoke test, 1 board", "s"),
+    Row("farm_notebooks_many", "run-notebooks smoke test, 8 boards, --parallel 8", "s"),
     Row("flood_msgs", "flood: comm msgs/s per widget (IOPub limit 1 000)", "msg/s", [at_most("flood_msgs", 30, "msg/s")]),
     Row("flood_rss", "flood: kernel RSS growth", "MB", [below("flood_rss", 50, "MB")]),
     Row("flood_p99", "flood: trivial cell p99 latency", "ms", [below("flood_p99", 100, "ms")]),

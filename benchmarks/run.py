@@ -79,6 +79,8 @@ class Bench:
             return services.upstream_exporter(self.peer, self.wide_config())
         if name == "ours-storm":
             return services.our_exporter(self.storm_config())
+        if name == "farm":
+            return services.farm(self.sizes.farm, self.sizes.farm_virtual, self.workdir)
         if name == "flood-source":
             return services.flood_source(self.sizes.flood_rate)
         if name == "ours-flood":

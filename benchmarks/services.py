@@ -111,6 +111,14 @@ def our_demo() -> Service:
     return Service("our virtual board", [_our_command(), "demo", "--listen", "127.0.0.1:0"], r"^serving (\S+)")
 
 
+def farm(boards: int, virtual: int, workdir: Path) -> Service:
+    """``boards`` exporters in one pool (``virtual`` of them virtual boards); the match is its config dir."""
+    folder = workdir / "farm"
+    folder.mkdir(exist_ok=True)
+    argv = [sys.executable, str(HERE / "farm.py"), "serve", str(boards), str(virtual), str(folder)]
+    return Service("farm", argv, r"^serving (\S+)")
+
+
 def _our_command() -> str:
     return str(Path(sys.executable).parent / "jumpstarter-jupyter")
 

@@ -25,6 +25,7 @@ from jumpstarter_jupyter.exporter.arguments import convert
 from jumpstarter_jupyter.exporter.hooks import AFTER, BEFORE, DEFAULT_TIMEOUT, FAILURE_POLICIES, Hook
 from jumpstarter_jupyter.exporter.identity import hub_api_url
 from jumpstarter_jupyter.exporter.leases import LeasePolicy
+from jumpstarter_jupyter.selector import check_label
 from jumpstarter_jupyter.yamlfile import YamlReader, mapping, read_secret, read_yaml
 
 API_VERSION = "jumpstarter.dev/v1alpha1"
@@ -58,6 +59,7 @@ class ExporterConfig:
     token: str | None = None
     hooks: dict[str, Hook] = field(default_factory=dict)
     lease: LeasePolicy = field(default_factory=LeasePolicy)
+    labels: dict[str, str] = field(default_factory=dict)  # reported in GetReport; selectors match them
     lines: dict[str, int] = field(default_factory=dict)
 
 
@@ -92,6 +94,7 @@ def parse_config(text: str, source: str = "<config>") -> ExporterConfig:
         token=data.get("token"),
         hooks=_hooks(reader, data.get("hooks")),
         lease=_lease(reader, data.get("lease"), source),
+        labels=parse_labels(reader, data.get("labels"), "labels"),
         lines=reader.lines,
     )
     return config
@@ -119,6 +122,22 @@ def _hooks(reader: YamlReader, value: Any) -> dict[str, Hook]:
         timeout = _seconds(reader, spec.get("timeout", DEFAULT_TIMEOUT), f"{path}.timeout")
         hooks[name] = Hook(name, script, interpreter, timeout, policy)
     return hooks
+
+
+def parse_labels(reader: YamlReader, value: Any, path: str) -> dict[str, str]:
+    """A ``labels:`` map (``soc: imx8mp``) of names a label selector can match; numbers become text."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise reader.error(path, f"expected a mapping of label names to values, got {value!r}")
+    labels = {}
+    for key, item in value.items():
+        if isinstance(item, bool) or not isinstance(item, (str, int, float)):
+            raise reader.error(f"{path}.{key}", f"expected a text or number value, got {item!r}")
+        labels[key] = str(item)
+        if why := check_label(key, labels[key]):
+            raise reader.error(f"{path}.{key}", why)
+    return labels
 
 
 def _lease(reader: YamlReader, value: Any, source: str) -> LeasePolicy:

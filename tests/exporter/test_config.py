@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
-
 from dataclasses import dataclass
 
 import pytest
@@ -104,6 +104,16 @@ def test_wrong_api_version_and_kind_are_refused():
 def test_unreadable_file_is_named(tmp_path):
     with pytest.raises(ConfigError, match=r"nope.yaml: cannot read"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_labels_are_read_as_text_and_checked_for_selectors():
+    head = "export:\n  power:\n    type: MockPower\nlabels:\n"
+    assert parse_config(head + "  soc: imx8mp\n  rev: 2\n").labels == {"soc": "imx8mp", "rev": "2"}
+    for body, message in (("  my key: x\n", "labels.my key (line 5): label key 'my key' is not a valid name"),
+                          ("  soc: [a]\n", "labels.soc (line 5): expected a text or number value, got ['a']"),
+                          ("  soc: a b\n", "labels.soc (line 5): label value 'a b' of 'soc' is not valid")):
+        with pytest.raises(ConfigError, match=re.escape(f"board.yaml: {message}")):
+            parse_config(head + body, "board.yaml")
 
 
 @dataclass

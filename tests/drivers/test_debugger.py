@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
-from support import serving, wait_for
 
 from jumpstarter_jupyter.client import DriverClient, connect
 from jumpstarter_jupyter.drivers.debugger import rsp
@@ -27,6 +26,7 @@ from jumpstarter_jupyter.drivers.qemu.images import build
 from jumpstarter_jupyter.errors import DriverError, LeaseRequired
 from jumpstarter_jupyter.exporter import build_tree, load_config
 from jumpstarter_jupyter.exporter.leases import LeasePolicy
+from support import serving, wait_for
 
 DEADLINE = 60.0
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "debug-probe.yaml"

@@ -46,9 +46,13 @@ $(HUB_PROXY): tests/hub/package-lock.json
 /usr/bin/gdb-multiarch:
 	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends gdb-multiarch
 
+# The bmap flashing tests make their block maps with Debian's bmaptool (bmap-tools).
+/usr/bin/bmaptool:
+	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends bmap-tools
+
 install: $(STAMP)
 
-test: install /usr/bin/chromium /usr/bin/qemu-system-x86_64 /usr/bin/gdb-multiarch $(HUB_PROXY)
+test: install /usr/bin/chromium /usr/bin/qemu-system-x86_64 /usr/bin/gdb-multiarch /usr/bin/bmaptool $(HUB_PROXY)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Generated bad input against a real exporter: 10 000 cases per property (make test runs a quick pass).
@@ -68,7 +72,7 @@ stubs: install
 	$(PY) scripts/gen_protos.py
 
 # Side-by-side performance against upstream 0.9.0 and raw grpcio (QUICK=1: a one-minute harness check).
-bench: install /usr/bin/qemu-system-x86_64 /usr/bin/gdb-multiarch
+bench: install /usr/bin/bmaptool /usr/bin/qemu-system-x86_64 /usr/bin/gdb-multiarch
 	$(PY) benchmarks/run.py $(if $(QUICK),--quick) $(BENCH_ARGS)
 
 lab: install

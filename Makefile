@@ -45,6 +45,9 @@ $(HUB_PROXY): tests/hub/package-lock.json
 # SnmpPower's tests and benchmark run a private net-snmp agent (never the machine's own).
 /usr/sbin/snmpd:
 	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends snmpd
+# The debugger tests attach a real gdb to the QEMU board's gdbstub (through forward()).
+/usr/bin/gdb-multiarch:
+	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends gdb-multiarch
 
 # The bmap flashing tests make their block maps with Debian's bmaptool (bmap-tools).
 /usr/bin/bmaptool:
@@ -52,7 +55,8 @@ $(HUB_PROXY): tests/hub/package-lock.json
 
 install: $(STAMP)
 
-test: install /usr/bin/chromium /usr/bin/qemu-system-x86_64 /usr/sbin/snmpd /usr/bin/bmaptool $(HUB_PROXY)
+test: install /usr/bin/chromium /usr/bin/qemu-system-x86_64 /usr/sbin/snmpd /usr/bin/gdb-multiarch /usr/bin/bmaptool \
+      $(HUB_PROXY)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Generated bad input against a real exporter: 10 000 cases per property (make test runs a quick pass).
@@ -72,7 +76,7 @@ stubs: install
 	$(PY) scripts/gen_protos.py
 
 # Side-by-side performance against upstream 0.9.0 and raw grpcio (QUICK=1: a one-minute harness check).
-bench: install /usr/bin/bmaptool
+bench: install /usr/bin/bmaptool /usr/bin/qemu-system-x86_64 /usr/bin/gdb-multiarch /usr/sbin/snmpd
 	$(PY) benchmarks/run.py $(if $(QUICK),--quick) $(BENCH_ARGS)
 
 lab: install

@@ -35,6 +35,8 @@ class Sizes:
     farm: int = 50  # exporters of the farm (one pool), each its own process
     farm_virtual: int = 8  # of them virtual boards: run-notebooks runs the smoke test on this many at once
     farm_notebook: str = "smoke"  # what run-notebooks runs (quick: a minimal notebook, not the smoke test)
+    debugger_read: int = MiB  # guest memory read per round through the debugger
+    debugger_rounds: int = 5  # reads per client process (the median counts)
     sparse: int = 1 << 30      # the sparse image flashed with its bmap (a tenth of it mapped), and the loop device
 
     @classmethod
@@ -43,7 +45,7 @@ class Sizes:
         return cls(calls=300, stream=16 * MiB, flash=16 * MiB, tree=200, clients=8, channel_processes=2, channels=8,
                    storm=1000, seconds=0.5, flood_seconds=3.0, can_round_trips=30, can_burst_ours=0.1,
                    can_burst_upstream=0.02, farm=3, farm_virtual=2, farm_notebook="minimal", sparse=64 * MiB,
-                   snmp_calls=30)
+                   snmp_calls=30, debugger_rounds=1)
 
 
 Medians = dict[str, dict[str, float]]  # row key -> side -> median
@@ -141,6 +143,12 @@ CAN_ROUND_TRIPS = lambda b: b.sizes.can_round_trips  # noqa: E731
 SNMP_CALLS = lambda b: b.sizes.snmp_calls  # noqa: E731
 
 
+def _debugger(side: str) -> Command:
+    """Both sides read through the same exporter's QEMU board (its gdbstub has one connection)."""
+    return lambda b: b.command("ours", "debugger.py", [side, b.address("ours-qemu"), str(b.sizes.debugger_read),
+                                                       str(b.sizes.debugger_rounds)])
+
+
 def _blockdev(figure: str, *args) -> Command:
     return lambda b: b.command("raw", "blockdev.py", [figure, *[str(a(b)) for a in args]])
 
@@ -232,6 +240,12 @@ MEASUREMENTS = [
                 set(), {
         "ours": _farm("notebooks", lambda b: b.sizes.farm_virtual, lambda b: b.sizes.farm_notebook),
     }, {"farm_notebooks_many": "value"}),
+    Measurement("debugger", "1 MiB of QEMU guest memory through the gdbstub: read_memory vs gdb-multiarch dump",
+                set(), {
+        "ours": _debugger("ours"),
+        "gdb": _debugger("gdb"),
+        "raw": _debugger("raw-gdb"),
+    }, {"debugger_read": "value"}),
     Measurement("flood", "console flood at 1 MB/s into a displayed terminal, real kernel", set(), {
         "ours": _ours("ours-flood", "flood", FLOOD_SECONDS),
     }, {"flood_msgs": "value", "flood_rss": "rss_growth_mb", "flood_p99": "cell_p99_ms"}),
@@ -301,6 +315,8 @@ ROWS = [
         [below("farm_connect", 1000, "ms")]),
     Row("farm_notebooks_one", "run-notebooks smoke test, 1 board", "s"),
     Row("farm_notebooks_many", "run-notebooks smoke test, 8 boards, --parallel 8", "s"),
+    Row("debugger_read", "debugger: read 1 MiB of guest memory", "MB/s",
+        [ratio_at_least("debugger_read", "gdb", 0.5)]),  # the time <= 2x gdb-multiarch's
     Row("flood_msgs", "flood: comm msgs/s per widget (IOPub limit 1 000)", "msg/s", [at_most("flood_msgs", 30, "msg/s")]),
     Row("flood_rss", "flood: kernel RSS growth", "MB", [below("flood_rss", 50, "MB")]),
     Row("flood_p99", "flood: trivial cell p99 latency", "ms", [below("flood_p99", 100, "ms")]),

@@ -89,6 +89,8 @@ class Bench:
             return services.snmp_agent(self.workdir / "snmp")
         if name == "ours-snmp":
             return services.our_exporter(self.snmp_config())
+        if name == "ours-qemu":
+            return services.our_exporter(self.qemu_config())
         if name == "ours-sd":
             return services.our_exporter(self._write("sd.yaml", {
                 "apiVersion": "jumpstarter.dev/v1alpha1", "kind": "ExporterConfig",
@@ -136,6 +138,14 @@ class Bench:
                   "export": {"pdu": {"type": "SnmpPower",
                                      "config": {"host": host, "port": int(port), "plug": 1, "community": "private"}}}}
         return self._write("snmp.yaml", config)
+    def qemu_config(self) -> str:
+        """An x86_64 QEMU board whose CPU waits for the debugger at power on (nothing boots)."""
+        from jumpstarter_jupyter.drivers.qemu.images import build
+
+        build("x86_64")
+        config = yaml.safe_load((services.HERE / "bench.yaml").read_text())
+        config["export"] = {"dut": {"type": "QemuBoard", "config": {"gdb_wait": True}}}
+        return self._write("qemu.yaml", config)
 
     def image(self) -> str:
         """The file flashed through the storage mux (incompressible, ``sizes.flash`` bytes)."""

@@ -39,6 +39,7 @@ BUILTIN = {
     "VirtualBoard": f"{_OURS}.virtual.driver.VirtualBoard",
     "Can": f"{_OURS}.can.driver.Can",
     "QemuBoard": f"{_OURS}.qemu.driver.QemuBoard",
+    "GdbServer": f"{_OURS}.debugger.driver.GdbServer",
 }
 
 UPSTREAM = {

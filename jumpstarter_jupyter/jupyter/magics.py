@@ -8,14 +8,17 @@
     %jmp lease [NAME] [--extend D]
     %jmp release [NAME]
     %jmp pool
+    %jmp gdb [CHILD]
     %jmp --help
 
 ``connect`` follows the endpoint rule of ``jumpstarter_jupyter.connect``: the argument, else
 ``$JUMPSTARTER_HOST``, else a private virtual board that lives as long as the kernel. It takes
 the board's lease when the exporter requires one (showing the place in line while it waits);
 ``--watch`` never does. ``--selector soc=imx8mp`` takes any board of the pool whose labels
-match: a free one at once, else the first one released while waiting at all of them. The kernel gives its leases back when it shuts down or restarts, and
-on ``%unload_ext``.
+match: a free one at once, else the first one released while waiting at all of them. The kernel
+gives its leases back when it shuts down or restarts, and on ``%unload_ext``. ``gdb`` opens a
+local port to a debugger (CHILD, e.g. ``dut.debugger``; default the board's first) for a local
+gdb, kept until ``disconnect``, and prints gdb's command line.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from jumpstarter_jupyter.durations import format_duration, parse_duration
 from jumpstarter_jupyter.errors import JumpstarterError
 from jumpstarter_jupyter.jupyter.panel import close_widgets, tree_lines
 
-COMMANDS = ("connect", "disconnect", "tree", "status", "lease", "release", "pool")
+COMMANDS = ("connect", "disconnect", "tree", "status", "lease", "release", "pool", "gdb")
 
 
 @magics_class
@@ -49,7 +52,8 @@ class JumpstarterMagics(Magics):
     @argument("-h", "--help", action="store_true", help="Show this help.")
     @argument("command", nargs="?", choices=COMMANDS, help="What to do.")
     @argument("target", nargs="?", help="connect: ENDPOINT (host:port, unix:/path, a socket path, a pool board); "
-                                        "disconnect, tree, lease, release: the variable NAME.")
+                                        "disconnect, tree, lease, release: the variable NAME; "
+                                        "gdb: the debugger (dut.debugger; default the first).")
     @argument("--passphrase", help="connect: the exporter's passphrase (default $JMP_GRPC_PASSPHRASE).")
     @argument("--name", default="dut", help="connect: the variable to bind the board to (default: dut).")
     @argument("--selector", metavar="S", help="connect: any board of the pool whose labels match S "
@@ -160,6 +164,17 @@ class JumpstarterMagics(Magics):
             return
         client.connection.release_lease()
         print(f"{client.name}: lease released; still connected, as a watcher")
+
+    def _gdb(self, args: Any) -> None:
+        name, _, path = (args.target or "").partition(".")
+        if name not in self.connections:  # "debugger" alone: a child of the one connection
+            name, path = self._only_name(), args.target or ""
+        root = self._client(name)
+        found = [root[path]] if path else [c for c in root.walk() if hasattr(c, "serve_gdb")]
+        if not found or not hasattr(found[0], "serve_gdb"):
+            raise UsageError(f"%jmp gdb: {root.name} has no debugger{f' at {path!r}' if path else ''}")
+        print(f"{found[0].display_path}: {found[0].serve_gdb()}\n"
+              "(open until %jmp disconnect; while gdb is attached, the notebook's debugger calls wait)")
 
     # helpers
     def disconnect_all(self) -> None:

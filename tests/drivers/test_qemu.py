@@ -60,7 +60,8 @@ def test_tree_reports_upstream_clients(dut):
     assert labels == {"power": "jumpstarter_driver_power.client.PowerClient",
                       "serial": "jumpstarter_driver_pyserial.client.PySerialClient",
                       "storage": "jumpstarter_driver_opendal.client.StorageMuxFlasherClient",
-                      "network": "jumpstarter_driver_network.client.NetworkClient"}
+                      "network": "jumpstarter_driver_network.client.NetworkClient",
+                      "debugger": "jumpstarter_jupyter.drivers.debugger.client.DebuggerClient"}  # upstream has none
 
 
 def test_run_returns_real_output_and_exit_codes(dut):

@@ -6,7 +6,7 @@ import re
 import tarfile
 
 LABEXTENSION = "share/jupyter/labextensions/jumpstarter-jupyter"
-WIDGETS = {"generic", "gpio", "network", "power", "serial", "storage"}
+WIDGETS = {"debugger", "generic", "gpio", "network", "power", "serial", "storage"}
 
 
 def test_sdist_holds_the_front_end_sources_and_lock_not_their_build(dist):

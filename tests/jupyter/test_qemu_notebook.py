@@ -41,6 +41,7 @@ def test_bringup_qemu_boots_logs_in_flashes_b_and_fetches_its_page(qemu_endpoint
     assert "*** DUT banner: disk image B ***" in text
     assert "(0, 'hello from image B')" in text
     assert "page: hello from image B" in text
+    assert "breakpoint at ksys_sync" in text  # the debugger section
     assert any("image/png" in output.get("data", {}) for cell in nb.cells for output in cell.get("outputs", []))
     assert "power: off" in text
     print(f"executed bringup-qemu notebook: {out.stat().st_size} bytes", file=sys.stderr)

@@ -4,7 +4,8 @@
     ├─ power            VirtualPower on the QEMU process: on/off/cycle, modelled readings
     ├─ serial           PySerial on the guest's UART (a pty behind a stable symlink)
     ├─ storage          QemuStorageMux: the guest's SD card, a disk image (host only while off)
-    └─ network          QemuNetwork: the guest's HTTP service via user-mode hostfwd
+    ├─ network          QemuNetwork: the guest's HTTP service via user-mode hostfwd
+    └─ debugger         GdbServer on QEMU's gdbstub (a private unix socket, new at each power on)
 
 The kernel, initramfs and root images come from ``jumpstarter-jupyter qemu-images``.
 """
@@ -27,6 +28,7 @@ import pexpect
 from jumpstarter_jupyter.driver import Cancelled, SocketStream, export, exportstream, runtime
 from jumpstarter_jupyter.drivers.composite.driver import Composite
 from jumpstarter_jupyter.drivers.composite.steps import console_tail, flash_steps, reach_shell, run_steps, watch_console
+from jumpstarter_jupyter.drivers.debugger.driver import GdbServer
 from jumpstarter_jupyter.drivers.network.driver import TcpNetwork
 from jumpstarter_jupyter.drivers.power.driver import VirtualPower
 from jumpstarter_jupyter.drivers.qemu.images import images_for
@@ -94,7 +96,8 @@ class QemuBoard(Composite):
     ``aarch64``), ``cpu`` (QEMU's CPU model, '' for the machine's default), ``smp``, ``mem``
     (e.g. ``"256M"``), ``username``/``password`` for ``boot_to_shell`` and ``run``; ours:
     ``accel`` (``tcg``; ``kvm`` only where KVM guests really run), ``image`` (``A`` or ``B``,
-    the root image on the card at start), ``images`` (artefact cache, default the user's).
+    the root image on the card at start), ``images`` (artefact cache, default the user's),
+    ``gdb_wait`` (hold the CPU at power on until ``dut.debugger.resume()``).
     """
 
     client = "jumpstarter_jupyter.drivers.qemu.client.QemuBoardClient"
@@ -108,6 +111,7 @@ class QemuBoard(Composite):
     password: str = "root"
     image: str = "A"
     images: str = ""
+    gdb_wait: bool = False
     machine: QemuMachine = field(init=False, repr=False)
     shell_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
@@ -119,12 +123,13 @@ class QemuBoard(Composite):
         card = self._workdir / "sdcard.img"
         shutil.copyfile(artefacts.disk(self.image), card)
         self.machine = QemuMachine(MachineSpec(self.arch, self.cpu, self.smp, self.mem, self.accel), artefacts,
-                                   self._workdir, self._boot_medium, self._machine_event)
+                                   self._workdir, self._boot_medium, self._machine_event, self._start_cpu)
         self.children = {
             "power": VirtualPower(target=self.machine),
             "serial": PySerial(url=str(self.machine.tty_path)),
             "storage": QemuStorageMux(path=str(card), connected_to="host", machine=self.machine),
             "network": QemuNetwork(machine=self.machine),
+            "debugger": GdbServer(address=f"unix:{self.machine.gdb_path}"),
         }
         for name, text in DESCRIPTIONS.items():
             self.children[name].description = text
@@ -137,6 +142,20 @@ class QemuBoard(Composite):
             return None
         storage.dut()
         return storage.path
+
+    def _start_cpu(self) -> bool:
+        """At power on, with the CPU held: the debugger attaches to the new gdbstub and lets it run
+        (or holds it, with ``gdb_wait``). False (the machine continues it) if it cannot attach."""
+        debugger = self.children["debugger"]
+        held = " (held at power on: gdb_wait; resume() starts the CPU)" if self.gdb_wait else ""
+        try:
+            debugger.attach(f"QEMU powered on: attached to its new gdbstub{held}")
+        except ConnectionError as exc:
+            self.logger.warning("the debugger cannot attach, the CPU runs without it: %s", exc)
+            return False
+        if not self.gdb_wait:
+            debugger.resume()
+        return True
 
     def _machine_event(self, text: str) -> None:
         self.logger.warning("%s", text)
@@ -170,7 +189,8 @@ class QemuBoard(Composite):
             console.send(f"{command}; printf '@@%s:%s@@\\n' {token} \"$?\"\r")
             self._await_end(console, rf"@@{token}:(\d+)@@", deadline, command)
             exit_code = int(console.match.group(1))
-            output = ANSI.sub("", console.before).split(token, 1)[-1].split("\n", 1)[-1]
+            # after the last echo of the line: a shell that was busy echoes typed-ahead input twice
+            output = ANSI.sub("", console.before).rsplit(token, 1)[-1].split("\n", 1)[-1]
         return exit_code, output.replace("\r\n", "\n").strip("\n")
 
     @contextmanager
@@ -252,4 +272,5 @@ DESCRIPTIONS = {
     "serial": "The guest's UART through a pty",
     "storage": "SD card mux over the guest's disk image: host only while powered off",
     "network": "The guest's HTTP service (port 80) through QEMU user-mode networking",
+    "debugger": "QEMU's gdbstub: halt, step, registers, memory, breakpoints",
 }

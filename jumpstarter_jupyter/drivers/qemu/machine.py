@@ -68,13 +68,17 @@ class QemuMachine:
 
     ``boot_medium()`` is asked at each power on for the disk image to attach (None: the
     initramfs's own root); ``on_event(text)`` reports what happened outside the caller's
-    control (QEMU exited, was killed).
+    control (QEMU exited, was killed); ``start_cpu()``, if given, is called at each power on
+    with the CPU held, once QEMU's gdbstub listens at ``gdb_path``: True when it took charge
+    of the CPU (the debugger attached), False to have the machine continue it.
     """
 
     def __init__(self, spec: MachineSpec, images: GuestImages, workdir: Path,
-                 boot_medium: Callable[[], str | None], on_event: Callable[[str], None]):
+                 boot_medium: Callable[[], str | None], on_event: Callable[[str], None],
+                 start_cpu: Callable[[], bool] | None = None):
         self.spec, self.images, self.workdir = spec, images, workdir
-        self._boot_medium, self._on_event = boot_medium, on_event
+        self._boot_medium, self._on_event, self._start_cpu = boot_medium, on_event, start_cpu
+        self.gdb_path = workdir / "gdb.sock"  # QEMU's gdbstub: private to the exporter, new at each power on
         self.tty_path = workdir / "console"
         self._master, self._slave = os.openpty()
         tty.setraw(self._slave)  # bytes pass as they are; the slave stays open so the master never sees EIO
@@ -152,7 +156,9 @@ class QemuMachine:
                              name="qemu console output", daemon=True).start()
             threading.Thread(target=self._watch, args=(self._process, self._qmp), name="qemu process",
                              daemon=True).start()
-            self._qmp.command("cont")
+            # the gdbstub listens once QMP answers (QEMU serves QMP after its whole start-up)
+            if self._start_cpu is None or not self._start_cpu():
+                self._qmp.command("cont")
         except (ConnectionError, ValueError):  # QEMU closed a socket: it refused the configuration
             self._stop()
             raise RuntimeError(f"QEMU stopped while starting ({self._process.returncode}): {self.log_tail()}") from None
@@ -169,6 +175,7 @@ class QemuMachine:
                 "-kernel", str(images.kernel), "-initrd", str(images.initramfs),
                 "-qmp", f"unix:{self.workdir / 'qmp.sock'}",
                 "-chardev", f"socket,id=uart,path={self.workdir / 'uart.sock'}", "-serial", "chardev:uart",
+                "-gdb", f"unix:{self.gdb_path},server=on,wait=off",
                 # port 0: the kernel picks a free host port, read back over QMP
                 "-netdev", f"user,id=net,restrict=on,hostfwd=tcp:127.0.0.1:0-:{GUEST_HTTP_PORT}",
                 "-device", "virtio-net-pci,netdev=net",

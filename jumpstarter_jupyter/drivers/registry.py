@@ -31,6 +31,11 @@ def known_names() -> list[str]:
     return sorted({*_names, *_entry_points()})
 
 
+def is_registered(name: str) -> bool:
+    """Is ``name`` one of our type names (the tables, or the entry-point group)?"""
+    return name in _names or name in _entry_points()
+
+
 def entry_point_packages() -> set[str]:
     """Top-level packages that register drivers in the entry-point group (installed, so trusted)."""
     return {target.partition(".")[0] for target in _entry_points().values()}

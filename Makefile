@@ -37,6 +37,10 @@ $(HUB_PROXY): tests/hub/package-lock.json
 /usr/bin/chromium:
 	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
 
+# A real TFTP client for the hosted upstream TFTP driver's test (tests/upstream/test_hosted.py).
+/usr/bin/tftp:
+	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends tftp-hpa
+
 # The QEMU board's guests: QEMU, and what `jumpstarter-jupyter qemu-images` builds them with.
 /usr/bin/qemu-system-x86_64:
 	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
@@ -44,7 +48,7 @@ $(HUB_PROXY): tests/hub/package-lock.json
 
 install: $(STAMP)
 
-test: install /usr/bin/chromium /usr/bin/qemu-system-x86_64 $(HUB_PROXY)
+test: install /usr/bin/chromium /usr/bin/qemu-system-x86_64 /usr/bin/tftp $(HUB_PROXY)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Generated bad input against a real exporter: 10 000 cases per property (make test runs a quick pass).

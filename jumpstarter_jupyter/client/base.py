@@ -116,13 +116,16 @@ class DriverClient:
                             {"kind": "driver", "uuid": self.connection.uuid(self.path), "method": method}, method)
 
     def upload(self, method: str, source: IO[bytes], *args: Any, encoding: str | None = None,
-               total: int | None = None, progress: Progress | None = None) -> Any:
-        """Stream ``source`` to the driver as a resource passed to ``method(handle, *args)``."""
-        return upload(self.connection, self.path, method, source, list(args), encoding, total, progress)
+               total: int | None = None, progress: Progress | None = None, handle_index: int = 0) -> Any:
+        """Stream ``source`` to the driver as a resource passed to ``method(handle, *args)``; the
+        handle goes at position ``handle_index`` instead (``file_write(fd, handle)``: 1)."""
+        return upload(self.connection, self.path, method, source, list(args), encoding, total, progress, handle_index)
 
-    def download(self, method: str, sink: IO[bytes], *args: Any, progress: Progress | None = None) -> Any:
-        """Call ``method(handle, *args)`` and write the resource it fills into ``sink``."""
-        return download(self.connection, self.path, method, sink, list(args), progress)
+    def download(self, method: str, sink: IO[bytes], *args: Any, progress: Progress | None = None,
+                 handle_index: int = 0) -> Any:
+        """Call ``method(handle, *args)`` (the handle at ``handle_index``) and write the resource it
+        fills into ``sink``."""
+        return download(self.connection, self.path, method, sink, list(args), progress, handle_index)
 
     def _positional(self, method: str, args: tuple, kwargs: dict) -> list[Any]:
         if not kwargs:

@@ -54,8 +54,33 @@ class JsonLines(logging.Handler):
 
 
 def end_everything(*_: Any) -> None:
-    """Kill this process's group: this process and whatever its drivers started."""
+    """Kill whatever this process's drivers started (some in sessions of their own, as upstream's
+    shell driver does), then this process's group."""
+    for pid in descendants(os.getpid()):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     os.killpg(os.getpgid(0), signal.SIGKILL)
+
+
+def descendants(root: int) -> list[int]:
+    """Every live process below ``root``, read from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    parent = int(stat.read().rsplit(") ", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry))
+    found, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
 
 
 def watch_stdin() -> None:
@@ -141,15 +166,19 @@ def describe_methods(cls: type) -> list[dict]:
             signature = inspect.Signature()
         params = []
         for param in list(signature.parameters.values())[1:]:  # without self
-            described: dict[str, Any] = {"name": param.name, "kind": param.kind.name}
+            about: dict[str, Any] = {"name": param.name, "kind": param.kind.name}
             if param.annotation is not param.empty:
-                described["type"] = (param.annotation if isinstance(param.annotation, str)
+                about["type"] = (param.annotation if isinstance(param.annotation, str)
                                      else getattr(param.annotation, "__name__", str(param.annotation)))
             if param.default is not param.empty:
                 default = param.default
-                described["default"] = default if isinstance(default, (int, float, str, bool, type(None))) else repr(default)
-            params.append(described)
-        methods.append({"name": name, "kind": kind, "params": params, "doc": inspect.getdoc(func) or ""})
+                about["default"] = default if isinstance(default, (int, float, str, bool, type(None))) else repr(default)
+            params.append(about)
+        described = {"name": name, "kind": kind, "params": params, "doc": inspect.getdoc(func) or ""}
+        if signature.return_annotation is not signature.empty:
+            returns = signature.return_annotation
+            described["returns"] = returns if isinstance(returns, str) else getattr(returns, "__name__", str(returns))
+        methods.append(described)
     return methods
 
 

@@ -148,7 +148,7 @@ def _signature(described: dict) -> inspect.Signature:
             param["name"], kind, annotation=param.get("type", inspect.Parameter.empty),
             default=param.get("default", inspect.Parameter.empty)))
     try:
-        return inspect.Signature(params)
+        return inspect.Signature(params, return_annotation=described.get("returns", inspect.Signature.empty))
     except ValueError:  # an order the Signature class refuses: take arguments as they come
         return inspect.Signature([params[0], inspect.Parameter("args", inspect.Parameter.VAR_POSITIONAL)])
 

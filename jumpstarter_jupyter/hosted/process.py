@@ -54,7 +54,6 @@ ERROR_FOR_STATUS = {
     grpc.StatusCode.INVALID_ARGUMENT: ValueError,
     grpc.StatusCode.UNIMPLEMENTED: NotImplementedError,
     grpc.StatusCode.DEADLINE_EXCEEDED: TimeoutError,
-    grpc.StatusCode.UNAVAILABLE: HostedUnavailable,
 }
 
 
@@ -192,8 +191,9 @@ class HostedProcess:
 
     def error(self, err: grpc.aio.AioRpcError, path: str) -> Exception:
         """An upstream driver's failure as the exception our exporter reports (same status code)."""
-        if self.reason is not None:
-            return HostedUnavailable(f"hosted driver {path} ({self.types.get(path)}) is not running: {self.reason}")
+        if self.reason is not None or err.code() == grpc.StatusCode.UNAVAILABLE:
+            why = self.reason or f"its upstream exporter process went away ({err.details()})"
+            return HostedUnavailable(f"hosted driver {path} ({self.types.get(path)}) is not running: {why}")
         return ERROR_FOR_STATUS.get(err.code(), HostedDriverError)(err.details() or err.code().name)
 
     async def call(self, path: str, method: str, args: tuple) -> Any:

@@ -26,6 +26,7 @@ from jumpstarter_jupyter.exporter.hooks import AFTER, BEFORE, DEFAULT_TIMEOUT, F
 from jumpstarter_jupyter.exporter.identity import hub_api_url
 from jumpstarter_jupyter.exporter.leases import LeasePolicy
 from jumpstarter_jupyter.hosted import config as hosted
+from jumpstarter_jupyter.hosted.drivers import failed_driver
 from jumpstarter_jupyter.yamlfile import YamlReader, mapping, read_secret, read_yaml
 
 API_VERSION = "jumpstarter.dev/v1alpha1"
@@ -275,7 +276,9 @@ def instantiate(cls: type[Driver], values: dict[str, Any], error: Any) -> Driver
             raise error(key, str(exc).split(": ", 1)[-1]) from None
     try:
         return cls(**kwargs)
-    except (ValueError, TypeError, OSError) as exc:
+    except OSError as exc:  # the device cannot be opened: reported failed, the rest of the tree serves
+        return failed_driver(cls, exc)
+    except (ValueError, TypeError) as exc:
         raise error("", f"{cls.__name__}: {exc}") from None
 
 

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 from collections.abc import AsyncIterator, Callable
 from types import MappingProxyType
 from typing import Any
 
 from jumpstarter_jupyter.driver.base import CALL, MARK, STREAM, STREAMING, Driver, ExportOptions
 from jumpstarter_jupyter.hosted.process import HostedProcess, StreamCall
+
+log = logging.getLogger("jumpstarter_jupyter.hosted")
 
 GENERIC_CLIENT = "jumpstarter_jupyter.client.generic.GenericClient"
 HOSTED_LABEL = "jumpstarter-jupyter.dev/hosted"  # the upstream type a hosted driver runs
@@ -120,6 +123,15 @@ def failed_class(type_name: str, upstream_client: str, methods: list[dict], our_
 
     node = {"type": type_name, "client": upstream_client, "methods": methods}
     return _exporting(FailedDriver, node, set(), our_client, forward)
+
+
+def failed_driver(cls: type[Driver], exc: BaseException) -> FailedDriver:
+    """A driver of ours whose device could not be opened: its methods answer with ``exc``."""
+    name = f"{cls.__module__}.{cls.__qualname__}"
+    error = f"{type(exc).__name__}: {exc}"
+    log.error("%s failed: %s; the rest of the tree serves", name, error)
+    described = [method.describe() for method in cls.exports.values()]
+    return failed_class(name, cls.upstream_client or cls.client, described, cls.client)(error)
 
 
 def _exporting(base: type[Driver], node: dict, readonly: set[str], our_client: str | None,

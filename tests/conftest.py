@@ -4,6 +4,9 @@ name each suite's own conftest.py would shadow)."""
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+
 import pytest
 
 # the built and installed package: session fixtures of tests/install and tests/browser, built once
@@ -25,3 +28,18 @@ def playwright_session():
 def serve_driver():
     """``with serve_driver(MyDriver()) as client:`` — a real exporter and client for one driver."""
     return client_for
+
+
+@pytest.fixture(scope="session")
+def peer() -> Path:
+    """The upstream 0.9.0 peer venv (``DIR/bin/jmp``, ``DIR/bin/j``, ``DIR/bin/python``, the community
+    drivers the hosting tests use), set up on first use by ``scripts/setup-upstream-peer.sh``."""
+    root = Path(__file__).resolve().parents[1]
+    setup = subprocess.run(["bash", str(root / "scripts/setup-upstream-peer.sh")],
+                           capture_output=True, text=True, timeout=900)
+    if setup.returncode != 0:
+        pytest.fail(f"scripts/setup-upstream-peer.sh failed ({setup.returncode}):\n{setup.stderr[-3000:]}")
+    directory = Path(setup.stdout.strip().splitlines()[-1])
+    for tool in ("jmp", "j", "python"):
+        assert (directory / "bin" / tool).exists(), f"peer venv {directory} has no bin/{tool}"
+    return directory

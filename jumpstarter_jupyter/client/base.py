@@ -12,6 +12,7 @@ from jumpstarter_jupyter.client.connection import Connection
 from jumpstarter_jupyter.client.lease import Lease
 from jumpstarter_jupyter.client.streams import ClientStream, Progress, download, upload
 from jumpstarter_jupyter.errors import DriverInvalidArgument, DriverMethodNotFound
+from jumpstarter_jupyter.hosted import FAILED_LABEL
 from jumpstarter_jupyter.protocol.v1 import jumpstarter_pb2 as pb
 
 METHODS_LABEL = "jumpstarter-jupyter.dev/methods"
@@ -38,6 +39,8 @@ class DriverClient:
         described = json.loads(self.labels.get(METHODS_LABEL, "null"))
         # None: the exporter publishes no method list (upstream); calls go by name
         self.methods: dict[str, dict] | None = None if described is None else {m["name"]: m for m in described}
+        # why the driver's device could not be opened when the exporter started (its calls fail so)
+        self.failed: str | None = self.labels.get(FAILED_LABEL)
 
     # tree
     def __getattr__(self, name: str) -> DriverClient:

@@ -17,13 +17,12 @@ from types import MappingProxyType
 from typing import Any
 
 from jumpstarter_jupyter.driver.base import CALL, MARK, STREAM, STREAMING, Driver, ExportOptions
+from jumpstarter_jupyter.hosted import FAILED_LABEL, HOSTED_LABEL
 from jumpstarter_jupyter.hosted.process import HostedProcess, StreamCall
 
 log = logging.getLogger("jumpstarter_jupyter.hosted")
 
 GENERIC_CLIENT = "jumpstarter_jupyter.client.generic.GenericClient"
-HOSTED_LABEL = "jumpstarter-jupyter.dev/hosted"  # the upstream type a hosted driver runs
-FAILED_LABEL = "jumpstarter-jupyter.dev/failed"  # why a driver's device could not be opened
 
 
 class DriverFailed(RuntimeError):

@@ -30,7 +30,7 @@ from jumpstarter_jupyter.errors import ConfigError, DriverError, LeaseRequired
 from jumpstarter_jupyter.exporter import build_tree, parse_config
 from jumpstarter_jupyter.exporter.leases import LeasePolicy
 from jumpstarter_jupyter.exporter.server import serve
-from jumpstarter_jupyter.hosted.drivers import FAILED_LABEL, HOSTED_LABEL
+from jumpstarter_jupyter.hosted import FAILED_LABEL, HOSTED_LABEL
 from support import wait_for
 
 CONFIG = """\

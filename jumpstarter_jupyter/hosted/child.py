@@ -18,6 +18,7 @@ so the two cannot share an interpreter). The exchange with the exporter:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import inspect
@@ -195,6 +196,74 @@ def describe(path: str, driver: Any, name: str | None) -> list[dict]:
     return out
 
 
+async def relay(session: Any, conn: Any) -> None:
+    """One byte stream of a driver, on a connection of the exporter's stream socket: a JSON line
+    ``{"uuid", "method"}`` names it, the answer line says ``{"ok": true}`` or ``{"error": ...}``,
+    then bytes flow both ways as upstream's exporter forwards them (EOF passed on). A socket
+    instead of a second gRPC hop: the exporter already frames the client's stream."""
+    from uuid import UUID
+
+    import anyio
+    import anyio.abc
+    import anyio.to_thread
+    from anyio.streams.buffered import BufferedByteReceiveStream
+    from jumpstarter.streams.common import forward_stream
+
+    async with conn:
+        try:
+            request = json.loads(await BufferedByteReceiveStream(conn).receive_until(b"\n", 65536))
+            method = getattr(session[UUID(request["uuid"])], request["method"])
+            if getattr(method, "marker_streamcall", None) != MAGIC:
+                raise AttributeError(f"method {request['method']} missing marker marker_streamcall")
+            opened = method()
+            stream = await opened.__aenter__()
+        except Exception as exc:
+            await conn.send(json.dumps({"error": f"{type(exc).__name__}: {exc}"}).encode() + b"\n")
+            return
+        try:
+            handed = handover(stream)
+            if handed is not None:  # the exporter reads and writes the driver's socket itself
+                import socket
+
+                raw = conn.extra(anyio.abc.SocketAttribute.raw_socket)
+                await anyio.to_thread.run_sync(socket.send_fds, raw, [b'{"ok": true, "fd": true}\n'], [handed])
+                with contextlib.suppress(anyio.EndOfStream, anyio.BrokenResourceError):
+                    await conn.receive()  # until the exporter is done with it
+                return
+            await conn.send(b'{"ok": true}\n')
+            async with forward_stream(conn, stream):
+                pass  # until both directions have ended
+        finally:
+            await opened.__aexit__(None, None, None)
+
+
+def handover(stream: Any) -> int | None:
+    """The file descriptor of a driver's stream that is a plain connected stream socket with
+    nothing read from it yet (TcpNetwork, UnixNetwork), so the exporter can use the socket
+    without this process relaying every byte; None for anything else (relayed)."""
+    import socket
+
+    import anyio.abc
+
+    try:
+        raw = stream.extra(anyio.abc.SocketAttribute.raw_socket)
+    except Exception:
+        return None
+    if raw.type != socket.SOCK_STREAM:
+        return None  # datagrams keep their boundaries only through the relay
+    # anyio's asyncio streams: a TCP SocketStream reads ahead into its protocol's queue; a
+    # UNIXSocketStream reads only when asked. Anything else is relayed.
+    transport, protocol = getattr(stream, "_transport", None), getattr(stream, "_protocol", None)
+    if transport is not None and protocol is not None:
+        transport.pause_reading()
+        if protocol.read_queue or protocol.is_at_eof:
+            transport.resume_reading()  # bytes already read here: relay them with the rest
+            return None
+    elif type(stream).__name__ != "UNIXSocketStream":
+        return None
+    return raw.fileno()
+
+
 def main() -> None:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})  # the exporter blocks them
     signal.signal(signal.SIGTERM, end_everything)  # the exporter's death signal (setpriv --pdeathsig TERM)
@@ -230,8 +299,10 @@ def main() -> None:
         with Session(root_device=root) as session:
             async with session.serve_port_async(f"unix://{spec['socket']}"):
                 session.update_status(ExporterStatus.LEASE_READY)
-                print(json.dumps({"nodes": nodes}), flush=True)
-                await anyio.sleep_forever()
+                listener = await anyio.create_unix_listener(spec["streams"])
+                async with anyio.create_task_group() as tasks:
+                    tasks.start_soon(listener.serve, lambda conn: relay(session, conn))
+                    print(json.dumps({"nodes": nodes}), flush=True)
 
     try:
         anyio.run(serve)  # SIGINT (the exporter stopping) cancels it: the drivers close

@@ -18,7 +18,8 @@ from typing import Any
 
 from jumpstarter_jupyter.driver.base import CALL, MARK, STREAM, STREAMING, Driver, ExportOptions
 from jumpstarter_jupyter.hosted import FAILED_LABEL, HOSTED_LABEL
-from jumpstarter_jupyter.hosted.process import HostedProcess, StreamCall
+from jumpstarter_jupyter.driver.streams import SocketStream
+from jumpstarter_jupyter.hosted.process import HostedProcess
 
 log = logging.getLogger("jumpstarter_jupyter.hosted")
 
@@ -96,8 +97,8 @@ def hosted_class(node: dict, readonly: set[str], our_client: str | None) -> type
                 async for item in self.host.items(self.hosted_path, name, args):
                     yield item
         elif described["kind"] == STREAM:
-            async def method(self: HostedDriver) -> StreamCall:
-                return self.host.open_stream(self.hosted_path, {"kind": "driver", "method": name})
+            async def method(self: HostedDriver) -> SocketStream:
+                return await self.host.open_byte_stream(self.hosted_path, name)
         else:
             async def method(self: HostedDriver, *args: Any) -> Any:
                 return await self.host.call(self.hosted_path, name, args)

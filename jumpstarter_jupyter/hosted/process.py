@@ -18,6 +18,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import threading
@@ -28,6 +29,7 @@ from typing import Any
 
 import grpc
 
+from jumpstarter_jupyter.driver.streams import SocketStream
 from jumpstarter_jupyter.protocol.codec import decode, encode
 from jumpstarter_jupyter.protocol.v1 import jumpstarter_pb2 as pb
 from jumpstarter_jupyter.protocol.v1 import jumpstarter_pb2_grpc, router_pb2, router_pb2_grpc
@@ -66,7 +68,8 @@ class HostedProcess:
     def __init__(self, python: str, entries: list[dict], types: dict[str, str]):
         self.python, self.entries, self.types = python, entries, types
         self.directory = tempfile.mkdtemp(prefix="jmp-hosted-")  # 0700: the socket is ours alone
-        self.socket = os.path.join(self.directory, "upstream.sock")
+        self.socket = os.path.join(self.directory, "upstream.sock")  # upstream's exporter
+        self.streams = os.path.join(self.directory, "streams.sock")  # drivers' byte streams (child.relay)
         self.uuids: dict[str, str] = {}  # our path -> the running process's driver UUID
         self.reason: str | None = "it is starting"  # why calls cannot be served; None while serving
         self.process: subprocess.Popen | None = None
@@ -141,13 +144,14 @@ class HostedProcess:
     def _spawn(self) -> dict:
         setpriv = shutil.which("setpriv")
         prefix = [setpriv, "--pdeathsig", "TERM", "--"] if setpriv else []
-        Path(self.socket).unlink(missing_ok=True)
+        for path in (self.socket, self.streams):
+            Path(path).unlink(missing_ok=True)
         self._stderr_tail.clear()
         process = self.process = subprocess.Popen(
             [*prefix, self.python, "-u", str(CHILD)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, start_new_session=True)
         threading.Thread(target=self._relay_logs, args=(process.stderr,), name="hosted logs", daemon=True).start()
-        process.stdin.write(json.dumps({"socket": self.socket, "entries": self.entries}).encode() + b"\n")
+        process.stdin.write(json.dumps({"socket": self.socket, "streams": self.streams, "entries": self.entries}).encode() + b"\n")
         process.stdin.flush()  # stays open: its end tells the child we are gone
         watchdog = threading.Timer(START_TIMEOUT, process.kill)
         watchdog.start()
@@ -215,10 +219,61 @@ class HostedProcess:
         finally:
             call.cancel()
 
+    async def open_byte_stream(self, path: str, method: str) -> SocketStream:
+        """The byte stream of the hosted driver's ``method``: the driver's own socket when the
+        process hands it over (network drivers), else relayed by the process (child.relay)."""
+        uuid = self.target(path)
+        relay = socket.socket(socket.AF_UNIX)
+        try:
+            relay.settimeout(START_TIMEOUT)
+            answer, leftover, fds = await asyncio.to_thread(_ask, relay, self.streams, {"uuid": uuid, "method": method})
+        except OSError as exc:
+            relay.close()
+            raise HostedUnavailable(f"hosted driver {path} ({self.types.get(path)}) is not running: {exc}") from None
+        if "error" in answer:
+            relay.close()
+            raise HostedDriverError(answer["error"])
+        relay.setblocking(False)
+        if not fds:
+            reader, writer = await asyncio.open_unix_connection(sock=relay, limit=SocketStream.CHUNK)
+            if leftover:  # the driver's first bytes came with the answer
+                reader.feed_data(leftover)
+            return SocketStream(reader, writer)
+        driver_socket = socket.socket(fileno=fds[0])
+        return HandedStream(*await asyncio.open_connection(sock=driver_socket, limit=SocketStream.CHUNK), relay)
+
     def open_stream(self, path: str, request: dict) -> StreamCall:
         """RouterService.Stream to the hosted driver ``request`` names (its UUID replaced)."""
         metadata = (("request", json.dumps({**request, "uuid": self.target(path)})),)
         return StreamCall(router_pb2_grpc.RouterServiceStub(self.channel()), metadata)
+
+
+def _ask(relay: socket.socket, path: str, request: dict) -> tuple[dict, bytes, list[int]]:
+    """Ask the process's stream socket for a driver's stream: (its answer, bytes after the answer
+    line) and the file descriptor it handed over, if it did."""
+    relay.connect(path)
+    relay.sendall(json.dumps(request).encode() + b"\n")
+    data, fds, _, _ = socket.recv_fds(relay, 1 << 16, 1)
+    while b"\n" not in data:
+        more = relay.recv(1 << 16)
+        if not more:
+            return {"error": "the hosted process closed the stream"}, b"", fds
+        data += more
+    line, _, leftover = data.partition(b"\n")
+    return json.loads(line), leftover, fds
+
+
+class HandedStream(SocketStream):
+    """A driver's own socket, handed over by the hosted process; closing it also closes the
+    connection it came on, which tells the process to let go of it."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, relay: socket.socket):
+        super().__init__(reader, writer)
+        self.relay = relay
+
+    def close(self) -> None:
+        super().close()
+        self.relay.close()
 
 
 class StreamCall:

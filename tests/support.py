@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -91,9 +92,10 @@ def write_package(directory, name: str, modules: dict[str, str]) -> None:
         (package / module).write_text(textwrap.dedent(source))
 
 
-def run_async(coroutine_function, *args):
+def run_async(coroutine_function, *args, timeout: float = 600):
     """``asyncio.run(coroutine_function(*args))`` on a thread of its own: the browser suite's
-    Playwright keeps an event loop running on the main thread of a whole-suite run."""
+    Playwright keeps an event loop running on the main thread of a whole-suite run. A scenario
+    still running after ``timeout`` seconds fails the test (its thread is a daemon)."""
     import asyncio
     import threading
 
@@ -105,9 +107,28 @@ def run_async(coroutine_function, *args):
         except BaseException as exc:  # noqa: BLE001 - raised again on the caller's thread
             outcome["error"] = exc
 
-    thread = threading.Thread(target=run, name="async test scenario")
+    thread = threading.Thread(target=run, name="async test scenario", daemon=True)
     thread.start()
-    thread.join()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise TimeoutError(f"{coroutine_function.__qualname__} still running after {timeout} s")
     if "error" in outcome:
         raise outcome["error"]
     return outcome["result"]
+
+
+def default_sigint() -> None:
+    """``preexec_fn`` for a child this test stops with SIGINT: Python turns SIGINT into
+    KeyboardInterrupt only when it starts with SIGINT's default disposition, and a test run
+    started in the background of a non-interactive shell (nohup, some CI runners) ignores it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@contextlib.contextmanager
+def sigint_raises_keyboard_interrupt() -> Iterator[None]:
+    """Python's own SIGINT handler in this process for the block, whatever the run started with."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -303,7 +303,7 @@ class Leases:
         lease.ended, lease.active = True, False
         self._announce()
         for task in list(lease.controls):
-            task.cancel()
+            task.cancel(f"the lease of {lease.holder} ended: {reason}")
         lease.events.put_nowait(pb.LeaseEvent(kind=pb.LEASE_EVENT_ENDED, message=reason))
         log.info("lease of %s ended: %s", lease.holder, reason)
         asyncio.ensure_future(self._finish(lease))

@@ -41,6 +41,11 @@ SERVER_OPTIONS = [
     ("grpc.http2.max_ping_strikes", 0),
     ("grpc.so_reuseport", 0),  # a port clash must fail, not silently split connections
 ]
+# grpcio's asyncio server mishandles calls their clients abandon from 1.80 on (1.85.4 the newest
+# tried): 1.80 and 1.81 keep memory of each, 1.82.0 to 1.85.4 end other clients' calls CANCELLED
+# before their handler runs, so a notebook giving up waits would fail another person's call.
+# pyproject.toml keeps grpcio below; the exporter warns when it runs on one anyway.
+MISHANDLES_ABANDONED_CALLS = (1, 80)
 STOP_TIMEOUT = 1.0  # seconds plain driver methods get to notice their cancellation at stop
 
 
@@ -184,6 +189,7 @@ def serve(
     target = listen if listen is not None else f"unix:{os.path.abspath(socket)}"
     if socket is not None:
         _claim_socket_path(socket)
+    _warn_about_grpcio(grpc.__version__)
     tree = Tree(root)
     hub = LogHub()
     calls = Calls()
@@ -200,6 +206,12 @@ def serve(
     log.info("exporter up: %d drivers on %s%s", len(tree.nodes), target,
              "; control needs a lease" if leases.policy.required else "")
     return Exporter(root, server, target, tree, hub, calls, leases)
+
+
+def _warn_about_grpcio(version: str) -> None:
+    if tuple(int(part) for part in version.split(".")[:2]) >= MISHANDLES_ABANDONED_CALLS:
+        log.warning("grpcio %s: its asyncio server mishandles abandoned calls (1.80 and 1.81 keep their memory, "
+                    "1.82.0 to at least 1.85.4 cancel other clients' calls); install grpcio<1.80", version)
 
 
 def _log_hook_line(hook: str, line: str) -> None:

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import inspect
 import json
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import grpc
@@ -44,6 +45,8 @@ STATUS_FOR = (  # first match wins
 MARKER = {CALL: "marker_drivercall", STREAMING: "marker_streamingdrivercall", STREAM: "marker_streamcall"}
 GOAWAY = router_pb2.StreamResponse(frame_type=router_pb2.FRAME_TYPE_GOAWAY)
 
+log = logging.getLogger("jumpstarter_jupyter.exporter")
+
 
 
 
@@ -74,25 +77,43 @@ class Dispatcher:
         self.tree, self.leases = tree, leases
 
     @contextlib.contextmanager
-    def controlling(self, context, node: Node, readonly: bool = False) -> Iterator[None]:
-        """Run a control call under the caller's lease (nothing to check when leases are off
-        or the method only observes); the lease's end cancels it."""
-        if readonly or not self.leases.policy.required:
-            yield
-            return
-        try:
-            lease = self.leases.control(dict(context.invocation_metadata()))
-        except LeaseRefused as refused:
-            raise Refused(refused.code, str(refused), "LeaseRequired", node.path) from None
-        if lease is None:
-            yield
-            return
+    def controlling(self, context, node: Node, what: str, readonly: bool = False) -> Iterator[None]:
+        """Run the call ``what`` under the caller's lease (nothing to check when leases are off or
+        the method only observes); the lease's end cancels it. A call the exporter itself
+        cancels (the lease ended, the exporter stops) is logged as such and answered with why."""
+        lease = None
+        if not readonly and self.leases.policy.required:
+            try:
+                lease = self.leases.control(dict(context.invocation_metadata()))
+            except LeaseRefused as refused:
+                raise Refused(refused.code, str(refused), "LeaseRequired", node.path) from None
         task = asyncio.current_task()
-        lease.controls.add(task)
+        if lease is not None:
+            lease.controls.add(task)
         try:
             yield
+        except asyncio.CancelledError as cancelled:
+            reason = self._cancelled_by_exporter(cancelled)
+            if reason is None:  # its caller went away, cancelled it or let its deadline pass
+                raise
+            log.warning("%s was cancelled by the exporter, not by its caller: %s", what, reason)
+            if self.leases.stopping:  # nothing can be answered any more
+                raise
+            raise Refused(grpc.StatusCode.CANCELLED, f"cancelled by the exporter: {reason}", "Cancelled",
+                          node.path) from None
         finally:
-            lease.controls.discard(task)
+            if lease is not None:
+                lease.controls.discard(task)
+
+    def _cancelled_by_exporter(self, cancelled: asyncio.CancelledError) -> str | None:
+        """Why the exporter cancelled a call itself, or None when grpc did because the caller went away.
+
+        The exporter cancels with a message (``Task.cancel(reason)``); grpc cancels without one."""
+        if cancelled.args and cancelled.args[0]:
+            return str(cancelled.args[0])
+        if self.leases.stopping:
+            return "the exporter is stopping"
+        return None
 
     def node(self, uuid: str) -> Node:
         node = self.tree.nodes.get(uuid)
@@ -132,7 +153,7 @@ class ExporterServicer(jumpstarter_pb2_grpc.ExporterServiceServicer):
         try:
             node, method = self.dispatch.method(request.uuid, request.method, CALL)
             args = self.dispatch.arguments(node, method, request.args)
-            with self.dispatch.controlling(context, node, method.readonly):
+            with self.dispatch.controlling(context, node, _name(node, method), method.readonly):
                 try:
                     result = await self.calls.call(method, node.driver, args, _name(node, method))
                     return pb.DriverCallResponse(uuid=request.uuid, result=encode(result))
@@ -145,7 +166,7 @@ class ExporterServicer(jumpstarter_pb2_grpc.ExporterServiceServicer):
         try:
             node, method = self.dispatch.method(request.uuid, request.method, STREAMING)
             args = self.dispatch.arguments(node, method, request.args)
-            with self.dispatch.controlling(context, node, method.readonly):
+            with self.dispatch.controlling(context, node, _name(node, method), method.readonly):
                 try:
                     async for item in self.calls.items(method, node.driver, args, _name(node, method)):
                         yield pb.StreamingDriverCallResponse(uuid=request.uuid, result=encode(item))
@@ -191,10 +212,12 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
             relay = getattr(node.driver, "forward_resource", None)  # a hosted driver's resources are its process's
             readonly, responses = False, (relay(request, incoming, context) if relay
                                           else self._resource(node, request, incoming, context, acks))
+            what = f"{node.path or 'root'} resource stream"
         else:
             node, method = self.dispatch.method(str(request.get("uuid")), request.get("method") or "connect", STREAM)
             readonly, responses = method.readonly, self._driver_stream(node, method, incoming, context, acks)
-        with self.dispatch.controlling(context, node, readonly):
+            what = _name(node, method)
+        with self.dispatch.controlling(context, node, what, readonly):
             async for data in responses:
                 yield data
 
@@ -450,7 +473,8 @@ async def _console_transmit(dispatch: Dispatcher, requests, context) -> AsyncIte
     if getattr(node.driver, "console", None) is None or write is None:
         raise Refused(grpc.StatusCode.NOT_FOUND, f"driver {node.path or 'root'} has no console",
                       "AttributeError", node.path)
-    with dispatch.controlling(context, node):  # console input is control: the lease holder's
+    # console input is control: the lease holder's
+    with dispatch.controlling(context, node, f"{node.path or 'root'} console input"):
         written = 0
         await context.send_initial_metadata(())
         async for request in _with_first(first, requests):

@@ -13,7 +13,7 @@ import threading
 import urllib.request
 
 import pytest
-from support import client_for, run_cli, serving
+from support import client_for, default_sigint, run_cli, serving
 
 from jumpstarter_jupyter import ConfigError, DriverError, DriverInvalidArgument, connect
 from jumpstarter_jupyter.drivers.composite.driver import Composite
@@ -221,7 +221,7 @@ def test_cli_forward_until_interrupted(http_port):
         argv = [sys.executable, "-m", "jumpstarter_jupyter", "j", "--endpoint", network.connection.endpoint,
                 "network", "forward", "0"]
         process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                   text=True)
+                                   text=True, preexec_fn=default_sigint)  # it is stopped with SIGINT below
         try:
             line = process.stdout.readline()
             assert line.startswith("forwarding 127.0.0.1:") and line.endswith(" to dut.network; Ctrl-C stops\n"), line

@@ -13,6 +13,7 @@ import json
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -21,7 +22,7 @@ import pytest
 from google.protobuf import empty_pb2
 from support import client_for, process_figures, run_async, start_exporter, wait_for
 
-from jumpstarter_jupyter import connect
+from jumpstarter_jupyter import ConnectionFailed, connect
 from jumpstarter_jupyter.exporter.calls import WORKERS
 from jumpstarter_jupyter.protocol.codec import encode
 from jumpstarter_jupyter.protocol.v1 import jumpstarter_pb2 as pb, jumpstarter_pb2_grpc
@@ -115,9 +116,10 @@ async def _fill_worker_pool(stub: ExporterServiceStub, uuids: dict[str, str]) ->
         call.cancel()
 
 
-async def _unrelated_calls(stub: ExporterServiceStub, uuids: dict[str, str], stop: asyncio.Event) -> list:
-    """Call ``power.state`` over and over until ``stop``; returns each call's outcome."""
-    outcomes = []
+async def _unrelated_calls(stub: ExporterServiceStub, uuids: dict[str, str], stop: asyncio.Event,
+                           outcomes: list | None = None) -> list:
+    """Call ``power.state`` over and over until ``stop``; returns each call's outcome (also kept in ``outcomes``)."""
+    outcomes = [] if outcomes is None else outcomes
     while not stop.is_set():
         try:
             response = await stub.DriverCall(_request(uuids["power"], "state"), timeout=20)
@@ -164,6 +166,73 @@ def test_ten_thousand_abandoned_waits_leave_no_threads_descriptors_or_memory_beh
     unrelated = figures["unrelated"]
     assert unrelated and set(unrelated) == {"bool_value"}, unrelated
     assert figures["answer"].result.string_value == "pong"
+
+
+FLOOD_ROUNDS = 6  # grpcio 1.82.0-1.85.4 cancelled 1-9 unrelated calls per 30 000 abandoned ones
+
+
+def test_another_clients_calls_are_never_cancelled_while_a_client_abandons_thousands_of_waits(exporter_process):
+    """A second client, on its own connection, calls ``power.state`` throughout a flood of
+    abandoned waits: every one of its calls is answered. The flood repeats until one of them
+    fails or FLOOD_ROUNDS pass (grpc.aio servers of grpcio 1.82.0 to 1.85.4 fail within three)."""
+    process, address, _ = exporter_process
+    own_connection = [("grpc.use_local_subchannel_pool", 1)]  # channels to one target share a connection otherwise
+
+    async def scenario() -> tuple[int, list]:
+        async with grpc.aio.insecure_channel(address) as flooding, \
+                grpc.aio.insecure_channel(address, options=own_connection) as other:
+            flood = jumpstarter_pb2_grpc.ExporterServiceStub(flooding)
+            uuids = await _uuids(flood)
+            stop, outcomes = asyncio.Event(), []
+            unrelated = asyncio.ensure_future(
+                _unrelated_calls(jumpstarter_pb2_grpc.ExporterServiceStub(other), uuids, stop, outcomes))
+            for rounds in range(1, FLOOD_ROUNDS + 1):
+                await _abandoned_calls(flood, uuids, BATCH)
+                if set(outcomes) - {"bool_value"}:
+                    break
+            stop.set()
+            return rounds, await unrelated
+
+    rounds, outcomes = run_async(scenario)
+    failed = {index: outcome for index, outcome in enumerate(outcomes) if outcome != "bool_value"}
+    assert outcomes and not failed, f"in round {rounds} of the flood, {len(failed)} of {len(outcomes)} " \
+                                    f"unrelated calls failed: {failed}"
+
+
+def test_a_call_the_exporter_cancels_itself_says_why_and_is_logged_as_a_warning(tmp_path):
+    """The lease's end cancels its holder's running calls: the holder is told why, and the
+    exporter's log names the driver and method (a call its client cancels is not logged)."""
+    config = tmp_path / "board.yaml"
+    config.write_text("apiVersion: jumpstarter.dev/v1alpha1\nkind: ExporterConfig\n"
+                      "export:\n  blocking:\n    type: blocking.Blocking\nlease:\n  required: true\n")
+    log = tmp_path / "exporter.log"
+    process = start_exporter("run", config, "--socket", tmp_path / "board.sock", env={"PYTHONPATH": str(HERE)},
+                             log=str(log))
+    try:
+        with connect(f"unix:{tmp_path / 'board.sock'}") as holder:
+            outcome: dict = {}
+
+            def wait() -> None:
+                try:
+                    holder.blocking.async_wait()
+                except Exception as error:  # noqa: BLE001 - the test inspects whatever ended the call
+                    outcome["error"] = error
+
+            waiting = threading.Thread(target=wait)
+            waiting.start()
+            wait_for(lambda: holder.blocking.calls_started() == 1, what="the wait to start")
+            holder.lease.release()
+            waiting.join(30)
+            assert not waiting.is_alive()
+        error = outcome["error"]
+        assert isinstance(error, ConnectionFailed)
+        assert "cancelled by the exporter: the lease of" in str(error) and "ended: released" in str(error), error
+    finally:
+        process.terminate()
+        process.wait(30)
+    warnings = [line for line in log.read_text().splitlines() if "cancelled by the exporter" in line]
+    assert len(warnings) == 1 and " WARNING " in warnings[0], warnings
+    assert "blocking.async_wait was cancelled by the exporter, not by its caller: the lease of" in warnings[0]
 
 
 def test_sync_and_async_methods_end_when_their_caller_goes_away():
@@ -282,3 +351,12 @@ def test_a_console_follower_that_stops_reading_costs_bounded_memory_and_later_he
     print(f"the stalled follower missed {dropped} bytes; the exporter grew by {grown / 2**20:.1f} MiB")
     assert dropped > 8 << 20
     assert grown < 32 << 20, f"the exporter grew by {grown >> 20} MiB for a reader that stopped"
+
+
+def test_the_exporter_warns_when_its_grpcio_mishandles_abandoned_calls(caplog):
+    from jumpstarter_jupyter.exporter.server import _warn_about_grpcio
+
+    for version in ("1.72.1", "1.78.2", "1.80.1", "1.85.4"):
+        _warn_about_grpcio(version)
+    warned = [record.getMessage().split(":")[0] for record in caplog.records if record.levelname == "WARNING"]
+    assert warned == ["grpcio 1.80.1", "grpcio 1.85.4"]

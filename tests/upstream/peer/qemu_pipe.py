@@ -28,8 +28,11 @@ class Pipe:
     """A running read-only `j dut serial pipe`, its output collected as it arrives."""
 
     def __init__(self):
+        # SIGINT's default disposition: it is stopped with Ctrl+C's signal, and a run started in
+        # the background of a non-interactive shell would hand it down ignored
         self.process = subprocess.Popen([J, "dut", "serial", "pipe", "--no-input"], stdin=subprocess.DEVNULL,
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         self.output = b""
         self.arrived = threading.Condition()
         threading.Thread(target=self._collect, daemon=True).start()

@@ -17,8 +17,8 @@ from types import MappingProxyType
 from typing import Any
 
 from jumpstarter_jupyter.driver.base import CALL, MARK, STREAM, STREAMING, Driver, ExportOptions
-from jumpstarter_jupyter.hosted import FAILED_LABEL, HOSTED_LABEL
 from jumpstarter_jupyter.driver.streams import SocketStream
+from jumpstarter_jupyter.hosted import FAILED_LABEL, HOSTED_LABEL
 from jumpstarter_jupyter.hosted.process import HostedProcess
 
 log = logging.getLogger("jumpstarter_jupyter.hosted")

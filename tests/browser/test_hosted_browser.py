@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from support import serving, wait_for
 
 pytestmark = pytest.mark.browser

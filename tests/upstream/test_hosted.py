@@ -17,21 +17,20 @@ import socketserver
 import subprocess
 import sys
 import threading
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+from interop import clean_env, free_port, out, output_lines
+from support import wait_for
 
 import jumpstarter_jupyter as jj
-from interop import clean_env, free_port, out, output_lines
 from jumpstarter_jupyter.drivers.composite.driver import Composite
-from jumpstarter_jupyter.errors import ConfigError, DriverError, LeaseRequired
+from jumpstarter_jupyter.errors import AuthenticationFailed, ConfigError, DriverError, LeaseRequired
 from jumpstarter_jupyter.exporter import build_tree, parse_config
 from jumpstarter_jupyter.exporter.leases import LeasePolicy
 from jumpstarter_jupyter.exporter.server import serve
 from jumpstarter_jupyter.hosted import FAILED_LABEL, HOSTED_LABEL
-from support import wait_for
 
 CONFIG = """\
 apiVersion: jumpstarter.dev/v1alpha1
@@ -156,15 +155,17 @@ def test_one_tree_of_ours_and_hosted_drivers_with_methods_from_the_driver_classe
     assert [child.name for child in dut.http] == ["storage"]  # children the upstream driver made itself
 
 
-def test_hosted_shell_streams_output_reports_exit_codes_and_timeouts(dut):
+def test_hosted_shell_streams_output_reports_exit_codes_and_timeouts(dut, exporter):
     assert dut.board.sh.get_methods() == ["hello", "count", "fail", "slow", "hang"]
     assert _run(dut.board.sh, "hello", "world") == ("hello world\n", "to-stderr\n", 0)
     chunks = dut.board.sh.call_method("count", {})
     assert next(chunks)[0] == "line 1\n"  # streamed: the first line arrives before the command ends
     assert "".join(chunk[0] for chunk in chunks) == "line 2\nline 3\n"
     assert _run(dut.board.sh, "fail") == ("failing\n", "", 3)
-    stdout, stderr, code = _run(dut.board.sh, "slow")
+    _, stderr, code = _run(dut.board.sh, "slow")
     assert code == 199 and "timed out after 1 seconds" in stderr
+    logged = [record.getMessage() for _, record in exporter.logs.records if record.name == "driver.Shell"]
+    assert any("calling hello with args: ('world',)" in line for line in logged)  # into our LogStream
 
 
 def _run(shell, method: str, *args: str) -> tuple[str, str, int | None]:
@@ -181,7 +182,7 @@ def test_a_hosted_drivers_exception_reaches_our_client_as_our_error_with_its_mes
 def test_our_command_line_calls_any_method_of_a_hosted_driver(exporter):
     result = subprocess.run([sys.executable, "-m", "jumpstarter_jupyter", "j", "--endpoint", exporter.address,
                              "board", "sh", "call-method", "hello", "{}", "cli"],
-                            capture_output=True, env=clean_env(), timeout=60)
+                            capture_output=True, env=clean_env(), timeout=60, check=False)
     assert result.returncode == 0, out(result)
     assert "hello cli" in result.stdout.decode()
 
@@ -225,9 +226,9 @@ def test_http_server_serves_a_file_put_through_its_storage_fetched_through_a_for
     dut.http.storage.file_close(fd)
     dut.http.start()
     try:
-        with dut.web.forward() as address:  # a hosted TcpNetwork to the HTTP server's port
-            with urllib.request.urlopen(f"http://{address}/index.txt", timeout=30) as response:
-                assert response.read() == b"hosted http\n"
+        # through a hosted TcpNetwork to the HTTP server's port
+        with dut.web.forward() as address, urllib.request.urlopen(f"http://{address}/index.txt", timeout=30) as page:
+            assert page.read() == b"hosted http\n"
     finally:
         dut.http.stop()
 
@@ -242,7 +243,7 @@ def test_tftp_serves_a_file_to_a_real_tftp_client(dut, tmp_path):
         port = dut.tftp.get_port()
         fetched = tmp_path / "kernel.img"
         result = subprocess.run(["tftp", "-m", "binary", "127.0.0.1", str(port), "-c", "get", "kernel.img",
-                                 str(fetched)], capture_output=True, timeout=60)
+                                 str(fetched)], capture_output=True, timeout=60, check=False)
         assert result.returncode == 0 and fetched.exists(), out(result)  # tftp-hpa exits 0 on errors too
         assert fetched.read_bytes() == data
     finally:
@@ -268,15 +269,17 @@ class _Borrowed(Composite):
         pass
 
 
-def test_leases_apply_to_hosted_methods_read_only_ones_are_allowed(root):
+def test_leases_and_the_passphrase_apply_to_hosted_methods_read_only_ones_are_allowed(root):
     borrowed = _Borrowed()
     borrowed.children = root.children
-    with serve(borrowed, listen="127.0.0.1:0", lease=LeasePolicy(required=True)) as leased:
-        with jj.connect(leased.address, lease=False) as watcher:
+    with serve(borrowed, listen="127.0.0.1:0", lease=LeasePolicy(required=True), passphrase="s3cret") as leased:
+        with pytest.raises(AuthenticationFailed):
+            jj.connect(leased.address, passphrase="wrong", lease=False)
+        with jj.connect(leased.address, passphrase="s3cret", lease=False) as watcher:
             assert watcher.board.sh.get_methods()[0] == "hello"  # listed read-only in the config
             with pytest.raises(LeaseRequired):
                 list(watcher.board.sh.call_method("hello", {}))
-        with jj.connect(leased.address, lease=True) as holder:
+        with jj.connect(leased.address, passphrase="s3cret", lease=True) as holder:
             assert _run(holder.board.sh, "hello", "holder")[0] == "hello holder\n"
 
 

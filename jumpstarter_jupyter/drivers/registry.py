@@ -62,6 +62,11 @@ def resolve(name: str, error: Callable[[str], Exception]) -> type[Driver]:
         cls = None
     except AttributeError:
         cls = None
+    except TypeError as exc:  # protobuf: upstream's generated stubs register the names ours did
+        if "descriptor pool" not in str(exc):
+            raise
+        raise error(f"{name!r} is built on upstream Jumpstarter, which cannot load beside our exporter; "
+                    "add `hosted: true` to its entry to run it in upstream's Python") from None
     if cls is None:
         import difflib
 
@@ -69,5 +74,6 @@ def resolve(name: str, error: Callable[[str], Exception]) -> type[Driver]:
         hint = f"; did you mean {' or '.join(close)}?" if close else f"; known types: {', '.join(known_names())}"
         raise error(f"unknown driver type {name!r}{hint}")
     if not (isinstance(cls, type) and issubclass(cls, Driver)):
-        raise error(f"{name!r} is not a driver class (a subclass of jumpstarter_jupyter.driver.Driver)")
+        raise error(f"{name!r} is not a driver class (a subclass of jumpstarter_jupyter.driver.Driver); "
+                    "for a driver built on upstream Jumpstarter, add `hosted: true` to its entry")
     return cls

@@ -329,6 +329,10 @@ def test_an_upstream_drivers_config_mistakes_stop_the_exporter_with_file_path_an
     wrong = header + "  sh:\n    type: jumpstarter_driver_shell.driver.Shell\n    config:\n      methods: {}\n      timeout: soon\n"
     with pytest.raises(ConfigError, match=r"export\.sh\.config\.timeout \(line 10\): .*integer.*got 'soon'"):
         build_tree(parse_config(wrong, "board.yaml"))
+    nowhere = "apiVersion: jumpstarter.dev/v1alpha1\nexport:\n  sh:\n    type: jumpstarter_driver_shell.driver.Shell\n"
+    with pytest.raises(ConfigError, match=r"export\.sh\.type \(line 4\): .*upstream Jumpstarter driver.*`hosted: "
+                                          r"\{python: /path/to/venv/bin/python\}`"):
+        build_tree(parse_config(nowhere, "board.yaml"))  # upstream is not installed in our venv
     missing = header + "  sh:\n    type: jumpstarter_driver_nosuch.driver.Thing\n"
     with pytest.raises(ConfigError, match=r"export\.sh\.type \(line 7\): cannot import driver type"):
         build_tree(parse_config(missing, "board.yaml"))

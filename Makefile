@@ -6,7 +6,7 @@ PIP := $(PY) -m pip --disable-pip-version-check
 STAMP := $(VENV)/.installed
 PORT ?= 7777
 
-.PHONY: lab test install bench fuzz soak stubs clean
+.PHONY: lab test install bench fuzz soak stubs docs clean
 
 # Widget front ends and the JupyterLab extension: npm ci when the lock changes, the build
 # (the same `npm run build` the wheel's build hook runs) when a source changes.
@@ -58,6 +58,11 @@ fuzz: install
 # 64 clients mixing calls and streams on one exporter for 10 minutes; reports threads, fds, RSS.
 soak: install
 	$(PY) benchmarks/soak.py $(SOAK_ARGS)
+
+# The documentation site into docs/_build/html: warnings are errors, every cross-reference must
+# resolve, and nothing is fetched (tests/test_docs.py runs the same build in make test).
+docs: install
+	$(PY) -m sphinx -W --keep-going -n -q -b html docs docs/_build/html
 
 stubs: install
 	$(PY) scripts/gen_protos.py

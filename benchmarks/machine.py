@@ -11,9 +11,9 @@ from importlib.metadata import version
 from pathlib import Path
 
 
-def describe(peer: Path) -> dict:
-    """CPU, cores, memory, OS, Pythons and grpcio versions of both sides."""
-    return {
+def describe(peer: Path | None) -> dict:
+    """The date, CPU, cores, memory, OS, Pythons and grpcio versions (of upstream's venv ``peer`` too)."""
+    machine = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "cpu": _cpu_model(),
         "cores": os.cpu_count(),
@@ -21,9 +21,11 @@ def describe(peer: Path) -> dict:
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
         "grpcio_ours": version("grpcio"),
-        "grpcio_upstream": _peer_version(peer, "grpcio"),
-        "jumpstarter_upstream": _peer_version(peer, "jumpstarter"),
     }
+    if peer is not None:
+        machine["grpcio_upstream"] = _peer_version(peer, "grpcio")
+        machine["jumpstarter_upstream"] = _peer_version(peer, "jumpstarter")
+    return machine
 
 
 def _cpu_model() -> str:

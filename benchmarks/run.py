@@ -5,7 +5,8 @@
 Starts, on loopback, our exporter and upstream's exporter serving ``bench.yaml``, a raw
 grpcio server and a TCP echo server; then, for each measurement, runs several rounds,
 each round one fresh client process per side (ours, upstream, raw) in turn. Prints the
-medians, their ratios and the targets, and writes them to ``benchmarks/results/latest.json``.
+medians, their ratios and the targets, and writes them, dated and with the machine, to
+``docs/_data/bench.json`` (committed: the documentation's Performance page renders it).
 ``--quick`` uses small sizes and one round, and runs upstream's client without ``jmp shell``
 (with the variables the shell would set): it checks the harness, its numbers claim nothing.
 """
@@ -31,7 +32,7 @@ from figures import MEASUREMENTS, ROWS, Sizes  # noqa: E402
 from machine import describe  # noqa: E402
 from table import render  # noqa: E402
 
-RESULTS = services.HERE / "results" / "latest.json"
+RESULTS = services.HERE.parent / "docs" / "_data" / "bench.json"
 SIDE_TIMEOUT = 600
 
 

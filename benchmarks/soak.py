@@ -7,7 +7,9 @@ server) and ``clients`` client threads spread over 8 processes. Each client mixe
 ``power.on()`` calls with byte streams (serial ``loop://`` and network echo) until the
 time is up and both the call and the stream totals are reached. Prints the exporter's
 threads, file descriptors and RSS before and after, and every client error (there should be
-none). Not a test: it runs from a clean clone and reports.
+none), and writes them, dated and with the machine, to ``docs/_data/soak.json`` (committed:
+the documentation's Reliability page renders it). A run shorter than the default 10 minutes
+is marked there as a quick check. Not a test: it runs from a clean clone and reports.
 """
 
 from __future__ import annotations
@@ -25,7 +27,10 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import services  # noqa: E402
+from machine import describe  # noqa: E402
 
+RESULTS = services.HERE.parent / "docs" / "_data" / "soak.json"
+FULL_MINUTES = 10.0
 PROCESSES = 8
 CHUNK = 64 * 1024
 
@@ -80,10 +85,11 @@ def worker(endpoint: str, threads: int, deadline: float, calls: int, stream_byte
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--minutes", type=float, default=FULL_MINUTES)
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--stream-gib", type=float, default=1.0, help="bytes through byte streams, in all")
     parser.add_argument("--calls", type=int, default=100_000, help="unary calls, in all")
+    parser.add_argument("--output", type=Path, default=RESULTS, help=f"JSON report (default {RESULTS})")
     args = parser.parse_args(argv)
     per_client_calls = args.calls // args.clients
     per_client_bytes = int(args.stream_gib * (1 << 30)) // args.clients
@@ -115,10 +121,14 @@ def main(argv: list[str] | None = None) -> int:
             exporter.stop()
             echo.stop()
     errors = [e for o in outcomes for e in o["errors"]]
-    report = {"minutes": round((time.monotonic() - started) / 60, 1), "clients": args.clients,
+    report = {"machine": describe(None), "quick": args.minutes < FULL_MINUTES,
+              "minutes": round((time.monotonic() - started) / 60, 1), "clients": args.clients,
               "calls": sum(o["calls"] for o in outcomes), "stream_mib": sum(o["bytes"] for o in outcomes) >> 20,
               "before": before, "after": after, "errors": len(errors)}
     print(json.dumps(report, indent=2))
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"written to {args.output}")
     for error in errors[:10]:
         print("  error:", error)
     return 1 if errors else 0

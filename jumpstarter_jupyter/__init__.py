@@ -1,8 +1,18 @@
 """jumpstarter-jupyter: hardware-in-the-loop control from Jupyter, on Jumpstarter's wire protocol.
 
+On a lab bench, connect to the host's exporter (this needs one, hence skipped here):
+
 >>> import jumpstarter_jupyter as jj
->>> dut = jj.connect("127.0.0.1:7777")   # doctest: +SKIP
+>>> dut = jj.connect("lab-host:7777")     # doctest: +SKIP
 >>> dut.power.on()                        # doctest: +SKIP
+
+Without an endpoint (and without ``$JUMPSTARTER_HOST``), ``connect()`` starts a private
+virtual board for this process, stopped with the client:
+
+>>> with jj.connect() as dut:
+...     dut.power.on()
+...     dut.serial.expect("login:", timeout=60)
+0
 """
 
 from jumpstarter_jupyter.client import connect

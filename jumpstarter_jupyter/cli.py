@@ -11,11 +11,22 @@ import time
 
 import click
 
-from jumpstarter_jupyter.drivers.qemu.cli import qemu_images
+from jumpstarter_jupyter.drivers import registry
 from jumpstarter_jupyter.errors import JumpstarterError
 
 
-@click.group()
+class _WithDriverCommands(click.Group):
+    """Our commands plus those the drivers register (``drivers.COMMANDS`` and the
+    ``jumpstarter_jupyter.commands`` entry points), each imported only when it runs."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *registry.command_names()})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        return super().get_command(ctx, name) or registry.load_command(name)
+
+
+@click.group(cls=_WithDriverCommands)
 @click.version_option(package_name="jumpstarter-jupyter")
 def main() -> None:
     """Hardware-in-the-loop control: serve drivers (run, demo) and drive them (j)."""
@@ -170,13 +181,10 @@ def run(config, **options):
 @_serve_options
 def demo(**options):
     """Serve the virtual board: power, serial console, storage, network, button, led, CAN bus."""
-    from jumpstarter_jupyter.drivers.virtual.driver import VirtualBoard
+    board = registry.resolve("VirtualBoard", click.ClickException)
 
     _block_stop_signals()
-    _serve_until_signalled(VirtualBoard.create(), **options)
-
-
-main.add_command(qemu_images)
+    _serve_until_signalled(board.create(), **options)
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
@@ -230,17 +238,17 @@ def lease() -> None:
 
 
 def _lease_connection(endpoint: str, passphrase: str | None, tls_ca: str | None):
-    """A connection to an exporter with a lease service, and its lease status."""
+    """A connection to an exporter with a lease service, and the board's lease (a ``BoardLease``)."""
     from jumpstarter_jupyter.client import pool
     from jumpstarter_jupyter.client.connection import Connection
 
     try:
         connection = Connection(*pool.resolve(endpoint, passphrase or None), tls_ca)
-        status = connection.lease_status()
-        if status is None:
+        board = connection.read_board_lease()
+        if not board.supported:
             connection.close()
             raise click.ClickException(f"the exporter at {endpoint} has no lease service (an upstream exporter?)")
-        return connection, status
+        return connection, board
     except JumpstarterError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -262,9 +270,9 @@ def acquire(endpoint, passphrase, tls_ca, purpose, duration, wait, print_token):
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     _block_stop_signals()
-    connection, status = _lease_connection(endpoint, passphrase, tls_ca)
+    connection, _ = _lease_connection(endpoint, passphrase, tls_ca)
     try:
-        held = connection.acquire(status, purpose=purpose, duration=seconds, wait=waited,
+        held = connection.acquire(purpose=purpose, duration=seconds, wait=waited,
                                   on_queued=lambda n: click.echo(f"waiting: number {n} in line", err=True))
     except JumpstarterError as exc:
         connection.close()
@@ -288,12 +296,12 @@ def status(endpoint, passphrase, tls_ca):
     from jumpstarter_jupyter.client.lease import describe
     from jumpstarter_jupyter.durations import format_duration
 
-    connection, state = _lease_connection(endpoint, passphrase, tls_ca)
+    connection, board = _lease_connection(endpoint, passphrase, tls_ca)
     connection.close()
-    click.echo(f"leases {'required' if state.required else 'optional'} on {endpoint}")
-    click.echo(describe(state.lease) if state.HasField("lease") else "free")
+    click.echo(f"leases {'required' if board.required else 'optional'} on {endpoint}")
+    click.echo(describe(board) if board.holder else "free")
     now = time.time()
-    for position, waiter in enumerate(state.queue, 1):
+    for position, waiter in enumerate(board.waiting, 1):
         purpose = f" ({waiter.purpose})" if waiter.purpose else ""
         click.echo(f"  {position}. {waiter.holder}{purpose}, waiting for {format_duration(now - waiter.since)}")
 
@@ -305,7 +313,10 @@ def status(endpoint, passphrase, tls_ca):
 @click.option("--token", envvar="JMP_LEASE_TOKEN", required=True, help="The lease's token ($JMP_LEASE_TOKEN).")
 def release(endpoint, passphrase, tls_ca, token):
     """Give a lease back by its token (the exporter's afterLease hook runs)."""
-    _lease_call(endpoint, passphrase, tls_ca, "release", lambda stub, pb: stub.Release(pb.ReleaseRequest(token=token)))
+    from jumpstarter_jupyter.client.lease import release as release_lease
+
+    _lease_call(endpoint, passphrase, tls_ca, lambda connection: release_lease(
+        connection.channel, connection.credentials, connection.endpoint, token))
 
 
 @lease.command("force-release")
@@ -316,26 +327,22 @@ def release(endpoint, passphrase, tls_ca, token):
               help="File holding the exporter's admin credential.")
 def force_release(endpoint, passphrase, tls_ca, admin_passphrase_file):
     """End whoever's lease, with the exporter's admin credential."""
+    from jumpstarter_jupyter.client.lease import force_release as force_release_lease
+
     admin = _secret(None, admin_passphrase_file, "admin-passphrase")
-    _lease_call(endpoint, passphrase, tls_ca, "force-release",
-                lambda stub, pb: stub.ForceRelease(pb.ForceReleaseRequest(admin_passphrase=admin)))
+    _lease_call(endpoint, passphrase, tls_ca, lambda connection: force_release_lease(
+        connection.channel, connection.credentials, connection.endpoint, admin))
 
 
-def _lease_call(endpoint, passphrase, tls_ca, what: str, call) -> None:
-    import grpc
-
-    from jumpstarter_jupyter.client.errors import translate
-    from jumpstarter_jupyter.client.lease import lease_service
-    from jumpstarter_jupyter.protocol.v1 import lease_pb2
-
+def _lease_call(endpoint, passphrase, tls_ca, call) -> None:
+    """Print the exporter's answer to ``call(connection)``."""
     connection, _ = _lease_connection(endpoint, passphrase, tls_ca)
     try:
-        answer = call(lease_service(connection.channel), lease_pb2)
-    except grpc.RpcError as err:
-        raise click.ClickException(str(translate(err, endpoint, "lease", what))) from None
+        click.echo(call(connection))
+    except JumpstarterError as exc:
+        raise click.ClickException(str(exc)) from None
     finally:
         connection.close()
-    click.echo(answer.message)
 
 
 def _tree_command(root) -> click.Command:

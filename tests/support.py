@@ -7,29 +7,13 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 
 from jumpstarter_jupyter.client import DriverClient, connect
 from jumpstarter_jupyter.driver import Driver
 from jumpstarter_jupyter.drivers.composite.driver import Composite
-from jumpstarter_jupyter.exporter import Exporter, serve
-
-
-@contextlib.contextmanager
-def serving(root: Driver, tcp: bool = False, passphrase: str | None = None, **options) -> Iterator[Exporter]:
-    """Serve ``root`` on a fresh unix socket (or a free loopback TCP port) until the block ends;
-    ``options`` go to ``serve`` (``lease=LeasePolicy(...)``)."""
-    with tempfile.TemporaryDirectory(prefix="jmp-test-") as directory:
-        if tcp:
-            exporter = serve(root, listen="127.0.0.1:0", passphrase=passphrase, **options)
-        else:
-            exporter = serve(root, socket=os.path.join(directory, "exporter.sock"), passphrase=passphrase, **options)
-        try:
-            yield exporter
-        finally:
-            exporter.stop(grace=0)
+from jumpstarter_jupyter.testing import exporter as serving  # the tests' name for it
 
 
 @contextlib.contextmanager

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
 
-from support import serving
+from support import serving, write_package
 
 from jumpstarter_jupyter.drivers.composite.driver import Composite
 from jumpstarter_jupyter.drivers.power.driver import MockPower
@@ -14,9 +15,9 @@ from jumpstarter_jupyter.drivers.power.driver import MockPower
 CONFIG = "apiVersion: jumpstarter.dev/v1alpha1\nkind: ExporterConfig\nexport:\n  power:\n    type: MockPower\n"
 
 
-def cli(*args, timeout=60):
+def cli(*args, timeout=60, env=None):
     return subprocess.run([sys.executable, "-m", "jumpstarter_jupyter", *args], capture_output=True,
-                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+                          text=True, timeout=timeout, stdin=subprocess.DEVNULL, env=env)
 
 
 def board() -> Composite:
@@ -77,3 +78,32 @@ def test_cycle_with_a_negative_wait_is_refused():
         result = cli("j", "--endpoint", exporter.address, "power", "cycle", "-w", "-1")
     assert result.returncode == 1
     assert result.stderr.strip() == "Error: dut.power.cycle: wait must be >= 0 seconds, got -1.0"
+
+
+COMMAND = '''
+import click
+
+
+@click.command("hello-board")
+@click.option("--name", default="board")
+def hello(name):
+    """Say hello to a board (a command of a driver package from another project)."""
+    click.echo(f"hello {name}")
+'''
+
+
+def test_a_driver_package_adds_its_own_command_through_an_entry_point(tmp_path):
+    """An installed package (its dist-info on the path, as pip leaves it) declaring a command in
+    the jumpstarter_jupyter.commands entry-point group: the CLI lists and runs it."""
+    write_package(tmp_path, "outsider_commands", {"cli.py": COMMAND})
+    info = tmp_path / "outsider_commands-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: outsider-commands\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[jumpstarter_jupyter.commands]\n"
+                                           "hello-board = outsider_commands.cli:hello\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    listed = cli("--help", env=env)
+    assert "hello-board  Say hello to a board" in listed.stdout
+    assert "qemu-images" in listed.stdout  # ours arrive the same way (drivers.COMMANDS)
+    ran = cli("hello-board", "--name", "dut", env=env)
+    assert (ran.returncode, ran.stdout) == (0, "hello dut\n")

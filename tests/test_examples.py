@@ -1,7 +1,10 @@
-"""The shipped example exporter config runs as documented."""
+"""The shipped examples (an exporter config, a driver package) run as documented."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from support import serving
@@ -27,3 +30,20 @@ def test_board_yaml_builds_a_custom_composite_tree():
         serial = dut.board.debugger.serial
         serial.sendline("hello probe")
         assert serial.expect("hello probe", timeout=20) == 0
+
+
+def test_the_driver_package_example_passes_its_own_tests():
+    """examples/labrelay, as docs/develop/writing-a-driver.md shows it: its tests run with
+    pytest against jumpstarter_jupyter.testing; its entry point names its driver class."""
+    import tomllib
+
+    package = EXAMPLES / "labrelay"
+    entry_points = tomllib.loads((package / "pyproject.toml").read_text())["project"]["entry-points"]
+    assert entry_points["jumpstarter_jupyter.drivers"] == {"LabRelay": "labrelay.driver:Relay"}
+    # installed, the entry point would allow its client classes; here the variable does
+    env = {**os.environ, "PYTHONPATH": str(package), "JMP_DRIVERS_ALLOW": "labrelay.*"}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(package),
+                           "-o", "addopts=", str(package / "tests")], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "3 passed" in done.stdout

@@ -47,8 +47,25 @@ def connect(endpoint: str | None = None, passphrase: str | None = None, *, tls_c
 
     The lease is ``dut.lease`` (``extend()``, ``release()``); ``close()`` releases it.
 
-    >>> with connect() as dut:          # doctest: +SKIP
+    The client tree follows the exporter's driver tree; here the virtual board, served on a
+    private socket (a lab host's exporter would be ``connect("lab-host:7777")``):
+
+    >>> from jumpstarter_jupyter.drivers.virtual.driver import VirtualBoard
+    >>> from jumpstarter_jupyter.testing import exporter
+    >>> with exporter(VirtualBoard.create()) as board, connect(board.address) as dut:
+    ...     sorted(dut.children)
     ...     dut.power.on()
+    ...     dut.power.state()
+    ['button', 'can', 'led', 'network', 'power', 'serial', 'storage']
+    True
+
+    A call that cannot be made names the driver, the method and the reason:
+
+    >>> with exporter(VirtualBoard.create()) as board, connect(board.address) as dut:
+    ...     dut.power.cycle(wait=-1)
+    Traceback (most recent call last):
+    ...
+    jumpstarter_jupyter.errors.DriverInvalidArgument: dut.power.cycle: wait must be >= 0 seconds, got -1
     """
     endpoint = resolve_endpoint(endpoint)
     board = None

@@ -12,10 +12,8 @@ from jumpstarter_jupyter.client.connection import Connection
 from jumpstarter_jupyter.client.lease import Lease
 from jumpstarter_jupyter.client.streams import ClientStream, Progress, download, upload
 from jumpstarter_jupyter.errors import DriverInvalidArgument, DriverMethodNotFound
-from jumpstarter_jupyter.hosted import FAILED_LABEL
+from jumpstarter_jupyter.protocol.metadata import FAILED_LABEL, METHODS_LABEL, NAME_LABEL
 from jumpstarter_jupyter.protocol.v1 import jumpstarter_pb2 as pb
-
-METHODS_LABEL = "jumpstarter-jupyter.dev/methods"
 
 
 class DriverClient:
@@ -31,7 +29,7 @@ class DriverClient:
 
     def __init__(self, connection: Connection, path: str, entry: pb.DriverInstanceReport):
         self.connection, self.path = connection, path
-        self.name = entry.labels.get("jumpstarter.dev/name") or connection.name
+        self.name = entry.labels.get(NAME_LABEL) or connection.name
         self.description = entry.description if entry.HasField("description") else None
         self.labels = dict(entry.labels)
         self.methods_description = dict(entry.methods_description)

@@ -19,15 +19,13 @@ import grpc
 from google.protobuf import empty_pb2
 
 from jumpstarter_jupyter.client.errors import is_unknown_driver, translate
-from jumpstarter_jupyter.client.lease import LEASE_KEY, BoardLease, Lease, LeaseWatch, exporter_status, request_handover
+from jumpstarter_jupyter.client.lease import BoardLease, Lease, LeaseWatch, exporter_status, request_handover
 from jumpstarter_jupyter.errors import ConnectionFailed
 from jumpstarter_jupyter.protocol.codec import EncodeError, decode, encode
+from jumpstarter_jupyter.protocol.metadata import LEASE_KEY, NAME_LABEL, OUR_CLIENT_LABEL, PASSPHRASE_KEY
 from jumpstarter_jupyter.protocol.v1 import console_pb2_grpc, jumpstarter_pb2 as pb, jumpstarter_pb2_grpc, lease_pb2
 from jumpstarter_jupyter.protocol.v1 import router_pb2_grpc
 
-PASSPHRASE_KEY = "x-jumpstarter-passphrase"
-OUR_CLIENT_LABEL = "jumpstarter-jupyter.dev/client"
-NAME_LABEL = "jumpstarter.dev/name"
 REPORT_TIMEOUT = 10.0
 CHANNEL_OPTIONS = [
     ("grpc.keepalive_time_ms", 20_000),  # upstream exporters permit pings every >= 10 s
@@ -200,6 +198,10 @@ class Connection:
     def lease_status(self) -> lease_pb2.LeaseStatus | None:
         """The exporter's lease status; None when it has no lease service (upstream's)."""
         return exporter_status(self.channel, self.credentials, self.endpoint)
+
+    def read_board_lease(self) -> BoardLease:
+        """The board's lease as the exporter reports it now, seen by this connection."""
+        return BoardLease.of(self.lease_status(), self.lease)
 
     def acquire(self, status: lease_pb2.LeaseStatus | None = None, **options: Any) -> Lease:
         """Take the board's lease (waiting in line); every later call carries its token.

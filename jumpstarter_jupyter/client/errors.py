@@ -5,9 +5,7 @@ from __future__ import annotations
 import grpc
 
 from jumpstarter_jupyter import errors
-
-EXCEPTION_KEY = "x-jmp-exception"
-UNKNOWN_DRIVER = "UnknownDriver"
+from jumpstarter_jupyter.protocol.metadata import EXCEPTION_KEY, UNKNOWN_DRIVER
 
 ERROR_FOR_STATUS = {
     grpc.StatusCode.NOT_FOUND: errors.DriverMethodNotFound,

@@ -36,7 +36,6 @@ from jumpstarter_jupyter.protocol.v1 import lease_pb2 as pb, lease_pb2_grpc
 
 log = logging.getLogger("jumpstarter_jupyter.lease")
 
-LEASE_KEY = "x-jmp-lease"
 Listener = Callable[[pb.LeaseEvent], None]
 
 
@@ -241,12 +240,20 @@ class Lease:
         return f"<Lease on {self.endpoint}: {self.holder}{purpose}, {format_duration(self.remaining)} left>"
 
 
-def describe(info: pb.LeaseInfo) -> str:
+def describe(info: pb.LeaseInfo | BoardLease) -> str:
     """``held by alice@lab (bring-up), 12 min left``."""
     purpose = f" ({info.purpose})" if info.purpose else ""
     verified = "" if info.verified else ", unverified"
     return f"held by {info.holder}{purpose}{verified}, {format_duration(info.expires - time.time())} left"
 
+
+@dataclass(frozen=True)
+class Waiter:
+    """One client waiting in line for a board's lease."""
+
+    holder: str
+    purpose: str = ""
+    since: float = 0.0  # unix seconds
 
 
 @dataclass(frozen=True)
@@ -254,7 +261,7 @@ class BoardLease:
     """A board's lease as one connection sees it: what its panel draws.
 
     ``mine``: this connection controls the board (it holds the lease, or its credential is a
-    lease hook's). ``queue`` names those waiting, first in line first. ``warning``, ``requests``
+    lease hook's). ``waiting``: those in line, first in line first. ``warning``, ``requests``
     and ``ended`` are this connection's own lease's: the expiry warning, hand-over requests
     ((who asks, unix seconds)), and why it ended when its holder did not release it.
     """
@@ -265,7 +272,7 @@ class BoardLease:
     since: float = 0.0
     expires: float = 0.0
     verified: bool = False
-    queue: tuple[str, ...] = ()
+    waiting: tuple[Waiter, ...] = ()
     mine: bool = False
     supported: bool = True  # False: the exporter has no lease service (an upstream exporter)
     warning: str = ""
@@ -283,9 +290,14 @@ class BoardLease:
             return cls(supported=False, mine=mine, **about_own)
         info = status.lease if status.HasField("lease") else None
         return cls(required=status.required, mine=mine or status.caller_controls,
-                   queue=tuple(waiter.holder for waiter in status.queue), **about_own,
+                   waiting=tuple(Waiter(w.holder, w.purpose, w.since) for w in status.queue), **about_own,
                    **({} if info is None else dict(holder=info.holder, purpose=info.purpose, since=info.since,
                                                     expires=info.expires, verified=info.verified)))
+
+    @property
+    def queue(self) -> tuple[str, ...]:
+        """Who waits, first in line first."""
+        return tuple(waiter.holder for waiter in self.waiting)
 
     @property
     def locked(self) -> str:
@@ -340,7 +352,26 @@ class LeaseWatch:
             self._stream.cancel()
 
 
-def request_handover(channel: grpc.Channel, metadata: tuple, endpoint: str, message: str = "", tls: bool = False) -> str:
+def release(channel: grpc.Channel, metadata: tuple, endpoint: str, token: str) -> str:
+    """Give back the lease ``token`` names (held by another process); the exporter's answer."""
+    try:
+        answer = lease_service(channel).Release(pb.ReleaseRequest(token=token), metadata=metadata, timeout=30)
+        return answer.message
+    except grpc.RpcError as err:
+        raise translate(err, endpoint, "lease", "release") from None
+
+
+def force_release(channel: grpc.Channel, metadata: tuple, endpoint: str, admin_passphrase: str) -> str:
+    """End whoever's lease with the exporter's admin credential; the exporter's answer."""
+    try:
+        return lease_service(channel).ForceRelease(pb.ForceReleaseRequest(admin_passphrase=admin_passphrase),
+                                                   metadata=metadata, timeout=30).message
+    except grpc.RpcError as err:
+        raise translate(err, endpoint, "lease", "force-release") from None
+
+
+def request_handover(channel: grpc.Channel, metadata: tuple, endpoint: str, message: str = "",
+                     tls: bool = False) -> str:
     """Ask the board's holder to hand it over; the exporter's answer. Where the exporter verifies
     JupyterHub users, the request proves who asks (``tls``: the channel uses TLS)."""
     status = exporter_status(channel, metadata, endpoint)

@@ -28,9 +28,10 @@ import grpc
 from google.protobuf import empty_pb2
 from jupyter_core.paths import jupyter_config_dir, jupyter_config_path
 
-from jumpstarter_jupyter.client.connection import PASSPHRASE_KEY, channel_target
+from jumpstarter_jupyter.client.connection import channel_target
 from jumpstarter_jupyter.durations import format_duration
 from jumpstarter_jupyter.errors import ConfigError
+from jumpstarter_jupyter.protocol.metadata import PASSPHRASE_KEY
 from jumpstarter_jupyter.protocol.v1 import jumpstarter_pb2_grpc, lease_pb2
 from jumpstarter_jupyter.protocol.v1 import lease_pb2_grpc
 from jumpstarter_jupyter.yamlfile import mapping, read_secret, read_yaml

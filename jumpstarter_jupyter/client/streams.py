@@ -16,6 +16,7 @@ from jumpstarter_jupyter.client.connection import Connection, request_json
 from jumpstarter_jupyter.client.errors import is_unknown_driver, translate
 from jumpstarter_jupyter.errors import ConnectionFailed, DriverTimeout
 from jumpstarter_jupyter.protocol.codec import decode, encode
+from jumpstarter_jupyter.protocol.metadata import CONTENT_ENCODING_KEY, REQUEST_KEY, RESOURCE_KEY
 from jumpstarter_jupyter.protocol.v1 import jumpstarter_pb2 as pb, router_pb2, stream_pb2, stream_pb2_grpc
 
 _EOF = object()  # in the outbox: half-close the request stream
@@ -62,7 +63,7 @@ class ClientStream:
     def _open(self, request: dict, acknowledged: bool) -> None:
         """Start the RPC and wait for the exporter's answer; ``grpc.RpcError`` if it refused."""
         self._outbox = queue.Queue(maxsize=8)
-        metadata = (*self.connection.metadata, ("request", request_json(request)))
+        metadata = (*self.connection.metadata, (REQUEST_KEY, request_json(request)))
         channel = self.connection.channel
         rpc = stream_pb2_grpc.StreamServiceStub(channel).Stream if acknowledged else self.connection.router.Stream
         self._call = rpc(self._requests(self._outbox), metadata=metadata)
@@ -315,7 +316,7 @@ def upload(connection: Connection, path: str, method: str, source: IO[bytes], ex
     """Stream ``source`` into a resource and call ``method(*extra_args)`` concurrently, the
     resource's handle inserted at ``handle_index`` (first by default)."""
     stream = ClientStream(connection, path, {"kind": "resource", "uuid": connection.uuid(path),
-                                             "x_jmp_content_encoding": encoding}, method)
+                                             CONTENT_ENCODING_KEY: encoding}, method)
     with stream:
         call = _call_with_handle(connection, path, method, stream, extra_args, handle_index)
         sent = 0
@@ -338,7 +339,7 @@ def download(connection: Connection, path: str, method: str, sink: IO[bytes], ex
     """Call ``method(*extra_args)``, a resource's handle inserted at ``handle_index``, and write what
     the driver sends into ``sink``."""
     stream = ClientStream(connection, path, {"kind": "resource", "uuid": connection.uuid(path),
-                                             "x_jmp_content_encoding": None}, method)
+                                             CONTENT_ENCODING_KEY: None}, method)
     with stream:
         call = _call_with_handle(connection, path, method, stream, extra_args, handle_index)
         stream.send_eof()
@@ -353,7 +354,7 @@ def download(connection: Connection, path: str, method: str, sink: IO[bytes], ex
 
 def _call_with_handle(connection, path, method, stream: ClientStream, extra_args: list, handle_index: int = 0):
     args = list(extra_args)
-    args.insert(handle_index, json.loads(stream.headers["resource"]))
+    args.insert(handle_index, json.loads(stream.headers[RESOURCE_KEY]))
     request = pb.DriverCallRequest(uuid=connection.uuid(path), method=method, args=[encode(a) for a in args])
     future = connection.exporter.DriverCall.future(request, metadata=connection.metadata)
     future.add_done_callback(lambda f: f.exception() is not None and stream.cancel())

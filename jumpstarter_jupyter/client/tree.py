@@ -3,33 +3,35 @@
 from __future__ import annotations
 
 import fnmatch
+import functools
 import importlib
+import importlib.util
 import logging
 import os
+import pkgutil
+from collections.abc import Iterator
 
 from jumpstarter_jupyter.client.base import DriverClient
-from jumpstarter_jupyter.client.connection import OUR_CLIENT_LABEL, Connection
+from jumpstarter_jupyter.client.connection import Connection
 from jumpstarter_jupyter.client.generic import GenericClient
+from jumpstarter_jupyter.protocol.metadata import CLIENT_LABEL, NAME_LABEL, OUR_CLIENT_LABEL
 
 log = logging.getLogger(__name__)
-CLIENT_LABEL = "jumpstarter.dev/client"
-NAME_LABEL = "jumpstarter.dev/name"
 ALLOW_VARIABLE = "JMP_DRIVERS_ALLOW"  # upstream's name: `jmp shell` sets it
-_OURS = "jumpstarter_jupyter.drivers"
 
-# Upstream client class names -> ours, for upstream exporters (and our own drivers' labels).
-UPSTREAM_CLIENTS = {
-    "jumpstarter_driver_composite.client.CompositeClient": f"{_OURS}.composite.client.CompositeClient",
-    "jumpstarter_driver_power.client.PowerClient": f"{_OURS}.power.client.PowerClient",
-    "jumpstarter_driver_power.client.VirtualPowerClient": f"{_OURS}.power.client.PowerClient",
-    "jumpstarter_driver_pyserial.client.PySerialClient": f"{_OURS}.serial.client.SerialClient",
-    "jumpstarter_driver_network.client.NetworkClient": f"{_OURS}.network.client.NetworkClient",
-    "jumpstarter_driver_opendal.client.StorageMuxClient": f"{_OURS}.storage.client.StorageMuxClient",
-    "jumpstarter_driver_opendal.client.StorageMuxFlasherClient": f"{_OURS}.storage.client.StorageMuxClient",
-    "jumpstarter_driver_gpiod.client.DigitalOutputClient": f"{_OURS}.gpio.client.DigitalOutputClient",
-    "jumpstarter_driver_gpiod.client.DigitalInputClient": f"{_OURS}.gpio.client.DigitalInputClient",
-    "jumpstarter_driver_can.client.CanClient": f"{_OURS}.can.client.CanClient",
-}
+
+@functools.cache
+def upstream_clients() -> dict[str, str]:
+    """Upstream client class names -> ours, as each interface declares them (``UPSTREAM_CLIENTS``
+    in its ``common.py``); read when an exporter names only upstream's classes."""
+    from jumpstarter_jupyter import drivers  # as late as allowed(): `import jumpstarter_jupyter` stays small
+
+    table: dict[str, str] = {}
+    for interface in pkgutil.iter_modules(drivers.__path__):
+        name = f"{drivers.__name__}.{interface.name}.common"
+        if interface.ispkg and importlib.util.find_spec(name) is not None:
+            table.update(getattr(importlib.import_module(name), "UPSTREAM_CLIENTS", {}))
+    return table
 
 
 def allowed(path: str) -> bool:
@@ -51,9 +53,7 @@ def allowed(path: str) -> bool:
 
 def client_class(labels: dict[str, str]) -> type[DriverClient]:
     """Our class if the exporter names one we may import, else the upstream mapping, else generic."""
-    for path in (labels.get(OUR_CLIENT_LABEL), UPSTREAM_CLIENTS.get(labels.get(CLIENT_LABEL, ""))):
-        if not path:
-            continue
+    for path in _client_paths(labels):
         if not allowed(path):
             log.warning("%s: client class %s not allowed, using the generic client (allow it with %s)",
                         labels.get(NAME_LABEL, "driver"), path, ALLOW_VARIABLE)
@@ -67,6 +67,16 @@ def client_class(labels: dict[str, str]) -> type[DriverClient]:
         if isinstance(cls, type) and issubclass(cls, DriverClient):
             return cls
     return GenericClient
+
+
+def _client_paths(labels: dict[str, str]) -> Iterator[str]:
+    """Our class named by our exporter, then ours for the upstream class named (looked up only
+    when needed: an exporter of ours names its class)."""
+    if labels.get(OUR_CLIENT_LABEL):
+        yield labels[OUR_CLIENT_LABEL]
+    ours = upstream_clients().get(labels.get(CLIENT_LABEL, ""))
+    if ours:
+        yield ours
 
 
 def build(connection: Connection) -> DriverClient:

@@ -25,10 +25,12 @@ hardware should be ``async`` or wait through :class:`~jumpstarter_jupyter.driver
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import logging
 import typing
+from abc import ABC
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -39,6 +41,7 @@ from jumpstarter_jupyter.driver.cancel import current_token
 from jumpstarter_jupyter.driver.resources import ResourceFile, Resources
 
 MARK = "_jmp_export"
+RUNTIME = "jumpstarter_jupyter.runtime"  # dataclass field metadata: see runtime()
 CALL, STREAMING, STREAM = "call", "streaming", "stream"
 # driver lifecycle names: an exported method of these names would be called at the wrong time
 LIFECYCLE = frozenset({"teardown"})
@@ -150,13 +153,30 @@ def _describe_param(param: inspect.Parameter) -> dict:
     return out
 
 
-class Driver:
-    """Base of every driver. Subclasses are dataclasses; their fields are the YAML ``config``.
+def runtime(default: Any = dataclasses.MISSING, *, default_factory: Any = dataclasses.MISSING) -> Any:
+    """A driver field that is not configuration: state the driver changes as it runs (a mock's
+    power state) or an object its parent passes in code (a board's machine, a lock).
 
-    Class attributes:
-        client: dotted path of our client class.
-        upstream_client: the client class upstream Jumpstarter should use
-            (reported in ``jumpstarter.dev/client``); defaults to ``client``.
+    The constructor takes it; a config file that sets it is refused, naming the field::
+
+        @dataclass
+        class MockPower(PowerInterface):
+            voltage: float = 5.0        # config
+            powered: bool = runtime(False)  # state
+    """
+    return dataclasses.field(default=default, default_factory=default_factory, repr=False,
+                             metadata={RUNTIME: True})
+
+
+class Driver(ABC):  # noqa: B024 - abstract so that interfaces' @abstractmethod methods are enforced
+    """Base of every driver. Subclasses are dataclasses; their fields are the YAML ``config``
+    (except ``runtime()`` fields). An interface marks the methods every driver of it must
+    implement ``@abstractmethod``: a class leaving one out cannot be built (a config naming it
+    is refused when it loads).
+
+    Its class attributes name its clients: ``client``, the dotted path of our client class;
+    ``upstream_client``, the client class upstream Jumpstarter should use (reported in
+    ``jumpstarter.dev/client``; defaults to ``client``).
     """
 
     client: ClassVar[str] = "jumpstarter_jupyter.client.generic.GenericClient"

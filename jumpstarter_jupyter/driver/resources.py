@@ -21,6 +21,7 @@ from typing import Any
 import zstandard
 
 from jumpstarter_jupyter.driver.sync import Pipe
+from jumpstarter_jupyter.protocol.metadata import CONTENT_ENCODING_KEY
 
 ENCODINGS = ("gzip", "xz", "bz2", "zstd")
 QUEUE_FRAMES = 32  # bounded like upstream: a writer blocks when nobody reads
@@ -40,7 +41,7 @@ class Channel:
         self.outbound = Pipe(QUEUE_FRAMES)  # driver -> client
 
     def handle(self) -> dict:
-        return {"kind": "client_stream", "uuid": self.uuid, "x_jmp_content_encoding": self.encoding}
+        return {"kind": "client_stream", "uuid": self.uuid, CONTENT_ENCODING_KEY: self.encoding}
 
     async def end_of_input(self) -> None:
         """The client finished sending (exporter side)."""
@@ -134,7 +135,7 @@ class Resources:
             raise KeyError(f"no open resource {handle.get('uuid')!r} on this driver")
         raw = ResourceFile(channel)
         try:
-            yield _decoded(raw, handle.get("x_jmp_content_encoding"))
+            yield _decoded(raw, handle.get(CONTENT_ENCODING_KEY))
         finally:
             raw.close()
 

@@ -4,6 +4,10 @@ A config's ``type:`` is a full import path. The table below lists our built-in d
 the upstream Jumpstarter type names that resolve to them, so upstream configs run unchanged.
 Drivers from other packages arrive through the ``jumpstarter_jupyter.drivers`` entry-point
 group (``name = "package.module:Class"``) or by their import path.
+
+``COMMANDS`` lists the top-level ``jumpstarter-jupyter`` commands our drivers bring; other
+packages add theirs through the ``jumpstarter_jupyter.commands`` entry-point group
+(``name = "package.module:command"``, a click command).
 """
 
 from jumpstarter_jupyter.drivers import registry
@@ -43,4 +47,9 @@ UPSTREAM = {
     "jumpstarter_driver_can.driver.Can": BUILTIN["Can"],
 }
 
+COMMANDS = {
+    "qemu-images": f"{_OURS}.qemu.cli:qemu_images",
+}
+
 registry.register_table(BUILTIN, UPSTREAM)
+registry.register_commands(COMMANDS)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jumpstarter_jupyter.driver.base import Driver
+from jumpstarter_jupyter.driver.base import RUNTIME, Driver
 from jumpstarter_jupyter.drivers import registry
 from jumpstarter_jupyter.durations import parse_duration
 from jumpstarter_jupyter.drivers.composite.driver import Composite, Proxy
@@ -261,11 +261,20 @@ def instantiate(cls: type[Driver], values: dict[str, Any], error: Any) -> Driver
         return cls()
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     hints = typing.get_type_hints(cls)
+    runtime = [key for key in values if key in fields and fields[key].metadata.get(RUNTIME)]
+    if runtime:
+        raise error(runtime[0], f"{cls.__name__}.{runtime[0]} is not configuration: the driver sets it as it "
+                                "runs (or its parent passes it in code)")
     unknown = [key for key in values if key not in fields]
     if unknown:
-        raise error(unknown[0], f"{cls.__name__} has no config field {unknown[0]!r}; fields: {', '.join(fields) or 'none'}")
-    missing = [f.name for f in fields.values()
-               if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING and f.name not in values]
+        settable = ", ".join(name for name, f in fields.items() if not f.metadata.get(RUNTIME)) or "none"
+        raise error(unknown[0], f"{cls.__name__} has no config field {unknown[0]!r}; fields: {settable}")
+    missing = [f.name for f in fields.values() if f.name not in values
+               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    passed_in_code = [name for name in missing if fields[name].metadata.get(RUNTIME)]
+    if passed_in_code:
+        raise error("", f"{cls.__name__} is built in code, not from a config: it needs {passed_in_code[0]} "
+                        f"({_type_name(hints.get(passed_in_code[0]))})")
     if missing:
         raise error(missing[0], f"{cls.__name__} needs config field {missing[0]!r} ({_type_name(hints.get(missing[0]))})")
     kwargs = {}

@@ -32,12 +32,11 @@ import grpc
 from jumpstarter_jupyter.durations import format_duration
 from jumpstarter_jupyter.exporter.hooks import AFTER, BEFORE, Hook, HookRunner
 from jumpstarter_jupyter.exporter.identity import HubIdentity, IdentityRefused
+from jumpstarter_jupyter.protocol.metadata import LEASE_KEY, PASSPHRASE_KEY
 from jumpstarter_jupyter.protocol.v1 import lease_pb2 as pb
 
 log = logging.getLogger("jumpstarter_jupyter.exporter.leases")
 
-LEASE_KEY = "x-jmp-lease"
-PASSPHRASE_KEY = "x-jumpstarter-passphrase"
 NOT_LEASED = "not leased: acquire a lease first"
 
 

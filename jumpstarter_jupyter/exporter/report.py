@@ -8,13 +8,14 @@ from dataclasses import dataclass
 
 from jumpstarter_jupyter.driver.base import Driver
 from jumpstarter_jupyter.drivers.composite.driver import Proxy
+from jumpstarter_jupyter.protocol.metadata import (
+    CLIENT_LABEL,
+    METHODS_LABEL,
+    NAME_LABEL,
+    OUR_CLIENT_LABEL,
+    TYPE_LABEL,
+)
 from jumpstarter_jupyter.protocol.v1 import jumpstarter_pb2 as pb
-
-CLIENT_LABEL = "jumpstarter.dev/client"
-NAME_LABEL = "jumpstarter.dev/name"
-OUR_CLIENT_LABEL = "jumpstarter-jupyter.dev/client"
-METHODS_LABEL = "jumpstarter-jupyter.dev/methods"
-TYPE_LABEL = "jumpstarter-jupyter.dev/type"
 
 
 @dataclass

@@ -21,18 +21,21 @@ import grpc
 
 from jumpstarter_jupyter.driver.base import Driver
 from jumpstarter_jupyter.exporter.calls import Calls
+from jumpstarter_jupyter.exporter.console_service import ConsoleServicer
+from jumpstarter_jupyter.exporter.exporter_service import ExporterServicer
 from jumpstarter_jupyter.exporter.hooks import Hook, HookRunner
+from jumpstarter_jupyter.exporter.lease_service import LeaseServicer
 from jumpstarter_jupyter.exporter.leases import LeasePolicy, Leases
 from jumpstarter_jupyter.exporter.logs import LogHub
 from jumpstarter_jupyter.exporter.report import Tree
-from jumpstarter_jupyter.exporter.service import ConsoleServicer, ExporterServicer, LeaseServicer, RouterServicer
-from jumpstarter_jupyter.exporter.service import StreamServicer
+from jumpstarter_jupyter.exporter.router_service import RouterServicer
+from jumpstarter_jupyter.exporter.stream_service import StreamServicer
+from jumpstarter_jupyter.protocol.metadata import PASSPHRASE_KEY
 from jumpstarter_jupyter.protocol.v1 import console_pb2_grpc, jumpstarter_pb2_grpc, lease_pb2_grpc, router_pb2_grpc
 from jumpstarter_jupyter.protocol.v1 import stream_pb2_grpc
 
 log = logging.getLogger("jumpstarter_jupyter.exporter")
 
-PASSPHRASE_KEY = "x-jumpstarter-passphrase"
 SERVER_OPTIONS = [
     # upstream clients ping every 20 s even when idle: permit it, or grpc sends GOAWAY
     # "too_many_pings" after ~100 s and every open stream dies

@@ -6,6 +6,3 @@ is served by an upstream exporter process that ours starts, supervises and calls
 unix socket; the client sees one tree (``config`` decides what runs hosted, ``process`` runs
 it, ``drivers`` makes the drivers standing for it, ``child`` is what the process runs).
 """
-
-HOSTED_LABEL = "jumpstarter-jupyter.dev/hosted"  # report label: the upstream type a hosted driver runs
-FAILED_LABEL = "jumpstarter-jupyter.dev/failed"  # report label: why a driver's device could not be opened

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from jumpstarter_jupyter.driver.base import Driver
 from jumpstarter_jupyter.drivers import registry
 from jumpstarter_jupyter.errors import ConfigError
-from jumpstarter_jupyter.hosted import HOSTED_LABEL
+from jumpstarter_jupyter.protocol.metadata import HOSTED_LABEL
 from jumpstarter_jupyter.hosted.drivers import failed_class, hosted_class
 from jumpstarter_jupyter.hosted.process import HostedProcess
 from jumpstarter_jupyter.yamlfile import YamlReader, mapping

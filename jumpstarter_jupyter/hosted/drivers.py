@@ -18,7 +18,7 @@ from typing import Any
 
 from jumpstarter_jupyter.driver.base import CALL, MARK, STREAM, STREAMING, Driver, ExportOptions
 from jumpstarter_jupyter.driver.streams import SocketStream
-from jumpstarter_jupyter.hosted import FAILED_LABEL, HOSTED_LABEL
+from jumpstarter_jupyter.protocol.metadata import CLIENT_LABEL, FAILED_LABEL, HOSTED_LABEL, NAME_LABEL
 from jumpstarter_jupyter.hosted.process import HostedProcess
 
 log = logging.getLogger("jumpstarter_jupyter.hosted")
@@ -168,4 +168,4 @@ def _signature(described: dict) -> inspect.Signature:
 def _own_labels(labels: dict[str, str]) -> dict[str, str]:
     """Upstream's labels of a driver, without those our report sets itself."""
     return {key: value for key, value in labels.items()
-            if key not in ("jumpstarter.dev/client", "jumpstarter.dev/name")}
+            if key not in (CLIENT_LABEL, NAME_LABEL)}

@@ -29,6 +29,15 @@ class GenericWidget(DriverWidget):
     described = traitlets.Bool(True).tag(sync=True)  # False: no method list, call by name
     results = traitlets.Dict().tag(sync=True)  # method name -> text of its last result or error
     running = traitlets.List().tag(sync=True)  # names of methods being called now
+    summarized = ("methods", "results")
+
+    def summarize(self) -> str:
+        """Each method, with the text of its last result when it has one."""
+        lines = []
+        for method in self.methods:
+            result = self.results.get(method["name"])
+            lines.append(f"{method['name']}()" + (f": {result}" if result else ""))
+        return "\n".join(lines)
 
     def __init__(self, client: DriverClient, **kwargs: Any):
         listed = [m for m in (client.methods or {}).values() if m.get("kind") != "stream"]

@@ -16,7 +16,6 @@ from jumpstarter_jupyter.client.lease import BoardLease, Lease, held_leases, who
 from jumpstarter_jupyter.durations import parse_duration
 from jumpstarter_jupyter.errors import JumpstarterError
 from jumpstarter_jupyter.jupyter.widget import DriverWidget
-from jumpstarter_jupyter.protocol.v1 import lease_pb2 as pb
 
 TAKE_WAIT = 60.0  # seconds "take the lease" waits in line when someone was faster
 
@@ -37,13 +36,22 @@ class LeaseWidget(DriverWidget):
     warning = traitlets.Unicode("").tag(sync=True)  # the exporter's expiry warning; why a lease ended
     notices = traitlets.List(traitlets.Dict()).tag(sync=True)  # hand-over requests: {text, at}
     info = traitlets.Unicode("").tag(sync=True)  # the answer to this panel's last action
+    summarized = ("supported", "holder", "purpose")
+
+    def summarize(self) -> str:
+        """Who holds the board ("" for an exporter without leases)."""
+        if not self.supported:
+            return ""
+        if not self.holder:
+            return "lease: nobody holds the board"
+        return f"lease: held by {self.holder}" + (f" ({self.purpose})" if self.purpose else "")
 
     def __init__(self, client: DriverClient):
         self._dismissed: set[float] = set()  # hand-over requests dismissed, by when they came
         self._lease = BoardLease()
         super().__init__(client, me=who_am_i())
 
-    def on_lease(self, lease: BoardLease, event: pb.LeaseEvent | None) -> None:
+    def on_lease(self, lease: BoardLease, event: object) -> None:
         self._lease = lease
         warning = lease.warning or (f"your lease ended: {lease.ended}" if lease.ended else "")
         self.update(supported=lease.supported, required=lease.required, holder=lease.holder, purpose=lease.purpose,

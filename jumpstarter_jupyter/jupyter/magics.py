@@ -214,16 +214,15 @@ def status_line(name: str, client: DriverClient) -> str:
 def lease_text(client: DriverClient) -> str:
     """``you hold the board (bring-up), 58 min left; 1 waiting: bob@lab``, from the exporter."""
     connection = client.connection
-    status = connection.lease_status()
-    if status is None:
+    board = connection.read_board_lease()
+    if not board.supported:
         return "the exporter has no leases (an upstream exporter)"
-    mine = connection.lease is not None and connection.lease.active
-    if not status.HasField("lease"):
-        held = "free" + (": take it with %jmp connect" if status.required else " (leases are optional here)")
-    elif mine:
-        purpose = f" ({status.lease.purpose})" if status.lease.purpose else ""
+    if not board.holder:
+        held = "free" + (": take it with %jmp connect" if board.required else " (leases are optional here)")
+    elif connection.lease is not None and connection.lease.active:
+        purpose = f" ({board.purpose})" if board.purpose else ""
         held = f"you hold the board{purpose}, {format_duration(connection.lease.remaining)} left"
     else:
-        held = describe(status.lease) + ("" if status.required else " (leases are optional here)")
-    queue = f"; {len(status.queue)} waiting: {', '.join(w.holder for w in status.queue)}" if status.queue else ""
+        held = describe(board) + ("" if board.required else " (leases are optional here)")
+    queue = f"; {len(board.queue)} waiting: {', '.join(board.queue)}" if board.queue else ""
     return f"{held}{queue}"

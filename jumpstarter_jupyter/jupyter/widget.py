@@ -21,6 +21,9 @@ Contract for an interface widget (``drivers/<interface>/widget.py``)::
   or else asks this widget for it (``{"type": "bundle"}``; the reply carries
   ``static/widgets/<bundle>.js``), and shows the saved traits as text until then.
 * ``error`` (synced) is drawn by the front end as a banner; ``""`` hides it.
+* ``summary`` (synced) is the widget's state as text, made here by ``summarize()`` whenever a
+  trait it reads (``summarized``) changes: what a saved notebook shows where no front end loads
+  (nbconvert's HTML, nbviewer, the docs) and the widget's ``text/plain``.
 * ``locked`` (synced) says why this kernel may not control the board (``"held by alice@lab
   (bring-up)"``), ``""`` when it may. It follows the board's lease; the front end disables its
   controls (not those marked ``data-view-only``) with the reason as their tooltip.
@@ -134,9 +137,11 @@ class DriverWidget(anywidget.AnyWidget):
     """Base of every interface widget: one client, a few synced traits, one ES module."""
 
     bundle: ClassVar[str]
+    summarized: ClassVar[tuple[str, ...]] = ()  # the traits summarize() reads
     error = traitlets.Unicode("").tag(sync=True)
     path = traitlets.Unicode("").tag(sync=True)
     locked = traitlets.Unicode("").tag(sync=True)
+    summary = traitlets.Unicode("").tag(sync=True)  # summarize()'s text of the saved state
 
     # (class, client) -> its widget, until the widget is closed
     _instances: ClassVar[dict[tuple[type, DriverClient], DriverWidget]] = {}
@@ -159,11 +164,32 @@ class DriverWidget(anywidget.AnyWidget):
         super().__init__(path=client.display_path, **kwargs)
         self.on_msg(self._dispatch)
         _keep_senders_subshell(self.comm)
+        self.summary = self.summarize()
+        if self.summarized:  # in the same message as the change: a saved notebook holds both
+            self.observe(self._summarize_again, names=list(self.summarized))
         self._unwatch_lease = client.connection.watch_lease(self.on_lease)
 
     def on_lease(self, lease: BoardLease, event: Any) -> None:
         """The board's lease changed (background thread): lock or unlock the controls."""
         self.update(locked=lease.locked)
+
+    def summarize(self) -> str:
+        """The state the synced traits hold, as text (subclasses: a few lines)."""
+        return ""
+
+    def _summarize_again(self, _change: Any) -> None:
+        summary = self.summarize()
+        if summary != self.summary:
+            self.summary = summary
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict, dict] | None:
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if not bundle:
+            return bundle
+        data, metadata = bundle  # text/plain: what viewers without widgets show, as the fallback draws it
+        error = f"error: {self.error}" if self.error else ""
+        text = "\n".join(filter(None, [f"{self.path} (text view)", error, self.summarize()]))
+        return {**data, "text/plain": text}, metadata
 
     @classmethod
     def for_client(cls, client: DriverClient) -> DriverWidget:

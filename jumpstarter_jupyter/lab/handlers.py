@@ -51,7 +51,7 @@ class BoardsHandler(_Handler):
 class HandoverHandler(_Handler):
     @tornado.web.authenticated
     async def post(self, name: str) -> None:
-        await self._answer(self.monitor.request_handover, unquote(name), "")
+        await self._answer(self.monitor.request_handover, unquote(name))
 
 
 class ForceReleaseHandler(_Handler):

@@ -15,10 +15,10 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 
 from jumpstarter_jupyter.client import pool
-from jumpstarter_jupyter.client.connection import PASSPHRASE_KEY, channel_target
-from jumpstarter_jupyter.client.lease import lease_service, who_am_i
+from jumpstarter_jupyter.client.connection import channel_target
+from jumpstarter_jupyter.client.lease import force_release, request_handover
 from jumpstarter_jupyter.errors import ConfigError, JumpstarterError
-from jumpstarter_jupyter.protocol.v1 import lease_pb2
+from jumpstarter_jupyter.protocol.metadata import PASSPHRASE_KEY
 
 FRESH = 0.5  # seconds a probe round answers every poll
 HOST_ENTRY = "$JUMPSTARTER_HOST"
@@ -77,15 +77,14 @@ class PoolMonitor:
             raise KeyError(f"no board named {name!r} in the pool")
         return entry
 
-    def request_handover(self, name: str, requester: str) -> str:
-        """Ask the holder of board ``name`` for it, as ``requester``."""
+    def request_handover(self, name: str) -> str:
+        """Ask the holder of board ``name`` for it, as this server's user."""
         entry = self._entry(name)
-        metadata = _metadata(entry.passphrase())
         try:
-            return lease_service(self._channel(entry.endpoint)).RequestHandover(
-                lease_pb2.HandoverRequest(requester=requester or who_am_i()), metadata=metadata, timeout=10).message
-        except grpc.RpcError as err:
-            raise JumpstarterError(f"{name}: {err.details()}") from None
+            metadata = _metadata(entry.passphrase())
+            return request_handover(self._channel(entry.endpoint), metadata, entry.endpoint)
+        except JumpstarterError as exc:
+            raise JumpstarterError(f"{name}: {getattr(exc, 'reason', exc)}") from None
 
     def force_release(self, name: str) -> str:
         """End whoever's lease on board ``name`` with the pool entry's admin credential."""
@@ -94,11 +93,10 @@ class PoolMonitor:
         if admin is None:
             raise PermissionError(f"{name}: the pool names no admin_passphrase_file for this board")
         try:
-            return lease_service(self._channel(entry.endpoint)).ForceRelease(
-                lease_pb2.ForceReleaseRequest(admin_passphrase=admin), metadata=_metadata(entry.passphrase()),
-                timeout=30).message
-        except grpc.RpcError as err:
-            raise JumpstarterError(f"{name}: {err.details()}") from None
+            metadata = _metadata(entry.passphrase())
+            return force_release(self._channel(entry.endpoint), metadata, entry.endpoint, admin)
+        except JumpstarterError as exc:
+            raise JumpstarterError(f"{name}: {getattr(exc, 'reason', exc)}") from None
         finally:
             self._last = None  # the next poll shows the board free
 

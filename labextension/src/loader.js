@@ -7,6 +7,7 @@
 //      sends back as {type: "bundle", name, version, source} (VS Code, the extension disabled).
 // With neither (a saved notebook without kernel or extension), the text fallback stays.
 import { fallback } from "./fallback.js";
+import { bundleRequest, bundleSource } from "./protocol.js";
 
 const NAME = WIDGET;
 const REGISTRY = "jumpstarterJupyter";
@@ -28,11 +29,12 @@ function fromKernel(model, note) {
   }
   const entry = fetched.get(key);
   const onReply = (msg) => {
-    if (msg?.type === "bundle" && msg.name === NAME && msg.version === VERSION) entry.resolve(msg.source);
+    const source = bundleSource(msg, NAME, VERSION);
+    if (source !== null) entry.resolve(source);
   };
   model.on("msg:custom", onReply);
   try {
-    model.send({ type: "bundle" });
+    model.send(bundleRequest());
   } catch (error) { // no kernel behind this view: the text is all there is
     note(`no kernel to load the live view from (${error})`);
   }

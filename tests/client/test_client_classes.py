@@ -78,3 +78,36 @@ def test_patterns_that_do_not_match_keep_the_generic_client(outsider, monkeypatc
     monkeypatch.setenv("JMP_DRIVERS_ALLOW", "outsider,vendor.*")  # globs on the full class path
     assert client_of(outsider)[0] is GenericClient
     assert "outsider.client" not in sys.modules
+
+
+def test_every_upstream_client_our_drivers_report_maps_back_to_their_client():
+    """Each interface declares its upstream names once (its common.py): what a driver reports to
+    upstream clients is what our client, connected to an upstream exporter, maps back."""
+    import importlib
+
+    from jumpstarter_jupyter.client.tree import upstream_clients
+    from jumpstarter_jupyter.drivers import BUILTIN
+
+    table = upstream_clients()
+    for path in BUILTIN.values():
+        module, _, name = path.rpartition(".")
+        driver = getattr(importlib.import_module(module), name)
+        assert driver.upstream_client in table, f"{path} reports {driver.upstream_client}: not in the table"
+        if driver is Composite or not issubclass(driver, Composite):  # boards have richer clients
+            assert table[driver.upstream_client] == driver.client, path
+
+
+def test_connecting_to_our_exporter_reads_no_upstream_table():
+    """Our exporter names our client classes: connect() imports no other interface's common.py."""
+    import subprocess
+
+    from jumpstarter_jupyter.drivers.power.driver import MockPower
+
+    code = ("import sys; from jumpstarter_jupyter import connect\n"
+            "with connect(sys.argv[1]) as dut:\n"
+            "    dut.on()\n"
+            "print(sorted(m for m in sys.modules if m.endswith('.common')))")
+    with serving(MockPower()) as exporter:
+        out = subprocess.run([sys.executable, "-c", code, exporter.address], capture_output=True, text=True,
+                             timeout=120, check=True).stdout
+    assert out.strip() == "['jumpstarter_jupyter.drivers.power.common']"

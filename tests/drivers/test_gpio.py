@@ -11,7 +11,7 @@ import pytest
 from support import client_for, run_cli, serving
 
 from jumpstarter_jupyter import ConfigError, DriverError, DriverInvalidArgument, DriverTimeout, connect
-from jumpstarter_jupyter.hosted import FAILED_LABEL
+from jumpstarter_jupyter.protocol.metadata import FAILED_LABEL
 from jumpstarter_jupyter.drivers.gpio.client import DigitalInputClient, DigitalOutputClient
 from jumpstarter_jupyter.drivers.gpio.driver import (MockDigitalInput, MockDigitalOutput, VirtualDigitalInput,
                                                      VirtualDigitalOutput, VirtualLine)

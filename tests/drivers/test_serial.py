@@ -356,14 +356,14 @@ def test_a_port_is_held_exclusively(pty):
             second.teardown()
 
 
-def test_release_stops_the_follower():
+def test_release_stops_the_console_reader():
     with client_for(PySerial(url="loop://"), "serial") as serial:
         serial.sendline("started")
         serial.expect("started", timeout=DEADLINE)
-        follower = [t for t in threading.enumerate() if t.name == "serial follower dut.serial"]
-        assert len(follower) == 1 and follower[0].is_alive()
-    follower[0].join(DEADLINE)
-    assert not follower[0].is_alive()
+        reader = [t for t in threading.enumerate() if t.name == "serial console reader dut.serial"]
+        assert len(reader) == 1 and reader[0].is_alive()
+    reader[0].join(DEADLINE)
+    assert not reader[0].is_alive()
 
 
 def test_client_keeps_working_across_an_exporter_restart(tmp_path):

@@ -136,3 +136,19 @@ def test_frame_layout_matches_the_dbc():
         "Uptime": pytest.approx(123.4), "Temperature": -12.5, "Led": 0, "Button": 1, "State": 2, "Counter": 255}
     assert database.decode_message("VersionResponse", version_data("10.300-rc1")) == {"Major": 10, "Minor": 255,
                                                                                        "Patch": 1}
+
+
+def test_a_decoded_frame_is_a_read_only_mapping_as_cantools_result_is():
+    from collections.abc import Mapping
+
+    from jumpstarter_jupyter.drivers.can import dbc
+
+    db = dbc.load(DBC)
+    data = bytes.fromhex("7b00009f01010307")
+    decoded = dbc.decode(db, can.Message(arbitration_id=STATUS_ID, data=data, is_extended_id=False))
+    theirs = {name: round(value, 9) if isinstance(value, float) else value
+              for name, value in db.decode_message(STATUS_ID, data, decode_choices=False).items()}
+    assert isinstance(decoded, Mapping) and decoded == theirs and dict(decoded) == theirs
+    assert list(decoded.items()) == list(theirs.items()) and "Led" in decoded and "Nope" not in decoded
+    with pytest.raises(TypeError):
+        decoded["Led"] = 0  # read-only

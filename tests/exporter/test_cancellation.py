@@ -160,9 +160,11 @@ def test_ten_thousand_abandoned_waits_leave_no_threads_descriptors_or_memory_beh
         assert after["threads"] <= before["threads"] + 4
         assert after["fds"] <= before["fds"] + 4
     assert first["rss"] - before["rss"] < 20 << 20
-    # RSS moves by up to ~10 MB either way between batches (allocator caches); a leak of 1 KB
-    # a call would add 20 MB over these two batches
-    assert third["rss"] - first["rss"] < 16 << 20, "memory keeps growing with abandoned calls"
+    # A leak adds to every batch (1 KB a call: 10 MB a batch). RSS also moves by up to ~10 MB
+    # either way between batches (allocator caches), and on a loaded machine its high-water mark
+    # jumps by up to ~25 MB in one batch now and then, and stays: so one batch must add little.
+    growth = [figures["after_second"]["rss"] - first["rss"], third["rss"] - figures["after_second"]["rss"]]
+    assert min(growth) < 6 << 20, f"memory keeps growing with abandoned calls: {growth} bytes a batch"
     unrelated = figures["unrelated"]
     assert unrelated and set(unrelated) == {"bool_value"}, unrelated
     assert figures["answer"].result.string_value == "pong"

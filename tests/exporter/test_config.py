@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from jumpstarter_jupyter.driver import Driver
+from jumpstarter_jupyter.driver import Driver, export
 from jumpstarter_jupyter.drivers.composite.driver import Composite
-from jumpstarter_jupyter.drivers.power.driver import MockPower
+from jumpstarter_jupyter.drivers.power.driver import MockPower, PowerInterface
 from jumpstarter_jupyter.errors import ConfigError
 from jumpstarter_jupyter.exporter import build_tree, load_config, parse_config
 
@@ -64,7 +64,8 @@ def test_load_config_reads_a_file(tmp_path):
         ("export:\n  power:\n    type: MockPower\n    config:\n      voltage: high\n",
          r"export.power.config.voltage \(line 7\): expected float, got text 'high'"),
         ("export:\n  power:\n    type: MockPower\n    config:\n      volts: 5\n",
-         r"export.power.config.volts \(line 7\): MockPower has no config field 'volts'; fields: voltage, current"),
+         r"export.power.config.volts \(line 7\): MockPower has no config field 'volts'; "
+         r"fields: voltage, current$"),
         ("export:\n  power:\n    type: MockPower\n    colour: red\n", r"export.power.colour \(line 6\): unknown key"),
         ("export:\n  power: {}\n", r"export.power \(line 4\): expected `type:`"),
         ("export: []\n", r"export \(line 3\): expected a mapping"),
@@ -103,3 +104,33 @@ def test_wrong_api_version_and_kind_are_refused():
 def test_unreadable_file_is_named(tmp_path):
     with pytest.raises(ConfigError, match=r"nope.yaml: cannot read"):
         load_config(tmp_path / "nope.yaml")
+
+
+@dataclass
+class HalfPower(PowerInterface):
+    """Implements only ``on`` of the power interface."""
+
+    @export
+    def on(self) -> None:
+        pass
+
+
+def test_a_driver_leaving_interface_methods_out_is_refused_when_the_config_loads():
+    expected = (r"^board.yaml: export.power.type \(line 5\): HalfPower does not implement "
+                r"PowerInterface.off, PowerInterface.read, PowerInterface.state$")
+    with pytest.raises(ConfigError, match=expected):
+        build("export:\n  power:\n    type: test_config.HalfPower\n")
+    with pytest.raises(TypeError, match="abstract"):  # nor can code build one
+        HalfPower()
+
+
+@pytest.mark.parametrize("type_name, key, value", [
+    ("MockPower", "powered", "true"),
+    ("VirtualPower", "lock", "x"),
+    ("VirtualPower", "target", "x"),
+])
+def test_runtime_state_is_not_configuration(type_name, key, value):
+    body = f"export:\n  power:\n    type: {type_name}\n    config:\n      {key}: {value}\n"
+    expected = rf"^board.yaml: export.power.config.{key} \(line 7\): {type_name}.{key} is not configuration"
+    with pytest.raises(ConfigError, match=expected):
+        build(body)

@@ -19,8 +19,7 @@ from jumpstarter_jupyter.driver import Driver, export
 from jumpstarter_jupyter.drivers.composite.driver import Composite
 from jumpstarter_jupyter.drivers.gpio.driver import DigitalInputInterface, MockDigitalInput
 from jumpstarter_jupyter.drivers.power.driver import MockPower
-from jumpstarter_jupyter.exporter.report import METHODS_LABEL
-from jumpstarter_jupyter.exporter.server import PASSPHRASE_KEY
+from jumpstarter_jupyter.protocol.metadata import METHODS_LABEL, PASSPHRASE_KEY
 from jumpstarter_jupyter.protocol.v1 import console_pb2, jumpstarter_pb2, jumpstarter_pb2_grpc, router_pb2
 
 

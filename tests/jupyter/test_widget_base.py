@@ -102,3 +102,23 @@ def test_batcher_coalesces_pokes_into_fewer_flushes():
     wait_for(flushed.is_set)
     batcher.close()
     assert 1 <= len(flushes) < 10_000
+
+
+class Counted(Probe):
+    """A widget whose summary reads its ``count`` trait."""
+
+    summarized = ("count",)
+
+    def summarize(self):
+        return f"counted {self.count}"
+
+
+def test_the_kernel_writes_the_text_summary_a_saved_notebook_shows(power):
+    widget = Counted.for_client(power)
+    assert widget.summary == "counted 0"  # from the start: a notebook saved at once holds it
+    widget.update(count=3, error="relay stuck")
+    wait_for(lambda: widget.summary == "counted 3", what="the summary to follow the trait")
+    # viewers that draw no widget show the same text (nbconvert, nbviewer, the docs)
+    text = widget._repr_mimebundle_()[0]["text/plain"]
+    assert text == "dut.power (text view)\nerror: relay stuck\ncounted 3"
+    widget.close()

@@ -31,7 +31,7 @@ from jumpstarter_jupyter.errors import AuthenticationFailed, ConfigError, Driver
 from jumpstarter_jupyter.exporter import build_tree, parse_config
 from jumpstarter_jupyter.exporter.leases import LeasePolicy
 from jumpstarter_jupyter.exporter.server import serve
-from jumpstarter_jupyter.hosted import FAILED_LABEL, HOSTED_LABEL
+from jumpstarter_jupyter.protocol.metadata import FAILED_LABEL, HOSTED_LABEL
 
 CONFIG = """\
 apiVersion: jumpstarter.dev/v1alpha1

@@ -30,17 +30,31 @@ from jumpstarter_jupyter.errors import ConnectionFailed, DriverTimeout, Jumpstar
 from jumpstarter_jupyter.protocol.v1 import can_pb2
 
 log = logging.getLogger("jumpstarter_jupyter.can")
-BACKLOG = 1 << 18  # frames held in this process; past that the follower waits (the exporter keeps more)
+BACKLOG = 1 << 18  # frames held in this process; past that the bus reader waits (the exporter keeps more)
 UPSTREAM_POLL = 1.0  # seconds one upstream _recv_internal call may wait, so Ctrl-C is seen
 
 
 class CanClient(DriverClient, can.BusABC):
     """``dut.can``: a CAN bus on the exporter, as a python-can bus (shown as a ``CanWidget``).
 
-    >>> dut.can.send(can.Message(arbitration_id=0x123, data=b"\\x01"))     # doctest: +SKIP
-    >>> dut.can.expect(arbitration_id=0x124, timeout=2).data                # doctest: +SKIP
-    bytearray(b'\\x02')
-    >>> for msg in dut.can: print(msg)                                      # doctest: +SKIP
+    The virtual board's firmware answers a ``VersionRequest`` (0x600) with the running
+    image's version (0x601) while its OS runs:
+
+    >>> import can
+    >>> from jumpstarter_jupyter.drivers.virtual.driver import VirtualBoard
+    >>> from jumpstarter_jupyter.drivers.virtual.firmware_can import DBC
+    >>> from jumpstarter_jupyter.testing import serve
+    >>> with serve(VirtualBoard.create()) as dut:
+    ...     dut.power.on()
+    ...     dut.serial.expect("login:", timeout=60)
+    ...     dut.can.send(can.Message(arbitration_id=0x600, data=b"", is_extended_id=False))
+    ...     reply = dut.can.expect(arbitration_id=0x601, timeout=5)
+    ...     dut.can.load_dbc(DBC)
+    ...     dut.can.decode(reply)["Major"]
+    0
+    1
+
+    ``for msg in dut.can: ...`` follows the bus frame by frame, forever.
     """
 
     widget = "jumpstarter_jupyter.drivers.can.widget.CanWidget"
@@ -50,7 +64,7 @@ class CanClient(DriverClient, can.BusABC):
         self.streaming = bool(connection.ours and self.methods and "follow" in self.methods)
         self.missed = 0  # bus frames this client's reader missed (it fell behind the exporter)
         self.on_gap: Callable[[int], None] = self._warn_gap
-        self._follower: _Follower | None = None
+        self._bus_reader: _BusReader | None = None
         self._lock = threading.Lock()
         self.database = None  # the cantools database of load_dbc()
         self.database_path = ""
@@ -63,16 +77,16 @@ class CanClient(DriverClient, can.BusABC):
         self._is_shutdown = False
 
     # receiving
-    def _reader(self) -> _Follower:
+    def _reader(self) -> _BusReader:
         with self._lock:
             if self._is_shutdown:
                 raise ConnectionFailed(f"{self.display_path}: this bus client was shut down")
-            old = self._follower
+            old = self._bus_reader
             if old is None:
-                self._follower = _Follower(self, self._start, self._filters)
+                self._bus_reader = _BusReader(self, self._start, self._filters)
             elif old.failed:  # resume where it stopped: what the ring still holds, or a gap notice
-                self._follower = _Follower(self, old.position, self._filters, old._items)
-            return self._follower
+                self._bus_reader = _BusReader(self, old.position, self._filters, old._items)
+            return self._bus_reader
 
     def _recv_internal(self, timeout: float | None) -> tuple[can.Message | None, bool]:
         if not self.streaming:
@@ -138,7 +152,7 @@ class CanClient(DriverClient, can.BusABC):
     def load_dbc(self, path: str | os.PathLike) -> None:
         """Decode frames with the CAN database at ``path`` (DBC; also KCD, SYM, ARXML) from now on.
 
-        >>> dut.can.load_dbc(DBC)                                             # doctest: +SKIP
+        The virtual board's is ``jumpstarter_jupyter.drivers.virtual.firmware_can.DBC``.
         """
         self.database = dbc.load(path)
         self.database_path = os.path.abspath(path)
@@ -148,8 +162,9 @@ class CanClient(DriverClient, can.BusABC):
     def decode(self, msg: can.Message) -> dbc.Decoded | None:
         """``msg``'s signals (values, units, value names); None if the database does not describe it.
 
-        >>> print(dut.can.decode(dut.can.expect(arbitration_id=0x100)))       # doctest: +SKIP
-        Status: Uptime=3.4 s Temperature=38.2 degC Led=off Button=released State=running Counter=12
+        Printed, a decoded frame reads
+        ``Status: Uptime=3.4 s Temperature=38.2 degC Led=off Button=released State=kernel Counter=12``;
+        it is a read-only mapping of signal names to values (see :meth:`expect_signal`).
         """
         return dbc.decode(self._database(), msg)
 
@@ -160,7 +175,19 @@ class CanClient(DriverClient, can.BusABC):
         the value (``lambda t: t > 40``). Frames before it are consumed. A
         :class:`~jumpstarter_jupyter.errors.DriverTimeout` says what the signal was instead.
 
-        >>> dut.can.expect_signal("Status", "Led", 1, timeout=2)            # doctest: +SKIP
+        >>> from jumpstarter_jupyter.drivers.virtual.driver import VirtualBoard
+        >>> from jumpstarter_jupyter.drivers.virtual.firmware_can import DBC
+        >>> from jumpstarter_jupyter.testing import serve
+        >>> with serve(VirtualBoard.create()) as dut:
+        ...     dut.can.load_dbc(DBC)
+        ...     dut.power.on()
+        ...     frame = dut.can.expect_signal("Status", "Temperature", lambda t: t > 0, timeout=30)
+        ...     dut.serial.expect("login:", timeout=60)
+        ...     dut.serial.sendline("root")
+        ...     dut.serial.sendline("led on")
+        ...     dut.can.expect_signal("Status", "Led", "on", timeout=10).text("Led")
+        0
+        'on'
         """
         database = self._database()
         ident, test = dbc.frame_id(database, message), dbc.signal_test(database, message, signal, value)
@@ -206,12 +233,12 @@ class CanClient(DriverClient, can.BusABC):
         compiled = compile_filters(filters)  # a bad filter fails here, naming its index
         if not self.streaming:
             self.call("_apply_filters", list(filters) if filters else None)  # upstream: the bus's filters
-        elif self._follower is not None:
-            self._follower.configure(compiled)
+        elif self._bus_reader is not None:
+            self._bus_reader.configure(compiled)
 
     @property
     def state(self) -> can.BusState:
-        """The bus state: ACTIVE, PASSIVE or ERROR."""
+        """The bus state (ACTIVE, PASSIVE or ERROR)."""
         return can.BusState(int(self.call("state")))
 
     @state.setter
@@ -240,9 +267,9 @@ class CanClient(DriverClient, can.BusABC):
             can.BusABC.shutdown(self)  # stops this client's periodic tasks
         finally:
             with self._lock:
-                follower, self._follower = self._follower, None
-            if follower is not None:
-                follower.close()
+                reader, self._bus_reader = self._bus_reader, None
+            if reader is not None:
+                reader.close()
 
     def release(self) -> None:
         """``dut.close()`` calls it: shut this client down."""
@@ -286,7 +313,7 @@ class RemoteTask(can.broadcastmanager.RestartableCyclicTaskABC):
         self.bus.call("_stop_task", self.id)
 
 
-class _Follower:
+class _BusReader:
     """This client's reader: a thread copying ``follow`` batches into a local queue.
 
     Items are frames and gap notices (ints: frames missed), in bus order. Frames wait here
@@ -297,7 +324,7 @@ class _Follower:
         self.client = client
         self.position = max(start, 0)
         self.failed: Exception | None = None
-        self._items: deque = carried if carried is not None else deque()  # a failed follower's leftovers
+        self._items: deque = carried if carried is not None else deque()  # a failed reader's leftovers
         self._framer = Framer()
         self._pending: deque[bytes] = deque()  # message bodies that arrived together with an earlier one
         self._changed = threading.Condition()
@@ -306,7 +333,8 @@ class _Follower:
         self.configure(compile_filters(filters), start)
         first = self._next_batch()
         self.id = first.reader if first is not None else 0
-        self._thread = threading.Thread(target=self._run, args=(first,), name=f"can follower {client.display_path}",
+        self._thread = threading.Thread(target=self._run, args=(first,),
+                                        name=f"can bus reader {client.display_path}",
                                         daemon=True)
         self._thread.start()
 
@@ -366,7 +394,7 @@ class _Follower:
             self._thread.join(5)
 
 
-class Subscription(_Follower):
+class Subscription(_BusReader):
     """A reader of the bus whose batches go to a callback (``CanClient.subscribe``)."""
 
     def __init__(self, client: CanClient, on_frames: Callable[[int, list[can.Message]], None]):

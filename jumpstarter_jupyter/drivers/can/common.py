@@ -6,6 +6,7 @@
 * Between our own ends, frames travel in ``CanFrames`` batches (``can.proto``), each
   message length-prefixed on the ``follow`` byte stream::
 
+    >>> import can
     >>> frame = can.Message(arbitration_id=0x123, data=b"\\xde\\xad", timestamp=1.5)
     >>> batch = pack([frame], channel="vcan0")
     >>> [(hex(m.arbitration_id), bytes(m.data), m.channel) for m in unpack(batch)]
@@ -18,13 +19,18 @@ import base64
 import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-
-import can
-from can.typechecking import CanFilter
+from typing import TYPE_CHECKING
 
 from jumpstarter_jupyter.protocol.codec import Base64Bytes
 from jumpstarter_jupyter.protocol.v1 import can_pb2
 
+if TYPE_CHECKING:  # python-can is imported where a frame is built: connect() reads UPSTREAM_CLIENTS here
+    import can
+    from can.typechecking import CanFilter
+
+CLIENT = "jumpstarter_jupyter.drivers.can.client.CanClient"
+UPSTREAM_CLIENT = "jumpstarter_driver_can.client.CanClient"  # what our CAN driver reports
+UPSTREAM_CLIENTS = {UPSTREAM_CLIENT: CLIENT}  # upstream client classes -> ours (client.tree reads it)
 LENGTH = struct.Struct("<I")  # the length prefix of each message on the follow stream
 FLAGS = (  # (Message attribute, CanFlag bit)
     ("is_extended_id", can_pb2.CAN_FLAG_EXTENDED_ID),
@@ -62,6 +68,8 @@ class CanMessage:
 
     def message(self) -> can.Message:
         """The python-can message; raises ValueError when the frame is not a valid one."""
+        import can
+
         return can.Message(timestamp=self.timestamp, arbitration_id=self.arbitration_id,
                            is_extended_id=self.is_extended_id, is_remote_frame=self.is_remote_frame,
                            is_error_frame=self.is_error_frame, channel=self.channel, dlc=self.dlc,
@@ -71,6 +79,8 @@ class CanMessage:
 
 def message_from_wire(value: dict) -> can.Message:
     """A frame a peer returned (a decoded ``CanMessage`` object) as a python-can message."""
+    import can
+
     data = value.get("data")
     return can.Message(
         timestamp=value.get("timestamp") or 0.0, arbitration_id=int(value["arbitration_id"]),
@@ -142,6 +152,8 @@ def pack(frames: Iterable[can.Message], channel: str = "", **fields: int) -> can
 
 def unpack(batch: can_pb2.CanFrames) -> list[can.Message]:
     """The python-can messages of a ``CanFrames`` batch, in bus order."""
+    import can
+
     out, offset, data, channel = [], 0, batch.data, batch.channel or None
     for stamp, ident, bits, dlc, size in zip(batch.timestamp, batch.arbitration_id, batch.flags, batch.dlc, batch.size):
         out.append(can.Message(

@@ -12,12 +12,17 @@ units) and the names of enumerated values::
     (41.5, 'degC', 'on')
     >>> str(frame)
     'Status: Uptime=12.3 s Temperature=41.5 degC Led=on Button=released State=running Counter=7'
+
+It is a read-only mapping of signal names to numbers, as cantools' own result is a dict::
+
+    >>> "Led" in frame, len(frame), dict(frame)["Counter"]
+    (True, 6, 7)
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,9 +31,13 @@ import can
 SignalTest = Callable[["Decoded"], bool]
 
 
-@dataclass(frozen=True)
-class Decoded:
-    """One decoded frame: its message name, signal values (numbers), units and value names."""
+@dataclass(frozen=True, eq=False)  # equality is the Mapping's: equal signal values
+class Decoded(Mapping):
+    """One decoded frame: its message name, signal values (numbers), units and value names.
+
+    A read-only mapping of signal name to value, as cantools' result is: ``dict(decoded)``,
+    ``decoded.items()``, ``"Led" in decoded`` and ``decoded == {...}`` work on it.
+    """
 
     message: str
     signals: dict[str, float | int]
@@ -37,6 +46,12 @@ class Decoded:
 
     def __getitem__(self, signal: str) -> float | int:
         return self.signals[signal]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.signals)
+
+    def __len__(self) -> int:
+        return len(self.signals)
 
     def text(self, signal: str) -> str:
         """The value as a person reads it: its name if the database names it, else number and unit."""

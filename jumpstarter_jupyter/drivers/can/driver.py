@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import can
+from can.typechecking import CanFilter
 
 from jumpstarter_jupyter.driver import Driver, export, exportstream
-from jumpstarter_jupyter.drivers.can.common import CanFilter, CanMessage, compile_filters
+from jumpstarter_jupyter.drivers.can.common import CLIENT, UPSTREAM_CLIENT, CanMessage, compile_filters
 from jumpstarter_jupyter.drivers.can.follow import FollowStream
 from jumpstarter_jupyter.drivers.can.periodic import PeriodicSend
 from jumpstarter_jupyter.drivers.can.ring import DEFAULT_CAPACITY, NOBODY, FrameRing
@@ -43,8 +44,8 @@ class Can(Driver):
     readers that fall behind, default 65 536).
     """
 
-    client = "jumpstarter_jupyter.drivers.can.client.CanClient"
-    upstream_client = "jumpstarter_driver_can.client.CanClient"
+    client = CLIENT
+    upstream_client = UPSTREAM_CLIENT
 
     channel: str | int | None
     interface: str | None

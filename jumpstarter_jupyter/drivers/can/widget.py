@@ -31,7 +31,7 @@ from jumpstarter_jupyter.drivers.can.cli import parse_filter, parse_frame
 from jumpstarter_jupyter.drivers.can.common import compile_filters, passes
 from jumpstarter_jupyter.drivers.serial.widget import default_log_path
 from jumpstarter_jupyter.errors import JumpstarterError
-from jumpstarter_jupyter.jupyter.follow import Follower
+from jumpstarter_jupyter.jupyter.watcher import WidgetWatcher
 from jumpstarter_jupyter.jupyter.widget import DriverWidget
 
 LOG_BUDGET = 40  # frames per flush to the views: <= 1000 frames/s; the log file gets all of them
@@ -39,7 +39,7 @@ RECENT = 20  # frames kept in the synced `recent` trait (saved with the notebook
 CHART_POINTS = 600  # points of the chosen signal kept (one minute of a 10 Hz frame)
 MAX_ROWS = 512  # IDs in the table; further IDs are counted, not shown
 SYNC_PERIOD = 1.0  # seconds between syncs of the table, recent frames and chart traits
-FOLLOWING = "following the bus"  # the label of the follower's errors in the banner
+FOLLOWING = "following the bus"  # the label of the watcher's errors in the banner
 ROW_PERIOD = 0.1  # seconds between table updates to the views (cansniffer's refresh): <= 10 a second
 log = logging.getLogger("jumpstarter_jupyter.can")
 
@@ -84,6 +84,16 @@ class CanWidget(DriverWidget):
     periodic = traitlets.List().tag(sync=True)  # running periodic sends: [{key, text}]
     counts = traitlets.Dict().tag(sync=True)  # frames (all logged), missed, shown, not_shown, ids
     log_path = traitlets.Unicode("").tag(sync=True)
+    summarized = ("counts", "rows")
+
+    def summarize(self) -> str:
+        """The frame count, then the table a line per ID."""
+        lines = [f"{self.counts.get('frames', 0)} frames"]
+        for row in self.rows:
+            decoded = f"  {row['message']}: {row['signals']}" if row.get("message") else ""
+            lines.append(f"{row['id']}  {row['dir']}  [{row['dlc']}]  {row['data']}  x{row['count']}"
+                         + decoded)
+        return "\n".join(lines)
 
     def __init__(self, client: Any, log_path: str | Path | None = None, **kwargs: Any):
         super().__init__(client, **kwargs)
@@ -106,7 +116,7 @@ class CanWidget(DriverWidget):
         self._tasks: dict[str, tuple[Any, str]] = {}  # the form's periodic sends: key -> (task, text)
         self._task_ids = itertools.count(1)
         self._subscription: Any = None
-        self._follower: Follower | None = None
+        self._watcher: WidgetWatcher | None = None
         self._seq = 0
         self._writer = self._open_log(Path(log_path) if log_path else default_log_path(client.display_path))
         self.observe(self._on_filters, "filters")
@@ -115,13 +125,13 @@ class CanWidget(DriverWidget):
         client.database_listeners.append(self.poke)  # a cell's load_dbc() shows at once
         if client.streaming:
             self._subscription = client.subscribe(self._on_frames)  # now: a frame sent next is seen
-            self._follower = Follower(self, FOLLOWING, self._follow)
+            self._watcher = WidgetWatcher(self, FOLLOWING, self._follow)
         else:  # an upstream exporter: sending still works
             self.error = f"{client.display_path}: watching the bus needs a jumpstarter-jupyter exporter"
         self.poke()
 
-    def _follow(self, follower: Follower) -> None:
-        """Follow the bus until the subscription ends; the Follower subscribes again after a failure
+    def _follow(self, watcher: WidgetWatcher) -> None:
+        """Follow the bus until the subscription ends; the WidgetWatcher subscribes again after a failure
         (an exporter restart), so the widget goes on without a cell."""
         with self._frames_lock:
             subscription = self._subscription
@@ -129,12 +139,12 @@ class CanWidget(DriverWidget):
             subscription = self.client.subscribe(self._on_frames)
             with self._frames_lock:
                 self._subscription = subscription
-            if follower.stopped.is_set():  # stop() ran while this subscribed
+            if watcher.stopped.is_set():  # stop() ran while this subscribed
                 subscription.close()
                 return
-            follower.update()  # clears the error of the failed attempt
+            watcher.update()  # clears the error of the failed attempt
         subscription.wait()
-        if subscription.failed is not None and not follower.stopped.is_set():
+        if subscription.failed is not None and not watcher.stopped.is_set():
             raise subscription.failed
 
     def _open_log(self, path: Path) -> can.io.generic.MessageWriter:
@@ -320,8 +330,8 @@ class CanWidget(DriverWidget):
         """Stop following the bus and the form's periodic sends; close the log file."""
         if self.poke in self.client.database_listeners:
             self.client.database_listeners.remove(self.poke)
-        if self._follower is not None:
-            self._follower.stop()
+        if self._watcher is not None:
+            self._watcher.stop()
         with self._frames_lock:
             subscription = self._subscription
         if subscription is not None:

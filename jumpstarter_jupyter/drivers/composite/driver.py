@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from jumpstarter_jupyter.driver import Driver
+from jumpstarter_jupyter.driver import Driver, runtime
+from jumpstarter_jupyter.drivers.composite.common import CLIENT, UPSTREAM_CLIENT
 
 
 @dataclass
 class Composite(Driver):
     """A group of child drivers (also the implicit root of every exporter)."""
 
-    client = "jumpstarter_jupyter.drivers.composite.client.CompositeClient"
-    upstream_client = "jumpstarter_driver_composite.client.CompositeClient"
+    client = CLIENT
+    upstream_client = UPSTREAM_CLIENT
 
 
 @dataclass
@@ -20,7 +21,7 @@ class Proxy(Driver):
     """``ref: a.b`` in a config: the same driver reported again under another name."""
 
     ref: str = ""
-    target: Driver | None = field(default=None, repr=False)
+    target: Driver | None = runtime(None)
 
     def teardown(self) -> None:
         pass  # the target closes itself

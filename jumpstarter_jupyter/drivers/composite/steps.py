@@ -15,6 +15,7 @@ import pexpect
 
 from jumpstarter_jupyter.driver import Cancelled, Driver
 from jumpstarter_jupyter.drivers.serial.common import ConsoleSpawn
+from jumpstarter_jupyter.protocol.metadata import CONTENT_ENCODING_KEY
 
 TAIL = 300  # bytes of console output quoted in a failure
 
@@ -47,7 +48,7 @@ def flash_steps(board: Driver, image: dict) -> list[Step]:
 
     def write() -> None:
         with board.resource(image) as source:
-            written = storage.write_from(source, image.get("x_jmp_content_encoding"))
+            written = storage.write_from(source, image.get(CONTENT_ENCODING_KEY))
         board.logger.info("flashed %d bytes", written)
 
     def cycle() -> None:

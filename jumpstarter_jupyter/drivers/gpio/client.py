@@ -14,7 +14,11 @@ from jumpstarter_jupyter.errors import DriverInvalidArgument
 class DigitalOutputClient(DriverClient):
     """``dut.button``: ``on()``, ``off()``, ``cycle(wait)``, ``read()``.
 
-    >>> dut.button.on(); dut.button.read()       # doctest: +SKIP
+    >>> from jumpstarter_jupyter.drivers.gpio.driver import MockDigitalOutput
+    >>> from jumpstarter_jupyter.testing import serve
+    >>> with serve(MockDigitalOutput()) as button:
+    ...     button.on()
+    ...     button.read()
     1
     """
 
@@ -56,9 +60,20 @@ class DigitalOutputClient(DriverClient):
 class DigitalInputClient(DriverClient):
     """``dut.led``: ``read()``, ``wait_for_active(timeout)``, ``wait_for_edge(edge, timeout)``, ``watch()``.
 
-    >>> dut.led.wait_for_active(timeout=5)       # doctest: +SKIP
-    >>> next(dut.led.watch())                    # doctest: +SKIP
+    >>> from jumpstarter_jupyter.drivers.gpio.driver import MockDigitalInput
+    >>> from jumpstarter_jupyter.testing import serve
+    >>> with serve(MockDigitalInput(initial_value=1)) as led:
+    ...     led.wait_for_active(timeout=5)
+    ...     next(led.watch())
     1
+
+    A wait that times out names the driver and how long it waited:
+
+    >>> with serve(MockDigitalInput(), name="dut.led") as led:
+    ...     led.wait_for_active(timeout=0.1)   # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    jumpstarter_jupyter.errors.DriverTimeout: dut.led.wait_for_active: ...
     """
 
     widget = "jumpstarter_jupyter.drivers.gpio.widget.DigitalInputWidget"

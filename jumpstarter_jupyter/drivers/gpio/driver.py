@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import collections
+from abc import abstractmethod
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 
 from jumpstarter_jupyter.driver import Driver, Signal, export
-from jumpstarter_jupyter.drivers.gpio.common import ACTIVE, EDGES, INACTIVE
+from jumpstarter_jupyter.drivers.gpio.common import (
+    ACTIVE,
+    EDGES,
+    INACTIVE,
+    INPUT_CLIENT,
+    OUTPUT_CLIENT,
+    UPSTREAM_INPUT_CLIENT,
+    UPSTREAM_OUTPUT_CLIENT,
+)
 
 # watch() re-sends the value this often when nothing changes, so a viewer can tell a quiet
 # line from a dead stream
@@ -18,20 +27,23 @@ HISTORY = 256  # changes a line remembers for waiters that wake late
 class DigitalOutputInterface(Driver):
     """What every digital output exports (upstream's ``DigitalOutput`` wire names)."""
 
-    client = "jumpstarter_jupyter.drivers.gpio.client.DigitalOutputClient"
-    upstream_client = "jumpstarter_driver_gpiod.client.DigitalOutputClient"
+    client = OUTPUT_CLIENT
+    upstream_client = UPSTREAM_OUTPUT_CLIENT
 
     @export
+    @abstractmethod
     def on(self) -> None:
         """Drive the pin active."""
         raise NotImplementedError
 
     @export
+    @abstractmethod
     def off(self) -> None:
         """Drive the pin inactive."""
         raise NotImplementedError
 
     @export(readonly=True)
+    @abstractmethod
     def read_pin(self) -> int:
         """The pin's present value: 1 (active) or 0."""
         raise NotImplementedError
@@ -40,30 +52,35 @@ class DigitalOutputInterface(Driver):
 class DigitalInputInterface(Driver):
     """What every digital input exports (upstream's ``DigitalInput`` wire names, plus ``watch``)."""
 
-    client = "jumpstarter_jupyter.drivers.gpio.client.DigitalInputClient"
-    upstream_client = "jumpstarter_driver_gpiod.client.DigitalInputClient"
+    client = INPUT_CLIENT
+    upstream_client = UPSTREAM_INPUT_CLIENT
 
     @export(readonly=True)
+    @abstractmethod
     def read_pin(self) -> int:
         """The pin's present value: 1 (active) or 0."""
         raise NotImplementedError
 
     @export(readonly=True)
+    @abstractmethod
     def wait_for_active(self, timeout: float | None = None) -> None:
         """Return once the pin is active; ``TimeoutError`` after ``timeout`` seconds (None: never)."""
         raise NotImplementedError
 
     @export(readonly=True)
+    @abstractmethod
     def wait_for_inactive(self, timeout: float | None = None) -> None:
         """Return once the pin is inactive; ``TimeoutError`` after ``timeout`` seconds (None: never)."""
         raise NotImplementedError
 
     @export(readonly=True)
+    @abstractmethod
     def wait_for_edge(self, edge_type: str, timeout: float | None = None) -> None:
         """Return at the next ``"rising"`` or ``"falling"`` edge; ``TimeoutError`` after ``timeout`` seconds."""
         raise NotImplementedError
 
     @export(readonly=True)
+    @abstractmethod
     def watch(self) -> Iterator[int]:
         """The pin's value now, then on every change, until the caller stops listening."""
         raise NotImplementedError
@@ -173,7 +190,7 @@ def _check_line(owner: object, line: object) -> None:
 class _OnVirtualLine:
     """What the virtual GPIO drivers share: a :class:`VirtualLine` given in code, read as the pin."""
 
-    line: VirtualLine
+    line: VirtualLine  # given in code; a config naming this driver is told to use the Mock one
     pin: VirtualLine = field(init=False, repr=False)
 
     def __post_init__(self) -> None:

@@ -12,57 +12,67 @@ from typing import Any
 import traitlets
 
 from jumpstarter_jupyter.drivers.gpio.client import DigitalInputClient, DigitalOutputClient
-from jumpstarter_jupyter.jupyter.follow import Follower
+from jumpstarter_jupyter.jupyter.watcher import WidgetWatcher
 from jumpstarter_jupyter.jupyter.widget import DriverWidget
 
 POLL = 0.5  # seconds between read-backs of an output pin
+LEVELS = {1: "active", 0: "inactive", -1: "not read yet"}
 
 
-class DigitalOutputWidget(DriverWidget):
-    """A switch driving one output pin."""
+class _PinWidget(DriverWidget):
+    """What both pin widgets share: their front end, the pin's level and its text."""
 
     bundle = "gpio"
-    kind = traitlets.Unicode("output").tag(sync=True)
+    summarized = ("value",)
+    kind = traitlets.Unicode("").tag(sync=True)  # "output" or "input"
     value = traitlets.Int(-1).tag(sync=True)  # 1 active, 0 inactive, -1 not read yet
+
+    def summarize(self) -> str:
+        """``output pin: active``."""
+        return f"{self.kind} pin: {LEVELS.get(self.value, 'unknown')}"
+
+
+class DigitalOutputWidget(_PinWidget):
+    """A switch driving one output pin."""
+
+    kind = traitlets.Unicode("output").tag(sync=True)
 
     def __init__(self, client: DigitalOutputClient, **kwargs: Any):
         super().__init__(client, **kwargs)
-        self._follower = Follower(self, "reading the pin", self._poll)
+        self._watcher = WidgetWatcher(self, "reading the pin", self._poll)
 
     def action_set(self, active: bool) -> None:
         self.client.on() if active else self.client.off()
         self.update(value=self.client.read_pin())
 
-    def _poll(self, follower: Follower) -> None:
+    def _poll(self, watcher: WidgetWatcher) -> None:
         while True:
-            follower.update(value=self.client.read_pin())
-            if follower.wait(POLL):
+            watcher.update(value=self.client.read_pin())
+            if watcher.wait(POLL):
                 return
 
     def stop(self) -> None:
-        self._follower.stop()
+        self._watcher.stop()
 
 
-class DigitalInputWidget(DriverWidget):
+class DigitalInputWidget(_PinWidget):
     """A live indicator of one input pin."""
 
-    bundle = "gpio"
     kind = traitlets.Unicode("input").tag(sync=True)
-    value = traitlets.Int(-1).tag(sync=True)  # 1 active, 0 inactive, -1 not read yet
 
     def __init__(self, client: DigitalInputClient, **kwargs: Any):
         super().__init__(client, **kwargs)
-        self._follower = Follower(self, "watching the pin", self._watch)
+        self._watcher = WidgetWatcher(self, "watching the pin", self._watch)
 
-    def _watch(self, follower: Follower) -> None:
+    def _watch(self, watcher: WidgetWatcher) -> None:
         values = self.client.watch()
         try:
             for value in values:
-                follower.update(value=value)
-                if follower.stopped.is_set():
+                watcher.update(value=value)
+                if watcher.stopped.is_set():
                     return
         finally:
             values.close()
 
     def stop(self) -> None:
-        self._follower.stop()
+        self._watcher.stop()

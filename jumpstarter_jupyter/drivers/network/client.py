@@ -14,8 +14,18 @@ from jumpstarter_jupyter.drivers.network.forward import Forwarder
 class NetworkClient(DriverClient):
     """``dut.network``: ``address()``, ``stream()``, ``forward(local_port)``.
 
-    >>> with dut.network.forward() as addr:                     # doctest: +SKIP
-    ...     urllib.request.urlopen(f"http://{addr}/").read()
+    The virtual board's web service answers while the board runs, through a local forward:
+
+    >>> import urllib.request
+    >>> from jumpstarter_jupyter.drivers.virtual.driver import VirtualBoard
+    >>> from jumpstarter_jupyter.testing import serve
+    >>> with serve(VirtualBoard.create()) as dut:
+    ...     dut.power.on()
+    ...     dut.serial.expect("login:", timeout=60)
+    ...     with dut.network.forward() as address:
+    ...         urllib.request.urlopen(f"http://{address}/", timeout=10).read().splitlines()[0]
+    0
+    b'Jumpstarter Linux 1.0 on jumpstarter'
     """
 
     widget = "jumpstarter_jupyter.drivers.network.widget.NetworkWidget"
@@ -25,7 +35,14 @@ class NetworkClient(DriverClient):
         self._forwarders: set[Forwarder] = set()
 
     def address(self) -> str:
-        """The service's address as the exporter sees it, e.g. ``tcp://127.0.0.1:8080``."""
+        """The service's address as the exporter sees it, e.g. ``tcp://127.0.0.1:8080``.
+
+        >>> from jumpstarter_jupyter.drivers.network.driver import TcpNetwork
+        >>> from jumpstarter_jupyter.testing import serve
+        >>> with serve(TcpNetwork(host="127.0.0.1", port=8080)) as network:
+        ...     network.address()
+        'tcp://127.0.0.1:8080'
+        """
         return str(self.call("address"))
 
     @contextlib.contextmanager

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from abc import abstractmethod
 from dataclasses import dataclass
 
 from jumpstarter_jupyter.driver import ByteStream, Driver, SocketStream, export, exportstream
+from jumpstarter_jupyter.drivers.network.common import CLIENT, UPSTREAM_CLIENT
 
 CONNECT_TIMEOUT = 10.0  # seconds to establish the TCP connection; the stream itself has no timeout
 
@@ -13,15 +15,17 @@ CONNECT_TIMEOUT = 10.0  # seconds to establish the TCP connection; the stream it
 class NetworkInterface(Driver):
     """What every network driver exports (upstream's ``jumpstarter_driver_network`` wire names)."""
 
-    client = "jumpstarter_jupyter.drivers.network.client.NetworkClient"
-    upstream_client = "jumpstarter_driver_network.client.NetworkClient"
+    client = CLIENT
+    upstream_client = UPSTREAM_CLIENT
 
     @exportstream
+    @abstractmethod
     def connect(self) -> ByteStream:
         """Open a byte stream to the service."""
         raise NotImplementedError
 
     @export(readonly=True)
+    @abstractmethod
     def address(self) -> str:
         """The service's address as a URL, e.g. ``tcp://127.0.0.1:8080``."""
         raise NotImplementedError

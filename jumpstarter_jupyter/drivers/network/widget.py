@@ -21,8 +21,14 @@ class NetworkWidget(DriverWidget):
     """The service's address and a button opening a local forward to it."""
 
     bundle = "network"
+    summarized = ("address", "forwards")
     address = traitlets.Unicode("").tag(sync=True)  # the service, as the exporter sees it
     forwards = traitlets.List().tag(sync=True)  # local "127.0.0.1:PORT" addresses open now
+
+    def summarize(self) -> str:
+        """The service's address and the forwards open to it, a line each."""
+        forwards = [f"forwarded to {local}" for local in self.forwards]
+        return "\n".join([f"service at {self.address or '(unknown)'}", *forwards])
 
     def __init__(self, client: NetworkClient, **kwargs: Any):
         super().__init__(client, **kwargs)

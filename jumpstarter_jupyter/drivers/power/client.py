@@ -16,15 +16,26 @@ from jumpstarter_jupyter.errors import DriverInvalidArgument
 class PowerClient(DriverClient):
     """``dut.power``: ``on()``, ``off()``, ``cycle(wait)``, ``read()``, ``plot(seconds)``.
 
-    >>> dut.power.cycle(wait=1)                      # doctest: +SKIP
-    >>> [r.voltage for r in dut.power.read()]        # doctest: +SKIP
-    [5.0, 5.0, 5.0]
+    >>> from jumpstarter_jupyter.drivers.power.driver import MockPower
+    >>> from jumpstarter_jupyter.testing import serve
+    >>> with serve(MockPower()) as power:
+    ...     power.cycle(wait=0.1)
+    ...     [(reading.voltage, reading.current) for reading in power.read()]
+    [(0.0, 0.0), (5.0, 2.0)]
     """
 
     widget = "jumpstarter_jupyter.drivers.power.widget.PowerWidget"
 
     def on(self) -> None:
-        """Switch power on."""
+        """Switch power on.
+
+        >>> from jumpstarter_jupyter.drivers.power.driver import MockPower
+        >>> from jumpstarter_jupyter.testing import serve
+        >>> with serve(MockPower()) as power:
+        ...     power.on()
+        ...     power.state()
+        True
+        """
         self.call("on")
 
     def off(self) -> None:
@@ -32,7 +43,18 @@ class PowerClient(DriverClient):
         self.call("off")
 
     def cycle(self, wait: float = 2.0) -> None:
-        """Switch off, wait ``wait`` seconds, switch on."""
+        """Switch off, wait ``wait`` seconds, switch on.
+
+        A negative ``wait`` is refused before anything is switched:
+
+        >>> from jumpstarter_jupyter.drivers.power.driver import MockPower
+        >>> from jumpstarter_jupyter.testing import serve
+        >>> with serve(MockPower(), name="board") as power:
+        ...     power.cycle(wait=-1)
+        Traceback (most recent call last):
+        ...
+        jumpstarter_jupyter.errors.DriverInvalidArgument: board.cycle: wait must be >= 0 seconds, got -1
+        """
         if wait < 0:
             raise DriverInvalidArgument(self.display_path, "cycle", f"wait must be >= 0 seconds, got {wait}")
         self.off()

@@ -5,15 +5,13 @@ from __future__ import annotations
 import asyncio
 import inspect
 import threading
+from abc import abstractmethod
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
-from jumpstarter_jupyter.driver import Driver, export
-from jumpstarter_jupyter.drivers.power.common import PowerReading
-
-CLIENT = "jumpstarter_jupyter.drivers.power.client.PowerClient"
-UPSTREAM_CLIENT = "jumpstarter_driver_power.client.PowerClient"
+from jumpstarter_jupyter.driver import Driver, export, runtime
+from jumpstarter_jupyter.drivers.power.common import CLIENT, UPSTREAM_CLIENT, PowerReading
 
 
 class PowerInterface(Driver):
@@ -23,22 +21,26 @@ class PowerInterface(Driver):
     upstream_client = UPSTREAM_CLIENT
 
     @export
+    @abstractmethod
     def on(self) -> None:
         """Switch power on."""
         raise NotImplementedError
 
     @export
+    @abstractmethod
     def off(self) -> None:
         """Switch power off."""
         raise NotImplementedError
 
     @export(readonly=True)
+    @abstractmethod
     def read(self) -> Iterator[dict]:
         """A few current readings (finite, as upstream: ``list(read())`` ends)."""
         raise NotImplementedError
         yield
 
     @export(readonly=True)
+    @abstractmethod
     def state(self) -> bool:
         """True while power is on."""
         raise NotImplementedError
@@ -69,7 +71,7 @@ class MockPower(PowerInterface):
 
     voltage: float = 5.0
     current: float = 2.0
-    powered: bool = field(default=False, repr=False)
+    powered: bool = runtime(False)
 
     @export
     async def on(self) -> None:
@@ -110,8 +112,8 @@ class PowerTarget(Protocol):
 class VirtualPower(PowerInterface):
     """The power switch of a simulated board: readings follow what the board is doing."""
 
-    target: PowerTarget | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    target: PowerTarget | None = runtime(None)
+    lock: threading.Lock = runtime(default_factory=threading.Lock)
 
     @export
     def on(self) -> None:

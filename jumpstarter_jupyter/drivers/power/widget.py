@@ -16,7 +16,7 @@ import traitlets
 
 from jumpstarter_jupyter.drivers.power.client import PowerClient
 from jumpstarter_jupyter.drivers.power.common import PowerReading
-from jumpstarter_jupyter.jupyter.follow import Follower
+from jumpstarter_jupyter.jupyter.watcher import WidgetWatcher
 from jumpstarter_jupyter.jupyter.widget import DriverWidget
 
 HISTORY = 120.0  # seconds of samples kept for the chart (its window menu goes up to 2 minutes)
@@ -29,8 +29,16 @@ class PowerWidget(DriverWidget):
     """Power switch and live voltage/current chart of one ``PowerClient``."""
 
     bundle = "power"
+    summarized = ("state", "readings")
     state = traitlets.Unicode("unknown").tag(sync=True)  # "on", "off" or "unknown"
     readings = traitlets.List().tag(sync=True)  # [[elapsed seconds, volts, amperes], ...], oldest first
+
+    def summarize(self) -> str:
+        """``power on, last reading 5.00 V 0.120 A (42 samples)``."""
+        last = ""
+        if self.readings:
+            last = f", last reading {self.readings[-1][1]:.2f} V {self.readings[-1][2]:.3f} A"
+        return f"power {self.state}{last} ({len(self.readings)} samples)"
 
     def __init__(self, client: PowerClient, **kwargs: Any):
         super().__init__(client, **kwargs)
@@ -38,7 +46,7 @@ class PowerWidget(DriverWidget):
         self._burst: list[PowerReading] = []  # the readings averaged into the newest sample
         self._burst_start = 0.0  # when the newest sample's first reading arrived
         self._start = time.monotonic()
-        self._follower = Follower(self, "watching readings", self._follow)
+        self._watcher = WidgetWatcher(self, "watching readings", self._follow)
 
     # front-end actions (worker threads)
     def action_on(self) -> None:
@@ -53,15 +61,15 @@ class PowerWidget(DriverWidget):
         self.client.cycle(float(wait))
         self.update(state=self._state())
 
-    # the follower: readings and state, so a cell's on()/off() shows here too
-    def _follow(self, follower: Follower) -> None:
+    # the watcher: readings and state, so a cell's on()/off() shows here too
+    def _follow(self, watcher: WidgetWatcher) -> None:
         readings = self.client.watch(INTERVAL)
         try:
             for reading in readings:
-                if follower.stopped.is_set():
+                if watcher.stopped.is_set():
                     return
                 self._add(reading)
-                follower.update(readings=self._history, state=self._state())
+                watcher.update(readings=self._history, state=self._state())
         finally:
             readings.close()
 
@@ -84,4 +92,4 @@ class PowerWidget(DriverWidget):
         return "unknown" if state is None else "on" if state else "off"
 
     def stop(self) -> None:
-        self._follower.stop()
+        self._watcher.stop()

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pexpect
 
-from jumpstarter_jupyter.driver import Cancelled, SocketStream, export, exportstream
+from jumpstarter_jupyter.driver import Cancelled, SocketStream, export, exportstream, runtime
 from jumpstarter_jupyter.drivers.composite.driver import Composite
 from jumpstarter_jupyter.drivers.composite.steps import console_tail, flash_steps, reach_shell, run_steps, watch_console
 from jumpstarter_jupyter.drivers.network.driver import TcpNetwork
@@ -47,7 +47,7 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")  # busybox asks for the cursor posi
 class QemuStorageMux(VirtualStorageMux):
     """The guest's SD card: a raw disk image, on the host only while the guest is off."""
 
-    machine: QemuMachine | None = field(default=None, repr=False)
+    machine: QemuMachine | None = runtime(None)
 
     def _switch(self, position: str) -> None:
         if position != "dut" and self.machine.powered:
@@ -62,7 +62,7 @@ class QemuNetwork(TcpNetwork):
 
     host: str = "127.0.0.1"
     port: int = 0
-    machine: QemuMachine | None = field(default=None, repr=False)
+    machine: QemuMachine | None = runtime(None)
 
     def __post_init__(self) -> None:
         pass  # no port until the guest runs
@@ -98,7 +98,6 @@ class QemuBoard(Composite):
     """
 
     client = "jumpstarter_jupyter.drivers.qemu.client.QemuBoardClient"
-    upstream_client = "jumpstarter_driver_composite.client.CompositeClient"
 
     arch: str = "x86_64"
     cpu: str = ""

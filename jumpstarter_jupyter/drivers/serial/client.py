@@ -2,7 +2,7 @@
 
 Against our exporters the client follows the exporter's console (``ConsoleService.Follow``)
 from the offset the console had when this client was built, so
-``dut.power.on(); dut.serial.expect("login:")`` sees the whole boot even though the follower
+``dut.power.on(); dut.serial.expect("login:")`` sees the whole boot even though the console reader
 thread starts on first use. Against upstream exporters, which keep no scrollback, it reads a
 ``connect`` stream opened when the client is built, and says so in the output.
 """
@@ -19,9 +19,10 @@ import grpc
 import pexpect
 
 from jumpstarter_jupyter.client import DriverClient
-from jumpstarter_jupyter.client.errors import UNKNOWN_DRIVER, translate
+from jumpstarter_jupyter.client.errors import translate
 from jumpstarter_jupyter.drivers.serial.common import Chunk, ConsoleSpawn, ExpectTimeout, dropped_text, marker
 from jumpstarter_jupyter.errors import ConnectionFailed, DriverError, DriverTimeout, JumpstarterError
+from jumpstarter_jupyter.protocol.metadata import UNKNOWN_DRIVER
 from jumpstarter_jupyter.protocol.v1 import console_pb2
 
 NO_SCROLLBACK = "no scrollback: this exporter keeps none (upstream); showing output from now on"
@@ -34,10 +35,27 @@ Subscriber = Callable[[Chunk], None]
 class SerialClient(DriverClient):
     """``dut.serial``: a serial console with pexpect-style ``expect``.
 
-    >>> dut.power.on()                                  # doctest: +SKIP
-    >>> dut.serial.expect("login:", timeout=30)          # doctest: +SKIP
+    A ``loop://`` port echoes what is written, so its own line comes back:
+
+    >>> from jumpstarter_jupyter.drivers.serial.driver import PySerial
+    >>> from jumpstarter_jupyter.testing import serve
+    >>> with serve(PySerial(url="loop://")) as serial:
+    ...     serial.sendline("hello board")
+    ...     serial.expect(["goodbye", r"hello (\\w+)"], timeout=5)
+    ...     serial.match.group(1)
+    1
+    'board'
+
+    The virtual board boots to a login prompt on its console:
+
+    >>> from jumpstarter_jupyter.drivers.virtual.driver import VirtualBoard
+    >>> with serve(VirtualBoard.create()) as dut:
+    ...     dut.power.on()
+    ...     dut.serial.expect("login:", timeout=60)
+    ...     dut.serial.sendline("root")
+    ...     dut.serial.expect_exact("# ", timeout=10)
     0
-    >>> dut.serial.sendline("root")                      # doctest: +SKIP
+    0
     """
 
     widget = "jumpstarter_jupyter.drivers.serial.widget.SerialWidget"
@@ -47,7 +65,7 @@ class SerialClient(DriverClient):
         super().__init__(connection, path, entry)
         self._lock = threading.RLock()
         self._delivered = threading.Condition(self._lock)
-        self._end = 0  # console offset up to which the follower has delivered
+        self._end = 0  # console offset up to which the console reader has delivered
         self._stopping = threading.Event()
         self._subscribers: list[Subscriber] = []
         self._local_log = bytearray()
@@ -57,7 +75,7 @@ class SerialClient(DriverClient):
         self._tx: Any = None
         self.scrollback_supported = bool(connection.ours and self.methods and "offset" in self.methods)
         if self.scrollback_supported:
-            # the offset means something in this exporter run only: the follower, however
+            # the offset means something in this exporter run only: the console reader, however
             # late it starts, tells the exporter which run it is from
             self._origin, self._epoch = int(self.call("offset")), connection.report.uuid
             return
@@ -68,14 +86,15 @@ class SerialClient(DriverClient):
 
     # following the console
     def _start(self) -> None:
-        """Start the follower unless it runs; upstream, (re)open the ``connect`` stream it reads."""
+        """Start the console reader unless it runs; upstream, (re)open the ``connect`` stream it reads."""
         with self._lock:
             if self._stopping.is_set() or (self._thread is not None and self._thread.is_alive()):
                 return
             if not self.scrollback_supported:
                 self._tx = self.stream("connect")  # upstream: also the stream writes go to
             target = self._follow_ours if self.scrollback_supported else self._follow_upstream
-            self._thread = threading.Thread(target=target, name=f"serial follower {self.display_path}", daemon=True)
+            self._thread = threading.Thread(target=target, name=f"serial console reader {self.display_path}",
+                                            daemon=True)
             self._thread.start()
 
     def _follow_ours(self) -> None:
@@ -139,7 +158,7 @@ class SerialClient(DriverClient):
             callback(chunk)
 
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
-        """Call ``callback(chunk)`` from the follower thread for every console chunk; returns unsubscribe."""
+        """Call ``callback(chunk)`` from the console reader thread for every chunk; returns unsubscribe."""
         with self._lock:
             self._subscribers.append(callback)
         self._start()
@@ -177,6 +196,14 @@ class SerialClient(DriverClient):
         every byte is acknowledged, and bytes that could not be delivered raise
         ``ConnectionFailed`` from this or the next ``write``, ``flush``, ``expect`` or
         ``close``. Upstream exporters acknowledge nothing: there, writes are best effort.
+
+        >>> from jumpstarter_jupyter.drivers.serial.driver import PySerial
+        >>> from jumpstarter_jupyter.testing import serve
+        >>> with serve(PySerial(url="loop://")) as serial:   # loop:// echoes what is written
+        ...     serial.write(b"AT\\r")
+        ...     serial.flush()                                # every byte reached the port
+        ...     serial.expect_exact("AT", timeout=5)
+        0
         """
         data = data.encode() if isinstance(data, str) else bytes(data)
         self._start()
@@ -228,7 +255,7 @@ class SerialClient(DriverClient):
 
         Returns the index of the pattern that matched; ``before``, ``after`` and ``match``
         describe it. ``timeout`` is in seconds (-1: ``self.timeout``, default 30; None: forever).
-        Raises :class:`ExpectTimeout` (a ``pexpect.TIMEOUT`` and a ``TimeoutError``) naming what
+        Raises :class:`~jumpstarter_jupyter.drivers.serial.common.ExpectTimeout` (a ``pexpect.TIMEOUT`` and a ``TimeoutError``) naming what
         was awaited and what the console showed last.
         """
         self._check_delivered()

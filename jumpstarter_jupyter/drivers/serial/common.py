@@ -18,6 +18,10 @@ from pexpect.spawnbase import SpawnBase
 WAIT_SLICE = 0.1  # seconds: a kernel interrupt is noticed between slices even without EINTR
 MAX_PENDING = 8 << 20  # bytes held for expect() while nobody reads; older ones are dropped
 
+CLIENT = "jumpstarter_jupyter.drivers.serial.client.SerialClient"
+UPSTREAM_CLIENT = "jumpstarter_driver_pyserial.client.PySerialClient"  # what our serial drivers report
+UPSTREAM_CLIENTS = {UPSTREAM_CLIENT: CLIENT}  # upstream client classes -> ours (client.tree reads it)
+
 
 @dataclass(frozen=True)
 class Chunk:
@@ -30,10 +34,6 @@ class Chunk:
     data: bytes = b""
     dropped: int = 0
     event: str = ""
-
-
-# the event a follower gets when its offsets belong to an earlier run of the exporter
-RESTARTED = "exporter restarted: the console starts over at offset 0"
 
 
 def marker(text: str) -> bytes:

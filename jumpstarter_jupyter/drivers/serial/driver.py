@@ -22,6 +22,8 @@ from typing import Any
 import serial
 
 from jumpstarter_jupyter.driver import Driver, LoopStream, Pipe, export, exportstream
+from jumpstarter_jupyter.driver.console import ConsoleDriver
+from jumpstarter_jupyter.drivers.serial.common import CLIENT, UPSTREAM_CLIENT
 from jumpstarter_jupyter.drivers.serial.console import DEFAULT_CAPACITY, Console
 
 LOOP_URL = "loop://"
@@ -29,15 +31,15 @@ READ_TIMEOUT = 0.2  # seconds, only for pyserial handlers that cannot cancel a b
 
 
 @dataclass
-class PySerial(Driver):
+class PySerial(Driver, ConsoleDriver):
     """A serial port: ``url`` is any pyserial URL, ``loop://`` an in-memory echo.
 
     Config: ``url``, ``baudrate`` (default 115200), ``scrollback`` (bytes kept, default 1 MiB),
     ``reopen_interval`` (seconds between attempts to reopen a vanished port).
     """
 
-    client = "jumpstarter_jupyter.drivers.serial.client.SerialClient"
-    upstream_client = "jumpstarter_driver_pyserial.client.PySerialClient"
+    client = CLIENT
+    upstream_client = UPSTREAM_CLIENT
 
     url: str
     baudrate: int = 115200

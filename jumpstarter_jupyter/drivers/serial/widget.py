@@ -22,13 +22,17 @@ from typing import IO, Any
 
 import traitlets
 
-from jumpstarter_jupyter.drivers.serial.common import RESTARTED, dropped_text, marker
+from jumpstarter_jupyter.drivers.serial.common import dropped_text, marker
 from jumpstarter_jupyter.jupyter.widget import DriverWidget
+from jumpstarter_jupyter.protocol.metadata import CONSOLE_RESTARTED
 
 SCROLLBACK = 64 << 10  # bytes in the synced scrollback trait (saved with the notebook)
 RING = 256 << 10  # bytes kept for the view: a burst up to this size reaches the browser whole
 VIEW_BUDGET = 8 << 10  # bytes per flush: <= ~200 KB/s to a browser; a faster flood is skipped in the view
 SCROLLBACK_PERIOD = 1.0  # seconds between scrollback trait syncs while output flows
+SUMMARY_LINES = 40  # console lines in the text summary
+# ANSI escape sequences (colours, cursor moves) and control characters other than \n and \t
+CONTROL = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]|[\x00-\x08\x0b-\x1f\x7f]")
 BREAK_DURATION = 0.25  # seconds
 
 
@@ -84,6 +88,13 @@ class SerialWidget(DriverWidget):
     rts = traitlets.Bool(None, allow_none=True).tag(sync=True)
     status = traitlets.Unicode("").tag(sync=True)
     log_path = traitlets.Unicode("").tag(sync=True)
+    summarized = ("scrollback",)
+
+    def summarize(self) -> str:
+        """The console's last lines as plain text."""
+        text = self.scrollback[-(SUMMARY_LINES * 256):].decode(errors="replace")
+        lines = CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n")).split("\n")
+        return "\n".join(lines[-SUMMARY_LINES:])
 
     def __init__(self, client: Any, log_path: str | Path | None = None, **kwargs: Any):
         super().__init__(client, **kwargs)
@@ -155,7 +166,7 @@ class SerialWidget(DriverWidget):
 
     def _take_in(self, chunk: Any, live: bool = False) -> None:
         """Add a chunk's new bytes to the view ring and the log (caller holds the ring lock)."""
-        if live and chunk.event == RESTARTED and self._end is not None:
+        if live and chunk.event == CONSOLE_RESTARTED and self._end is not None:
             self._start_over()  # the exporter says its console is a new one, counting from 0
         end = self._end if self._end is not None else chunk.offset
         data = chunk.data[max(0, end - chunk.offset):]  # history and live output overlap

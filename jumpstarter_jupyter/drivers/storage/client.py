@@ -26,7 +26,22 @@ def image_encoding(path: str | os.PathLike) -> str | None:
 class StorageMuxClient(DriverClient):
     """``dut.storage``: ``host()``, ``dut()``, ``off()``, ``flash(path)``, ``dump(path)``.
 
-    >>> dut.storage.flash("image.img.xz", progress=print)   # doctest: +SKIP
+    An image travels compressed (here with xz) and lands decompressed on the card:
+
+    >>> import lzma, os, tempfile
+    >>> from jumpstarter_jupyter.drivers.storage.driver import MockStorageMux
+    >>> from jumpstarter_jupyter.testing import serve
+    >>> folder = tempfile.mkdtemp()
+    >>> image = os.path.join(folder, "image.img.xz")
+    >>> with open(image, "wb") as file:
+    ...     _ = file.write(lzma.compress(b"boot sector" * 1000))
+    >>> with serve(MockStorageMux()) as storage:
+    ...     storage.flash(image)
+    ...     storage.state()
+    ...     storage.dump(os.path.join(folder, "backup.img"))
+    'dut'
+    >>> open(os.path.join(folder, "backup.img"), "rb").read() == b"boot sector" * 1000
+    True
     """
 
     widget = "jumpstarter_jupyter.drivers.storage.widget.StorageMuxWidget"
@@ -44,7 +59,15 @@ class StorageMuxClient(DriverClient):
         self.call("off")
 
     def state(self) -> str | None:
-        """``"host"``, ``"dut"`` or ``"off"``; None when the exporter cannot tell (upstream drivers)."""
+        """``"host"``, ``"dut"`` or ``"off"``; None when the exporter cannot tell (upstream drivers).
+
+        >>> from jumpstarter_jupyter.drivers.storage.driver import MockStorageMux
+        >>> from jumpstarter_jupyter.testing import serve
+        >>> with serve(MockStorageMux()) as storage:
+        ...     storage.dut()
+        ...     storage.state()
+        'dut'
+        """
         if self.methods is None or "state" not in self.methods:
             return None
         return str(self.call("state"))

@@ -6,12 +6,15 @@ import lzma
 import os
 import tempfile
 import threading
+from abc import abstractmethod
 from dataclasses import dataclass, field
 from typing import IO, ClassVar
 
 import zstandard
 
 from jumpstarter_jupyter.driver import Driver, export
+from jumpstarter_jupyter.drivers.storage.common import CLIENT, UPSTREAM_CLIENT
+from jumpstarter_jupyter.protocol.metadata import CONTENT_ENCODING_KEY
 
 POSITIONS = ("host", "dut", "off")
 FILE_CARD = 4 << 30  # capacity of a card kept in a file (it has no size of its own): a small SD card
@@ -23,36 +26,41 @@ DECODE_ERRORS = (OSError, EOFError, lzma.LZMAError, zstandard.ZstdError)
 class StorageMuxInterface(Driver):
     """What every storage mux exports (upstream's ``StorageMux`` wire names, plus ``state``)."""
 
-    client = "jumpstarter_jupyter.drivers.storage.client.StorageMuxClient"
-    # upstream's flasher client offers `j storage flash/dump` on top of host/dut/off
-    upstream_client = "jumpstarter_driver_opendal.client.StorageMuxFlasherClient"
+    client = CLIENT
+    upstream_client = UPSTREAM_CLIENT
 
     @export
+    @abstractmethod
     def host(self) -> None:
         """Connect the storage to the host (the exporter)."""
         raise NotImplementedError
 
     @export
+    @abstractmethod
     def dut(self) -> None:
         """Connect the storage to the DUT."""
         raise NotImplementedError
 
     @export
+    @abstractmethod
     def off(self) -> None:
         """Disconnect the storage from both."""
         raise NotImplementedError
 
     @export
+    @abstractmethod
     def write(self, handle: dict) -> None:
         """Copy every byte of the resource ``handle`` onto the storage."""
         raise NotImplementedError
 
     @export
+    @abstractmethod
     def read(self, handle: dict) -> None:
         """Copy the storage's contents into the resource ``handle``."""
         raise NotImplementedError
 
     @export(readonly=True)
+    @abstractmethod
     def state(self) -> str:
         """Where the storage is connected: ``"host"``, ``"dut"`` or ``"off"``."""
         raise NotImplementedError
@@ -106,7 +114,7 @@ class VirtualStorageMux(StorageMuxInterface):
     def write(self, handle: dict) -> None:
         """Copy every byte of the resource ``handle`` onto the storage (decompressing it if sent compressed)."""
         with self.resource(handle) as source:
-            self.write_from(source, handle.get("x_jmp_content_encoding"))
+            self.write_from(source, handle.get(CONTENT_ENCODING_KEY))
 
     def write_from(self, source: IO[bytes], encoding: str | None = None) -> int:
         """Write everything ``source`` yields onto the storage; returns the byte count.

@@ -12,7 +12,7 @@ from typing import Any
 import traitlets
 
 from jumpstarter_jupyter.drivers.storage.client import StorageMuxClient
-from jumpstarter_jupyter.jupyter.follow import Follower
+from jumpstarter_jupyter.jupyter.watcher import WidgetWatcher
 from jumpstarter_jupyter.jupyter.widget import DriverWidget
 
 POLL = 1.0  # seconds between reads of the mux position
@@ -27,10 +27,16 @@ class StorageMuxWidget(DriverWidget):
     sent = traitlets.Int(0).tag(sync=True)  # bytes of `image` sent so far
     total = traitlets.Int(0).tag(sync=True)  # its size in bytes; 0: nothing flashed yet
     flashing = traitlets.Bool(False).tag(sync=True)
+    summarized = ("state", "image", "sent", "total")
+
+    def summarize(self) -> str:
+        """Where the card is connected, and the last image flashed."""
+        image = f"\nlast image: {self.image} ({self.sent} of {self.total} bytes)" if self.image else ""
+        return f"storage connected to: {self.state}{image}"
 
     def __init__(self, client: StorageMuxClient, **kwargs: Any):
         super().__init__(client, **kwargs)
-        self._follower = Follower(self, "reading the mux", self._poll)
+        self._watcher = WidgetWatcher(self, "reading the mux", self._poll)
 
     def action_host(self) -> None:
         self.client.host()
@@ -58,11 +64,11 @@ class StorageMuxWidget(DriverWidget):
     def _show_state(self) -> None:
         self.update(state=self.client.state() or "unknown")
 
-    def _poll(self, follower: Follower) -> None:
+    def _poll(self, watcher: WidgetWatcher) -> None:
         while True:
-            follower.update(state=self.client.state() or "unknown")
-            if follower.wait(POLL):
+            watcher.update(state=self.client.state() or "unknown")
+            if watcher.wait(POLL):
                 return
 
     def stop(self) -> None:
-        self._follower.stop()
+        self._watcher.stop()

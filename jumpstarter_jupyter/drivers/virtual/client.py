@@ -14,9 +14,23 @@ from jumpstarter_jupyter.drivers.storage.client import image_encoding
 class VirtualBoardClient(CompositeClient):
     """``dut`` of the virtual board: its children plus exporter-side orchestration.
 
-    >>> dut.flash("os-2.0.img.zst")          # doctest: +SKIP
-    >>> dut.boot_to_shell(timeout=60)        # doctest: +SKIP
-    >>> dut.serial.sendline("cat /etc/os-release")   # doctest: +SKIP
+    Flash another image (compressed on the way) and boot into it:
+
+    >>> import os, tempfile, zstandard
+    >>> from jumpstarter_jupyter.drivers.virtual.driver import VirtualBoard
+    >>> from jumpstarter_jupyter.drivers.virtual.image import make_image
+    >>> from jumpstarter_jupyter.testing import serve
+    >>> image = os.path.join(tempfile.mkdtemp(), "os-2.0.img.zst")
+    >>> with open(image, "wb") as file:
+    ...     _ = file.write(zstandard.compress(make_image("Jumpstarter Linux", "2.0.0")))
+    >>> with serve(VirtualBoard.create()) as dut:
+    ...     dut.flash(image)
+    ...     dut.boot_to_shell(timeout=60)
+    ...     dut.serial.sendline("cat /etc/os-release")
+    ...     dut.serial.expect('VERSION="([^"]*)"', timeout=10)
+    ...     dut.serial.match.group(1)
+    0
+    '2.0.0'
     """
 
     def flash(self, path: str | os.PathLike, progress: Progress | None = None) -> None:

@@ -54,7 +54,6 @@ class VirtualBoard(Composite):
     """
 
     client = "jumpstarter_jupyter.drivers.virtual.client.VirtualBoardClient"
-    upstream_client = "jumpstarter_driver_composite.client.CompositeClient"
 
     hostname: str = "jumpstarter"
     os_name: str = DEFAULT_OS

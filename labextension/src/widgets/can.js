@@ -6,6 +6,7 @@
 // messages carrying what changed since the previous one (at most ~25 a second).
 // View -> kernel: the traits `filters`, `paused`, `chart_signal`; the actions send,
 // send_periodic, stop_periodic and load_dbc.
+import { inSequence } from "../protocol.js";
 import { createChart } from "./chart.js";
 import { action, h, style, view } from "./shared.js";
 
@@ -196,10 +197,9 @@ function render({ model, el }) {
 
   table.reset(model.get("rows") || []);
   log.reset(model.get("recent") || []);
-  let lastSeq = 0;
+  const fresh = inSequence("frames");
   listen("msg:custom", (msg) => {
-    if (msg?.type !== "frames" || msg.seq <= lastSeq) return;
-    lastSeq = msg.seq;
+    if (!fresh(msg)) return;
     const notShown = (msg.counts.not_shown ?? 0) - (counts.not_shown ?? 0);
     table.update(msg.rows);
     log.add(msg.log, notShown);

@@ -59,7 +59,7 @@ function svg(tag, attrs = {}, text = null) {
 }
 
 /** A "nice" tick step (1, 2 or 5 times a power of ten) giving about `count` ticks over `span`. */
-function tickStep(span, count = TICKS) {
+export function tickStep(span, count = TICKS) {
   const raw = span / Math.max(count, 1);
   const power = 10 ** Math.floor(Math.log10(raw));
   const ratio = raw / power; // in [1, 10): the nearest of 1, 2, 5, 10 on a log scale
@@ -67,7 +67,7 @@ function tickStep(span, count = TICKS) {
 }
 
 /** Tick values of step `tickStep(max - min)` inside [min, max]. */
-function ticks(min, max) {
+export function ticks(min, max) {
   const step = tickStep(max - min);
   const values = [];
   for (let v = Math.ceil(min / step) * step; v <= max + step * 1e-9; v += step) values.push(Math.abs(v) < step * 1e-9 ? 0 : v);
@@ -75,7 +75,7 @@ function ticks(min, max) {
 }
 
 /** The y range shown for `values`: their span plus PADDING above and below; never empty. */
-function paddedRange(values) {
+export function paddedRange(values) {
   if (!values.length) return { min: 0, max: 1 };
   // a loop, not Math.min(...values): a long CAN trace exceeds the engine's argument limit
   let lo = Infinity;
@@ -90,7 +90,7 @@ function paddedRange(values) {
 }
 
 /** The index in time-sorted `points` of the point nearest to time `t`. */
-function nearest(points, t) {
+export function nearest(points, t) {
   let lo = 0;
   let hi = points.length - 1;
   while (lo < hi) {
@@ -118,7 +118,7 @@ function axesOf(series) {
 }
 
 /** The visible time range: the last `window` seconds, or from the first point while fewer. */
-function timeRange(points, window) {
+export function timeRange(points, window) {
   if (!points.length) return { from: 0, to: window };
   const first = points[0][0];
   const last = points[points.length - 1][0];

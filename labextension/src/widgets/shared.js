@@ -3,6 +3,7 @@
 // A widget module exports `default { render({ model, el }) { ...; return cleanup } }`.
 // `view(model, el, name)` gives it a root element with the error/connection banner already
 // wired, a `listen()` that remembers every listener, and `cleanup()` that removes them all.
+import { actionMessage } from "../protocol.js";
 
 /** Console output of our front ends, prefixed so it can be told apart from JupyterLab's. */
 export function log(...args) {
@@ -39,7 +40,7 @@ export function perFrame(fn) {
 
 /** Ask the kernel side to run `action_<name>(...args)` on a worker thread. */
 export function action(model, name, ...args) {
-  model.send({ action: name, args });
+  model.send(actionMessage(name, args));
 }
 
 /** A number with its unit and three significant digits: "5.00 V", "0.250 A", "12.3 s", "230 V". */

@@ -1,8 +1,8 @@
-"""``Follower``: the one background thread that keeps a widget's traits in step with the exporter.
+"""``WidgetWatcher``: the one background thread that keeps a widget's traits in step with the exporter.
 
 A widget that must show state changed elsewhere (a cell's ``dut.power.on()``, the board's
-shell lighting the LED) runs its watch loop in a Follower: the loop only calls
-``follower.update(...)`` (batched by the widget), a failure is drawn in the widget as
+shell lighting the LED) runs its watch loop in a WidgetWatcher: the loop only calls
+``watcher.update(...)`` (batched by the widget), a failure is drawn in the widget as
 ``<what>: <message>`` and the loop starts again after ``RETRY`` seconds, so a restarted
 exporter is picked up without a cell.
 """
@@ -16,24 +16,24 @@ from typing import Any
 RETRY = 2.0  # seconds between attempts while the exporter fails
 
 
-class Follower:
-    """Run ``body(follower)`` on a daemon thread until ``stop()``; restart it after failures."""
+class WidgetWatcher:
+    """Run ``body(watcher)`` on a daemon thread until ``stop()``; restart it after failures."""
 
-    def __init__(self, widget: Any, what: str, body: Callable[[Follower], None]):
+    def __init__(self, widget: Any, what: str, body: Callable[[WidgetWatcher], None]):
         self.widget, self.what, self.body = widget, what, body
         self.stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True,
-                                        name=f"jumpstarter-follow {widget.path} {what}")
+                                        name=f"jumpstarter-watch {widget.path} {what}")
         self._thread.start()
 
     def update(self, **traits: Any) -> None:
-        """Set the widget's traits (batched), clearing this follower's earlier error."""
+        """Set the widget's traits (batched), clearing this watcher's earlier error."""
         if self.widget.error.startswith(f"{self.what}: "):
             traits.setdefault("error", "")
         self.widget.update(**traits)
 
     def wait(self, seconds: float) -> bool:
-        """Pause between polls; True once the follower is stopped."""
+        """Pause between polls; True once the watcher is stopped."""
         return self.stopped.wait(seconds)
 
     def stop(self) -> None:

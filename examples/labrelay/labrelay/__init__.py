@@ -1,0 +1,1 @@
+"""A lab relay board: switchable channels, for jumpstarter-jupyter."""

@@ -123,7 +123,7 @@ def _python(config: ExporterConfig, first: DriverSpec, error: Error) -> str:
 
 
 def _drivers(host: HostedProcess, nodes: list[dict], specs: dict[str, DriverSpec], error: Error) -> dict[str, Driver]:
-    from jumpstarter_jupyter.client.tree import UPSTREAM_CLIENTS
+    from jumpstarter_jupyter.client.tree import upstream_clients
 
     drivers: dict[str, Driver] = {}
     for node in nodes:
@@ -133,7 +133,7 @@ def _drivers(host: HostedProcess, nodes: list[dict], specs: dict[str, DriverSpec
         if readonly - exported:
             raise error(f"{spec.yaml_path}.readonly", f"{node['type']} exports no method "
                         f"{min(readonly - exported)!r}; it exports {', '.join(sorted(exported)) or 'none'}")
-        our_client = UPSTREAM_CLIENTS.get(node["client"])
+        our_client = upstream_clients().get(node["client"])
         if node["failed"]:
             log.error("%s (%s) failed: %s; the rest of the tree serves", path, node["type"], node["failed"])
             cls = failed_class(node["type"], node["client"], node["methods"], our_client)

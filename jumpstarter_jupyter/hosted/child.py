@@ -31,7 +31,11 @@ import threading
 import typing
 from typing import Any
 
-MARKERS = {"marker_drivercall": "call", "marker_streamingdrivercall": "streaming", "marker_streamcall": "stream"}
+MARKERS = {
+    "marker_drivercall": "call",
+    "marker_streamingdrivercall": "streaming",
+    "marker_streamcall": "stream",
+}
 MAGIC = "07c9b9cc"
 BASE_FIELDS = {"children", "description", "methods_description"}  # set from the entry, not from config
 
@@ -95,7 +99,9 @@ def import_class(name: str, yaml_path: str) -> type:
     try:
         return getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError, ValueError) as exc:
-        raise ConfigMistake(f"{yaml_path}.type", f"cannot import driver type {name!r} in {sys.executable}: {exc}")
+        raise ConfigMistake(
+            f"{yaml_path}.type", f"cannot import driver type {name!r} in {sys.executable}: {exc}"
+        ) from None
 
 
 def check_config(cls: type, config: dict, yaml_path: str) -> None:
@@ -105,10 +111,16 @@ def check_config(cls: type, config: dict, yaml_path: str) -> None:
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init and f.name not in BASE_FIELDS}
     for key in config:
         if key not in fields:
-            raise ConfigMistake(f"{yaml_path}.config.{key}",
-                                f"{cls.__name__} has no config field {key!r}; fields: {', '.join(fields) or 'none'}")
+            raise ConfigMistake(
+                f"{yaml_path}.config.{key}",
+                f"{cls.__name__} has no config field {key!r}; fields: {', '.join(fields) or 'none'}",
+            )
     for name, f in fields.items():
-        if name not in config and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+        if (
+            name not in config
+            and f.default is dataclasses.MISSING
+            and f.default_factory is dataclasses.MISSING
+        ):
             raise ConfigMistake(f"{yaml_path}.config", f"{cls.__name__} needs config field {name!r}")
     try:
         hints = typing.get_type_hints(cls)
@@ -122,8 +134,9 @@ def check_config(cls: type, config: dict, yaml_path: str) -> None:
         except ValidationError as exc:
             first = exc.errors()[0]
             where = "".join(f"[{part}]" for part in first.get("loc", ()))
-            raise ConfigMistake(f"{yaml_path}.config.{key}",
-                                f"{first['msg']}{f' at {where}' if where else ''}, got {value!r}")
+            raise ConfigMistake(
+                f"{yaml_path}.config.{key}", f"{first['msg']}{f' at {where}' if where else ''}, got {value!r}"
+            ) from None
         except Exception:  # a type pydantic cannot check (a device handle): upstream checks it
             continue
 
@@ -139,15 +152,21 @@ def build(entry: dict, failed: list) -> Any:
         if built is not None:
             children[name] = built
     try:
-        return cls(children=children, description=entry.get("description"),
-                   methods_description=entry.get("methods_description") or {}, **config)
+        return cls(
+            children=children,
+            description=entry.get("description"),
+            methods_description=entry.get("methods_description") or {},
+            **config,
+        )
     except TypeError as exc:
-        raise ConfigMistake(f"{entry['yaml_path']}.config", f"{cls.__name__}: {exc}")
+        raise ConfigMistake(f"{entry['yaml_path']}.config", f"{cls.__name__}: {exc}") from None
     except Exception as exc:
         if type(exc).__name__ == "ValidationError" and hasattr(exc, "errors"):  # a pydantic driver
             first = exc.errors()[0]
             loc = ".".join(str(part) for part in first.get("loc", ()))
-            raise ConfigMistake(f"{entry['yaml_path']}.config{'.' + loc if loc else ''}", first["msg"])
+            raise ConfigMistake(
+                f"{entry['yaml_path']}.config{'.' + loc if loc else ''}", first["msg"]
+            ) from None
         for child in children.values():
             child.close()
         failed.append((entry["path"], cls, f"{type(exc).__name__}: {exc}"))
@@ -169,28 +188,42 @@ def describe_methods(cls: type) -> list[dict]:
         for param in list(signature.parameters.values())[1:]:  # without self
             about: dict[str, Any] = {"name": param.name, "kind": param.kind.name}
             if param.annotation is not param.empty:
-                about["type"] = (param.annotation if isinstance(param.annotation, str)
-                                     else getattr(param.annotation, "__name__", str(param.annotation)))
+                about["type"] = (
+                    param.annotation
+                    if isinstance(param.annotation, str)
+                    else getattr(param.annotation, "__name__", str(param.annotation))
+                )
             if param.default is not param.empty:
                 default = param.default
-                about["default"] = default if isinstance(default, (int, float, str, bool, type(None))) else repr(default)
+                about["default"] = (
+                    default if isinstance(default, (int, float, str, bool, type(None))) else repr(default)
+                )
             params.append(about)
         described = {"name": name, "kind": kind, "params": params, "doc": inspect.getdoc(func) or ""}
         if signature.return_annotation is not signature.empty:
             returns = signature.return_annotation
-            described["returns"] = returns if isinstance(returns, str) else getattr(returns, "__name__", str(returns))
+            described["returns"] = (
+                returns if isinstance(returns, str) else getattr(returns, "__name__", str(returns))
+            )
         methods.append(described)
     return methods
 
 
 def describe(path: str, driver: Any, name: str | None) -> list[dict]:
     report = driver.report(name=name)
-    out = [{
-        "path": path, "uuid": str(driver.uuid), "type": f"{type(driver).__module__}.{type(driver).__qualname__}",
-        "client": type(driver).client(), "labels": dict(report.labels), "failed": None,
-        "description": report.description if report.HasField("description") else None,
-        "methods_description": dict(report.methods_description), "methods": describe_methods(type(driver)),
-    }]
+    out = [
+        {
+            "path": path,
+            "uuid": str(driver.uuid),
+            "type": f"{type(driver).__module__}.{type(driver).__qualname__}",
+            "client": type(driver).client(),
+            "labels": dict(report.labels),
+            "failed": None,
+            "description": report.description if report.HasField("description") else None,
+            "methods_description": dict(report.methods_description),
+            "methods": describe_methods(type(driver)),
+        }
+    ]
     for child_name, child in driver.children.items():
         out += describe(f"{path}.{child_name}", child, child_name)
     return out
@@ -226,7 +259,9 @@ async def relay(session: Any, conn: Any) -> None:
                 import socket
 
                 raw = conn.extra(anyio.abc.SocketAttribute.raw_socket)
-                await anyio.to_thread.run_sync(socket.send_fds, raw, [b'{"ok": true, "fd": true}\n'], [handed])
+                await anyio.to_thread.run_sync(
+                    socket.send_fds, raw, [b'{"ok": true, "fd": true}\n'], [handed]
+                )
                 with contextlib.suppress(anyio.EndOfStream, anyio.BrokenResourceError):
                     await conn.receive()  # until the exporter is done with it
                 return
@@ -285,9 +320,19 @@ def main() -> None:
     for path, driver in drivers.items():
         nodes += describe(path, driver, path.rpartition(".")[2])
     for path, cls, error in failed:
-        nodes.append({"path": path, "uuid": None, "type": f"{cls.__module__}.{cls.__qualname__}",
-                      "client": cls.client(), "labels": {}, "description": None, "methods_description": {},
-                      "methods": describe_methods(cls), "failed": error})
+        nodes.append(
+            {
+                "path": path,
+                "uuid": None,
+                "type": f"{cls.__module__}.{cls.__qualname__}",
+                "client": cls.client(),
+                "labels": {},
+                "description": None,
+                "methods_description": {},
+                "methods": describe_methods(cls),
+                "failed": error,
+            }
+        )
 
     import anyio
     from jumpstarter.common import ExporterStatus

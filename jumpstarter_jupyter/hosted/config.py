@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 from jumpstarter_jupyter.driver.base import Driver
 from jumpstarter_jupyter.drivers import registry
 from jumpstarter_jupyter.errors import ConfigError
-from jumpstarter_jupyter.protocol.metadata import HOSTED_LABEL
 from jumpstarter_jupyter.hosted.drivers import failed_class, hosted_class
 from jumpstarter_jupyter.hosted.process import HostedProcess
+from jumpstarter_jupyter.protocol.metadata import HOSTED_LABEL
 from jumpstarter_jupyter.yamlfile import YamlReader, mapping
 
 if TYPE_CHECKING:
@@ -42,8 +42,11 @@ def hosted_python(reader: YamlReader, value: Any) -> str | None:
     if python is None:
         return None
     if not isinstance(python, str) or not (os.path.isfile(python) and os.access(python, os.X_OK)):
-        raise reader.error("hosted.python", f"expected the path of a Python interpreter (e.g. /opt/upstream/bin/python), "
-                                            f"got {python!r}, which is not an executable file")
+        raise reader.error(
+            "hosted.python",
+            f"expected the path of a Python interpreter (e.g. /opt/upstream/bin/python), "
+            f"got {python!r}, which is not an executable file",
+        )
     return python
 
 
@@ -51,7 +54,9 @@ def is_hosted(spec: DriverSpec) -> bool:
     """Does ``spec`` ask for upstream's driver (explicitly, or by a type we do not implement)?"""
     if spec.hosted:
         return True
-    return bool(spec.type and spec.type.startswith(UPSTREAM_PACKAGES) and not registry.is_registered(spec.type))
+    return bool(
+        spec.type and spec.type.startswith(UPSTREAM_PACKAGES) and not registry.is_registered(spec.type)
+    )
 
 
 def our_path(spec: DriverSpec) -> str:
@@ -69,15 +74,21 @@ def start(config: ExporterConfig, error: Error) -> tuple[HostedProcess | None, d
         if spec.type is None:
             raise error(f"{spec.yaml_path}.type", "a hosted entry needs `type:`, upstream's driver class")
     every = {our_path(spec): spec for top in specs for spec in _subtree(top)}
-    host = HostedProcess(_python(config, specs[0], error), [_entry(spec) for spec in specs],
-                         {path: spec.type or "Composite" for path, spec in every.items()})
+    host = HostedProcess(
+        _python(config, specs[0], error),
+        [_entry(spec) for spec in specs],
+        {path: spec.type or "Composite" for path, spec in every.items()},
+    )
     answer = host.start()
     if "nodes" not in answer:
         host.stop()
         if "errors" in answer:
             mistake = answer["errors"][0]
             raise error(mistake["yaml_path"], mistake["message"])
-        raise error(specs[0].yaml_path, f"cannot start upstream's exporter for the hosted drivers: {answer['failure']}")
+        raise error(
+            specs[0].yaml_path,
+            f"cannot start upstream's exporter for the hosted drivers: {answer['failure']}",
+        )
     try:
         drivers = _drivers(host, answer["nodes"], every, error)
     except ConfigError:
@@ -103,10 +114,15 @@ def _subtree(spec: DriverSpec) -> Iterator[DriverSpec]:
 
 
 def _entry(spec: DriverSpec) -> dict:
-    return {"path": our_path(spec), "yaml_path": spec.yaml_path,
-            "type": spec.type or "jumpstarter_driver_composite.driver.Composite", "config": spec.config,
-            "description": spec.description, "methods_description": spec.methods_description,
-            "children": {name: _entry(child) for name, child in spec.children.items()}}
+    return {
+        "path": our_path(spec),
+        "yaml_path": spec.yaml_path,
+        "type": spec.type or "jumpstarter_driver_composite.driver.Composite",
+        "config": spec.config,
+        "description": spec.description,
+        "methods_description": spec.methods_description,
+        "children": {name: _entry(child) for name, child in spec.children.items()},
+    }
 
 
 def _python(config: ExporterConfig, first: DriverSpec, error: Error) -> str:
@@ -116,13 +132,17 @@ def _python(config: ExporterConfig, first: DriverSpec, error: Error) -> str:
         importlib.metadata.distribution("jumpstarter")
         return sys.executable
     except importlib.metadata.PackageNotFoundError:
-        raise error(f"{first.yaml_path}.type",
-                    f"{first.type} is an upstream Jumpstarter driver, which runs in upstream's Python: install its "
-                    f"package in this environment, or name another environment's Python with a top-level "
-                    f"`hosted: {{python: /path/to/venv/bin/python}}` (scripts/setup-upstream-peer.sh makes one)") from None
+        raise error(
+            f"{first.yaml_path}.type",
+            f"{first.type} is an upstream Jumpstarter driver, which runs in upstream's Python: install its "
+            f"package in this environment, or name another environment's Python with a top-level "
+            f"`hosted: {{python: /path/to/venv/bin/python}}` (scripts/setup-upstream-peer.sh makes one)",
+        ) from None
 
 
-def _drivers(host: HostedProcess, nodes: list[dict], specs: dict[str, DriverSpec], error: Error) -> dict[str, Driver]:
+def _drivers(
+    host: HostedProcess, nodes: list[dict], specs: dict[str, DriverSpec], error: Error
+) -> dict[str, Driver]:
     from jumpstarter_jupyter.client.tree import upstream_clients
 
     drivers: dict[str, Driver] = {}
@@ -131,8 +151,11 @@ def _drivers(host: HostedProcess, nodes: list[dict], specs: dict[str, DriverSpec
         readonly = set(spec.readonly if spec else ())
         exported = {method["name"] for method in node["methods"]}
         if readonly - exported:
-            raise error(f"{spec.yaml_path}.readonly", f"{node['type']} exports no method "
-                        f"{min(readonly - exported)!r}; it exports {', '.join(sorted(exported)) or 'none'}")
+            raise error(
+                f"{spec.yaml_path}.readonly",
+                f"{node['type']} exports no method "
+                f"{min(readonly - exported)!r}; it exports {', '.join(sorted(exported)) or 'none'}",
+            )
         our_client = upstream_clients().get(node["client"])
         if node["failed"]:
             log.error("%s (%s) failed: %s; the rest of the tree serves", path, node["type"], node["failed"])

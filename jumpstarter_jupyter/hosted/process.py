@@ -135,8 +135,12 @@ class HostedProcess:
             if self._stopping.is_set():
                 return
             self.reason = f"its upstream exporter process exited with code {code}; it is being restarted"
-            log.warning("hosted drivers (%s): upstream exporter process exited with code %s%s; restarting",
-                        ", ".join(self.types), code, _tail(self._stderr_tail))
+            log.warning(
+                "hosted drivers (%s): upstream exporter process exited with code %s%s; restarting",
+                ", ".join(self.types),
+                code,
+                _tail(self._stderr_tail),
+            )
             failures = 0 if time.monotonic() - began > STABLE else failures + 1
             self.restarts += 1
             self._stopping.wait(RESTART_DELAYS[min(failures, len(RESTART_DELAYS) - 1)])
@@ -148,10 +152,19 @@ class HostedProcess:
             Path(path).unlink(missing_ok=True)
         self._stderr_tail.clear()
         process = self.process = subprocess.Popen(
-            [*prefix, self.python, "-u", str(CHILD)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, start_new_session=True)
-        threading.Thread(target=self._relay_logs, args=(process.stderr,), name="hosted logs", daemon=True).start()
-        process.stdin.write(json.dumps({"socket": self.socket, "streams": self.streams, "entries": self.entries}).encode() + b"\n")
+            [*prefix, self.python, "-u", str(CHILD)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        threading.Thread(
+            target=self._relay_logs, args=(process.stderr,), name="hosted logs", daemon=True
+        ).start()
+        process.stdin.write(
+            json.dumps({"socket": self.socket, "streams": self.streams, "entries": self.entries}).encode()
+            + b"\n"
+        )
         process.stdin.flush()  # stays open: its end tells the child we are gone
         watchdog = threading.Timer(START_TIMEOUT, process.kill)
         watchdog.start()
@@ -161,7 +174,9 @@ class HostedProcess:
             watchdog.cancel()
         if not line:
             code = process.wait()
-            return {"failure": f"{self.python} exited with code {code} before serving{_tail(self._stderr_tail)}"}
+            return {
+                "failure": f"{self.python} exited with code {code} before serving{_tail(self._stderr_tail)}"
+            }
         return json.loads(line)
 
     def _relay_logs(self, stderr) -> None:
@@ -181,8 +196,10 @@ class HostedProcess:
         """The running process's UUID for our ``path``, or ``HostedUnavailable`` naming the driver."""
         uuid = self.uuids.get(path) if self.reason is None else None
         if uuid is None:
-            raise HostedUnavailable(f"hosted driver {path} ({self.types.get(path, 'upstream driver')}) is not "
-                                    f"running: {self.reason or 'its process no longer serves it'}")
+            raise HostedUnavailable(
+                f"hosted driver {path} ({self.types.get(path, 'upstream driver')}) is not "
+                f"running: {self.reason or 'its process no longer serves it'}"
+            )
         return uuid
 
     def channel(self) -> grpc.aio.Channel:
@@ -209,7 +226,9 @@ class HostedProcess:
         return decode(response.result)
 
     async def items(self, path: str, method: str, args: tuple) -> AsyncIterator[Any]:
-        request = pb.StreamingDriverCallRequest(uuid=self.target(path), method=method, args=[encode(a) for a in args])
+        request = pb.StreamingDriverCallRequest(
+            uuid=self.target(path), method=method, args=[encode(a) for a in args]
+        )
         call = jumpstarter_pb2_grpc.ExporterServiceStub(self.channel()).StreamingDriverCall(request)
         try:
             async for response in call:
@@ -226,10 +245,14 @@ class HostedProcess:
         relay = socket.socket(socket.AF_UNIX)
         try:
             relay.settimeout(START_TIMEOUT)
-            answer, leftover, fds = await asyncio.to_thread(_ask, relay, self.streams, {"uuid": uuid, "method": method})
+            answer, leftover, fds = await asyncio.to_thread(
+                _ask, relay, self.streams, {"uuid": uuid, "method": method}
+            )
         except OSError as exc:
             relay.close()
-            raise HostedUnavailable(f"hosted driver {path} ({self.types.get(path)}) is not running: {exc}") from None
+            raise HostedUnavailable(
+                f"hosted driver {path} ({self.types.get(path)}) is not running: {exc}"
+            ) from None
         if "error" in answer:
             relay.close()
             raise HostedDriverError(answer["error"])
@@ -240,7 +263,9 @@ class HostedProcess:
                 reader.feed_data(leftover)
             return SocketStream(reader, writer)
         driver_socket = socket.socket(fileno=fds[0])
-        return HandedStream(*await asyncio.open_connection(sock=driver_socket, limit=SocketStream.CHUNK), relay)
+        return HandedStream(
+            *await asyncio.open_connection(sock=driver_socket, limit=SocketStream.CHUNK), relay
+        )
 
     def open_stream(self, path: str, request: dict) -> StreamCall:
         """RouterService.Stream to the hosted driver ``request`` names (its UUID replaced)."""
@@ -313,4 +338,3 @@ class StreamCall:
 
 def _tail(lines: collections.deque[str]) -> str:
     return (": " + " | ".join(list(lines)[-5:])) if lines else ""
-

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 import pytest
+
 from support import serving, wait_for
 
 pytestmark = pytest.mark.browser
@@ -49,11 +50,17 @@ def test_the_generic_widget_of_a_hosted_shell_streams_a_methods_output(hosted_bo
     row.locator("input[name=env]").fill("{}")
     row.get_by_role("button", name="call_method").click()
     result = row.locator(".jmp-result")
-    wait_for(lambda: "first" in result.inner_text() and "running…" in result.inner_text(), 60,
-             "the first line while the method still runs")
+    wait_for(
+        lambda: "first" in result.inner_text() and "running…" in result.inner_text(),
+        60,
+        "the first line while the method still runs",
+    )
     flag.touch()
-    wait_for(lambda: "second" in result.inner_text() and "running…" not in result.inner_text(), 60,
-             "the rest of the output and the exit code")
+    wait_for(
+        lambda: "second" in result.inner_text() and "running…" not in result.inner_text(),
+        60,
+        "the rest of the output and the exit code",
+    )
     assert "0" in result.inner_text().splitlines()[-1]  # the last chunk carries the exit code
 
     failed = notebook.cell(0).locator(".jmp-failed")

@@ -23,7 +23,6 @@ from pathlib import Path
 
 import pytest
 from interop import clean_env, free_port, out, output_lines
-from support import wait_for
 
 import jumpstarter_jupyter as jj
 from jumpstarter_jupyter.drivers.composite.driver import Composite
@@ -32,6 +31,7 @@ from jumpstarter_jupyter.exporter import build_tree, parse_config
 from jumpstarter_jupyter.exporter.leases import LeasePolicy
 from jumpstarter_jupyter.exporter.server import serve
 from jumpstarter_jupyter.protocol.metadata import FAILED_LABEL, HOSTED_LABEL
+from support import wait_for
 
 CONFIG = """\
 apiVersion: jumpstarter.dev/v1alpha1
@@ -110,8 +110,15 @@ def config_text(peer, unix_echo, tmp_path_factory) -> str:
     scratch = tmp_path_factory.mktemp("hosted")
     for name in ("files", "www", "tftp"):
         (scratch / name).mkdir()
-    return CONFIG.format(python=peer / "bin/python", unix=unix_echo, http_port=free_port(), files=scratch / "files",
-                         www=scratch / "www", tftp=scratch / "tftp", tftp_port=free_port())
+    return CONFIG.format(
+        python=peer / "bin/python",
+        unix=unix_echo,
+        http_port=free_port(),
+        files=scratch / "files",
+        www=scratch / "www",
+        tftp=scratch / "tftp",
+        tftp_port=free_port(),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -142,6 +149,7 @@ def _host(root):
 
 # the tree -----------------------------------------------------------------------------------
 
+
 def test_one_tree_of_ours_and_hosted_drivers_with_methods_from_the_driver_classes(dut):
     assert [child.name for child in dut.board] == ["sh", "serial"]
     assert type(dut.board.serial).__name__ == "SerialClient" and HOSTED_LABEL not in dut.board.serial.labels
@@ -150,7 +158,11 @@ def test_one_tree_of_ours_and_hosted_drivers_with_methods_from_the_driver_classe
     assert sh.labels[HOSTED_LABEL] == "jumpstarter_driver_shell.driver.Shell"
     assert sh.labels["jumpstarter.dev/client"] == "jumpstarter_driver_shell.client.ShellClient"
     described = sh.methods["call_method"]
-    assert described["kind"] == "streaming" and [p["name"] for p in described["params"]] == ["method", "env", "args"]
+    assert described["kind"] == "streaming" and [p["name"] for p in described["params"]] == [
+        "method",
+        "env",
+        "args",
+    ]
     assert "live streaming output" in described["doc"]
     assert type(dut.unix).__name__ == "NetworkClient"  # upstream's NetworkClient maps to ours
     assert [child.name for child in dut.http] == ["storage"]  # children the upstream driver made itself
@@ -181,9 +193,26 @@ def test_a_hosted_drivers_exception_reaches_our_client_as_our_error_with_its_mes
 
 
 def test_our_command_line_calls_any_method_of_a_hosted_driver(exporter):
-    result = subprocess.run([sys.executable, "-m", "jumpstarter_jupyter", "j", "--endpoint", exporter.address,
-                             "board", "sh", "call-method", "hello", "{}", "cli"],
-                            capture_output=True, env=clean_env(), timeout=60, check=False)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "jumpstarter_jupyter",
+            "j",
+            "--endpoint",
+            exporter.address,
+            "board",
+            "sh",
+            "call-method",
+            "hello",
+            "{}",
+            "cli",
+        ],
+        capture_output=True,
+        env=clean_env(),
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 0, out(result)
     assert "hello cli" in result.stdout.decode()
 
@@ -228,7 +257,10 @@ def test_http_server_serves_a_file_put_through_its_storage_fetched_through_a_for
     dut.http.start()
     try:
         # through a hosted TcpNetwork to the HTTP server's port
-        with dut.web.forward() as address, urllib.request.urlopen(f"http://{address}/index.txt", timeout=30) as page:
+        with (
+            dut.web.forward() as address,
+            urllib.request.urlopen(f"http://{address}/index.txt", timeout=30) as page,
+        ):
             assert page.read() == b"hosted http\n"
     finally:
         dut.http.stop()
@@ -243,8 +275,12 @@ def test_tftp_serves_a_file_to_a_real_tftp_client(dut, tmp_path):
     try:
         port = dut.tftp.get_port()
         fetched = tmp_path / "kernel.img"
-        result = subprocess.run(["tftp", "-m", "binary", "127.0.0.1", str(port), "-c", "get", "kernel.img",
-                                 str(fetched)], capture_output=True, timeout=60, check=False)
+        result = subprocess.run(
+            ["tftp", "-m", "binary", "127.0.0.1", str(port), "-c", "get", "kernel.img", str(fetched)],
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
         assert result.returncode == 0 and fetched.exists(), out(result)  # tftp-hpa exits 0 on errors too
         assert fetched.read_bytes() == data
     finally:
@@ -276,7 +312,9 @@ class _Borrowed(Composite):
 def test_leases_and_the_passphrase_apply_to_hosted_methods_read_only_ones_are_allowed(root):
     borrowed = _Borrowed()
     borrowed.children = root.children
-    with serve(borrowed, listen="127.0.0.1:0", lease=LeasePolicy(required=True), passphrase="s3cret") as leased:
+    with serve(
+        borrowed, listen="127.0.0.1:0", lease=LeasePolicy(required=True), passphrase="s3cret"
+    ) as leased:
         with pytest.raises(AuthenticationFailed):
             jj.connect(leased.address, passphrase="wrong", lease=False)
         with jj.connect(leased.address, passphrase="s3cret", lease=False) as watcher:
@@ -297,14 +335,18 @@ def test_a_killed_hosted_process_fails_calls_in_flight_naming_the_driver_and_is_
     for pid in orphans:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-    with pytest.raises(DriverError, match=r"dut\.board\.sh\.call_method: hosted driver board\.sh "
-                                          r"\(jumpstarter_driver_shell\.driver\.Shell\) is not running"):
+    with pytest.raises(
+        DriverError,
+        match=r"dut\.board\.sh\.call_method: hosted driver board\.sh "
+        r"\(jumpstarter_driver_shell\.driver\.Shell\) is not running",
+    ):
         list(hanging)
     wait_for(lambda: host.restarts > restarts and host.reason is None, 120, "the hosted process restarted")
     assert _run(dut.board.sh, "hello", "again")[0] == "hello again\n"
 
 
 # upstream's client on hosted drivers, and on our GPIO ----------------------------------------
+
 
 def test_upstream_j_drives_a_hosted_shell_on_our_exporter(exporter, jmp_shell):
     result = jmp_shell(exporter.address, "j", "board", "sh", "hello", "upstream")
@@ -320,18 +362,29 @@ def test_upstream_j_drives_our_virtual_boards_gpio(start_our_exporter, jmp_shell
 
 # configuration and lifetime -------------------------------------------------------------------
 
+
 def test_an_upstream_drivers_config_mistakes_stop_the_exporter_with_file_path_and_line(peer, tmp_path):
-    header = f"apiVersion: jumpstarter.dev/v1alpha1\nkind: ExporterConfig\nhosted:\n  python: {peer}/bin/python\nexport:\n"
-    unknown = header + "  sh:\n    type: jumpstarter_driver_shell.driver.Shell\n    config:\n      methods: {}\n      colour: red\n"
-    with pytest.raises(ConfigError, match=r"board.yaml: export\.sh\.config\.colour \(line 10\): Shell has no config "
-                                          r"field 'colour'"):
+    header = (
+        f"apiVersion: jumpstarter.dev/v1alpha1\nkind: ExporterConfig\nhosted:\n  python: {peer}/bin/python\n"
+        "export:\n"
+    )
+    shell = "  sh:\n    type: jumpstarter_driver_shell.driver.Shell\n    config:\n      methods: {}\n"
+    unknown = header + shell + "      colour: red\n"
+    with pytest.raises(
+        ConfigError,
+        match=r"board.yaml: export\.sh\.config\.colour \(line 10\): Shell has no config "
+        r"field 'colour'",
+    ):
         build_tree(parse_config(unknown, "board.yaml"))
-    wrong = header + "  sh:\n    type: jumpstarter_driver_shell.driver.Shell\n    config:\n      methods: {}\n      timeout: soon\n"
+    wrong = header + shell + "      timeout: soon\n"
     with pytest.raises(ConfigError, match=r"export\.sh\.config\.timeout \(line 10\): .*integer.*got 'soon'"):
         build_tree(parse_config(wrong, "board.yaml"))
-    nowhere = "apiVersion: jumpstarter.dev/v1alpha1\nexport:\n  sh:\n    type: jumpstarter_driver_shell.driver.Shell\n"
-    with pytest.raises(ConfigError, match=r"export\.sh\.type \(line 4\): .*upstream Jumpstarter driver.*`hosted: "
-                                          r"\{python: /path/to/venv/bin/python\}`"):
+    nowhere = "apiVersion: jumpstarter.dev/v1alpha1\nexport:\n" + shell.partition("    config")[0]
+    with pytest.raises(
+        ConfigError,
+        match=r"export\.sh\.type \(line 4\): .*upstream Jumpstarter driver.*`hosted: "
+        r"\{python: /path/to/venv/bin/python\}`",
+    ):
         build_tree(parse_config(nowhere, "board.yaml"))  # upstream is not installed in our venv
     missing = header + "  sh:\n    type: jumpstarter_driver_nosuch.driver.Thing\n"
     with pytest.raises(ConfigError, match=r"export\.sh\.type \(line 7\): cannot import driver type"):
@@ -340,11 +393,16 @@ def test_an_upstream_drivers_config_mistakes_stop_the_exporter_with_file_path_an
 
 def test_sigkill_of_our_exporter_leaves_no_hosted_process_behind(peer, services, tmp_path):
     config = tmp_path / "sh.yaml"
-    config.write_text(f"apiVersion: jumpstarter.dev/v1alpha1\nkind: ExporterConfig\nhosted:\n  python: {peer}/bin/python\n"
-                      "export:\n  sh:\n    type: jumpstarter_driver_shell.driver.Shell\n    config:\n"
-                      "      methods: {hang: 'echo started; sleep 300'}\n")
-    service = services([sys.executable, "-m", "jumpstarter_jupyter", "run", str(config), "--listen", "127.0.0.1:0"],
-                       "hosted-sigkill", clean_env())
+    config.write_text(
+        f"apiVersion: jumpstarter.dev/v1alpha1\nkind: ExporterConfig\nhosted:\n  python: {peer}/bin/python\n"
+        "export:\n  sh:\n    type: jumpstarter_driver_shell.driver.Shell\n    config:\n"
+        "      methods: {hang: 'echo started; sleep 300'}\n"
+    )
+    service = services(
+        [sys.executable, "-m", "jumpstarter_jupyter", "run", str(config), "--listen", "127.0.0.1:0"],
+        "hosted-sigkill",
+        clean_env(),
+    )
     service.wait_for(lambda: "\nserving " in f"\n{service.log()}", "our exporter with a hosted driver")
     address = f"\n{service.log()}".split("\nserving ", 1)[1].split()[0]
     with jj.connect(address) as client:

@@ -46,9 +46,13 @@ $(HUB_PROXY): tests/hub/package-lock.json
 	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
 	  qemu-system-x86 qemu-system-arm busybox-static cpio
 
+# The bmap flashing tests make their block maps with Debian's bmaptool (bmap-tools).
+/usr/bin/bmaptool:
+	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends bmap-tools
+
 install: $(STAMP)
 
-test: install /usr/bin/chromium /usr/bin/qemu-system-x86_64 /usr/bin/tftp $(HUB_PROXY)
+test: install /usr/bin/chromium /usr/bin/qemu-system-x86_64 /usr/bin/bmaptool /usr/bin/tftp $(HUB_PROXY)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Generated bad input against a real exporter: 10 000 cases per property (make test runs a quick pass).
@@ -68,7 +72,7 @@ stubs: install
 	$(PY) scripts/gen_protos.py
 
 # Side-by-side performance against upstream 0.9.0 and raw grpcio (QUICK=1: a one-minute harness check).
-bench: install
+bench: install /usr/bin/bmaptool
 	$(PY) benchmarks/run.py $(if $(QUICK),--quick) $(BENCH_ARGS)
 
 lab: install

@@ -31,13 +31,14 @@ class Sizes:
     can_round_trips: int = 300  # CAN send -> receive round trips timed
     can_burst_ours: float = 1.0  # seconds the CAN source sends back to back (< our 65 536-frame ring)
     can_burst_upstream: float = 0.1  # upstream receives ~1 000 frames/s: its burst is shorter
+    sparse: int = 1 << 30      # the sparse image flashed with its bmap (a tenth of it mapped), and the loop device
 
     @classmethod
     def quick(cls) -> Sizes:
         # the same code paths with less work, so `make test` stays quick
         return cls(calls=300, stream=16 * MiB, flash=16 * MiB, tree=200, clients=8, channel_processes=2, channels=8,
                    storm=1000, seconds=0.5, flood_seconds=3.0, can_round_trips=30, can_burst_ours=0.1,
-                   can_burst_upstream=0.02)
+                   can_burst_upstream=0.02, sparse=64 * MiB)
 
 
 Medians = dict[str, dict[str, float]]  # row key -> side -> median
@@ -130,6 +131,14 @@ FLOOD_SECONDS = lambda b: b.sizes.flood_seconds  # noqa: E731
 CAN_ROUND_TRIPS = lambda b: b.sizes.can_round_trips  # noqa: E731
 
 
+def _blockdev(figure: str, *args) -> Command:
+    return lambda b: b.command("raw", "blockdev.py", [figure, *[str(a(b)) for a in args]])
+
+
+SPARSE = lambda b: b.sparse_image()  # noqa: E731
+LOOP = lambda b: b.loop_device()  # noqa: E731
+
+
 def _group(service: str) -> Callable:
     """The process group of a service (its CPU is counted); services start their own session."""
     return lambda b: b.service(service).process.pid
@@ -165,6 +174,14 @@ MEASUREMENTS = [
         "upstream": _upstream("upstream", "flash", IMAGE),
         "raw": _raw("copy", "raw", "sink", IMAGE),
     }, {"flash": "value"}),
+    Measurement("sd_flash", "flash of a 256 MiB image onto a loop device (StorageDevice) vs dd", set(), {
+        "ours": _ours("ours-sd", "sd-flash", IMAGE, _const("full")),
+        "raw": _blockdev("dd", IMAGE, LOOP),
+    }, {"sd_flash": "value"}),
+    Measurement("sd_bmap", "1 GiB sparse image, 100 MiB mapped, onto a loop device: bmap vs full flash", set(), {
+        "ours": _ours("ours-sd", "sd-flash", SPARSE, _const("bmap")),
+        "full": _ours("ours-sd", "sd-flash", SPARSE, _const("full")),
+    }, {"sd_bmap": "value"}),
     Measurement("connect", "connect() to a client tree (ours: the virtual board)", {"power", "serial", "net", "storage"}, {
         "ours": _ours("demo", "connect"),
         "upstream": _upstream("upstream", "connect"),
@@ -238,6 +255,9 @@ ROWS = [
     Row("serial_echo", "serial loop:// echo", "MB/s", [ratio_at_least("serial_echo", "upstream", 2)]),
     Row("net_echo", "network TCP echo", "MB/s", [ratio_at_least("net_echo", "upstream", 2)]),
     Row("flash", "storage flash 256 MiB", "MB/s", [ratio_at_least("flash", "upstream", 2)]),
+    Row("sd_flash", "flash 256 MiB onto a loop device (raw: dd oflag=direct)", "MB/s",
+        [ratio_at_least("sd_flash", "raw", 0.5)]),
+    Row("sd_bmap", "bmap flash of 1 GiB / 100 MiB mapped (image MB/s)", "MB/s", [ratio_at_least("sd_bmap", "full", 5)]),
     Row("connect", "connect to client tree", "ms",
         [ratio_at_most("connect", "upstream", 0.5), below("connect", 150, "ms")]),
     Row("tree_1000", "1 000-driver report + tree", "ms", [below("tree_1000", 1000, "ms")]),

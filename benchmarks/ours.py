@@ -2,7 +2,7 @@
 
     python benchmarks/ours.py FIGURE ENDPOINT [ARGS]    # prints one RESULT line
 
-Figures: unary COUNT | echo CHILD TOTAL CHUNK | flash FILE | connect | concurrent CLIENTS SECONDS [CHANNELS]
+Figures: unary COUNT | echo CHILD TOTAL CHUNK | flash FILE | sd-flash FILE bmap|full | connect | concurrent CLIENTS SECONDS [CHANNELS]
 | storm COUNT (power.on() latency while COUNT abandoned led waits are cancelled)
 | flood SECONDS (the serial widget displayed in a real kernel while the console floods)
 | can COUNT BURST GROUP (CAN latency, then a burst's frames/s and CPU; see can_bus.py)
@@ -35,6 +35,15 @@ def flash(endpoint: str, path: str) -> None:
         start = time.perf_counter()
         dut.storage.flash(path)
         report(os.path.getsize(path) / (time.perf_counter() - start) / MB)
+
+
+def sd_flash(endpoint: str, path: str, how: str) -> None:
+    """Flash ``path`` onto a real block device (StorageDevice): ``how`` is ``bmap`` (its
+    IMAGE.bmap) or ``full``; the figure is the image's size over the time, in MB/s."""
+    with connect(endpoint) as dut:
+        start = time.perf_counter()
+        figures = dut.storage.flash(path, bmap=how == "bmap")
+        report(figures["image_size"] / (time.perf_counter() - start) / MB, written=figures["written"])
 
 
 def connect_time(endpoint: str) -> None:
@@ -125,7 +134,7 @@ def can_bus(endpoint: str, count: str, burst: str, group: str) -> None:
     report(result.pop("frames_per_s"), **result)
 
 
-FIGURES = {"can": can_bus, "unary": unary, "echo": echo, "flash": flash, "connect": connect_time, "concurrent": concurrent,
+FIGURES = {"can": can_bus, "unary": unary, "echo": echo, "flash": flash, "sd-flash": sd_flash, "connect": connect_time, "concurrent": concurrent,
            "storm": storm, "flood": flood}
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import statistics
 import subprocess
@@ -88,6 +89,10 @@ class Bench:
             return services.flood_source(self.sizes.flood_rate)
         if name == "ours-flood":
             return services.our_exporter(self.flood_config())
+        if name == "ours-sd":
+            return services.our_exporter(self._write("sd.yaml", {
+                "apiVersion": "jumpstarter.dev/v1alpha1", "kind": "ExporterConfig",
+                "export": {"storage": {"type": "StorageDevice", "config": {"device": self.loop_device()}}}}))
         raise KeyError(name)
 
     def config(self) -> str:
@@ -148,6 +153,29 @@ class Bench:
             self.files["image"] = str(path)
         return self.files["image"]
 
+    def loop_device(self) -> str:
+        """A real loop device over a sparse file of ``sizes.sparse`` bytes (detached by :meth:`stop`)."""
+        if "loop" not in self.files:
+            backing = self.workdir / "card.backing"
+            with open(backing, "wb") as out:
+                out.truncate(max(self.sizes.sparse, self.sizes.flash))
+            self.files["loop"] = subprocess.run(["losetup", "-f", "--show", str(backing)], check=True,
+                                                capture_output=True, text=True).stdout.strip()
+        return self.files["loop"]
+
+    def sparse_image(self) -> str:
+        """A ``sizes.sparse`` image with a tenth of it mapped in ten places, and bmaptool's bmap of it."""
+        if "sparse" not in self.files:
+            path = self.workdir / "sparse.img"
+            with open(path, "wb") as out:
+                out.truncate(self.sizes.sparse)
+                for piece in range(10):
+                    out.seek(piece * self.sizes.sparse // 10)
+                    out.write(os.urandom(self.sizes.sparse // 100))
+            subprocess.run(["bmaptool", "create", "-o", f"{path}.bmap", str(path)], check=True, capture_output=True)
+            self.files["sparse"] = str(path)
+        return self.files["sparse"]
+
     def _write(self, name: str, config: dict) -> str:
         path = self.workdir / name
         path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -169,6 +197,8 @@ class Bench:
     def stop(self) -> None:
         for service in reversed(list(self.services.values())):
             service.stop()
+        if "loop" in self.files:
+            subprocess.run(["losetup", "-d", self.files["loop"]], capture_output=True, check=False)
 
 
 def run_side(argv: list[str]) -> dict:

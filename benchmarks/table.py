@@ -12,10 +12,12 @@ def render(result: dict) -> str:
     for row in result["rows"]:
         sides, ratios = row["sides"], row["ratios"]
         raw = _number(sides.get("raw", {}).get("median"))
-        if "raw aio" in sides:
-            raw += f" (aio {_number(sides['raw aio']['median'])})"
-        if "raw socket" in sides:
-            raw += f" (socket {_number(sides['raw socket']['median'])})"
+        for side in sides:  # other baselines: raw aio, raw socket, a full flash beside a bmap flash
+            if side not in SIDES:
+                raw += f" ({side.removeprefix('raw ')} {_number(sides[side]['median'])})"
+        for side, ratio in ratios.items():
+            if side.removeprefix("ours/") not in (*SIDES, "raw aio", "raw socket"):
+                raw += f" [{side} {_ratio(ratio)}]"
         lines.append([
             row["title"], row["unit"],
             _number(sides.get("ours", {}).get("median")), _number(sides.get("upstream", {}).get("median")), raw,

@@ -7,9 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from support import serving
+import pytest
+
+from jumpstarter_jupyter import DriverError
 from jumpstarter_jupyter.client import connect
 from jumpstarter_jupyter.exporter import build_tree, load_config
+from support import serving
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -47,3 +50,20 @@ def test_the_driver_package_example_passes_its_own_tests():
                           timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert "3 passed" in done.stdout
+
+
+def test_sd_muxes_yaml_builds_and_absent_hardware_is_named():
+    """No SDWire, USB-SD-Mux or card reader here: each call says what it looked for."""
+    root = build_tree(load_config(EXAMPLES / "sd-muxes.yaml"))
+    assert [type(d).__name__ for d in root.children.values()] == ["SDWire", "UsbSdMux", "StorageDevice"]
+    root.children["reader"].storage_timeout = 0  # the reader is absent: no waiting 10 s
+    with serving(root) as exporter, connect(exporter.address) as dut:
+        absent = r"dut\.sdwire\.state: (no SDWire with serial 'sd-wire_11' on USB|pyusb found no USB backend)"
+        with pytest.raises(DriverError, match=absent):
+            dut.sdwire.state()
+        with pytest.raises(DriverError, match=r"dut\.usbsdmux\.host: no USB-SD-Mux with serial '0+123'"):
+            dut.usbsdmux.host()
+        no_card = r"dut\.reader\.write: StorageDevice card: no block device appeared within storage_timeout=0"
+        with pytest.raises(DriverError, match=no_card):
+            dut.reader.call("write", {"kind": "client_stream", "uuid": "x"}, False)
+        assert dut.reader.state() == "host"

@@ -161,7 +161,7 @@ def runtime(default: Any = dataclasses.MISSING, *, default_factory: Any = datacl
 
         @dataclass
         class MockPower(PowerInterface):
-            voltage: float = 5.0        # config
+            voltage: float = 5.0            # config
             powered: bool = runtime(False)  # state
     """
     return dataclasses.field(default=default, default_factory=default_factory, repr=False,

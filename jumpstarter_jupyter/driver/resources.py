@@ -135,12 +135,13 @@ class Resources:
             raise KeyError(f"no open resource {handle.get('uuid')!r} on this driver")
         raw = ResourceFile(channel)
         try:
-            yield _decoded(raw, handle.get(CONTENT_ENCODING_KEY))
+            yield decoded(raw, handle.get(CONTENT_ENCODING_KEY))
         finally:
             raw.close()
 
 
-def _decoded(raw: ResourceFile, encoding: str | None) -> Any:
+def decoded(raw: Any, encoding: str | None) -> Any:
+    """A reader decompressing ``raw`` (a binary file object) as ``encoding`` says (None: ``raw`` itself)."""
     if not encoding:
         return raw
     if encoding == "gzip":

@@ -214,7 +214,7 @@ def test_cli_flash_draws_progress_on_a_terminal(card, tmp_path):
         os.close(terminal)
         drawn = _read_all(controller)
     assert process.returncode == 0
-    assert b"flashing image.img" in drawn and b"100%" in drawn
+    assert b"flashing image.img" in drawn and b"100%" in drawn and b" MB/s" in drawn
     assert open(card.path, "rb").read() == plain.read_bytes()
 
 

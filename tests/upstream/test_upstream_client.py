@@ -8,11 +8,12 @@ Every command below is upstream's own, run through ``jmp shell --tls-grpc HOST:P
 
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
-
 from interop import PASSPHRASE, error_lines, out, output_lines
+
 from jumpstarter_jupyter import connect
 
 pytestmark = pytest.mark.upstream
@@ -110,6 +111,23 @@ def test_upstream_storage_round_trips_20_mib(peer_python, our_exporter):
     lines = succeeded(peer_python(our_exporter, "storage_roundtrip.py", "20")).splitlines()
     sent, received = (line.split(maxsplit=1)[1] for line in lines[-2:])
     assert sent.startswith(str(20 << 20)) and received == sent, lines
+
+
+def test_upstream_j_storage_flash_writes_a_real_block_device(jmp_shell, loop, tmp_path):
+    """Upstream's `j storage flash` through our StorageDevice onto a loop device: the whole image
+    (upstream's client knows no bmap), byte for byte."""
+    from jumpstarter_jupyter.drivers.composite.driver import Composite
+    from jumpstarter_jupyter.drivers.storage.device import StorageDevice
+    from support import serving
+
+    device, image = loop(8 << 20), tmp_path / "image.img"
+    image.write_bytes(os.urandom(5 << 20))
+    root = Composite()
+    root.children = {"storage": StorageDevice(device=device)}
+    with serving(root, tcp=True) as exporter:
+        succeeded(jmp_shell(exporter.address, "j", "storage", "flash", str(image)))
+    with open(device, "rb") as card:
+        assert card.read(5 << 20) == image.read_bytes()
 
 
 def test_correct_passphrase_is_accepted(jmp_shell, guarded):

@@ -1,4 +1,5 @@
-"""``StorageMuxWidget``: a host/dut/off selector and a flash control with a progress bar.
+"""``StorageMuxWidget``: a host/dut/off selector, a flash control with a progress bar and
+its throughput, and, for real block devices, the card's device path, size and last flash.
 
 The image path is a file on the kernel's machine (where the notebook runs), as for
 ``dut.storage.flash(path)`` in a cell.
@@ -7,6 +8,7 @@ The image path is a file on the kernel's machine (where the notebook runs), as f
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 import traitlets
@@ -27,12 +29,17 @@ class StorageMuxWidget(DriverWidget):
     sent = traitlets.Int(0).tag(sync=True)  # bytes of `image` sent so far
     total = traitlets.Int(0).tag(sync=True)  # its size in bytes; 0: nothing flashed yet
     flashing = traitlets.Bool(False).tag(sync=True)
-    summarized = ("state", "image", "sent", "total")
+    rate = traitlets.Float(0.0).tag(sync=True)  # MB/s sent during the flash in progress
+    device = traitlets.Unicode("").tag(sync=True)  # the card's block device ("": unknown or none)
+    size = traitlets.Int(0).tag(sync=True)  # its capacity in bytes; 0: unknown
+    last_flash = traitlets.Dict({}).tag(sync=True)  # the exporter's figures of the last flash
+    summarized = ("state", "image", "sent", "total", "device", "size")
 
     def summarize(self) -> str:
-        """Where the card is connected, and the last image flashed."""
+        """Where the card is connected, the last image flashed, and the card's device."""
         image = f"\nlast image: {self.image} ({self.sent} of {self.total} bytes)" if self.image else ""
-        return f"storage connected to: {self.state}{image}"
+        card = f"\ncard: {self.device} ({self.size} bytes)" if self.device else ""
+        return f"storage connected to: {self.state}{image}{card}"
 
     def __init__(self, client: StorageMuxClient, **kwargs: Any):
         super().__init__(client, **kwargs)
@@ -54,19 +61,34 @@ class StorageMuxWidget(DriverWidget):
         path = os.path.expanduser(str(path).strip())
         if not os.path.isfile(path):
             raise FileNotFoundError(f"no image file {path!r} on the kernel's machine")
-        self.update(image=path, sent=0, total=os.path.getsize(path), flashing=True)
+        self.update(image=path, sent=0, total=os.path.getsize(path), flashing=True, rate=0.0)
+        started = time.monotonic()
+
+        def progress(sent: int, total: int | None) -> None:
+            self.update(sent=sent, total=total or 0, rate=sent / max(time.monotonic() - started, 1e-3) / 1e6)
+
         try:
-            self.client.flash(path, progress=lambda sent, total: self.update(sent=sent, total=total or 0))
+            figures = self.client.flash(path, progress=progress)
+            if figures:
+                self.update(last_flash=figures)
         finally:
             self.update(flashing=False)
             self._show_state()
 
     def _show_state(self) -> None:
-        self.update(state=self.client.state() or "unknown")
+        self.update(state=self.client.state() or "unknown", **self._card())
+
+    def _card(self) -> dict[str, Any]:
+        """The device, size and last flash as the exporter reports them (none without ``info``)."""
+        info = self.client.info()
+        if not info:
+            return {}
+        return {"device": info["device"] or "", "size": info["size"] or 0,
+                "last_flash": info["last_flash"] or {}}
 
     def _poll(self, watcher: WidgetWatcher) -> None:
         while True:
-            watcher.update(state=self.client.state() or "unknown")
+            watcher.update(state=self.client.state() or "unknown", **self._card())
             if watcher.wait(POLL):
                 return
 

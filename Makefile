@@ -37,6 +37,10 @@ $(HUB_PROXY): tests/hub/package-lock.json
 /usr/bin/chromium:
 	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
 
+# A real TFTP client for the hosted upstream TFTP driver's test (tests/upstream/test_hosted.py).
+/usr/bin/tftp:
+	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends tftp-hpa
+
 # The QEMU board's guests: QEMU, and what `jumpstarter-jupyter qemu-images` builds them with.
 /usr/bin/qemu-system-x86_64:
 	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
@@ -55,7 +59,7 @@ $(HUB_PROXY): tests/hub/package-lock.json
 
 install: $(STAMP)
 
-test: install /usr/bin/chromium /usr/bin/qemu-system-x86_64 /usr/sbin/snmpd /usr/bin/gdb-multiarch /usr/bin/bmaptool \
+test: install /usr/bin/chromium /usr/bin/qemu-system-x86_64 /usr/sbin/snmpd /usr/bin/gdb-multiarch /usr/bin/bmaptool /usr/bin/tftp \
       $(HUB_PROXY)
 	$(PY) -m pytest $(PYTEST_ARGS)
 

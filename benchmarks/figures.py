@@ -246,6 +246,16 @@ MEASUREMENTS = [
         "gdb": _debugger("gdb"),
         "raw": _debugger("raw-gdb"),
     }, {"debugger_read": "value"}),
+    # upstream's client on both sides: through our exporter hosting upstream's drivers, and on upstream's own
+    Measurement("hosted_unary", "upstream's client: unary power.on() of upstream's MockPower, hosted vs its own exporter",
+                set(), {
+                    "ours": _upstream("ours-hosted", "unary", CALLS),
+                    "upstream": _upstream("upstream-hosted", "unary", CALLS),
+                }, {"hosted_unary": "value"}),
+    Measurement("hosted_echo", "upstream's client: UnixNetwork echo, hosted vs its own exporter", set(), {
+        "ours": _upstream("ours-hosted", "echo", _const("unixnet"), STREAM, CHUNK),
+        "upstream": _upstream("upstream-hosted", "echo", _const("unixnet"), STREAM, CHUNK),
+    }, {"hosted_echo": "value"}),
     Measurement("flood", "console flood at 1 MB/s into a displayed terminal, real kernel", set(), {
         "ours": _ours("ours-flood", "flood", FLOOD_SECONDS),
     }, {"flood_msgs": "value", "flood_rss": "rss_growth_mb", "flood_p99": "cell_p99_ms"}),
@@ -317,6 +327,10 @@ ROWS = [
     Row("farm_notebooks_many", "run-notebooks smoke test, 8 boards, --parallel 8", "s"),
     Row("debugger_read", "debugger: read 1 MiB of guest memory", "MB/s",
         [ratio_at_least("debugger_read", "gdb", 0.5)]),  # the time <= 2x gdb-multiarch's
+    Row("hosted_unary", "hosted upstream driver: unary call (upstream's client)", "calls/s",
+        [ratio_at_least("hosted_unary", "upstream", 0.7)]),
+    Row("hosted_echo", "hosted UnixNetwork echo (upstream's client)", "MB/s",
+        [ratio_at_least("hosted_echo", "upstream", 0.7)]),
     Row("flood_msgs", "flood: comm msgs/s per widget (IOPub limit 1 000)", "msg/s", [at_most("flood_msgs", 30, "msg/s")]),
     Row("flood_rss", "flood: kernel RSS growth", "MB", [below("flood_rss", 50, "MB")]),
     Row("flood_p99", "flood: trivial cell p99 latency", "ms", [below("flood_p99", 100, "ms")]),

@@ -61,6 +61,12 @@ class Bench:
     def _start(self, name: str) -> services.Service:
         if name == "echo":
             return services.echo_server()
+        if name == "echo-unix":
+            return services.echo_server(str(self.workdir / "echo.sock"))
+        if name == "ours-hosted":
+            return services.our_exporter(self.hosted_config())
+        if name == "upstream-hosted":
+            return services.upstream_exporter(self.peer, self.hosted_config())
         if name == "raw":
             return services.raw_server(str(self.workdir / "raw.sock"))
         if name == "raw-aio":
@@ -115,6 +121,20 @@ class Bench:
             config["export"] = {f"power{i:04d}": dict(power) for i in range(self.sizes.tree)}
             self.files["wide"] = self._write("wide.yaml", config)
         return self.files["wide"]
+
+    def hosted_config(self) -> str:
+        """Upstream's own MockPower and UnixNetwork (to the unix echo server): hosted in an upstream
+        exporter process by ours, served directly by upstream's (which ignores the `hosted` keys)."""
+        if "hosted" not in self.files:
+            self.address("echo-unix")
+            config = {"apiVersion": "jumpstarter.dev/v1alpha1", "kind": "ExporterConfig",
+                      "metadata": {"namespace": "default", "name": "hosted"},
+                      "hosted": {"python": str(self.peer / "bin" / "python")},
+                      "export": {"power": {"type": "jumpstarter_driver_power.driver.MockPower", "hosted": True},
+                                 "unixnet": {"type": "jumpstarter_driver_network.driver.UnixNetwork",
+                                             "config": {"path": str(self.workdir / "echo.sock")}}}}
+            self.files["hosted"] = self._write("hosted.yaml", config)
+        return self.files["hosted"]
 
     def storm_config(self) -> str:
         """Power plus a digital input whose waits the storm abandons (ours only: upstream's

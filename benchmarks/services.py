@@ -78,8 +78,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def echo_server() -> Service:
-    return Service("echo server", [sys.executable, str(HERE / "echo_server.py")], r"serving (\S+)")
+def echo_server(unix: str | None = None) -> Service:
+    return Service("echo server", [sys.executable, str(HERE / "echo_server.py"), *([unix] if unix else [])],
+                   r"serving (\S+)")
 
 
 def flood_source(rate: int) -> Service:

@@ -129,13 +129,17 @@ class ExportedMethod:
 
     def describe(self) -> dict:
         """Plain data for the report, so generic clients and widgets can offer the method."""
-        return {
+        described = {
             "name": self.name,
             "kind": self.kind,
             "readonly": self.readonly,
             "params": [_describe_param(p) for p in self.params],
             "doc": self.doc.split("\n\n")[0],
         }
+        returns = self.signature.return_annotation
+        if returns is not inspect.Signature.empty:
+            described["returns"] = returns if isinstance(returns, str) else getattr(returns, "__name__", str(returns))
+        return described
 
 
 def _describe_param(param: inspect.Parameter) -> dict:

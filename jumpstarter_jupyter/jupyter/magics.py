@@ -238,7 +238,7 @@ def _duration(option: str, value: str | None) -> float | None:
 
 
 def status_line(name: str, client: DriverClient) -> str:
-    """Where, how many drivers, whether the exporter answers now, and the board's lease."""
+    """Where, how many drivers (and which failed), whether the exporter answers now, and the board's lease."""
     connection = client.connection
     where = "private virtual board" if client.private_board is not None else connection.endpoint
     try:
@@ -247,7 +247,9 @@ def status_line(name: str, client: DriverClient) -> str:
     except JumpstarterError as exc:
         return f"{name}: {where}, UNREACHABLE ({exc})"
     drivers = sum(1 for _ in client.walk()) - 1
-    return f"{name}: {where}, {drivers} drivers, {health}; {lease_text(client)}"
+    failed = [node.display_path for node in client.walk() if node.failed]
+    failing = f" ({len(failed)} failed: {', '.join(failed)})" if failed else ""
+    return f"{name}: {where}, {drivers} drivers{failing}, {health}; {lease_text(client)}"
 
 
 def lease_text(client: DriverClient) -> str:

@@ -37,11 +37,18 @@ $(HUB_PROXY): tests/hub/package-lock.json
 /usr/bin/chromium:
 	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
 
+# A real TFTP client for the hosted upstream TFTP driver's test (tests/upstream/test_hosted.py).
+/usr/bin/tftp:
+	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends tftp-hpa
+
 # The QEMU board's guests: QEMU, and what `jumpstarter-jupyter qemu-images` builds them with.
 /usr/bin/qemu-system-x86_64:
 	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
 	  qemu-system-x86 qemu-system-arm busybox-static cpio
 
+# SnmpPower's tests and benchmark run a private net-snmp agent (never the machine's own).
+/usr/sbin/snmpd:
+	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends snmpd
 # The debugger tests attach a real gdb to the QEMU board's gdbstub (through forward()).
 /usr/bin/gdb-multiarch:
 	apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends gdb-multiarch
@@ -56,8 +63,8 @@ $(HUB_PROXY): tests/hub/package-lock.json
 
 install: $(STAMP)
 
-test: install /usr/bin/chromium /usr/bin/qemu-system-x86_64 /usr/bin/gdb-multiarch /usr/bin/bmaptool \
-	  /usr/bin/tesseract /usr/bin/ustreamer $(HUB_PROXY)
+test: install /usr/bin/chromium /usr/bin/qemu-system-x86_64 /usr/sbin/snmpd /usr/bin/gdb-multiarch /usr/bin/bmaptool /usr/bin/tftp \
+      /usr/bin/tesseract /usr/bin/ustreamer $(HUB_PROXY)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Generated bad input against a real exporter: 10 000 cases per property (make test runs a quick pass).
@@ -78,6 +85,7 @@ stubs: install
 
 # Side-by-side performance against upstream 0.9.0 and raw grpcio (QUICK=1: a one-minute harness check).
 bench: install /usr/bin/chromium /usr/bin/qemu-system-x86_64 /usr/bin/gdb-multiarch /usr/bin/bmaptool
+bench: install /usr/bin/bmaptool /usr/bin/qemu-system-x86_64 /usr/bin/gdb-multiarch /usr/sbin/snmpd
 	$(PY) benchmarks/run.py $(if $(QUICK),--quick) $(BENCH_ARGS)
 
 lab: install

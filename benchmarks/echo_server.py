@@ -1,6 +1,7 @@
-"""A threaded TCP echo server on loopback: the far end of the network driver's byte stream.
+"""A threaded TCP (or unix socket) echo server: the far end of the network driver's byte stream.
 
     python benchmarks/echo_server.py      # prints "serving 127.0.0.1:PORT", runs until stdin closes
+    python benchmarks/echo_server.py PATH # the same on a unix socket: prints "serving unix:PATH"
 
 Echoes every byte; when the peer half-closes, it half-closes too (the network driver's EOF).
 """
@@ -16,7 +17,8 @@ CHUNK = 1 << 18
 
 def _echo(conn: socket.socket) -> None:
     with conn:
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if conn.family != socket.AF_UNIX:
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         while data := conn.recv(CHUNK):
             conn.sendall(data)
         try:
@@ -33,9 +35,15 @@ def serve(listener: socket.socket) -> None:
 
 
 def main() -> None:
-    listener = socket.create_server(("127.0.0.1", 0), backlog=64)
-    host, port = listener.getsockname()
-    print(f"serving {host}:{port}", flush=True)
+    if len(sys.argv) > 1:
+        listener = socket.socket(socket.AF_UNIX)
+        listener.bind(sys.argv[1])
+        listener.listen(64)
+        print(f"serving unix:{sys.argv[1]}", flush=True)
+    else:
+        listener = socket.create_server(("127.0.0.1", 0), backlog=64)
+        host, port = listener.getsockname()
+        print(f"serving {host}:{port}", flush=True)
     threading.Thread(target=serve, args=(listener,), daemon=True).start()
     sys.stdin.read()  # the harness closes our stdin (or exits) to stop us
 

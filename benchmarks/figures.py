@@ -29,10 +29,14 @@ class Sizes:
     flood_rate: int = 1_000_000  # console bytes/s during the flood
     flood_seconds: float = 60.0  # how long the flood is watched
     can_round_trips: int = 300  # CAN send -> receive round trips timed
+    snmp_calls: int = 300      # PDU outlet switchings per run
     can_burst_ours: float = 1.0  # seconds the CAN source sends back to back (< our 65 536-frame ring)
     can_burst_upstream: float = 0.1  # upstream receives ~1 000 frames/s: its burst is shorter
     screen_seconds: float = 20.0  # how long the live screen view is watched
     screen_snapshots: int = 50  # QEMU screen snapshots timed
+    farm: int = 50  # exporters of the farm (one pool), each its own process
+    farm_virtual: int = 8  # of them virtual boards: run-notebooks runs the smoke test on this many at once
+    farm_notebook: str = "smoke"  # what run-notebooks runs (quick: a minimal notebook, not the smoke test)
     debugger_read: int = MiB  # guest memory read per round through the debugger
     debugger_rounds: int = 5  # reads per client process (the median counts)
     sparse: int = 1 << 30      # the sparse image flashed with its bmap (a tenth of it mapped), and the loop device
@@ -42,8 +46,8 @@ class Sizes:
         # the same code paths with less work, so `make test` stays quick
         return cls(calls=300, stream=16 * MiB, flash=16 * MiB, tree=200, clients=8, channel_processes=2, channels=8,
                    storm=1000, seconds=0.5, flood_seconds=3.0, can_round_trips=30, can_burst_ours=0.1,
-                   can_burst_upstream=0.02, screen_seconds=3.0, screen_snapshots=5, debugger_rounds=1,
-                   sparse=64 * MiB)
+                   can_burst_upstream=0.02, farm=3, farm_virtual=2, farm_notebook="minimal", sparse=64 * MiB,
+                   snmp_calls=30, debugger_rounds=1, screen_seconds=3.0, screen_snapshots=5)
 
 
 Medians = dict[str, dict[str, float]]  # row key -> side -> median
@@ -119,6 +123,10 @@ def _raw(figure: str, service: str, group: str, *args) -> Command:
     return lambda b: b.command("raw", "raw.py", [figure, b.address(service, group), *[str(a(b)) for a in args]])
 
 
+def _farm(figure: str, *args) -> Command:
+    return lambda b: b.command("ours", "farm.py", [figure, b.address("farm"), *[str(a(b)) for a in args]])
+
+
 def _const(value) -> Callable:
     return lambda b: value
 
@@ -134,6 +142,7 @@ STORM = lambda b: b.sizes.storm  # noqa: E731
 SECONDS = lambda b: b.sizes.seconds  # noqa: E731
 FLOOD_SECONDS = lambda b: b.sizes.flood_seconds  # noqa: E731
 CAN_ROUND_TRIPS = lambda b: b.sizes.can_round_trips  # noqa: E731
+SNMP_CALLS = lambda b: b.sizes.snmp_calls  # noqa: E731
 
 
 def _debugger(side: str) -> Command:
@@ -222,12 +231,39 @@ MEASUREMENTS = [
     Measurement("screen_snapshot", "QEMU screen snapshot() (QMP screendump, PNG) at the login prompt", set(), {
         "ours": lambda b: b.command("ours", "ours.py", ["screen-snapshot", "-", str(b.sizes.screen_snapshots)]),
     }, {"screen_snapshot": "value"}),
+    Measurement("snmp", "PDU outlet on() over SNMP v2c, a net-snmp agent on loopback", set(), {
+        "ours": _ours("ours-snmp", "snmp", SNMP_CALLS),
+        "raw": _raw("snmp", "snmp-agent", 1, SNMP_CALLS),
+    }, {"snmp": "value"}),
+    Measurement("farm_list", "a farm of 50 exporters: the server extension's board list", set(), {
+        "ours": _farm("list"),
+    }, {"farm_list": "value", "farm_list_again": "warm_ms"}),
+    Measurement("farm_connect", "a farm of 50 exporters: connect(selector=...) with one board free", set(), {
+        "ours": _farm("connect"),
+    }, {"farm_connect": "value"}),
+    Measurement("farm_notebooks_one", "run-notebooks: the smoke test on 1 virtual board", set(), {
+        "ours": _farm("notebooks", _const(1), lambda b: b.sizes.farm_notebook),
+    }, {"farm_notebooks_one": "value"}),
+    Measurement("farm_notebooks_many", "run-notebooks: the smoke test on 8 virtual boards, --parallel 8",
+                set(), {
+        "ours": _farm("notebooks", lambda b: b.sizes.farm_virtual, lambda b: b.sizes.farm_notebook),
+    }, {"farm_notebooks_many": "value"}),
     Measurement("debugger", "1 MiB of QEMU guest memory through the gdbstub: read_memory vs gdb-multiarch dump",
                 set(), {
         "ours": _debugger("ours"),
         "gdb": _debugger("gdb"),
         "raw": _debugger("raw-gdb"),
     }, {"debugger_read": "value"}),
+    # upstream's client on both sides: through our exporter hosting upstream's drivers, and on upstream's own
+    Measurement("hosted_unary", "upstream's client: unary power.on() of upstream's MockPower, hosted vs its own exporter",
+                set(), {
+                    "ours": _upstream("ours-hosted", "unary", CALLS),
+                    "upstream": _upstream("upstream-hosted", "unary", CALLS),
+                }, {"hosted_unary": "value"}),
+    Measurement("hosted_echo", "upstream's client: UnixNetwork echo, hosted vs its own exporter", set(), {
+        "ours": _upstream("ours-hosted", "echo", _const("unixnet"), STREAM, CHUNK),
+        "upstream": _upstream("upstream-hosted", "echo", _const("unixnet"), STREAM, CHUNK),
+    }, {"hosted_echo": "value"}),
     Measurement("flood", "console flood at 1 MB/s into a displayed terminal, real kernel", set(), {
         "ours": _ours("ours-flood", "flood", FLOOD_SECONDS),
     }, {"flood_msgs": "value", "flood_rss": "rss_growth_mb", "flood_p99": "cell_p99_ms"}),
@@ -293,8 +329,21 @@ ROWS = [
     Row("screen_kernel_cpu", "screen: kernel CPU while the view runs (% of one core)", "%",
         [below("screen_kernel_cpu", 50, "%")]),
     Row("screen_snapshot", "QEMU screen snapshot() (median)", "ms", [below("screen_snapshot", 100, "ms")]),
+    Row("snmp", "PDU outlet on() over SNMP (pysnmp, net-snmp agent)", "calls/s", [_faster_raw_at_least("snmp", 0.5)]),
+    Row("farm_list", "50-exporter farm: board list (server extension, new channels)", "ms",
+        [below("farm_list", 1000, "ms")]),
+    Row("farm_list_again", "50-exporter farm: board list again (channels kept)", "ms",
+        [below("farm_list_again", 1000, "ms")]),
+    Row("farm_connect", "50-exporter farm: selector connect, one board free", "ms",
+        [below("farm_connect", 1000, "ms")]),
+    Row("farm_notebooks_one", "run-notebooks smoke test, 1 board", "s"),
+    Row("farm_notebooks_many", "run-notebooks smoke test, 8 boards, --parallel 8", "s"),
     Row("debugger_read", "debugger: read 1 MiB of guest memory", "MB/s",
         [ratio_at_least("debugger_read", "gdb", 0.5)]),  # the time <= 2x gdb-multiarch's
+    Row("hosted_unary", "hosted upstream driver: unary call (upstream's client)", "calls/s",
+        [ratio_at_least("hosted_unary", "upstream", 0.7)]),
+    Row("hosted_echo", "hosted UnixNetwork echo (upstream's client)", "MB/s",
+        [ratio_at_least("hosted_echo", "upstream", 0.7)]),
     Row("flood_msgs", "flood: comm msgs/s per widget (IOPub limit 1 000)", "msg/s", [at_most("flood_msgs", 30, "msg/s")]),
     Row("flood_rss", "flood: kernel RSS growth", "MB", [below("flood_rss", 50, "MB")]),
     Row("flood_p99", "flood: trivial cell p99 latency", "ms", [below("flood_p99", 100, "ms")]),

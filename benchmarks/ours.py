@@ -149,7 +149,13 @@ def screen_snapshot(_endpoint: str, count: str) -> None:
     report(result.pop("median_ms"), **result)
 
 
-FIGURES = {"can": can_bus, "unary": unary, "echo": echo, "flash": flash, "sd-flash": sd_flash,
+def snmp(endpoint: str, count: str) -> None:
+    """SnmpPower.on() round trips: client -> exporter -> SNMP set on the agent -> back."""
+    with connect(endpoint) as dut:
+        report(call_rate(dut.pdu.on, int(count), warmup=5))
+
+
+FIGURES = {"snmp": snmp, "can": can_bus, "unary": unary, "echo": echo, "flash": flash, "sd-flash": sd_flash,
            "connect": connect_time, "concurrent": concurrent, "storm": storm, "flood": flood,
            "screen-live": screen_live, "screen-snapshot": screen_snapshot}
 

@@ -6,6 +6,7 @@
     python benchmarks/raw.py bidi TARGET TOTAL CHUNK   # echo over a raw grpcio bidi stream
     python benchmarks/raw.py socket-echo H:P TOTAL CHUNK
     python benchmarks/raw.py copy H:P FILE             # send a file to the sink, which writes it to disk
+    python benchmarks/raw.py snmp H:P COUNT            # SNMP sets of outlet 1 on snmp_agent.py's agent
 
 The gRPC server answers ``DriverCall`` with a fixed null result and echoes every
 ``RouterService.Stream`` frame: the wire messages of the real thing, none of its logic.
@@ -169,6 +170,41 @@ def copy(address: str, path: str) -> None:
     report(size / (time.perf_counter() - start) / MB)
 
 
+def snmp(address: str, count: int) -> None:
+    """The ceiling of an outlet switch: pysnmp sets from one engine, no exporter in between."""
+    from pysnmp.hlapi.v3arch.asyncio import (
+        CommunityData,
+        ContextData,
+        Integer,
+        ObjectIdentity,
+        ObjectType,
+        SnmpEngine,
+        UdpTransportTarget,
+        set_cmd,
+    )
+
+    host, _, port = address.rpartition(":")
+    outlet = ObjectType(ObjectIdentity("1.3.6.1.4.1.13742.6.4.1.2.1.2.1.1"), Integer(1))
+
+    async def run() -> float:
+        engine, target = SnmpEngine(), await UdpTransportTarget.create((host, int(port)))
+
+        async def switch() -> None:
+            indication, status, _, _ = await set_cmd(engine, CommunityData("private"), target, ContextData(), outlet,
+                                                     lookupMib=False)
+            if indication or status:
+                raise RuntimeError(f"snmp set failed: {indication or status.prettyPrint()}")
+
+        for _ in range(5):
+            await switch()
+        start = time.perf_counter()
+        for _ in range(count):
+            await switch()
+        return count / (time.perf_counter() - start)
+
+    report(asyncio.run(run()))
+
+
 def main(argv: list[str]) -> None:
     command, args = argv[0], argv[1:]
     if command == "serve":
@@ -183,6 +219,8 @@ def main(argv: list[str]) -> None:
         socket_echo(args[0], int(args[1]), int(args[2]))
     elif command == "copy":
         copy(args[0], args[1])
+    elif command == "snmp":
+        snmp(args[0], int(args[1]))
     else:
         raise SystemExit(f"raw.py: unknown command {command!r}; see the module docstring")
 

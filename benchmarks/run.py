@@ -61,6 +61,12 @@ class Bench:
     def _start(self, name: str) -> services.Service:
         if name == "echo":
             return services.echo_server()
+        if name == "echo-unix":
+            return services.echo_server(str(self.workdir / "echo.sock"))
+        if name == "ours-hosted":
+            return services.our_exporter(self.hosted_config())
+        if name == "upstream-hosted":
+            return services.upstream_exporter(self.peer, self.hosted_config())
         if name == "raw":
             return services.raw_server(str(self.workdir / "raw.sock"))
         if name == "raw-aio":
@@ -79,10 +85,16 @@ class Bench:
             return services.upstream_exporter(self.peer, self.wide_config())
         if name == "ours-storm":
             return services.our_exporter(self.storm_config())
+        if name == "farm":
+            return services.farm(self.sizes.farm, self.sizes.farm_virtual, self.workdir)
         if name == "flood-source":
             return services.flood_source(self.sizes.flood_rate)
         if name == "ours-flood":
             return services.our_exporter(self.flood_config())
+        if name == "snmp-agent":
+            return services.snmp_agent(self.workdir / "snmp")
+        if name == "ours-snmp":
+            return services.our_exporter(self.snmp_config())
         if name == "ours-qemu":
             return services.our_exporter(self.qemu_config())
         if name == "ours-sd":
@@ -110,6 +122,20 @@ class Bench:
             self.files["wide"] = self._write("wide.yaml", config)
         return self.files["wide"]
 
+    def hosted_config(self) -> str:
+        """Upstream's own MockPower and UnixNetwork (to the unix echo server): hosted in an upstream
+        exporter process by ours, served directly by upstream's (which ignores the `hosted` keys)."""
+        if "hosted" not in self.files:
+            self.address("echo-unix")
+            config = {"apiVersion": "jumpstarter.dev/v1alpha1", "kind": "ExporterConfig",
+                      "metadata": {"namespace": "default", "name": "hosted"},
+                      "hosted": {"python": str(self.peer / "bin" / "python")},
+                      "export": {"power": {"type": "jumpstarter_driver_power.driver.MockPower", "hosted": True},
+                                 "unixnet": {"type": "jumpstarter_driver_network.driver.UnixNetwork",
+                                             "config": {"path": str(self.workdir / "echo.sock")}}}}
+            self.files["hosted"] = self._write("hosted.yaml", config)
+        return self.files["hosted"]
+
     def storm_config(self) -> str:
         """Power plus a digital input whose waits the storm abandons (ours only: upstream's
         peer has no gpiod driver)."""
@@ -124,6 +150,14 @@ class Bench:
         config["export"] = {"serial": {**config["export"]["serial"], "config": {"url": self.address("flood-source")}}}
         return self._write("flood.yaml", config)
 
+    def snmp_config(self) -> str:
+        """An SnmpPower outlet of the private net-snmp agent (ours only: upstream's peer has no
+        SNMP driver installed)."""
+        host, _, port = self.address("snmp-agent").rpartition(":")
+        config = {"apiVersion": "jumpstarter.dev/v1alpha1", "kind": "ExporterConfig",
+                  "export": {"pdu": {"type": "SnmpPower",
+                                     "config": {"host": host, "port": int(port), "plug": 1, "community": "private"}}}}
+        return self._write("snmp.yaml", config)
     def qemu_config(self) -> str:
         """An x86_64 QEMU board whose CPU waits for the debugger at power on (nothing boots)."""
         from jumpstarter_jupyter.drivers.qemu.images import build

@@ -78,12 +78,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def echo_server() -> Service:
-    return Service("echo server", [sys.executable, str(HERE / "echo_server.py")], r"serving (\S+)")
+def echo_server(unix: str | None = None) -> Service:
+    return Service("echo server", [sys.executable, str(HERE / "echo_server.py"), *([unix] if unix else [])],
+                   r"serving (\S+)")
 
 
 def flood_source(rate: int) -> Service:
     return Service("flooding pty", [sys.executable, str(HERE / "flood_source.py"), str(rate)], r"serving (\S+)")
+
+
+def snmp_agent(directory: Path) -> Service:
+    """A private net-snmp agent with a writable outlet table (``snmp_agent.py``)."""
+    directory.mkdir(exist_ok=True)
+    return Service("snmp agent", [sys.executable, str(HERE / "snmp_agent.py"), str(directory)], r"serving (\S+)")
 
 
 def raw_server(unix: str) -> Service:
@@ -103,6 +110,14 @@ def our_exporter(config: str, socket_path: str | None = None) -> Service:
 
 def our_demo() -> Service:
     return Service("our virtual board", [_our_command(), "demo", "--listen", "127.0.0.1:0"], r"^serving (\S+)")
+
+
+def farm(boards: int, virtual: int, workdir: Path) -> Service:
+    """``boards`` exporters in one pool (``virtual`` of them virtual boards); the match is its config dir."""
+    folder = workdir / "farm"
+    folder.mkdir(exist_ok=True)
+    argv = [sys.executable, str(HERE / "farm.py"), "serve", str(boards), str(virtual), str(folder)]
+    return Service("farm", argv, r"^serving (\S+)")
 
 
 def _our_command() -> str:

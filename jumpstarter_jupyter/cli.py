@@ -47,6 +47,8 @@ def _serve_options(func):
                      help="The admin credential that may force-release a lease."),
         click.option("--hub-api-url", metavar="URL",
                      help="Holders are JupyterHub users this hub vouches for (e.g. http://127.0.0.1:8081/hub/api)."),
+        click.option("--label", "labels", metavar="KEY=VALUE", multiple=True, callback=_labels,
+                     help="A label of this exporter (repeatable; over the config's labels:), for selectors."),
         click.option("--stop-on-stdin-eof", is_flag=True,
                      help="Stop when standard input closes: the exporter ends with the process that started it."),
     ]
@@ -90,6 +92,20 @@ def _secret(value: str | None, path: str | None, name: str) -> str | None:
         raise click.UsageError(f"--{name}-file: {exc}") from None
 
 
+def _labels(ctx, param, values: tuple[str, ...]) -> dict[str, str]:
+    """``--label soc=imx8mp`` (repeatable) as a mapping; a bad one is a usage error."""
+    from jumpstarter_jupyter.selector import check_label
+
+    labels = {}
+    for item in values:
+        key, equals, value = item.partition("=")
+        why = check_label(key.strip(), value.strip()) if equals else f"expected KEY=VALUE, got {item!r}"
+        if why:
+            raise click.BadParameter(why, ctx=ctx, param=param)
+        labels[key.strip()] = value.strip()
+    return labels
+
+
 def _hub_api_url(value: str) -> str:
     from jumpstarter_jupyter.exporter.identity import hub_api_url
 
@@ -110,7 +126,8 @@ def _log_to_stderr() -> None:
 
 
 def _serve_until_signalled(root, listen, socket_path, passphrase, passphrase_file, tls_cert, tls_key, lease_mode,
-                           admin_passphrase_file, hub_api_url=None, stop_on_stdin_eof=False, config=None) -> None:
+                           admin_passphrase_file, hub_api_url=None, stop_on_stdin_eof=False, labels=None,
+                           config=None) -> None:
     from dataclasses import replace
 
     from jumpstarter_jupyter.exporter import serve
@@ -142,7 +159,8 @@ def _serve_until_signalled(root, listen, socket_path, passphrase, passphrase_fil
     try:
         exporter = serve(root, listen=listen, socket=socket_path, passphrase=passphrase, tls_cert=tls_cert,
                          tls_key=tls_key, lease=policy, hooks=config.hooks if config is not None else None,
-                         on_exit=exit_requested)
+                         on_exit=exit_requested,
+                         labels={**(config.labels if config is not None else {}), **(labels or {})})
     except (OSError, ValueError) as exc:
         root.teardown()
         raise click.ClickException(str(exc)) from None
@@ -224,6 +242,50 @@ def j(ctx, endpoint, passphrase, tls_ca):
         raise click.ClickException(str(exc)) from None
     finally:
         root.close()
+
+
+@main.command("run-notebooks")
+@click.argument("notebooks", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--selector", required=True,
+              help="The pool's boards to run on: a label selector (soc=imx8mp,site!=lab2).")
+@click.option("--each", is_flag=True,
+              help="Run every notebook on every matching board (else each once, on any free one).")
+@click.option("--parallel", type=click.IntRange(min=1), default=1, show_default=True, help="Runs at a time.")
+@click.option("-p", "--parameter", "parameters", nargs=2, multiple=True, metavar="KEY VALUE",
+              help="A papermill parameter for every run (repeatable).")
+@click.option("--out", type=click.Path(file_okay=False), required=True,
+              help="Folder for the executed notebooks, junit.xml and index.html.")
+@click.option("--wait", help="How long a run waits for a board (90s, 30m; default: as long as it takes).")
+@click.option("-k", "--kernel", help="Kernel to run the notebooks with (default: each notebook's own).")
+def run_notebooks(notebooks, selector, each, parallel, parameters, out, wait, kernel):
+    """Run notebooks with papermill on the boards a selector matches, each run under its own lease.
+
+    Each notebook gets the parameters `endpoint` and `lease_token` (pass them to jj.connect);
+    writes the executed notebooks, junit.xml and index.html to --out. Exit code 1 when a run
+    failed, 130 when interrupted (Ctrl-C releases every lease).
+    """
+    from pathlib import Path
+
+    from jumpstarter_jupyter.durations import parse_duration
+    from jumpstarter_jupyter.selector import SelectorError, parse
+
+    try:
+        parse(selector)
+        waited = None if wait is None else parse_duration(wait)
+    except (SelectorError, ValueError) as exc:
+        raise click.UsageError(str(exc)) from None
+    try:
+        from jumpstarter_jupyter.runs.runner import Plan, run_notebooks as run_all
+    except ImportError as exc:
+        raise click.ClickException("run-notebooks needs the farm extra: "
+                                   f"pip install 'jumpstarter-jupyter[farm]' ({exc})") from None
+    plan = Plan([Path(nb).resolve() for nb in notebooks], selector, Path(out).resolve(), each=each,
+                parallel=parallel, parameters=list(parameters), kernel=kernel, wait=waited)
+    try:
+        code = run_all(plan)
+    except JumpstarterError as exc:
+        raise click.ClickException(str(exc)) from None
+    sys.exit(code)
 
 
 _ENDPOINT = click.option("--endpoint", envvar="JUMPSTARTER_HOST", required=True,

@@ -6,7 +6,8 @@
 
 The board is ``--jumpstarter-endpoint`` (``host:port``, ``unix:/path``), else
 ``$JUMPSTARTER_HOST`` (set by upstream's ``jmp shell``), else a private virtual board started
-for the test session. ``--jumpstarter-passphrase`` defaults to ``$JMP_GRPC_PASSPHRASE``.
+for the test session; or ``--jumpstarter-selector soc=imx8mp``: any board of the pool whose
+labels match (a free one, else the first released). ``--jumpstarter-passphrase`` defaults to ``$JMP_GRPC_PASSPHRASE``.
 On an exporter that requires a lease, the fixture takes it (waiting in line at most
 ``--jumpstarter-lease-timeout``, for ``--jumpstarter-lease-purpose``) and gives it back when the
 session ends, however it ends: passed, failed or interrupted.
@@ -29,6 +30,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--jumpstarter-endpoint", metavar="ENDPOINT", default=None,
                     help="exporter to test against: host:port, unix:/path or a socket path "
                          "(default: $JUMPSTARTER_HOST, else a private virtual board)")
+    group.addoption("--jumpstarter-selector", metavar="SELECTOR", default=None,
+                    help="instead of an endpoint: any board of the pool whose labels match this label "
+                         "selector (soc=imx8mp,site!=lab2), a free one first")
     group.addoption("--jumpstarter-passphrase", metavar="PASSPHRASE", default=None,
                     help="the exporter's passphrase (default: $JMP_GRPC_PASSPHRASE)")
     group.addoption("--jumpstarter-lease-timeout", metavar="DURATION", default="10m", type=_duration,
@@ -45,6 +49,8 @@ def _duration(value: str) -> float:
 
 
 def pytest_report_header(config: pytest.Config) -> str:
+    if config.getoption("jumpstarter_selector"):
+        return f"jumpstarter: any pool board matching {config.getoption('jumpstarter_selector')} (for tests using dut)"
     endpoint = resolve_endpoint(config.getoption("jumpstarter_endpoint"))
     return f"jumpstarter: {endpoint or 'private virtual board'} (for tests using dut)"
 
@@ -57,8 +63,9 @@ def dut(request: pytest.FixtureRequest) -> Iterator[DriverClient]:
     purpose = config.getoption("jumpstarter_lease_purpose") or f"pytest {config.rootpath.name}"
     try:
         client = connect(config.getoption("jumpstarter_endpoint"), config.getoption("jumpstarter_passphrase"),
-                         wait=config.getoption("jumpstarter_lease_timeout"), purpose=purpose)
-    except JumpstarterError as exc:
+                         wait=config.getoption("jumpstarter_lease_timeout"), purpose=purpose,
+                         selector=config.getoption("jumpstarter_selector"))
+    except (JumpstarterError, ValueError) as exc:
         pytest.fail(f"jumpstarter: cannot connect to the board under test: {exc}", pytrace=False)
     with client:
         yield client

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create (or reuse) a separate venv holding upstream Jumpstarter 0.9.0, the interoperability
-# peer: `jmp`, `j` and its exporter with the core drivers. It stays apart from the project's
+# peer: `jmp`, `j` and its exporter with the core drivers, plus the community drivers our hosting
+# tests run (jumpstarter_jupyter/hosted). It stays apart from the project's
 # venv on purpose: the two sides meet only over gRPC (their generated stubs register the same
 # protobuf names and cannot share a process).
 #
@@ -12,7 +13,8 @@ version=0.9.0
 dir=${1:-${UPSTREAM_PEER_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/jumpstarter-jupyter/upstream-$version}}
 pkgs=(jumpstarter-cli jumpstarter-driver-power jumpstarter-driver-pyserial
       jumpstarter-driver-network jumpstarter-driver-composite jumpstarter-driver-opendal
-      jumpstarter-driver-can)
+      jumpstarter-driver-can jumpstarter-driver-gpiod jumpstarter-driver-shell jumpstarter-driver-http
+      jumpstarter-driver-tftp jumpstarter-driver-yepkit)
 # The stamp holds the package list: a cache made from a shorter list gets the new packages
 # installed into the same venv (never recreated: other checkouts may be using it right now).
 stamp="$dir/.upstream-$version"

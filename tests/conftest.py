@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -56,3 +57,18 @@ def loop(tmp_path):
     yield make
     for device in made:
         subprocess.run(["losetup", "-d", device], capture_output=True, check=False)
+
+
+@pytest.fixture(scope="session")
+def peer() -> Path:
+    """The upstream 0.9.0 peer venv (``DIR/bin/jmp``, ``DIR/bin/j``, ``DIR/bin/python``, the community
+    drivers the hosting tests use), set up on first use by ``scripts/setup-upstream-peer.sh``."""
+    root = Path(__file__).resolve().parents[1]
+    setup = subprocess.run(["bash", str(root / "scripts/setup-upstream-peer.sh")],
+                           capture_output=True, text=True, timeout=900)
+    if setup.returncode != 0:
+        pytest.fail(f"scripts/setup-upstream-peer.sh failed ({setup.returncode}):\n{setup.stderr[-3000:]}")
+    directory = Path(setup.stdout.strip().splitlines()[-1])
+    for tool in ("jmp", "j", "python"):
+        assert (directory / "bin" / tool).exists(), f"peer venv {directory} has no bin/{tool}"
+    return directory

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
-from jumpstarter_jupyter.client import pool
+from jumpstarter_jupyter.client import farm, pool
 from jumpstarter_jupyter.client.base import DriverClient
 from jumpstarter_jupyter.client.connection import Connection
 from jumpstarter_jupyter.client.generic import GenericClient
@@ -22,8 +22,8 @@ def resolve_endpoint(endpoint: str | None) -> str | None:
 
 def connect(endpoint: str | None = None, passphrase: str | None = None, *, tls_ca: str | None = None,
             name: str = "dut", lease: bool | None = None, wait: float | None = None, purpose: str = "",
-            duration: float = 0, hooks: bool = True,
-            on_queued: Callable[[int], None] | None = None) -> DriverClient:
+            duration: float = 0, hooks: bool = True, on_queued: Callable[[int], None] | None = None,
+            selector: str | None = None, lease_token: str | None = None) -> DriverClient:
     """Connect to an exporter and return the root of its client tree.
 
     Args:
@@ -43,7 +43,14 @@ def connect(endpoint: str | None = None, passphrase: str | None = None, *, tls_c
         purpose, duration: shown to others / seconds wanted (0: the exporter's default).
         hooks: False asks for a lease that runs none of the exporter's lease hooks (what
             ``jumpstarter-jupyter j`` uses for one command).
-        on_queued: called with the position in line while waiting.
+        on_queued: called with the position in line while waiting (with a selector: the best
+            place across the matching boards).
+        selector: instead of an endpoint, any board of the pool whose labels match this
+            Kubernetes label selector (``"soc=imx8mp,site!=lab2"``): a free one at once, else
+            the first one released while waiting in line at all of them (``client/farm.py``).
+            ``dut.connection.board`` names the board taken.
+        lease_token: the token of a lease someone else took for this process (``run-notebooks``
+            hands its runs theirs): calls carry it, and no lease is asked for.
 
     The lease is ``dut.lease`` (``extend()``, ``release()``); ``close()`` releases it.
 
@@ -66,13 +73,24 @@ def connect(endpoint: str | None = None, passphrase: str | None = None, *, tls_c
     Traceback (most recent call last):
     ...
     jumpstarter_jupyter.errors.DriverInvalidArgument: dut.power.cycle: wait must be >= 0 seconds, got -1
+
+    Any free board of the pool whose labels match (``client/farm.py``):
+
+    >>> dut = connect(selector="soc=imx8mp", purpose="bring-up")   # doctest: +SKIP
     """
+    if selector is not None:
+        if endpoint is not None:
+            raise ValueError("connect: give an endpoint or a selector, not both")
+        return _connect_any(selector, tls_ca=tls_ca, name=name, lease=lease, wait=wait, purpose=purpose,
+                            duration=duration, hooks=hooks, on_queued=on_queued)
     endpoint = resolve_endpoint(endpoint)
     board = None
+    pool_name = None
     if endpoint is None:
         board = PrivateBoard()
         endpoint = board.endpoint
     else:
+        pool_name = endpoint if pool.lookup(endpoint) is not None else None
         endpoint, passphrase = pool.resolve(endpoint, passphrase)
     if passphrase is None:
         passphrase = os.environ.get("JMP_GRPC_PASSPHRASE") or None
@@ -80,9 +98,10 @@ def connect(endpoint: str | None = None, passphrase: str | None = None, *, tls_c
         tls_ca = None
     connection = None
     try:
-        connection = Connection(endpoint, passphrase, tls_ca, name=name)
+        connection = Connection(endpoint, passphrase, tls_ca, name=name, lease_token=lease_token)
+        connection.board = pool_name
         connection.lease_options = dict(purpose=purpose, duration=duration)
-        if lease is not False:
+        if lease is not False and not lease_token:
             status = connection.lease_status()
             if lease or (status is not None and status.required and not status.caller_controls):
                 connection.acquire(status, purpose=purpose, duration=duration, wait=wait, hooks=hooks,
@@ -95,4 +114,34 @@ def connect(endpoint: str | None = None, passphrase: str | None = None, *, tls_c
         raise
     root = build(connection)
     root.private_board = board
+    return root
+
+
+def _connect_any(selector: str, *, tls_ca: str | None, name: str, lease: bool | None, wait: float | None,
+                 purpose: str, duration: float, hooks: bool, on_queued: Callable[[int], None] | None
+                 ) -> DriverClient:
+    """``connect(selector=...)``: lease any matching board of the pool, then connect to it."""
+    boards = farm.find(selector)
+    if lease is False:  # a watcher: the first matching board, free ones first
+        chosen, held = sorted(boards, key=lambda b: not b.state.free)[0], None
+    else:
+        chosen, held = farm.take_any(boards, purpose=lambda board: purpose, duration=duration, wait=wait,
+                                     hooks=hooks, on_queued=on_queued)
+    farm.close(boards, keep=chosen if held is not None else None)
+    connection = None
+    try:
+        connection = Connection(chosen.entry.endpoint, chosen.passphrase, tls_ca, name=name)
+        connection.board = chosen.name
+        connection.lease_options = dict(purpose=purpose, duration=duration)
+        if held is not None:
+            connection.adopt(held, channel=chosen.channel)
+    except BaseException:
+        if held is not None:
+            held.release()
+            chosen.channel.close()
+        if connection is not None:
+            connection.close()
+        raise
+    root = build(connection)
+    root.private_board = None
     return root

@@ -12,7 +12,7 @@ from jumpstarter_jupyter.client.connection import Connection
 from jumpstarter_jupyter.client.lease import Lease
 from jumpstarter_jupyter.client.streams import ClientStream, Progress, download, upload
 from jumpstarter_jupyter.errors import DriverInvalidArgument, DriverMethodNotFound
-from jumpstarter_jupyter.protocol.metadata import METHODS_LABEL, NAME_LABEL
+from jumpstarter_jupyter.protocol.metadata import FAILED_LABEL, METHODS_LABEL, NAME_LABEL
 from jumpstarter_jupyter.protocol.v1 import jumpstarter_pb2 as pb
 
 
@@ -37,6 +37,8 @@ class DriverClient:
         described = json.loads(self.labels.get(METHODS_LABEL, "null"))
         # None: the exporter publishes no method list (upstream); calls go by name
         self.methods: dict[str, dict] | None = None if described is None else {m["name"]: m for m in described}
+        # why the driver's device could not be opened when the exporter started (its calls fail so)
+        self.failed: str | None = self.labels.get(FAILED_LABEL)
 
     # tree
     def __getattr__(self, name: str) -> DriverClient:
@@ -115,13 +117,16 @@ class DriverClient:
                             {"kind": "driver", "uuid": self.connection.uuid(self.path), "method": method}, method)
 
     def upload(self, method: str, source: IO[bytes], *args: Any, encoding: str | None = None,
-               total: int | None = None, progress: Progress | None = None) -> Any:
-        """Stream ``source`` to the driver as a resource passed to ``method(handle, *args)``."""
-        return upload(self.connection, self.path, method, source, list(args), encoding, total, progress)
+               total: int | None = None, progress: Progress | None = None, handle_index: int = 0) -> Any:
+        """Stream ``source`` to the driver as a resource passed to ``method(handle, *args)``; the
+        handle goes at position ``handle_index`` instead (``file_write(fd, handle)``: 1)."""
+        return upload(self.connection, self.path, method, source, list(args), encoding, total, progress, handle_index)
 
-    def download(self, method: str, sink: IO[bytes], *args: Any, progress: Progress | None = None) -> Any:
-        """Call ``method(handle, *args)`` and write the resource it fills into ``sink``."""
-        return download(self.connection, self.path, method, sink, list(args), progress)
+    def download(self, method: str, sink: IO[bytes], *args: Any, progress: Progress | None = None,
+                 handle_index: int = 0) -> Any:
+        """Call ``method(handle, *args)`` (the handle at ``handle_index``) and write the resource it
+        fills into ``sink``."""
+        return download(self.connection, self.path, method, sink, list(args), progress, handle_index)
 
     def _positional(self, method: str, args: tuple, kwargs: dict) -> list[Any]:
         if not kwargs:

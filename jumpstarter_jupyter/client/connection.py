@@ -59,10 +59,15 @@ class Connection:
     """A channel, the exporter's report and the path -> UUID map (thread-safe)."""
 
     def __init__(self, endpoint: str, passphrase: str | None = None, tls_ca: str | None = None,
-                 name: str = "dut"):
+                 name: str = "dut", lease_token: str | None = None):
         self.endpoint, self.name = endpoint, name
+        self.board: str | None = None  # the pool board's name, when connected by name or by selector
         self.target = channel_target(endpoint)
-        self.credentials: tuple[tuple[str, str], ...] = ((PASSPHRASE_KEY, passphrase),) if passphrase else ()
+        # a lease token someone else holds (run-notebooks' runs) goes with every call; it also
+        # passes an exporter's passphrase check, as it does for upstream clients
+        secret = passphrase or lease_token
+        token = ((LEASE_KEY, lease_token),) if lease_token else ()
+        self.credentials: tuple[tuple[str, str], ...] = (((PASSPHRASE_KEY, secret),) if secret else ()) + token
         self.metadata = self.credentials  # plus the lease's token while one is held
         self.lease: Lease | None = None
         self.lease_options: dict[str, Any] = {}  # purpose, duration: what a later acquire() asks for
@@ -212,8 +217,16 @@ class Connection:
         status = status or self.lease_status()
         if status is None:
             raise ConnectionFailed(f"the exporter at {self.endpoint} has no lease service (an upstream exporter?)")
+        wait, on_queued = options.pop("wait", None), options.pop("on_queued", None)
         lease = Lease(self.channel, self.credentials, self.endpoint, heartbeat=status.heartbeat_seconds,
                       hub_identity=status.hub_identity, tls=self.tls_ca is not None, **options)
+        return self.adopt(lease.wait_for_grant(wait, on_queued))
+
+    def adopt(self, lease: Lease, channel: grpc.Channel | None = None) -> Lease:
+        """Make a granted ``lease`` this connection's: its calls carry the token, ``release_lease()``
+        and ``close()`` give it back. ``channel``: the one the lease was taken on, closed by ``close()``."""
+        if channel is not None:
+            self._retired.append(channel)
         self.lease = lease
         self.metadata = (*self.credentials, (LEASE_KEY, lease.token))
         lease.listeners.append(self._tell_lease_listeners)

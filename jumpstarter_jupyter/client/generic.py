@@ -29,14 +29,19 @@ class GenericClient(DriverClient):
 
     def method(self, name: str) -> Callable[..., Any]:
         """A callable for exported method ``name``, dispatched by its kind."""
-        kind = self.require_method(name).get("kind", "call")
+        described = self.require_method(name)
+        kind = described.get("kind", "call")
 
         def invoke(*args: Any, **kwargs: Any) -> Any:
             if kind == "streaming":
                 return self.streamingcall(name, *args, **kwargs)
             if kind == "stream":
                 return self.stream(name)
-            return self.call(name, *args, **kwargs)
+            result = self.call(name, *args, **kwargs)
+            # numbers travel as doubles: give back the int the method's published return type says
+            if described.get("returns") == "int" and isinstance(result, float) and result.is_integer():
+                return int(result)
+            return result
 
         invoke.__name__ = name
         invoke.__doc__ = (self.methods or {}).get(name, {}).get("doc")

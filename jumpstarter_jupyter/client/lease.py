@@ -89,17 +89,24 @@ def exporter_status(channel: grpc.Channel, metadata: tuple, endpoint: str) -> pb
         raise translate(err, endpoint, "lease", "status") from None
 
 
+class Withdrawn(JumpstarterError):
+    """This request left the line (``Lease.withdraw()``, or it declined the board offered)."""
+
+
 class Lease:
     """The board is ours while this object is held: ``extend()``, ``release()``, ``remaining``.
 
-    ``listeners`` are called (on a background thread) with every event the exporter sends:
-    a place for widgets to hook in. ``hub_identity``: the exporter verifies JupyterHub users,
-    so the request carries a name-only hub credential (``tls``: the channel uses TLS).
+    Made in two steps: the constructor asks (opens the exporter's ``Hold`` stream) and
+    :meth:`wait_for_grant` waits in line. ``listeners`` are called (on a background thread)
+    with every event the exporter sends: a place for widgets to hook in. ``hub_identity``: the
+    exporter verifies JupyterHub users, so the request carries a name-only hub credential
+    (``tls``: the channel uses TLS). ``offers``: the exporter offers the board at the front of
+    the line and this request answers (what a request waiting at several boards needs).
     """
 
     def __init__(self, channel: grpc.Channel, metadata: tuple, endpoint: str, *, purpose: str = "",
-                 duration: float = 0, wait: float | None = None, hooks: bool = True, heartbeat: float = 10.0,
-                 on_queued: Callable[[int], None] | None = None, hub_identity: bool = False, tls: bool = False):
+                 duration: float = 0, hooks: bool = True, heartbeat: float = 10.0, hub_identity: bool = False,
+                 tls: bool = False, offers: bool = False):
         self.channel, self.endpoint, self.metadata = channel, endpoint, metadata
         self.stub = lease_service(channel)
         self.holder, self.purpose = who_am_i(), purpose
@@ -109,56 +116,98 @@ class Lease:
         self.warning = ""  # the exporter's expiry warning, until the lease is extended
         self.requests: list[tuple[str, float]] = []  # hand-over requests: (who asks, unix seconds)
         self.listeners: list[Listener] = []
+        self.position = 0  # the place in line while waiting (1: next)
         self._requests: queue.Queue[pb.HoldRequest | None] = queue.Queue()
         kernel_id, server = where_am_i()
         hub_token = hub_credential(endpoint, tls) if hub_identity else ""
         self._requests.put(pb.HoldRequest(holder=self.holder, purpose=purpose, duration=duration,
                                           one_command=not hooks, kernel_id=kernel_id, server=server,
-                                          hub_token=hub_token))
+                                          hub_token=hub_token, offers=offers))
         self._stopped = threading.Event()
-        self.released = False
+        self.released = self.withdrawn = self.declined = False
+        self._period = max(heartbeat / 3, 0.05)
+        self._beating = False
         self._responses = self.stub.Hold(iter(self._requests.get, None), metadata=metadata)
-        self._granted(wait, on_queued or (lambda position: None))
-        _held.add(self)
-        period = max(heartbeat / 3, 0.05)
-        threading.Thread(target=self._beat, args=(period,), name="lease heartbeat", daemon=True).start()
-        threading.Thread(target=self._read, name="lease events", daemon=True).start()
+        if offers:  # such a waiter heartbeats in line too: the exporter drops a silent one
+            self._start_beating()
 
-    def _granted(self, wait: float | None, on_queued: Callable[[int], None]) -> None:
-        """Wait in line (bounded by ``wait`` seconds; 0: not at all) until the lease is granted."""
+    def _start_beating(self) -> None:
+        self._beating = True
+        threading.Thread(target=self._beat, args=(self._period,), name="lease heartbeat", daemon=True).start()
+
+    def wait_for_grant(self, wait: float | None = None, on_queued: Callable[[int], None] | None = None,
+                       on_offer: Callable[[Lease], bool] | None = None) -> Lease:
+        """Wait in line (bounded by ``wait`` seconds; 0: not at all) until the lease is granted.
+
+        ``on_queued(position)`` hears each new place in line; ``on_offer(lease)`` answers an
+        offer (True: take the board; False: decline it, raising :class:`Withdrawn`).
+        """
+        self._granted(wait, on_queued or (lambda position: None), on_offer)
+        _held.add(self)
+        if not self._beating:
+            self._start_beating()
+        threading.Thread(target=self._read, name="lease events", daemon=True).start()
+        return self
+
+    def withdraw(self) -> None:
+        """Leave the line (from any thread): :meth:`wait_for_grant` raises :class:`Withdrawn`."""
+        self.withdrawn = True
+        self.release()
+
+    def _granted(self, wait: float | None, on_queued: Callable[[int], None],
+                 on_offer: Callable[[Lease], bool] | None) -> None:
         timer = threading.Timer(wait, self._responses.cancel) if wait else None
         if timer is not None:
             timer.daemon = True
             timer.start()
-        position = 0
         try:
             for event in self._responses:
                 if event.kind == pb.LEASE_EVENT_QUEUED:
-                    position = event.position
+                    self.position = event.position
                     if wait == 0:
                         self._responses.cancel()
-                        raise LeaseTimeout(self._still_waiting(0, position))
-                    on_queued(position)
+                        raise LeaseTimeout(self._still_waiting(0, self.position))
+                    on_queued(self.position)
+                elif event.kind == pb.LEASE_EVENT_OFFERED:
+                    self._answer(on_offer is None or on_offer(self))
                 elif event.kind == pb.LEASE_EVENT_HOOK_OUTPUT:
                     log.info("%s", event.message)
                 elif event.kind == pb.LEASE_EVENT_GRANTED:
                     self.token = event.token
                     self._take(event.lease)
                     return
+                elif event.kind == pb.LEASE_EVENT_ENDED and self.declined:
+                    raise Withdrawn(f"declined the board offered at {self.endpoint}")
                 elif event.kind == pb.LEASE_EVENT_ENDED:
                     raise JumpstarterError(f"lease on {self.endpoint} refused: {event.message}")
             raise JumpstarterError(f"lease on {self.endpoint}: the exporter closed the request")
         except grpc.RpcError as err:
-            self._stopped.set()
+            self._close_stream()
+            if self.withdrawn:
+                raise Withdrawn(f"left the line at {self.endpoint}") from None
             if err.code() == grpc.StatusCode.CANCELLED and timer is not None and not timer.is_alive():
-                raise LeaseTimeout(self._still_waiting(wait, position)) from None
+                raise LeaseTimeout(self._still_waiting(wait, self.position)) from None
             raise translate(err, self.endpoint, "lease", "acquire") from None
         except BaseException:
-            self._stopped.set()
+            self._close_stream()
             raise
         finally:
             if timer is not None:
                 timer.cancel()
+
+    def _close_stream(self) -> None:
+        """Stop the heartbeats and end the ``Hold`` stream (its request thread too)."""
+        self._stopped.set()
+        self._requests.put(None)
+        self._responses.cancel()
+
+    def _answer(self, accept: bool) -> None:
+        """Answer the exporter's offer: ACCEPT, or DECLINE (the exporter then ends the request)."""
+        if accept:
+            self._requests.put(pb.HoldRequest(answer=pb.HOLD_ANSWER_ACCEPT))
+            return
+        self.declined = True  # the exporter ends the request at once: see the ENDED event
+        self._requests.put(pb.HoldRequest(answer=pb.HOLD_ANSWER_DECLINE))
 
     def _still_waiting(self, wait: float, position: int) -> str:
         status = exporter_status(self.channel, self.metadata, self.endpoint)
@@ -204,7 +253,8 @@ class Lease:
 
     @property
     def active(self) -> bool:
-        return self.ended is None and not self._stopped.is_set()
+        """True while the lease is granted and has not ended."""
+        return bool(self.token) and self.ended is None and not self._stopped.is_set()
 
     @property
     def remaining(self) -> float:
@@ -228,9 +278,7 @@ class Lease:
             except grpc.RpcError as err:
                 log.warning("releasing the lease on %s: %s", self.endpoint, err.details())
             self.ended = self.ended or "released"
-        self._stopped.set()
-        self._requests.put(None)
-        self._responses.cancel()
+        self._close_stream()
         _held.discard(self)
 
     def __repr__(self) -> str:

@@ -151,40 +151,50 @@ class BoardState:
     kernel_id: str = ""
     server: str = ""
     queue: list[str] = field(default_factory=list)
+    offered: bool = False  # the board is offered to the first in line
+    heartbeat: float = 10.0  # seconds: the exporter's lease heartbeat period
+    hub_identity: bool = False  # the exporter verifies JupyterHub users
+
+    @property
+    def free(self) -> bool:
+        """Nobody holds the board or waits for it (and it can be leased)."""
+        return self.reachable and self.leases and not self.holder and not self.queue
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "free": self.free}
 
 
-def probe(name: str, endpoint: str, passphrase: str | None = None, channel: grpc.Channel | None = None,
-          timeout: float = PROBE_TIMEOUT) -> BoardState:
-    """Ask one exporter for its drivers and its lease, waiting at most ``timeout`` per question.
+class Probe:
+    """One exporter's report and lease status, both asked at once (gRPC futures): many probes
+    started together cost one round trip, not one each."""
 
-    ``channel``: one kept across probes (it reconnects by itself); else a fresh one for this probe.
-    """
-    own = channel is None
-    channel = channel or grpc.insecure_channel(channel_target(endpoint))
-    metadata = ((PASSPHRASE_KEY, passphrase),) if passphrase else ()
-    state = BoardState(name=name, endpoint=endpoint)
-    try:
-        report = jumpstarter_pb2_grpc.ExporterServiceStub(channel).GetReport(
+    def __init__(self, name: str, endpoint: str, passphrase: str | None, channel: grpc.Channel,
+                 timeout: float = PROBE_TIMEOUT):
+        self.name, self.endpoint = name, endpoint
+        metadata = ((PASSPHRASE_KEY, passphrase),) if passphrase else ()
+        self._report = jumpstarter_pb2_grpc.ExporterServiceStub(channel).GetReport.future(
             empty_pb2.Empty(), metadata=metadata, timeout=timeout)
-        state.reachable, state.drivers = True, max(0, len(report.reports) - 1)
-        status = lease_pb2_grpc.LeaseServiceStub(channel).Status(lease_pb2.StatusRequest(), metadata=metadata,
-                                                                 timeout=timeout)
-        _take_status(state, status)
-    except grpc.RpcError as err:
-        if not state.reachable:
-            state.error = _why(err)
-    finally:
-        if own:
-            channel.close()
-    return state
+        self._status = lease_pb2_grpc.LeaseServiceStub(channel).Status.future(
+            lease_pb2.StatusRequest(), metadata=metadata, timeout=timeout)
+
+    def state(self) -> BoardState:
+        """What the exporter answered (waiting for it); its labels are the exporter's."""
+        state = BoardState(name=self.name, endpoint=self.endpoint)
+        try:
+            report = self._report.result()
+            state.reachable, state.drivers = True, max(0, len(report.reports) - 1)
+            state.labels = dict(report.labels)
+            _take_status(state, self._status.result())
+        except grpc.RpcError as err:
+            if not state.reachable:
+                state.error = _why(err)
+        return state
 
 
 def _take_status(state: BoardState, status: lease_pb2.LeaseStatus) -> None:
     state.leases, state.required = True, status.required
-    state.queue = [waiter.holder for waiter in status.queue]
+    state.heartbeat, state.hub_identity = status.heartbeat_seconds, status.hub_identity
+    state.queue, state.offered = [waiter.holder for waiter in status.queue], status.offered
     if status.HasField("lease"):
         info = status.lease
         state.holder, state.purpose, state.since, state.verified = info.holder, info.purpose, info.since, info.verified
@@ -201,16 +211,37 @@ def _why(err: grpc.RpcError) -> str:
 
 
 def pool_states(entries: dict[str, PoolEntry] | None = None) -> Iterator[BoardState]:
-    """Probe every board of the pool (fresh channels; for a cell, not a polling loop)."""
-    for entry in (load_pool() if entries is None else entries).values():
-        try:
-            passphrase = entry.passphrase()
-        except ConfigError as exc:
-            yield BoardState(name=entry.name, endpoint=entry.endpoint, error=str(exc))
-            continue
-        state = probe(entry.name, entry.endpoint, passphrase)
-        state.description, state.labels = entry.description, entry.labels
-        yield state
+    """Probe every board of the pool, all at once (fresh channels; for a cell, not a polling loop)."""
+    channels = []
+    try:
+        probes = []
+        for entry in (load_pool() if entries is None else entries).values():
+            channels.append(grpc.insecure_channel(channel_target(entry.endpoint)))
+            probes.append((entry, probe_entry(entry, channels[-1])))
+        for entry, started in probes:
+            yield board_state(entry, started)
+    finally:
+        for channel in channels:
+            channel.close()
+
+
+def probe_entry(entry: PoolEntry, channel: grpc.Channel) -> Probe | str:
+    """Start probing the board of ``entry`` on ``channel`` (a broken passphrase_file: why, as text)."""
+    try:
+        return Probe(entry.name, entry.endpoint, entry.passphrase(), channel)
+    except ConfigError as exc:
+        return str(exc)
+
+
+def board_state(entry: PoolEntry, probed: Probe | str) -> BoardState:
+    """The state a probe found, with the entry's description; the pool's labels add to the
+    exporter's and win (the pool is the lab admin's file)."""
+    if isinstance(probed, str):
+        return BoardState(name=entry.name, endpoint=entry.endpoint, error=probed, labels=dict(entry.labels),
+                          description=entry.description)
+    state = probed.state()
+    state.description, state.labels = entry.description, {**state.labels, **entry.labels}
+    return state
 
 
 def resolve(endpoint: str, passphrase: str | None = None) -> tuple[str, str | None]:

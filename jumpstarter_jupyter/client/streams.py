@@ -311,12 +311,14 @@ Progress = Callable[[int, int | None], None]
 
 
 def upload(connection: Connection, path: str, method: str, source: IO[bytes], extra_args: list,
-           encoding: str | None = None, total: int | None = None, progress: Progress | None = None) -> Any:
-    """Stream ``source`` into a resource and call ``method(handle, *extra_args)`` concurrently."""
+           encoding: str | None = None, total: int | None = None, progress: Progress | None = None,
+           handle_index: int = 0) -> Any:
+    """Stream ``source`` into a resource and call ``method(*extra_args)`` concurrently, the
+    resource's handle inserted at ``handle_index`` (first by default)."""
     stream = ClientStream(connection, path, {"kind": "resource", "uuid": connection.uuid(path),
                                              CONTENT_ENCODING_KEY: encoding}, method)
     with stream:
-        call = _call_with_handle(connection, path, method, stream, extra_args)
+        call = _call_with_handle(connection, path, method, stream, extra_args, handle_index)
         sent = 0
         try:
             while chunk := source.read(stream.frame_size):
@@ -333,12 +335,13 @@ def upload(connection: Connection, path: str, method: str, source: IO[bytes], ex
 
 
 def download(connection: Connection, path: str, method: str, sink: IO[bytes], extra_args: list,
-             progress: Progress | None = None) -> Any:
-    """Call ``method(handle, *extra_args)`` and write what the driver sends into ``sink``."""
+             progress: Progress | None = None, handle_index: int = 0) -> Any:
+    """Call ``method(*extra_args)``, a resource's handle inserted at ``handle_index``, and write what
+    the driver sends into ``sink``."""
     stream = ClientStream(connection, path, {"kind": "resource", "uuid": connection.uuid(path),
                                              CONTENT_ENCODING_KEY: None}, method)
     with stream:
-        call = _call_with_handle(connection, path, method, stream, extra_args)
+        call = _call_with_handle(connection, path, method, stream, extra_args, handle_index)
         stream.send_eof()
         received = 0
         while data := stream.receive():
@@ -349,10 +352,10 @@ def download(connection: Connection, path: str, method: str, sink: IO[bytes], ex
         return _result(connection, path, method, call)
 
 
-def _call_with_handle(connection, path, method, stream: ClientStream, extra_args: list):
-    handle = json.loads(stream.headers[RESOURCE_KEY])
-    request = pb.DriverCallRequest(uuid=connection.uuid(path), method=method,
-                                   args=[encode(handle), *(encode(a) for a in extra_args)])
+def _call_with_handle(connection, path, method, stream: ClientStream, extra_args: list, handle_index: int = 0):
+    args = list(extra_args)
+    args.insert(handle_index, json.loads(stream.headers[RESOURCE_KEY]))
+    request = pb.DriverCallRequest(uuid=connection.uuid(path), method=method, args=[encode(a) for a in args])
     future = connection.exporter.DriverCall.future(request, metadata=connection.metadata)
     future.add_done_callback(lambda f: f.exception() is not None and stream.cancel())
     return future

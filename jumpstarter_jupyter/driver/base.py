@@ -129,13 +129,17 @@ class ExportedMethod:
 
     def describe(self) -> dict:
         """Plain data for the report, so generic clients and widgets can offer the method."""
-        return {
+        described = {
             "name": self.name,
             "kind": self.kind,
             "readonly": self.readonly,
             "params": [_describe_param(p) for p in self.params],
             "doc": self.doc.split("\n\n")[0],
         }
+        returns = self.signature.return_annotation
+        if returns is not inspect.Signature.empty:
+            described["returns"] = returns if isinstance(returns, str) else getattr(returns, "__name__", str(returns))
+        return described
 
 
 def _describe_param(param: inspect.Parameter) -> dict:
@@ -224,6 +228,13 @@ class Driver(ABC):  # noqa: B024 - abstract so that interfaces' @abstractmethod 
         """
         for child in self.children.values():
             child.teardown()
+
+    def check_children(self) -> None:
+        """Raise ``ValueError`` or ``TypeError`` naming what is wrong when ``children`` do not fit.
+
+        The config loader calls it once a YAML entry's children are set, so a missing or wrong
+        child stops the exporter at start; the default accepts any children.
+        """
 
     def cancelled(self) -> bool:
         """True once the caller of the exported call running now has gone away.

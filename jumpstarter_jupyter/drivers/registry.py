@@ -67,6 +67,11 @@ def known_names() -> list[str]:
     return sorted({*_names, *_entry_points()})
 
 
+def is_registered(name: str) -> bool:
+    """Is ``name`` one of our type names (the tables, or the entry-point group)?"""
+    return name in _names or name in _entry_points()
+
+
 def entry_point_packages() -> set[str]:
     """Top-level packages that register drivers in the entry-point group (installed, so trusted)."""
     return {target.partition(".")[0] for target in _entry_points().values()}
@@ -93,6 +98,11 @@ def resolve(name: str, error: Callable[[str], Exception]) -> type[Driver]:
         cls = None
     except AttributeError:
         cls = None
+    except TypeError as exc:  # protobuf: upstream's generated stubs register the names ours did
+        if "descriptor pool" not in str(exc):
+            raise
+        raise error(f"{name!r} is built on upstream Jumpstarter, which cannot load beside our exporter; "
+                    "add `hosted: true` to its entry to run it in upstream's Python") from None
     if cls is None:
         import difflib
 
@@ -100,7 +110,8 @@ def resolve(name: str, error: Callable[[str], Exception]) -> type[Driver]:
         hint = f"; did you mean {' or '.join(close)}?" if close else f"; known types: {', '.join(known_names())}"
         raise error(f"unknown driver type {name!r}{hint}")
     if not (isinstance(cls, type) and issubclass(cls, Driver)):
-        raise error(f"{name!r} is not a driver class (a subclass of jumpstarter_jupyter.driver.Driver)")
+        raise error(f"{name!r} is not a driver class (a subclass of jumpstarter_jupyter.driver.Driver); "
+                    "for a driver built on upstream Jumpstarter, add `hosted: true` to its entry")
     if cls.__abstractmethods__:
         raise error(f"{cls.__qualname__} does not implement {_unimplemented(cls)}")
     return cls

@@ -25,11 +25,14 @@ from jumpstarter_jupyter.exporter.arguments import convert
 from jumpstarter_jupyter.exporter.hooks import AFTER, BEFORE, DEFAULT_TIMEOUT, FAILURE_POLICIES, Hook
 from jumpstarter_jupyter.exporter.identity import hub_api_url
 from jumpstarter_jupyter.exporter.leases import LeasePolicy
+from jumpstarter_jupyter.selector import check_label
+from jumpstarter_jupyter.hosted import config as hosted
+from jumpstarter_jupyter.hosted.drivers import failed_driver
 from jumpstarter_jupyter.yamlfile import YamlReader, mapping, read_secret, read_yaml
 
 API_VERSION = "jumpstarter.dev/v1alpha1"
 KIND = "ExporterConfig"
-ENTRY_KEYS = {"type", "config", "children", "description", "methods_description", "ref"}
+ENTRY_KEYS = {"type", "config", "children", "description", "methods_description", "ref", "hosted", "readonly"}
 
 
 @dataclass
@@ -44,6 +47,8 @@ class DriverSpec:
     description: str | None = None
     methods_description: dict[str, str] = field(default_factory=dict)
     ref: str | None = None
+    hosted: bool = False  # run upstream's driver of this type, in a hosted process (jumpstarter_jupyter.hosted)
+    readonly: list[str] = field(default_factory=list)  # a hosted driver's methods a watcher may call
 
 
 @dataclass
@@ -58,7 +63,9 @@ class ExporterConfig:
     token: str | None = None
     hooks: dict[str, Hook] = field(default_factory=dict)
     lease: LeasePolicy = field(default_factory=LeasePolicy)
+    labels: dict[str, str] = field(default_factory=dict)  # reported in GetReport; selectors match them
     lines: dict[str, int] = field(default_factory=dict)
+    hosted_python: str | None = None  # top-level `hosted: {python: PATH}`
 
 
 def load_config(path: str | Path) -> ExporterConfig:
@@ -92,7 +99,9 @@ def parse_config(text: str, source: str = "<config>") -> ExporterConfig:
         token=data.get("token"),
         hooks=_hooks(reader, data.get("hooks")),
         lease=_lease(reader, data.get("lease"), source),
+        labels=parse_labels(reader, data.get("labels"), "labels"),
         lines=reader.lines,
+        hosted_python=hosted.hosted_python(reader, data.get("hosted")),
     )
     return config
 
@@ -119,6 +128,22 @@ def _hooks(reader: YamlReader, value: Any) -> dict[str, Hook]:
         timeout = _seconds(reader, spec.get("timeout", DEFAULT_TIMEOUT), f"{path}.timeout")
         hooks[name] = Hook(name, script, interpreter, timeout, policy)
     return hooks
+
+
+def parse_labels(reader: YamlReader, value: Any, path: str) -> dict[str, str]:
+    """A ``labels:`` map (``soc: imx8mp``) of names a label selector can match; numbers become text."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise reader.error(path, f"expected a mapping of label names to values, got {value!r}")
+    labels = {}
+    for key, item in value.items():
+        if isinstance(item, bool) or not isinstance(item, (str, int, float)):
+            raise reader.error(f"{path}.{key}", f"expected a text or number value, got {item!r}")
+        labels[key] = str(item)
+        if why := check_label(key, labels[key]):
+            raise reader.error(f"{path}.{key}", why)
+    return labels
 
 
 def _lease(reader: YamlReader, value: Any, source: str) -> LeasePolicy:
@@ -170,6 +195,13 @@ def _entry(reader: YamlReader, value: Any, path: str) -> DriverSpec:
     for key in ("config", "methods_description", "children"):
         if value.get(key) is not None and not isinstance(value[key], dict):
             raise reader.error(f"{path}.{key}", f"expected a mapping, got {value[key]!r}")
+    if not isinstance(value.get("hosted", False), bool):
+        raise reader.error(f"{path}.hosted", f"expected true or false, got {value['hosted']!r}")
+    spec.hosted = value.get("hosted", False)
+    readonly = value.get("readonly") or []
+    if not (isinstance(readonly, list) and all(isinstance(name, str) for name in readonly)):
+        raise reader.error(f"{path}.readonly", f"expected a list of method names, got {readonly!r}")
+    spec.readonly = readonly
     spec.config = value.get("config") or {}
     spec.methods_description = {str(k): str(v) for k, v in (value.get("methods_description") or {}).items()}
     spec.children = {name: _entry(reader, child, f"{path}.children.{name}")
@@ -187,9 +219,15 @@ def build_tree(config: ExporterConfig) -> Driver:
     """
     root = Composite()
     root.description = config.description
-    with _importable_beside(config.source):
-        root.children = {name: _build(config, spec) for name, spec in config.export.items()}
-    _resolve_proxies(config, root, root)
+    process, standing = hosted.start(config, lambda path, message: _error(config, path, message))
+    try:
+        with _importable_beside(config.source):
+            root.children = {name: _build(config, spec, standing) for name, spec in config.export.items()}
+        _resolve_proxies(config, root, root)
+    except BaseException:
+        if process is not None:
+            process.stop()
+        raise
     return root
 
 
@@ -206,18 +244,31 @@ def _importable_beside(source: str) -> Iterator[None]:
         sys.path.remove(directory)
 
 
-def _build(config: ExporterConfig, spec: DriverSpec) -> Driver:
-    def error(path: str, message: str) -> ConfigError:
-        line = _nearest_line(config.lines, path)
-        return ConfigError(f"{config.source}: {path}{f' (line {line})' if line else ''}: {message}")
+def _error(config: ExporterConfig, path: str, message: str) -> ConfigError:
+    line = _nearest_line(config.lines, path)
+    return ConfigError(f"{config.source}: {path}{f' (line {line})' if line else ''}: {message}")
 
+
+def _build(config: ExporterConfig, spec: DriverSpec, standing: dict[str, Driver]) -> Driver:
+    def error(path: str, message: str) -> ConfigError:
+        return _error(config, path, message)
+
+    if spec.yaml_path in standing:  # a hosted entry: the hosted process serves its subtree
+        return standing[spec.yaml_path]
+    if spec.readonly:
+        raise error(f"{spec.yaml_path}.readonly", "`readonly:` marks a hosted driver's methods; our drivers "
+                    "declare theirs in code (@export(readonly=True))")
     if spec.ref is not None:
         return Proxy(ref=spec.ref)
     cls = Composite if spec.type is None else registry.resolve(spec.type, lambda msg: error(f"{spec.yaml_path}.type", msg))
     driver = instantiate(cls, spec.config, lambda key, msg: error(f"{spec.yaml_path}.config{'.' + key if key else ''}", msg))
-    children = {name: _build(config, child) for name, child in spec.children.items()}
+    children = {name: _build(config, child, standing) for name, child in spec.children.items()}
     if children:
         driver.children = {**driver.children, **children}
+    try:
+        driver.check_children()
+    except (ValueError, TypeError) as exc:
+        raise error(f"{spec.yaml_path}.children", f"{cls.__name__}: {exc}") from None
     if spec.description:
         driver.description = spec.description
     if spec.methods_description:
@@ -257,7 +308,9 @@ def instantiate(cls: type[Driver], values: dict[str, Any], error: Any) -> Driver
             raise error(key, str(exc).split(": ", 1)[-1]) from None
     try:
         return cls(**kwargs)
-    except (ValueError, TypeError, OSError) as exc:
+    except OSError as exc:  # the device cannot be opened: reported failed, the rest of the tree serves
+        return failed_driver(cls, exc)
+    except (ValueError, TypeError) as exc:
         raise error("", f"{cls.__name__}: {exc}") from None
 
 

@@ -25,7 +25,7 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 
@@ -102,11 +102,23 @@ async def _until_done(task: asyncio.Task, events: asyncio.Queue) -> AsyncIterato
             getter.cancel()
 
 
-@dataclass
+@dataclass(eq=False)
 class _Waiter:
+    """One ``Hold`` stream from its request to its end: in line, then (maybe) holding."""
+
     holder: str
     purpose: str
     since: float
+    offers: bool = False  # answers an OFFERED event before the board is its
+    offered: float | None = None  # when the board was offered to it (monotonic)
+    heard: float = field(default_factory=time.monotonic)  # its last request (a heartbeat or an answer)
+    answer: int = pb.HOLD_ANSWER_NONE
+    gone: bool = False  # its stream ended or broke
+    lease: Lease | None = None
+
+
+class _Left(Exception):
+    """A waiter left the line; the message is what its stream hears ("" when nobody listens)."""
 
 
 class Leases:
@@ -120,7 +132,6 @@ class Leases:
         self.current: Lease | None = None
         self.queue: list[_Waiter] = []
         self.stopping = False
-        self._changed: asyncio.Condition | None = None
         self._news = asyncio.Event()  # set (and replaced) on every change watchers should see
 
     # --- who may control ---------------------------------------------------------------
@@ -159,16 +170,6 @@ class Leases:
         return None
 
     # --- the queue and the holder's stream --------------------------------------------
-    def _condition(self) -> asyncio.Condition:
-        if self._changed is None:
-            self._changed = asyncio.Condition()
-        return self._changed
-
-    async def _notify(self) -> None:
-        self._announce()
-        async with self._condition():
-            self._condition().notify_all()
-
     def _announce(self) -> None:
         """Wake every ``watch`` stream: the lease or the queue changed."""
         self._news.set()
@@ -179,7 +180,7 @@ class Leases:
         return min(wanted, self.policy.max_duration)
 
     async def hold(self, requests: AsyncIterator[pb.HoldRequest]) -> AsyncIterator[pb.LeaseEvent]:
-        """Serve one ``Hold`` stream: queue, grant, keep, end."""
+        """Serve one ``Hold`` stream: queue (and offer), grant, keep, end."""
         request = await anext(aiter(requests), None)
         if request is None:
             return
@@ -189,22 +190,32 @@ class Leases:
             log.warning("lease refused: %s", refused)
             yield pb.LeaseEvent(kind=pb.LEASE_EVENT_ENDED, message=str(refused))  # the client says "refused: …"
             return
-        waiter = _Waiter(holder, request.purpose, time.time())
+        waiter = _Waiter(holder, request.purpose, time.time(), offers=request.offers)
+        listener = asyncio.ensure_future(self._listen(requests, waiter))
         self.queue.append(waiter)
         self._announce()
+        left = None
         try:
-            async for position in self._wait_for_turn(waiter):
-                yield pb.LeaseEvent(kind=pb.LEASE_EVENT_QUEUED, position=position)
-            lease = self.current = Lease(request, self._duration(request.duration), holder, self.identity is not None)
+            async for event in self._wait_for_turn(waiter):
+                yield event
+            lease = waiter.lease = self.current = Lease(request, self._duration(request.duration), holder,
+                                                        self.identity is not None)
+        except _Left as why:
+            left = str(why)
         finally:
             self.queue.remove(waiter)
-            await self._notify()  # the others move up
-        heartbeats = asyncio.ensure_future(self._heartbeats(requests, lease))
+            self._announce()  # the others move up
+        if left is not None:
+            listener.cancel()
+            log.info("%s left the line: %s", holder, left or "its stream ended")
+            if left:
+                yield pb.LeaseEvent(kind=pb.LEASE_EVENT_ENDED, message=left)
+            return
         try:
             async for event in self._keep(lease):
                 yield event
         finally:
-            heartbeats.cancel()
+            listener.cancel()
             self.end(lease, "the holder went away")
 
     async def holder(self, claimed: str, hub_token: str) -> str:
@@ -225,24 +236,70 @@ class Leases:
         name = claimed or "someone"
         return f"{name} (unverified)" if self.identity is not None else name
 
-    async def _wait_for_turn(self, waiter: _Waiter) -> AsyncIterator[int]:
-        """Yield the waiter's position whenever it changes, until the board is its."""
+    async def _wait_for_turn(self, waiter: _Waiter) -> AsyncIterator[pb.LeaseEvent]:
+        """QUEUED whenever the waiter's place changes and, for a waiter that answers offers,
+        OFFERED at the front; returns once the board is the waiter's. Raises :class:`_Left` when
+        the waiter leaves the line (its stream ended, it went silent, or it declined)."""
         shown = None
         while True:
-            async with self._condition():  # not held across the yield: the client may read slowly
-                if self.current is None and self.queue[0] is waiter:
+            news = self._news
+            deadline = self._leaving(waiter)
+            if self.current is None and self.queue[0] is waiter:
+                if not waiter.offers or waiter.answer == pb.HOLD_ANSWER_ACCEPT:
                     return
-                position = self.queue.index(waiter) + 1
-                if position == shown:
-                    await self._condition().wait()
+                if waiter.offered is None:
+                    waiter.offered = time.monotonic()
+                    self._announce()
+                    yield pb.LeaseEvent(kind=pb.LEASE_EVENT_OFFERED)
                     continue
-            shown = position
-            yield position
+            elif (position := self.queue.index(waiter) + 1) != shown:
+                shown = position
+                yield pb.LeaseEvent(kind=pb.LEASE_EVENT_QUEUED, position=position)
+                continue
+            try:
+                async with asyncio.timeout(deadline):
+                    await news.wait()
+            except TimeoutError:
+                pass
 
-    async def _heartbeats(self, requests: AsyncIterator[pb.HoldRequest], lease: Lease) -> None:
-        async for _ in requests:
-            lease.heard = time.monotonic()
-        self.end(lease, "the holder closed its lease stream")
+    def _leaving(self, waiter: _Waiter) -> float | None:
+        """Raise :class:`_Left` when the waiter leaves the line now; else seconds until it might
+        (a heartbeat or an answer due), None when only news can change that."""
+        if waiter.gone:
+            raise _Left("")
+        if waiter.answer == pb.HOLD_ANSWER_DECLINE:
+            raise _Left("declined the offer: the next in line gets the board")
+        if not waiter.offers:
+            return None
+        now, period = time.monotonic(), self.policy.heartbeat
+        if now - waiter.heard > period:
+            raise _Left(f"the waiter went silent (no heartbeat for {period:g} s)")
+        due = [waiter.heard + period]
+        if waiter.offered is not None and waiter.answer == pb.HOLD_ANSWER_NONE:
+            if now - waiter.offered > period:
+                raise _Left(f"the offer was not answered within {period:g} s")
+            due.append(waiter.offered + period)
+        return min(due) - now + 0.01
+
+    async def _listen(self, requests: AsyncIterator[pb.HoldRequest], waiter: _Waiter) -> None:
+        """The stream's later requests: heartbeats, and the answer to an offer. A stream that
+        ends or breaks takes its waiter out of the line, or ends its lease."""
+        try:
+            async for request in requests:
+                waiter.heard = time.monotonic()
+                if waiter.lease is not None:
+                    waiter.lease.heard = waiter.heard
+                if request.answer != pb.HOLD_ANSWER_NONE and waiter.answer == pb.HOLD_ANSWER_NONE:
+                    waiter.answer = request.answer
+                    self._announce()
+        except Exception as exc:  # noqa: BLE001 - a broken stream: the same as its end
+            log.debug("lease stream of %s broke: %r", waiter.holder, exc)
+        finally:
+            waiter.gone = True
+            if waiter.lease is not None:
+                self.end(waiter.lease, "the holder closed its lease stream")
+            else:
+                self._announce()
 
     async def _keep(self, lease: Lease) -> AsyncIterator[pb.LeaseEvent]:
         """Events for the holder: hook output, GRANTED, EXPIRING, EXTENDED, ENDED."""
@@ -313,7 +370,7 @@ class Leases:
             await self._run_hook(after, lease)
         if self.current is lease:
             self.current = None
-        await self._notify()
+        self._announce()
 
     async def _run_hook(self, hook: Hook, lease: Lease) -> bool:
         """Run a hook for ``lease``; False when it failed and its policy ends the lease."""
@@ -396,7 +453,10 @@ class Leases:
                                 hub_identity=self.identity is not None,
                                 caller_controls=self._controlling(metadata) is not None,
                                 max_duration=self.policy.max_duration,
-                                queue=[pb.Waiter(holder=w.holder, purpose=w.purpose, since=w.since) for w in self.queue])
+                                queue=[pb.Waiter(holder=w.holder, purpose=w.purpose, since=w.since)
+                                       for w in self.queue],
+                                offered=bool(self.queue) and self.current is None
+                                and self.queue[0].offered is not None)
         if self.current is not None and not self.current.ended:
             status.lease.CopyFrom(self.current.info())
         return status

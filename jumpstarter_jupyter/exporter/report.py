@@ -28,16 +28,17 @@ class Node:
 
 
 class Tree:
-    """Assigns UUIDs (new on every start, as upstream) and builds the report once."""
+    """Assigns UUIDs (new on every start, as upstream) and builds the report once, with the
+    exporter's ``labels`` (upstream fills them only in controller mode; its clients ignore them)."""
 
-    def __init__(self, root: Driver):
+    def __init__(self, root: Driver, labels: dict[str, str] | None = None):
         self.uuid = str(uuid.uuid4())
         self.root = root
         self.nodes: dict[str, Node] = {}
         self._by_driver: dict[int, Node] = {}
         entries: list[pb.DriverInstanceReport] = []
         self._walk(root, "", None, None, entries)
-        self.report = pb.GetReportResponse(uuid=self.uuid, reports=entries)
+        self.report = pb.GetReportResponse(uuid=self.uuid, labels=labels or {}, reports=entries)
 
     def _walk(self, driver: Driver, path: str, name: str | None, parent: str | None, out: list) -> None:
         target = driver.target if isinstance(driver, Proxy) else driver

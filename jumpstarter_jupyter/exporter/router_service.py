@@ -51,7 +51,9 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
         request = _stream_request(context)
         if request.get("kind") == "resource":
             node = self.dispatch.node(str(request.get("uuid")))
-            readonly, responses = False, self._resource(node, request, incoming, context, acks)
+            relay = getattr(node.driver, "forward_resource", None)  # a hosted driver's resources are its process's
+            readonly, responses = False, (relay(request, incoming, context) if relay
+                                          else self._resource(node, request, incoming, context, acks))
             what = f"{node.path or 'root'} resource stream"
         else:
             uuid, name = str(request.get("uuid")), request.get("method") or "connect"

@@ -172,12 +172,13 @@ def serve(
     lease: LeasePolicy | None = None,
     hooks: dict[str, Hook] | None = None,
     on_exit: Callable[[int], None] | None = None,
+    labels: dict[str, str] | None = None,
 ) -> Exporter:
     """Start serving ``root``; returns at once. ``listen`` is ``HOST:PORT`` (port 0 = any free).
 
     ``lease`` says whether control needs a lease (and its limits); ``hooks`` are run around
     leases; ``on_exit(code)`` is called when a hook's ``onFailure: exit`` asks the exporter to
-    stop (the command line exits with that code).
+    stop (the command line exits with that code). ``labels`` are the exporter's (in its report).
     """
     if (listen is None) == (socket is None):
         raise ValueError("serve() needs exactly one of listen='HOST:PORT' or socket='PATH'")
@@ -193,7 +194,7 @@ def serve(
     if socket is not None:
         _claim_socket_path(socket)
     _warn_about_grpcio(grpc.__version__)
-    tree = Tree(root)
+    tree = Tree(root, labels)
     hub = LogHub()
     calls = Calls()
     runner = HookRunner(hooks) if hooks else None

@@ -3,7 +3,7 @@
 For drivers without a widget of their own (``GenericClient``). The methods come from the
 exporter's published descriptions (``client.methods``); against an exporter that publishes
 none (upstream), the widget offers a free-form method name. Streaming methods show their first
-``STREAM_ITEMS`` results; byte-stream methods are left to cells.
+``STREAM_ITEMS`` results as they arrive; byte-stream methods are left to cells.
 """
 
 from __future__ import annotations
@@ -52,12 +52,26 @@ class GenericWidget(DriverWidget):
         with self._lock:
             self._running.add(name)
             self.update(running=sorted(self._running))
+        shown: list[str] = []
         try:
-            text = self._result_text(self._invoke(name, args))
-        except Exception as exc:  # the error belongs next to the method's button
-            text = f"error: {exc}"
+            result = self._invoke(name, args)
+            if hasattr(result, "__next__"):  # a streaming method: each result shown as it arrives
+                for item in itertools.islice(result, STREAM_ITEMS):
+                    shown.append(repr(item))
+                    self._show(name, "\n".join(shown), done=False)
+                more = next(result, StopIteration) is not StopIteration
+                result.close()
+                text = "\n".join(shown) + (f"\n… (first {STREAM_ITEMS})" if more else "")
+            else:
+                text = "None (done)" if result is None else repr(result)
+        except Exception as exc:  # the error belongs next to the method's button, after what arrived
+            text = "\n".join([*shown, f"error: {exc}"])
+        self._show(name, text, done=True)
+
+    def _show(self, name: str, text: str, done: bool) -> None:
         with self._lock:
-            self._running.discard(name)
+            if done:
+                self._running.discard(name)
             self._results[name] = text[:RESULT_CHARS]
             self.update(running=sorted(self._running), results=dict(self._results))
 
@@ -66,10 +80,3 @@ class GenericWidget(DriverWidget):
         if self.client.require_method(name).get("kind") == "streaming":
             return self.client.streamingcall(name, *args)
         return self.client.call(name, *args)
-
-    def _result_text(self, result: Any) -> str:
-        if hasattr(result, "__next__"):  # a streaming method: show its first items
-            items = list(itertools.islice(result, STREAM_ITEMS))
-            result.close()
-            return "\n".join(map(repr, items)) + (f"\n… (first {STREAM_ITEMS})" if len(items) == STREAM_ITEMS else "")
-        return "None (done)" if result is None else repr(result)

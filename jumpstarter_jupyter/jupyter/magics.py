@@ -1,6 +1,7 @@
 """``%jmp``: connect a notebook to a board and look at it.
 
-    %jmp connect [ENDPOINT] [--passphrase P] [--name dut] [--watch] [--wait D] [--purpose T] [--duration D]
+    %jmp connect [ENDPOINT | --selector S] [--passphrase P] [--name dut] [--watch] [--wait D] [--purpose T]
+                 [--duration D]
     %jmp disconnect [NAME]
     %jmp tree [NAME]
     %jmp status
@@ -13,10 +14,11 @@
 ``connect`` follows the endpoint rule of ``jumpstarter_jupyter.connect``: the argument, else
 ``$JUMPSTARTER_HOST``, else a private virtual board that lives as long as the kernel. It takes
 the board's lease when the exporter requires one (showing the place in line while it waits);
-``--watch`` never does. The kernel gives its leases back when it shuts down or restarts, and
-on ``%unload_ext``. ``gdb`` opens a local port to a debugger (CHILD, e.g. ``dut.debugger``;
-default the board's first) for a local gdb, kept until ``disconnect``, and prints gdb's
-command line.
+``--watch`` never does. ``--selector soc=imx8mp`` takes any board of the pool whose labels
+match: a free one at once, else the first one released while waiting at all of them. The kernel
+gives its leases back when it shuts down or restarts, and on ``%unload_ext``. ``gdb`` opens a
+local port to a debugger (CHILD, e.g. ``dut.debugger``; default the board's first) for a local
+gdb, kept until ``disconnect``, and prints gdb's command line.
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ class JumpstarterMagics(Magics):
                                         "gdb: the debugger (dut.debugger; default the first).")
     @argument("--passphrase", help="connect: the exporter's passphrase (default $JMP_GRPC_PASSPHRASE).")
     @argument("--name", default="dut", help="connect: the variable to bind the board to (default: dut).")
+    @argument("--selector", metavar="S", help="connect: any board of the pool whose labels match S "
+                                               "(soc=imx8mp,site!=lab2): a free one, else the first released.")
     @argument("--watch", action="store_true", help="connect: only watch; never take the board's lease.")
     @argument("--wait", metavar="D", help="connect: wait at most D (90s, 10m) in line for the lease.")
     @argument("--purpose", default="", help="connect: what the board is for, shown to others.")
@@ -82,20 +86,32 @@ class JumpstarterMagics(Magics):
         if not args.name.isidentifier():
             raise UsageError(f"%jmp connect: --name must be a Python identifier, got {args.name!r}")
         line = None  # the place in line, shown while waiting for the lease and updated in place
+        target = "the board's lease" if args.selector is None else f"a board matching {args.selector}"
+        best = "" if args.selector is None else " (the best place across them)"
 
         def queued(position: int) -> None:
             nonlocal line
-            text = {"text/plain": f"waiting for the board's lease: number {position} in line"}
+            text = {"text/plain": f"waiting for {target}: number {position} in line{best}"}
             if line is None:
                 line = display(text, raw=True, display_id=True)
             else:
                 line.update(text, raw=True)
 
-        client = connect(args.target, args.passphrase, name=args.name, lease=False if args.watch else None,
-                         wait=_duration("--wait", args.wait), purpose=args.purpose,
-                         duration=_duration("--duration", args.duration) or 0, on_queued=queued)
+        if args.selector is not None:
+            args.selector = _unquoted(args.selector)
+        if args.selector is not None and (args.target or args.passphrase):
+            raise UsageError("%jmp connect: give an ENDPOINT or --selector, not both")
+        try:
+            client = connect(args.target, args.passphrase, name=args.name, lease=False if args.watch else None,
+                             wait=_duration("--wait", args.wait), purpose=args.purpose, selector=args.selector,
+                             duration=_duration("--duration", args.duration) or 0, on_queued=queued)
+        except ValueError as exc:  # a bad selector: the column and what was expected
+            raise UsageError(f"%jmp connect: {exc}") from None
+        board = f": {client.connection.board}" if args.selector is not None else ""
         if line is not None:
-            line.update({"text/plain": "waited in line: the lease is yours"}, raw=True)
+            line.update({"text/plain": f"waited in line: the lease is yours{board}"}, raw=True)
+        elif board:
+            print(f"{args.name} is {client.connection.board} (matches {args.selector})")
         self._close(args.name)  # only now: a failed connect keeps the old connection
         self.connections[args.name] = client
         self.shell.push({args.name: client})
@@ -128,7 +144,9 @@ class JumpstarterMagics(Magics):
         width = max((len(s.name) for s in states), default=0)
         for state in states:
             about = f"  {state.description}" if state.description else ""
-            print(f"{state.name:<{width}}  {state.endpoint}: {pool.describe_state(state)}{about}")
+            labels = ",".join(f"{key}={value}" for key, value in state.labels.items())
+            labels = f"  [{labels}]" if labels else ""
+            print(f"{state.name:<{width}}  {state.endpoint}: {pool.describe_state(state)}{labels}{about}")
 
     def _lease(self, args: Any) -> None:
         client = self._client(args.target or self._only_name())
@@ -204,6 +222,14 @@ class JumpstarterMagics(Magics):
                 and bool(call.args) and getattr(call.args[0], "value", None) == "jmp")
 
 
+def _unquoted(value: str) -> str:
+    """``'soc in (a,b)'`` without its quotes: IPython splits magic arguments as shlex does on
+    Windows (quotes stay), and a selector with spaces needs them."""
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return value[1:-1]
+    return value
+
+
 def _duration(option: str, value: str | None) -> float | None:
     try:
         return None if value is None else parse_duration(value)
@@ -212,7 +238,7 @@ def _duration(option: str, value: str | None) -> float | None:
 
 
 def status_line(name: str, client: DriverClient) -> str:
-    """Where, how many drivers, whether the exporter answers now, and the board's lease."""
+    """Where, how many drivers (and which failed), whether the exporter answers now, and the board's lease."""
     connection = client.connection
     where = "private virtual board" if client.private_board is not None else connection.endpoint
     try:
@@ -221,7 +247,9 @@ def status_line(name: str, client: DriverClient) -> str:
     except JumpstarterError as exc:
         return f"{name}: {where}, UNREACHABLE ({exc})"
     drivers = sum(1 for _ in client.walk()) - 1
-    return f"{name}: {where}, {drivers} drivers, {health}; {lease_text(client)}"
+    failed = [node.display_path for node in client.walk() if node.failed]
+    failing = f" ({len(failed)} failed: {', '.join(failed)})" if failed else ""
+    return f"{name}: {where}, {drivers} drivers{failing}, {health}; {lease_text(client)}"
 
 
 def lease_text(client: DriverClient) -> str:

@@ -23,7 +23,13 @@ INDENT = "14px"  # how far a nested composite's panel sits right of its parent's
 
 def part_for(client: DriverClient) -> ipywidgets.Widget:
     """The widget showing one child in the panel: its text form without a widget, the error
-    in its place when its widget fails, so one broken widget never breaks the panel."""
+    in its place when its widget fails, so one broken widget never breaks the panel; a driver
+    whose device could not be opened shows why."""
+    if client.failed:
+        row = ipywidgets.HTML(f"<code>{html.escape(client.display_path)}</code>: <b>failed</b>: "
+                              f"<span>{html.escape(client.failed)}</span>")
+        row.add_class("jmp-failed")
+        return row
     try:
         widget = widget_for(client)
     except WidgetUnavailable as exc:
@@ -123,4 +129,6 @@ def tree_lines(root: DriverClient) -> list[str]:
 
 def _node_text(client: DriverClient) -> str:
     text = f"{client.name}  ({type(client).__name__})"
+    if client.failed:
+        text += f"  FAILED: {client.failed}"
     return f"{text}  {client.description}" if client.description else text

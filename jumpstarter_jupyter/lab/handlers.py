@@ -1,6 +1,6 @@
 """REST handlers of the devices sidebar and the status bar (all JSON, all authenticated).
 
-    GET  {base}jumpstarter/boards                       every pool board's state
+    GET  {base}jumpstarter/boards[?selector=S]          every pool board's state (and whether S matches it)
     POST {base}jumpstarter/boards/NAME/handover         ask the holder for the board
     POST {base}jumpstarter/boards/NAME/force-release    end the lease with the pool's admin credential
     GET  {base}jumpstarter/proxy                        whether forwards can be opened through this server
@@ -45,7 +45,7 @@ class _Handler(APIHandler):
 class BoardsHandler(_Handler):
     @tornado.web.authenticated
     async def get(self) -> None:
-        await self._answer(self.monitor.boards)
+        await self._answer(self.monitor.boards, self.get_argument("selector", ""))
 
 
 class HandoverHandler(_Handler):

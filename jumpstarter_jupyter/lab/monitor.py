@@ -1,8 +1,9 @@
 """The pool as the server sees it: every board's state, probed together, at most twice a second.
 
-The sidebars of every open tab poll ``GET /jumpstarter/boards``; one probe round answers all
-of them (results live ``FRESH`` seconds), and each exporter keeps one gRPC channel across
-rounds, so a poll costs two small calls per board, not a new connection.
+The sidebars of every open tab poll ``GET /jumpstarter/boards[?selector=S]``; one probe round
+answers all of them (results live ``FRESH`` seconds), each exporter keeps one gRPC channel
+across rounds, and a round asks every exporter at once, so a poll costs two small calls per
+board, not a new connection, and one round trip, not one per board.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 
@@ -19,6 +19,7 @@ from jumpstarter_jupyter.client.connection import channel_target
 from jumpstarter_jupyter.client.lease import force_release, request_handover
 from jumpstarter_jupyter.errors import ConfigError, JumpstarterError
 from jumpstarter_jupyter.protocol.metadata import PASSPHRASE_KEY
+from jumpstarter_jupyter.selector import SelectorError, parse
 
 FRESH = 0.5  # seconds a probe round answers every poll
 HOST_ENTRY = "$JUMPSTARTER_HOST"
@@ -29,7 +30,6 @@ class PoolMonitor:
 
     def __init__(self) -> None:
         self._channels: dict[str, grpc.Channel] = {}
-        self._workers = ThreadPoolExecutor(max_workers=16, thread_name_prefix="jumpstarter-pool")
         self._lock = threading.Lock()
         self._last: tuple[float, dict] | None = None
 
@@ -42,28 +42,35 @@ class PoolMonitor:
                                            description="the server's $JUMPSTARTER_HOST")
         return entries
 
-    def boards(self) -> dict:
-        """``{"boards": [state, ...]}`` or ``{"boards": [], "error": why}`` for a broken pool file."""
+    def boards(self, selector: str = "") -> dict:
+        """``{"boards": [state, ...]}``, each state with ``matches``: whether ``selector`` matches its
+        labels (every board matches none); ``error`` says why for a broken pool file, and
+        ``selector_error`` for a selector that does not parse."""
+        answer = self._round()
+        try:
+            chosen = parse(selector)
+        except SelectorError as exc:
+            return {**answer, "selector_error": str(exc)}
+        return {**answer, "boards": [{**board, "matches": chosen.matches(board["labels"])} for board in answer["boards"]]}
+
+    def _round(self) -> dict:
+        """Every board's state, probed all at once (or the last round's, if fresh)."""
         with self._lock:
             if self._last is not None and time.monotonic() - self._last[0] < FRESH:
                 return self._last[1]
             try:
                 entries = self.entries()
-                answer = {"boards": list(self._workers.map(self._state, entries.values()))}
+                started = [(entry, pool.probe_entry(entry, self._channel(entry.endpoint))) for entry in entries.values()]
+                answer = {"boards": [self._state(entry, probed) for entry, probed in started]}
             except ConfigError as exc:
                 answer = {"boards": [], "error": str(exc)}
             self._last = (time.monotonic(), answer)
             return answer
 
-    def _state(self, entry: pool.PoolEntry) -> dict:
-        try:
-            passphrase = entry.passphrase()
-        except ConfigError as exc:
-            return {**pool.BoardState(entry.name, entry.endpoint, error=str(exc)).as_dict(), "admin": False}
-        state = pool.probe(entry.name, entry.endpoint, passphrase, channel=self._channel(entry.endpoint))
-        state.description, state.labels = entry.description, entry.labels
-        return {**state.as_dict(), "admin": bool(entry.admin_passphrase_file)
-                and os.access(entry.admin_passphrase_file, os.R_OK), "summary": pool.describe_state(state)}
+    def _state(self, entry: pool.PoolEntry, probed: pool.Probe | str) -> dict:
+        state = pool.board_state(entry, probed)
+        admin = bool(entry.admin_passphrase_file) and os.access(entry.admin_passphrase_file, os.R_OK)
+        return {**state.as_dict(), "admin": admin, "summary": pool.describe_state(state)}
 
     def _channel(self, endpoint: str) -> grpc.Channel:
         channel = self._channels.get(endpoint)
@@ -101,7 +108,6 @@ class PoolMonitor:
             self._last = None  # the next poll shows the board free
 
     def close(self) -> None:
-        self._workers.shutdown(wait=False)
         for channel in self._channels.values():
             channel.close()
 

@@ -22,6 +22,8 @@ export class Boards {
     this.settings = settings;
     this.boards = [];
     this.error = "";
+    this.selector = ""; // the sidebar's filter: the server marks which boards it matches
+    this.selectorError = "";
     this.fetchedAt = 0; // performance.now() of the answer: countdowns run from it
     this.listeners = new Set();
     this.wants = new Map();
@@ -42,15 +44,23 @@ export class Boards {
 
   async refresh() {
     try {
-      const answer = await api(this.settings, "boards");
+      const query = this.selector ? `boards?selector=${encodeURIComponent(this.selector)}` : "boards";
+      const answer = await api(this.settings, query);
       this.boards = answer.boards;
       this.error = answer.error || "";
+      this.selectorError = answer.selector_error || "";
     } catch (error) {
       this.error = `devices: ${error.message}`;
     }
     this.fetchedAt = performance.now();
     for (const listener of this.listeners) listener();
     this.schedule(Math.min(...this.wants.values()));
+  }
+
+  /** Filter by a label selector (Kubernetes syntax, parsed by the server); "" shows every board. */
+  setSelector(selector) {
+    this.selector = selector.trim();
+    this.schedule(0);
   }
 
   /** Seconds left on `board`'s lease now, counting down from the last answer. */

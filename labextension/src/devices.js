@@ -1,5 +1,5 @@
-// The devices sidebar: every pool board (and the server's $JUMPSTARTER_HOST) with its state,
-// and what one can do about it from here.
+// The devices sidebar: every pool board (and the server's $JUMPSTARTER_HOST) with its state and
+// labels, a label-selector filter, and what one can do about a board (or any matching one) from here.
 import { NotebookActions } from "@jupyterlab/notebook";
 import { LabIcon } from "@jupyterlab/ui-components";
 import { Widget } from "@lumino/widgets";
@@ -28,6 +28,11 @@ const CSS = `
   background: var(--jp-layout-color2); color: inherit; cursor: pointer; }
 .jmp-devices .jmp-error, .jmp-devices .jmp-note { color: var(--jp-error-color1); white-space: pre-wrap; margin-bottom: 6px; }
 .jmp-devices .jmp-note { color: var(--jp-ui-font-color2); }
+.jmp-devices .jmp-selector { width: 100%; box-sizing: border-box; margin-bottom: 6px; font: inherit; padding: 2px 4px;
+  border: 1px solid var(--jp-border-color1); background: var(--jp-layout-color0); color: inherit; }
+.jmp-devices .jmp-labels { display: flex; flex-wrap: wrap; gap: 3px; margin: 2px 0; }
+.jmp-devices .jmp-label { background: var(--jp-layout-color3); border-radius: 3px; padding: 0 4px; font-size: var(--jp-ui-font-size0); }
+.jmp-devices .jmp-match { margin-bottom: 6px; display: flex; flex-wrap: wrap; gap: 4px; align-items: center; }
 `;
 
 function h(tag, attrs = {}, ...children) {
@@ -44,6 +49,11 @@ function h(tag, attrs = {}, ...children) {
 /** The code a button runs in the notebook: the board by name, or the server's $JUMPSTARTER_HOST. */
 function connectCode(board, watch) {
   return `%load_ext jumpstarter\n%jmp connect ${board.name}${watch ? " --watch" : ""}`;
+}
+
+/** Connect to any free board the selector matches (else wait in line at all of them). */
+function connectAnyCode(selector) {
+  return `%load_ext jumpstarter\n%jmp connect --selector '${selector}'`;
 }
 
 /** Insert `code` as a new cell of the notebook in front (else a new notebook) and run it. */
@@ -76,6 +86,13 @@ export class DevicesPanel extends Widget {
     this.addClass("jmp-devices");
     this.note = "";
     if (!document.getElementById("jmp-devices-style")) document.head.append(h("style", { id: "jmp-devices-style" }, CSS));
+    // the filter stays while the rest redraws (every second): typing keeps its focus
+    let typing = 0;
+    this.filter = h("input", { class: "jmp-selector", type: "search", placeholder: "label selector, e.g. soc=imx8mp,site!=lab2",
+      "aria-label": "filter boards by label selector",
+      oninput: () => { clearTimeout(typing); typing = setTimeout(() => boards.setSelector(this.filter.value), 300); } });
+    this.body = h("div", { class: "jmp-body" });
+    this.node.append(h("h2", {}, "Devices"), this.filter, this.body);
     this.redraw = () => this.draw();
     boards.listeners.add(this.redraw);
     this.ticker = 0;
@@ -112,16 +129,29 @@ export class DevicesPanel extends Widget {
   }
 
   draw() {
-    const { boards, error } = this.model;
+    const { boards, error, selector, selectorError } = this.model;
     const kernel = currentKernelId(this.tracker);
-    const cards = boards.map((board) => this.card(board, kernel));
+    const shown = boards.filter((board) => board.matches !== false);
+    const cards = shown.map((board) => this.card(board, kernel));
+    const empty = boards.length ? `No board matches ${selector}.` : "No boards: name them in jumpstarter-pool.yaml (see the README).";
     const parts = [
-      h("h2", {}, "Devices"),
       error ? h("div", { class: "jmp-error" }, error) : null,
+      selectorError ? h("div", { class: "jmp-error jmp-selector-error" }, selectorError) : null,
+      selector && !selectorError && shown.length ? this.matching(shown) : null,
       this.note ? h("div", { class: "jmp-note" }, this.note) : null,
-      ...(cards.length ? cards : [h("div", { class: "jmp-about" }, "No boards: name them in jumpstarter-pool.yaml (see the README).")]),
+      ...(cards.length ? cards : [h("div", { class: "jmp-about" }, empty)]),
     ];
-    this.node.replaceChildren(...parts.filter(Boolean));
+    this.body.replaceChildren(...parts.filter(Boolean));
+  }
+
+  /** "2 of 4 match, 1 free" and the button that takes any free one of them. */
+  matching(shown) {
+    const selector = this.model.selector;
+    const free = shown.filter((board) => board.free).length;
+    return h("div", { class: "jmp-match" },
+      h("span", {}, `${shown.length} of ${this.model.boards.length} match, ${free} free`),
+      h("button", { "data-action": "connect-any", onclick: () => this.act("connect any", () => runInNotebook(this.app, this.tracker, connectAnyCode(selector))) },
+        `connect to any free ${selector}`));
   }
 
   card(board, kernel) {
@@ -144,6 +174,8 @@ export class DevicesPanel extends Widget {
     return h("div", { class: "jmp-board", "data-board": board.name, "data-state": state },
       h("div", {}, h("span", { class: "jmp-name" }, board.name), " ", mine ? h("span", { class: "jmp-mine" }, "held by this notebook") : null),
       board.description ? h("div", { class: "jmp-about" }, board.description) : null,
+      Object.keys(board.labels || {}).length ? h("div", { class: "jmp-labels" },
+        ...Object.entries(board.labels).sort().map(([key, value]) => h("span", { class: "jmp-label" }, `${key}=${value}`))) : null,
       h("div", { class: "jmp-where" }, board.endpoint),
       h("div", { class: "jmp-state", "data-state": state }, text + queue),
       h("div", { class: "jmp-actions" }, ...actions));

@@ -9,11 +9,11 @@ let the shell answer again. The screenshot of the halted widget is kept in the t
 from __future__ import annotations
 
 import pytest
-from support import serving, wait_for
 
 from jumpstarter_jupyter.client import connect
 from jumpstarter_jupyter.drivers.qemu.driver import QemuBoard
 from jumpstarter_jupyter.drivers.qemu.images import build
+from support import serving, wait_for
 
 pytestmark = pytest.mark.browser
 DEADLINE = 60.0

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
-from support import serving, wait_for
 
 from jumpstarter_jupyter.client import DriverClient, connect
 from jumpstarter_jupyter.drivers.debugger import rsp
@@ -27,6 +26,7 @@ from jumpstarter_jupyter.drivers.qemu.images import build
 from jumpstarter_jupyter.errors import DriverError, LeaseRequired
 from jumpstarter_jupyter.exporter import build_tree, load_config
 from jumpstarter_jupyter.exporter.leases import LeasePolicy
+from support import run_cli, serving, wait_for
 
 DEADLINE = 60.0
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "debug-probe.yaml"
@@ -183,6 +183,8 @@ def test_gdb_wait_holds_the_cpu_at_power_on_and_each_power_on_attaches_anew():
         assert state["state"] == "halted" and state["pc"] == 0xFFF0  # x86's reset vector
         assert "held at power on" in state["notice"]
         assert dut.debugger.step(2)["pc"] != 0xFFF0
+        cli = run_cli(dut.debugger, "registers")
+        assert cli.returncode == 0 and f"rip        {dut.debugger.state()['pc']:#x}" in cli.stdout, cli.stderr
         assert local_gdb(exporter.address, "info registers rip") == f"rip {dut.debugger.state()['pc']:#x}"
         dut.debugger.resume()
         dut.serial.expect("Linux version", timeout=DEADLINE)

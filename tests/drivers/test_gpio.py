@@ -10,7 +10,8 @@ from collections.abc import Iterator
 import pytest
 from support import client_for, run_cli, serving
 
-from jumpstarter_jupyter import ConfigError, DriverInvalidArgument, DriverTimeout, connect
+from jumpstarter_jupyter import ConfigError, DriverError, DriverInvalidArgument, DriverTimeout, connect
+from jumpstarter_jupyter.protocol.metadata import FAILED_LABEL
 from jumpstarter_jupyter.drivers.gpio.client import DigitalInputClient, DigitalOutputClient
 from jumpstarter_jupyter.drivers.gpio.driver import (MockDigitalInput, MockDigitalOutput, VirtualDigitalInput,
                                                      VirtualDigitalOutput, VirtualLine)
@@ -223,12 +224,13 @@ export:
     ("/dev/gpiochip99", "cannot request line 4 of /dev/gpiochip99: No such file or directory"),
     ("/dev/null", "cannot request line 4 of /dev/null: No such device"),  # libgpiod: not a GPIO chip
 ])
-def test_libgpiod_output_from_upstream_config_names_the_device(device, reason):
+def test_libgpiod_output_that_cannot_open_its_line_is_reported_failed_naming_the_device(device, reason):
     config = parse_config(_gpiod_config(f"""    type: jumpstarter_driver_gpiod.driver.DigitalOutput
     config: {{line: 4, device: {device}}}"""), "gpio.yaml")
-    with pytest.raises(ConfigError) as caught:
-        build_tree(config)
-    assert str(caught.value) == f"gpio.yaml: export.relay.config (line 7): DigitalOutput: {reason}"
+    with serving(build_tree(config)) as exporter, connect(exporter.address) as dut:
+        assert dut.relay.labels[FAILED_LABEL] == f"OSError: {reason}"
+        with pytest.raises(DriverError, match=f"dut.relay.on: OSError: {reason}"):
+            dut.relay.on()
 
 
 def test_libgpiod_input_checks_its_options_before_touching_hardware():

@@ -164,7 +164,7 @@ def test_ten_thousand_abandoned_waits_leave_no_threads_descriptors_or_memory_beh
     # either way between batches (allocator caches), and on a loaded machine its high-water mark
     # jumps by up to ~25 MB in one batch now and then, and stays: so one batch must add little.
     growth = [figures["after_second"]["rss"] - first["rss"], third["rss"] - figures["after_second"]["rss"]]
-    assert min(growth) < 6 << 20, f"memory keeps growing with abandoned calls: {growth} bytes a batch"
+    assert min(growth) < 8 << 20, f"memory keeps growing with abandoned calls: {growth} bytes a batch"
     unrelated = figures["unrelated"]
     assert unrelated and set(unrelated) == {"bool_value"}, unrelated
     assert figures["answer"].result.string_value == "pong"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
-
 from dataclasses import dataclass
 
 import pytest
@@ -106,6 +106,16 @@ def test_unreadable_file_is_named(tmp_path):
         load_config(tmp_path / "nope.yaml")
 
 
+def test_labels_are_read_as_text_and_checked_for_selectors():
+    head = "export:\n  power:\n    type: MockPower\nlabels:\n"
+    assert parse_config(head + "  soc: imx8mp\n  rev: 2\n").labels == {"soc": "imx8mp", "rev": "2"}
+    for body, message in (("  my key: x\n", "labels.my key (line 5): label key 'my key' is not a valid name"),
+                          ("  soc: [a]\n", "labels.soc (line 5): expected a text or number value, got ['a']"),
+                          ("  soc: a b\n", "labels.soc (line 5): label value 'a b' of 'soc' is not valid")):
+        with pytest.raises(ConfigError, match=re.escape(f"board.yaml: {message}")):
+            parse_config(head + body, "board.yaml")
+
+
 @dataclass
 class HalfPower(PowerInterface):
     """Implements only ``on`` of the power interface."""
@@ -117,7 +127,7 @@ class HalfPower(PowerInterface):
 
 def test_a_driver_leaving_interface_methods_out_is_refused_when_the_config_loads():
     expected = (r"^board.yaml: export.power.type \(line 5\): HalfPower does not implement "
-                r"PowerInterface.off, PowerInterface.read, PowerInterface.state$")
+                r"PowerInterface.off, PowerInterface.state$")  # read() has a default: the meter child's, or none
     with pytest.raises(ConfigError, match=expected):
         build("export:\n  power:\n    type: test_config.HalfPower\n")
     with pytest.raises(TypeError, match="abstract"):  # nor can code build one

@@ -98,7 +98,7 @@ def test_report_is_preorder_with_one_root_names_and_upstream_client_classes():
     assert entries[4].uuid == entries[1].uuid and entries[4].description == "Main power"  # proxy
     methods = json.loads(entries[1].labels["jumpstarter-jupyter.dev/methods"])
     assert {m["name"]: m["kind"] for m in methods} == {"on": "call", "off": "call", "read": "streaming",
-                                                       "state": "call", "watch": "streaming"}
+                                                       "state": "call", "watch": "streaming", "metered": "call"}
 
 
 def test_client_tree_mirrors_the_report():

@@ -172,3 +172,25 @@ def test_jmp_pool_lists_each_board_with_its_state(start_kernel, exporter, tmp_pa
                      f"gone     unix:{tmp_path}/gone.sock: not reachable"]
     kernel.ok("%jmp connect bench-1;")  # a pool name works wherever an endpoint does
     assert "dut: " + exporter.address in kernel.ok("%jmp status").text
+
+
+def test_connect_with_a_selector_takes_a_matching_board_of_the_pool(start_kernel, tmp_path):
+    from jumpstarter_jupyter.exporter.leases import LeasePolicy
+
+    config = tmp_path / "jupyter-config"
+    config.mkdir()
+    with serving(board(), lease=LeasePolicy(required=True), labels={"soc": "imx8mp"}) as imx, \
+            serving(board(), lease=LeasePolicy(required=True), labels={"soc": "am62"}) as am:
+        (config / "jumpstarter-pool.yaml").write_text(
+            f"exporters:\n  imx: {{endpoint: '{imx.address}'}}\n  am: {{endpoint: '{am.address}'}}\n")
+        kernel = start_kernel(JUPYTER_CONFIG_DIR=str(config), JUPYTER_CONFIG_PATH=str(tmp_path / "none"))
+        kernel.ok("%load_ext jumpstarter")
+        connected = kernel.ok("%jmp connect --selector 'soc in (am62,rk3588)';").text
+        assert "dut is am (matches soc in (am62,rk3588))" in connected
+        listed = dict(line.split(None, 1) for line in kernel.ok("%jmp pool").text.splitlines())
+        assert "held by" in listed["am"] and listed["am"].endswith("[soc=am62]")
+        assert "free" in listed["imx"] and listed["imx"].endswith("[soc=imx8mp]")
+        assert am.leases.current is not None and imx.leases.current is None
+        refused = kernel.run("%jmp connect --selector 'soc=imx8mp site'")
+        assert "%jmp connect: bad label selector 'soc=imx8mp site' at column 12" in refused.text
+        kernel.ok("%jmp disconnect")

@@ -108,3 +108,29 @@ def test_waiting_for_a_held_board_is_bounded_and_names_the_holder(leased_board, 
     assert run.returncode == 1
     assert "cannot connect to the board under test: no lease on" in run.stdout
     assert "within 1 s, still number 1 in line: held by" in run.stdout and "(flashing)" in run.stdout
+
+
+def test_selector_takes_a_matching_board_of_the_pool(tmp_path):
+    from support import serving
+
+    from jumpstarter_jupyter.drivers.composite.driver import Composite
+    from jumpstarter_jupyter.drivers.power.driver import MockPower
+    from jumpstarter_jupyter.exporter.leases import LeasePolicy
+
+    def board() -> Composite:
+        root = Composite()
+        root.children = {"power": MockPower()}
+        return root
+
+    test_file = "def test_power(dut):\n    dut.power.on()\n    assert dut.connection.board == 'rev-b'\n"
+    config = tmp_path / "config"
+    config.mkdir()
+    with serving(board(), lease=LeasePolicy(required=True), labels={"rev": "a"}) as rev_a, \
+            serving(board(), lease=LeasePolicy(required=True), labels={"rev": "b"}) as rev_b:
+        (config / "jumpstarter-pool.yaml").write_text(
+            f"exporters:\n  rev-a: {{endpoint: '{rev_a.address}'}}\n  rev-b: {{endpoint: '{rev_b.address}'}}\n")
+        run = run_pytest(tmp_path, "--jumpstarter-selector", "rev notin (a)", test_file=test_file,
+                         JUPYTER_CONFIG_DIR=str(config), JUPYTER_CONFIG_PATH=str(tmp_path / "none"))
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert "jumpstarter: any pool board matching rev notin (a) (for tests using dut)" in run.stdout
+        assert rev_b.root.children["power"].powered and not rev_a.root.children["power"].powered

@@ -34,20 +34,7 @@ def pytest_collection_modifyitems(items):
     items.sort(key=lambda item: item.get_closest_marker("last") is not None)
 
 
-# the peer ---------------------------------------------------------------------------------
-
-@pytest.fixture(scope="session")
-def peer() -> Path:
-    """The upstream peer venv (``DIR/bin/jmp``, ``DIR/bin/j``, ``DIR/bin/python``), set up on first use."""
-    setup = subprocess.run(["bash", str(ROOT / "scripts/setup-upstream-peer.sh")],
-                           capture_output=True, text=True, timeout=900)
-    if setup.returncode != 0:
-        pytest.fail(f"scripts/setup-upstream-peer.sh failed ({setup.returncode}):\n{setup.stderr[-3000:]}")
-    directory = Path(setup.stdout.strip().splitlines()[-1])
-    for tool in ("jmp", "j", "python"):
-        assert (directory / "bin" / tool).exists(), f"peer venv {directory} has no bin/{tool}"
-    return directory
-
+# the peer: the session fixture ``peer`` of tests/conftest.py (the browser suite hosts its drivers too)
 
 # processes --------------------------------------------------------------------------------
 

@@ -18,9 +18,8 @@ from jumpstarter_jupyter import connect
 
 pytestmark = pytest.mark.upstream
 
-# button and led report upstream's gpiod client classes; the peer has no jumpstarter-driver-gpiod,
-# so upstream substitutes stubs for them (warning "Driver client … is not available") and j hides them
-DEMO_CHILDREN = ("power", "serial", "storage", "network")
+# button and led report upstream's gpiod client classes, which the peer has (jumpstarter-driver-gpiod)
+DEMO_CHILDREN = ("power", "serial", "storage", "network", "button", "led")
 CONFIG_CHILDREN = ("power", "serial", "net", "storage", "group", "deadnet")
 
 

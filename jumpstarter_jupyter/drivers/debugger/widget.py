@@ -25,6 +25,7 @@ class DebuggerWidget(DriverWidget):
     """State and controls, registers (changed ones marked), disassembly, memory view, breakpoints."""
 
     bundle = "debugger"
+    summarized = ("status", "registers", "breakpoints")
     status = traitlets.Dict().tag(sync=True)  # state, reason, notice, gdb, architecture, pc
     registers = traitlets.List().tag(sync=True)  # [name, hex value, changed]
     code = traitlets.List().tag(sync=True)  # [address, symbol, bytes, text, at the pc]
@@ -34,17 +35,29 @@ class DebuggerWidget(DriverWidget):
     def __init__(self, client: DebuggerClient, **kwargs: Any):
         super().__init__(client, **kwargs)
         self._view_label = ""
-        self._follower = WidgetWatcher(self, "following the debugger", self._follow)
+        self._watcher = WidgetWatcher(self, "following the debugger", self._follow)
 
-    def _follow(self, follower: WidgetWatcher) -> None:
+    def _follow(self, watcher: WidgetWatcher) -> None:
         snapshots = self.client.watch()
         try:
             for snapshot in snapshots:
-                follower.update(**self._view_of(snapshot))
-                if follower.stopped.is_set():
+                watcher.update(**self._view_of(snapshot))
+                if watcher.stopped.is_set():
                     return
         finally:
             snapshots.close()
+
+    def summarize(self) -> str:
+        """The state, the registers (changed ones marked) and the breakpoints, as text."""
+        status = self.status or {}
+        reason = f" ({status['reason']})" if status.get("reason") else ""
+        at = f" pc {status['pc']}" if status.get("pc") and status.get("state") == "halted" else ""
+        lines = [f"{status.get('state') or 'unknown'}{reason}{at}"]
+        lines += [
+            f"{name} = {value}{'  (changed)' if changed else ''}" for name, value, changed in self.registers
+        ]
+        lines += [f"{b['kind']} at {b['address']} {b['label']}".rstrip() for b in self.breakpoints]
+        return "\n".join(lines)
 
     def _view_of(self, snapshot: dict) -> dict[str, Any]:
         changed = set(snapshot["changed"])
@@ -109,4 +122,4 @@ class DebuggerWidget(DriverWidget):
         self.client.remove(ident)
 
     def stop(self) -> None:
-        self._follower.stop()
+        self._watcher.stop()

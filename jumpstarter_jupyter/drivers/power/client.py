@@ -66,6 +66,15 @@ class PowerClient(DriverClient):
         for value in self.streamingcall("read"):
             yield PowerReading(float(value["voltage"]), float(value["current"]))
 
+    def metered(self) -> bool:
+        """True when ``read()`` gives readings (the switch measures, or has a ``meter`` child).
+
+        Upstream exporters publish no method list: their power drivers are taken to read.
+        """
+        if self.methods is None or "metered" not in self.methods:
+            return True
+        return bool(self.call("metered"))
+
     def state(self) -> bool | None:
         """True while on; None when the exporter cannot tell (upstream drivers)."""
         if self.methods is None or "state" not in self.methods:
@@ -119,3 +128,16 @@ class PowerClient(DriverClient):
         for command in commands(self):
             group.add_command(command)
         return group
+
+
+class MeterClient(DriverClient):
+    """``dut.power.meter``: ``read()`` the board's supply voltage and current.
+
+    >>> [(r.voltage, r.current) for r in dut.power.meter.read()]     # doctest: +SKIP
+    [(5.02, 0.31)]
+    """
+
+    def read(self) -> Iterator[PowerReading]:
+        """A few readings (usually one) straight from the meter."""
+        for value in self.streamingcall("read"):
+            yield PowerReading(float(value["voltage"]), float(value["current"]))

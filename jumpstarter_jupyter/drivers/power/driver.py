@@ -13,9 +13,29 @@ from typing import Protocol
 from jumpstarter_jupyter.driver import Driver, export, runtime
 from jumpstarter_jupyter.drivers.power.common import CLIENT, UPSTREAM_CLIENT, PowerReading
 
+METER = "meter"  # the child of a power driver that measures the board's supply
+
+
+class MeterInterface(Driver):
+    """What a power meter exports: the board's supply voltage and current."""
+
+    client = "jumpstarter_jupyter.drivers.power.client.MeterClient"
+
+    @export(readonly=True)
+    @abstractmethod
+    def read(self) -> Iterator[dict]:
+        """A few readings ``{"voltage": volts, "current": amperes}`` (finite; a plain generator)."""
+        raise NotImplementedError
+        yield
+
 
 class PowerInterface(Driver):
-    """What every power driver exports (upstream's wire names)."""
+    """What every power driver exports (upstream's wire names).
+
+    A switch without readings of its own takes a child named ``meter`` (a
+    :class:`MeterInterface` driver such as ``HwmonMeter``): ``read()`` and the live chart then
+    show the meter's readings.
+    """
 
     client = CLIENT
     upstream_client = UPSTREAM_CLIENT
@@ -33,17 +53,32 @@ class PowerInterface(Driver):
         raise NotImplementedError
 
     @export(readonly=True)
-    @abstractmethod
     def read(self) -> Iterator[dict]:
-        """A few current readings (finite, as upstream: ``list(read())`` ends)."""
-        raise NotImplementedError
-        yield
+        """A few current readings (finite, as upstream: ``list(read())`` ends), from the ``meter`` child."""
+        meter = self.children.get(METER)
+        if meter is None:
+            raise NotImplementedError(f"this switch has no readings: {type(self).__name__} measures nothing "
+                                      f"and has no {METER!r} child (add one, e.g. type: HwmonMeter)")
+        for reading in meter.read():
+            yield {"voltage": reading["voltage"], "current": reading["current"]}
+
+    @export(readonly=True)
+    def metered(self) -> bool:
+        """True when ``read()`` gives readings (a ``meter`` child, or readings of the switch's own)."""
+        return METER in self.children
 
     @export(readonly=True)
     @abstractmethod
     def state(self) -> bool:
         """True while power is on."""
         raise NotImplementedError
+
+    def check_children(self) -> None:
+        """A ``meter`` child must be a power meter (``TypeError`` otherwise)."""
+        meter = self.children.get(METER)
+        if meter is not None and not isinstance(meter, MeterInterface):
+            kind = type(meter).__name__
+            raise TypeError(f"child {METER!r} must be a power meter (e.g. HwmonMeter), got {kind}")
 
     @export(readonly=True)
     async def watch(self, interval: float = 0.5) -> AsyncIterator[dict]:
@@ -96,6 +131,11 @@ class MockPower(PowerInterface):
         """True while power is on."""
         return self.powered
 
+    @export
+    async def metered(self) -> bool:
+        """True: the mock has readings of its own."""
+        return True
+
 
 class PowerTarget(Protocol):
     """What a simulated board offers a power switch."""
@@ -140,3 +180,8 @@ class VirtualPower(PowerInterface):
     def state(self) -> bool:
         """True while power is on."""
         return self.target.powered
+
+    @export
+    def metered(self) -> bool:
+        """True: the simulated board's readings."""
+        return True

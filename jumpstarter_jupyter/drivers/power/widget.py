@@ -3,7 +3,9 @@
 The chart is drawn in the browser from the ``readings`` trait (the last ``HISTORY`` seconds:
 the longest window the chart offers, one sample per ``read()`` burst),
 so it survives reloads and is saved with the notebook; matplotlib figures are for cells
-(``dut.power.plot()``).
+(``dut.power.plot()``). A switch without readings (no ``meter`` child) shows its state alone:
+``metered`` is False, the state is polled, and the front end hides the chart rather than
+drawing a flat line.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from jumpstarter_jupyter.jupyter.widget import DriverWidget
 
 HISTORY = 120.0  # seconds of samples kept for the chart (its window menu goes up to 2 minutes)
 INTERVAL = 0.5  # seconds between samples
+STATE_INTERVAL = 1.0  # seconds between state polls of a switch without readings (a PDU answers in ms)
 BURST = INTERVAL / 2  # readings arriving closer than this after a sample's first are one read() burst
 DIGITS = 5  # significant digits sent: the chart shows 3, and a saved notebook stays small
 
@@ -29,12 +32,15 @@ class PowerWidget(DriverWidget):
     """Power switch and live voltage/current chart of one ``PowerClient``."""
 
     bundle = "power"
-    summarized = ("state", "readings")
+    summarized = ("state", "metered", "readings")
     state = traitlets.Unicode("unknown").tag(sync=True)  # "on", "off" or "unknown"
+    metered = traitlets.Bool(True).tag(sync=True)  # False: the switch has no readings, the chart is hidden
     readings = traitlets.List().tag(sync=True)  # [[elapsed seconds, volts, amperes], ...], oldest first
 
     def summarize(self) -> str:
-        """``power on, last reading 5.00 V 0.120 A (42 samples)``."""
+        """``power on, last reading 5.00 V 0.120 A (42 samples)``, or ``power on (no meter: no readings)``."""
+        if not self.metered:
+            return f"power {self.state} (no meter: no readings)"
         last = ""
         if self.readings:
             last = f", last reading {self.readings[-1][1]:.2f} V {self.readings[-1][2]:.3f} A"
@@ -63,6 +69,14 @@ class PowerWidget(DriverWidget):
 
     # the watcher: readings and state, so a cell's on()/off() shows here too
     def _follow(self, watcher: WidgetWatcher) -> None:
+        metered = self.client.metered()
+        watcher.update(metered=metered)
+        if metered:
+            self._follow_readings(watcher)
+        else:
+            self._follow_state(watcher)
+
+    def _follow_readings(self, watcher: WidgetWatcher) -> None:
         readings = self.client.watch(INTERVAL)
         try:
             for reading in readings:
@@ -72,6 +86,12 @@ class PowerWidget(DriverWidget):
                 watcher.update(readings=self._history, state=self._state())
         finally:
             readings.close()
+
+    def _follow_state(self, watcher: WidgetWatcher) -> None:
+        while True:
+            watcher.update(state=self._state())
+            if watcher.wait(STATE_INTERVAL):
+                return
 
     def _add(self, reading: PowerReading) -> None:
         """One sample per ``read()`` burst (their mean): a meter's few readings arrive together,

@@ -24,39 +24,41 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"jumpstarter_jupyter/v1/lease.proto\x12\x16jumpstarter_jupyter.v1\"\x8b\x01\n\x0bHoldRequest\x12\x0e\n\x06holder\x18\x01 \x01(\t\x12\x0f\n\x07purpose\x18\x02 \x01(\t\x12\x10\n\x08\x64uration\x18\x03 \x01(\x01\x12\x13\n\x0bone_command\x18\x04 \x01(\x08\x12\x11\n\tkernel_id\x18\x05 \x01(\t\x12\x0e\n\x06server\x18\x06 \x01(\t\x12\x11\n\thub_token\x18\x07 \x01(\t\"\xa6\x01\n\nLeaseEvent\x12\x34\n\x04kind\x18\x01 \x01(\x0e\x32&.jumpstarter_jupyter.v1.LeaseEventKind\x12\x10\n\x08position\x18\x02 \x01(\x05\x12\r\n\x05token\x18\x03 \x01(\t\x12\x30\n\x05lease\x18\x04 \x01(\x0b\x32!.jumpstarter_jupyter.v1.LeaseInfo\x12\x0f\n\x07message\x18\x05 \x01(\t\"\x81\x01\n\tLeaseInfo\x12\x0e\n\x06holder\x18\x01 \x01(\t\x12\x0f\n\x07purpose\x18\x02 \x01(\t\x12\r\n\x05since\x18\x03 \x01(\x01\x12\x0f\n\x07\x65xpires\x18\x04 \x01(\x01\x12\x10\n\x08verified\x18\x05 \x01(\x08\x12\x11\n\tkernel_id\x18\x06 \x01(\t\x12\x0e\n\x06server\x18\x07 \x01(\t\"8\n\x06Waiter\x12\x0e\n\x06holder\x18\x01 \x01(\t\x12\x0f\n\x07purpose\x18\x02 \x01(\t\x12\r\n\x05since\x18\x03 \x01(\x01\"0\n\rExtendRequest\x12\r\n\x05token\x18\x01 \x01(\t\x12\x10\n\x08\x64uration\x18\x02 \x01(\x01\"\x1f\n\x0eReleaseRequest\x12\r\n\x05token\x18\x01 \x01(\t\"\"\n\x0fReleaseResponse\x12\x0f\n\x07message\x18\x01 \x01(\t\"\x0f\n\rStatusRequest\"\xef\x01\n\x0bLeaseStatus\x12\x10\n\x08required\x18\x01 \x01(\x08\x12\x35\n\x05lease\x18\x02 \x01(\x0b\x32!.jumpstarter_jupyter.v1.LeaseInfoH\x00\x88\x01\x01\x12-\n\x05queue\x18\x03 \x03(\x0b\x32\x1e.jumpstarter_jupyter.v1.Waiter\x12\x19\n\x11heartbeat_seconds\x18\x04 \x01(\x01\x12\x14\n\x0cmax_duration\x18\x05 \x01(\x01\x12\x17\n\x0f\x63\x61ller_controls\x18\x06 \x01(\x08\x12\x14\n\x0chub_identity\x18\x07 \x01(\x08\x42\x08\n\x06_lease\"/\n\x13\x46orceReleaseRequest\x12\x18\n\x10\x61\x64min_passphrase\x18\x01 \x01(\t\"H\n\x0fHandoverRequest\x12\x11\n\trequester\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x11\n\thub_token\x18\x03 \x01(\t\"#\n\x10HandoverResponse\x12\x0f\n\x07message\x18\x01 \x01(\t*\xea\x01\n\x0eLeaseEventKind\x12\x1b\n\x17LEASE_EVENT_UNSPECIFIED\x10\x00\x12\x16\n\x12LEASE_EVENT_QUEUED\x10\x01\x12\x17\n\x13LEASE_EVENT_GRANTED\x10\x02\x12\x18\n\x14LEASE_EVENT_EXPIRING\x10\x03\x12\x18\n\x14LEASE_EVENT_EXTENDED\x10\x04\x12\x15\n\x11LEASE_EVENT_ENDED\x10\x05\x12\x1b\n\x17LEASE_EVENT_HOOK_OUTPUT\x10\x06\x12\"\n\x1eLEASE_EVENT_HANDOVER_REQUESTED\x10\x07\x32\x8c\x05\n\x0cLeaseService\x12S\n\x04Hold\x12#.jumpstarter_jupyter.v1.HoldRequest\x1a\".jumpstarter_jupyter.v1.LeaseEvent(\x01\x30\x01\x12R\n\x06\x45xtend\x12%.jumpstarter_jupyter.v1.ExtendRequest\x1a!.jumpstarter_jupyter.v1.LeaseInfo\x12Z\n\x07Release\x12&.jumpstarter_jupyter.v1.ReleaseRequest\x1a\'.jumpstarter_jupyter.v1.ReleaseResponse\x12T\n\x06Status\x12%.jumpstarter_jupyter.v1.StatusRequest\x1a#.jumpstarter_jupyter.v1.LeaseStatus\x12\x64\n\x0c\x46orceRelease\x12+.jumpstarter_jupyter.v1.ForceReleaseRequest\x1a\'.jumpstarter_jupyter.v1.ReleaseResponse\x12U\n\x05Watch\x12%.jumpstarter_jupyter.v1.StatusRequest\x1a#.jumpstarter_jupyter.v1.LeaseStatus0\x01\x12\x64\n\x0fRequestHandover\x12\'.jumpstarter_jupyter.v1.HandoverRequest\x1a(.jumpstarter_jupyter.v1.HandoverResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"jumpstarter_jupyter/v1/lease.proto\x12\x16jumpstarter_jupyter.v1\"\xcf\x01\n\x0bHoldRequest\x12\x0e\n\x06holder\x18\x01 \x01(\t\x12\x0f\n\x07purpose\x18\x02 \x01(\t\x12\x10\n\x08\x64uration\x18\x03 \x01(\x01\x12\x13\n\x0bone_command\x18\x04 \x01(\x08\x12\x11\n\tkernel_id\x18\x05 \x01(\t\x12\x0e\n\x06server\x18\x06 \x01(\t\x12\x11\n\thub_token\x18\x07 \x01(\t\x12\x0e\n\x06offers\x18\x08 \x01(\x08\x12\x32\n\x06\x61nswer\x18\t \x01(\x0e\x32\".jumpstarter_jupyter.v1.HoldAnswer\"\xa6\x01\n\nLeaseEvent\x12\x34\n\x04kind\x18\x01 \x01(\x0e\x32&.jumpstarter_jupyter.v1.LeaseEventKind\x12\x10\n\x08position\x18\x02 \x01(\x05\x12\r\n\x05token\x18\x03 \x01(\t\x12\x30\n\x05lease\x18\x04 \x01(\x0b\x32!.jumpstarter_jupyter.v1.LeaseInfo\x12\x0f\n\x07message\x18\x05 \x01(\t\"\x81\x01\n\tLeaseInfo\x12\x0e\n\x06holder\x18\x01 \x01(\t\x12\x0f\n\x07purpose\x18\x02 \x01(\t\x12\r\n\x05since\x18\x03 \x01(\x01\x12\x0f\n\x07\x65xpires\x18\x04 \x01(\x01\x12\x10\n\x08verified\x18\x05 \x01(\x08\x12\x11\n\tkernel_id\x18\x06 \x01(\t\x12\x0e\n\x06server\x18\x07 \x01(\t\"8\n\x06Waiter\x12\x0e\n\x06holder\x18\x01 \x01(\t\x12\x0f\n\x07purpose\x18\x02 \x01(\t\x12\r\n\x05since\x18\x03 \x01(\x01\"0\n\rExtendRequest\x12\r\n\x05token\x18\x01 \x01(\t\x12\x10\n\x08\x64uration\x18\x02 \x01(\x01\"\x1f\n\x0eReleaseRequest\x12\r\n\x05token\x18\x01 \x01(\t\"\"\n\x0fReleaseResponse\x12\x0f\n\x07message\x18\x01 \x01(\t\"\x0f\n\rStatusRequest\"\x80\x02\n\x0bLeaseStatus\x12\x10\n\x08required\x18\x01 \x01(\x08\x12\x35\n\x05lease\x18\x02 \x01(\x0b\x32!.jumpstarter_jupyter.v1.LeaseInfoH\x00\x88\x01\x01\x12-\n\x05queue\x18\x03 \x03(\x0b\x32\x1e.jumpstarter_jupyter.v1.Waiter\x12\x19\n\x11heartbeat_seconds\x18\x04 \x01(\x01\x12\x14\n\x0cmax_duration\x18\x05 \x01(\x01\x12\x17\n\x0f\x63\x61ller_controls\x18\x06 \x01(\x08\x12\x14\n\x0chub_identity\x18\x07 \x01(\x08\x12\x0f\n\x07offered\x18\x08 \x01(\x08\x42\x08\n\x06_lease\"/\n\x13\x46orceReleaseRequest\x12\x18\n\x10\x61\x64min_passphrase\x18\x01 \x01(\t\"H\n\x0fHandoverRequest\x12\x11\n\trequester\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x11\n\thub_token\x18\x03 \x01(\t\"#\n\x10HandoverResponse\x12\x0f\n\x07message\x18\x01 \x01(\t*S\n\nHoldAnswer\x12\x14\n\x10HOLD_ANSWER_NONE\x10\x00\x12\x16\n\x12HOLD_ANSWER_ACCEPT\x10\x01\x12\x17\n\x13HOLD_ANSWER_DECLINE\x10\x02*\x83\x02\n\x0eLeaseEventKind\x12\x1b\n\x17LEASE_EVENT_UNSPECIFIED\x10\x00\x12\x16\n\x12LEASE_EVENT_QUEUED\x10\x01\x12\x17\n\x13LEASE_EVENT_GRANTED\x10\x02\x12\x18\n\x14LEASE_EVENT_EXPIRING\x10\x03\x12\x18\n\x14LEASE_EVENT_EXTENDED\x10\x04\x12\x15\n\x11LEASE_EVENT_ENDED\x10\x05\x12\x1b\n\x17LEASE_EVENT_HOOK_OUTPUT\x10\x06\x12\"\n\x1eLEASE_EVENT_HANDOVER_REQUESTED\x10\x07\x12\x17\n\x13LEASE_EVENT_OFFERED\x10\x08\x32\x8c\x05\n\x0cLeaseService\x12S\n\x04Hold\x12#.jumpstarter_jupyter.v1.HoldRequest\x1a\".jumpstarter_jupyter.v1.LeaseEvent(\x01\x30\x01\x12R\n\x06\x45xtend\x12%.jumpstarter_jupyter.v1.ExtendRequest\x1a!.jumpstarter_jupyter.v1.LeaseInfo\x12Z\n\x07Release\x12&.jumpstarter_jupyter.v1.ReleaseRequest\x1a\'.jumpstarter_jupyter.v1.ReleaseResponse\x12T\n\x06Status\x12%.jumpstarter_jupyter.v1.StatusRequest\x1a#.jumpstarter_jupyter.v1.LeaseStatus\x12\x64\n\x0c\x46orceRelease\x12+.jumpstarter_jupyter.v1.ForceReleaseRequest\x1a\'.jumpstarter_jupyter.v1.ReleaseResponse\x12U\n\x05Watch\x12%.jumpstarter_jupyter.v1.StatusRequest\x1a#.jumpstarter_jupyter.v1.LeaseStatus0\x01\x12\x64\n\x0fRequestHandover\x12\'.jumpstarter_jupyter.v1.HandoverRequest\x1a(.jumpstarter_jupyter.v1.HandoverResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'jumpstarter_jupyter.v1.lease_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_LEASEEVENTKIND']._serialized_start=1102
-  _globals['_LEASEEVENTKIND']._serialized_end=1336
+  _globals['_HOLDANSWER']._serialized_start=1186
+  _globals['_HOLDANSWER']._serialized_end=1269
+  _globals['_LEASEEVENTKIND']._serialized_start=1272
+  _globals['_LEASEEVENTKIND']._serialized_end=1531
   _globals['_HOLDREQUEST']._serialized_start=63
-  _globals['_HOLDREQUEST']._serialized_end=202
-  _globals['_LEASEEVENT']._serialized_start=205
-  _globals['_LEASEEVENT']._serialized_end=371
-  _globals['_LEASEINFO']._serialized_start=374
-  _globals['_LEASEINFO']._serialized_end=503
-  _globals['_WAITER']._serialized_start=505
-  _globals['_WAITER']._serialized_end=561
-  _globals['_EXTENDREQUEST']._serialized_start=563
-  _globals['_EXTENDREQUEST']._serialized_end=611
-  _globals['_RELEASEREQUEST']._serialized_start=613
-  _globals['_RELEASEREQUEST']._serialized_end=644
-  _globals['_RELEASERESPONSE']._serialized_start=646
-  _globals['_RELEASERESPONSE']._serialized_end=680
-  _globals['_STATUSREQUEST']._serialized_start=682
-  _globals['_STATUSREQUEST']._serialized_end=697
-  _globals['_LEASESTATUS']._serialized_start=700
-  _globals['_LEASESTATUS']._serialized_end=939
-  _globals['_FORCERELEASEREQUEST']._serialized_start=941
-  _globals['_FORCERELEASEREQUEST']._serialized_end=988
-  _globals['_HANDOVERREQUEST']._serialized_start=990
-  _globals['_HANDOVERREQUEST']._serialized_end=1062
-  _globals['_HANDOVERRESPONSE']._serialized_start=1064
-  _globals['_HANDOVERRESPONSE']._serialized_end=1099
-  _globals['_LEASESERVICE']._serialized_start=1339
-  _globals['_LEASESERVICE']._serialized_end=1991
+  _globals['_HOLDREQUEST']._serialized_end=270
+  _globals['_LEASEEVENT']._serialized_start=273
+  _globals['_LEASEEVENT']._serialized_end=439
+  _globals['_LEASEINFO']._serialized_start=442
+  _globals['_LEASEINFO']._serialized_end=571
+  _globals['_WAITER']._serialized_start=573
+  _globals['_WAITER']._serialized_end=629
+  _globals['_EXTENDREQUEST']._serialized_start=631
+  _globals['_EXTENDREQUEST']._serialized_end=679
+  _globals['_RELEASEREQUEST']._serialized_start=681
+  _globals['_RELEASEREQUEST']._serialized_end=712
+  _globals['_RELEASERESPONSE']._serialized_start=714
+  _globals['_RELEASERESPONSE']._serialized_end=748
+  _globals['_STATUSREQUEST']._serialized_start=750
+  _globals['_STATUSREQUEST']._serialized_end=765
+  _globals['_LEASESTATUS']._serialized_start=768
+  _globals['_LEASESTATUS']._serialized_end=1024
+  _globals['_FORCERELEASEREQUEST']._serialized_start=1026
+  _globals['_FORCERELEASEREQUEST']._serialized_end=1073
+  _globals['_HANDOVERREQUEST']._serialized_start=1075
+  _globals['_HANDOVERREQUEST']._serialized_end=1147
+  _globals['_HANDOVERRESPONSE']._serialized_start=1149
+  _globals['_HANDOVERRESPONSE']._serialized_end=1184
+  _globals['_LEASESERVICE']._serialized_start=1534
+  _globals['_LEASESERVICE']._serialized_end=2186
 # @@protoc_insertion_point(module_scope)

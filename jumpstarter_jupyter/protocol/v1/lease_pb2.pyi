@@ -7,6 +7,12 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class HoldAnswer(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    HOLD_ANSWER_NONE: _ClassVar[HoldAnswer]
+    HOLD_ANSWER_ACCEPT: _ClassVar[HoldAnswer]
+    HOLD_ANSWER_DECLINE: _ClassVar[HoldAnswer]
+
 class LeaseEventKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     LEASE_EVENT_UNSPECIFIED: _ClassVar[LeaseEventKind]
@@ -17,6 +23,10 @@ class LeaseEventKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     LEASE_EVENT_ENDED: _ClassVar[LeaseEventKind]
     LEASE_EVENT_HOOK_OUTPUT: _ClassVar[LeaseEventKind]
     LEASE_EVENT_HANDOVER_REQUESTED: _ClassVar[LeaseEventKind]
+    LEASE_EVENT_OFFERED: _ClassVar[LeaseEventKind]
+HOLD_ANSWER_NONE: HoldAnswer
+HOLD_ANSWER_ACCEPT: HoldAnswer
+HOLD_ANSWER_DECLINE: HoldAnswer
 LEASE_EVENT_UNSPECIFIED: LeaseEventKind
 LEASE_EVENT_QUEUED: LeaseEventKind
 LEASE_EVENT_GRANTED: LeaseEventKind
@@ -25,9 +35,10 @@ LEASE_EVENT_EXTENDED: LeaseEventKind
 LEASE_EVENT_ENDED: LeaseEventKind
 LEASE_EVENT_HOOK_OUTPUT: LeaseEventKind
 LEASE_EVENT_HANDOVER_REQUESTED: LeaseEventKind
+LEASE_EVENT_OFFERED: LeaseEventKind
 
 class HoldRequest(_message.Message):
-    __slots__ = ("holder", "purpose", "duration", "one_command", "kernel_id", "server", "hub_token")
+    __slots__ = ("holder", "purpose", "duration", "one_command", "kernel_id", "server", "hub_token", "offers", "answer")
     HOLDER_FIELD_NUMBER: _ClassVar[int]
     PURPOSE_FIELD_NUMBER: _ClassVar[int]
     DURATION_FIELD_NUMBER: _ClassVar[int]
@@ -35,6 +46,8 @@ class HoldRequest(_message.Message):
     KERNEL_ID_FIELD_NUMBER: _ClassVar[int]
     SERVER_FIELD_NUMBER: _ClassVar[int]
     HUB_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    OFFERS_FIELD_NUMBER: _ClassVar[int]
+    ANSWER_FIELD_NUMBER: _ClassVar[int]
     holder: str
     purpose: str
     duration: float
@@ -42,7 +55,9 @@ class HoldRequest(_message.Message):
     kernel_id: str
     server: str
     hub_token: str
-    def __init__(self, holder: _Optional[str] = ..., purpose: _Optional[str] = ..., duration: _Optional[float] = ..., one_command: bool = ..., kernel_id: _Optional[str] = ..., server: _Optional[str] = ..., hub_token: _Optional[str] = ...) -> None: ...
+    offers: bool
+    answer: HoldAnswer
+    def __init__(self, holder: _Optional[str] = ..., purpose: _Optional[str] = ..., duration: _Optional[float] = ..., one_command: bool = ..., kernel_id: _Optional[str] = ..., server: _Optional[str] = ..., hub_token: _Optional[str] = ..., offers: bool = ..., answer: _Optional[_Union[HoldAnswer, str]] = ...) -> None: ...
 
 class LeaseEvent(_message.Message):
     __slots__ = ("kind", "position", "token", "lease", "message")
@@ -111,7 +126,7 @@ class StatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class LeaseStatus(_message.Message):
-    __slots__ = ("required", "lease", "queue", "heartbeat_seconds", "max_duration", "caller_controls", "hub_identity")
+    __slots__ = ("required", "lease", "queue", "heartbeat_seconds", "max_duration", "caller_controls", "hub_identity", "offered")
     REQUIRED_FIELD_NUMBER: _ClassVar[int]
     LEASE_FIELD_NUMBER: _ClassVar[int]
     QUEUE_FIELD_NUMBER: _ClassVar[int]
@@ -119,6 +134,7 @@ class LeaseStatus(_message.Message):
     MAX_DURATION_FIELD_NUMBER: _ClassVar[int]
     CALLER_CONTROLS_FIELD_NUMBER: _ClassVar[int]
     HUB_IDENTITY_FIELD_NUMBER: _ClassVar[int]
+    OFFERED_FIELD_NUMBER: _ClassVar[int]
     required: bool
     lease: LeaseInfo
     queue: _containers.RepeatedCompositeFieldContainer[Waiter]
@@ -126,7 +142,8 @@ class LeaseStatus(_message.Message):
     max_duration: float
     caller_controls: bool
     hub_identity: bool
-    def __init__(self, required: bool = ..., lease: _Optional[_Union[LeaseInfo, _Mapping]] = ..., queue: _Optional[_Iterable[_Union[Waiter, _Mapping]]] = ..., heartbeat_seconds: _Optional[float] = ..., max_duration: _Optional[float] = ..., caller_controls: bool = ..., hub_identity: bool = ...) -> None: ...
+    offered: bool
+    def __init__(self, required: bool = ..., lease: _Optional[_Union[LeaseInfo, _Mapping]] = ..., queue: _Optional[_Iterable[_Union[Waiter, _Mapping]]] = ..., heartbeat_seconds: _Optional[float] = ..., max_duration: _Optional[float] = ..., caller_controls: bool = ..., hub_identity: bool = ..., offered: bool = ...) -> None: ...
 
 class ForceReleaseRequest(_message.Message):
     __slots__ = ("admin_passphrase",)

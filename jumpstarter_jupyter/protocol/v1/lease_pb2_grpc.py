@@ -77,7 +77,9 @@ class LeaseServiceServicer(object):
     def Hold(self, request_iterator, context):
         """Ask for the board: QUEUED events while waiting (with the position), then GRANTED with
         the token; later EXPIRING, EXTENDED and finally ENDED. The first request asks, every
-        later one is a heartbeat.
+        later one is a heartbeat. A request with `offers` (a client waiting at several boards)
+        gets OFFERED on reaching the front and answers ACCEPT (hooks run, then GRANTED) or
+        DECLINE (ENDED; the next waiter moves up). A waiter whose stream breaks leaves the queue.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -71,7 +71,7 @@ function render({ model, el }) {
   const drawRegisters = () => registers.replaceChildren(...(model.get("registers") || []).map(([name, value, changed]) =>
     h("tr", { class: changed ? "jmp-changed" : "", "data-register": name }, cell(name), cell(value))));
   const drawCode = () => code.replaceChildren(...(model.get("code") || []).map(([address, symbol, raw, text, atPc]) =>
-    h("tr", { class: atPc ? "jmp-pc" : "" }, cell(atPc ? "▶" : ""), cell(address), cell(symbol, "jmp-sym"), cell(text))));
+    h("tr", { class: atPc ? "jmp-pc" : "" }, cell(atPc ? "▶" : ""), cell(address), cell(symbol, "jmp-sym"), h("td", { title: raw }, text))));
   const drawMemory = () => {
     const view = model.get("memory") || {};
     memoryNote.textContent = view.address ? `${view.label ? `${view.label} = ` : ""}${view.address}${view.error ? `: ${view.error}` : ""}` : "";

@@ -55,7 +55,9 @@ function render({ model, el }) {
     const running = new Set(model.get("running"));
     for (const [name, row] of rows) {
       row.button.disabled = running.has(name);
-      row.result.textContent = running.has(name) ? "running…" : (results[name] ?? "");
+      // a streaming method's results show as they arrive, "running…" under them until it ends
+      const sofar = results[name] ?? "";
+      row.result.textContent = running.has(name) ? (sofar ? `${sofar}\nrunning…` : "running…") : sofar;
     }
     if (free) free.result.textContent = results[free.name.value] ?? "";
   };

@@ -18,7 +18,6 @@ import threading
 import time
 
 import can
-
 from measure import latencies_ms
 
 MARKER = 0x7FF
@@ -43,8 +42,13 @@ def measure_can(bus, source, count: int, burst: float, exporter_group: int) -> d
     cpu = _cpu(exporter_group) - cpu
     if first is None or msg is None:
         raise RuntimeError("the burst's frames stopped arriving before its marker")
-    return {"frames_per_s": received / elapsed, "frames": received, "missed": getattr(bus, "missed", 0),
-            "cpu_per_10k": cpu / received * 10_000, **latencies_ms(latencies)}
+    return {
+        "frames_per_s": received / elapsed,
+        "frames": received,
+        "missed": getattr(bus, "missed", 0),
+        "cpu_per_10k": cpu / received * 10_000,
+        **latencies_ms(latencies),
+    }
 
 
 def _end_burst(source, task, burst: float) -> None:

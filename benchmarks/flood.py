@@ -31,7 +31,9 @@ def measure_flood(endpoint: str, seconds: float) -> dict:
     with tempfile.TemporaryDirectory(prefix="jmp-flood-") as cwd:  # the widget's log file goes here
         manager, client = start_new_kernel(cwd=cwd)
         try:
-            reply = client.execute_interactive(SETUP.format(endpoint=endpoint), timeout=60, output_hook=lambda m: None)
+            reply = client.execute_interactive(
+                SETUP.format(endpoint=endpoint), timeout=60, output_hook=lambda m: None
+            )
             if reply["content"]["status"] != "ok":
                 raise RuntimeError(f"kernel setup failed: {reply['content'].get('evalue')}")
             return _observe(client, manager.provisioner.process.pid, seconds)

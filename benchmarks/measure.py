@@ -65,7 +65,9 @@ def _received(data: bytes) -> int:
     return len(data)
 
 
-def concurrent_calls(clients: int, seconds: float, setup: Callable[[], Callable[[], Any]], channels: int = 1) -> dict:
+def concurrent_calls(
+    clients: int, seconds: float, setup: Callable[[], Callable[[], Any]], channels: int = 1
+) -> dict:
     """Aggregate rate and latency of ``clients`` processes calling back to back for ``seconds``.
 
     Each process (forked after the caller's imports, before any channel exists) runs
@@ -76,8 +78,12 @@ def concurrent_calls(clients: int, seconds: float, setup: Callable[[], Callable[
     context = multiprocessing.get_context("fork")
     barrier = context.Barrier(clients * channels + 1)
     results = context.Queue()
-    workers = [context.Process(target=_worker_process, args=(setup, seconds, barrier, results, channels), daemon=True)
-               for _ in range(clients)]
+    workers = [
+        context.Process(
+            target=_worker_process, args=(setup, seconds, barrier, results, channels), daemon=True
+        )
+        for _ in range(clients)
+    ]
     for worker in workers:
         worker.start()
     barrier.wait(timeout=120)
@@ -93,7 +99,9 @@ def concurrent_calls(clients: int, seconds: float, setup: Callable[[], Callable[
 
 
 def _worker_process(setup, seconds: float, barrier, results, channels: int) -> None:
-    threads = [threading.Thread(target=_worker, args=(setup, seconds, barrier, results)) for _ in range(channels)]
+    threads = [
+        threading.Thread(target=_worker, args=(setup, seconds, barrier, results)) for _ in range(channels)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -103,8 +111,10 @@ def _worker_process(setup, seconds: float, barrier, results, channels: int) -> N
 def latencies_ms(latencies: list[float]) -> dict:
     """Median and p99 of latencies in seconds, in ms."""
     ordered = sorted(latencies)
-    return {"median_ms": statistics.median(ordered) * 1e3,
-            "p99_ms": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1e3}
+    return {
+        "median_ms": statistics.median(ordered) * 1e3,
+        "p99_ms": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1e3,
+    }
 
 
 def _worker(setup, seconds: float, barrier, results) -> None:

@@ -2,11 +2,13 @@
 
     python benchmarks/ours.py FIGURE ENDPOINT [ARGS]    # prints one RESULT line
 
-Figures: unary COUNT | echo CHILD TOTAL CHUNK | flash FILE | sd-flash FILE bmap|full | connect | concurrent CLIENTS SECONDS [CHANNELS]
+Figures: unary COUNT | echo CHILD TOTAL CHUNK | flash FILE | sd-flash FILE bmap|full | connect
+| concurrent CLIENTS SECONDS [CHANNELS]
 | storm COUNT (power.on() latency while COUNT abandoned led waits are cancelled)
 | flood SECONDS (the serial widget displayed in a real kernel while the console floods)
 | can COUNT BURST GROUP (CAN latency, then a burst's frames/s and CPU; see can_bus.py)
-| screen-live - SECONDS (a 1024x768 MJPEG source live in Chromium) | screen-snapshot - COUNT (QEMU screen; see screen.py)
+| screen-live - SECONDS (a 1024x768 MJPEG source live in Chromium)
+| screen-snapshot - COUNT (QEMU screen; see screen.py)
 """
 
 from __future__ import annotations
@@ -81,8 +83,12 @@ def storm(endpoint: str, count: str) -> None:
     if storming.exitcode != 0:
         raise SystemExit(f"the storm process failed ({storming.exitcode})")
     figures = latencies_ms(during)
-    report(figures["p99_ms"], median_ms=figures["median_ms"], idle_median_ms=latencies_ms(idle)["median_ms"],
-           calls_during=len(during))
+    report(
+        figures["p99_ms"],
+        median_ms=figures["median_ms"],
+        idle_median_ms=latencies_ms(idle)["median_ms"],
+        calls_during=len(during),
+    )
 
 
 def _timed(call) -> float:
@@ -98,7 +104,8 @@ def _abandon_waits(endpoint: str, uuid: str, count: int) -> None:
     import grpc
 
     from jumpstarter_jupyter.protocol.codec import encode
-    from jumpstarter_jupyter.protocol.v1 import jumpstarter_pb2 as pb, jumpstarter_pb2_grpc
+    from jumpstarter_jupyter.protocol.v1 import jumpstarter_pb2 as pb
+    from jumpstarter_jupyter.protocol.v1 import jumpstarter_pb2_grpc
 
     request = pb.DriverCallRequest(uuid=uuid, method="wait_for_active", args=[encode(None)])
 
@@ -155,9 +162,20 @@ def snmp(endpoint: str, count: str) -> None:
         report(call_rate(dut.pdu.on, int(count), warmup=5))
 
 
-FIGURES = {"snmp": snmp, "can": can_bus, "unary": unary, "echo": echo, "flash": flash, "sd-flash": sd_flash,
-           "connect": connect_time, "concurrent": concurrent, "storm": storm, "flood": flood,
-           "screen-live": screen_live, "screen-snapshot": screen_snapshot}
+FIGURES = {
+    "snmp": snmp,
+    "can": can_bus,
+    "unary": unary,
+    "echo": echo,
+    "flash": flash,
+    "sd-flash": sd_flash,
+    "connect": connect_time,
+    "concurrent": concurrent,
+    "storm": storm,
+    "flood": flood,
+    "screen-live": screen_live,
+    "screen-snapshot": screen_snapshot,
+}
 
 if __name__ == "__main__":
     FIGURES[sys.argv[1]](*sys.argv[2:])

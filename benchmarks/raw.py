@@ -33,8 +33,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from measure import MB, call_rate, echo_rate, report  # noqa: E402
 
 from jumpstarter_jupyter.protocol.codec import encode  # noqa: E402
-from jumpstarter_jupyter.protocol.v1 import jumpstarter_pb2 as pb, jumpstarter_pb2_grpc  # noqa: E402
-from jumpstarter_jupyter.protocol.v1 import router_pb2, router_pb2_grpc  # noqa: E402
+from jumpstarter_jupyter.protocol.v1 import jumpstarter_pb2 as pb  # noqa: E402
+from jumpstarter_jupyter.protocol.v1 import jumpstarter_pb2_grpc, router_pb2, router_pb2_grpc  # noqa: E402
 
 NULL_RESULT = pb.DriverCallResponse(uuid="00000000-0000-4000-8000-000000000000", result=encode(None))
 SINK_CHUNK = 1 << 20
@@ -60,12 +60,22 @@ async def _stream_aio(frames, context):
 
 def _handlers(driver_call, stream) -> list:
     return [
-        grpc.method_handlers_generic_handler("jumpstarter.v1.ExporterService", {
-            "DriverCall": grpc.unary_unary_rpc_method_handler(
-                driver_call, pb.DriverCallRequest.FromString, pb.DriverCallResponse.SerializeToString)}),
-        grpc.method_handlers_generic_handler("jumpstarter.v1.RouterService", {
-            "Stream": grpc.stream_stream_rpc_method_handler(
-                stream, router_pb2.StreamRequest.FromString, router_pb2.StreamResponse.SerializeToString)}),
+        grpc.method_handlers_generic_handler(
+            "jumpstarter.v1.ExporterService",
+            {
+                "DriverCall": grpc.unary_unary_rpc_method_handler(
+                    driver_call, pb.DriverCallRequest.FromString, pb.DriverCallResponse.SerializeToString
+                )
+            },
+        ),
+        grpc.method_handlers_generic_handler(
+            "jumpstarter.v1.RouterService",
+            {
+                "Stream": grpc.stream_stream_rpc_method_handler(
+                    stream, router_pb2.StreamRequest.FromString, router_pb2.StreamResponse.SerializeToString
+                )
+            },
+        ),
     ]
 
 
@@ -190,8 +200,9 @@ def snmp(address: str, count: int) -> None:
         engine, target = SnmpEngine(), await UdpTransportTarget.create((host, int(port)))
 
         async def switch() -> None:
-            indication, status, _, _ = await set_cmd(engine, CommunityData("private"), target, ContextData(), outlet,
-                                                     lookupMib=False)
+            indication, status, _, _ = await set_cmd(
+                engine, CommunityData("private"), target, ContextData(), outlet, lookupMib=False
+            )
             if indication or status:
                 raise RuntimeError(f"snmp set failed: {indication or status.prettyPrint()}")
 

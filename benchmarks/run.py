@@ -98,9 +98,18 @@ class Bench:
         if name == "ours-qemu":
             return services.our_exporter(self.qemu_config())
         if name == "ours-sd":
-            return services.our_exporter(self._write("sd.yaml", {
-                "apiVersion": "jumpstarter.dev/v1alpha1", "kind": "ExporterConfig",
-                "export": {"storage": {"type": "StorageDevice", "config": {"device": self.loop_device()}}}}))
+            return services.our_exporter(
+                self._write(
+                    "sd.yaml",
+                    {
+                        "apiVersion": "jumpstarter.dev/v1alpha1",
+                        "kind": "ExporterConfig",
+                        "export": {
+                            "storage": {"type": "StorageDevice", "config": {"device": self.loop_device()}}
+                        },
+                    },
+                )
+            )
         raise KeyError(name)
 
     def config(self) -> str:
@@ -127,12 +136,19 @@ class Bench:
         exporter process by ours, served directly by upstream's (which ignores the `hosted` keys)."""
         if "hosted" not in self.files:
             self.address("echo-unix")
-            config = {"apiVersion": "jumpstarter.dev/v1alpha1", "kind": "ExporterConfig",
-                      "metadata": {"namespace": "default", "name": "hosted"},
-                      "hosted": {"python": str(self.peer / "bin" / "python")},
-                      "export": {"power": {"type": "jumpstarter_driver_power.driver.MockPower", "hosted": True},
-                                 "unixnet": {"type": "jumpstarter_driver_network.driver.UnixNetwork",
-                                             "config": {"path": str(self.workdir / "echo.sock")}}}}
+            config = {
+                "apiVersion": "jumpstarter.dev/v1alpha1",
+                "kind": "ExporterConfig",
+                "metadata": {"namespace": "default", "name": "hosted"},
+                "hosted": {"python": str(self.peer / "bin" / "python")},
+                "export": {
+                    "power": {"type": "jumpstarter_driver_power.driver.MockPower", "hosted": True},
+                    "unixnet": {
+                        "type": "jumpstarter_driver_network.driver.UnixNetwork",
+                        "config": {"path": str(self.workdir / "echo.sock")},
+                    },
+                },
+            }
             self.files["hosted"] = self._write("hosted.yaml", config)
         return self.files["hosted"]
 
@@ -140,24 +156,36 @@ class Bench:
         """Power plus a digital input whose waits the storm abandons (ours only: upstream's
         peer has no gpiod driver)."""
         config = yaml.safe_load((services.HERE / "bench.yaml").read_text())
-        config["export"] = {"power": config["export"]["power"],
-                            "led": {"type": "jumpstarter_jupyter.drivers.gpio.driver.MockDigitalInput"}}
+        config["export"] = {
+            "power": config["export"]["power"],
+            "led": {"type": "jumpstarter_jupyter.drivers.gpio.driver.MockDigitalInput"},
+        }
         return self._write("storm.yaml", config)
 
     def flood_config(self) -> str:
         """A serial port on the flooding pty."""
         config = yaml.safe_load((services.HERE / "bench.yaml").read_text())
-        config["export"] = {"serial": {**config["export"]["serial"], "config": {"url": self.address("flood-source")}}}
+        config["export"] = {
+            "serial": {**config["export"]["serial"], "config": {"url": self.address("flood-source")}}
+        }
         return self._write("flood.yaml", config)
 
     def snmp_config(self) -> str:
         """An SnmpPower outlet of the private net-snmp agent (ours only: upstream's peer has no
         SNMP driver installed)."""
         host, _, port = self.address("snmp-agent").rpartition(":")
-        config = {"apiVersion": "jumpstarter.dev/v1alpha1", "kind": "ExporterConfig",
-                  "export": {"pdu": {"type": "SnmpPower",
-                                     "config": {"host": host, "port": int(port), "plug": 1, "community": "private"}}}}
+        config = {
+            "apiVersion": "jumpstarter.dev/v1alpha1",
+            "kind": "ExporterConfig",
+            "export": {
+                "pdu": {
+                    "type": "SnmpPower",
+                    "config": {"host": host, "port": int(port), "plug": 1, "community": "private"},
+                }
+            },
+        }
         return self._write("snmp.yaml", config)
+
     def qemu_config(self) -> str:
         """An x86_64 QEMU board whose CPU waits for the debugger at power on (nothing boots)."""
         from jumpstarter_jupyter.drivers.qemu.images import build
@@ -184,8 +212,9 @@ class Bench:
             backing = self.workdir / "card.backing"
             with open(backing, "wb") as out:
                 out.truncate(max(self.sizes.sparse, self.sizes.flash))
-            self.files["loop"] = subprocess.run(["losetup", "-f", "--show", str(backing)], check=True,
-                                                capture_output=True, text=True).stdout.strip()
+            self.files["loop"] = subprocess.run(
+                ["losetup", "-f", "--show", str(backing)], check=True, capture_output=True, text=True
+            ).stdout.strip()
         return self.files["loop"]
 
     def sparse_image(self) -> str:
@@ -197,7 +226,9 @@ class Bench:
                 for piece in range(10):
                     out.seek(piece * self.sizes.sparse // 10)
                     out.write(os.urandom(self.sizes.sparse // 100))
-            subprocess.run(["bmaptool", "create", "-o", f"{path}.bmap", str(path)], check=True, capture_output=True)
+            subprocess.run(
+                ["bmaptool", "create", "-o", f"{path}.bmap", str(path)], check=True, capture_output=True
+            )
             self.files["sparse"] = str(path)
         return self.files["sparse"]
 
@@ -212,11 +243,29 @@ class Bench:
         if side == "upstream":
             python = str(self.peer / "bin" / "python")
             if not self.shell:  # the variables `jmp shell` sets for its child
-                return ["env", f"JUMPSTARTER_HOST={endpoint}", "JMP_GRPC_INSECURE=1", "JMP_DRIVERS_ALLOW=UNSAFE",
-                        "JMP_EXPORTER=direct", "JMP_LEASE=direct", "_JMP_SUPPRESS_DRIVER_WARNINGS=1",
-                        python, path, *args]
-            return [str(self.peer / "bin" / "jmp"), "shell", "--tls-grpc", endpoint, "--tls-grpc-insecure",
-                    "--", python, path, *args]
+                return [
+                    "env",
+                    f"JUMPSTARTER_HOST={endpoint}",
+                    "JMP_GRPC_INSECURE=1",
+                    "JMP_DRIVERS_ALLOW=UNSAFE",
+                    "JMP_EXPORTER=direct",
+                    "JMP_LEASE=direct",
+                    "_JMP_SUPPRESS_DRIVER_WARNINGS=1",
+                    python,
+                    path,
+                    *args,
+                ]
+            return [
+                str(self.peer / "bin" / "jmp"),
+                "shell",
+                "--tls-grpc",
+                endpoint,
+                "--tls-grpc-insecure",
+                "--",
+                python,
+                path,
+                *args,
+            ]
         return [sys.executable, path, *args]
 
     def stop(self) -> None:
@@ -269,16 +318,24 @@ def _short(result: dict) -> str:
 
 def summarize(values: dict) -> list[dict]:
     """Medians, ratios and targets per row, in table order."""
-    medians = {row: {side: statistics.median(v) for side, v in sides.items()} for row, sides in values.items()}
+    medians = {
+        row: {side: statistics.median(v) for side, v in sides.items()} for row, sides in values.items()
+    }
     rows = []
     for row in ROWS:
         if row.key not in values:
             continue
-        entry = {"key": row.key, "title": row.title, "unit": row.unit,
-                 "sides": {side: {"median": medians[row.key][side], "runs": runs}
-                           for side, runs in values[row.key].items()},
-                 "ratios": row.ratios(medians[row.key]),
-                 "targets": [{"target": t.text, "met": t.check(medians)} for t in row.targets]}
+        entry = {
+            "key": row.key,
+            "title": row.title,
+            "unit": row.unit,
+            "sides": {
+                side: {"median": medians[row.key][side], "runs": runs}
+                for side, runs in values[row.key].items()
+            },
+            "ratios": row.ratios(medians[row.key]),
+            "targets": [{"target": t.text, "met": t.check(medians)} for t in row.targets],
+        }
         rows.append(entry)
     return rows
 
@@ -287,7 +344,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, one round (checks the harness)")
     parser.add_argument("--rounds", type=int, help="rounds per measurement (default 5, quick 1)")
-    parser.add_argument("--only", help="comma-separated measurement keys: " + ", ".join(m.key for m in MEASUREMENTS))
+    parser.add_argument(
+        "--only", help="comma-separated measurement keys: " + ", ".join(m.key for m in MEASUREMENTS)
+    )
     parser.add_argument("--output", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS})")
     args = parser.parse_args(argv)
     # a run stopped with SIGTERM (background jobs ignore SIGINT) still stops its services
@@ -304,8 +363,15 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             bench.stop()
     rows = summarize(values)
-    result = {"machine": describe(bench.peer), "quick": args.quick, "rounds": rounds,
-              "seconds": round(time.time() - started, 1), "sizes": sizes.__dict__, "rows": rows, "errors": errors}
+    result = {
+        "machine": describe(bench.peer),
+        "quick": args.quick,
+        "rounds": rounds,
+        "seconds": round(time.time() - started, 1),
+        "sizes": sizes.__dict__,
+        "rows": rows,
+        "errors": errors,
+    }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n")
     print(render(result))

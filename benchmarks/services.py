@@ -26,8 +26,13 @@ class Service:
     def __init__(self, name: str, argv: list[str], ready: str, cwd: Path | None = None):
         self.name, self.argv = name, argv
         self.process = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True, cwd=cwd, start_new_session=True,  # its own group: stop() ends its children too
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=cwd,
+            start_new_session=True,  # its own group: stop() ends its children too
         )
         self._lines: queue.Queue[str | None] = queue.Queue()
         self.output: list[str] = []
@@ -45,10 +50,14 @@ class Service:
                 line = self._lines.get(timeout=START_TIMEOUT)
             except queue.Empty:
                 self.stop()
-                raise RuntimeError(f"{self.name}: no {pattern.pattern!r} within {START_TIMEOUT:.0f} s") from None
+                raise RuntimeError(
+                    f"{self.name}: no {pattern.pattern!r} within {START_TIMEOUT:.0f} s"
+                ) from None
             if line is None:
-                raise RuntimeError(f"{self.name} exited ({self.process.wait()}) before serving:\n"
-                                   + "".join(self.output[-20:]))
+                raise RuntimeError(
+                    f"{self.name} exited ({self.process.wait()}) before serving:\n"
+                    + "".join(self.output[-20:])
+                )
             self.output.append(line)
             match = pattern.search(line)
             if match:
@@ -79,28 +88,41 @@ def free_port() -> int:
 
 
 def echo_server(unix: str | None = None) -> Service:
-    return Service("echo server", [sys.executable, str(HERE / "echo_server.py"), *([unix] if unix else [])],
-                   r"serving (\S+)")
+    return Service(
+        "echo server",
+        [sys.executable, str(HERE / "echo_server.py"), *([unix] if unix else [])],
+        r"serving (\S+)",
+    )
 
 
 def flood_source(rate: int) -> Service:
-    return Service("flooding pty", [sys.executable, str(HERE / "flood_source.py"), str(rate)], r"serving (\S+)")
+    return Service(
+        "flooding pty", [sys.executable, str(HERE / "flood_source.py"), str(rate)], r"serving (\S+)"
+    )
 
 
 def snmp_agent(directory: Path) -> Service:
     """A private net-snmp agent with a writable outlet table (``snmp_agent.py``)."""
     directory.mkdir(exist_ok=True)
-    return Service("snmp agent", [sys.executable, str(HERE / "snmp_agent.py"), str(directory)], r"serving (\S+)")
+    return Service(
+        "snmp agent", [sys.executable, str(HERE / "snmp_agent.py"), str(directory)], r"serving (\S+)"
+    )
 
 
 def raw_server(unix: str) -> Service:
-    return Service("raw grpcio server", [sys.executable, str(HERE / "raw.py"), "serve", "--socket", unix],
-                   r"serving tcp=(?P<tcp>\S+) unix=(?P<unix>\S+) sink=(?P<sink>\S+)")
+    return Service(
+        "raw grpcio server",
+        [sys.executable, str(HERE / "raw.py"), "serve", "--socket", unix],
+        r"serving tcp=(?P<tcp>\S+) unix=(?P<unix>\S+) sink=(?P<sink>\S+)",
+    )
 
 
 def raw_aio_server(unix: str) -> Service:
-    return Service("raw grpc.aio server", [sys.executable, str(HERE / "raw.py"), "serve-aio", "--socket", unix],
-                   r"serving tcp=(?P<tcp>\S+) unix=(?P<unix>\S+)")
+    return Service(
+        "raw grpc.aio server",
+        [sys.executable, str(HERE / "raw.py"), "serve-aio", "--socket", unix],
+        r"serving tcp=(?P<tcp>\S+) unix=(?P<unix>\S+)",
+    )
 
 
 def our_exporter(config: str, socket_path: str | None = None) -> Service:
@@ -109,7 +131,9 @@ def our_exporter(config: str, socket_path: str | None = None) -> Service:
 
 
 def our_demo() -> Service:
-    return Service("our virtual board", [_our_command(), "demo", "--listen", "127.0.0.1:0"], r"^serving (\S+)")
+    return Service(
+        "our virtual board", [_our_command(), "demo", "--listen", "127.0.0.1:0"], r"^serving (\S+)"
+    )
 
 
 def farm(boards: int, virtual: int, workdir: Path) -> Service:
@@ -126,14 +150,24 @@ def _our_command() -> str:
 
 def upstream_exporter(peer: Path, config: str) -> Service:
     port = free_port()
-    return Service("upstream exporter",
-                   [str(peer / "bin" / "jmp"), "run", "--exporter-config", config,
-                    "--tls-grpc-listener", f"127.0.0.1:{port}", "--tls-grpc-insecure"],
-                   r"Session server started on (\S+:\d+)")
+    return Service(
+        "upstream exporter",
+        [
+            str(peer / "bin" / "jmp"),
+            "run",
+            "--exporter-config",
+            config,
+            "--tls-grpc-listener",
+            f"127.0.0.1:{port}",
+            "--tls-grpc-insecure",
+        ],
+        r"Session server started on (\S+:\d+)",
+    )
 
 
 def upstream_peer() -> Path:
     """The upstream 0.9.0 venv, installed on first use by the project's own script."""
-    out = subprocess.run(["bash", str(ROOT / "scripts" / "setup-upstream-peer.sh")],
-                         check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "setup-upstream-peer.sh")], check=True, capture_output=True, text=True
+    ).stdout
     return Path(out.strip().splitlines()[-1])

@@ -37,8 +37,11 @@ CHUNK = 64 * 1024
 
 def figures(pid: int) -> dict:
     status = dict(line.split(":", 1) for line in open(f"/proc/{pid}/status").read().splitlines())
-    return {"threads": int(status["Threads"]), "fds": len(os.listdir(f"/proc/{pid}/fd")),
-            "rss_mb": round(int(status["VmRSS"].split()[0]) / 1024, 1)}
+    return {
+        "threads": int(status["Threads"]),
+        "fds": len(os.listdir(f"/proc/{pid}/fd")),
+        "rss_mb": round(int(status["VmRSS"].split()[0]) / 1024, 1),
+    }
 
 
 def client(endpoint: str, deadline: float, calls: int, stream_bytes: int, results) -> None:
@@ -75,8 +78,10 @@ def client(endpoint: str, deadline: float, calls: int, stream_bytes: int, result
 def worker(endpoint: str, threads: int, deadline: float, calls: int, stream_bytes: int, results) -> None:
     import threading
 
-    running = [threading.Thread(target=client, args=(endpoint, deadline, calls, stream_bytes, results))
-               for _ in range(threads)]
+    running = [
+        threading.Thread(target=client, args=(endpoint, deadline, calls, stream_bytes, results))
+        for _ in range(threads)
+    ]
     for thread in running:
         thread.start()
     for thread in running:
@@ -108,9 +113,16 @@ def main(argv: list[str] | None = None) -> int:
             deadline = started + args.minutes * 60
             context = multiprocessing.get_context("spawn")
             results = context.Queue()
-            per_process = [args.clients // PROCESSES + (i < args.clients % PROCESSES) for i in range(PROCESSES)]
-            processes = [context.Process(target=worker, args=(endpoint, n, deadline, per_client_calls,
-                                                             per_client_bytes, results)) for n in per_process if n]
+            per_process = [
+                args.clients // PROCESSES + (i < args.clients % PROCESSES) for i in range(PROCESSES)
+            ]
+            processes = [
+                context.Process(
+                    target=worker, args=(endpoint, n, deadline, per_client_calls, per_client_bytes, results)
+                )
+                for n in per_process
+                if n
+            ]
             for process in processes:
                 process.start()
             outcomes = [results.get() for _ in range(args.clients)]
@@ -121,10 +133,17 @@ def main(argv: list[str] | None = None) -> int:
             exporter.stop()
             echo.stop()
     errors = [e for o in outcomes for e in o["errors"]]
-    report = {"machine": describe(None), "quick": args.minutes < FULL_MINUTES,
-              "minutes": round((time.monotonic() - started) / 60, 1), "clients": args.clients,
-              "calls": sum(o["calls"] for o in outcomes), "stream_mib": sum(o["bytes"] for o in outcomes) >> 20,
-              "before": before, "after": after, "errors": len(errors)}
+    report = {
+        "machine": describe(None),
+        "quick": args.minutes < FULL_MINUTES,
+        "minutes": round((time.monotonic() - started) / 60, 1),
+        "clients": args.clients,
+        "calls": sum(o["calls"] for o in outcomes),
+        "stream_mib": sum(o["bytes"] for o in outcomes) >> 20,
+        "before": before,
+        "after": after,
+        "errors": len(errors),
+    }
     print(json.dumps(report, indent=2))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2) + "\n")

@@ -18,20 +18,31 @@ def render(result: dict) -> str:
         for side, ratio in ratios.items():
             if side.removeprefix("ours/") not in (*SIDES, "raw aio", "raw socket"):
                 raw += f" [{side} {_ratio(ratio)}]"
-        lines.append([
-            row["title"], row["unit"],
-            _number(sides.get("ours", {}).get("median")), _number(sides.get("upstream", {}).get("median")), raw,
-            _ratio(ratios.get("ours/upstream")), _ratio(_against_faster_raw(ratios)),
-            "; ".join(f"{t['target']}: {_verdict(t['met'])}" for t in row["targets"]),
-        ])
+        lines.append(
+            [
+                row["title"],
+                row["unit"],
+                _number(sides.get("ours", {}).get("median")),
+                _number(sides.get("upstream", {}).get("median")),
+                raw,
+                _ratio(ratios.get("ours/upstream")),
+                _ratio(_against_faster_raw(ratios)),
+                "; ".join(f"{t['target']}: {_verdict(t['met'])}" for t in row["targets"]),
+            ]
+        )
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    text = [" | ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in lines]
+    text = [
+        " | ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=False)).rstrip()
+        for line in lines
+    ]
     text.insert(1, "-|-".join("-" * width for width in widths))
     machine = result["machine"]
     text.append("")
-    text.append(f"{machine['cpu']}, {machine['cores']} cores, {machine['memory_gib']} GiB, {machine['os']}, "
-                f"Python {machine['python']}; {result['rounds']} round(s), medians"
-                + (" -- QUICK MODE: harness check, not a measurement" if result["quick"] else ""))
+    text.append(
+        f"{machine['cpu']}, {machine['cores']} cores, {machine['memory_gib']} GiB, {machine['os']}, "
+        f"Python {machine['python']}; {result['rounds']} round(s), medians"
+        + (" -- QUICK MODE: harness check, not a measurement" if result["quick"] else "")
+    )
     if result["errors"]:
         text.append(f"{len(result['errors'])} error(s):")
         text.extend(f"  {error}" for error in result["errors"])

@@ -15,9 +15,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from measure import MB, call_rate, concurrent_calls, echo_rate, report  # noqa: E402
-
 from jumpstarter.utils.env import env  # noqa: E402
+from measure import MB, call_rate, concurrent_calls, echo_rate, report  # noqa: E402
 
 
 def unary(count: str) -> None:
@@ -70,7 +69,14 @@ def can_bus(count: str, burst: str, group: str) -> None:
     report(result.pop("frames_per_s"), **result)
 
 
-FIGURES = {"can": can_bus, "unary": unary, "echo": echo, "flash": flash, "connect": connect_time, "concurrent": concurrent}
+FIGURES = {
+    "can": can_bus,
+    "unary": unary,
+    "echo": echo,
+    "flash": flash,
+    "connect": connect_time,
+    "concurrent": concurrent,
+}
 
 if __name__ == "__main__":
     FIGURES[sys.argv[1]](*sys.argv[2:])

@@ -36,21 +36,49 @@ def _serve_options(func):
     options = [
         click.option("--listen", metavar="HOST:PORT", help="Serve on TCP (port 0: any free port)."),
         click.option("--socket", "socket_path", metavar="PATH", help="Serve on a unix socket."),
-        click.option("--passphrase", envvar="JMP_GRPC_PASSPHRASE", help="Require this passphrase on every call."),
-        click.option("--passphrase-file", type=click.Path(exists=True, dir_okay=False),
-                     help="Read the passphrase from this file (it never shows in ps)."),
-        click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False), help="Serve TLS with this certificate."),
+        click.option(
+            "--passphrase", envvar="JMP_GRPC_PASSPHRASE", help="Require this passphrase on every call."
+        ),
+        click.option(
+            "--passphrase-file",
+            type=click.Path(exists=True, dir_okay=False),
+            help="Read the passphrase from this file (it never shows in ps).",
+        ),
+        click.option(
+            "--tls-cert",
+            type=click.Path(exists=True, dir_okay=False),
+            help="Serve TLS with this certificate.",
+        ),
         click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="Key of --tls-cert."),
-        click.option("--lease", "lease_mode", type=click.Choice(["required", "optional"]),
-                     help="required: controlling the board needs its lease (default: the config's lease: section)."),
-        click.option("--admin-passphrase-file", type=click.Path(exists=True, dir_okay=False),
-                     help="The admin credential that may force-release a lease."),
-        click.option("--hub-api-url", metavar="URL",
-                     help="Holders are JupyterHub users this hub vouches for (e.g. http://127.0.0.1:8081/hub/api)."),
-        click.option("--label", "labels", metavar="KEY=VALUE", multiple=True, callback=_labels,
-                     help="A label of this exporter (repeatable; over the config's labels:), for selectors."),
-        click.option("--stop-on-stdin-eof", is_flag=True,
-                     help="Stop when standard input closes: the exporter ends with the process that started it."),
+        click.option(
+            "--lease",
+            "lease_mode",
+            type=click.Choice(["required", "optional"]),
+            help="required: controlling the board needs its lease (default: the config's lease: section).",
+        ),
+        click.option(
+            "--admin-passphrase-file",
+            type=click.Path(exists=True, dir_okay=False),
+            help="The admin credential that may force-release a lease.",
+        ),
+        click.option(
+            "--hub-api-url",
+            metavar="URL",
+            help="Holders are JupyterHub users this hub vouches for (e.g. http://127.0.0.1:8081/hub/api).",
+        ),
+        click.option(
+            "--label",
+            "labels",
+            metavar="KEY=VALUE",
+            multiple=True,
+            callback=_labels,
+            help="A label of this exporter (repeatable; over the config's labels:), for selectors.",
+        ),
+        click.option(
+            "--stop-on-stdin-eof",
+            is_flag=True,
+            help="Stop when standard input closes: the exporter ends with the process that started it.",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -125,9 +153,21 @@ def _log_to_stderr() -> None:
     ours.setLevel(logging.INFO)
 
 
-def _serve_until_signalled(root, listen, socket_path, passphrase, passphrase_file, tls_cert, tls_key, lease_mode,
-                           admin_passphrase_file, hub_api_url=None, stop_on_stdin_eof=False, labels=None,
-                           config=None) -> None:
+def _serve_until_signalled(
+    root,
+    listen,
+    socket_path,
+    passphrase,
+    passphrase_file,
+    tls_cert,
+    tls_key,
+    lease_mode,
+    admin_passphrase_file,
+    hub_api_url=None,
+    stop_on_stdin_eof=False,
+    labels=None,
+    config=None,
+) -> None:
     from dataclasses import replace
 
     from jumpstarter_jupyter.exporter import serve
@@ -143,7 +183,9 @@ def _serve_until_signalled(root, listen, socket_path, passphrase, passphrase_fil
         if lease_mode is not None:
             policy = replace(policy, required=lease_mode == "required")
         if admin_passphrase_file is not None:
-            policy = replace(policy, admin_passphrase=_secret(None, admin_passphrase_file, "admin-passphrase"))
+            policy = replace(
+                policy, admin_passphrase=_secret(None, admin_passphrase_file, "admin-passphrase")
+            )
         if hub_api_url is not None:
             policy = replace(policy, hub_api_url=_hub_api_url(hub_api_url))
     except click.UsageError:
@@ -157,10 +199,18 @@ def _serve_until_signalled(root, listen, socket_path, passphrase, passphrase_fil
 
     _log_to_stderr()
     try:
-        exporter = serve(root, listen=listen, socket=socket_path, passphrase=passphrase, tls_cert=tls_cert,
-                         tls_key=tls_key, lease=policy, hooks=config.hooks if config is not None else None,
-                         on_exit=exit_requested,
-                         labels={**(config.labels if config is not None else {}), **(labels or {})})
+        exporter = serve(
+            root,
+            listen=listen,
+            socket=socket_path,
+            passphrase=passphrase,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            lease=policy,
+            hooks=config.hooks if config is not None else None,
+            on_exit=exit_requested,
+            labels={**(config.labels if config is not None else {}), **(labels or {})},
+        )
     except (OSError, ValueError) as exc:
         root.teardown()
         raise click.ClickException(str(exc)) from None
@@ -205,9 +255,14 @@ def demo(**options):
     _serve_until_signalled(board.create(), **options)
 
 
-@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
-                                "help_option_names": []})
-@click.option("--endpoint", envvar="JUMPSTARTER_HOST", help="HOST:PORT, unix:/path, a socket path or a pool board's name.")
+@main.command(
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []}
+)
+@click.option(
+    "--endpoint",
+    envvar="JUMPSTARTER_HOST",
+    help="HOST:PORT, unix:/path, a socket path or a pool board's name.",
+)
 @click.option("--passphrase", envvar="JMP_GRPC_PASSPHRASE", help="The exporter's passphrase.")
 @click.option("--tls-ca", metavar="PEM", help="Connect with TLS, trusting this CA certificate.")
 @click.pass_context
@@ -224,8 +279,14 @@ def j(ctx, endpoint, passphrase, tls_ca):
     try:
         # a lease for this one command when the exporter requires one (no lease hooks run);
         # a board someone holds is an error naming them, not a wait in line
-        root = connect(endpoint, passphrase=passphrase, tls_ca=tls_ca, hooks=False, wait=0,
-                       purpose=f"j {' '.join(args)}"[:200])
+        root = connect(
+            endpoint,
+            passphrase=passphrase,
+            tls_ca=tls_ca,
+            hooks=False,
+            wait=0,
+            purpose=f"j {' '.join(args)}"[:200],
+        )
     except JumpstarterError as exc:
         raise click.ClickException(str(exc)) from None
     try:
@@ -246,15 +307,30 @@ def j(ctx, endpoint, passphrase, tls_ca):
 
 @main.command("run-notebooks")
 @click.argument("notebooks", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--selector", required=True,
-              help="The pool's boards to run on: a label selector (soc=imx8mp,site!=lab2).")
-@click.option("--each", is_flag=True,
-              help="Run every notebook on every matching board (else each once, on any free one).")
+@click.option(
+    "--selector", required=True, help="The pool's boards to run on: a label selector (soc=imx8mp,site!=lab2)."
+)
+@click.option(
+    "--each",
+    is_flag=True,
+    help="Run every notebook on every matching board (else each once, on any free one).",
+)
 @click.option("--parallel", type=click.IntRange(min=1), default=1, show_default=True, help="Runs at a time.")
-@click.option("-p", "--parameter", "parameters", nargs=2, multiple=True, metavar="KEY VALUE",
-              help="A papermill parameter for every run (repeatable).")
-@click.option("--out", type=click.Path(file_okay=False), required=True,
-              help="Folder for the executed notebooks, junit.xml and index.html.")
+@click.option(
+    "-p",
+    "--parameter",
+    "parameters",
+    nargs=2,
+    multiple=True,
+    metavar="KEY VALUE",
+    help="A papermill parameter for every run (repeatable).",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    required=True,
+    help="Folder for the executed notebooks, junit.xml and index.html.",
+)
 @click.option("--wait", help="How long a run waits for a board (90s, 30m; default: as long as it takes).")
 @click.option("-k", "--kernel", help="Kernel to run the notebooks with (default: each notebook's own).")
 def run_notebooks(notebooks, selector, each, parallel, parameters, out, wait, kernel):
@@ -275,12 +351,22 @@ def run_notebooks(notebooks, selector, each, parallel, parameters, out, wait, ke
     except (SelectorError, ValueError) as exc:
         raise click.UsageError(str(exc)) from None
     try:
-        from jumpstarter_jupyter.runs.runner import Plan, run_notebooks as run_all
+        from jumpstarter_jupyter.runs.runner import Plan
+        from jumpstarter_jupyter.runs.runner import run_notebooks as run_all
     except ImportError as exc:
-        raise click.ClickException("run-notebooks needs the farm extra: "
-                                   f"pip install 'jumpstarter-jupyter[farm]' ({exc})") from None
-    plan = Plan([Path(nb).resolve() for nb in notebooks], selector, Path(out).resolve(), each=each,
-                parallel=parallel, parameters=list(parameters), kernel=kernel, wait=waited)
+        raise click.ClickException(
+            f"run-notebooks needs the farm extra: pip install 'jumpstarter-jupyter[farm]' ({exc})"
+        ) from None
+    plan = Plan(
+        [Path(nb).resolve() for nb in notebooks],
+        selector,
+        Path(out).resolve(),
+        each=each,
+        parallel=parallel,
+        parameters=list(parameters),
+        kernel=kernel,
+        wait=waited,
+    )
     try:
         code = run_all(plan)
     except JumpstarterError as exc:
@@ -288,8 +374,12 @@ def run_notebooks(notebooks, selector, each, parallel, parameters, out, wait, ke
     sys.exit(code)
 
 
-_ENDPOINT = click.option("--endpoint", envvar="JUMPSTARTER_HOST", required=True,
-                         help="HOST:PORT, unix:/path, a socket path or a pool board's name ($JUMPSTARTER_HOST).")
+_ENDPOINT = click.option(
+    "--endpoint",
+    envvar="JUMPSTARTER_HOST",
+    required=True,
+    help="HOST:PORT, unix:/path, a socket path or a pool board's name ($JUMPSTARTER_HOST).",
+)
 _PASSPHRASE = click.option("--passphrase", envvar="JMP_GRPC_PASSPHRASE", help="The exporter's passphrase.")
 _TLS_CA = click.option("--tls-ca", metavar="PEM", help="Connect with TLS, trusting this CA certificate.")
 
@@ -309,7 +399,9 @@ def _lease_connection(endpoint: str, passphrase: str | None, tls_ca: str | None)
         board = connection.read_board_lease()
         if not board.supported:
             connection.close()
-            raise click.ClickException(f"the exporter at {endpoint} has no lease service (an upstream exporter?)")
+            raise click.ClickException(
+                f"the exporter at {endpoint} has no lease service (an upstream exporter?)"
+            )
         return connection, board
     except JumpstarterError as exc:
         raise click.ClickException(str(exc)) from None
@@ -322,7 +414,9 @@ def _lease_connection(endpoint: str, passphrase: str | None, tls_ca: str | None)
 @click.option("--purpose", default="", help="What for, shown to others.")
 @click.option("--duration", default="0", help="How long (90s, 30m, 2h; default: the exporter's).")
 @click.option("--wait", help="Give up after waiting this long in line (default: wait).")
-@click.option("--print-token", is_flag=True, help="Print the lease's token (for upstream clients: --passphrase TOKEN).")
+@click.option(
+    "--print-token", is_flag=True, help="Print the lease's token (for upstream clients: --passphrase TOKEN)."
+)
 def acquire(endpoint, passphrase, tls_ca, purpose, duration, wait, print_token):
     """Take the board's lease and hold it until Ctrl-C (or SIGTERM, or standard input closing)."""
     from jumpstarter_jupyter.durations import format_duration, parse_duration
@@ -334,12 +428,18 @@ def acquire(endpoint, passphrase, tls_ca, purpose, duration, wait, print_token):
     _block_stop_signals()
     connection, _ = _lease_connection(endpoint, passphrase, tls_ca)
     try:
-        held = connection.acquire(purpose=purpose, duration=seconds, wait=waited,
-                                  on_queued=lambda n: click.echo(f"waiting: number {n} in line", err=True))
+        held = connection.acquire(
+            purpose=purpose,
+            duration=seconds,
+            wait=waited,
+            on_queued=lambda n: click.echo(f"waiting: number {n} in line", err=True),
+        )
     except JumpstarterError as exc:
         connection.close()
         raise click.ClickException(str(exc)) from None
-    click.echo(f"lease held by {held.holder} for {format_duration(held.remaining)}; Ctrl-C releases it", err=True)
+    click.echo(
+        f"lease held by {held.holder} for {format_duration(held.remaining)}; Ctrl-C releases it", err=True
+    )
     if print_token:
         click.echo(held.token)
     sys.stdout.flush()
@@ -365,35 +465,55 @@ def status(endpoint, passphrase, tls_ca):
     now = time.time()
     for position, waiter in enumerate(board.waiting, 1):
         purpose = f" ({waiter.purpose})" if waiter.purpose else ""
-        click.echo(f"  {position}. {waiter.holder}{purpose}, waiting for {format_duration(now - waiter.since)}")
+        click.echo(
+            f"  {position}. {waiter.holder}{purpose}, waiting for {format_duration(now - waiter.since)}"
+        )
 
 
 @lease.command()
 @_ENDPOINT
 @_PASSPHRASE
 @_TLS_CA
-@click.option("--token", envvar="JMP_LEASE_TOKEN", required=True, help="The lease's token ($JMP_LEASE_TOKEN).")
+@click.option(
+    "--token", envvar="JMP_LEASE_TOKEN", required=True, help="The lease's token ($JMP_LEASE_TOKEN)."
+)
 def release(endpoint, passphrase, tls_ca, token):
     """Give a lease back by its token (the exporter's afterLease hook runs)."""
     from jumpstarter_jupyter.client.lease import release as release_lease
 
-    _lease_call(endpoint, passphrase, tls_ca, lambda connection: release_lease(
-        connection.channel, connection.credentials, connection.endpoint, token))
+    _lease_call(
+        endpoint,
+        passphrase,
+        tls_ca,
+        lambda connection: release_lease(
+            connection.channel, connection.credentials, connection.endpoint, token
+        ),
+    )
 
 
 @lease.command("force-release")
 @_ENDPOINT
 @_PASSPHRASE
 @_TLS_CA
-@click.option("--admin-passphrase-file", type=click.Path(exists=True, dir_okay=False), required=True,
-              help="File holding the exporter's admin credential.")
+@click.option(
+    "--admin-passphrase-file",
+    type=click.Path(exists=True, dir_okay=False),
+    required=True,
+    help="File holding the exporter's admin credential.",
+)
 def force_release(endpoint, passphrase, tls_ca, admin_passphrase_file):
     """End whoever's lease, with the exporter's admin credential."""
     from jumpstarter_jupyter.client.lease import force_release as force_release_lease
 
     admin = _secret(None, admin_passphrase_file, "admin-passphrase")
-    _lease_call(endpoint, passphrase, tls_ca, lambda connection: force_release_lease(
-        connection.channel, connection.credentials, connection.endpoint, admin))
+    _lease_call(
+        endpoint,
+        passphrase,
+        tls_ca,
+        lambda connection: force_release_lease(
+            connection.channel, connection.credentials, connection.endpoint, admin
+        ),
+    )
 
 
 def _lease_call(endpoint, passphrase, tls_ca, call) -> None:
@@ -413,8 +533,10 @@ def _tree_command(root) -> click.Command:
         """Print the driver tree with each driver's client class."""
         for client in root.walk():
             depth = client.path.count(".") + (1 if client.path else 0)
-            click.echo(f"{'  ' * depth}{client.name}  ({type(client).__name__})"
-                       + (f"  {client.description}" if client.description else ""))
+            click.echo(
+                f"{'  ' * depth}{client.name}  ({type(client).__name__})"
+                + (f"  {client.description}" if client.description else "")
+            )
 
     return tree
 

@@ -27,18 +27,39 @@ from jumpstarter_jupyter.errors import JumpstarterError
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("jumpstarter", "jumpstarter-jupyter: the board under test")
-    group.addoption("--jumpstarter-endpoint", metavar="ENDPOINT", default=None,
-                    help="exporter to test against: host:port, unix:/path or a socket path "
-                         "(default: $JUMPSTARTER_HOST, else a private virtual board)")
-    group.addoption("--jumpstarter-selector", metavar="SELECTOR", default=None,
-                    help="instead of an endpoint: any board of the pool whose labels match this label "
-                         "selector (soc=imx8mp,site!=lab2), a free one first")
-    group.addoption("--jumpstarter-passphrase", metavar="PASSPHRASE", default=None,
-                    help="the exporter's passphrase (default: $JMP_GRPC_PASSPHRASE)")
-    group.addoption("--jumpstarter-lease-timeout", metavar="DURATION", default="10m", type=_duration,
-                    help="how long to wait in line for the board's lease (90s, 10m; default 10m)")
-    group.addoption("--jumpstarter-lease-purpose", metavar="TEXT", default=None,
-                    help="what the lease is for, shown to others (default: pytest and the name of the rootdir)")
+    group.addoption(
+        "--jumpstarter-endpoint",
+        metavar="ENDPOINT",
+        default=None,
+        help="exporter to test against: host:port, unix:/path or a socket path "
+        "(default: $JUMPSTARTER_HOST, else a private virtual board)",
+    )
+    group.addoption(
+        "--jumpstarter-selector",
+        metavar="SELECTOR",
+        default=None,
+        help="instead of an endpoint: any board of the pool whose labels match this label "
+        "selector (soc=imx8mp,site!=lab2), a free one first",
+    )
+    group.addoption(
+        "--jumpstarter-passphrase",
+        metavar="PASSPHRASE",
+        default=None,
+        help="the exporter's passphrase (default: $JMP_GRPC_PASSPHRASE)",
+    )
+    group.addoption(
+        "--jumpstarter-lease-timeout",
+        metavar="DURATION",
+        default="10m",
+        type=_duration,
+        help="how long to wait in line for the board's lease (90s, 10m; default 10m)",
+    )
+    group.addoption(
+        "--jumpstarter-lease-purpose",
+        metavar="TEXT",
+        default=None,
+        help="what the lease is for, shown to others (default: pytest and the name of the rootdir)",
+    )
 
 
 def _duration(value: str) -> float:
@@ -62,9 +83,13 @@ def dut(request: pytest.FixtureRequest) -> Iterator[DriverClient]:
     config = request.config
     purpose = config.getoption("jumpstarter_lease_purpose") or f"pytest {config.rootpath.name}"
     try:
-        client = connect(config.getoption("jumpstarter_endpoint"), config.getoption("jumpstarter_passphrase"),
-                         wait=config.getoption("jumpstarter_lease_timeout"), purpose=purpose,
-                         selector=config.getoption("jumpstarter_selector"))
+        client = connect(
+            config.getoption("jumpstarter_endpoint"),
+            config.getoption("jumpstarter_passphrase"),
+            wait=config.getoption("jumpstarter_lease_timeout"),
+            purpose=purpose,
+            selector=config.getoption("jumpstarter_selector"),
+        )
     except (JumpstarterError, ValueError) as exc:
         pytest.fail(f"jumpstarter: cannot connect to the board under test: {exc}", pytrace=False)
     with client:

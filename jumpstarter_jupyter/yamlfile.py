@@ -40,7 +40,10 @@ class YamlReader:
             return [self.value(item, f"{path}[{i}]") for i, item in enumerate(node.value)]
         try:
             return yaml.constructor.SafeConstructor().construct_object(node, deep=True)
-        except (yaml.YAMLError, ValueError) as exc:  # e.g. an impossible date: the value, not the syntax, is wrong
+        except (
+            yaml.YAMLError,
+            ValueError,
+        ) as exc:  # e.g. an impossible date: the value, not the syntax, is wrong
             raise self.error(path, f"invalid value: {getattr(exc, 'problem', exc)}") from None
 
 

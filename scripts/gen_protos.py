@@ -30,8 +30,15 @@ def generate() -> dict[str, str]:
     protos = sorted(str(p.relative_to(PROTO_DIR)) for p in PROTO_DIR.rglob("*.proto"))
     well_known = Path(grpc_tools.__file__).parent / "_proto"
     with tempfile.TemporaryDirectory() as tmp:
-        args = ["protoc", f"-I{PROTO_DIR}", f"-I{well_known}", f"--python_out={tmp}",
-                f"--pyi_out={tmp}", f"--grpc_python_out={tmp}", *protos]
+        args = [
+            "protoc",
+            f"-I{PROTO_DIR}",
+            f"-I{well_known}",
+            f"--python_out={tmp}",
+            f"--pyi_out={tmp}",
+            f"--grpc_python_out={tmp}",
+            *protos,
+        ]
         if protoc.main(args) != 0:
             raise SystemExit(f"protoc failed on {protos}")
         stubs = {}
@@ -44,8 +51,11 @@ def generate() -> dict[str, str]:
 def main(argv: list[str]) -> int:
     stubs = generate()
     if "--check" in argv:
-        stale = [name for name, text in stubs.items()
-                 if not (OUT_DIR / name).exists() or (OUT_DIR / name).read_text() != text]
+        stale = [
+            name
+            for name, text in stubs.items()
+            if not (OUT_DIR / name).exists() or (OUT_DIR / name).read_text() != text
+        ]
         if stale:
             print(f"stale stubs in {OUT_DIR}: {', '.join(stale)}; run scripts/gen_protos.py")
             return 1

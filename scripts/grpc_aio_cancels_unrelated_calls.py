@@ -42,7 +42,8 @@ async def serve() -> None:
         return b"pong"
 
     handler = grpc.method_handlers_generic_handler(
-        "repro.Repro", {"Call": grpc.unary_unary_rpc_method_handler(call, _same, _same)})
+        "repro.Repro", {"Call": grpc.unary_unary_rpc_method_handler(call, _same, _same)}
+    )
     server = grpc.aio.server()
     server.add_generic_rpc_handlers((handler,))
     port = server.add_insecure_port("127.0.0.1:0")
@@ -111,14 +112,20 @@ def main() -> int:
         asyncio.run(unrelated(options.port, options.stop_file))
         return 0
     me = os.path.abspath(__file__)
-    server = subprocess.Popen([options.server_python, me, "--role", "serve"], stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [options.server_python, me, "--role", "serve"], stdout=subprocess.PIPE, text=True
+    )
     try:
         port = server.stdout.readline().strip()
         stop_file = f"/tmp/grpc-repro-{os.getpid()}.stop"
-        other = subprocess.Popen([sys.executable, me, "--role", "unrelated", "--port", port, "--stop-file", stop_file])
+        other = subprocess.Popen(
+            [sys.executable, me, "--role", "unrelated", "--port", port, "--stop-file", stop_file]
+        )
         started = time.monotonic()
-        subprocess.run([sys.executable, me, "--role", "flood", "--port", port, "--rounds", str(options.rounds)],
-                       check=True)
+        subprocess.run(
+            [sys.executable, me, "--role", "flood", "--port", port, "--rounds", str(options.rounds)],
+            check=True,
+        )
         print(f"{options.rounds} x {FLOOD} abandoned calls in {time.monotonic() - started:.1f} s", flush=True)
         open(stop_file, "w").close()
         failed = other.wait(60)

@@ -47,8 +47,9 @@ def loop(tmp_path):
         backing = tmp_path / f"{name}.backing"
         with open(backing, "wb") as out:
             out.truncate(size)
-        done = subprocess.run(["losetup", "-f", "--show", "-P", str(backing)], capture_output=True, text=True,
-                              check=False)
+        done = subprocess.run(
+            ["losetup", "-f", "--show", "-P", str(backing)], capture_output=True, text=True, check=False
+        )
         if done.returncode:
             pytest.fail(f"losetup failed: {done.stderr}")
         made.append(done.stdout.strip())
@@ -64,8 +65,9 @@ def peer() -> Path:
     """The upstream 0.9.0 peer venv (``DIR/bin/jmp``, ``DIR/bin/j``, ``DIR/bin/python``, the community
     drivers the hosting tests use), set up on first use by ``scripts/setup-upstream-peer.sh``."""
     root = Path(__file__).resolve().parents[1]
-    setup = subprocess.run(["bash", str(root / "scripts/setup-upstream-peer.sh")],
-                           capture_output=True, text=True, timeout=900)
+    setup = subprocess.run(
+        ["bash", str(root / "scripts/setup-upstream-peer.sh")], capture_output=True, text=True, timeout=900
+    )
     if setup.returncode != 0:
         pytest.fail(f"scripts/setup-upstream-peer.sh failed ({setup.returncode}):\n{setup.stderr[-3000:]}")
     directory = Path(setup.stdout.strip().splitlines()[-1])

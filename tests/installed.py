@@ -28,7 +28,9 @@ INSTALL_TIMEOUT = 900
 def run(argv: list[str], **kwargs) -> subprocess.CompletedProcess:
     """Run a command, failing the test with its output when it fails."""
     result = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, **kwargs)
-    assert result.returncode == 0, f"{' '.join(map(str, argv))} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    assert result.returncode == 0, (
+        f"{' '.join(map(str, argv))} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    )
     return result
 
 
@@ -61,8 +63,12 @@ class Venv:
         It runs beside the venv, outside the repository: ``python -c`` imports from its working
         directory first, and must find the installed package, never the source tree.
         """
-        return run([str(self.path / "bin" / argv[0]), *argv[1:]], env={**self.env, **(env or {})},
-                   cwd=self.path.parent, **kwargs)
+        return run(
+            [str(self.path / "bin" / argv[0]), *argv[1:]],
+            env={**self.env, **(env or {})},
+            cwd=self.path.parent,
+            **kwargs,
+        )
 
 
 def clean_copy(destination: Path) -> Path:
@@ -83,8 +89,16 @@ def make_venv(path: Path, *requirements: str) -> Venv:
     env["PATH"] = str(path / "bin")
     assert shutil.which("node", path=env["PATH"]) is None
     venv = Venv(path, env)
-    venv.run("python", "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *requirements,
-             timeout=INSTALL_TIMEOUT)
+    venv.run(
+        "python",
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        *requirements,
+        timeout=INSTALL_TIMEOUT,
+    )
     return venv
 
 

@@ -16,10 +16,9 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from support import start_exporter, wait_for
-
 import jumpstarter_jupyter as jj
 from jumpstarter_jupyter.protocol.v1 import lease_pb2
+from support import start_exporter, wait_for
 
 DEADLINE = 60
 CONFIG = """\

@@ -28,7 +28,16 @@ def client_for(driver: Driver, name: str = "driver", **options) -> Iterator[Driv
 def run_cli(client: DriverClient, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     """Run ``jumpstarter-jupyter j --endpoint <its exporter> <client's path> ARGS`` in its own process."""
     path = client.path.split(".") if client.path else []
-    argv = [sys.executable, "-m", "jumpstarter_jupyter", "j", "--endpoint", client.connection.endpoint, *path, *args]
+    argv = [
+        sys.executable,
+        "-m",
+        "jumpstarter_jupyter",
+        "j",
+        "--endpoint",
+        client.connection.endpoint,
+        *path,
+        *args,
+    ]
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
@@ -48,8 +57,13 @@ def start_exporter(*args: str, env: dict | None = None, log: str | None = None) 
     """``jumpstarter-jupyter ARGS`` (``run CONFIG --socket PATH``, ``demo …``) in its own process,
     returned once it says it is serving; its stderr goes to the file ``log`` if given."""
     stderr = open(log, "w") if log else None
-    process = subprocess.Popen([sys.executable, "-m", "jumpstarter_jupyter", *map(str, args)],
-                               stdout=subprocess.PIPE, stderr=stderr, text=True, env={**os.environ, **(env or {})})
+    process = subprocess.Popen(
+        [sys.executable, "-m", "jumpstarter_jupyter", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
     line = process.stdout.readline()
     if not line.startswith("serving "):
         process.kill()
@@ -60,8 +74,11 @@ def start_exporter(*args: str, env: dict | None = None, log: str | None = None) 
 def process_figures(pid: int) -> dict:
     """Threads, open file descriptors and resident memory (bytes) of a live process."""
     status = dict(line.split(":", 1) for line in open(f"/proc/{pid}/status").read().splitlines())
-    return {"threads": int(status["Threads"]), "fds": len(os.listdir(f"/proc/{pid}/fd")),
-            "rss": int(status["VmRSS"].split()[0]) * 1024}
+    return {
+        "threads": int(status["Threads"]),
+        "fds": len(os.listdir(f"/proc/{pid}/fd")),
+        "rss": int(status["VmRSS"].split()[0]) * 1024,
+    }
 
 
 def write_package(directory, name: str, modules: dict[str, str]) -> None:

@@ -21,8 +21,13 @@ from figures import MEASUREMENTS  # noqa: E402
 @pytest.mark.upstream
 def test_quick_bench_measures_every_figure_on_every_side(tmp_path):
     output = tmp_path / "latest.json"
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--output", str(output)],
-                          capture_output=True, text=True, cwd=ROOT, timeout=600)  # the farm: papermill runs
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--output", str(output)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )  # the farm: papermill runs
     result = json.loads(output.read_text())
     assert result["errors"] == [], done.stderr[-3000:]
     assert done.returncode == 0

@@ -7,17 +7,24 @@ import socket
 import subprocess
 import sys
 
-from support import serving, write_package
-
 from jumpstarter_jupyter.drivers.composite.driver import Composite
 from jumpstarter_jupyter.drivers.power.driver import MockPower
+from support import serving, write_package
 
-CONFIG = "apiVersion: jumpstarter.dev/v1alpha1\nkind: ExporterConfig\nexport:\n  power:\n    type: MockPower\n"
+CONFIG = (
+    "apiVersion: jumpstarter.dev/v1alpha1\nkind: ExporterConfig\nexport:\n  power:\n    type: MockPower\n"
+)
 
 
 def cli(*args, timeout=60, env=None):
-    return subprocess.run([sys.executable, "-m", "jumpstarter_jupyter", *args], capture_output=True,
-                          text=True, timeout=timeout, stdin=subprocess.DEVNULL, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "jumpstarter_jupyter", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        env=env,
+    )
 
 
 def board() -> Composite:
@@ -31,8 +38,10 @@ def test_run_refuses_a_bad_config_naming_file_and_line(tmp_path):
     config.write_text(CONFIG.replace("MockPower", "MockPowah"))
     result = cli("run", str(config))
     assert result.returncode == 1
-    assert result.stderr.startswith(f"Error: {config}: export.power.type (line 5): unknown driver type "
-                                    "'MockPowah'; did you mean MockPower")
+    assert result.stderr.startswith(
+        f"Error: {config}: export.power.type (line 5): unknown driver type "
+        "'MockPowah'; did you mean MockPower"
+    )
 
 
 def test_run_refuses_a_port_in_use(tmp_path):
@@ -65,8 +74,10 @@ def test_j_drives_power_and_refuses_a_wrong_passphrase():
         assert bad.returncode == 1 and "invalid or missing passphrase" in bad.stderr
         good = cli("j", "--endpoint", exporter.address, "--passphrase", "pw", "power", "read", "-n", "2")
         assert good.returncode == 0, good.stderr
-        assert good.stdout.splitlines() == ["voltage=0.0 V  current=0.0 A  apparent_power=0.0 VA",
-                                            "voltage=5.0 V  current=2.0 A  apparent_power=10.0 VA"]
+        assert good.stdout.splitlines() == [
+            "voltage=0.0 V  current=0.0 A  apparent_power=0.0 VA",
+            "voltage=5.0 V  current=2.0 A  apparent_power=10.0 VA",
+        ]
         tree = cli("j", "--endpoint", exporter.address, "--passphrase", "pw", "tree")
         assert tree.stdout.splitlines() == ["dut  (CompositeClient)", "  power  (PowerClient)"]
         help_text = cli("j", "--endpoint", exporter.address, "--passphrase", "pw", "power", "--help").stdout
@@ -99,8 +110,9 @@ def test_a_driver_package_adds_its_own_command_through_an_entry_point(tmp_path):
     info = tmp_path / "outsider_commands-0.1.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: outsider-commands\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[jumpstarter_jupyter.commands]\n"
-                                           "hello-board = outsider_commands.cli:hello\n")
+    (info / "entry_points.txt").write_text(
+        "[jumpstarter_jupyter.commands]\nhello-board = outsider_commands.cli:hello\n"
+    )
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
     listed = cli("--help", env=env)
     assert "hello-board  Say hello to a board" in listed.stdout

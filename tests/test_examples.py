@@ -26,7 +26,10 @@ def test_board_yaml_builds_a_custom_composite_tree():
     pulses = []
     board.children["reset"].pin.subscribe(pulses.append)
     with serving(root) as exporter, connect(exporter.address) as dut:
-        assert dut.board.labels["jumpstarter.dev/client"] == "jumpstarter_driver_composite.client.CompositeClient"
+        assert (
+            dut.board.labels["jumpstarter.dev/client"]
+            == "jumpstarter_driver_composite.client.CompositeClient"
+        )
         dut.board.hard_reset()
         assert pulses == [1, 0]
         dut.board.power.on()
@@ -45,9 +48,25 @@ def test_the_driver_package_example_passes_its_own_tests():
     assert entry_points["jumpstarter_jupyter.drivers"] == {"LabRelay": "labrelay.driver:Relay"}
     # installed, the entry point would allow its client classes; here the variable does
     env = {**os.environ, "PYTHONPATH": str(package), "JMP_DRIVERS_ALLOW": "labrelay.*"}
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(package),
-                           "-o", "addopts=", str(package / "tests")], capture_output=True, text=True, env=env,
-                          timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            str(package),
+            "-o",
+            "addopts=",
+            str(package / "tests"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert "3 passed" in done.stdout
 

@@ -17,8 +17,14 @@ ESLINT = LABEXTENSION / "node_modules" / "eslint" / "bin" / "eslint.js"
 
 
 def node(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([shutil.which("node") or "node", *args], cwd=LABEXTENSION, capture_output=True,
-                          text=True, input=stdin, timeout=300)
+    return subprocess.run(
+        [shutil.which("node") or "node", *args],
+        cwd=LABEXTENSION,
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=300,
+    )
 
 
 def test_the_front_end_sources_pass_eslint():
@@ -41,8 +47,10 @@ def test_the_front_end_unit_tests_pass():
 
 def protocol(expression: str, **values: object) -> object:
     """Evaluate ``expression`` with labextension/src/protocol.js imported as ``p`` (and ``values``)."""
-    script = (f"const p = await import('./src/protocol.js'); const v = {json.dumps(values)};\n"
-              f"console.log(JSON.stringify({expression}));")
+    script = (
+        f"const p = await import('./src/protocol.js'); const v = {json.dumps(values)};\n"
+        f"console.log(JSON.stringify({expression}));"
+    )
     result = node("--input-type=module", "-e", script)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)

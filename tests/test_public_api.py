@@ -3,9 +3,19 @@
 import jumpstarter_jupyter
 
 PUBLIC = {
-    "AuthenticationFailed", "ConfigError", "ConnectionFailed", "DriverError", "DriverInvalidArgument",
-    "DriverMethodNotFound", "DriverNotImplemented", "DriverTimeout", "JumpstarterError", "LeaseRequired",
-    "LeaseTimeout", "__version__", "connect",
+    "AuthenticationFailed",
+    "ConfigError",
+    "ConnectionFailed",
+    "DriverError",
+    "DriverInvalidArgument",
+    "DriverMethodNotFound",
+    "DriverNotImplemented",
+    "DriverTimeout",
+    "JumpstarterError",
+    "LeaseRequired",
+    "LeaseTimeout",
+    "__version__",
+    "connect",
 }
 
 

@@ -20,10 +20,21 @@ def resolve_endpoint(endpoint: str | None) -> str | None:
     return endpoint or os.environ.get("JUMPSTARTER_HOST") or None
 
 
-def connect(endpoint: str | None = None, passphrase: str | None = None, *, tls_ca: str | None = None,
-            name: str = "dut", lease: bool | None = None, wait: float | None = None, purpose: str = "",
-            duration: float = 0, hooks: bool = True, on_queued: Callable[[int], None] | None = None,
-            selector: str | None = None, lease_token: str | None = None) -> DriverClient:
+def connect(
+    endpoint: str | None = None,
+    passphrase: str | None = None,
+    *,
+    tls_ca: str | None = None,
+    name: str = "dut",
+    lease: bool | None = None,
+    wait: float | None = None,
+    purpose: str = "",
+    duration: float = 0,
+    hooks: bool = True,
+    on_queued: Callable[[int], None] | None = None,
+    selector: str | None = None,
+    lease_token: str | None = None,
+) -> DriverClient:
     """Connect to an exporter and return the root of its client tree.
 
     Args:
@@ -81,8 +92,17 @@ def connect(endpoint: str | None = None, passphrase: str | None = None, *, tls_c
     if selector is not None:
         if endpoint is not None:
             raise ValueError("connect: give an endpoint or a selector, not both")
-        return _connect_any(selector, tls_ca=tls_ca, name=name, lease=lease, wait=wait, purpose=purpose,
-                            duration=duration, hooks=hooks, on_queued=on_queued)
+        return _connect_any(
+            selector,
+            tls_ca=tls_ca,
+            name=name,
+            lease=lease,
+            wait=wait,
+            purpose=purpose,
+            duration=duration,
+            hooks=hooks,
+            on_queued=on_queued,
+        )
     endpoint = resolve_endpoint(endpoint)
     board = None
     pool_name = None
@@ -104,8 +124,9 @@ def connect(endpoint: str | None = None, passphrase: str | None = None, *, tls_c
         if lease is not False and not lease_token:
             status = connection.lease_status()
             if lease or (status is not None and status.required and not status.caller_controls):
-                connection.acquire(status, purpose=purpose, duration=duration, wait=wait, hooks=hooks,
-                                   on_queued=on_queued)
+                connection.acquire(
+                    status, purpose=purpose, duration=duration, wait=wait, hooks=hooks, on_queued=on_queued
+                )
     except BaseException:
         if connection is not None:
             connection.close()
@@ -117,16 +138,31 @@ def connect(endpoint: str | None = None, passphrase: str | None = None, *, tls_c
     return root
 
 
-def _connect_any(selector: str, *, tls_ca: str | None, name: str, lease: bool | None, wait: float | None,
-                 purpose: str, duration: float, hooks: bool, on_queued: Callable[[int], None] | None
-                 ) -> DriverClient:
+def _connect_any(
+    selector: str,
+    *,
+    tls_ca: str | None,
+    name: str,
+    lease: bool | None,
+    wait: float | None,
+    purpose: str,
+    duration: float,
+    hooks: bool,
+    on_queued: Callable[[int], None] | None,
+) -> DriverClient:
     """``connect(selector=...)``: lease any matching board of the pool, then connect to it."""
     boards = farm.find(selector)
     if lease is False:  # a watcher: the first matching board, free ones first
         chosen, held = sorted(boards, key=lambda b: not b.state.free)[0], None
     else:
-        chosen, held = farm.take_any(boards, purpose=lambda board: purpose, duration=duration, wait=wait,
-                                     hooks=hooks, on_queued=on_queued)
+        chosen, held = farm.take_any(
+            boards,
+            purpose=lambda board: purpose,
+            duration=duration,
+            wait=wait,
+            hooks=hooks,
+            on_queued=on_queued,
+        )
     farm.close(boards, keep=chosen if held is not None else None)
     connection = None
     try:

@@ -36,7 +36,9 @@ class DriverClient:
         self.children: dict[str, DriverClient] = {}
         described = json.loads(self.labels.get(METHODS_LABEL, "null"))
         # None: the exporter publishes no method list (upstream); calls go by name
-        self.methods: dict[str, dict] | None = None if described is None else {m["name"]: m for m in described}
+        self.methods: dict[str, dict] | None = (
+            None if described is None else {m["name"]: m for m in described}
+        )
         # why the driver's device could not be opened when the exporter started (its calls fail so)
         self.failed: str | None = self.labels.get(FAILED_LABEL)
 
@@ -45,14 +47,18 @@ class DriverClient:
         children = self.__dict__.get("children", {})
         if name in children:
             return children[name]
-        raise AttributeError(f"{self.display_path} has no child or attribute {name!r}"
-                             + (f"; children: {', '.join(children)}" if children else ""))
+        raise AttributeError(
+            f"{self.display_path} has no child or attribute {name!r}"
+            + (f"; children: {', '.join(children)}" if children else "")
+        )
 
     def __getitem__(self, name: str) -> DriverClient:
         node = self
         for part in name.split("."):
             if part not in node.children:
-                raise KeyError(f"{node.display_path} has no child {part!r}; children: {', '.join(node.children) or 'none'}")
+                raise KeyError(
+                    f"{node.display_path} has no child {part!r}; children: {', '.join(node.children) or 'none'}"
+                )
             node = node.children[part]
         return node
 
@@ -113,17 +119,37 @@ class DriverClient:
     def stream(self, method: str = "connect") -> ClientStream:
         """Open a byte stream on an exported stream method: acknowledged (``flush()``, lost
         bytes raise) against our exporters, upstream's best-effort ``RouterService.Stream`` otherwise."""
-        return ClientStream(self.connection, self.path,
-                            {"kind": "driver", "uuid": self.connection.uuid(self.path), "method": method}, method)
+        return ClientStream(
+            self.connection,
+            self.path,
+            {"kind": "driver", "uuid": self.connection.uuid(self.path), "method": method},
+            method,
+        )
 
-    def upload(self, method: str, source: IO[bytes], *args: Any, encoding: str | None = None,
-               total: int | None = None, progress: Progress | None = None, handle_index: int = 0) -> Any:
+    def upload(
+        self,
+        method: str,
+        source: IO[bytes],
+        *args: Any,
+        encoding: str | None = None,
+        total: int | None = None,
+        progress: Progress | None = None,
+        handle_index: int = 0,
+    ) -> Any:
         """Stream ``source`` to the driver as a resource passed to ``method(handle, *args)``; the
         handle goes at position ``handle_index`` instead (``file_write(fd, handle)``: 1)."""
-        return upload(self.connection, self.path, method, source, list(args), encoding, total, progress, handle_index)
+        return upload(
+            self.connection, self.path, method, source, list(args), encoding, total, progress, handle_index
+        )
 
-    def download(self, method: str, sink: IO[bytes], *args: Any, progress: Progress | None = None,
-                 handle_index: int = 0) -> Any:
+    def download(
+        self,
+        method: str,
+        sink: IO[bytes],
+        *args: Any,
+        progress: Progress | None = None,
+        handle_index: int = 0,
+    ) -> Any:
         """Call ``method(handle, *args)`` (the handle at ``handle_index``) and write the resource it
         fills into ``sink``."""
         return download(self.connection, self.path, method, sink, list(args), progress, handle_index)
@@ -133,21 +159,28 @@ class DriverClient:
             return list(args)
         described = (self.methods or {}).get(method)
         if described is None:
-            raise DriverInvalidArgument(self.display_path, method,
-                                        "keyword arguments need the method's signature, which this exporter does not publish; pass them by position")
+            raise DriverInvalidArgument(
+                self.display_path,
+                method,
+                "keyword arguments need the method's signature, which this exporter does not publish; "
+                "pass them by position",
+            )
         names = [p["name"] for p in described["params"]]
         out = list(args)
-        for name in names[len(args):]:
+        for name in names[len(args) :]:
             if name in kwargs:
                 out.append(kwargs.pop(name))
-            elif any(n in kwargs for n in names[len(out):]):
+            elif any(n in kwargs for n in names[len(out) :]):
                 default = next((p for p in described["params"] if p["name"] == name), {}).get("default")
                 out.append(default)
             else:
                 break
         if kwargs:
-            raise DriverInvalidArgument(self.display_path, method,
-                                        f"unexpected keyword argument {next(iter(kwargs))!r}; parameters: {', '.join(names) or 'none'}")
+            raise DriverInvalidArgument(
+                self.display_path,
+                method,
+                f"unexpected keyword argument {next(iter(kwargs))!r}; parameters: {', '.join(names) or 'none'}",
+            )
         return out
 
     def _check_kind(self, method: str, kind: str) -> None:
@@ -155,13 +188,16 @@ class DriverClient:
         described = self.require_method(method)
         if described["kind"] not in (kind, "any"):
             use = {"call": "call()", "streaming": "streamingcall()", "stream": "stream()"}[described["kind"]]
-            raise DriverMethodNotFound(self.display_path, method, f"is a {described['kind']} method: use {use}")
+            raise DriverMethodNotFound(
+                self.display_path, method, f"is a {described['kind']} method: use {use}"
+            )
 
     def require_method(self, method: str) -> dict:
         """The published description of ``method``; raises if the driver does not export it."""
         if self.methods is not None and method not in self.methods:
-            raise DriverMethodNotFound(self.display_path, method,
-                                       f"no such method; exported: {', '.join(self.methods) or 'none'}")
+            raise DriverMethodNotFound(
+                self.display_path, method, f"no such method; exported: {', '.join(self.methods) or 'none'}"
+            )
         return (self.methods or {}).get(method) or {"name": method, "kind": "any", "params": []}
 
     # command line

@@ -23,8 +23,8 @@ from jumpstarter_jupyter.client.lease import BoardLease, Lease, LeaseWatch, expo
 from jumpstarter_jupyter.errors import ConnectionFailed
 from jumpstarter_jupyter.protocol.codec import EncodeError, decode, encode
 from jumpstarter_jupyter.protocol.metadata import LEASE_KEY, NAME_LABEL, OUR_CLIENT_LABEL, PASSPHRASE_KEY
-from jumpstarter_jupyter.protocol.v1 import console_pb2_grpc, jumpstarter_pb2 as pb, jumpstarter_pb2_grpc, lease_pb2
-from jumpstarter_jupyter.protocol.v1 import router_pb2_grpc
+from jumpstarter_jupyter.protocol.v1 import console_pb2_grpc, jumpstarter_pb2_grpc, lease_pb2, router_pb2_grpc
+from jumpstarter_jupyter.protocol.v1 import jumpstarter_pb2 as pb
 
 REPORT_TIMEOUT = 10.0
 CHANNEL_OPTIONS = [
@@ -58,8 +58,14 @@ def channel_target(endpoint: str) -> str:
 class Connection:
     """A channel, the exporter's report and the path -> UUID map (thread-safe)."""
 
-    def __init__(self, endpoint: str, passphrase: str | None = None, tls_ca: str | None = None,
-                 name: str = "dut", lease_token: str | None = None):
+    def __init__(
+        self,
+        endpoint: str,
+        passphrase: str | None = None,
+        tls_ca: str | None = None,
+        name: str = "dut",
+        lease_token: str | None = None,
+    ):
         self.endpoint, self.name = endpoint, name
         self.board: str | None = None  # the pool board's name, when connected by name or by selector
         self.target = channel_target(endpoint)
@@ -67,7 +73,9 @@ class Connection:
         # passes an exporter's passphrase check, as it does for upstream clients
         secret = passphrase or lease_token
         token = ((LEASE_KEY, lease_token),) if lease_token else ()
-        self.credentials: tuple[tuple[str, str], ...] = (((PASSPHRASE_KEY, secret),) if secret else ()) + token
+        self.credentials: tuple[tuple[str, str], ...] = (
+            ((PASSPHRASE_KEY, secret),) if secret else ()
+        ) + token
         self.metadata = self.credentials  # plus the lease's token while one is held
         self.lease: Lease | None = None
         self.lease_options: dict[str, Any] = {}  # purpose, duration: what a later acquire() asks for
@@ -86,7 +94,9 @@ class Connection:
 
     def _open_channel(self) -> None:
         if self.tls_ca is not None:
-            credentials = grpc.ssl_channel_credentials(open(self.tls_ca, "rb").read() if self.tls_ca else None)
+            credentials = grpc.ssl_channel_credentials(
+                open(self.tls_ca, "rb").read() if self.tls_ca else None
+            )
             self.channel = grpc.secure_channel(self.target, credentials, options=CHANNEL_OPTIONS)
         else:
             self.channel = grpc.insecure_channel(self.target, options=CHANNEL_OPTIONS)
@@ -168,8 +178,9 @@ class Connection:
 
     def streaming_call(self, path: str, method: str, args: list[Any]) -> Iterator[Any]:
         """StreamingDriverCall, yielding decoded results; cancelled when the iterator closes."""
-        request = pb.StreamingDriverCallRequest(uuid=self.uuid(path), method=method,
-                                                args=self._encode_args(path, method, args))
+        request = pb.StreamingDriverCallRequest(
+            uuid=self.uuid(path), method=method, args=self._encode_args(path, method, args)
+        )
         responses = self.exporter.StreamingDriverCall(request, metadata=self.metadata)
         try:
             for response in responses:
@@ -185,6 +196,7 @@ class Connection:
             return [encode(arg) for arg in args]
         except EncodeError as exc:
             from jumpstarter_jupyter.errors import DriverInvalidArgument
+
             raise DriverInvalidArgument(self.display(path), method, str(exc)) from None
 
     def _should_retry(self, err: grpc.RpcError) -> bool:
@@ -216,10 +228,19 @@ class Connection:
         """
         status = status or self.lease_status()
         if status is None:
-            raise ConnectionFailed(f"the exporter at {self.endpoint} has no lease service (an upstream exporter?)")
+            raise ConnectionFailed(
+                f"the exporter at {self.endpoint} has no lease service (an upstream exporter?)"
+            )
         wait, on_queued = options.pop("wait", None), options.pop("on_queued", None)
-        lease = Lease(self.channel, self.credentials, self.endpoint, heartbeat=status.heartbeat_seconds,
-                      hub_identity=status.hub_identity, tls=self.tls_ca is not None, **options)
+        lease = Lease(
+            self.channel,
+            self.credentials,
+            self.endpoint,
+            heartbeat=status.heartbeat_seconds,
+            hub_identity=status.hub_identity,
+            tls=self.tls_ca is not None,
+            **options,
+        )
         return self.adopt(lease.wait_for_grant(wait, on_queued))
 
     def adopt(self, lease: Lease, channel: grpc.Channel | None = None) -> Lease:
@@ -243,7 +264,9 @@ class Connection:
 
     def request_handover(self, message: str = "") -> str:
         """Ask whoever holds the board to hand it over (a notice in their panel)."""
-        return request_handover(self.channel, self.credentials, self.endpoint, message, tls=self.tls_ca is not None)
+        return request_handover(
+            self.channel, self.credentials, self.endpoint, message, tls=self.tls_ca is not None
+        )
 
     def watch_lease(self, listener: LeaseListener) -> Callable[[], None]:
         """Call ``listener(board_lease, event)`` on a background thread whenever the board's

@@ -24,7 +24,9 @@ def widget_for(client: Any) -> Any:
     try:
         return getattr(importlib.import_module(module), name).for_client(client)
     except Exception as exc:  # any failure of someone's widget code: reported, never swallowed
-        raise WidgetUnavailable(f"{client.display_path}: widget {path} failed: {type(exc).__name__}: {exc}") from exc
+        raise WidgetUnavailable(
+            f"{client.display_path}: widget {path} failed: {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def mimebundle(client: Any, include=None, exclude=None) -> dict:

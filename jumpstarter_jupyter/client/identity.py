@@ -47,7 +47,8 @@ def hub_credential(endpoint: str, tls: bool) -> str:
         raise JumpstarterError(
             f"the exporter at {endpoint} verifies JupyterHub users, and the hub credential is sent only over TLS, "
             "a unix socket or loopback: connect with a CA (jj.connect(..., tls_ca=PEM), j --tls-ca) to an exporter "
-            "serving TLS (--tls-cert/--tls-key)")
+            "serving TLS (--tls-cert/--tls-key)"
+        )
     global _cached
     with _lock:
         if _cached is None or _cached[1] - time.monotonic() < RENEW_BEFORE:
@@ -69,15 +70,21 @@ def _private(endpoint: str) -> bool:
 
 def _mint() -> str:
     """Ask the hub for a name-only token with the server's own token (which stays here)."""
-    api, user, own = (os.environ.get(name, "") for name in ("JUPYTERHUB_API_URL", "JUPYTERHUB_USER",
-                                                             "JUPYTERHUB_API_TOKEN"))
+    api, user, own = (
+        os.environ.get(name, "") for name in ("JUPYTERHUB_API_URL", "JUPYTERHUB_USER", "JUPYTERHUB_API_TOKEN")
+    )
     if not (api and user and own):
-        raise JumpstarterError("this exporter verifies JupyterHub users, and this process does not run in a "
-                               "JupyterHub server (JUPYTERHUB_API_URL, JUPYTERHUB_USER, JUPYTERHUB_API_TOKEN unset)")
+        raise JumpstarterError(
+            "this exporter verifies JupyterHub users, and this process does not run in a "
+            "JupyterHub server (JUPYTERHUB_API_URL, JUPYTERHUB_USER, JUPYTERHUB_API_TOKEN unset)"
+        )
     body = json.dumps({"scopes": [NAME_SCOPE], "expires_in": LIFETIME, "note": NOTE}).encode()
-    request = urllib.request.Request(f"{api.rstrip('/')}/users/{urllib.parse.quote(user)}/tokens", data=body,
-                                     method="POST", headers={"Authorization": f"token {own}",
-                                                             "Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"{api.rstrip('/')}/users/{urllib.parse.quote(user)}/tokens",
+        data=body,
+        method="POST",
+        headers={"Authorization": f"token {own}", "Content-Type": "application/json"},
+    )
     try:
         with urllib.request.urlopen(request, timeout=HUB_TIMEOUT) as response:
             return json.load(response)["token"]
@@ -85,9 +92,12 @@ def _mint() -> str:
         raise JumpstarterError(
             f"JupyterHub refused this server a name-only token for the lease ({err.code}: {_hub_message(err)}); "
             "the hub config must let servers make them: c.Spawner.server_token_scopes with 'tokens!user' and "
-            f"'{NAME_SCOPE}' (README: Running a shared lab)") from None
+            f"'{NAME_SCOPE}' (README: Running a shared lab)"
+        ) from None
     except (urllib.error.URLError, OSError, ValueError, KeyError) as exc:
-        raise JumpstarterError(f"cannot get a hub credential from {api}: {getattr(exc, 'reason', exc)}") from None
+        raise JumpstarterError(
+            f"cannot get a hub credential from {api}: {getattr(exc, 'reason', exc)}"
+        ) from None
 
 
 def _hub_message(err: urllib.error.HTTPError) -> str:

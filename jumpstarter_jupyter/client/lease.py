@@ -32,7 +32,8 @@ from jumpstarter_jupyter.client.errors import translate
 from jumpstarter_jupyter.client.identity import hub_credential, hub_user
 from jumpstarter_jupyter.durations import format_duration
 from jumpstarter_jupyter.errors import JumpstarterError, LeaseTimeout
-from jumpstarter_jupyter.protocol.v1 import lease_pb2 as pb, lease_pb2_grpc
+from jumpstarter_jupyter.protocol.v1 import lease_pb2 as pb
+from jumpstarter_jupyter.protocol.v1 import lease_pb2_grpc
 
 log = logging.getLogger("jumpstarter_jupyter.lease")
 
@@ -104,9 +105,20 @@ class Lease:
     the line and this request answers (what a request waiting at several boards needs).
     """
 
-    def __init__(self, channel: grpc.Channel, metadata: tuple, endpoint: str, *, purpose: str = "",
-                 duration: float = 0, hooks: bool = True, heartbeat: float = 10.0, hub_identity: bool = False,
-                 tls: bool = False, offers: bool = False):
+    def __init__(
+        self,
+        channel: grpc.Channel,
+        metadata: tuple,
+        endpoint: str,
+        *,
+        purpose: str = "",
+        duration: float = 0,
+        hooks: bool = True,
+        heartbeat: float = 10.0,
+        hub_identity: bool = False,
+        tls: bool = False,
+        offers: bool = False,
+    ):
         self.channel, self.endpoint, self.metadata = channel, endpoint, metadata
         self.stub = lease_service(channel)
         self.holder, self.purpose = who_am_i(), purpose
@@ -120,9 +132,18 @@ class Lease:
         self._requests: queue.Queue[pb.HoldRequest | None] = queue.Queue()
         kernel_id, server = where_am_i()
         hub_token = hub_credential(endpoint, tls) if hub_identity else ""
-        self._requests.put(pb.HoldRequest(holder=self.holder, purpose=purpose, duration=duration,
-                                          one_command=not hooks, kernel_id=kernel_id, server=server,
-                                          hub_token=hub_token, offers=offers))
+        self._requests.put(
+            pb.HoldRequest(
+                holder=self.holder,
+                purpose=purpose,
+                duration=duration,
+                one_command=not hooks,
+                kernel_id=kernel_id,
+                server=server,
+                hub_token=hub_token,
+                offers=offers,
+            )
+        )
         self._stopped = threading.Event()
         self.released = self.withdrawn = self.declined = False
         self._period = max(heartbeat / 3, 0.05)
@@ -135,8 +156,12 @@ class Lease:
         self._beating = True
         threading.Thread(target=self._beat, args=(self._period,), name="lease heartbeat", daemon=True).start()
 
-    def wait_for_grant(self, wait: float | None = None, on_queued: Callable[[int], None] | None = None,
-                       on_offer: Callable[[Lease], bool] | None = None) -> Lease:
+    def wait_for_grant(
+        self,
+        wait: float | None = None,
+        on_queued: Callable[[int], None] | None = None,
+        on_offer: Callable[[Lease], bool] | None = None,
+    ) -> Lease:
         """Wait in line (bounded by ``wait`` seconds; 0: not at all) until the lease is granted.
 
         ``on_queued(position)`` hears each new place in line; ``on_offer(lease)`` answers an
@@ -154,8 +179,9 @@ class Lease:
         self.withdrawn = True
         self.release()
 
-    def _granted(self, wait: float | None, on_queued: Callable[[int], None],
-                 on_offer: Callable[[Lease], bool] | None) -> None:
+    def _granted(
+        self, wait: float | None, on_queued: Callable[[int], None], on_offer: Callable[[Lease], bool] | None
+    ) -> None:
         timer = threading.Timer(wait, self._responses.cancel) if wait else None
         if timer is not None:
             timer.daemon = True
@@ -264,8 +290,11 @@ class Lease:
     def extend(self, duration: float) -> None:
         """Make the lease run ``duration`` seconds from now (capped by the exporter's maximum)."""
         try:
-            self._take(self.stub.Extend(pb.ExtendRequest(token=self.token, duration=duration),
-                                        metadata=self.metadata, timeout=10))
+            self._take(
+                self.stub.Extend(
+                    pb.ExtendRequest(token=self.token, duration=duration), metadata=self.metadata, timeout=10
+                )
+            )
         except grpc.RpcError as err:
             raise translate(err, self.endpoint, "lease", "extend") from None
 
@@ -331,16 +360,35 @@ class BoardLease:
     def of(cls, status: pb.LeaseStatus | None, own: Lease | None) -> BoardLease:
         """The status the exporter sent, seen by the connection holding ``own`` (or no lease)."""
         mine = own is not None and own.active
-        about_own = {} if own is None else dict(
-            warning=own.warning if mine else "", requests=tuple(own.requests) if mine else (),
-            ended="" if mine or own.released else (own.ended or ""))
+        about_own = (
+            {}
+            if own is None
+            else dict(
+                warning=own.warning if mine else "",
+                requests=tuple(own.requests) if mine else (),
+                ended="" if mine or own.released else (own.ended or ""),
+            )
+        )
         if status is None:
             return cls(supported=False, mine=mine, **about_own)
         info = status.lease if status.HasField("lease") else None
-        return cls(required=status.required, mine=mine or status.caller_controls,
-                   waiting=tuple(Waiter(w.holder, w.purpose, w.since) for w in status.queue), **about_own,
-                   **({} if info is None else dict(holder=info.holder, purpose=info.purpose, since=info.since,
-                                                    expires=info.expires, verified=info.verified)))
+        return cls(
+            required=status.required,
+            mine=mine or status.caller_controls,
+            waiting=tuple(Waiter(w.holder, w.purpose, w.since) for w in status.queue),
+            **about_own,
+            **(
+                {}
+                if info is None
+                else dict(
+                    holder=info.holder,
+                    purpose=info.purpose,
+                    since=info.since,
+                    expires=info.expires,
+                    verified=info.verified,
+                )
+            ),
+        )
 
     @property
     def queue(self) -> tuple[str, ...]:
@@ -369,8 +417,12 @@ class LeaseWatch:
 
     RETRY = (0.2, 5.0)  # first and longest pause before opening a broken stream again
 
-    def __init__(self, channel: Callable[[], grpc.Channel], metadata: tuple,
-                 on_status: Callable[[pb.LeaseStatus | None], None]):
+    def __init__(
+        self,
+        channel: Callable[[], grpc.Channel],
+        metadata: tuple,
+        on_status: Callable[[pb.LeaseStatus | None], None],
+    ):
         self._channel, self._metadata, self._on_status = channel, metadata, on_status
         self._closed = threading.Event()
         self._stream: grpc.Future | None = None
@@ -380,7 +432,9 @@ class LeaseWatch:
         pause = self.RETRY[0]
         while not self._closed.is_set():
             try:
-                self._stream = lease_service(self._channel()).Watch(pb.StatusRequest(), metadata=self._metadata)
+                self._stream = lease_service(self._channel()).Watch(
+                    pb.StatusRequest(), metadata=self._metadata
+                )
                 if self._closed.is_set():
                     self._stream.cancel()
                 for status in self._stream:
@@ -412,21 +466,33 @@ def release(channel: grpc.Channel, metadata: tuple, endpoint: str, token: str) -
 def force_release(channel: grpc.Channel, metadata: tuple, endpoint: str, admin_passphrase: str) -> str:
     """End whoever's lease with the exporter's admin credential; the exporter's answer."""
     try:
-        return lease_service(channel).ForceRelease(pb.ForceReleaseRequest(admin_passphrase=admin_passphrase),
-                                                   metadata=metadata, timeout=30).message
+        return (
+            lease_service(channel)
+            .ForceRelease(
+                pb.ForceReleaseRequest(admin_passphrase=admin_passphrase), metadata=metadata, timeout=30
+            )
+            .message
+        )
     except grpc.RpcError as err:
         raise translate(err, endpoint, "lease", "force-release") from None
 
 
-def request_handover(channel: grpc.Channel, metadata: tuple, endpoint: str, message: str = "",
-                     tls: bool = False) -> str:
+def request_handover(
+    channel: grpc.Channel, metadata: tuple, endpoint: str, message: str = "", tls: bool = False
+) -> str:
     """Ask the board's holder to hand it over; the exporter's answer. Where the exporter verifies
     JupyterHub users, the request proves who asks (``tls``: the channel uses TLS)."""
     status = exporter_status(channel, metadata, endpoint)
     hub_token = hub_credential(endpoint, tls) if status is not None and status.hub_identity else ""
     try:
-        return lease_service(channel).RequestHandover(
-            pb.HandoverRequest(requester=who_am_i(), message=message, hub_token=hub_token),
-            metadata=metadata, timeout=10).message
+        return (
+            lease_service(channel)
+            .RequestHandover(
+                pb.HandoverRequest(requester=who_am_i(), message=message, hub_token=hub_token),
+                metadata=metadata,
+                timeout=10,
+            )
+            .message
+        )
     except grpc.RpcError as err:
         raise translate(err, endpoint, "lease", "request_handover") from None

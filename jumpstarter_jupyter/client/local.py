@@ -23,10 +23,19 @@ class PrivateBoard:
         self.directory = tempfile.mkdtemp(prefix="jumpstarter-board-")
         self.socket = os.path.join(self.directory, "board.sock")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "jumpstarter_jupyter", "demo", "--socket", self.socket, "--stop-on-stdin-eof"],
+            [
+                sys.executable,
+                "-m",
+                "jumpstarter_jupyter",
+                "demo",
+                "--socket",
+                self.socket,
+                "--stop-on-stdin-eof",
+            ],
             # we hold the pipe's write end and never write: if this process dies, even by
             # SIGKILL, the board reads EOF and stops instead of outliving its kernel
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
             stderr=open(os.path.join(self.directory, "exporter.log"), "wb"),
         )
         atexit.register(self.stop)
@@ -62,4 +71,3 @@ class PrivateBoard:
                 self.process.kill()
                 self.process.wait()
         shutil.rmtree(self.directory, ignore_errors=True)
-

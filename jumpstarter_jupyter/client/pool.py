@@ -32,8 +32,7 @@ from jumpstarter_jupyter.client.connection import channel_target
 from jumpstarter_jupyter.durations import format_duration
 from jumpstarter_jupyter.errors import ConfigError
 from jumpstarter_jupyter.protocol.metadata import PASSPHRASE_KEY
-from jumpstarter_jupyter.protocol.v1 import jumpstarter_pb2_grpc, lease_pb2
-from jumpstarter_jupyter.protocol.v1 import lease_pb2_grpc
+from jumpstarter_jupyter.protocol.v1 import jumpstarter_pb2_grpc, lease_pb2, lease_pb2_grpc
 from jumpstarter_jupyter.yamlfile import mapping, read_secret, read_yaml
 
 POOL_FILE = "jumpstarter-pool.yaml"
@@ -100,30 +99,41 @@ def parse_pool(text: str, source: str) -> dict[str, PoolEntry]:
             raise reader.error(path, "a board name has no '/' or ':' (it would read as an address)")
         entry = mapping(reader, value, path, ENTRY_KEYS)
         if not isinstance(entry.get("endpoint"), str) or not entry["endpoint"]:
-            raise reader.error(f"{path}.endpoint" if "endpoint" in entry else path,
-                               "expected the exporter's endpoint (host:port, unix:/path)")
+            raise reader.error(
+                f"{path}.endpoint" if "endpoint" in entry else path,
+                "expected the exporter's endpoint (host:port, unix:/path)",
+            )
         for key in ("passphrase_file", "admin_passphrase_file", "description"):
             if key in entry and not isinstance(entry[key], str):
                 raise reader.error(f"{path}.{key}", f"expected text, got {entry[key]!r}")
         labels = entry.get("labels") or {}
         if not isinstance(labels, dict) or not all(isinstance(v, (str, int, float)) for v in labels.values()):
-            raise reader.error(f"{path}.labels", f"expected a mapping of label names to values, got {labels!r}")
-        pool[name] = PoolEntry(name=name, endpoint=entry["endpoint"], source=source,
-                               passphrase_file=entry.get("passphrase_file"),
-                               admin_passphrase_file=entry.get("admin_passphrase_file"),
-                               labels={k: str(v) for k, v in labels.items()}, description=entry.get("description", ""))
+            raise reader.error(
+                f"{path}.labels", f"expected a mapping of label names to values, got {labels!r}"
+            )
+        pool[name] = PoolEntry(
+            name=name,
+            endpoint=entry["endpoint"],
+            source=source,
+            passphrase_file=entry.get("passphrase_file"),
+            admin_passphrase_file=entry.get("admin_passphrase_file"),
+            labels={k: str(v) for k, v in labels.items()},
+            description=entry.get("description", ""),
+        )
     return pool
 
 
 def lookup(endpoint: str) -> PoolEntry | None:
     """The pool entry ``endpoint`` names, if it names one (see the module's rules)."""
     if endpoint.startswith(POOL_PREFIX):
-        name = endpoint[len(POOL_PREFIX):]
+        name = endpoint[len(POOL_PREFIX) :]
         pool = load_pool()
         if name not in pool:
             known = ", ".join(sorted(pool)) or "none"
-            raise ConfigError(f"no board named {name!r} in the pool (boards: {known}; files read: "
-                              f"{', '.join(str(p) for p in pool_files() if p.is_file()) or 'none'})")
+            raise ConfigError(
+                f"no board named {name!r} in the pool (boards: {known}; files read: "
+                f"{', '.join(str(p) for p in pool_files() if p.is_file()) or 'none'})"
+            )
         return pool[name]
     if "/" in endpoint or ":" in endpoint:
         return None
@@ -168,14 +178,22 @@ class Probe:
     """One exporter's report and lease status, both asked at once (gRPC futures): many probes
     started together cost one round trip, not one each."""
 
-    def __init__(self, name: str, endpoint: str, passphrase: str | None, channel: grpc.Channel,
-                 timeout: float = PROBE_TIMEOUT):
+    def __init__(
+        self,
+        name: str,
+        endpoint: str,
+        passphrase: str | None,
+        channel: grpc.Channel,
+        timeout: float = PROBE_TIMEOUT,
+    ):
         self.name, self.endpoint = name, endpoint
         metadata = ((PASSPHRASE_KEY, passphrase),) if passphrase else ()
         self._report = jumpstarter_pb2_grpc.ExporterServiceStub(channel).GetReport.future(
-            empty_pb2.Empty(), metadata=metadata, timeout=timeout)
+            empty_pb2.Empty(), metadata=metadata, timeout=timeout
+        )
         self._status = lease_pb2_grpc.LeaseServiceStub(channel).Status.future(
-            lease_pb2.StatusRequest(), metadata=metadata, timeout=timeout)
+            lease_pb2.StatusRequest(), metadata=metadata, timeout=timeout
+        )
 
     def state(self) -> BoardState:
         """What the exporter answered (waiting for it); its labels are the exporter's."""
@@ -197,7 +215,12 @@ def _take_status(state: BoardState, status: lease_pb2.LeaseStatus) -> None:
     state.queue, state.offered = [waiter.holder for waiter in status.queue], status.offered
     if status.HasField("lease"):
         info = status.lease
-        state.holder, state.purpose, state.since, state.verified = info.holder, info.purpose, info.since, info.verified
+        state.holder, state.purpose, state.since, state.verified = (
+            info.holder,
+            info.purpose,
+            info.since,
+            info.verified,
+        )
         state.remaining = max(0.0, info.expires - time.time())
         state.kernel_id, state.server = info.kernel_id, info.server
 
@@ -237,8 +260,13 @@ def board_state(entry: PoolEntry, probed: Probe | str) -> BoardState:
     """The state a probe found, with the entry's description; the pool's labels add to the
     exporter's and win (the pool is the lab admin's file)."""
     if isinstance(probed, str):
-        return BoardState(name=entry.name, endpoint=entry.endpoint, error=probed, labels=dict(entry.labels),
-                          description=entry.description)
+        return BoardState(
+            name=entry.name,
+            endpoint=entry.endpoint,
+            error=probed,
+            labels=dict(entry.labels),
+            description=entry.description,
+        )
     state = probed.state()
     state.description, state.labels = entry.description, {**state.labels, **entry.labels}
     return state

@@ -17,7 +17,8 @@ from jumpstarter_jupyter.client.errors import is_unknown_driver, translate
 from jumpstarter_jupyter.errors import ConnectionFailed, DriverTimeout
 from jumpstarter_jupyter.protocol.codec import decode, encode
 from jumpstarter_jupyter.protocol.metadata import CONTENT_ENCODING_KEY, REQUEST_KEY, RESOURCE_KEY
-from jumpstarter_jupyter.protocol.v1 import jumpstarter_pb2 as pb, router_pb2, stream_pb2, stream_pb2_grpc
+from jumpstarter_jupyter.protocol.v1 import jumpstarter_pb2 as pb
+from jumpstarter_jupyter.protocol.v1 import router_pb2, stream_pb2, stream_pb2_grpc
 
 _EOF = object()  # in the outbox: half-close the request stream
 _GOAWAY = object()  # in the outbox: the end of writing (a GOAWAY frame)
@@ -54,7 +55,9 @@ class ClientStream:
             except grpc.RpcError as err:
                 if not self._retry(err):
                     raise
-                self._open({**request, "uuid": connection.uuid(path)}, acknowledged)  # the same driver, rebound
+                self._open(
+                    {**request, "uuid": connection.uuid(path)}, acknowledged
+                )  # the same driver, rebound
         except grpc.RpcError as err:
             raise self._error(err) from None
         self.receipts = _Receipts(self._call, self.name, self._error) if acknowledged else None
@@ -65,7 +68,11 @@ class ClientStream:
         self._outbox = queue.Queue(maxsize=8)
         metadata = (*self.connection.metadata, (REQUEST_KEY, request_json(request)))
         channel = self.connection.channel
-        rpc = stream_pb2_grpc.StreamServiceStub(channel).Stream if acknowledged else self.connection.router.Stream
+        rpc = (
+            stream_pb2_grpc.StreamServiceStub(channel).Stream
+            if acknowledged
+            else self.connection.router.Stream
+        )
         self._call = rpc(self._requests(self._outbox), metadata=metadata)
         try:
             self.headers = dict(self._call.initial_metadata())
@@ -142,11 +149,13 @@ class ClientStream:
             self.receipts.count(len(data))
         elif self._call.done() and not self._closed.is_set():
             code = self._call.code()
-            raise ConnectionFailed(f"{self.name}: the stream ended ({code.name}: "
-                                   f"{self._call.details() or 'no details'}); {len(data)} bytes not sent")
+            raise ConnectionFailed(
+                f"{self.name}: the stream ended ({code.name}: "
+                f"{self._call.details() or 'no details'}); {len(data)} bytes not sent"
+            )
         view = memoryview(data)
         for start in range(0, len(view), self.frame_size):
-            self._put(bytes(view[start:start + self.frame_size]))
+            self._put(bytes(view[start : start + self.frame_size]))
 
     def flush(self, timeout: float | None = 30) -> None:
         """Return once the driver has taken every byte sent so far (our exporters; upstream,
@@ -286,7 +295,9 @@ class _Receipts:
         if quiet:
             return
         if not done:
-            raise DriverTimeout(self.name, "flush", f"{waiting} bytes not taken by the driver within {timeout} s")
+            raise DriverTimeout(
+                self.name, "flush", f"{waiting} bytes not taken by the driver within {timeout} s"
+            )
         self.check()
 
     def receive(self, closed: Callable[[], bool]) -> bytes:
@@ -310,13 +321,25 @@ class _Receipts:
 Progress = Callable[[int, int | None], None]
 
 
-def upload(connection: Connection, path: str, method: str, source: IO[bytes], extra_args: list,
-           encoding: str | None = None, total: int | None = None, progress: Progress | None = None,
-           handle_index: int = 0) -> Any:
+def upload(
+    connection: Connection,
+    path: str,
+    method: str,
+    source: IO[bytes],
+    extra_args: list,
+    encoding: str | None = None,
+    total: int | None = None,
+    progress: Progress | None = None,
+    handle_index: int = 0,
+) -> Any:
     """Stream ``source`` into a resource and call ``method(*extra_args)`` concurrently, the
     resource's handle inserted at ``handle_index`` (first by default)."""
-    stream = ClientStream(connection, path, {"kind": "resource", "uuid": connection.uuid(path),
-                                             CONTENT_ENCODING_KEY: encoding}, method)
+    stream = ClientStream(
+        connection,
+        path,
+        {"kind": "resource", "uuid": connection.uuid(path), CONTENT_ENCODING_KEY: encoding},
+        method,
+    )
     with stream:
         call = _call_with_handle(connection, path, method, stream, extra_args, handle_index)
         sent = 0
@@ -334,12 +357,23 @@ def upload(connection: Connection, path: str, method: str, source: IO[bytes], ex
         return _result(connection, path, method, call)
 
 
-def download(connection: Connection, path: str, method: str, sink: IO[bytes], extra_args: list,
-             progress: Progress | None = None, handle_index: int = 0) -> Any:
+def download(
+    connection: Connection,
+    path: str,
+    method: str,
+    sink: IO[bytes],
+    extra_args: list,
+    progress: Progress | None = None,
+    handle_index: int = 0,
+) -> Any:
     """Call ``method(*extra_args)``, a resource's handle inserted at ``handle_index``, and write what
     the driver sends into ``sink``."""
-    stream = ClientStream(connection, path, {"kind": "resource", "uuid": connection.uuid(path),
-                                             CONTENT_ENCODING_KEY: None}, method)
+    stream = ClientStream(
+        connection,
+        path,
+        {"kind": "resource", "uuid": connection.uuid(path), CONTENT_ENCODING_KEY: None},
+        method,
+    )
     with stream:
         call = _call_with_handle(connection, path, method, stream, extra_args, handle_index)
         stream.send_eof()
@@ -352,7 +386,9 @@ def download(connection: Connection, path: str, method: str, sink: IO[bytes], ex
         return _result(connection, path, method, call)
 
 
-def _call_with_handle(connection, path, method, stream: ClientStream, extra_args: list, handle_index: int = 0):
+def _call_with_handle(
+    connection, path, method, stream: ClientStream, extra_args: list, handle_index: int = 0
+):
     args = list(extra_args)
     args.insert(handle_index, json.loads(stream.headers[RESOURCE_KEY]))
     request = pb.DriverCallRequest(uuid=connection.uuid(path), method=method, args=[encode(a) for a in args])

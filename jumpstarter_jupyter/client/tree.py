@@ -55,8 +55,12 @@ def client_class(labels: dict[str, str]) -> type[DriverClient]:
     """Our class if the exporter names one we may import, else the upstream mapping, else generic."""
     for path in _client_paths(labels):
         if not allowed(path):
-            log.warning("%s: client class %s not allowed, using the generic client (allow it with %s)",
-                        labels.get(NAME_LABEL, "driver"), path, ALLOW_VARIABLE)
+            log.warning(
+                "%s: client class %s not allowed, using the generic client (allow it with %s)",
+                labels.get(NAME_LABEL, "driver"),
+                path,
+                ALLOW_VARIABLE,
+            )
             continue
         module, _, name = path.rpartition(".")
         try:

@@ -5,5 +5,15 @@ from jumpstarter_jupyter.driver.cancel import Cancelled
 from jumpstarter_jupyter.driver.streams import ByteStream, LoopStream, SocketStream
 from jumpstarter_jupyter.driver.sync import Pipe, Signal
 
-__all__ = ["ByteStream", "Cancelled", "Driver", "LoopStream", "Pipe", "Signal", "SocketStream", "export",
-           "exportstream", "runtime"]
+__all__ = [
+    "ByteStream",
+    "Cancelled",
+    "Driver",
+    "LoopStream",
+    "Pipe",
+    "Signal",
+    "SocketStream",
+    "export",
+    "exportstream",
+    "runtime",
+]

@@ -103,8 +103,10 @@ def _check_function(func: Any, decorator: str, private: bool) -> None:
     if name.startswith("__"):
         raise TypeError(f"{decorator} {func.__qualname__}: dunder methods cannot be exported")
     if name.startswith("_") and not private:
-        raise TypeError(f"{decorator} {func.__qualname__}: private methods are not exported; "
-                        "use @export(private=True) to put this underscore name on the wire")
+        raise TypeError(
+            f"{decorator} {func.__qualname__}: private methods are not exported; "
+            "use @export(private=True) to put this underscore name on the wire"
+        )
     if name in LIFECYCLE:
         raise TypeError(f"{decorator} {func.__qualname__}: {name!r} is the driver lifecycle method")
 
@@ -138,7 +140,9 @@ class ExportedMethod:
         }
         returns = self.signature.return_annotation
         if returns is not inspect.Signature.empty:
-            described["returns"] = returns if isinstance(returns, str) else getattr(returns, "__name__", str(returns))
+            described["returns"] = (
+                returns if isinstance(returns, str) else getattr(returns, "__name__", str(returns))
+            )
         return described
 
 
@@ -149,7 +153,9 @@ def _describe_param(param: inspect.Parameter) -> dict:
         out["type"] = ann if isinstance(ann, str) else getattr(ann, "__name__", str(ann))
     if param.default is not inspect.Parameter.empty:
         default = param.default
-        out["default"] = default if isinstance(default, (int, float, str, bool, type(None))) else repr(default)
+        out["default"] = (
+            default if isinstance(default, (int, float, str, bool, type(None))) else repr(default)
+        )
     return out
 
 
@@ -164,8 +170,9 @@ def runtime(default: Any = dataclasses.MISSING, *, default_factory: Any = datacl
             voltage: float = 5.0            # config
             powered: bool = runtime(False)  # state
     """
-    return dataclasses.field(default=default, default_factory=default_factory, repr=False,
-                             metadata={RUNTIME: True})
+    return dataclasses.field(
+        default=default, default_factory=default_factory, repr=False, metadata={RUNTIME: True}
+    )
 
 
 class Driver(ABC):  # noqa: B024 - abstract so that interfaces' @abstractmethod methods are enforced
@@ -229,7 +236,7 @@ class Driver(ABC):  # noqa: B024 - abstract so that interfaces' @abstractmethod 
         for child in self.children.values():
             child.teardown()
 
-    def check_children(self) -> None:
+    def check_children(self) -> None:  # noqa: B027 - a hook: most drivers take any children
         """Raise ``ValueError`` or ``TypeError`` naming what is wrong when ``children`` do not fit.
 
         The config loader calls it once a YAML entry's children are set, so a missing or wrong

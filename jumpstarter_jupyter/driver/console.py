@@ -25,8 +25,9 @@ class ConsoleChunk(Protocol):
 class Console(Protocol):
     """A console's output, kept for replay and read by any number of followers."""
 
-    def follow_async(self, start: int | None = None, *, from_end: bool = False,
-                     snapshot: bool = False) -> AsyncIterator[ConsoleChunk]:
+    def follow_async(
+        self, start: int | None = None, *, from_end: bool = False, snapshot: bool = False
+    ) -> AsyncIterator[ConsoleChunk]:
         """Chunks from offset ``start`` on (None: the oldest held; ``from_end``: from now;
         ``snapshot``: only what is held now), on the event loop."""
         ...

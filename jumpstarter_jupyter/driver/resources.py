@@ -37,7 +37,7 @@ class Channel:
     def __init__(self, encoding: str | None = None):
         self.uuid = str(uuid.uuid4())
         self.encoding = encoding
-        self.inbound = Pipe(QUEUE_FRAMES)   # client -> driver
+        self.inbound = Pipe(QUEUE_FRAMES)  # client -> driver
         self.outbound = Pipe(QUEUE_FRAMES)  # driver -> client
 
     def handle(self) -> dict:
@@ -128,7 +128,9 @@ class Resources:
     @contextmanager
     def open(self, handle: Any) -> Iterator[Any]:
         if not isinstance(handle, dict) or handle.get("kind") != "client_stream":
-            raise ValueError(f"expected a resource handle {{'kind': 'client_stream', 'uuid': ...}}, got {handle!r}")
+            raise ValueError(
+                f"expected a resource handle {{'kind': 'client_stream', 'uuid': ...}}, got {handle!r}"
+            )
         with self._lock:
             channel = self._channels.pop(str(handle.get("uuid")), None)
         if channel is None:

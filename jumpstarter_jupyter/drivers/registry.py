@@ -101,17 +101,23 @@ def resolve(name: str, error: Callable[[str], Exception]) -> type[Driver]:
     except TypeError as exc:  # protobuf: upstream's generated stubs register the names ours did
         if "descriptor pool" not in str(exc):
             raise
-        raise error(f"{name!r} is built on upstream Jumpstarter, which cannot load beside our exporter; "
-                    "add `hosted: true` to its entry to run it in upstream's Python") from None
+        raise error(
+            f"{name!r} is built on upstream Jumpstarter, which cannot load beside our exporter; "
+            "add `hosted: true` to its entry to run it in upstream's Python"
+        ) from None
     if cls is None:
         import difflib
 
         close = difflib.get_close_matches(name, known_names(), n=3, cutoff=0.5)
-        hint = f"; did you mean {' or '.join(close)}?" if close else f"; known types: {', '.join(known_names())}"
+        hint = (
+            f"; did you mean {' or '.join(close)}?" if close else f"; known types: {', '.join(known_names())}"
+        )
         raise error(f"unknown driver type {name!r}{hint}")
     if not (isinstance(cls, type) and issubclass(cls, Driver)):
-        raise error(f"{name!r} is not a driver class (a subclass of jumpstarter_jupyter.driver.Driver); "
-                    "for a driver built on upstream Jumpstarter, add `hosted: true` to its entry")
+        raise error(
+            f"{name!r} is not a driver class (a subclass of jumpstarter_jupyter.driver.Driver); "
+            "for a driver built on upstream Jumpstarter, add `hosted: true` to its entry"
+        )
     if cls.__abstractmethods__:
         raise error(f"{cls.__qualname__} does not implement {_unimplemented(cls)}")
     return cls
@@ -119,6 +125,7 @@ def resolve(name: str, error: Callable[[str], Exception]) -> type[Driver]:
 
 def _unimplemented(cls: type) -> str:
     """``PowerInterface.on, PowerInterface.state``: the abstract methods ``cls`` leaves out."""
+
     def declared_by(name: str) -> str:
         owner = next(k for k in cls.__mro__ if getattr(vars(k).get(name), "__isabstractmethod__", False))
         return f"{owner.__qualname__}.{name}"

@@ -31,7 +31,11 @@ def bind(method: ExportedMethod, owner: str, args: list[Any]) -> list[Any]:
     varargs = any(p.kind == p.VAR_POSITIONAL for p in params)
     required = [p for p in positional if p.default is p.empty]
     if len(args) < len(required) or (len(args) > len(positional) and not varargs):
-        expected = f"{len(required)}" if len(required) == len(positional) else f"{len(required)} to {len(positional)}"
+        expected = (
+            f"{len(required)}"
+            if len(required) == len(positional)
+            else f"{len(required)} to {len(positional)}"
+        )
         raise TypeError(
             f"{owner}.{method.name}() takes {expected} argument{'s' * (expected != '1')} "
             f"({', '.join(p.name for p in positional) or 'none'}) but {len(args)} were given"
@@ -50,7 +54,11 @@ def convert(value: Any, hint: Any, name: str) -> Any:
         return value
     origin = typing.get_origin(hint)
     if origin is Annotated:
-        return _convert_base64(value, name) if is_base64(hint) else convert(value, typing.get_args(hint)[0], name)
+        return (
+            _convert_base64(value, name)
+            if is_base64(hint)
+            else convert(value, typing.get_args(hint)[0], name)
+        )
     if origin in (typing.Union, types.UnionType):
         options = typing.get_args(hint)
         if value is None and type(None) in options:
@@ -88,7 +96,9 @@ def _convert_sequence(value: Any, hint: Any, kind: type, name: str) -> Any:
     if kind is tuple and items and items[-1] is not Ellipsis:  # tuple[int, str]: one type per place
         if len(items) != len(value):
             raise ValueError(f"{name}: expected {len(items)} items, got {len(value)}: {value!r}")
-        return tuple(convert(v, item, f"{name}[{i}]") for i, (v, item) in enumerate(zip(value, items)))
+        return tuple(
+            convert(v, item, f"{name}[{i}]") for i, (v, item) in enumerate(zip(value, items, strict=False))
+        )
     item = items[0] if items else Any
     converted = [convert(v, item, f"{name}[{i}]") for i, v in enumerate(value)]
     return converted if kind in (list, collections.abc.Sequence) else kind(converted)
@@ -103,12 +113,17 @@ def _convert_object(value: Any, hint: type, name: str) -> Any:
         missing = sorted(hint.__required_keys__ - set(value))
         fields = {key: hints[key] for key in value if key in hints}
     else:
-        required = [f.name for f in dataclasses.fields(hint)
-                    if f.init and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+        required = [
+            f.name
+            for f in dataclasses.fields(hint)
+            if f.init and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        ]
         missing = [key for key in required if key not in value]
         fields = {f.name: hints[f.name] for f in dataclasses.fields(hint) if f.init and f.name in value}
     if missing:
-        raise ValueError(f"{name}: {hint.__name__} needs {', '.join(repr(m) for m in missing)}, got {value!r}")
+        raise ValueError(
+            f"{name}: {hint.__name__} needs {', '.join(repr(m) for m in missing)}, got {value!r}"
+        )
     converted = {key: convert(value[key], field, f"{name}.{key}") for key, field in fields.items()}
     return converted if _is_typeddict(hint) else hint(**converted)
 
@@ -160,5 +175,11 @@ def _convert_scalar(value: Any, hint: type, name: str) -> Any:
 
 
 def _kind(value: Any) -> str:
-    return {float: "a number", str: "text", bool: "a boolean", list: "a list", dict: "a mapping",
-            type(None): "null"}.get(type(value), type(value).__name__)
+    return {
+        float: "a number",
+        str: "text",
+        bool: "a boolean",
+        list: "a list",
+        dict: "a mapping",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)

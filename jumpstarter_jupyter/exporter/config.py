@@ -18,16 +18,16 @@ from typing import Any
 
 from jumpstarter_jupyter.driver.base import RUNTIME, Driver
 from jumpstarter_jupyter.drivers import registry
-from jumpstarter_jupyter.durations import parse_duration
 from jumpstarter_jupyter.drivers.composite.driver import Composite, Proxy
+from jumpstarter_jupyter.durations import parse_duration
 from jumpstarter_jupyter.errors import ConfigError
 from jumpstarter_jupyter.exporter.arguments import convert
 from jumpstarter_jupyter.exporter.hooks import AFTER, BEFORE, DEFAULT_TIMEOUT, FAILURE_POLICIES, Hook
 from jumpstarter_jupyter.exporter.identity import hub_api_url
 from jumpstarter_jupyter.exporter.leases import LeasePolicy
-from jumpstarter_jupyter.selector import check_label
 from jumpstarter_jupyter.hosted import config as hosted
 from jumpstarter_jupyter.hosted.drivers import failed_driver
+from jumpstarter_jupyter.selector import check_label
 from jumpstarter_jupyter.yamlfile import YamlReader, mapping, read_secret, read_yaml
 
 API_VERSION = "jumpstarter.dev/v1alpha1"
@@ -47,7 +47,9 @@ class DriverSpec:
     description: str | None = None
     methods_description: dict[str, str] = field(default_factory=dict)
     ref: str | None = None
-    hosted: bool = False  # run upstream's driver of this type, in a hosted process (jumpstarter_jupyter.hosted)
+    hosted: bool = (
+        False  # run upstream's driver of this type, in a hosted process (jumpstarter_jupyter.hosted)
+    )
     readonly: list[str] = field(default_factory=list)  # a hosted driver's methods a watcher may call
 
 
@@ -107,8 +109,15 @@ def parse_config(text: str, source: str = "<config>") -> ExporterConfig:
 
 
 HOOK_KEYS = {"script", "exec", "timeout", "onFailure"}
-LEASE_KEYS = {"required", "max_duration", "default_duration", "heartbeat", "warning", "admin_passphrase_file",
-              "hub_api_url"}
+LEASE_KEYS = {
+    "required",
+    "max_duration",
+    "default_duration",
+    "heartbeat",
+    "warning",
+    "admin_passphrase_file",
+    "hub_api_url",
+}
 
 
 def _hooks(reader: YamlReader, value: Any) -> dict[str, Hook]:
@@ -119,12 +128,18 @@ def _hooks(reader: YamlReader, value: Any) -> dict[str, Hook]:
         spec = mapping(reader, spec, path, HOOK_KEYS)
         script, interpreter = spec.get("script"), spec.get("exec")
         if not isinstance(script, str) or not script.strip():
-            raise reader.error(f"{path}.script", f"expected the script (inline text or a file path), got {script!r}")
+            raise reader.error(
+                f"{path}.script", f"expected the script (inline text or a file path), got {script!r}"
+            )
         if interpreter is not None and not isinstance(interpreter, str):
-            raise reader.error(f"{path}.exec", f"expected an interpreter such as /bin/bash, got {interpreter!r}")
+            raise reader.error(
+                f"{path}.exec", f"expected an interpreter such as /bin/bash, got {interpreter!r}"
+            )
         policy = spec.get("onFailure", "warn")
         if policy not in FAILURE_POLICIES:
-            raise reader.error(f"{path}.onFailure", f"expected one of {', '.join(FAILURE_POLICIES)}, got {policy!r}")
+            raise reader.error(
+                f"{path}.onFailure", f"expected one of {', '.join(FAILURE_POLICIES)}, got {policy!r}"
+            )
         timeout = _seconds(reader, spec.get("timeout", DEFAULT_TIMEOUT), f"{path}.timeout")
         hooks[name] = Hook(name, script, interpreter, timeout, policy)
     return hooks
@@ -186,7 +201,9 @@ def _entry(reader: YamlReader, value: Any, path: str) -> DriverSpec:
         raise reader.error(path, f"expected a driver entry (type/config/children or ref), got {value!r}")
     unknown = set(value) - ENTRY_KEYS
     if unknown:
-        raise reader.error(f"{path}.{sorted(unknown)[0]}", f"unknown key; an entry has {', '.join(sorted(ENTRY_KEYS))}")
+        raise reader.error(
+            f"{path}.{sorted(unknown)[0]}", f"unknown key; an entry has {', '.join(sorted(ENTRY_KEYS))}"
+        )
     spec = DriverSpec(yaml_path=path, line=reader.lines.get(path, 0))
     for key, kind in (("type", str), ("ref", str), ("description", str)):
         if value.get(key) is not None and not isinstance(value[key], kind):
@@ -204,10 +221,14 @@ def _entry(reader: YamlReader, value: Any, path: str) -> DriverSpec:
     spec.readonly = readonly
     spec.config = value.get("config") or {}
     spec.methods_description = {str(k): str(v) for k, v in (value.get("methods_description") or {}).items()}
-    spec.children = {name: _entry(reader, child, f"{path}.children.{name}")
-                     for name, child in (value.get("children") or {}).items()}
+    spec.children = {
+        name: _entry(reader, child, f"{path}.children.{name}")
+        for name, child in (value.get("children") or {}).items()
+    }
     if spec.ref is None and spec.type is None and not spec.children:
-        raise reader.error(path, "expected `type:` (a driver class), `children:` (a composite) or `ref:` (a proxy)")
+        raise reader.error(
+            path, "expected `type:` (a driver class), `children:` (a composite) or `ref:` (a proxy)"
+        )
     return spec
 
 
@@ -256,12 +277,21 @@ def _build(config: ExporterConfig, spec: DriverSpec, standing: dict[str, Driver]
     if spec.yaml_path in standing:  # a hosted entry: the hosted process serves its subtree
         return standing[spec.yaml_path]
     if spec.readonly:
-        raise error(f"{spec.yaml_path}.readonly", "`readonly:` marks a hosted driver's methods; our drivers "
-                    "declare theirs in code (@export(readonly=True))")
+        raise error(
+            f"{spec.yaml_path}.readonly",
+            "`readonly:` marks a hosted driver's methods; our drivers "
+            "declare theirs in code (@export(readonly=True))",
+        )
     if spec.ref is not None:
         return Proxy(ref=spec.ref)
-    cls = Composite if spec.type is None else registry.resolve(spec.type, lambda msg: error(f"{spec.yaml_path}.type", msg))
-    driver = instantiate(cls, spec.config, lambda key, msg: error(f"{spec.yaml_path}.config{'.' + key if key else ''}", msg))
+    cls = (
+        Composite
+        if spec.type is None
+        else registry.resolve(spec.type, lambda msg: error(f"{spec.yaml_path}.type", msg))
+    )
+    driver = instantiate(
+        cls, spec.config, lambda key, msg: error(f"{spec.yaml_path}.config{'.' + key if key else ''}", msg)
+    )
     children = {name: _build(config, child, standing) for name, child in spec.children.items()}
     if children:
         driver.children = {**driver.children, **children}
@@ -286,20 +316,34 @@ def instantiate(cls: type[Driver], values: dict[str, Any], error: Any) -> Driver
     hints = typing.get_type_hints(cls)
     runtime = [key for key in values if key in fields and fields[key].metadata.get(RUNTIME)]
     if runtime:
-        raise error(runtime[0], f"{cls.__name__}.{runtime[0]} is not configuration: the driver sets it as it "
-                                "runs (or its parent passes it in code)")
+        raise error(
+            runtime[0],
+            f"{cls.__name__}.{runtime[0]} is not configuration: the driver sets it as it "
+            "runs (or its parent passes it in code)",
+        )
     unknown = [key for key in values if key not in fields]
     if unknown:
         settable = ", ".join(name for name, f in fields.items() if not f.metadata.get(RUNTIME)) or "none"
         raise error(unknown[0], f"{cls.__name__} has no config field {unknown[0]!r}; fields: {settable}")
-    missing = [f.name for f in fields.values() if f.name not in values
-               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    missing = [
+        f.name
+        for f in fields.values()
+        if f.name not in values
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+    ]
     passed_in_code = [name for name in missing if fields[name].metadata.get(RUNTIME)]
     if passed_in_code:
-        raise error("", f"{cls.__name__} is built in code, not from a config: it needs {passed_in_code[0]} "
-                        f"({_type_name(hints.get(passed_in_code[0]))})")
+        raise error(
+            "",
+            f"{cls.__name__} is built in code, not from a config: it needs {passed_in_code[0]} "
+            f"({_type_name(hints.get(passed_in_code[0]))})",
+        )
     if missing:
-        raise error(missing[0], f"{cls.__name__} needs config field {missing[0]!r} ({_type_name(hints.get(missing[0]))})")
+        raise error(
+            missing[0],
+            f"{cls.__name__} needs config field {missing[0]!r} ({_type_name(hints.get(missing[0]))})",
+        )
     kwargs = {}
     for key, value in values.items():
         try:
@@ -328,7 +372,7 @@ def _type_name(hint: Any) -> str:
 
 
 def _resolve_proxies(config: ExporterConfig, root: Driver, node: Driver) -> None:
-    for name, child in node.children.items():
+    for child in node.children.values():
         if isinstance(child, Proxy):
             child.target = _lookup(config, root, child.ref)
         else:
@@ -339,6 +383,8 @@ def _lookup(config: ExporterConfig, root: Driver, ref: str) -> Driver:
     node = root
     for part in ref.split("."):
         if part not in node.children:
-            raise ConfigError(f"{config.source}: ref {ref!r}: no driver {part!r} (have {', '.join(node.children) or 'none'})")
+            raise ConfigError(
+                f"{config.source}: ref {ref!r}: no driver {part!r} (have {', '.join(node.children) or 'none'})"
+            )
         node = node.children[part]
     return node

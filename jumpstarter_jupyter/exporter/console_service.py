@@ -35,8 +35,13 @@ class ConsoleServicer(console_pb2_grpc.ConsoleServiceServicer):
             start = None
         first = True
         async for chunk in console.follow_async(start, from_end=request.from_end, snapshot=request.snapshot):
-            yield console_pb2.ConsoleChunk(offset=chunk.offset, data=chunk.data, dropped=chunk.dropped,
-                                           event=chunk.event, epoch=epoch if first else "")
+            yield console_pb2.ConsoleChunk(
+                offset=chunk.offset,
+                data=chunk.data,
+                dropped=chunk.dropped,
+                event=chunk.event,
+                epoch=epoch if first else "",
+            )
             first = False
 
     async def Transmit(self, request_iterator, context):
@@ -47,8 +52,9 @@ class ConsoleServicer(console_pb2_grpc.ConsoleServiceServicer):
             await refused.abort(context)
 
 
-async def _console_transmit(dispatch: Dispatcher, requests,
-                            context) -> AsyncIterator[console_pb2.TransmitAck]:
+async def _console_transmit(
+    dispatch: Dispatcher, requests, context
+) -> AsyncIterator[console_pb2.TransmitAck]:
     """Write each request's bytes to the console's port, acknowledging the total after each."""
     first = await anext(aiter(requests), None)
     if first is None:
@@ -71,8 +77,12 @@ async def _console_transmit(dispatch: Dispatcher, requests,
 
 def _console_driver(node: Node) -> ConsoleDriver:
     if not isinstance(node.driver, ConsoleDriver):
-        raise Refused(grpc.StatusCode.NOT_FOUND, f"driver {node.path or 'root'} has no console",
-                      "AttributeError", node.path)
+        raise Refused(
+            grpc.StatusCode.NOT_FOUND,
+            f"driver {node.path or 'root'} has no console",
+            "AttributeError",
+            node.path,
+        )
     return node.driver
 
 

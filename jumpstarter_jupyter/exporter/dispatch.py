@@ -81,8 +81,9 @@ class Dispatcher:
             log.warning("%s was cancelled by the exporter, not by its caller: %s", what, reason)
             if self.leases.stopping:  # nothing can be answered any more
                 raise
-            raise Refused(grpc.StatusCode.CANCELLED, f"cancelled by the exporter: {reason}", "Cancelled",
-                          node.path) from None
+            raise Refused(
+                grpc.StatusCode.CANCELLED, f"cancelled by the exporter: {reason}", "Cancelled", node.path
+            ) from None
         finally:
             if lease is not None:
                 lease.controls.discard(task)
@@ -100,19 +101,25 @@ class Dispatcher:
     def node(self, uuid: str) -> Node:
         node = self.tree.nodes.get(uuid)
         if node is None:
-            raise Refused(grpc.StatusCode.UNKNOWN, f"Unexpected <class 'KeyError'>: UUID('{uuid}')",
-                          UNKNOWN_DRIVER, "")
+            raise Refused(
+                grpc.StatusCode.UNKNOWN, f"Unexpected <class 'KeyError'>: UUID('{uuid}')", UNKNOWN_DRIVER, ""
+            )
         return node
 
     def method(self, uuid: str, name: str, kind: str) -> tuple[Node, ExportedMethod]:
         node = self.node(uuid)
         method = type(node.driver).exports.get(name)
         if method is None:
-            raise Refused(grpc.StatusCode.NOT_FOUND, f"method {name} not found on driver", "AttributeError",
-                          node.path)
+            raise Refused(
+                grpc.StatusCode.NOT_FOUND, f"method {name} not found on driver", "AttributeError", node.path
+            )
         if method.kind != kind:
-            raise Refused(grpc.StatusCode.NOT_FOUND, f"method {name} missing marker {MARKER[kind]}",
-                          f"Not{kind.capitalize()}Method", node.path)
+            raise Refused(
+                grpc.StatusCode.NOT_FOUND,
+                f"method {name} missing marker {MARKER[kind]}",
+                f"Not{kind.capitalize()}Method",
+                node.path,
+            )
         return node, method
 
     def arguments(self, node: Node, method: ExportedMethod, args) -> list:

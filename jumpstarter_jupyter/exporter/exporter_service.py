@@ -57,8 +57,10 @@ class ExporterServicer(jumpstarter_pb2_grpc.ExporterServiceServicer):
 
     async def GetStatus(self, request, context):
         return pb.GetStatusResponse(
-            status=common_pb2.EXPORTER_STATUS_LEASE_READY, message="Ready for commands",
-            status_version=1, previous_status=common_pb2.EXPORTER_STATUS_AVAILABLE,
+            status=common_pb2.EXPORTER_STATUS_LEASE_READY,
+            message="Ready for commands",
+            status_version=1,
+            previous_status=common_pb2.EXPORTER_STATUS_AVAILABLE,
         )
 
     async def EndSession(self, request, context):

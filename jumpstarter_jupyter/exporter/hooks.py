@@ -87,9 +87,17 @@ class HookRunner:
 
     async def run(self, hook: Hook, holder: str, output: Callable[[str], None]) -> HookOutcome:
         """Run ``hook`` for ``holder``'s lease; every line it prints goes to ``output``."""
-        env = {**os.environ, "JUMPSTARTER_HOST": f"unix:{self.socket_path}", "JMP_GRPC_PASSPHRASE": self.credential,
-               "JMP_DRIVERS_ALLOW": "UNSAFE", "CLIENT_NAME": holder, "PATH": f"{self._bin}:{os.environ.get('PATH', '')}",
-               "TERM": "dumb", "DEBIAN_FRONTEND": "noninteractive", "GIT_TERMINAL_PROMPT": "0"}
+        env = {
+            **os.environ,
+            "JUMPSTARTER_HOST": f"unix:{self.socket_path}",
+            "JMP_GRPC_PASSPHRASE": self.credential,
+            "JMP_DRIVERS_ALLOW": "UNSAFE",
+            "CLIENT_NAME": holder,
+            "PATH": f"{self._bin}:{os.environ.get('PATH', '')}",
+            "TERM": "dumb",
+            "DEBIAN_FRONTEND": "noninteractive",
+            "GIT_TERMINAL_PROMPT": "0",
+        }
         env.pop("PS1", None)
         log.info("%s hook starting for %s", hook.name, holder)
         self.running += 1
@@ -101,8 +109,13 @@ class HookRunner:
     async def _run(self, hook: Hook, env: dict[str, str], output: Callable[[str], None]) -> HookOutcome:
         try:
             process = await asyncio.create_subprocess_exec(
-                *hook.argv(), stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.STDOUT, env=env, start_new_session=True)
+                *hook.argv(),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
         except OSError as exc:
             return HookOutcome(False, f"{hook.name} hook could not start: {exc}")
         try:

@@ -44,8 +44,11 @@ class HubUser:
 
 def hub_api_url(value: object) -> str:
     """Check a hub API URL from the config or the command line: ``http(s)://HOST:PORT/hub/api``."""
-    if not isinstance(value, str) or urllib.parse.urlsplit(value).scheme not in ("http", "https") \
-            or not urllib.parse.urlsplit(value).netloc:
+    if (
+        not isinstance(value, str)
+        or urllib.parse.urlsplit(value).scheme not in ("http", "https")
+        or not urllib.parse.urlsplit(value).netloc
+    ):
         raise ValueError(f"expected the hub's API URL, such as http://127.0.0.1:8081/hub/api, got {value!r}")
     return value.rstrip("/")
 
@@ -66,8 +69,10 @@ class HubIdentity:
     async def verify(self, token: str) -> HubUser:
         """The hub user ``token`` proves; raises :class:`IdentityRefused` naming why not."""
         if not token:
-            raise IdentityRefused("this exporter verifies JupyterHub users and no hub credential came with the "
-                                  "request (a kernel inside JupyterHub sends one over TLS, a unix socket or loopback)")
+            raise IdentityRefused(
+                "this exporter verifies JupyterHub users and no hub credential came with the "
+                "request (a kernel inside JupyterHub sends one over TLS, a unix socket or loopback)"
+            )
         key, now = fingerprint(token), time.monotonic()
         cached = self._cache.get(key)
         if cached is not None and cached[0] > now:
@@ -85,7 +90,9 @@ class HubIdentity:
             with urllib.request.urlopen(request, timeout=HUB_TIMEOUT) as response:
                 model = json.load(response)
         except urllib.error.HTTPError as err:
-            self._refused(token, f"the hub at {self.api_url} rejected the credential ({err.code} {err.reason})")
+            self._refused(
+                token, f"the hub at {self.api_url} rejected the credential ({err.code} {err.reason})"
+            )
         except (urllib.error.URLError, OSError, ValueError) as exc:
             reason = getattr(exc, "reason", exc)
             self._refused(token, f"cannot ask the hub at {self.api_url} whose the credential is: {reason}")
@@ -98,8 +105,11 @@ class HubIdentity:
         scopes = tuple(str(scope) for scope in model.get("scopes", ()))
         broader = [scope for scope in scopes if not scope.startswith(IDENTIFY_SCOPES)]
         if broader:
-            self._refused(token, f"the credential of hub user {name} grants more than its name ({', '.join(broader[:4])}): "
-                                 "send a token with only the read:users:name!user scope, never JUPYTERHUB_API_TOKEN")
+            self._refused(
+                token,
+                f"the credential of hub user {name} grants more than its name ({', '.join(broader[:4])}): "
+                "send a token with only the read:users:name!user scope, never JUPYTERHUB_API_TOKEN",
+            )
         return HubUser(name, scopes)
 
     @staticmethod

@@ -27,25 +27,33 @@ class LeaseServicer(lease_pb2_grpc.LeaseServiceServicer):
         return await self._answer(context, lambda: self.leases.extend(request.token, request.duration))
 
     async def Release(self, request, context):
-        return await self._answer(context, lambda: lease_pb2.ReleaseResponse(
-            message=self.leases.release(request.token)))
+        return await self._answer(
+            context, lambda: lease_pb2.ReleaseResponse(message=self.leases.release(request.token))
+        )
 
     async def Status(self, request, context):
         return self.leases.status(dict(context.invocation_metadata()))
 
     async def ForceRelease(self, request, context):
-        return await self._answer(context, lambda: lease_pb2.ReleaseResponse(
-            message=self.leases.force_release(request.admin_passphrase)))
+        return await self._answer(
+            context,
+            lambda: lease_pb2.ReleaseResponse(message=self.leases.force_release(request.admin_passphrase)),
+        )
 
     async def Watch(self, request, context):
         async for status in self.leases.watch(dict(context.invocation_metadata())):
             yield status
 
     async def RequestHandover(self, request, context):
-        requester = await self._answer(context,
-                                       lambda: self.leases.requester(request.requester, request.hub_token))
-        return await self._answer(context, lambda: lease_pb2.HandoverResponse(
-            message=self.leases.request_handover(requester, request.message)))
+        requester = await self._answer(
+            context, lambda: self.leases.requester(request.requester, request.hub_token)
+        )
+        return await self._answer(
+            context,
+            lambda: lease_pb2.HandoverResponse(
+                message=self.leases.request_handover(requester, request.message)
+            ),
+        )
 
     @staticmethod
     async def _answer(context, answer: Callable):

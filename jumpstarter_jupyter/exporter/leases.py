@@ -79,8 +79,15 @@ class Lease:
         self.controls: set[asyncio.Task] = set()  # control calls and streams running under it
 
     def info(self) -> pb.LeaseInfo:
-        return pb.LeaseInfo(holder=self.holder, purpose=self.purpose, since=self.since, expires=self.expires,
-                            verified=self.verified, kernel_id=self.kernel_id, server=self.server)
+        return pb.LeaseInfo(
+            holder=self.holder,
+            purpose=self.purpose,
+            since=self.since,
+            expires=self.expires,
+            verified=self.verified,
+            kernel_id=self.kernel_id,
+            server=self.server,
+        )
 
     @property
     def held_by(self) -> str:
@@ -124,8 +131,13 @@ class _Left(Exception):
 class Leases:
     """The exporter's lease state: the current lease, the queue, and the checks for control."""
 
-    def __init__(self, policy: LeasePolicy, hooks: HookRunner | None = None,
-                 on_exit: Callable[[int], None] | None = None, hook_log: Callable[[str, str], None] | None = None):
+    def __init__(
+        self,
+        policy: LeasePolicy,
+        hooks: HookRunner | None = None,
+        on_exit: Callable[[int], None] | None = None,
+        hook_log: Callable[[str, str], None] | None = None,
+    ):
         self.policy, self.hooks, self.on_exit = policy, hooks, on_exit
         self.hook_log = hook_log or (lambda hook, line: None)
         self.identity = HubIdentity(policy.hub_api_url) if policy.hub_api_url else None
@@ -140,7 +152,11 @@ class Leases:
         lease = self.current
         if lease is not None and lease.active and hmac.compare_digest(credential, lease.token):
             return True
-        return self.hooks is not None and self.hooks.running and hmac.compare_digest(credential, self.hooks.credential)
+        return (
+            self.hooks is not None
+            and self.hooks.running
+            and hmac.compare_digest(credential, self.hooks.credential)
+        )
 
     def control(self, metadata: dict[str, str]) -> Lease | None:
         """The lease a control call runs under (None: leases are not required, or a hook calls).
@@ -188,7 +204,9 @@ class Leases:
             holder = await self.holder(request.holder, request.hub_token)
         except IdentityRefused as refused:
             log.warning("lease refused: %s", refused)
-            yield pb.LeaseEvent(kind=pb.LEASE_EVENT_ENDED, message=str(refused))  # the client says "refused: …"
+            yield pb.LeaseEvent(
+                kind=pb.LEASE_EVENT_ENDED, message=str(refused)
+            )  # the client says "refused: …"
             return
         waiter = _Waiter(holder, request.purpose, time.time(), offers=request.offers)
         listener = asyncio.ensure_future(self._listen(requests, waiter))
@@ -198,8 +216,9 @@ class Leases:
         try:
             async for event in self._wait_for_turn(waiter):
                 yield event
-            lease = waiter.lease = self.current = Lease(request, self._duration(request.duration), holder,
-                                                        self.identity is not None)
+            lease = waiter.lease = self.current = Lease(
+                request, self._duration(request.duration), holder, self.identity is not None
+            )
         except _Left as why:
             left = str(why)
         finally:
@@ -225,7 +244,9 @@ class Leases:
             return claimed or "unknown"
         user = await self.identity.verify(hub_token)
         if claimed and claimed != user.name:
-            raise IdentityRefused(f"the request claims to be {claimed!r}, but the hub says its credential is {user.name!r}'s")
+            raise IdentityRefused(
+                f"the request claims to be {claimed!r}, but the hub says its credential is {user.name!r}'s"
+            )
         return user.name
 
     async def requester(self, claimed: str, hub_token: str) -> str:
@@ -315,8 +336,12 @@ class Leases:
                 return
         lease.active = True
         self._announce()
-        log.info("lease granted to %s%s for %s", lease.holder, f" ({lease.purpose})" if lease.purpose else "",
-                 format_duration(lease.expires - lease.since))
+        log.info(
+            "lease granted to %s%s for %s",
+            lease.holder,
+            f" ({lease.purpose})" if lease.purpose else "",
+            format_duration(lease.expires - lease.since),
+        )
         yield pb.LeaseEvent(kind=pb.LEASE_EVENT_GRANTED, token=lease.token, lease=lease.info())
         while True:
             try:
@@ -346,9 +371,13 @@ class Leases:
             self.end(lease, f"the holder went silent (no heartbeat for {self.policy.heartbeat:g} s)")
         elif not lease.warned and wall >= lease.expires - self.policy.warning:
             lease.warned = True
-            lease.events.put_nowait(pb.LeaseEvent(
-                kind=pb.LEASE_EVENT_EXPIRING, lease=lease.info(),
-                message=f"the lease expires in {format_duration(lease.expires - wall)}: extend it or finish"))
+            lease.events.put_nowait(
+                pb.LeaseEvent(
+                    kind=pb.LEASE_EVENT_EXPIRING,
+                    lease=lease.info(),
+                    message=f"the lease expires in {format_duration(lease.expires - wall)}: extend it or finish",
+                )
+            )
 
     # --- ending -------------------------------------------------------------------------
     def end(self, lease: Lease, reason: str) -> None:
@@ -377,7 +406,9 @@ class Leases:
 
         def output(line: str) -> None:
             self.hook_log(hook.name, line)
-            lease.events.put_nowait(pb.LeaseEvent(kind=pb.LEASE_EVENT_HOOK_OUTPUT, message=f"[{hook.name}] {line}"))
+            lease.events.put_nowait(
+                pb.LeaseEvent(kind=pb.LEASE_EVENT_HOOK_OUTPUT, message=f"[{hook.name}] {line}")
+            )
 
         outcome = await self.hooks.run(hook, lease.holder, output)
         if outcome.ok:
@@ -407,7 +438,9 @@ class Leases:
         lease.warned = False
         lease.events.put_nowait(pb.LeaseEvent(kind=pb.LEASE_EVENT_EXTENDED, lease=lease.info()))
         self._announce()
-        log.info("lease of %s extended to %s from now", lease.holder, format_duration(lease.expires - time.time()))
+        log.info(
+            "lease of %s extended to %s from now", lease.holder, format_duration(lease.expires - time.time())
+        )
         return lease.info()
 
     def release(self, token: str) -> str:
@@ -418,8 +451,10 @@ class Leases:
     def force_release(self, admin_passphrase: str) -> str:
         expected = self.policy.admin_passphrase
         if not expected:
-            raise PermissionError("force-release needs the exporter's admin credential, and none is configured "
-                                  "(--admin-passphrase-file, or lease: admin_passphrase_file in the config)")
+            raise PermissionError(
+                "force-release needs the exporter's admin credential, and none is configured "
+                "(--admin-passphrase-file, or lease: admin_passphrase_file in the config)"
+            )
         if not hmac.compare_digest(admin_passphrase.encode(), expected.encode()):
             raise PermissionError("wrong admin passphrase")
         lease = self.current
@@ -434,8 +469,13 @@ class Leases:
         if lease is None or not lease.active:
             raise LeaseRefused("nobody holds the board: take the lease instead")
         words = f": {message}" if message else ""
-        lease.events.put_nowait(pb.LeaseEvent(kind=pb.LEASE_EVENT_HANDOVER_REQUESTED, lease=lease.info(),
-                                              message=f"{requester or 'someone'} asks for the board{words}"))
+        lease.events.put_nowait(
+            pb.LeaseEvent(
+                kind=pb.LEASE_EVENT_HANDOVER_REQUESTED,
+                lease=lease.info(),
+                message=f"{requester or 'someone'} asks for the board{words}",
+            )
+        )
         log.info("%s asks %s for the board", requester, lease.holder)
         return f"asked {lease.holder} to hand the board over"
 
@@ -449,14 +489,15 @@ class Leases:
     def status(self, metadata: dict[str, str]) -> pb.LeaseStatus:
         """The lease, the queue and the limits; ``caller_controls`` for a caller whose credential
         (a lease token, or a hook's) already controls the board."""
-        status = pb.LeaseStatus(required=self.policy.required, heartbeat_seconds=self.policy.heartbeat,
-                                hub_identity=self.identity is not None,
-                                caller_controls=self._controlling(metadata) is not None,
-                                max_duration=self.policy.max_duration,
-                                queue=[pb.Waiter(holder=w.holder, purpose=w.purpose, since=w.since)
-                                       for w in self.queue],
-                                offered=bool(self.queue) and self.current is None
-                                and self.queue[0].offered is not None)
+        status = pb.LeaseStatus(
+            required=self.policy.required,
+            heartbeat_seconds=self.policy.heartbeat,
+            hub_identity=self.identity is not None,
+            caller_controls=self._controlling(metadata) is not None,
+            max_duration=self.policy.max_duration,
+            queue=[pb.Waiter(holder=w.holder, purpose=w.purpose, since=w.since) for w in self.queue],
+            offered=bool(self.queue) and self.current is None and self.queue[0].offered is not None,
+        )
         if self.current is not None and not self.current.ended:
             status.lease.CopyFrom(self.current.info())
         return status

@@ -11,7 +11,8 @@ import logging
 from collections.abc import AsyncIterator
 
 from jumpstarter_jupyter.driver.sync import Signal
-from jumpstarter_jupyter.protocol.v1 import common_pb2, jumpstarter_pb2 as pb
+from jumpstarter_jupyter.protocol.v1 import common_pb2
+from jumpstarter_jupyter.protocol.v1 import jumpstarter_pb2 as pb
 
 RING = 256
 
@@ -43,7 +44,7 @@ class LogHub(logging.Handler):
         with self.changed:
             last = self.seq
         while True:
-            await self.changed.wait_async(lambda: self.seq > last)
+            await self.changed.wait_async(lambda last=last: self.seq > last)
             with self.changed:
                 fresh = [record for seq, record in self.records if seq > last]
                 last = self.seq
@@ -54,7 +55,11 @@ class LogHub(logging.Handler):
 def _message(record: logging.LogRecord) -> pb.LogStreamResponse:
     hook = getattr(record, "hook", None)
     if hook is not None:  # a line a lease hook printed
-        source = common_pb2.LOG_SOURCE_BEFORE_LEASE_HOOK if hook == "beforeLease" else common_pb2.LOG_SOURCE_AFTER_LEASE_HOOK
+        source = (
+            common_pb2.LOG_SOURCE_BEFORE_LEASE_HOOK
+            if hook == "beforeLease"
+            else common_pb2.LOG_SOURCE_AFTER_LEASE_HOOK
+        )
     elif record.name.startswith("driver."):
         source = common_pb2.LOG_SOURCE_DRIVER
     else:

@@ -65,7 +65,9 @@ def _entry(node: Node, name: str | None, parent: str | None) -> pb.DriverInstanc
     }
     if name is not None:
         labels[NAME_LABEL] = name
-    entry = pb.DriverInstanceReport(uuid=node.uuid, labels=labels, methods_description=driver.methods_description)
+    entry = pb.DriverInstanceReport(
+        uuid=node.uuid, labels=labels, methods_description=driver.methods_description
+    )
     if parent is not None:
         entry.parent_uuid = parent
     if driver.description:

@@ -45,15 +45,24 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
         except Refused as refused:
             await refused.abort(context)
 
-    async def serve(self, incoming: AsyncIterator[bytes], context, acks: Acknowledgements | None
-                    ) -> AsyncIterator[bytes | None]:
+    async def serve(
+        self, incoming: AsyncIterator[bytes], context, acks: Acknowledgements | None
+    ) -> AsyncIterator[bytes | None]:
         """The stream the ``request`` metadata names: the driver's bytes, then ``None`` (GOAWAY)."""
         request = _stream_request(context)
         if request.get("kind") == "resource":
             node = self.dispatch.node(str(request.get("uuid")))
-            relay = getattr(node.driver, "forward_resource", None)  # a hosted driver's resources are its process's
-            readonly, responses = False, (relay(request, incoming, context) if relay
-                                          else self._resource(node, request, incoming, context, acks))
+            relay = getattr(
+                node.driver, "forward_resource", None
+            )  # a hosted driver's resources are its process's
+            readonly, responses = (
+                False,
+                (
+                    relay(request, incoming, context)
+                    if relay
+                    else self._resource(node, request, incoming, context, acks)
+                ),
+            )
             what = f"{node.path or 'root'} resource stream"
         else:
             uuid, name = str(request.get("uuid")), request.get("method") or "connect"
@@ -64,8 +73,9 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
             async for data in responses:
                 yield data
 
-    async def _driver_stream(self, node: Node, method: ExportedMethod, incoming, context,
-                             acks: Acknowledgements | None) -> AsyncIterator[bytes | None]:
+    async def _driver_stream(
+        self, node: Node, method: ExportedMethod, incoming, context, acks: Acknowledgements | None
+    ) -> AsyncIterator[bytes | None]:
         try:
             stream = await self.calls.call(method, node.driver, [], call_name(node, method))
         except Exception as exc:
@@ -86,17 +96,20 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
                 pump.cancel()
             stream.close()
 
-    async def _resource(self, node: Node, request: dict, incoming, context,
-                        acks: Acknowledgements | None) -> AsyncIterator[bytes | None]:
+    async def _resource(
+        self, node: Node, request: dict, incoming, context, acks: Acknowledgements | None
+    ) -> AsyncIterator[bytes | None]:
         encoding = request.get(CONTENT_ENCODING_KEY)
         channel = node.driver.resources.register(encoding)
         accepted = encoding if encoding in ENCODINGS else ""
         pump = None
         try:
-            await context.send_initial_metadata(((RESOURCE_KEY, json.dumps(channel.handle())),
-                                                 (ACCEPT_ENCODING_KEY, accepted)))
-            pump = asyncio.ensure_future(_pump(incoming, channel.inbound.put_async, channel.end_of_input,
-                                               acks))
+            await context.send_initial_metadata(
+                ((RESOURCE_KEY, json.dumps(channel.handle())), (ACCEPT_ENCODING_KEY, accepted))
+            )
+            pump = asyncio.ensure_future(
+                _pump(incoming, channel.inbound.put_async, channel.end_of_input, acks)
+            )
             while (data := await channel.outbound.get_async()) is not None:
                 yield data
             yield None
@@ -116,11 +129,19 @@ def _stream_request(context) -> dict:
         request = json.loads(raw) if raw else None
     except ValueError:
         request = None
-    if (not isinstance(request, dict) or request.get("kind") not in ("driver", "resource")
-            or "uuid" not in request):
+    if (
+        not isinstance(request, dict)
+        or request.get("kind") not in ("driver", "resource")
+        or "uuid" not in request
+    ):
         expected = '{"kind": "driver"|"resource", "uuid": ..., ...}'
-        raise Refused(grpc.StatusCode.UNKNOWN, "Unexpected <class 'ValidationError'>: invalid `request` "
-                      f"metadata {raw!r}: expected JSON {expected}", "ValidationError", "")
+        raise Refused(
+            grpc.StatusCode.UNKNOWN,
+            "Unexpected <class 'ValidationError'>: invalid `request` "
+            f"metadata {raw!r}: expected JSON {expected}",
+            "ValidationError",
+            "",
+        )
     return request
 
 
@@ -143,8 +164,12 @@ async def _router_payloads(frames) -> AsyncIterator[bytes]:
             yield frame.payload
 
 
-async def _pump(incoming: AsyncIterator[bytes], write: Callable[[bytes], Awaitable],
-                write_eof: Callable[[], Awaitable], acks: Acknowledgements | None) -> None:
+async def _pump(
+    incoming: AsyncIterator[bytes],
+    write: Callable[[bytes], Awaitable],
+    write_eof: Callable[[], Awaitable],
+    acks: Acknowledgements | None,
+) -> None:
     """Copy client bytes to ``write`` (counting them in ``acks``) until the client's EOF, then
     ``write_eof``. A driver that refuses bytes ends the copy: ``acks`` says why."""
     try:

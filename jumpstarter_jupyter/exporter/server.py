@@ -31,8 +31,13 @@ from jumpstarter_jupyter.exporter.report import Tree
 from jumpstarter_jupyter.exporter.router_service import RouterServicer
 from jumpstarter_jupyter.exporter.stream_service import StreamServicer
 from jumpstarter_jupyter.protocol.metadata import PASSPHRASE_KEY
-from jumpstarter_jupyter.protocol.v1 import console_pb2_grpc, jumpstarter_pb2_grpc, lease_pb2_grpc, router_pb2_grpc
-from jumpstarter_jupyter.protocol.v1 import stream_pb2_grpc
+from jumpstarter_jupyter.protocol.v1 import (
+    console_pb2_grpc,
+    jumpstarter_pb2_grpc,
+    lease_pb2_grpc,
+    router_pb2_grpc,
+    stream_pb2_grpc,
+)
 
 log = logging.getLogger("jumpstarter_jupyter.exporter")
 
@@ -123,8 +128,16 @@ def _on_loop(coroutine):
 class Exporter:
     """A running exporter: ``address`` to connect to, ``stop()`` to end it."""
 
-    def __init__(self, root: Driver, server: grpc.aio.Server, address: str, tree: Tree, logs: LogHub, calls: Calls,
-                 leases: Leases):
+    def __init__(
+        self,
+        root: Driver,
+        server: grpc.aio.Server,
+        address: str,
+        tree: Tree,
+        logs: LogHub,
+        calls: Calls,
+        leases: Leases,
+    ):
         self.root, self.server, self.address, self.tree, self.logs = root, server, address, tree, logs
         self.calls, self.leases = calls, leases
         self._stopped = threading.Event()
@@ -188,8 +201,11 @@ def serve(
             raise ValueError("TLS needs both --tls-cert and --tls-key")
         credentials = grpc.ssl_server_credentials([(Path(tls_key).read_bytes(), Path(tls_cert).read_bytes())])
     if listen is not None and not passphrase and credentials is None and not _is_loopback(listen):
-        log.warning("listening on %s without a passphrase or TLS: anyone who can reach this address controls the "
-                    "hardware; use --passphrase-file and --tls-cert/--tls-key", listen)
+        log.warning(
+            "listening on %s without a passphrase or TLS: anyone who can reach this address controls the "
+            "hardware; use --passphrase-file and --tls-cert/--tls-key",
+            listen,
+        )
     target = listen if listen is not None else f"unix:{os.path.abspath(socket)}"
     if socket is not None:
         _claim_socket_path(socket)
@@ -207,26 +223,36 @@ def serve(
     logging.getLogger("driver").setLevel(logging.INFO)
     if listen is not None:
         target = f"{listen.rpartition(':')[0]}:{port}"
-    log.info("exporter up: %d drivers on %s%s", len(tree.nodes), target,
-             "; control needs a lease" if leases.policy.required else "")
+    log.info(
+        "exporter up: %d drivers on %s%s",
+        len(tree.nodes),
+        target,
+        "; control needs a lease" if leases.policy.required else "",
+    )
     return Exporter(root, server, target, tree, hub, calls, leases)
 
 
 def _warn_about_grpcio(version: str) -> None:
     if tuple(int(part) for part in version.split(".")[:2]) >= MISHANDLES_ABANDONED_CALLS:
-        log.warning("grpcio %s: its asyncio server mishandles abandoned calls (1.80 and 1.81 keep their memory, "
-                    "1.82.0 to at least 1.85.4 cancel other clients' calls); install grpcio<1.80", version)
+        log.warning(
+            "grpcio %s: its asyncio server mishandles abandoned calls (1.80 and 1.81 keep their memory, "
+            "1.82.0 to at least 1.85.4 cancel other clients' calls); install grpcio<1.80",
+            version,
+        )
 
 
 def _log_hook_line(hook: str, line: str) -> None:
     logging.getLogger("jumpstarter_jupyter.exporter.hooks").info("[%s] %s", hook, line, extra={"hook": hook})
 
 
-async def _start(tree: Tree, hub: LogHub, calls: Calls, leases: Leases, ports: list, passphrase: str | None
-                 ) -> tuple[grpc.aio.Server, int]:
+async def _start(
+    tree: Tree, hub: LogHub, calls: Calls, leases: Leases, ports: list, passphrase: str | None
+) -> tuple[grpc.aio.Server, int]:
     interceptors = [_PassphraseCheck(passphrase, leases)] if passphrase else []
     server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=interceptors)
-    jumpstarter_pb2_grpc.add_ExporterServiceServicer_to_server(ExporterServicer(tree, hub, calls, leases), server)
+    jumpstarter_pb2_grpc.add_ExporterServiceServicer_to_server(
+        ExporterServicer(tree, hub, calls, leases), server
+    )
     router = RouterServicer(tree, calls, leases)
     router_pb2_grpc.add_RouterServiceServicer_to_server(router, server)
     stream_pb2_grpc.add_StreamServiceServicer_to_server(StreamServicer(router), server)
@@ -235,8 +261,11 @@ async def _start(tree: Tree, hub: LogHub, calls: Calls, leases: Leases, ports: l
     bound = []
     for target, credentials in ports:
         try:
-            bound.append(server.add_secure_port(target, credentials) if credentials
-                         else server.add_insecure_port(target))
+            bound.append(
+                server.add_secure_port(target, credentials)
+                if credentials
+                else server.add_insecure_port(target)
+            )
         except RuntimeError as exc:
             raise OSError(f"cannot listen on {target}: {exc} (is the port in use?)") from None
     await server.start()

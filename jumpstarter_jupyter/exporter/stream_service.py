@@ -22,8 +22,11 @@ class StreamServicer(stream_pb2_grpc.StreamServiceServicer):
         sender = asyncio.ensure_future(acks.send())
         try:
             async for data in self.router.serve(_our_payloads(request_iterator), context, acks):
-                await acks.write(stream_pb2.StreamFrame(goaway=True) if data is None
-                                 else stream_pb2.StreamFrame(payload=data))
+                await acks.write(
+                    stream_pb2.StreamFrame(goaway=True)
+                    if data is None
+                    else stream_pb2.StreamFrame(payload=data)
+                )
         except Refused as refused:
             sender.cancel()
             await refused.abort(context)

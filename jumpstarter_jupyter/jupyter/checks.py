@@ -87,7 +87,9 @@ class Checks:
         applying = [r for r in self.results if r.applies]
         passed = len(applying) - len(self.failed)
         skipped = len(self.results) - len(applying)
-        tally = f"{passed}/{len(applying)} checks passed" + (f", {skipped} not for this board" if skipped else "")
+        tally = f"{passed}/{len(applying)} checks passed" + (
+            f", {skipped} not for this board" if skipped else ""
+        )
         return "\n".join([*lines, tally])
 
     def finish(self) -> None:
@@ -95,8 +97,10 @@ class Checks:
         self._run_teardown()
         print(self.summary())
         if self.failed:
-            raise AssertionError(f"{len(self.failed)} of {len(self.results)} checks did not pass: "
-                                 + ", ".join(r.name for r in self.failed))
+            raise AssertionError(
+                f"{len(self.failed)} of {len(self.results)} checks did not pass: "
+                + ", ".join(r.name for r in self.failed)
+            )
 
     def _record(self, result: Result) -> Result:
         self.results.append(result)

@@ -25,7 +25,9 @@ class GenericWidget(DriverWidget):
     """Call any exported method of a client from buttons (the widget of ``GenericClient``)."""
 
     bundle = "generic"
-    methods = traitlets.List().tag(sync=True)  # [{"name", "kind", "params": [{"name", "type", "default"}], "doc"}]
+    methods = traitlets.List().tag(
+        sync=True
+    )  # [{"name", "kind", "params": [{"name", "type", "default"}], "doc"}]
     described = traitlets.Bool(True).tag(sync=True)  # False: no method list, call by name
     results = traitlets.Dict().tag(sync=True)  # method name -> text of its last result or error
     running = traitlets.List().tag(sync=True)  # names of methods being called now

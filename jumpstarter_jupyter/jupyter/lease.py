@@ -54,9 +54,18 @@ class LeaseWidget(DriverWidget):
     def on_lease(self, lease: BoardLease, event: object) -> None:
         self._lease = lease
         warning = lease.warning or (f"your lease ended: {lease.ended}" if lease.ended else "")
-        self.update(supported=lease.supported, required=lease.required, holder=lease.holder, purpose=lease.purpose,
-                    since=lease.since, remaining=lease.remaining, mine=lease.mine, queue=list(lease.queue),
-                    warning=warning, notices=self._notices())
+        self.update(
+            supported=lease.supported,
+            required=lease.required,
+            holder=lease.holder,
+            purpose=lease.purpose,
+            since=lease.since,
+            remaining=lease.remaining,
+            mine=lease.mine,
+            queue=list(lease.queue),
+            warning=warning,
+            notices=self._notices(),
+        )
 
     def _notices(self) -> list[dict]:
         return [{"text": text, "at": at} for text, at in self._lease.requests if at not in self._dismissed]
@@ -78,8 +87,11 @@ class LeaseWidget(DriverWidget):
 
     def action_take(self) -> None:
         self.update(info="taking the lease…")
-        self.client.connection.acquire(wait=TAKE_WAIT, **self.client.connection.lease_options,
-                                       on_queued=lambda position: self.update(info=f"number {position} in line…"))
+        self.client.connection.acquire(
+            wait=TAKE_WAIT,
+            **self.client.connection.lease_options,
+            on_queued=lambda position: self.update(info=f"number {position} in line…"),
+        )
         self.update(info="")
 
     def action_dismiss(self, at: float) -> None:

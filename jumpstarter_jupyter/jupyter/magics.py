@@ -51,17 +51,27 @@ class JumpstarterMagics(Magics):
     @magic_arguments()
     @argument("-h", "--help", action="store_true", help="Show this help.")
     @argument("command", nargs="?", choices=COMMANDS, help="What to do.")
-    @argument("target", nargs="?", help="connect: ENDPOINT (host:port, unix:/path, a socket path, a pool board); "
-                                        "disconnect, tree, lease, release: the variable NAME; "
-                                        "gdb: the debugger (dut.debugger; default the first).")
+    @argument(
+        "target",
+        nargs="?",
+        help="connect: ENDPOINT (host:port, unix:/path, a socket path, a pool board); "
+        "disconnect, tree, lease, release: the variable NAME; "
+        "gdb: the debugger (dut.debugger; default the first).",
+    )
     @argument("--passphrase", help="connect: the exporter's passphrase (default $JMP_GRPC_PASSPHRASE).")
     @argument("--name", default="dut", help="connect: the variable to bind the board to (default: dut).")
-    @argument("--selector", metavar="S", help="connect: any board of the pool whose labels match S "
-                                               "(soc=imx8mp,site!=lab2): a free one, else the first released.")
+    @argument(
+        "--selector",
+        metavar="S",
+        help="connect: any board of the pool whose labels match S "
+        "(soc=imx8mp,site!=lab2): a free one, else the first released.",
+    )
     @argument("--watch", action="store_true", help="connect: only watch; never take the board's lease.")
     @argument("--wait", metavar="D", help="connect: wait at most D (90s, 10m) in line for the lease.")
     @argument("--purpose", default="", help="connect: what the board is for, shown to others.")
-    @argument("--duration", metavar="D", help="connect: how long to hold the lease (default: the exporter's).")
+    @argument(
+        "--duration", metavar="D", help="connect: how long to hold the lease (default: the exporter's)."
+    )
     @argument("--extend", metavar="D", help="lease: make the lease run D from now.")
     @output_can_be_silenced
     @line_magic
@@ -102,9 +112,17 @@ class JumpstarterMagics(Magics):
         if args.selector is not None and (args.target or args.passphrase):
             raise UsageError("%jmp connect: give an ENDPOINT or --selector, not both")
         try:
-            client = connect(args.target, args.passphrase, name=args.name, lease=False if args.watch else None,
-                             wait=_duration("--wait", args.wait), purpose=args.purpose, selector=args.selector,
-                             duration=_duration("--duration", args.duration) or 0, on_queued=queued)
+            client = connect(
+                args.target,
+                args.passphrase,
+                name=args.name,
+                lease=False if args.watch else None,
+                wait=_duration("--wait", args.wait),
+                purpose=args.purpose,
+                selector=args.selector,
+                duration=_duration("--duration", args.duration) or 0,
+                on_queued=queued,
+            )
         except ValueError as exc:  # a bad selector: the column and what was expected
             raise UsageError(f"%jmp connect: {exc}") from None
         board = f": {client.connection.board}" if args.selector is not None else ""
@@ -139,8 +157,10 @@ class JumpstarterMagics(Magics):
     def _pool(self, _args: Any) -> None:
         states = list(pool.pool_states())
         if not states:
-            print(f"the pool is empty: name boards in {pool.POOL_FILE} (looked for "
-                  f"{', '.join(str(p) for p in pool.pool_files())})")
+            print(
+                f"the pool is empty: name boards in {pool.POOL_FILE} (looked for "
+                f"{', '.join(str(p) for p in pool.pool_files())})"
+            )
         width = max((len(s.name) for s in states), default=0)
         for state in states:
             about = f"  {state.description}" if state.description else ""
@@ -173,8 +193,10 @@ class JumpstarterMagics(Magics):
         found = [root[path]] if path else [c for c in root.walk() if hasattr(c, "serve_gdb")]
         if not found or not hasattr(found[0], "serve_gdb"):
             raise UsageError(f"%jmp gdb: {root.name} has no debugger{f' at {path!r}' if path else ''}")
-        print(f"{found[0].display_path}: {found[0].serve_gdb()}\n"
-              "(open until %jmp disconnect; while gdb is attached, the notebook's debugger calls wait)")
+        print(
+            f"{found[0].display_path}: {found[0].serve_gdb()}\n"
+            "(open until %jmp disconnect; while gdb is attached, the notebook's debugger calls wait)"
+        )
 
     # helpers
     def disconnect_all(self) -> None:
@@ -218,8 +240,12 @@ class JumpstarterMagics(Magics):
         if source.rstrip().endswith(";") or not body or not isinstance(body[-1], ast.Expr):
             return False
         call = body[-1].value
-        return (isinstance(call, ast.Call) and getattr(call.func, "attr", "") == "run_line_magic"
-                and bool(call.args) and getattr(call.args[0], "value", None) == "jmp")
+        return (
+            isinstance(call, ast.Call)
+            and getattr(call.func, "attr", "") == "run_line_magic"
+            and bool(call.args)
+            and getattr(call.args[0], "value", None) == "jmp"
+        )
 
 
 def _unquoted(value: str) -> str:

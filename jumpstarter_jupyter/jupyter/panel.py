@@ -26,14 +26,18 @@ def part_for(client: DriverClient) -> ipywidgets.Widget:
     in its place when its widget fails, so one broken widget never breaks the panel; a driver
     whose device could not be opened shows why."""
     if client.failed:
-        row = ipywidgets.HTML(f"<code>{html.escape(client.display_path)}</code>: <b>failed</b>: "
-                              f"<span>{html.escape(client.failed)}</span>")
+        row = ipywidgets.HTML(
+            f"<code>{html.escape(client.display_path)}</code>: <b>failed</b>: "
+            f"<span>{html.escape(client.failed)}</span>"
+        )
         row.add_class("jmp-failed")
         return row
     try:
         widget = widget_for(client)
     except WidgetUnavailable as exc:
-        row = ipywidgets.HTML(f"<code>{html.escape(repr(client))}</code>: <span>{html.escape(str(exc))}</span>")
+        row = ipywidgets.HTML(
+            f"<code>{html.escape(repr(client))}</code>: <span>{html.escape(str(exc))}</span>"
+        )
         row.add_class("jmp-broken")
         return row
     if widget is None:
@@ -60,8 +64,9 @@ class DevicePanel(ipywidgets.VBox):
         super().__init__([header, *filter(None, [self.lease_bar]), *self.parts], **kwargs)
         self.add_class("jmp-panel")
         if client.path:  # nested composite: indent under its parent, with a guide line
-            self.layout = ipywidgets.Layout(margin=f"0 0 0 {INDENT}", border_left="2px solid #ccc",
-                                            padding="0 0 0 6px")
+            self.layout = ipywidgets.Layout(
+                margin=f"0 0 0 {INDENT}", border_left="2px solid #ccc", padding="0 0 0 6px"
+            )
 
     @classmethod
     def for_client(cls, client: DriverClient) -> DevicePanel:
@@ -74,8 +79,15 @@ class DevicePanel(ipywidgets.VBox):
 
     def _header_html(self) -> str:
         client = self.client
-        where = "" if client.path else (
-            " — private virtual board" if client.private_board is not None else f" — {client.connection.endpoint}")
+        where = (
+            ""
+            if client.path
+            else (
+                " — private virtual board"
+                if client.private_board is not None
+                else f" — {client.connection.endpoint}"
+            )
+        )
         about = f": {client.description}" if client.description else ""
         return f"<b>{html.escape(client.display_path)}</b>{html.escape(where + about)}"
 

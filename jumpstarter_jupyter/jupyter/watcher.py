@@ -22,8 +22,9 @@ class WidgetWatcher:
     def __init__(self, widget: Any, what: str, body: Callable[[WidgetWatcher], None]):
         self.widget, self.what, self.body = widget, what, body
         self.stopped = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True,
-                                        name=f"jumpstarter-watch {widget.path} {what}")
+        self._thread = threading.Thread(
+            target=self._run, daemon=True, name=f"jumpstarter-watch {widget.path} {what}"
+        )
         self._thread.start()
 
     def update(self, **traits: Any) -> None:

@@ -56,7 +56,9 @@ from jumpstarter_jupyter.client import DriverClient
 from jumpstarter_jupyter.client.lease import BoardLease
 
 STATIC = Path(__file__).parent / "static"
-RATE = 25.0  # flushes per second per widget: under the ~30 we promise with margin, far below Jupyter Server's 1000 messages/s
+# flushes per second per widget: under the ~30 we promise with margin, far below Jupyter
+# Server's 1000 messages/s
+RATE = 25.0
 
 # Shared by every widget: calls are I/O-bound gRPC requests, and gRPC channels are thread-safe.
 _workers = ThreadPoolExecutor(max_workers=8, thread_name_prefix="jumpstarter-widget")
@@ -70,8 +72,10 @@ def static_source(kind: str, name: str) -> str:
     """
     path = STATIC / kind / f"{name}.js"
     if not path.is_file():
-        raise FileNotFoundError(f"widget front end {path} is missing: build it with `make install` "
-                                f"(npm ci + npm run build in labextension/)")
+        raise FileNotFoundError(
+            f"widget front end {path} is missing: build it with `make install` "
+            f"(npm ci + npm run build in labextension/)"
+        )
     return path.read_text(encoding="utf-8")
 
 
@@ -83,7 +87,9 @@ class Batcher:
     deferred on purpose, e.g. a slower-rate trait).
     """
 
-    def __init__(self, flush: Callable[[], bool | None], rate: float = RATE, name: str = "jumpstarter-batcher"):
+    def __init__(
+        self, flush: Callable[[], bool | None], rate: float = RATE, name: str = "jumpstarter-batcher"
+    ):
         self._flush, self._interval, self._name = flush, 1.0 / rate, name
         self._wake, self._stopped = threading.Event(), threading.Event()
         self._thread: threading.Thread | None = None
@@ -250,8 +256,14 @@ class DriverWidget(anywidget.AnyWidget):
 
     def send_front_end(self) -> None:
         """Send the views this widget's front end, for a loader that finds no JupyterLab extension."""
-        self.send({"type": "bundle", "name": self.bundle, "version": __version__,
-                   "source": static_source("widgets", self.bundle)})
+        self.send(
+            {
+                "type": "bundle",
+                "name": self.bundle,
+                "version": __version__,
+                "source": static_source("widgets", self.bundle),
+            }
+        )
 
     def on_message(self, content: Any, buffers: list) -> None:
         """Handle a front-end message that is not an action (comm thread: return quickly)."""

@@ -1,9 +1,9 @@
 """REST handlers of the devices sidebar and the status bar (all JSON, all authenticated).
 
-    GET  {base}jumpstarter/boards[?selector=S]          every pool board's state (and whether S matches it)
-    POST {base}jumpstarter/boards/NAME/handover         ask the holder for the board
-    POST {base}jumpstarter/boards/NAME/force-release    end the lease with the pool's admin credential
-    GET  {base}jumpstarter/proxy                        whether forwards can be opened through this server
+GET  {base}jumpstarter/boards[?selector=S]          every pool board's state (and whether S matches it)
+POST {base}jumpstarter/boards/NAME/handover         ask the holder for the board
+POST {base}jumpstarter/boards/NAME/force-release    end the lease with the pool's admin credential
+GET  {base}jumpstarter/proxy                        whether forwards can be opened through this server
 """
 
 from __future__ import annotations
@@ -71,14 +71,23 @@ def proxy_support(extensions) -> dict:
     try:
         installed = version("jupyter-server-proxy")
     except PackageNotFoundError:
-        return {"available": False, "why": "install jupyter-server-proxy >= 4.1.1 on the server for links "
-                                           "the browser can open"}
+        return {
+            "available": False,
+            "why": "install jupyter-server-proxy >= 4.1.1 on the server for links the browser can open",
+        }
     numbers = tuple(int(part) for part in installed.split(".")[:3] if part.isdigit())
     if numbers < PROXY_FLOOR:
-        return {"available": False, "version": installed,
-                "why": f"jupyter-server-proxy {installed} is too old (unauthenticated websockets); need >= 4.1.1"}
+        return {
+            "available": False,
+            "version": installed,
+            "why": f"jupyter-server-proxy {installed} is too old (unauthenticated websockets); need >= 4.1.1",
+        }
     if "jupyter_server_proxy" not in extensions:
-        return {"available": False, "version": installed, "why": "jupyter-server-proxy is installed but not enabled"}
+        return {
+            "available": False,
+            "version": installed,
+            "why": "jupyter-server-proxy is installed but not enabled",
+        }
     return {"available": True, "version": installed}
 
 
@@ -87,12 +96,16 @@ def setup_handlers(server_app: Any) -> None:
     monitor = PoolMonitor()
     web_app.settings["jumpstarter_monitor"] = monitor
     web_app.settings["jumpstarter_extensions"] = {
-        name for name, ext in server_app.extension_manager.extensions.items() if ext.enabled}
+        name for name, ext in server_app.extension_manager.extensions.items() if ext.enabled
+    }
     base = url_path_join(web_app.settings["base_url"], "jumpstarter")
     board = r"/boards/(?P<name>[^/]+)"
-    web_app.add_handlers(".*$", [
-        (url_path_join(base, "boards"), BoardsHandler),
-        (url_path_join(base, board + "/handover"), HandoverHandler),
-        (url_path_join(base, board + "/force-release"), ForceReleaseHandler),
-        (url_path_join(base, "proxy"), ProxyHandler),
-    ])
+    web_app.add_handlers(
+        ".*$",
+        [
+            (url_path_join(base, "boards"), BoardsHandler),
+            (url_path_join(base, board + "/handover"), HandoverHandler),
+            (url_path_join(base, board + "/force-release"), ForceReleaseHandler),
+            (url_path_join(base, "proxy"), ProxyHandler),
+        ],
+    )

@@ -38,8 +38,9 @@ class PoolMonitor:
         entries = pool.load_pool()
         host = os.environ.get("JUMPSTARTER_HOST")
         if host and host not in entries and not host.startswith(pool.POOL_PREFIX):
-            entries[host] = pool.PoolEntry(name=host, endpoint=host, source=HOST_ENTRY,
-                                           description="the server's $JUMPSTARTER_HOST")
+            entries[host] = pool.PoolEntry(
+                name=host, endpoint=host, source=HOST_ENTRY, description="the server's $JUMPSTARTER_HOST"
+            )
         return entries
 
     def boards(self, selector: str = "") -> dict:
@@ -51,7 +52,10 @@ class PoolMonitor:
             chosen = parse(selector)
         except SelectorError as exc:
             return {**answer, "selector_error": str(exc)}
-        return {**answer, "boards": [{**board, "matches": chosen.matches(board["labels"])} for board in answer["boards"]]}
+        return {
+            **answer,
+            "boards": [{**board, "matches": chosen.matches(board["labels"])} for board in answer["boards"]],
+        }
 
     def _round(self) -> dict:
         """Every board's state, probed all at once (or the last round's, if fresh)."""
@@ -60,7 +64,10 @@ class PoolMonitor:
                 return self._last[1]
             try:
                 entries = self.entries()
-                started = [(entry, pool.probe_entry(entry, self._channel(entry.endpoint))) for entry in entries.values()]
+                started = [
+                    (entry, pool.probe_entry(entry, self._channel(entry.endpoint)))
+                    for entry in entries.values()
+                ]
                 answer = {"boards": [self._state(entry, probed) for entry, probed in started]}
             except ConfigError as exc:
                 answer = {"boards": [], "error": str(exc)}

@@ -118,8 +118,10 @@ def _to_plain(value: Any) -> Any:
     """JSON-mode conversions upstream applies (pydantic ``dump_python(mode="json")``)."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         as_base64 = _base64_fields(type(value))
-        return {f.name: _base64(getattr(value, f.name)) if f.name in as_base64 else getattr(value, f.name)
-                for f in dataclasses.fields(value)}
+        return {
+            f.name: _base64(getattr(value, f.name)) if f.name in as_base64 else getattr(value, f.name)
+            for f in dataclasses.fields(value)
+        }
     if hasattr(value, "model_dump"):  # pydantic models, without importing pydantic
         return value.model_dump(mode="json")
     if isinstance(value, datetime.timedelta):
@@ -149,7 +151,11 @@ def _base64_fields(cls: type) -> frozenset[str]:
 
 
 def _base64(value: Any) -> Any:
-    return base64.b64encode(bytes(value)).decode("ascii") if isinstance(value, (bytes, bytearray, memoryview)) else value
+    return (
+        base64.b64encode(bytes(value)).decode("ascii")
+        if isinstance(value, (bytes, bytearray, memoryview))
+        else value
+    )
 
 
 def _iso_duration(delta: datetime.timedelta) -> str:
@@ -160,10 +166,7 @@ def _iso_duration(delta: datetime.timedelta) -> str:
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
     text = f"{sign}P{int(days)}D" if days else f"{sign}P"
-    time_part = "".join(
-        f"{int(n)}{unit}" for n, unit in ((hours, "H"), (minutes, "M")) if n
-    )
+    time_part = "".join(f"{int(n)}{unit}" for n, unit in ((hours, "H"), (minutes, "M")) if n)
     if secs or not (days or hours or minutes):
         time_part += f"{secs:g}S"
     return text + ("T" + time_part if time_part else "")
-

@@ -12,7 +12,9 @@ NAME_LABEL = "jumpstarter.dev/name"  # the driver's name under its parent
 OUR_CLIENT_LABEL = "jumpstarter-jupyter.dev/client"  # our client class (present: the exporter is ours)
 METHODS_LABEL = "jumpstarter-jupyter.dev/methods"  # JSON: the exported methods' descriptions
 TYPE_LABEL = "jumpstarter-jupyter.dev/type"  # the driver class, for people reading a report
-HOSTED_LABEL = "jumpstarter-jupyter.dev/hosted"  # the upstream type a hosted driver runs (jumpstarter_jupyter.hosted)
+HOSTED_LABEL = (
+    "jumpstarter-jupyter.dev/hosted"  # the upstream type a hosted driver runs (jumpstarter_jupyter.hosted)
+)
 FAILED_LABEL = "jumpstarter-jupyter.dev/failed"  # why a driver's device could not be opened at start
 
 # Invocation metadata a client sends

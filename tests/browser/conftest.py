@@ -22,12 +22,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
 from support import wait_for
 
 CHROMIUM = "/usr/bin/chromium"
 EXTENSION = "jumpstarter-jupyter"  # our JupyterLab extension's name
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SERVER_START = 60.0  # seconds
 KERNEL_READY = 60_000  # milliseconds (Playwright's unit)
 CELL_DONE = 120_000
@@ -55,9 +64,12 @@ class LabServer:
 
     def api(self, method: str, path: str, body: dict | None = None) -> dict:
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(f"{self.url}{path}", data=data, method=method,
-                                         headers={"Authorization": f"token {self.token}",
-                                                  "Content-Type": "application/json"})
+        request = urllib.request.Request(
+            f"{self.url}{path}",
+            data=data,
+            method=method,
+            headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(request, timeout=10) as response:
             return json.loads(response.read() or b"{}")
 
@@ -69,18 +81,35 @@ class LabServer:
 
     def put_notebook(self, name: str, cells: list[str]) -> None:
         """Store a notebook of code cells (not yet executed) through the contents API."""
-        notebook = {"nbformat": 4, "nbformat_minor": 5, "metadata": {
-            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
-            "cells": [{"cell_type": "code", "source": source, "metadata": {}, "outputs": [],
-                       "execution_count": None, "id": f"cell{i}"} for i, source in enumerate(cells)]}
+        notebook = {
+            "nbformat": 4,
+            "nbformat_minor": 5,
+            "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+            "cells": [
+                {
+                    "cell_type": "code",
+                    "source": source,
+                    "metadata": {},
+                    "outputs": [],
+                    "execution_count": None,
+                    "id": f"cell{i}",
+                }
+                for i, source in enumerate(cells)
+            ],
+        }
         self.api("PUT", f"/api/contents/{name}", {"type": "notebook", "format": "json", "content": notebook})
 
 
 def isolated_env(base: Path) -> dict[str, str]:
     """Environment with every Jupyter/IPython/matplotlib directory under ``base``."""
     env = dict(os.environ)
-    for var, sub in {"JUPYTER_CONFIG_DIR": "config", "JUPYTER_DATA_DIR": "data", "JUPYTER_RUNTIME_DIR": "runtime",
-                     "IPYTHONDIR": "ipython", "MPLCONFIGDIR": "mpl"}.items():
+    for var, sub in {
+        "JUPYTER_CONFIG_DIR": "config",
+        "JUPYTER_DATA_DIR": "data",
+        "JUPYTER_RUNTIME_DIR": "runtime",
+        "IPYTHONDIR": "ipython",
+        "MPLCONFIGDIR": "mpl",
+    }.items():
         (base / sub).mkdir(parents=True, exist_ok=True)  # IPython warns and uses /tmp when it is missing
         env[var] = str(base / sub)
     env.pop("JUMPSTARTER_HOST", None)
@@ -103,15 +132,25 @@ def serve_lab(base: Path, venv, extension: bool = True) -> Iterator[LabServer]:
         (labconfig / "page_config.json").write_text(json.dumps({"disabledExtensions": {EXTENSION: True}}))
     port, token = free_port(), secrets.token_hex(16)
     log = base / "server.log"
-    command = [venv.python, "-m", "jupyterlab", "--no-browser", "--allow-root",
-               "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", f"--IdentityProvider.token={token}",
-               f"--ServerApp.root_dir={root}", f"--LabApp.app_settings_dir={settings}",
-               f"--LabApp.workspaces_dir={base / 'workspaces'}",
-               "--LabApp.extension_manager=readonly", "--LabApp.expose_app_in_browser=True",
-               "--JupyterNotebookApp.expose_app_in_browser=True",
-               # a tenth of the default: widgets that batch stay far below it, a flood of
-               # unbatched messages trips it (and the server then says so in the notebook)
-               f"--ServerApp.iopub_msg_rate_limit={IOPUB_MSG_RATE_LIMIT}"]
+    command = [
+        venv.python,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        "--allow-root",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={root}",
+        f"--LabApp.app_settings_dir={settings}",
+        f"--LabApp.workspaces_dir={base / 'workspaces'}",
+        "--LabApp.extension_manager=readonly",
+        "--LabApp.expose_app_in_browser=True",
+        "--JupyterNotebookApp.expose_app_in_browser=True",
+        # a tenth of the default: widgets that batch stay far below it, a flood of
+        # unbatched messages trips it (and the server then says so in the notebook)
+        f"--ServerApp.iopub_msg_rate_limit={IOPUB_MSG_RATE_LIMIT}",
+    ]
     with open(log, "wb") as output:
         process = subprocess.Popen(command, env=env, cwd=root, stdout=output, stderr=subprocess.STDOUT)
     server = LabServer(f"http://127.0.0.1:{port}", token, root, log)
@@ -149,8 +188,12 @@ def chromium(playwright_session, tmp_path_factory):
     if not os.path.exists(CHROMIUM):
         pytest.fail(f"{CHROMIUM} is missing: `make test` installs it (apt-get install chromium)")
     context = playwright_session.chromium.launch_persistent_context(
-        str(tmp_path_factory.mktemp("chromium")), executable_path=CHROMIUM, args=FLAGS, headless=True,
-        viewport={"width": 1280, "height": 1000})
+        str(tmp_path_factory.mktemp("chromium")),
+        executable_path=CHROMIUM,
+        args=FLAGS,
+        headless=True,
+        viewport={"width": 1280, "height": 1000},
+    )
     yield context
     context.close()
 
@@ -166,20 +209,26 @@ class NotebookPage:
         """Run cell ``index`` through the UI (Shift+Enter), wait for it to finish, return its outputs."""
         outputs = self.wait_cell(self.start_cell(index))
         errors = [o for o in outputs if o.get("output_type") == "error"]
-        assert not errors, f"cell {index} failed: {errors[0]['ename']}: {errors[0]['evalue']}\n" + \
-            "\n".join(errors[0].get("traceback", []))
+        assert not errors, f"cell {index} failed: {errors[0]['ename']}: {errors[0]['evalue']}\n" + "\n".join(
+            errors[0].get("traceback", [])
+        )
         return outputs
 
     def start_cell(self, index: int) -> int:
         """Press Shift+Enter on cell ``index`` (made active in command mode); returns ``index``."""
-        self.page.evaluate("""(i) => {
+        self.page.evaluate(
+            """(i) => {
             const nb = window.jupyterapp.shell.currentWidget.content;
             nb.activeCellIndex = i; nb.mode = "command"; nb.node.focus();
-        }""", index)
+        }""",
+            index,
+        )
         before = self.page.evaluate(COUNT, index)
         self.page.keyboard.press("Shift+Enter")
         if before is not None:  # a re-run: wait until JupyterLab has taken it (count cleared or renewed)
-            self.page.wait_for_function(f"(i) => ({COUNT})(i) !== {before}", arg=index, timeout=CELL_DONE, polling=POLL)
+            self.page.wait_for_function(
+                f"(i) => ({COUNT})(i) !== {before}", arg=index, timeout=CELL_DONE, polling=POLL
+            )
         return index
 
     def running(self, index: int) -> bool:
@@ -188,18 +237,26 @@ class NotebookPage:
 
     def wait_cell(self, index: int) -> list[dict]:
         """Wait for cell ``index`` to finish; its outputs, errors included."""
-        self.page.wait_for_function(f"(i) => ({COUNT})(i) !== null", arg=index, timeout=CELL_DONE, polling=POLL)
+        self.page.wait_for_function(
+            f"(i) => ({COUNT})(i) !== null", arg=index, timeout=CELL_DONE, polling=POLL
+        )
         return self.page.evaluate(
-            "(i) => window.jupyterapp.shell.currentWidget.content.widgets[i].model.outputs.toJSON()", index)
+            "(i) => window.jupyterapp.shell.currentWidget.content.widgets[i].model.outputs.toJSON()", index
+        )
 
     def interrupt(self) -> None:
         """The toolbar's stop button: interrupt the kernel."""
-        self.page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.interrupt()")
+        self.page.evaluate(
+            "() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.interrupt()"
+        )
 
     def wait_ready(self) -> None:
         """Wait until the page's notebook is loaded and its kernel connection answers."""
-        self.page.wait_for_function("() => window.jupyterapp?.shell?.currentWidget?.sessionContext",
-                                    timeout=KERNEL_READY, polling=POLL)
+        self.page.wait_for_function(
+            "() => window.jupyterapp?.shell?.currentWidget?.sessionContext",
+            timeout=KERNEL_READY,
+            polling=POLL,
+        )
         self.page.evaluate("""async () => {
             const w = window.jupyterapp.shell.currentWidget;
             await w.context.ready; await w.sessionContext.ready; await w.sessionContext.session.kernel.info;
@@ -214,7 +271,8 @@ class NotebookPage:
     def all_outputs(self) -> list[list[dict]]:
         """Every cell's outputs (where the server's "IOPub ... rate exceeded" notes would land)."""
         return self.page.evaluate(
-            "() => window.jupyterapp.shell.currentWidget.content.widgets.map(c => c.model.outputs?.toJSON() ?? [])")
+            "() => window.jupyterapp.shell.currentWidget.content.widgets.map(c => c.model.outputs?.toJSON() ?? [])"
+        )
 
     def cell(self, index: int):
         """Locator of cell ``index``'s output area."""
@@ -222,7 +280,9 @@ class NotebookPage:
 
 
 @contextlib.contextmanager
-def notebook_opener(server: LabServer, chromium, ui: str = "lab") -> Iterator[Callable[[str, list[str]], NotebookPage]]:
+def notebook_opener(
+    server: LabServer, chromium, ui: str = "lab"
+) -> Iterator[Callable[[str, list[str]], NotebookPage]]:
     """``opener(name, cells)``: store the notebook, open it in a new tab of ``ui`` ("lab", or
     "notebook" for Notebook 7) once its kernel is ready; the tabs and kernels go at the end."""
     pages = []
@@ -233,7 +293,9 @@ def notebook_opener(server: LabServer, chromium, ui: str = "lab") -> Iterator[Ca
         pages.append(page)
         notebook = NotebookPage(page)
         page.on("console", lambda message: notebook.console.append(f"{message.type}: {message.text}"))
-        if ui == "lab":  # a workspace of its own, so JupyterLab does not also restore earlier tests' notebooks
+        if (
+            ui == "lab"
+        ):  # a workspace of its own, so JupyterLab does not also restore earlier tests' notebooks
             page.goto(f"{server.url}/lab/workspaces/{Path(name).stem}/tree/{name}?token={server.token}")
         else:
             page.goto(f"{server.url}/notebooks/{name}?token={server.token}")
@@ -262,7 +324,9 @@ def open_in_notebook7(lab: LabServer, chromium) -> Iterator[Callable[[str, list[
 
 
 @pytest.fixture
-def open_without_extension(lab_without_extension: LabServer, chromium) -> Iterator[Callable[[str, list[str]], NotebookPage]]:
+def open_without_extension(
+    lab_without_extension: LabServer, chromium
+) -> Iterator[Callable[[str, list[str]], NotebookPage]]:
     """``open_without_extension(name, cells)`` in JupyterLab with our extension disabled."""
     with notebook_opener(lab_without_extension, chromium) as opener:
         yield opener
@@ -279,12 +343,17 @@ def board(tmp_path) -> Iterator[tuple[str, object]]:
 
     endpoint = f"unix:{tmp_path / 'board.sock'}"
     log = open(tmp_path / "demo.log", "wb")
-    process = subprocess.Popen([sys.executable, "-m", "jumpstarter_jupyter", "demo", "--socket", str(tmp_path / "board.sock")],
-                               stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "jumpstarter_jupyter", "demo", "--socket", str(tmp_path / "board.sock")],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
 
     def attempt():
         if process.poll() is not None:
-            raise RuntimeError(f"demo exited with {process.returncode}: {(tmp_path / 'demo.log').read_text()[-2000:]}")
+            raise RuntimeError(
+                f"demo exited with {process.returncode}: {(tmp_path / 'demo.log').read_text()[-2000:]}"
+            )
         try:
             return connect(endpoint)
         except ConnectionFailed:

@@ -24,20 +24,30 @@ def can_widget(notebook):
 
 def test_table_send_form_and_signal_chart(board, open_notebook, tmp_path):
     endpoint, dut = board
-    notebook = open_notebook("can.ipynb", [
-        f"%load_ext jumpstarter\n%jmp connect {endpoint}",
-        "from jumpstarter_jupyter.drivers.virtual.firmware_can import DBC\ndut.can.load_dbc(DBC)\nprint(DBC)",
-    ])
+    notebook = open_notebook(
+        "can.ipynb",
+        [
+            f"%load_ext jumpstarter\n%jmp connect {endpoint}",
+            "from jumpstarter_jupyter.drivers.virtual.firmware_can import DBC\ndut.can.load_dbc(DBC)\nprint(DBC)",
+        ],
+    )
     notebook.run_cell(0)
     widget = can_widget(notebook)
     widget.wait_for(timeout=30_000)
     outputs = notebook.run_cell(1)
-    assert "site-packages/jumpstarter_jupyter/drivers/virtual/virtual-board.dbc" in outputs[0]["text"]  # in the wheel
+    assert (
+        "site-packages/jumpstarter_jupyter/drivers/virtual/virtual-board.dbc" in outputs[0]["text"]
+    )  # in the wheel
 
     dut.boot_to_shell(timeout=90)
     status = widget.locator('tr[data-id="100"]')
-    wait_for(lambda: re.search(r"Status: Uptime=[\d.]+ s Temperature=[\d.]+ degC .*State=running", status.inner_text()),
-             30, "the Status row decoded with the DBC, the board at its shell")
+    wait_for(
+        lambda: re.search(
+            r"Status: Uptime=[\d.]+ s Temperature=[\d.]+ degC .*State=running", status.inner_text()
+        ),
+        30,
+        "the Status row decoded with the DBC, the board at its shell",
+    )
     assert widget.locator(".jmp-status").inner_text().count(".log") == 1  # the kernel's log file
 
     dut.serial.sendline("led on")

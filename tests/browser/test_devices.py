@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from support import serving, start_exporter, wait_for
 
 from jumpstarter_jupyter import connect
 from jumpstarter_jupyter.drivers.composite.driver import Composite
 from jumpstarter_jupyter.drivers.power.driver import MockPower
 from jumpstarter_jupyter.exporter.leases import LeasePolicy
+from support import serving, start_exporter, wait_for
 
 pytestmark = pytest.mark.browser
 DEADLINE = 30
@@ -61,7 +61,9 @@ def pool(lab, tmp_path) -> Iterator[Pool]:
     root.children = {"power": MockPower()}
     pool_file = Path(lab.root).parent / "config" / "jumpstarter-pool.yaml"
     with serving(root, lease=LeasePolicy(required=True, admin_passphrase="root of trust")) as held:
-        pool_file.write_text(POOL.format(free=f"unix:{socket}", held=held.address, admin=admin, gone=tmp_path / "gone.sock"))
+        pool_file.write_text(
+            POOL.format(free=f"unix:{socket}", held=held.address, admin=admin, gone=tmp_path / "gone.sock")
+        )
         state = Pool(f"unix:{socket}", held.address, connect(held.address, purpose="soak"))
         try:
             yield state
@@ -82,7 +84,9 @@ def test_the_server_reports_a_free_a_held_and_an_unreachable_board(lab, pool):
     free, held, gone = answer["bench-free"], answer["bench-held"], answer["bench-gone"]
     assert free["reachable"] and free["required"] and not free["holder"] and free["drivers"] == 7
     assert free["description"] == "the virtual board" and free["admin"]
-    assert held["holder"] == pool.holder.lease.holder and held["purpose"] == "soak" and held["kernel_id"] == ""
+    assert (
+        held["holder"] == pool.holder.lease.holder and held["purpose"] == "soak" and held["kernel_id"] == ""
+    )
     assert 3500 < held["remaining"] <= 3600 and held["labels"] == {"board": "power-only"}
     assert held["summary"].startswith("1 drivers, held by") and held["queue"] == []
     assert not gone["reachable"] and gone["error"] == "not reachable"
@@ -101,7 +105,11 @@ def test_the_sidebar_shows_the_pool_and_acts_on_it(lab, pool, open_notebook):
     page = notebook.page
     page.locator(SIDEBAR_TAB).click()
     for name, state in (("bench-free", "free"), ("bench-held", "held"), ("bench-gone", "unreachable")):
-        wait_for(lambda: card(page, name).get_attribute("data-state") == state, DEADLINE, f"{name} shown {state}")
+        wait_for(
+            lambda name=name, state=state: card(page, name).get_attribute("data-state") == state,
+            DEADLINE,
+            f"{name} shown {state}",
+        )
     assert page.locator(".jmp-devices").inner_text().startswith("Devices\nbench-free")  # nothing stray above
     held = card(page, "bench-held")
     assert "held by" in held.inner_text() and "(soak)" in held.inner_text() and "left" in held.inner_text()
@@ -111,9 +119,13 @@ def test_the_sidebar_shows_the_pool_and_acts_on_it(lab, pool, open_notebook):
     held.get_by_role("button", name="request hand-over").click()
     wait_for(lambda: pool.holder.lease.requests, DEADLINE, "the holder to hear the request")
     pool.holder.lease.release()
-    wait_for(lambda: held.get_attribute("data-state") == "free", DEADLINE, "the sidebar to see bench-held freed")
+    wait_for(
+        lambda: held.get_attribute("data-state") == "free", DEADLINE, "the sidebar to see bench-held freed"
+    )
     pool.hold_again()
-    wait_for(lambda: held.get_attribute("data-state") == "held", DEADLINE, "the sidebar to see bench-held taken")
+    wait_for(
+        lambda: held.get_attribute("data-state") == "held", DEADLINE, "the sidebar to see bench-held taken"
+    )
 
     # force release, offered because the pool's admin credential file is readable here
     held.get_by_role("button", name="force release").click()
@@ -132,21 +144,38 @@ def test_connect_in_this_notebook_the_status_bar_countdown_and_a_proxied_forward
     free.get_by_role("button", name="connect in this notebook").click()
     # the cell it added ran: the panel is live, and the board is held by this very notebook
     page.locator(".jmp-power").first.wait_for(timeout=DEADLINE * 1000)
-    wait_for(lambda: "held by this notebook" in free.inner_text(), DEADLINE, "the sidebar to name this notebook")
-    source = page.evaluate("() => window.jupyterapp.shell.currentWidget.content.widgets.map(c => c.model.sharedModel.getSource())")
+    wait_for(
+        lambda: "held by this notebook" in free.inner_text(), DEADLINE, "the sidebar to name this notebook"
+    )
+    source = page.evaluate(
+        "() => window.jupyterapp.shell.currentWidget.content.widgets.map(c => c.model.sharedModel.getSource())"
+    )
     assert "%jmp connect bench-free" in "\n".join(source)
 
     # the status bar counts down; under five minutes it warns; a click extends by an hour
     status = page.locator(".jmp-lease-status")
-    wait_for(lambda: status.is_visible() and status.get_attribute("data-seconds"), DEADLINE, "the status bar countdown")
+    wait_for(
+        lambda: status.is_visible() and status.get_attribute("data-seconds"),
+        DEADLINE,
+        "the status bar countdown",
+    )
     assert status.inner_text().startswith("bench-free: ")
     run_code(holding, "%jmp lease --extend 4m")
-    wait_for(lambda: "jmp-soon" in status.get_attribute("class") and int(status.get_attribute("data-seconds")) <= 240,
-             DEADLINE, "the warning colour under five minutes")
+    wait_for(
+        lambda: (
+            "jmp-soon" in status.get_attribute("class") and int(status.get_attribute("data-seconds")) <= 240
+        ),
+        DEADLINE,
+        "the warning colour under five minutes",
+    )
     watcher = connect(pool.free, lease=False)
     before = watcher.connection.lease_status().lease.expires
     status.click()
-    wait_for(lambda: watcher.connection.lease_status().lease.expires > before + 3000, DEADLINE, "the click to extend")
+    wait_for(
+        lambda: watcher.connection.lease_status().lease.expires > before + 3000,
+        DEADLINE,
+        "the click to extend",
+    )
     wait_for(lambda: "jmp-soon" not in status.get_attribute("class"), DEADLINE, "the warning to go")
 
     # a forward of the board's HTTP service, opened through the user's server
@@ -175,10 +204,13 @@ def test_connect_in_this_notebook_the_status_bar_countdown_and_a_proxied_forward
 
 def run_code(notebook, code: str) -> None:
     """Append a cell with ``code`` and run it through the UI."""
-    index = notebook.page.evaluate("""(code) => {
+    index = notebook.page.evaluate(
+        """(code) => {
         const nb = window.jupyterapp.shell.currentWidget.content;
         const model = nb.model.sharedModel;
         model.insertCell(model.cells.length, { cell_type: "code", source: code });
         return model.cells.length - 1;
-    }""", code)
+    }""",
+        code,
+    )
     notebook.run_cell(index)

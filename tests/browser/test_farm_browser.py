@@ -11,11 +11,11 @@ from pathlib import Path
 import nbformat
 import pytest
 from junitparser import Failure, JUnitXml
-from shelf import BOARDS, DEADLINE, Shelf
-from support import wait_for
 
 import jumpstarter_jupyter as jj
 from browser.test_devices import SIDEBAR_TAB, card
+from shelf import BOARDS, DEADLINE, Shelf
+from support import wait_for
 
 pytestmark = pytest.mark.browser
 RUN_TIMEOUT = 600

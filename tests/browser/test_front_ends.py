@@ -12,9 +12,17 @@ pytestmark = pytest.mark.browser
 
 WHERE = "import os, jumpstarter_jupyter\nprint(os.getcwd())\nprint(jumpstarter_jupyter.__file__)"
 # what each live front end draws (the text fallback draws none of these)
-LIVE = {"power": ".jmp-power canvas.jmp-chart", "serial": ".jmp-serial .xterm-screen", "storage": ".jmp-storage",
-        "network": ".jmp-network", "gpio": ".jmp-gpio .jmp-row", "can": ".jmp-can table"}
-WIDGETS = 8  # the lease bar and the demo board's driver widgets: power, serial, storage, network, button, led, can
+LIVE = {
+    "power": ".jmp-power canvas.jmp-chart",
+    "serial": ".jmp-serial .xterm-screen",
+    "storage": ".jmp-storage",
+    "network": ".jmp-network",
+    "gpio": ".jmp-gpio .jmp-row",
+    "can": ".jmp-can table",
+}
+WIDGETS = (
+    8  # the lease bar and the demo board's driver widgets: power, serial, storage, network, button, led, can
+)
 REGISTERED = "[jumpstarter] widget front ends 0.1.0 registered"
 
 
@@ -47,6 +55,8 @@ def test_front_ends_load_from_the_extension_in_notebook7(board, open_in_notebook
 
 def test_front_ends_come_from_the_kernel_without_the_extension(board, open_without_extension, installed):
     endpoint, _dut = board
-    notebook = open_without_extension("plain.ipynb", [WHERE, f"%load_ext jumpstarter\n%jmp connect {endpoint}"])
+    notebook = open_without_extension(
+        "plain.ipynb", [WHERE, f"%load_ext jumpstarter\n%jmp connect {endpoint}"]
+    )
     panel_is_live(notebook, installed, endpoint)
     assert f"log: {REGISTERED}" not in notebook.console

@@ -7,13 +7,13 @@ come back in the console the test reads through its own (watching) client.
 from __future__ import annotations
 
 import pytest
-from support import serving, wait_for
 
 from jumpstarter_jupyter import connect
 from jumpstarter_jupyter.drivers.composite.driver import Composite
 from jumpstarter_jupyter.drivers.power.driver import MockPower
 from jumpstarter_jupyter.drivers.serial.driver import PySerial
 from jumpstarter_jupyter.exporter.leases import LeasePolicy
+from support import serving, wait_for
 
 pytestmark = pytest.mark.browser
 DEADLINE = 30
@@ -33,19 +33,25 @@ def rows(screen) -> str:
 def test_a_watcher_sees_the_board_live_and_touches_nothing(open_notebook):
     root = Composite()
     root.children = {"power": MockPower(), "serial": PySerial(url="loop://")}
-    with serving(root, lease=LeasePolicy(required=True)) as exporter, \
-            connect(exporter.address, lease=False) as observer:
-        holder = open_notebook("holder.ipynb", [
-            f"%load_ext jumpstarter\n%jmp connect {exporter.address} --purpose bring-up",
-            "dut.serial.write(b'LIVE-FROM-THE-HOLDER\\r\\n'); dut.serial.flush()",
-        ])
+    with (
+        serving(root, lease=LeasePolicy(required=True)) as exporter,
+        connect(exporter.address, lease=False) as observer,
+    ):
+        holder = open_notebook(
+            "holder.ipynb",
+            [
+                f"%load_ext jumpstarter\n%jmp connect {exporter.address} --purpose bring-up",
+                "dut.serial.write(b'LIVE-FROM-THE-HOLDER\\r\\n'); dut.serial.flush()",
+            ],
+        )
         holder.run_cell(0)
         holder_bar = holder.cell(0).locator(".jmp-lease")
         wait_for(lambda: holder_bar.get_attribute("data-mode") == "holder", DEADLINE, "the holder's bar")
         assert "you hold the board (bring-up)" in holder_bar.inner_text()
 
-        watcher = open_notebook("watcher.ipynb", [f"%load_ext jumpstarter\n%jmp connect {exporter.address} --watch",
-                                                  DRAINED])
+        watcher = open_notebook(
+            "watcher.ipynb", [f"%load_ext jumpstarter\n%jmp connect {exporter.address} --watch", DRAINED]
+        )
         watcher.run_cell(0)
         bar = watcher.cell(0).locator(".jmp-lease")
         wait_for(lambda: bar.get_attribute("data-mode") == "watcher", DEADLINE, "the watcher's bar")
@@ -69,7 +75,11 @@ def test_a_watcher_sees_the_board_live_and_touches_nothing(open_notebook):
         # the terminal shows the holder's console live, and the watcher's keys go nowhere
         screen = watcher.cell(0).locator(".jmp-serial .jmp-term")
         holder.run_cell(1)
-        wait_for(lambda: "LIVE-FROM-THE-HOLDER" in rows(screen), DEADLINE, "the holder's line in the watcher's view")
+        wait_for(
+            lambda: "LIVE-FROM-THE-HOLDER" in rows(screen),
+            DEADLINE,
+            "the holder's line in the watcher's view",
+        )
         screen.locator(".xterm-screen").click()
         watcher.page.keyboard.type("typed-by-the-watcher")
         wait_for(lambda: "watching, keys not sent: held by" in rows(screen), DEADLINE, "the one-line notice")
@@ -80,8 +90,11 @@ def test_a_watcher_sees_the_board_live_and_touches_nothing(open_notebook):
         # a hand-over request shows in the holder's panel, naming who asks
         bar.get_by_role("button", name="request hand-over").click()
         notice = holder_bar.locator(".jmp-notice")
-        wait_for(lambda: notice.count() == 1 and "asks for the board" in notice.inner_text(), DEADLINE,
-                 "the hand-over notice in the holder's panel")
+        wait_for(
+            lambda: notice.count() == 1 and "asks for the board" in notice.inner_text(),
+            DEADLINE,
+            "the hand-over notice in the holder's panel",
+        )
         wait_for(lambda: "asked" in bar.inner_text(), DEADLINE, "the exporter's answer in the watcher's bar")
 
         # the holder releases from its bar; the watcher takes the board with one click
@@ -89,8 +102,14 @@ def test_a_watcher_sees_the_board_live_and_touches_nothing(open_notebook):
         take = bar.get_by_role("button", name="take the lease")
         take.wait_for(timeout=DEADLINE * 1000)
         take.click()
-        wait_for(lambda: bar.get_attribute("data-mode") == "holder", DEADLINE, "the watcher to hold the board")
+        wait_for(
+            lambda: bar.get_attribute("data-mode") == "holder", DEADLINE, "the watcher to hold the board"
+        )
         wait_for(lambda: not power_on.is_disabled(), DEADLINE, "the power button to unlock")
         power_on.click()
-        wait_for(lambda: observer.power.state() is True, DEADLINE, "the board to power on from the new holder")
-        wait_for(lambda: holder_bar.get_attribute("data-mode") == "watcher", DEADLINE, "the first holder to watch")
+        wait_for(
+            lambda: observer.power.state() is True, DEADLINE, "the board to power on from the new holder"
+        )
+        wait_for(
+            lambda: holder_bar.get_attribute("data-mode") == "watcher", DEADLINE, "the first holder to watch"
+        )

@@ -59,8 +59,13 @@ def saved_notebook(endpoint: str, home: Path) -> nbformat.NotebookNode:
         "print('synced')",
     ]
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code) for code in cells])
-    NotebookClient(nb, kernel_name="python3", timeout=180, store_widget_state=True,
-                   resources={"metadata": {"path": str(home)}}).execute(env=isolated_env(home))
+    NotebookClient(
+        nb,
+        kernel_name="python3",
+        timeout=180,
+        store_widget_state=True,
+        resources={"metadata": {"path": str(home)}},
+    ).execute(env=isolated_env(home))
     return nb
 
 
@@ -90,8 +95,12 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 def static_page(nb: nbformat.NotebookNode, origin: str) -> str:
     """nbconvert's HTML export of ``nb`` (widget state embedded), loading its scripts from ``origin``."""
-    exporter = HTMLExporter(template_name="lab", require_js_url=f"{origin}/require.js",
-                            widget_renderer_url=f"{origin}/embed-amd.js", mathjax_url=f"{origin}/no-mathjax.js")
+    exporter = HTMLExporter(
+        template_name="lab",
+        require_js_url=f"{origin}/require.js",
+        widget_renderer_url=f"{origin}/embed-amd.js",
+        mathjax_url=f"{origin}/no-mathjax.js",
+    )
     body, _ = exporter.from_notebook_node(nb)
     return body
 
@@ -109,20 +118,29 @@ def test_a_saved_notebook_without_kernel_and_extension_shows_the_text_fallback(c
 
     page = chromium.new_page()
     elsewhere, errors = [], []
-    page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(origin)
-               else (elsewhere.append(route.request.url), route.abort()))
+    page.route(
+        "**/*",
+        lambda route: (
+            route.continue_()
+            if route.request.url.startswith(origin)
+            else (elsewhere.append(route.request.url), route.abort())
+        ),
+    )
     page.on("pageerror", lambda error: errors.append(str(error)))
     try:
         page.goto(f"{origin}/notebook.html")
         fallbacks = page.locator(".jmp-fallback")
-        page.wait_for_function(f"document.querySelectorAll('.jmp-fallback').length >= {len(DRIVERS) + 1}",
-                               timeout=RENDERED)
+        page.wait_for_function(
+            f"document.querySelectorAll('.jmp-fallback').length >= {len(DRIVERS) + 1}", timeout=RENDERED
+        )
         texts = {text.split(" (text view)")[0]: text for text in fallbacks.all_inner_texts()}
     finally:
         page.close()
     texts.pop("dut")  # the root's lease bar, as text too
     assert set(texts) == DRIVERS, texts
-    assert all(NOTE in text or "no kernel to load the live view from" in text for text in texts.values()), texts
+    assert all(NOTE in text or "no kernel to load the live view from" in text for text in texts.values()), (
+        texts
+    )
     assert "power on, last reading" in texts["dut.power"]
     assert "login:" in texts["dut.serial"] and "U-Boot" in texts["dut.serial"]  # the saved console tail
     assert "service at tcp://" in texts["dut.network"]

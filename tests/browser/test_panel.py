@@ -17,7 +17,9 @@ pytestmark = pytest.mark.browser
 
 def widget(notebook, kind: str, path: str):
     """The ``kind`` widget titled ``path`` in cell 0's output."""
-    return notebook.cell(0).locator(f".jmp-{kind}", has=notebook.page.locator(".jmp-title", has_text=re.compile(f"^{re.escape(path)}$")))
+    return notebook.cell(0).locator(
+        f".jmp-{kind}", has=notebook.page.locator(".jmp-title", has_text=re.compile(f"^{re.escape(path)}$"))
+    )
 
 
 def amperes(power) -> float | None:
@@ -75,11 +77,14 @@ def test_power_chart_updates(board, open_notebook):
 
 def test_power_off_click_works_while_a_cell_blocks_and_interrupt_stops_it(board, open_notebook):
     endpoint, dut = board
-    notebook = open_notebook("emergency.ipynb", [
-        f"%load_ext jumpstarter\n%jmp connect {endpoint}",
-        "dut.power.on()\ndut.serial.expect('this never appears', timeout=600)",
-        "print('after interrupt:', dut.power.state())",
-    ])
+    notebook = open_notebook(
+        "emergency.ipynb",
+        [
+            f"%load_ext jumpstarter\n%jmp connect {endpoint}",
+            "dut.power.on()\ndut.serial.expect('this never appears', timeout=600)",
+            "print('after interrupt:', dut.power.state())",
+        ],
+    )
     notebook.run_cell(0)
     power = widget(notebook, "power", "dut.power")
     power.wait_for(timeout=30_000)

@@ -29,7 +29,12 @@ STYLES = [
     ("button background", ".jmp-power .jmp-btn:not(.jmp-on)", "background-color", "--jp-layout-color2"),
     ("chart frame", ".jmp-power .jmp-chart-frame", "fill", "--jp-layout-color0"),
     ("chart tick labels", ".jmp-power .jmp-chart-tick", "fill", "--jp-ui-font-color2"),
-    ("terminal background", ".jmp-serial .xterm-scrollable-element", "background-color", "--jp-layout-color0"),
+    (
+        "terminal background",
+        ".jmp-serial .xterm-scrollable-element",
+        "background-color",
+        "--jp-layout-color0",
+    ),
     ("gpio switch", ".jmp-gpio .jmp-switch:not(.jmp-active)", "background-color", "--jp-layout-color3"),
 ]
 # [[what, actual, expected], ...]: each expected is the variable resolved by a probe element
@@ -46,7 +51,8 @@ READ_STYLES = """([root, styles]) => styles.map(([what, selector, property, vari
 })"""
 # how many canvas pixels of the power chart have the colour `variable` resolves to
 COUNT_PIXELS = """([root, variable]) => {
-    const canvas = document.querySelectorAll(".jp-Notebook .jp-Cell")[root].querySelector(".jmp-power canvas.jmp-chart");
+    const cell = document.querySelectorAll(".jp-Notebook .jp-Cell")[root];
+    const canvas = cell.querySelector(".jmp-power canvas.jmp-chart");
     const probe = document.createElement("span");
     probe.style.color = `var(${variable})`;
     canvas.parentNode.append(probe);
@@ -59,8 +65,10 @@ COUNT_PIXELS = """([root, variable]) => {
     for (let i = 0; i < data.length; i += 4) if (data[i + 3] >= 128 && near(i)) count++;
     return { colour: [r, g, b], count };
 }"""
-READINGS = ("import json\nfrom jumpstarter_jupyter.client.display import widget_for\n"
-            "print(json.dumps(widget_for(dut.power).readings))")
+READINGS = (
+    "import json\nfrom jumpstarter_jupyter.client.display import widget_for\n"
+    "print(json.dumps(widget_for(dut.power).readings))"
+)
 
 
 def screenshot(notebook, name: str) -> None:
@@ -73,10 +81,14 @@ def screenshot(notebook, name: str) -> None:
 def theme(notebook, name: str, light: bool) -> Iterator[None]:
     """Switch JupyterLab to theme ``name`` as its menu does; back to the light theme after
     (the choice is a saved setting of the session's server, which later tests share)."""
+
     def switch(to: str, is_light: bool) -> None:
-        notebook.page.evaluate("(to) => window.jupyterapp.commands.execute('apputils:change-theme', { theme: to })", to)
-        notebook.page.wait_for_function("(light) => document.body.dataset.jpThemeLight === String(light)",
-                                        arg=is_light, timeout=30_000)
+        notebook.page.evaluate(
+            "(to) => window.jupyterapp.commands.execute('apputils:change-theme', { theme: to })", to
+        )
+        notebook.page.wait_for_function(
+            "(light) => document.body.dataset.jpThemeLight === String(light)", arg=is_light, timeout=30_000
+        )
 
     switch(name, light)
     try:
@@ -114,18 +126,33 @@ def test_widgets_take_the_theme_colours_and_follow_a_live_switch(board, open_not
     light = styles(notebook)
     assert all(actual == expected for _, actual, expected in light), light
     # the board is off: both lines lie at 0, the current line (second series) drawn last
-    wait_for(lambda: pixels(notebook, "--jp-error-color1")["count"] >= 20, 30, "the current line in the light theme's colour")
+    wait_for(
+        lambda: pixels(notebook, "--jp-error-color1")["count"] >= 20,
+        30,
+        "the current line in the light theme's colour",
+    )
     light_line = pixels(notebook, "--jp-error-color1")["colour"]
     screenshot(notebook, "panel-light")
 
     with theme(notebook, DARK, light=False):
-        wait_for(lambda: styles_follow_the_theme(notebook), 30, "every widget colour to follow the dark theme")
+        wait_for(
+            lambda: styles_follow_the_theme(notebook), 30, "every widget colour to follow the dark theme"
+        )
         dark = styles(notebook)
-        changed = [what for (what, before, _), (_, after, _) in zip(light, dark) if before != after]
-        assert {"widget background", "widget text", "terminal background", "chart frame"} <= set(changed), (light, dark)
+        changed = [
+            what for (what, before, _), (_, after, _) in zip(light, dark, strict=False) if before != after
+        ]
+        assert {"widget background", "widget text", "terminal background", "chart frame"} <= set(changed), (
+            light,
+            dark,
+        )
         dark_line = pixels(notebook, "--jp-error-color1")
         assert dark_line["colour"] != light_line
-        wait_for(lambda: pixels(notebook, "--jp-error-color1")["count"] >= 20, 30, "the current line in the dark theme's colour")
+        wait_for(
+            lambda: pixels(notebook, "--jp-error-color1")["count"] >= 20,
+            30,
+            "the current line in the dark theme's colour",
+        )
         screenshot(notebook, "panel-dark")
     assert not [line for line in notebook.console if line.startswith("error")], notebook.console
 
@@ -163,7 +190,12 @@ def test_power_chart_axes_units_padding_hover_and_pause(board, open_notebook):
     for unit, column in (("V", 1), ("A", 2)):
         low, high = min(r[column] for r in visible), max(r[column] for r in visible)
         span = shown[unit]["max"] - shown[unit]["min"]
-        assert shown[unit]["min"] + 0.05 * span < low and high < shown[unit]["max"] - 0.05 * span, (unit, low, high, shown)
+        assert shown[unit]["min"] + 0.05 * span < low and high < shown[unit]["max"] - 0.05 * span, (
+            unit,
+            low,
+            high,
+            shown,
+        )
 
     power.locator(".jmp-chart-plot").hover()  # scrolled into view, the pointer at its middle
     readout = power.locator(".jmp-chart-readout")
@@ -171,22 +203,32 @@ def test_power_chart_axes_units_padding_hover_and_pause(board, open_notebook):
     match = re.fullmatch(r"t ([\d.]+) s · voltage ([\d.]+) V · current ([\d.]+) A", readout.inner_text())
     assert match, readout.inner_text()
     t, volts, amps = map(float, match.groups())
-    assert shown["s"]["min"] <= t <= shown["s"]["max"] and 4.9 < volts < 5.1 and 0 < amps < 1, readout.inner_text()
+    assert shown["s"]["min"] <= t <= shown["s"]["max"] and 4.9 < volts < 5.1 and 0 < amps < 1, (
+        readout.inner_text()
+    )
     assert power.locator(".jmp-chart-cursor").count() == 1
     notebook.page.mouse.move(0, 0)
     wait_for(lambda: readout.inner_text() == "", 10, "the readout to clear when the pointer leaves")
 
     frozen = int(power.locator("canvas.jmp-chart").get_attribute("data-samples"))
     power.get_by_role("button", name="resume").click()
-    wait_for(lambda: int(power.locator("canvas.jmp-chart").get_attribute("data-samples")) > frozen, 30, "new readings after resume")
+    wait_for(
+        lambda: int(power.locator("canvas.jmp-chart").get_attribute("data-samples")) > frozen,
+        30,
+        "new readings after resume",
+    )
     screenshot(notebook, "chart-light")
     dut.power.off()
     assert not [line for line in notebook.console if line.startswith("error")], notebook.console
 
 
 def test_modem_line_buttons_say_unknown_until_known(board, open_notebook):
-    notebook, panel = open_panel(board, open_notebook, "modem-lines.ipynb",
-                                 "from jumpstarter_jupyter.client.display import widget_for\nwidget_for(dut.serial).rts = False")
+    notebook, panel = open_panel(
+        board,
+        open_notebook,
+        "modem-lines.ipynb",
+        "from jumpstarter_jupyter.client.display import widget_for\nwidget_for(dut.serial).rts = False",
+    )
     serial = panel.locator(".jmp-serial")
     dtr = serial.get_by_role("button", name="DTR", exact=True)
     rts = serial.get_by_role("button", name="RTS", exact=True)

@@ -12,7 +12,7 @@ from jumpstarter_jupyter.client import GenericClient, connect
 from jumpstarter_jupyter.drivers.composite.driver import Composite
 from support import serving, write_package
 
-DRIVER = '''
+DRIVER = """
 from dataclasses import dataclass
 from jumpstarter_jupyter.driver import Driver, export
 
@@ -24,16 +24,16 @@ class Outsider(Driver):
     @export
     def hello(self) -> str:
         return "hello"
-'''
+"""
 
-CLIENT = '''
+CLIENT = """
 from jumpstarter_jupyter.client import DriverClient
 
 
 class OutsiderClient(DriverClient):
     def hello(self) -> str:
         return self.call("hello")
-'''
+"""
 
 
 @pytest.fixture
@@ -64,7 +64,8 @@ def test_an_unlisted_client_class_is_not_imported(outsider, monkeypatch, caplog)
     assert "outsider.client" not in sys.modules
     assert [r.getMessage() for r in caplog.records] == [
         "thing: client class outsider.client.OutsiderClient not allowed, using the generic client "
-        "(allow it with JMP_DRIVERS_ALLOW)"]
+        "(allow it with JMP_DRIVERS_ALLOW)"
+    ]
 
 
 @pytest.mark.parametrize("allow", ["outsider.*", "vendor.*,outsider.client.*", "UNSAFE"])
@@ -103,11 +104,18 @@ def test_connecting_to_our_exporter_reads_no_upstream_table():
 
     from jumpstarter_jupyter.drivers.power.driver import MockPower
 
-    code = ("import sys; from jumpstarter_jupyter import connect\n"
-            "with connect(sys.argv[1]) as dut:\n"
-            "    dut.on()\n"
-            "print(sorted(m for m in sys.modules if m.endswith('.common')))")
+    code = (
+        "import sys; from jumpstarter_jupyter import connect\n"
+        "with connect(sys.argv[1]) as dut:\n"
+        "    dut.on()\n"
+        "print(sorted(m for m in sys.modules if m.endswith('.common')))"
+    )
     with serving(MockPower()) as exporter:
-        out = subprocess.run([sys.executable, "-c", code, exporter.address], capture_output=True, text=True,
-                             timeout=120, check=True).stdout
+        out = subprocess.run(
+            [sys.executable, "-c", code, exporter.address],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        ).stdout
     assert out.strip() == "['jumpstarter_jupyter.drivers.power.common']"

@@ -12,13 +12,13 @@ import threading
 
 import nbformat
 import pytest
-from shelf import DEADLINE, Shelf
-from support import wait_for
 
 import jumpstarter_jupyter as jj
 from jumpstarter_jupyter.client import farm, pool
 from jumpstarter_jupyter.client.lease import Withdrawn
 from jumpstarter_jupyter.errors import ConnectionFailed, LeaseTimeout
+from shelf import DEADLINE, Shelf
+from support import wait_for
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import pytest
-from support import serving
 
 import jumpstarter_jupyter as jj
 from jumpstarter_jupyter.client import pool
@@ -14,6 +13,7 @@ from jumpstarter_jupyter.drivers.composite.driver import Composite
 from jumpstarter_jupyter.drivers.power.driver import MockPower
 from jumpstarter_jupyter.errors import ConfigError
 from jumpstarter_jupyter.exporter.leases import LeasePolicy
+from support import serving
 
 SYSTEM = """\
 exporters:
@@ -66,7 +66,10 @@ def test_every_pool_file_is_read_and_the_users_entry_wins(config_dirs, tmp_path)
     write_pool(config_dirs, tmp_path)
     boards = pool.load_pool()
     assert set(boards) == {"bench-1", "bench-2"}
-    assert boards["bench-1"].endpoint == "unix:/nonexistent/bench-1.sock" and boards["bench-1"].description == "my own"
+    assert (
+        boards["bench-1"].endpoint == "unix:/nonexistent/bench-1.sock"
+        and boards["bench-1"].description == "my own"
+    )
     assert boards["bench-2"].labels == {"board": "virtual"} and boards["bench-2"].passphrase() == "s3cret"
     assert boards["bench-1"].source == str(config_dirs[1] / pool.POOL_FILE)
 
@@ -79,21 +82,39 @@ def test_names_resolve_to_pool_entries_by_the_rules(config_dirs, tmp_path):
     assert pool.resolve("board.sock") == ("board.sock", None)  # not in the pool: a socket path, as before
     for address in ("./bench-1", "unix:bench-1", "bench-1:7777"):  # never looked up
         assert pool.resolve(address) == (address, None)
-    with pytest.raises(ConfigError, match=r"no board named 'bench-9' in the pool \(boards: bench-1, bench-2; files read: "):
+    with pytest.raises(
+        ConfigError, match=r"no board named 'bench-9' in the pool \(boards: bench-1, bench-2; files read: "
+    ):
         pool.resolve("pool:bench-9")
 
 
-@pytest.mark.parametrize("text, message", [
-    ("exporters:\n  bench-1:\n    endpiont: 10.0.0.5:7777\n",
-     r"exporters\.bench-1\.endpiont \(line 3\): unknown key; expected one of admin_passphrase_file, description, "),
-    ("exporters:\n  bench-1:\n    description: no endpoint\n",
-     r"exporters\.bench-1 \(line 3\): expected the exporter's endpoint"),
-    ("exporters:\n  bench-1: {endpoint: 10.0.0.5:7777, labels: [rpi4]}\n",
-     r"exporters\.bench-1\.labels \(line 2\): expected a mapping of label names to values"),
-    ("exporters:\n  a:b: {endpoint: x:1}\n", r"exporters\.a:b \(line 2\): a board name has no '/' or ':'"),
-    ("boards:\n  bench-1: {endpoint: x:1}\n", r"boards \(line 2\): unknown key; expected one of exporters"),
-    ("exporters:\n  bench-1: {endpoint: 10.0.0.5:7777\n", r"line 3, column 1: YAML syntax error"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (
+            "exporters:\n  bench-1:\n    endpiont: 10.0.0.5:7777\n",
+            r"exporters\.bench-1\.endpiont \(line 3\): unknown key; "
+            r"expected one of admin_passphrase_file, description, ",
+        ),
+        (
+            "exporters:\n  bench-1:\n    description: no endpoint\n",
+            r"exporters\.bench-1 \(line 3\): expected the exporter's endpoint",
+        ),
+        (
+            "exporters:\n  bench-1: {endpoint: 10.0.0.5:7777, labels: [rpi4]}\n",
+            r"exporters\.bench-1\.labels \(line 2\): expected a mapping of label names to values",
+        ),
+        (
+            "exporters:\n  a:b: {endpoint: x:1}\n",
+            r"exporters\.a:b \(line 2\): a board name has no '/' or ':'",
+        ),
+        (
+            "boards:\n  bench-1: {endpoint: x:1}\n",
+            r"boards \(line 2\): unknown key; expected one of exporters",
+        ),
+        ("exporters:\n  bench-1: {endpoint: 10.0.0.5:7777\n", r"line 3, column 1: YAML syntax error"),
+    ],
+)
 def test_a_malformed_pool_file_names_the_file_the_path_and_the_line(config_dirs, text, message):
     path = config_dirs[1] / pool.POOL_FILE
     path.write_text(text)
@@ -114,9 +135,17 @@ def test_connect_by_pool_name_reads_the_passphrase_file(config_dirs, tmp_path, e
 
 def test_the_command_line_takes_pool_names(config_dirs, tmp_path, exporter):
     write_pool(config_dirs, tmp_path, endpoint=exporter.address)
-    run = subprocess.run([sys.executable, "-m", "jumpstarter_jupyter", "j", "--endpoint", "bench-2", "power", "on"],
-                         capture_output=True, text=True, timeout=60)
+    run = subprocess.run(
+        [sys.executable, "-m", "jumpstarter_jupyter", "j", "--endpoint", "bench-2", "power", "on"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert run.returncode == 0, run.stderr
-    run = subprocess.run([sys.executable, "-m", "jumpstarter_jupyter", "lease", "status", "--endpoint", "pool:bench-2"],
-                         capture_output=True, text=True, timeout=60)
+    run = subprocess.run(
+        [sys.executable, "-m", "jumpstarter_jupyter", "lease", "status", "--endpoint", "pool:bench-2"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert run.returncode == 0 and "leases required" in run.stdout, run.stderr

@@ -25,7 +25,9 @@ def wait_for_exit(pid: int) -> bool:
 
 def run_owner(code: str) -> tuple[int, subprocess.CompletedProcess]:
     env = {k: v for k, v in os.environ.items() if k != "JUMPSTARTER_HOST"}
-    owner = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=DEADLINE, env=env)
+    owner = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=DEADLINE, env=env
+    )
     return int(owner.stdout.split()[0]), owner
 
 

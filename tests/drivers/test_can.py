@@ -12,12 +12,12 @@ import itertools
 import can
 import pytest
 
-from support import run_cli, serving
 from jumpstarter_jupyter import DriverInvalidArgument, connect
 from jumpstarter_jupyter.drivers.can.cli import parse_frame
 from jumpstarter_jupyter.drivers.can.client import CanClient
 from jumpstarter_jupyter.errors import DriverTimeout
 from jumpstarter_jupyter.exporter.config import build_tree, parse_config
+from support import run_cli, serving
 
 CHANNELS = (f"test-can-{n}" for n in itertools.count())
 UPSTREAM_CONFIG = """
@@ -71,13 +71,19 @@ def test_upstream_config_runs_unchanged_and_gets_our_client(dut):
 
 
 def test_frames_cross_the_bus_with_their_fields(dut):
-    sent = [frame(0x123, b"\xde\xad\xbe\xef"), frame(0x1ABCDE01, b"\x00\xff"), frame(0x7FF, is_remote_frame=True, dlc=3),
-            frame(0x456, bytes(range(12)), is_fd=True, bitrate_switch=True)]
+    sent = [
+        frame(0x123, b"\xde\xad\xbe\xef"),
+        frame(0x1ABCDE01, b"\x00\xff"),
+        frame(0x7FF, is_remote_frame=True, dlc=3),
+        frame(0x456, bytes(range(12)), is_fd=True, bitrate_switch=True),
+    ]
     for msg in sent:
         dut.peer.send(msg)
     for msg in sent:
         got = dut.can.recv(10)
-        assert got is not None and got.equals(msg, timestamp_delta=None, check_channel=False, check_direction=False)
+        assert got is not None and got.equals(
+            msg, timestamp_delta=None, check_channel=False, check_direction=False
+        )
         assert got.is_rx and got.timestamp > 0
 
 
@@ -97,14 +103,21 @@ def test_iteration_notifier_and_expect(dut):
 
 def test_expect_times_out_naming_what_it_waited_for(dut):
     dut.peer.send(frame(0x30))
-    with pytest.raises(DriverTimeout, match=r"dut\.can\.expect: no frame with arbitration_id=0x31 within 0\.5 s "
-                                            r"\(1 other frames received\)"):
+    with pytest.raises(
+        DriverTimeout,
+        match=r"dut\.can\.expect: no frame with arbitration_id=0x31 within 0\.5 s "
+        r"\(1 other frames received\)",
+    ):
         dut.can.expect(arbitration_id=0x31, timeout=0.5)
 
 
 def test_three_readers_each_get_their_filtered_frames_in_order_and_see_transmissions(exporter):
-    with connect(exporter.address) as a, connect(exporter.address) as b, connect(exporter.address) as c, \
-            connect(exporter.address) as sender:
+    with (
+        connect(exporter.address) as a,
+        connect(exporter.address) as b,
+        connect(exporter.address) as c,
+        connect(exporter.address) as sender,
+    ):
         a.can.set_filters([{"can_id": 0x100, "can_mask": 0x700}])
         b.can.set_filters([{"can_id": 0x200, "can_mask": 0x700}, {"can_id": 0x001, "can_mask": 0x00F}])
         received = list(range(0x100, 0x300, 0x11))
@@ -112,8 +125,11 @@ def test_three_readers_each_get_their_filtered_frames_in_order_and_see_transmiss
             sender.peer.send(frame(ident))
         assert [c.can.recv(10).arbitration_id for _ in received] == received  # all in the ring now
         sender.can.send(frame(0x105, b"tx"))  # transmitted through the bus under test itself
-        wanted = {a: [i for i in received if i >> 8 == 1] + [0x105], b: [i for i in received if i >> 8 == 2 or i & 0xF == 1],
-                  c: [0x105]}
+        wanted = {
+            a: [i for i in received if i >> 8 == 1] + [0x105],
+            b: [i for i in received if i >> 8 == 2 or i & 0xF == 1],
+            c: [0x105],
+        }
         for root, idents in wanted.items():
             got = [root.can.recv(10) for _ in idents]
             assert [m.arbitration_id for m in got] == idents
@@ -124,14 +140,20 @@ def test_three_readers_each_get_their_filtered_frames_in_order_and_see_transmiss
 
 
 def test_a_slow_reader_gets_a_gap_notice_then_the_newest_frames_in_order():
-    with serving(bus_tree(buffer=16)) as served, connect(served.address) as slow, connect(served.address) as fast:
+    with (
+        serving(bus_tree(buffer=16)) as served,
+        connect(served.address) as slow,
+        connect(served.address) as fast,
+    ):
         gaps = []
         slow.can.on_gap = gaps.append
         first = fast.can.recv(0)  # the fast reader is following from here on
         assert first is None
         for n in range(100):
             slow.peer.send(frame(0x100, n.to_bytes(1, "big")))
-        assert [fast.can.recv(10).data[0] for _ in range(100)] == list(range(100))  # the ring has them all now
+        assert [fast.can.recv(10).data[0] for _ in range(100)] == list(
+            range(100)
+        )  # the ring has them all now
         received = [slow.can.recv(10).data[0]]
         while (msg := slow.can.recv(0)) is not None:
             received.append(msg.data[0])
@@ -175,29 +197,55 @@ def test_shutdown_ends_only_this_clients_use(exporter):
 
 def test_bad_frames_and_filters_are_refused_naming_driver_method_and_reason(dut):
     with pytest.raises(DriverInvalidArgument, match=r"dut\.can\.send: msg\.arbitration_id: expected int"):
-        dut.can.call("send", {"timestamp": 0, "arbitration_id": "x", "is_extended_id": False, "is_remote_frame": False,
-                              "is_error_frame": False, "channel": None, "dlc": 1, "data": "AA==", "is_fd": False,
-                              "is_rx": False, "bitrate_switch": False, "error_state_indicator": False})
+        dut.can.call(
+            "send",
+            {
+                "timestamp": 0,
+                "arbitration_id": "x",
+                "is_extended_id": False,
+                "is_remote_frame": False,
+                "is_error_frame": False,
+                "channel": None,
+                "dlc": 1,
+                "data": "AA==",
+                "is_fd": False,
+                "is_rx": False,
+                "bitrate_switch": False,
+                "error_state_indicator": False,
+            },
+        )
     with pytest.raises(DriverInvalidArgument, match=r"dut\.can\.send: .*not a valid CAN frame"):
         dut.can.send(can.Message(arbitration_id=0x800, is_extended_id=False))
-    with pytest.raises(DriverInvalidArgument, match=r"dut\.can\._apply_filters: filters\[0\]: Can.*needs 'can_mask'"):
+    with pytest.raises(
+        DriverInvalidArgument, match=r"dut\.can\._apply_filters: filters\[0\]: Can.*needs 'can_mask'"
+    ):
         dut.can.call("_apply_filters", [{"can_id": 1}])
     with pytest.raises(ValueError, match=r"filters\[0\]: can_id and can_mask must be 29-bit"):
         dut.can.set_filters([{"can_id": 1 << 30, "can_mask": 1}])
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("123#DEADBEEF", frame(0x123, b"\xde\xad\xbe\xef")),
-    ("12345678#00.11", frame(0x12345678, b"\x00\x11")),
-    ("7FF#R3", frame(0x7FF, is_remote_frame=True, dlc=3)),
-    ("123##1" + "AA" * 12, frame(0x123, b"\xaa" * 12, is_fd=True, bitrate_switch=True)),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("123#DEADBEEF", frame(0x123, b"\xde\xad\xbe\xef")),
+        ("12345678#00.11", frame(0x12345678, b"\x00\x11")),
+        ("7FF#R3", frame(0x7FF, is_remote_frame=True, dlc=3)),
+        ("123##1" + "AA" * 12, frame(0x123, b"\xaa" * 12, is_fd=True, bitrate_switch=True)),
+    ],
+)
 def test_cansend_syntax(text, expected):
     assert parse_frame(text).equals(expected, timestamp_delta=None)
 
 
-@pytest.mark.parametrize("text, reason", [("800#00", "at most 7FF"), ("123#0", "whole bytes"),
-                                          ("123#" + "00" * 9, "at most 8"), ("12#00", "not a frame")])
+@pytest.mark.parametrize(
+    "text, reason",
+    [
+        ("800#00", "at most 7FF"),
+        ("123#0", "whole bytes"),
+        ("123#" + "00" * 9, "at most 8"),
+        ("12#00", "not a frame"),
+    ],
+)
 def test_cansend_syntax_errors(text, reason):
     with pytest.raises(ValueError, match=reason):
         parse_frame(text)

@@ -48,7 +48,7 @@ class Mystery(Relay):
     client = "labrelay.nowhere.MissingClient"   # not importable by clients: generic fallback
 '''
 
-CLIENT = '''
+CLIENT = """
 import click
 from jumpstarter_jupyter.client import DriverClient
 
@@ -66,7 +66,7 @@ class RelayClient(DriverClient):
             click.echo(self.close_channel(channel))
 
         return group
-'''
+"""
 
 
 @pytest.fixture
@@ -80,11 +80,14 @@ def labrelay(tmp_path, monkeypatch):
     dist = tmp_path / "labrelay-1.0.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: labrelay\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text("[jumpstarter_jupyter.drivers]\nLabRelay = labrelay.driver:Relay\n")
+    (dist / "entry_points.txt").write_text(
+        "[jumpstarter_jupyter.drivers]\nLabRelay = labrelay.driver:Relay\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))
     config = tmp_path / "lab.yaml"
-    config.write_text(textwrap.dedent("""\
+    config.write_text(
+        textwrap.dedent("""\
         apiVersion: jumpstarter.dev/v1alpha1
         kind: ExporterConfig
         export:
@@ -95,9 +98,21 @@ def labrelay(tmp_path, monkeypatch):
             type: LabRelay
           mystery:
             type: labrelay.driver.Mystery
-    """))
-    process = subprocess.Popen([sys.executable, "-m", "jumpstarter_jupyter", "run", str(config),
-                                "--socket", str(tmp_path / "lab.sock")], stdout=subprocess.PIPE, text=True)
+    """)
+    )
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "jumpstarter_jupyter",
+            "run",
+            str(config),
+            "--socket",
+            str(tmp_path / "lab.sock"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert process.stdout.readline().startswith("serving ")
     yield f"unix:{tmp_path / 'lab.sock'}"
     process.terminate()
@@ -125,8 +140,12 @@ def test_unknown_client_class_falls_back_to_the_generic_client(labrelay):
 
 
 def j(endpoint, *args):
-    return subprocess.run([sys.executable, "-m", "jumpstarter_jupyter", "j", "--endpoint", endpoint, *args],
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "jumpstarter_jupyter", "j", "--endpoint", endpoint, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_custom_and_generic_clients_contribute_cli_commands(labrelay):
@@ -139,4 +158,6 @@ def test_custom_and_generic_clients_contribute_cli_commands(labrelay):
     assert "close-channel" in result.stdout and "states" in result.stdout
     result = j(labrelay, "mystery", "close-channel", "9")
     assert result.returncode == 1
-    assert "Error: dut.mystery.close_channel: list assignment index out of range [IndexError]" in result.stderr
+    assert (
+        "Error: dut.mystery.close_channel: list assignment index out of range [IndexError]" in result.stderr
+    )

@@ -8,14 +8,19 @@ import threading
 from collections.abc import Iterator
 
 import pytest
-from support import client_for, run_cli, serving
 
 from jumpstarter_jupyter import ConfigError, DriverError, DriverInvalidArgument, DriverTimeout, connect
-from jumpstarter_jupyter.protocol.metadata import FAILED_LABEL
 from jumpstarter_jupyter.drivers.gpio.client import DigitalInputClient, DigitalOutputClient
-from jumpstarter_jupyter.drivers.gpio.driver import (MockDigitalInput, MockDigitalOutput, VirtualDigitalInput,
-                                                     VirtualDigitalOutput, VirtualLine)
+from jumpstarter_jupyter.drivers.gpio.driver import (
+    MockDigitalInput,
+    MockDigitalOutput,
+    VirtualDigitalInput,
+    VirtualDigitalOutput,
+    VirtualLine,
+)
 from jumpstarter_jupyter.exporter import build_tree, parse_config
+from jumpstarter_jupyter.protocol.metadata import FAILED_LABEL
+from support import client_for, run_cli, serving
 
 DEADLINE = 30.0  # seconds: generous bounds on waits that normally end at once
 
@@ -75,7 +80,9 @@ def test_output_drives_the_line():
 
 def test_output_reports_upstream_client():
     with client_for(MockDigitalOutput(), "button") as button:
-        assert button.labels["jumpstarter.dev/client"] == "jumpstarter_driver_gpiod.client.DigitalOutputClient"
+        assert (
+            button.labels["jumpstarter.dev/client"] == "jumpstarter_driver_gpiod.client.DigitalOutputClient"
+        )
     with client_for(MockDigitalInput(), "led") as led:
         assert led.labels["jumpstarter.dev/client"] == "jumpstarter_driver_gpiod.client.DigitalInputClient"
         assert isinstance(led, DigitalInputClient)
@@ -122,7 +129,9 @@ def test_wait_for_edge_refuses_unknown_edge_and_negative_timeout():
         with pytest.raises(DriverInvalidArgument) as caught:
             led.wait_for_edge("up", timeout=1)
         assert isinstance(caught.value, ValueError)
-        assert "dut.led.wait_for_edge: edge_type must be one of 'rising', 'falling', got 'up'" in str(caught.value)
+        assert "dut.led.wait_for_edge: edge_type must be one of 'rising', 'falling', got 'up'" in str(
+            caught.value
+        )
         with pytest.raises(DriverInvalidArgument, match="timeout must be >= 0 seconds"):
             led.wait_for_active(timeout=-1)
 
@@ -141,7 +150,8 @@ def test_watch_yields_value_then_each_change():
 
 
 def test_mock_drivers_from_upstream_style_yaml():
-    config = parse_config("""
+    config = parse_config(
+        """
 apiVersion: jumpstarter.dev/v1alpha1
 kind: ExporterConfig
 export:
@@ -151,7 +161,9 @@ export:
   sense:
     type: jumpstarter_jupyter.drivers.gpio.driver.MockDigitalInput
     config: {line: 5, initial_value: 1}
-""", "gpio.yaml")
+""",
+        "gpio.yaml",
+    )
     with serving(build_tree(config)) as exporter, connect(exporter.address) as dut:
         dut.relay.on()
         assert dut.relay.read() == 1
@@ -160,14 +172,17 @@ export:
 
 
 def test_virtual_driver_in_yaml_explains_itself():
-    config = parse_config("""
+    config = parse_config(
+        """
 apiVersion: jumpstarter.dev/v1alpha1
 kind: ExporterConfig
 export:
   led:
     type: VirtualDigitalInput
     config: {line: 3}
-""", "gpio.yaml")
+""",
+        "gpio.yaml",
+    )
     with pytest.raises(ConfigError, match=r"gpio\.yaml: export\.led\.config.*VirtualLine.*MockDigitalInput"):
         build_tree(config)
 
@@ -210,6 +225,7 @@ def test_input_cli():
 # The libgpiod drivers need a GPIO chip, which this machine and CI lack: these tests cover
 # what runs without one (upstream type names, config checks, the kernel's refusals).
 
+
 def _gpiod_config(entry: str) -> str:
     return f"""
 apiVersion: jumpstarter.dev/v1alpha1
@@ -220,13 +236,19 @@ export:
 """
 
 
-@pytest.mark.parametrize("device, reason", [
-    ("/dev/gpiochip99", "cannot request line 4 of /dev/gpiochip99: No such file or directory"),
-    ("/dev/null", "cannot request line 4 of /dev/null: No such device"),  # libgpiod: not a GPIO chip
-])
+@pytest.mark.parametrize(
+    "device, reason",
+    [
+        ("/dev/gpiochip99", "cannot request line 4 of /dev/gpiochip99: No such file or directory"),
+        ("/dev/null", "cannot request line 4 of /dev/null: No such device"),  # libgpiod: not a GPIO chip
+    ],
+)
 def test_libgpiod_output_that_cannot_open_its_line_is_reported_failed_naming_the_device(device, reason):
-    config = parse_config(_gpiod_config(f"""    type: jumpstarter_driver_gpiod.driver.DigitalOutput
-    config: {{line: 4, device: {device}}}"""), "gpio.yaml")
+    config = parse_config(
+        _gpiod_config(f"""    type: jumpstarter_driver_gpiod.driver.DigitalOutput
+    config: {{line: 4, device: {device}}}"""),
+        "gpio.yaml",
+    )
     with serving(build_tree(config)) as exporter, connect(exporter.address) as dut:
         assert dut.relay.labels[FAILED_LABEL] == f"OSError: {reason}"
         with pytest.raises(DriverError, match=f"dut.relay.on: OSError: {reason}"):
@@ -234,16 +256,26 @@ def test_libgpiod_output_that_cannot_open_its_line_is_reported_failed_naming_the
 
 
 def test_libgpiod_input_checks_its_options_before_touching_hardware():
-    config = parse_config(_gpiod_config("""    type: jumpstarter_driver_gpiod.driver.DigitalInput
-    config: {line: 4, device: /dev/null, bias: sideways}"""), "gpio.yaml")
-    with pytest.raises(ConfigError, match="bias must be one of as_is, disabled, pull_up, pull_down, got 'sideways'"):
+    config = parse_config(
+        _gpiod_config("""    type: jumpstarter_driver_gpiod.driver.DigitalInput
+    config: {line: 4, device: /dev/null, bias: sideways}"""),
+        "gpio.yaml",
+    )
+    with pytest.raises(
+        ConfigError, match="bias must be one of as_is, disabled, pull_up, pull_down, got 'sideways'"
+    ):
         build_tree(config)
 
 
 def test_libgpiod_without_a_chip_says_so():
     if glob.glob("/dev/gpiochip*"):
         pytest.skip("this host has GPIO chips: the default device exists")
-    config = parse_config(_gpiod_config("""    type: DigitalInput
-    config: {line: 4}"""), "gpio.yaml")
-    with pytest.raises(ConfigError, match=r"no GPIO chip on this host \(/dev/gpiochip\* does not exist\); set `device:`"):
+    config = parse_config(
+        _gpiod_config("""    type: DigitalInput
+    config: {line: 4}"""),
+        "gpio.yaml",
+    )
+    with pytest.raises(
+        ConfigError, match=r"no GPIO chip on this host \(/dev/gpiochip\* does not exist\); set `device:`"
+    ):
         build_tree(config)

@@ -13,13 +13,13 @@ import threading
 import urllib.request
 
 import pytest
-from support import client_for, default_sigint, run_cli, serving
 
 from jumpstarter_jupyter import ConfigError, DriverError, DriverInvalidArgument, connect
 from jumpstarter_jupyter.drivers.composite.driver import Composite
 from jumpstarter_jupyter.drivers.network.client import NetworkClient
 from jumpstarter_jupyter.drivers.network.driver import TcpNetwork
 from jumpstarter_jupyter.exporter import build_tree, parse_config
+from support import client_for, default_sigint, run_cli, serving
 
 DEADLINE = 30.0  # seconds: bounds socket reads that normally return at once
 
@@ -90,7 +90,8 @@ def test_address_disabled_gives_upstreams_error():
         with pytest.raises(DriverInvalidArgument) as caught:
             network.address()
         assert str(caught.value).startswith(
-            "dut.network.address: enable_address mode is not true in the exporter configuration")
+            "dut.network.address: enable_address mode is not true in the exporter configuration"
+        )
 
 
 def test_stream_echoes_and_ends_after_eof(echo_port):
@@ -110,7 +111,9 @@ def test_connection_refused_is_a_clear_error():
     with client_for(TcpNetwork("127.0.0.1", port), "network") as network:
         with pytest.raises(DriverError) as caught:
             network.stream()
-        assert f"dut.network.connect: cannot connect to 127.0.0.1:{port}: Connection refused" in str(caught.value)
+        assert f"dut.network.connect: cannot connect to 127.0.0.1:{port}: Connection refused" in str(
+            caught.value
+        )
         assert network.address() == f"tcp://127.0.0.1:{port}"  # the connection stays usable
 
 
@@ -122,7 +125,9 @@ def test_forward_reaches_an_http_server(http_port):
             assert get(address, "/status") == "hello from the board: /status"
             # each connection gets its own stream, also when several are open at once
             results = []
-            threads = [threading.Thread(target=lambda i=i: results.append(get(address, f"/{i}"))) for i in range(4)]
+            threads = [
+                threading.Thread(target=lambda i=i: results.append(get(address, f"/{i}"))) for i in range(4)
+            ]
             for thread in threads:
                 thread.start()
             for thread in threads:
@@ -164,7 +169,9 @@ def test_forward_on_a_chosen_port_and_a_busy_port(http_port):
         with network.forward(port) as address:
             assert address == f"127.0.0.1:{port}"
             assert get(address) == "hello from the board: /"
-            with pytest.raises(OSError, match=f"dut.network: cannot listen on 127.0.0.1:{port}: Address already in use"):
+            with pytest.raises(
+                OSError, match=f"dut.network: cannot listen on 127.0.0.1:{port}: Address already in use"
+            ):
                 with network.forward(port):
                     pass
 
@@ -192,15 +199,20 @@ def test_release_stops_forwards(http_port):
 
 
 def test_bad_port_in_config():
-    config = parse_config("""
+    config = parse_config(
+        """
 apiVersion: jumpstarter.dev/v1alpha1
 kind: ExporterConfig
 export:
   network:
     type: jumpstarter_driver_network.driver.TcpNetwork
     config: {host: 127.0.0.1, port: 70000}
-""", "net.yaml")
-    with pytest.raises(ConfigError, match=r"net\.yaml: export\.network\.config.*port must be 1-65535, got 70000"):
+""",
+        "net.yaml",
+    )
+    with pytest.raises(
+        ConfigError, match=r"net\.yaml: export\.network\.config.*port must be 1-65535, got 70000"
+    ):
         build_tree(config)
 
 
@@ -218,13 +230,30 @@ def test_cli_address(echo_port):
 
 def test_cli_forward_until_interrupted(http_port):
     with client_for(TcpNetwork("127.0.0.1", http_port), "network") as network:
-        argv = [sys.executable, "-m", "jumpstarter_jupyter", "j", "--endpoint", network.connection.endpoint,
-                "network", "forward", "0"]
-        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                   text=True, preexec_fn=default_sigint)  # it is stopped with SIGINT below
+        argv = [
+            sys.executable,
+            "-m",
+            "jumpstarter_jupyter",
+            "j",
+            "--endpoint",
+            network.connection.endpoint,
+            "network",
+            "forward",
+            "0",
+        ]
+        process = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=default_sigint,
+        )  # it is stopped with SIGINT below
         try:
             line = process.stdout.readline()
-            assert line.startswith("forwarding 127.0.0.1:") and line.endswith(" to dut.network; Ctrl-C stops\n"), line
+            assert line.startswith("forwarding 127.0.0.1:") and line.endswith(
+                " to dut.network; Ctrl-C stops\n"
+            ), line
             address = line.split()[1]
             assert get(address, "/cli") == "hello from the board: /cli"
             process.send_signal(signal.SIGINT)

@@ -15,7 +15,6 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 import pytest
 
-from support import run_cli, serving, start_exporter, wait_for
 from jumpstarter_jupyter.client import connect
 from jumpstarter_jupyter.drivers import registry
 from jumpstarter_jupyter.drivers.qemu.driver import QemuBoard
@@ -24,6 +23,7 @@ from jumpstarter_jupyter.errors import DriverError
 from jumpstarter_jupyter.protocol.codec import encode
 from jumpstarter_jupyter.protocol.v1 import jumpstarter_pb2 as pb
 from jumpstarter_jupyter.protocol.v1.jumpstarter_pb2_grpc import ExporterServiceStub
+from support import run_cli, serving, start_exporter, wait_for
 
 DEADLINE = 60.0
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -57,12 +57,14 @@ def page(dut) -> str:
 def test_tree_reports_upstream_clients(dut):
     assert type(dut).__name__ == "QemuBoardClient"
     labels = {name: child.labels["jumpstarter.dev/client"] for name, child in dut.children.items()}
-    assert labels == {"power": "jumpstarter_driver_power.client.PowerClient",
-                      "serial": "jumpstarter_driver_pyserial.client.PySerialClient",
-                      "storage": "jumpstarter_driver_opendal.client.StorageMuxFlasherClient",
-                      "network": "jumpstarter_driver_network.client.NetworkClient",
-                      "debugger": "jumpstarter_jupyter.drivers.debugger.client.DebuggerClient",  # upstream has none
-                      "screen": "jumpstarter_jupyter.drivers.screen.client.ScreenClient"}  # nor this
+    assert labels == {
+        "power": "jumpstarter_driver_power.client.PowerClient",
+        "serial": "jumpstarter_driver_pyserial.client.PySerialClient",
+        "storage": "jumpstarter_driver_opendal.client.StorageMuxFlasherClient",
+        "network": "jumpstarter_driver_network.client.NetworkClient",
+        "debugger": "jumpstarter_jupyter.drivers.debugger.client.DebuggerClient",  # upstream has none
+        "screen": "jumpstarter_jupyter.drivers.screen.client.ScreenClient",
+    }  # nor this
 
 
 def test_run_returns_real_output_and_exit_codes(dut):
@@ -85,8 +87,9 @@ def test_concurrent_runs_take_turns_at_the_shell(dut):
 def test_a_cancelled_run_interrupts_the_command_and_frees_the_shell(dut):
     dut.boot_to_shell(DEADLINE)
     stub = ExporterServiceStub(grpc.insecure_channel(dut.connection.endpoint))
-    request = pb.DriverCallRequest(uuid=dut.connection.uuid(dut.path), method="run",
-                                   args=[encode("sleep 600"), encode(900.0)])
+    request = pb.DriverCallRequest(
+        uuid=dut.connection.uuid(dut.path), method="run", args=[encode("sleep 600"), encode(900.0)]
+    )
     call = stub.DriverCall.future(request)
     dut.serial.expect("sleep 600", timeout=DEADLINE)  # typed into the guest's shell: it runs
     call.cancel()
@@ -177,13 +180,17 @@ def test_missing_qemu_names_the_install(images, monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
     board = QemuBoard()
     with serving(board) as exporter, connect(exporter.address) as dut:
-        with pytest.raises(DriverError, match="qemu-system-x86_64 is not installed: run `apt-get install qemu-system-x86"):
+        with pytest.raises(
+            DriverError, match="qemu-system-x86_64 is not installed: run `apt-get install qemu-system-x86"
+        ):
             dut.power.on()
 
 
 def test_qemu_refusing_the_config_reports_what_it_printed(images):
     with serving(QemuBoard(cpu="no-such-cpu")) as exporter, connect(exporter.address) as dut:
-        with pytest.raises(DriverError, match=r"QEMU (exited with 1 before connecting|stopped while starting).*no-such-cpu"):
+        with pytest.raises(
+            DriverError, match=r"QEMU (exited with 1 before connecting|stopped while starting).*no-such-cpu"
+        ):
             dut.power.on()
         assert dut.power.state() is False
 
@@ -199,7 +206,9 @@ def test_aarch64_boots_runs_reboot_is_a_reset_and_a_panic_reads_off():
         dut.boot_to_shell(DEADLINE)
         assert dut.power.state() is True  # the process lived through the reset
         dut.serial.discard()
-        dut.serial.sendline("echo c > /proc/sysrq-trigger")  # arm64's kernel has no pvpanic: the console tells
+        dut.serial.sendline(
+            "echo c > /proc/sysrq-trigger"
+        )  # arm64's kernel has no pvpanic: the console tells
         dut.serial.expect(r"---\[ end Kernel panic", timeout=DEADLINE)
         dut.serial.expect(r"QEMU exited \(the guest kernel panicked\): the board is off", timeout=DEADLINE)
         assert dut.power.state() is False
@@ -216,7 +225,9 @@ def test_a_sigkilled_exporter_leaves_no_qemu_running(images, tmp_path):
         assert len(qemu) == 1, qemu
         exporter.kill()
         exporter.wait(30)
-        wait_for(lambda: not running(qemu[0]), timeout=10, what=f"QEMU (pid {qemu[0]}) to end with its exporter")
+        wait_for(
+            lambda: not running(qemu[0]), timeout=10, what=f"QEMU (pid {qemu[0]}) to end with its exporter"
+        )
     finally:
         exporter.kill()
         exporter.wait(30)

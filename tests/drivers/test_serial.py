@@ -15,12 +15,12 @@ import pexpect
 import pexpect.fdpexpect
 import pytest
 
-from support import client_for, serving, sigint_raises_keyboard_interrupt
 from jumpstarter_jupyter.client import connect
 from jumpstarter_jupyter.drivers.composite.driver import Composite
 from jumpstarter_jupyter.drivers.serial.common import ExpectTimeout
 from jumpstarter_jupyter.drivers.serial.console import Console
 from jumpstarter_jupyter.drivers.serial.driver import PySerial
+from support import client_for, serving, sigint_raises_keyboard_interrupt
 
 DEADLINE = 20.0
 
@@ -103,7 +103,9 @@ def test_two_concurrent_readers_each_get_every_byte_in_order(pty):
         writer = threading.Thread(target=_write_all, args=(pty.master, lines))
         writer.start()
         writer.join(DEADLINE)
-        wait_until(lambda: len(received["a"]) >= len(lines) and len(received["b"]) >= len(lines), "both readers")
+        wait_until(
+            lambda: len(received["a"]) >= len(lines) and len(received["b"]) >= len(lines), "both readers"
+        )
         assert bytes(received["a"]) == lines
         assert bytes(received["b"]) == lines
 
@@ -111,7 +113,7 @@ def test_two_concurrent_readers_each_get_every_byte_in_order(pty):
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view[:4096]):]
+        view = view[os.write(fd, view[:4096]) :]
 
 
 def test_slow_reader_gets_an_explicit_dropped_marker():
@@ -124,7 +126,10 @@ def test_slow_reader_gets_an_explicit_dropped_marker():
         chunks.append(chunk)
     assert chunks[0].dropped > 0
     assert sum(c.dropped for c in chunks) + sum(len(c.data) for c in chunks) == 4000
-    assert b"".join(c.data for c in chunks) == b"".join(b"%04d" % i * 10 for i in range(100))[chunks[0].dropped:]
+    assert (
+        b"".join(c.data for c in chunks)
+        == b"".join(b"%04d" % i * 10 for i in range(100))[chunks[0].dropped :]
+    )
 
 
 def test_client_behind_the_ring_sees_the_marker_in_band():
@@ -183,7 +188,7 @@ class _Flood:
 def _lines(data: bytes, prefix: str) -> list[int]:
     """The numbers of the whole lines in ``data`` (the port may vanish in the middle of one)."""
     whole = data.decode().split("\r\n")[:-1]
-    return [int(line[len(prefix):]) for line in whole if line.startswith(prefix)]
+    return [int(line[len(prefix) :]) for line in whole if line.startswith(prefix)]
 
 
 def test_a_pty_vanishing_during_a_flood_loses_nothing_delivered_and_the_console_resumes():
@@ -214,12 +219,12 @@ def test_a_pty_vanishing_during_a_flood_loses_nothing_delivered_and_the_console_
                 second.close()  # also ends the second flood
             assert events == ["port gone, reattaching", "port reopened"]  # one gap, one marker
             gone = next(i for i, chunk in enumerate(chunks) if chunk.event)
-            seen = b"".join(chunk.data for chunk in chunks[:gone + 1])  # what the client got before the gap
+            seen = b"".join(chunk.data for chunk in chunks[: gone + 1])  # what the client got before the gap
             numbers = _lines(seen, "before-")
             assert numbers == list(range(len(numbers))) and len(numbers) > 20000  # no line lost, none twice
             held = serial.history()  # what the exporter read from the port, with its events
             assert next(chunk.offset for chunk in held if chunk.event) == len(seen)
-            assert b"".join(chunk.data for chunk in held)[:len(seen)] == seen
+            assert b"".join(chunk.data for chunk in held)[: len(seen)] == seen
             assert not any(chunk.dropped for chunk in chunks)
 
 
@@ -304,8 +309,16 @@ def test_bad_url_is_a_clear_error():
 
 def test_cli_pipe_round_trips_bytes_through_loop():
     with client_for(PySerial(url="loop://"), "serial") as serial:
-        argv = [sys.executable, "-m", "jumpstarter_jupyter", "j", "--endpoint", serial.connection.endpoint,
-                "serial", "pipe"]
+        argv = [
+            sys.executable,
+            "-m",
+            "jumpstarter_jupyter",
+            "j",
+            "--endpoint",
+            serial.connection.endpoint,
+            "serial",
+            "pipe",
+        ]
         done = subprocess.run(argv, input=b"hello through pipe\n", capture_output=True, timeout=60)
         assert done.returncode == 0, done.stderr
         assert done.stdout == b"hello through pipe\n"
@@ -316,10 +329,19 @@ def test_cli_console_is_an_interactive_raw_terminal(pty):
         # the console runs on a terminal of its own: a second real pty, the test types on its master
         # (subprocess forks and execs in C: pexpect.spawn's Python-level fork in this gRPC process is not safe)
         terminal = Pty()
-        argv = [sys.executable, "-m", "jumpstarter_jupyter", "j", "--endpoint", serial.connection.endpoint,
-                "serial", "console"]
-        process = subprocess.Popen(argv, stdin=terminal.slave, stdout=terminal.slave, stderr=terminal.slave,
-                                   start_new_session=True)
+        argv = [
+            sys.executable,
+            "-m",
+            "jumpstarter_jupyter",
+            "j",
+            "--endpoint",
+            serial.connection.endpoint,
+            "serial",
+            "console",
+        ]
+        process = subprocess.Popen(
+            argv, stdin=terminal.slave, stdout=terminal.slave, stderr=terminal.slave, start_new_session=True
+        )
         user = pexpect.fdpexpect.fdspawn(terminal.master, timeout=DEADLINE)
         try:
             user.expect_exact("console attached")
@@ -402,7 +424,9 @@ def test_a_client_built_before_a_restart_follows_the_new_console_from_its_start(
             writer.serial.write(b"BOOT-LINE-1\r\n")
             writer.serial.expect("BOOT-LINE-1", timeout=DEADLINE)
         with late:
-            late.serial.call("offset")  # a call first: the connection rebinds to the new run before the follower starts
+            late.serial.call(
+                "offset"
+            )  # a call first: the connection rebinds to the new run before the follower starts
             late.serial.expect(r"exporter restarted: the console starts over at offset 0", timeout=DEADLINE)
             late.serial.expect("BOOT-LINE-1", timeout=DEADLINE)
     finally:
@@ -421,9 +445,8 @@ export:
 
 def test_writes_lost_with_a_killed_exporter_raise_and_the_client_works_again(tmp_path):
     """SIGKILL the exporter, then write at once: no write vanishes without an error."""
-    from support import start_exporter
-
     from jumpstarter_jupyter import ConnectionFailed
+    from support import start_exporter
 
     config, socket_path = tmp_path / "loop.yaml", tmp_path / "loop.sock"
     config.write_text(LOOP_CONFIG)
@@ -434,8 +457,11 @@ def test_writes_lost_with_a_killed_exporter_raise_and_the_client_works_again(tmp
             dut.serial.flush()
             exporter.kill()
             exporter.wait()
-            with pytest.raises(ConnectionFailed, match=r"dut\.serial\.write: (\d+ bytes written were not delivered|"
-                                                        r".*not reachable)"):
+            with pytest.raises(
+                ConnectionFailed,
+                match=r"dut\.serial\.write: (\d+ bytes written were not delivered|"
+                r".*not reachable)",
+            ):
                 for line in (b"one\n", b"two\n", b"three\n"):
                     dut.serial.write(line)
                 dut.serial.flush()

@@ -13,12 +13,12 @@ import sys
 
 import pytest
 import zstandard
-from support import client_for, run_cli
 
 from jumpstarter_jupyter import ConfigError, DriverError, DriverInvalidArgument
 from jumpstarter_jupyter.drivers.storage.client import StorageMuxClient
 from jumpstarter_jupyter.drivers.storage.driver import MockStorageMux, VirtualStorageMux
 from jumpstarter_jupyter.exporter import build_tree, parse_config
+from support import client_for, run_cli
 
 MiB = 1 << 20
 COMPRESSORS = {".gz": gzip.compress, ".xz": lzma.compress, ".zst": zstandard.compress, ".bz2": bz2.compress}
@@ -40,7 +40,10 @@ def card(tmp_path):
 def test_switching_and_state(card):
     with client_for(card, "storage") as storage:
         assert isinstance(storage, StorageMuxClient)
-        assert storage.labels["jumpstarter.dev/client"] == "jumpstarter_driver_opendal.client.StorageMuxFlasherClient"
+        assert (
+            storage.labels["jumpstarter.dev/client"]
+            == "jumpstarter_driver_opendal.client.StorageMuxFlasherClient"
+        )
         assert storage.state() == "dut" == card.connected_to
         storage.host()
         assert storage.state() == "host" == card.connected_to
@@ -104,7 +107,10 @@ def test_write_while_on_dut_is_refused(card, tmp_path):
         with pytest.raises(DriverError) as caught:
             storage.write_local_file(new)
         message = str(caught.value)
-        assert "dut.storage.write: cannot write the storage while it is connected to 'dut': call host() first" in message
+        assert (
+            "dut.storage.write: cannot write the storage while it is connected to 'dut': call host() first"
+            in message
+        )
         with pytest.raises(DriverError, match="cannot read the storage while it is connected to 'off'"):
             storage.off()
             storage.read_local_file(tmp_path / "nothing.img")
@@ -141,21 +147,29 @@ def test_corrupt_compressed_image_is_a_clear_error(card, tmp_path):
     bad = tmp_path / "image.img.gz"
     bad.write_bytes(b"this is not gzip at all" * 1000)
     with client_for(card, "storage") as storage:
-        with pytest.raises(DriverInvalidArgument, match=r"dut\.storage\.write: the upload is not valid gzip data"):
+        with pytest.raises(
+            DriverInvalidArgument, match=r"dut\.storage\.write: the upload is not valid gzip data"
+        ):
             storage.flash(bad)
         assert storage.state() == "host", "a failed flash must not hand a broken card to the DUT"
 
 
 def test_config_errors_name_the_field():
-    config = parse_config("""
+    config = parse_config(
+        """
 apiVersion: jumpstarter.dev/v1alpha1
 kind: ExporterConfig
 export:
   storage:
     type: VirtualStorageMux
     config: {path: /tmp/card.img, connected_to: sideways}
-""", "storage.yaml")
-    with pytest.raises(ConfigError, match=r"storage\.yaml: export\.storage\.config.*connected_to must be one of host, dut, off"):
+""",
+        "storage.yaml",
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"storage\.yaml: export\.storage\.config.*connected_to must be one of host, dut, off",
+    ):
         build_tree(config)
 
 
@@ -173,7 +187,10 @@ def test_cli_switches_flashes_and_dumps(card, tmp_path):
 
         result = run_cli(storage, "flash", str(packed))
         assert result.returncode == 0, result.stderr
-        assert f"flashed {packed} ({packed.stat().st_size} bytes sent); storage connected to the DUT" in result.stdout
+        assert (
+            f"flashed {packed} ({packed.stat().st_size} bytes sent); storage connected to the DUT"
+            in result.stdout
+        )
         assert open(card.path, "rb").read() == data and card.connected_to == "dut"
 
         oddly_named = tmp_path / "image.bin"
@@ -207,10 +224,20 @@ def test_cli_flash_draws_progress_on_a_terminal(card, tmp_path):
     plain.write_bytes(image(4 * MiB))
     with client_for(card, "storage") as storage:
         controller, terminal = pty.openpty()
-        argv = [sys.executable, "-m", "jumpstarter_jupyter", "j", "--endpoint", storage.connection.endpoint,
-                "storage", "flash", str(plain)]
-        process = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=terminal,
-                                 timeout=60)
+        argv = [
+            sys.executable,
+            "-m",
+            "jumpstarter_jupyter",
+            "j",
+            "--endpoint",
+            storage.connection.endpoint,
+            "storage",
+            "flash",
+            str(plain),
+        ]
+        process = subprocess.run(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=terminal, timeout=60
+        )
         os.close(terminal)
         drawn = _read_all(controller)
     assert process.returncode == 0
@@ -239,8 +266,11 @@ def test_an_image_larger_than_the_card_once_decompressed_is_refused_and_the_card
     assert bomb.stat().st_size < 64 << 10
     mux = VirtualStorageMux(path=str(path), connected_to="host", size=1 << 20)
     with client_for(mux, "storage") as storage:
-        with pytest.raises(DriverInvalidArgument, match=r"the image is larger than the card \(1048576 bytes\) once "
-                                                         r"decompressed \(zstd\); the card was left as it was"):
+        with pytest.raises(
+            DriverInvalidArgument,
+            match=r"the image is larger than the card \(1048576 bytes\) once "
+            r"decompressed \(zstd\); the card was left as it was",
+        ):
             storage.flash(str(bomb))
         assert path.read_bytes() == b"old image" * 1000
         assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".flashing")] == []
@@ -262,10 +292,9 @@ dut.storage.flash(sys.argv[2], progress=progress)
 
 
 def test_a_client_killed_mid_flash_leaves_the_card_as_it_was_and_the_mux_usable(tmp_path):
-    from support import serving
-
     from jumpstarter_jupyter import connect
     from jumpstarter_jupyter.drivers.composite.driver import Composite
+    from support import serving
 
     path = tmp_path / "card.img"
     path.write_bytes(b"old image")
@@ -274,8 +303,12 @@ def test_a_client_killed_mid_flash_leaves_the_card_as_it_was_and_the_mux_usable(
     root = Composite()
     root.children = {"storage": VirtualStorageMux(path=str(path), connected_to="host", size=128 << 20)}
     with serving(root) as exporter:
-        flasher = subprocess.Popen([sys.executable, "-c", FLASHER, exporter.address, str(big)],
-                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        flasher = subprocess.Popen(
+            [sys.executable, "-c", FLASHER, exporter.address, str(big)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert flasher.stdout.readline() == "flashing\n"
         flasher.kill()
         flasher.wait()

@@ -14,11 +14,11 @@ import urllib.request
 import pytest
 import zstandard
 
-from support import run_cli, serving
 from jumpstarter_jupyter.client import connect
 from jumpstarter_jupyter.drivers.virtual.driver import VirtualBoard
 from jumpstarter_jupyter.drivers.virtual.image import BadImage, make_image, parse_image
 from jumpstarter_jupyter.errors import DriverError, DriverTimeout, JumpstarterError
+from support import run_cli, serving
 
 DEADLINE = 30.0
 PROMPT = r"root@jumpstarter:~# "
@@ -54,16 +54,27 @@ def test_tree_shape_and_client_classes(dut):
     assert type(dut).__name__ == "VirtualBoardClient"
     assert dut.labels["jumpstarter.dev/client"] == "jumpstarter_driver_composite.client.CompositeClient"
     names = {name: type(child).__name__ for name, child in dut.children.items()}
-    assert names == {"power": "PowerClient", "serial": "SerialClient", "storage": "StorageMuxClient",
-                     "network": "NetworkClient", "button": "DigitalOutputClient", "led": "DigitalInputClient",
-                     "can": "CanClient"}
+    assert names == {
+        "power": "PowerClient",
+        "serial": "SerialClient",
+        "storage": "StorageMuxClient",
+        "network": "NetworkClient",
+        "button": "DigitalOutputClient",
+        "led": "DigitalInputClient",
+        "can": "CanClient",
+    }
 
 
 def test_power_on_boot_log_login_and_led(dut):
     dut.power.on()
     dut.serial.expect("login: ", timeout=DEADLINE)
     boot_log = dut.serial.before
-    for stage in ("U-Boot 2024.01", "Starting kernel", "Linux version 6.6.32-jumpstarter", "Welcome to Jumpstarter Linux 1.0"):
+    for stage in (
+        "U-Boot 2024.01",
+        "Starting kernel",
+        "Linux version 6.6.32-jumpstarter",
+        "Welcome to Jumpstarter Linux 1.0",
+    ):
         assert stage in boot_log
     dut.serial.sendline("root")
     dut.serial.expect(PROMPT, timeout=DEADLINE)
@@ -113,8 +124,12 @@ def test_http_service_answers_only_while_booted(dut):
 @pytest.mark.parametrize("suffix", ["", ".gz", ".xz", ".zst"])
 def test_flash_an_image_and_boot_it(dut, tmp_path, suffix):
     image = make_image("Other OS", "2.0-" + (suffix.strip(".") or "plain"))
-    compress = {"": bytes, ".gz": gzip.compress, ".xz": lzma.compress,
-                ".zst": zstandard.ZstdCompressor().compress}[suffix]
+    compress = {
+        "": bytes,
+        ".gz": gzip.compress,
+        ".xz": lzma.compress,
+        ".zst": zstandard.ZstdCompressor().compress,
+    }[suffix]
     path = tmp_path / f"os.img{suffix}"
     path.write_bytes(compress(image))
     sent = []
@@ -185,7 +200,16 @@ def test_power_readings_follow_the_boot():
 
 def test_cli_drives_the_board(dut, tmp_path):
     assert run_cli(dut, "boot-to-shell").stdout.strip() == "at the shell prompt"
-    argv = [sys.executable, "-m", "jumpstarter_jupyter", "j", "--endpoint", dut.connection.endpoint, "serial", "pipe"]
+    argv = [
+        sys.executable,
+        "-m",
+        "jumpstarter_jupyter",
+        "j",
+        "--endpoint",
+        dut.connection.endpoint,
+        "serial",
+        "pipe",
+    ]
     subprocess.run(argv, input=b"led on\n", capture_output=True, timeout=60, check=True)
     dut.led.wait_for_active(timeout=DEADLINE)
     assert run_cli(dut, "led", "read").stdout.strip() == "1"
@@ -201,13 +225,21 @@ def test_cli_drives_the_board(dut, tmp_path):
 
 def test_demo_command_serves_the_board(tmp_path):
     socket_path = str(tmp_path / "demo.sock")
-    demo = subprocess.Popen([sys.executable, "-m", "jumpstarter_jupyter", "demo", "--socket", socket_path],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "jumpstarter_jupyter", "demo", "--socket", socket_path],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         ready, _, _ = select.select([demo.stdout], [], [], DEADLINE)
         assert ready and demo.stdout.readline().startswith(b"serving "), demo.stderr.read1()
         with connect(f"unix:{socket_path}") as board:
-            assert run_cli(board, "tree").stdout.split()[:4] == ["dut", "(VirtualBoardClient)", "Virtual", "board"]
+            assert run_cli(board, "tree").stdout.split()[:4] == [
+                "dut",
+                "(VirtualBoardClient)",
+                "Virtual",
+                "board",
+            ]
             assert run_cli(board, "boot-to-shell").returncode == 0
             assert run_cli(board, "power", "off").returncode == 0
     finally:

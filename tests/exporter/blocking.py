@@ -74,4 +74,3 @@ class Blocking(Driver):
         if self.teardown_marker:
             Path(self.teardown_marker).write_text("torn down")
         super().teardown()
-

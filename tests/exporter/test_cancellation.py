@@ -19,16 +19,16 @@ from pathlib import Path
 
 import grpc
 import pytest
+from blocking import Blocking
 from google.protobuf import empty_pb2
-from support import client_for, process_figures, run_async, start_exporter, wait_for
 
 from jumpstarter_jupyter import ConnectionFailed, connect
 from jumpstarter_jupyter.exporter.calls import WORKERS
 from jumpstarter_jupyter.protocol.codec import encode
-from jumpstarter_jupyter.protocol.v1 import jumpstarter_pb2 as pb, jumpstarter_pb2_grpc
+from jumpstarter_jupyter.protocol.v1 import jumpstarter_pb2 as pb
+from jumpstarter_jupyter.protocol.v1 import jumpstarter_pb2_grpc
 from jumpstarter_jupyter.protocol.v1.jumpstarter_pb2_grpc import ExporterServiceStub
-
-from blocking import Blocking
+from support import client_for, process_figures, run_async, start_exporter, wait_for
 
 HERE = Path(__file__).parent
 CONFIG = """\
@@ -104,6 +104,7 @@ async def _abandoned_calls(stub: ExporterServiceStub, uuids: dict[str, str], cou
 
 async def _fill_worker_pool(stub: ExporterServiceStub, uuids: dict[str, str]) -> None:
     """Occupy every worker thread at once, then let go: the pool has all its threads after this."""
+
     async def started() -> float:
         return (await stub.DriverCall(_request(uuids["blocking"], "calls_started"))).result.number_value
 
@@ -116,8 +117,9 @@ async def _fill_worker_pool(stub: ExporterServiceStub, uuids: dict[str, str]) ->
         call.cancel()
 
 
-async def _unrelated_calls(stub: ExporterServiceStub, uuids: dict[str, str], stop: asyncio.Event,
-                           outcomes: list | None = None) -> list:
+async def _unrelated_calls(
+    stub: ExporterServiceStub, uuids: dict[str, str], stop: asyncio.Event, outcomes: list | None = None
+) -> list:
     """Call ``power.state`` over and over until ``stop``; returns each call's outcome (also kept in ``outcomes``)."""
     outcomes = [] if outcomes is None else outcomes
     while not stop.is_set():
@@ -173,43 +175,54 @@ def test_ten_thousand_abandoned_waits_leave_no_threads_descriptors_or_memory_beh
 FLOOD_ROUNDS = 6  # grpcio 1.82.0-1.85.4 cancelled 1-9 unrelated calls per 30 000 abandoned ones
 
 
-def test_another_clients_calls_are_never_cancelled_while_a_client_abandons_thousands_of_waits(exporter_process):
+def test_another_clients_calls_are_never_cancelled_while_a_client_abandons_thousands_of_waits(
+    exporter_process,
+):
     """A second client, on its own connection, calls ``power.state`` throughout a flood of
     abandoned waits: every one of its calls is answered. The flood repeats until one of them
     fails or FLOOD_ROUNDS pass (grpc.aio servers of grpcio 1.82.0 to 1.85.4 fail within three)."""
     process, address, _ = exporter_process
-    own_connection = [("grpc.use_local_subchannel_pool", 1)]  # channels to one target share a connection otherwise
+    own_connection = [
+        ("grpc.use_local_subchannel_pool", 1)
+    ]  # channels to one target share a connection otherwise
 
     async def scenario() -> tuple[int, list]:
-        async with grpc.aio.insecure_channel(address) as flooding, \
-                grpc.aio.insecure_channel(address, options=own_connection) as other:
+        async with (
+            grpc.aio.insecure_channel(address) as flooding,
+            grpc.aio.insecure_channel(address, options=own_connection) as other,
+        ):
             flood = jumpstarter_pb2_grpc.ExporterServiceStub(flooding)
             uuids = await _uuids(flood)
             stop, outcomes = asyncio.Event(), []
             unrelated = asyncio.ensure_future(
-                _unrelated_calls(jumpstarter_pb2_grpc.ExporterServiceStub(other), uuids, stop, outcomes))
-            for rounds in range(1, FLOOD_ROUNDS + 1):
+                _unrelated_calls(jumpstarter_pb2_grpc.ExporterServiceStub(other), uuids, stop, outcomes)
+            )
+            rounds = 0
+            while rounds < FLOOD_ROUNDS and not set(outcomes) - {"bool_value"}:
                 await _abandoned_calls(flood, uuids, BATCH)
-                if set(outcomes) - {"bool_value"}:
-                    break
+                rounds += 1
             stop.set()
             return rounds, await unrelated
 
     rounds, outcomes = run_async(scenario)
     failed = {index: outcome for index, outcome in enumerate(outcomes) if outcome != "bool_value"}
-    assert outcomes and not failed, f"in round {rounds} of the flood, {len(failed)} of {len(outcomes)} " \
-                                    f"unrelated calls failed: {failed}"
+    assert outcomes and not failed, (
+        f"in round {rounds} of the flood, {len(failed)} of {len(outcomes)} unrelated calls failed: {failed}"
+    )
 
 
 def test_a_call_the_exporter_cancels_itself_says_why_and_is_logged_as_a_warning(tmp_path):
     """The lease's end cancels its holder's running calls: the holder is told why, and the
     exporter's log names the driver and method (a call its client cancels is not logged)."""
     config = tmp_path / "board.yaml"
-    config.write_text("apiVersion: jumpstarter.dev/v1alpha1\nkind: ExporterConfig\n"
-                      "export:\n  blocking:\n    type: blocking.Blocking\nlease:\n  required: true\n")
+    config.write_text(
+        "apiVersion: jumpstarter.dev/v1alpha1\nkind: ExporterConfig\n"
+        "export:\n  blocking:\n    type: blocking.Blocking\nlease:\n  required: true\n"
+    )
     log = tmp_path / "exporter.log"
-    process = start_exporter("run", config, "--socket", tmp_path / "board.sock", env={"PYTHONPATH": str(HERE)},
-                             log=str(log))
+    process = start_exporter(
+        "run", config, "--socket", tmp_path / "board.sock", env={"PYTHONPATH": str(HERE)}, log=str(log)
+    )
     try:
         with connect(f"unix:{tmp_path / 'board.sock'}") as holder:
             outcome: dict = {}
@@ -228,7 +241,9 @@ def test_a_call_the_exporter_cancels_itself_says_why_and_is_logged_as_a_warning(
             assert not waiting.is_alive()
         error = outcome["error"]
         assert isinstance(error, ConnectionFailed)
-        assert "cancelled by the exporter: the lease of" in str(error) and "ended: released" in str(error), error
+        assert "cancelled by the exporter: the lease of" in str(error) and "ended: released" in str(error), (
+            error
+        )
     finally:
         process.terminate()
         process.wait(30)
@@ -245,10 +260,12 @@ def test_sync_and_async_methods_end_when_their_caller_goes_away():
         for method in ("sync_wait", "async_wait"):
             running = blocking.running
             call = stub.DriverCall.future(_request(client.connection.uuid(client.path), method))
-            blocking.started.wait(lambda: blocking.running > running, timeout=30)
+            blocking.started.wait(lambda running=running: blocking.running > running, timeout=30)
             call.cancel()
-            wait_for(lambda: method in blocking.ended, what=f"{method} to end on the exporter")
-        stream = stub.StreamingDriverCall(pb.StreamingDriverCallRequest(uuid=client.connection.uuid(client.path), method="sync_stream"))
+            wait_for(lambda method=method: method in blocking.ended, what=f"{method} to end on the exporter")
+        stream = stub.StreamingDriverCall(
+            pb.StreamingDriverCallRequest(uuid=client.connection.uuid(client.path), method="sync_stream")
+        )
         assert next(stream).result.number_value == 1
         stream.cancel()
         wait_for(lambda: "sync_stream" in blocking.ended, what="sync_stream's generator to close")
@@ -263,12 +280,15 @@ def test_sigterm_stops_an_exporter_with_a_hundred_blocked_calls_and_runs_teardow
     process, address, marker = exporter_process
     channel = grpc.insecure_channel(address)
     stub = jumpstarter_pb2_grpc.ExporterServiceStub(channel)
-    uuids = {e.labels.get("jumpstarter.dev/name", ""): e.uuid
-             for e in stub.GetReport(empty_pb2.Empty()).reports}
+    uuids = {
+        e.labels.get("jumpstarter.dev/name", ""): e.uuid for e in stub.GetReport(empty_pb2.Empty()).reports
+    }
     methods = ["sync_wait", "async_wait"] * 48 + ["stubborn"] * 4  # 4 that ignore cancellation
     calls = [stub.DriverCall.future(_request(uuids["blocking"], method)) for method in methods]
-    wait_for(lambda: stub.DriverCall(_request(uuids["blocking"], "calls_started")).result.number_value == 100,
-             what="the blocked calls to start")
+    wait_for(
+        lambda: stub.DriverCall(_request(uuids["blocking"], "calls_started")).result.number_value == 100,
+        what="the blocked calls to start",
+    )
     started = time.monotonic()
     process.send_signal(signal.SIGTERM)
     process.wait(timeout=60)
@@ -307,13 +327,27 @@ def test_a_thousand_console_followers_in_four_processes_all_receive_the_same_byt
     payload = b"".join(b"line %05d of the boot log\r\n" % i for i in range(4000))
     with connect(address) as dut:
         threads_before = process_figures(process.pid)["threads"]
-        followers = [subprocess.Popen([sys.executable, "-c", FOLLOWERS, address, dut.serial.connection.uuid(dut.serial.path), "250",
-                                       str(len(payload))], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-                     for _ in range(4)]
+        followers = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    FOLLOWERS,
+                    address,
+                    dut.serial.connection.uuid(dut.serial.path),
+                    "250",
+                    str(len(payload)),
+                ],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(4)
+        ]
         for follower in followers:
             assert follower.stdout.readline().strip() == "following"
         for start in range(0, len(payload), 4096):
-            dut.serial.write(payload[start:start + 4096])
+            dut.serial.write(payload[start : start + 4096])
         digests = []
         for follower in followers:
             digests += json.loads(follower.stdout.readline())
@@ -325,16 +359,17 @@ def test_a_thousand_console_followers_in_four_processes_all_receive_the_same_byt
     assert threads_while_following <= threads_before + 4, "followers cost threads"
 
 
-
 def test_a_console_follower_that_stops_reading_costs_bounded_memory_and_later_hears_what_it_missed(
-        exporter_process):
+    exporter_process,
+):
     from jumpstarter_jupyter.protocol.v1 import console_pb2, console_pb2_grpc
 
     process, address, _ = exporter_process
     channel = grpc.insecure_channel(address)
     with connect(address) as dut:
         follow = console_pb2_grpc.ConsoleServiceStub(channel).Follow(
-            console_pb2.FollowRequest(uuid=dut.serial.connection.uuid(dut.serial.path), from_end=True))
+            console_pb2.FollowRequest(uuid=dut.serial.connection.uuid(dut.serial.path), from_end=True)
+        )
         dut.serial.write(b"hello\n")
         assert next(follow).data == b"hello\n"  # then it stops reading
         before = process_figures(process.pid)["rss"]

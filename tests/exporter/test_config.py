@@ -59,14 +59,27 @@ def test_load_config_reads_a_file(tmp_path):
 @pytest.mark.parametrize(
     "body, message",
     [
-        ("export:\n  power:\n    type: MockPower\n   config: {}\n", r"board.yaml: line 6, column 4: YAML syntax error"),
-        ("export:\n  power:\n    type: MockPowr\n", r"export.power.type \(line 5\): unknown driver type 'MockPowr'; did you mean MockPower"),
-        ("export:\n  power:\n    type: MockPower\n    config:\n      voltage: high\n",
-         r"export.power.config.voltage \(line 7\): expected float, got text 'high'"),
-        ("export:\n  power:\n    type: MockPower\n    config:\n      volts: 5\n",
-         r"export.power.config.volts \(line 7\): MockPower has no config field 'volts'; "
-         r"fields: voltage, current$"),
-        ("export:\n  power:\n    type: MockPower\n    colour: red\n", r"export.power.colour \(line 6\): unknown key"),
+        (
+            "export:\n  power:\n    type: MockPower\n   config: {}\n",
+            r"board.yaml: line 6, column 4: YAML syntax error",
+        ),
+        (
+            "export:\n  power:\n    type: MockPowr\n",
+            r"export.power.type \(line 5\): unknown driver type 'MockPowr'; did you mean MockPower",
+        ),
+        (
+            "export:\n  power:\n    type: MockPower\n    config:\n      voltage: high\n",
+            r"export.power.config.voltage \(line 7\): expected float, got text 'high'",
+        ),
+        (
+            "export:\n  power:\n    type: MockPower\n    config:\n      volts: 5\n",
+            r"export.power.config.volts \(line 7\): MockPower has no config field 'volts'; "
+            r"fields: voltage, current$",
+        ),
+        (
+            "export:\n  power:\n    type: MockPower\n    colour: red\n",
+            r"export.power.colour \(line 6\): unknown key",
+        ),
         ("export:\n  power: {}\n", r"export.power \(line 4\): expected `type:`"),
         ("export: []\n", r"export \(line 3\): expected a mapping"),
         ("export:\n  power:\n    type: os.path.join\n", r"'os.path.join' is not a driver class"),
@@ -84,13 +97,22 @@ class NeedsPort(Driver):
 
 
 def test_missing_required_field_is_named():
-    with pytest.raises(ConfigError, match=r"export.dev.config.port \(line 6\): NeedsPort needs config field 'port' \(int\)"):
+    with pytest.raises(
+        ConfigError, match=r"export.dev.config.port \(line 6\): NeedsPort needs config field 'port' \(int\)"
+    ):
         build("export:\n  dev:\n    type: test_config.NeedsPort\n    config: {}\n")
 
 
 def test_int_fields_accept_whole_numbers_only():
-    assert build("export:\n  dev:\n    type: test_config.NeedsPort\n    config: {port: 80}\n").children["dev"].port == 80
-    with pytest.raises(ConfigError, match=r"export.dev.config.port \(line 6\): expected int, got a number 80.5"):
+    assert (
+        build("export:\n  dev:\n    type: test_config.NeedsPort\n    config: {port: 80}\n")
+        .children["dev"]
+        .port
+        == 80
+    )
+    with pytest.raises(
+        ConfigError, match=r"export.dev.config.port \(line 6\): expected int, got a number 80.5"
+    ):
         build("export:\n  dev:\n    type: test_config.NeedsPort\n    config: {port: 80.5}\n")
 
 
@@ -109,9 +131,11 @@ def test_unreadable_file_is_named(tmp_path):
 def test_labels_are_read_as_text_and_checked_for_selectors():
     head = "export:\n  power:\n    type: MockPower\nlabels:\n"
     assert parse_config(head + "  soc: imx8mp\n  rev: 2\n").labels == {"soc": "imx8mp", "rev": "2"}
-    for body, message in (("  my key: x\n", "labels.my key (line 5): label key 'my key' is not a valid name"),
-                          ("  soc: [a]\n", "labels.soc (line 5): expected a text or number value, got ['a']"),
-                          ("  soc: a b\n", "labels.soc (line 5): label value 'a b' of 'soc' is not valid")):
+    for body, message in (
+        ("  my key: x\n", "labels.my key (line 5): label key 'my key' is not a valid name"),
+        ("  soc: [a]\n", "labels.soc (line 5): expected a text or number value, got ['a']"),
+        ("  soc: a b\n", "labels.soc (line 5): label value 'a b' of 'soc' is not valid"),
+    ):
         with pytest.raises(ConfigError, match=re.escape(f"board.yaml: {message}")):
             parse_config(head + body, "board.yaml")
 
@@ -126,19 +150,24 @@ class HalfPower(PowerInterface):
 
 
 def test_a_driver_leaving_interface_methods_out_is_refused_when_the_config_loads():
-    expected = (r"^board.yaml: export.power.type \(line 5\): HalfPower does not implement "
-                r"PowerInterface.off, PowerInterface.state$")  # read() has a default: the meter child's, or none
+    expected = (
+        r"^board.yaml: export.power.type \(line 5\): HalfPower does not implement "
+        r"PowerInterface.off, PowerInterface.state$"
+    )  # read() has a default: the meter child's, or none
     with pytest.raises(ConfigError, match=expected):
         build("export:\n  power:\n    type: test_config.HalfPower\n")
     with pytest.raises(TypeError, match="abstract"):  # nor can code build one
         HalfPower()
 
 
-@pytest.mark.parametrize("type_name, key, value", [
-    ("MockPower", "powered", "true"),
-    ("VirtualPower", "lock", "x"),
-    ("VirtualPower", "target", "x"),
-])
+@pytest.mark.parametrize(
+    "type_name, key, value",
+    [
+        ("MockPower", "powered", "true"),
+        ("VirtualPower", "lock", "x"),
+        ("VirtualPower", "target", "x"),
+    ],
+)
 def test_runtime_state_is_not_configuration(type_name, key, value):
     body = f"export:\n  power:\n    type: {type_name}\n    config:\n      {key}: {value}\n"
     expected = rf"^board.yaml: export.power.config.{key} \(line 7\): {type_name}.{key} is not configuration"

@@ -7,13 +7,13 @@ from dataclasses import dataclass, field
 
 import grpc
 import pytest
-from support import client_for
 
 from jumpstarter_jupyter.driver import Driver
 from jumpstarter_jupyter.driver.console import ConsoleDriver
 from jumpstarter_jupyter.drivers.power.driver import MockPower
 from jumpstarter_jupyter.drivers.serial.console import Console
 from jumpstarter_jupyter.protocol.v1 import console_pb2
+from support import client_for
 
 
 @dataclass
@@ -29,11 +29,13 @@ class ShoutingUart(Driver, ConsoleDriver):
 def test_console_service_transmits_to_and_follows_any_console_driver():
     with client_for(ShoutingUart(), "uart") as uart:
         connection, uuid = uart.connection, uart.connection.uuid(uart.path)
-        acks = connection.console.Transmit(iter([console_pb2.TransmitRequest(uuid=uuid, data=b"hello")]),
-                                           metadata=connection.metadata)
+        acks = connection.console.Transmit(
+            iter([console_pb2.TransmitRequest(uuid=uuid, data=b"hello")]), metadata=connection.metadata
+        )
         assert [ack.written for ack in acks] == [5]
-        chunks = connection.console.Follow(console_pb2.FollowRequest(uuid=uuid, offset=-1, snapshot=True),
-                                           metadata=connection.metadata)
+        chunks = connection.console.Follow(
+            console_pb2.FollowRequest(uuid=uuid, offset=-1, snapshot=True), metadata=connection.metadata
+        )
         assert b"".join(chunk.data for chunk in chunks) == b"HELLO"
 
 

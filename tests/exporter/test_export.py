@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import grpc
 import pytest
-from support import client_for, serving, start_exporter
 
 from jumpstarter_jupyter import DriverMethodNotFound, connect
 from jumpstarter_jupyter.driver import Driver, export
@@ -21,6 +20,7 @@ from jumpstarter_jupyter.drivers.gpio.driver import DigitalInputInterface, MockD
 from jumpstarter_jupyter.drivers.power.driver import MockPower
 from jumpstarter_jupyter.protocol.metadata import METHODS_LABEL, PASSPHRASE_KEY
 from jumpstarter_jupyter.protocol.v1 import console_pb2, jumpstarter_pb2, jumpstarter_pb2_grpc, router_pb2
+from support import client_for, serving, start_exporter
 
 
 @dataclass
@@ -58,9 +58,13 @@ def test_private_names_readonly_and_async_methods_travel_as_declared():
             with pytest.raises(DriverMethodNotFound, match=f"dut.dev.{hidden}: no such method"):
                 dev.call(hidden)
             with pytest.raises(grpc.RpcError) as refused:  # the exporter refuses it too
-                stub.DriverCall(jumpstarter_pb2.DriverCallRequest(uuid=dev.connection.uuid(dev.path), method=hidden))
-            assert (refused.value.code(), refused.value.details()) == (grpc.StatusCode.NOT_FOUND,
-                                                                       f"method {hidden} not found on driver")
+                stub.DriverCall(
+                    jumpstarter_pb2.DriverCallRequest(uuid=dev.connection.uuid(dev.path), method=hidden)
+                )
+            assert (refused.value.code(), refused.value.details()) == (
+                grpc.StatusCode.NOT_FOUND,
+                f"method {hidden} not found on driver",
+            )
         channel.close()
         methods = {m["name"]: m for m in json.loads(dev.labels[METHODS_LABEL])}
     assert set(methods) == {"_recv_internal", "temperature", "countdown"}
@@ -86,7 +90,12 @@ def test_overrides_keep_the_interfaces_readonly_marks():
     exports = MockDigitalInput.exports
     assert DigitalInputInterface.exports["read_pin"].readonly
     assert {name for name, method in exports.items() if method.readonly} == {
-        "read_pin", "wait_for_active", "wait_for_inactive", "wait_for_edge", "watch"}
+        "read_pin",
+        "wait_for_active",
+        "wait_for_inactive",
+        "wait_for_edge",
+        "watch",
+    }
     assert not MockPower.exports["on"].readonly and MockPower.exports["read"].readonly
 
 
@@ -121,8 +130,12 @@ def test_every_rpc_of_every_service_is_refused_without_the_passphrase():
                 assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED, path
             seen.append(path)
         channel.close()
-    assert {"/jumpstarter.v1.ExporterService/DriverCall", "/jumpstarter.v1.RouterService/Stream",
-            "/jumpstarter_jupyter.v1.ConsoleService/Follow", "/jumpstarter.v1.ExporterService/LogStream"} <= set(seen)
+    assert {
+        "/jumpstarter.v1.ExporterService/DriverCall",
+        "/jumpstarter.v1.RouterService/Stream",
+        "/jumpstarter_jupyter.v1.ConsoleService/Follow",
+        "/jumpstarter.v1.ExporterService/LogStream",
+    } <= set(seen)
     assert len(seen) >= 9
 
 
@@ -136,8 +149,10 @@ def test_listening_beyond_loopback_without_credentials_warns(caplog):
 
         exporter = serve(root, listen="0.0.0.0:0")
         exporter.stop(grace=0)
-    assert "listening on 0.0.0.0:0 without a passphrase or TLS: anyone who can reach this address controls the hardware" \
+    assert (
+        "listening on 0.0.0.0:0 without a passphrase or TLS: anyone who can reach this address controls the hardware"
         in caplog.text
+    )
 
 
 def test_passphrase_file_keeps_the_passphrase_out_of_the_command_line(tmp_path):
@@ -154,7 +169,20 @@ def test_passphrase_file_keeps_the_passphrase_out_of_the_command_line(tmp_path):
         process.wait(timeout=60)
     empty = tmp_path / "empty"
     empty.write_text("\n")
-    result = subprocess.run([sys.executable, "-m", "jumpstarter_jupyter", "demo", "--socket", str(socket_path),
-                             "--passphrase-file", str(empty)], capture_output=True, text=True, timeout=60,
-                            env={**os.environ, "JMP_GRPC_PASSPHRASE": ""})
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "jumpstarter_jupyter",
+            "demo",
+            "--socket",
+            str(socket_path),
+            "--passphrase-file",
+            str(empty),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "JMP_GRPC_PASSPHRASE": ""},
+    )
     assert result.returncode == 2 and f"--passphrase-file: {empty} is empty" in result.stderr

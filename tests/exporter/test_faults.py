@@ -8,10 +8,10 @@ import socket
 import threading
 
 import pytest
-from support import client_for, start_exporter, wait_for
 
 from jumpstarter_jupyter import ConnectionFailed, DriverTimeout, connect
 from jumpstarter_jupyter.driver import Driver, exportstream
+from support import client_for, start_exporter, wait_for
 
 DEADLINE = 60
 
@@ -155,7 +155,10 @@ def test_byte_stream_writes_lost_with_a_killed_exporter_raise_naming_the_driver(
             stream.send(b"after the restart\n")
             stream.flush()
         # flush() means the driver took the bytes (into its socket): the sink reads them soon after
-        wait_for(lambda: sink.received == len(b"first\nafter the restart\n"), what="the sink to get the second line")
+        wait_for(
+            lambda: sink.received == len(b"first\nafter the restart\n"),
+            what="the sink to get the second line",
+        )
 
 
 def test_a_forward_killed_mid_flood_resets_its_connection_and_raises_naming_the_driver(streams_board):
@@ -164,8 +167,11 @@ def test_a_forward_killed_mid_flood_resets_its_connection_and_raises_naming_the_
     start, address, _ = streams_board
     exporter = start()
     with connect(address) as dut:
-        with pytest.raises(ConnectionFailed, match=r"dut\.network\.forward: dut\.network\.connect: "
-                                                   r"(\d+ bytes written were not delivered|the stream broke)"):
+        with pytest.raises(
+            ConnectionFailed,
+            match=r"dut\.network\.forward: dut\.network\.connect: "
+            r"(\d+ bytes written were not delivered|the stream broke)",
+        ):
             with dut.network.forward() as forwarded:
                 host, port = forwarded.rsplit(":", 1)
                 local = socket.create_connection((host, int(port)), timeout=DEADLINE)
@@ -219,16 +225,24 @@ def test_flush_returns_only_once_the_driver_took_every_byte_and_a_refusing_drive
     with client_for(driver, "gated") as gated, gated.stream() as stream:
         for part in (b"one ", b"two ", b"three"):
             stream.send(part)  # pipelined: returns although the driver takes nothing yet
-        with pytest.raises(DriverTimeout, match=r"dut\.gated\.connect\.flush: 13 bytes not taken by the driver "
-                                                r"within 0\.2 s"):
+        with pytest.raises(
+            DriverTimeout,
+            match=r"dut\.gated\.connect\.flush: 13 bytes not taken by the driver "
+            r"within 0\.2 s",
+        ):
             stream.flush(timeout=0.2)
         driver.device.gate.set()
         stream.flush()
         assert driver.device.taken == b"one two three"
         driver.device.refusing = True
         stream.send(b"four")
-        with pytest.raises(ConnectionFailed, match=r"dut\.gated\.connect: 4 bytes written were not delivered: "
-                                                   r"the driver took no more bytes: the device went away"):
+        with pytest.raises(
+            ConnectionFailed,
+            match=r"dut\.gated\.connect: 4 bytes written were not delivered: "
+            r"the driver took no more bytes: the device went away",
+        ):
             stream.flush()
-        with pytest.raises(ConnectionFailed, match=r"dut\.gated\.connect: the stream broke .*; 4 bytes not sent"):
+        with pytest.raises(
+            ConnectionFailed, match=r"dut\.gated\.connect: the stream broke .*; 4 bytes not sent"
+        ):
             stream.send(b"five")

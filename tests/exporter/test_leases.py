@@ -12,11 +12,11 @@ import threading
 from pathlib import Path
 
 import pytest
-from support import start_exporter, wait_for
 
 import jumpstarter_jupyter as jj
 from jumpstarter_jupyter import JumpstarterError, LeaseRequired, LeaseTimeout
 from jumpstarter_jupyter.protocol.v1 import lease_pb2
+from support import start_exporter, wait_for
 
 DEADLINE = 60
 CONFIG = """\
@@ -61,8 +61,13 @@ class Board:
         return client
 
     def cli(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "jumpstarter_jupyter", *args], capture_output=True, text=True,
-                              timeout=DEADLINE, stdin=subprocess.DEVNULL)
+        return subprocess.run(
+            [sys.executable, "-m", "jumpstarter_jupyter", *args],
+            capture_output=True,
+            text=True,
+            timeout=DEADLINE,
+            stdin=subprocess.DEVNULL,
+        )
 
     def status(self) -> lease_pb2.LeaseStatus:
         watcher = self.connect(lease=False)
@@ -84,7 +89,9 @@ def board(tmp_path):
     boards = []
 
     def start(**options) -> Board:
-        boards.append(Board(tmp_path / f"board{len(boards)}", **options) if boards else Board(tmp_path, **options))
+        boards.append(
+            Board(tmp_path / f"board{len(boards)}", **options) if boards else Board(tmp_path, **options)
+        )
         return boards[-1]
 
     yield start
@@ -117,7 +124,11 @@ def test_one_command_leases_of_j_and_the_error_while_someone_holds_the_board(boa
     b.connect(purpose="soak test")
     refused = b.cli("j", "--endpoint", b.address, "power", "off")
     assert refused.returncode == 1
-    assert "no lease on" in refused.stderr and "now: held by" in refused.stderr and "(soak test)" in refused.stderr
+    assert (
+        "no lease on" in refused.stderr
+        and "now: held by" in refused.stderr
+        and "(soak test)" in refused.stderr
+    )
 
 
 HOLDER = """
@@ -131,8 +142,9 @@ sys.stdin.read()
 
 def test_a_killed_holder_loses_the_lease_after_lease_runs_and_the_first_waiter_gets_the_board(board):
     b = board(hooks=AFTER_LEASE)
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, b.address], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, b.address], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     assert holder.stdout.readline() == "on\n"
     watcher = b.connect(lease=False)
     got: list = []
@@ -183,7 +195,8 @@ def test_waiters_get_the_board_in_the_order_they_asked(board):
 
         threads.append(threading.Thread(target=take))
         threads[-1].start()
-        wait_for(lambda n=len(threads): len(b.status().queue) == n, DEADLINE, f"{name} to queue")
+        queued = len(threads)
+        wait_for(lambda queued=queued: len(b.status().queue) == queued, DEADLINE, f"{name} to queue")
     first.lease.release()
     for thread in threads:
         thread.join(DEADLINE)
@@ -199,8 +212,14 @@ def test_force_release_needs_the_admin_credential(board, tmp_path):
     refused = b.cli("lease", "force-release", "--endpoint", b.address, "--admin-passphrase-file", str(wrong))
     assert refused.returncode == 1 and "wrong admin passphrase" in refused.stderr
     holder.power.on()
-    done = b.cli("lease", "force-release", "--endpoint", b.address,
-                 "--admin-passphrase-file", str(b.directory / "admin.pass"))
+    done = b.cli(
+        "lease",
+        "force-release",
+        "--endpoint",
+        b.address,
+        "--admin-passphrase-file",
+        str(b.directory / "admin.pass"),
+    )
     assert done.returncode == 0 and "force-released the lease of" in done.stdout
     wait_for(lambda: holder.lease.ended, DEADLINE, "the holder to hear of it")
     assert holder.lease.ended == "force-released by the exporter's admin"
@@ -211,9 +230,24 @@ def test_force_release_needs_the_admin_credential(board, tmp_path):
 
 def test_a_lease_held_from_the_command_line_gives_its_token_to_other_clients(board):
     b = board()
-    acquire = subprocess.Popen([sys.executable, "-m", "jumpstarter_jupyter", "lease", "acquire", "--endpoint",
-                                b.address, "--purpose", "upstream shell", "--print-token"],
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    acquire = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "jumpstarter_jupyter",
+            "lease",
+            "acquire",
+            "--endpoint",
+            b.address,
+            "--purpose",
+            "upstream shell",
+            "--print-token",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     token = acquire.stdout.readline().strip()
     as_holder = b.connect(passphrase=token)  # the token as a passphrase acts under the lease
     as_holder.power.on()
@@ -242,15 +276,20 @@ hooks:
 """
 
 
-@pytest.mark.parametrize("script, timeout, policy, outcome", [
-    ("'echo hello from the hook'", 30, "endLease", "granted"),
-    ("'sleep 60'", 1, "warn", "granted"),
-    ("'echo broken; exit 3'", 30, "endLease", "beforeLease hook exited with status 3"),
-    ("'sleep 60'", 1, "endLease", "beforeLease hook timed out after 1 s"),
-    ("'exit 1'", 30, "exit", "exporter exits 1"),
-])
+@pytest.mark.parametrize(
+    "script, timeout, policy, outcome",
+    [
+        ("'echo hello from the hook'", 30, "endLease", "granted"),
+        ("'sleep 60'", 1, "warn", "granted"),
+        ("'echo broken; exit 3'", 30, "endLease", "beforeLease hook exited with status 3"),
+        ("'sleep 60'", 1, "endLease", "beforeLease hook timed out after 1 s"),
+        ("'exit 1'", 30, "exit", "exporter exits 1"),
+    ],
+)
 def test_before_lease_hook_failures_follow_their_policy(board, script, timeout, policy, outcome):
-    b = board(hooks=HOOKS.replace("{script}", script).replace("{timeout}", str(timeout)).replace("{policy}", policy))
+    b = board(
+        hooks=HOOKS.replace("{script}", script).replace("{timeout}", str(timeout)).replace("{policy}", policy)
+    )
     if outcome == "granted":
         b.connect(purpose="hooked").power.on()
         log = b.log.read_text()
@@ -282,8 +321,10 @@ def test_a_holder_that_goes_silent_loses_the_lease_within_a_heartbeat_period(boa
     events = lease_pb2_grpc.LeaseServiceStub(channel).Hold(requests())
     assert next(events).kind == lease_pb2.LEASE_EVENT_GRANTED
     ended = next(events)
-    assert (ended.kind, ended.message) == (lease_pb2.LEASE_EVENT_ENDED,
-                                           "the holder went silent (no heartbeat for 1 s)")
+    assert (ended.kind, ended.message) == (
+        lease_pb2.LEASE_EVENT_ENDED,
+        "the holder went silent (no heartbeat for 1 s)",
+    )
     assert not b.status().HasField("lease")
     closed.set()
     channel.close()
@@ -295,8 +336,11 @@ def test_hook_output_reaches_log_stream_marked_as_hook_output(board):
 
     from jumpstarter_jupyter.protocol.v1 import common_pb2, jumpstarter_pb2_grpc
 
-    b = board(hooks=HOOKS.replace("{script}", "'echo hello from the hook'").replace("{timeout}", "30")
-              .replace("{policy}", "warn"))
+    b = board(
+        hooks=HOOKS.replace("{script}", "'echo hello from the hook'")
+        .replace("{timeout}", "30")
+        .replace("{policy}", "warn")
+    )
     channel = grpc.insecure_channel(b.address)
     logs = jumpstarter_pb2_grpc.ExporterServiceStub(channel).LogStream(empty_pb2.Empty())
     seen: list = []
@@ -310,8 +354,13 @@ def test_hook_output_reaches_log_stream_marked_as_hook_output(board):
     reader = threading.Thread(target=read)
     reader.start()
     # a driver record through the stream shows that it is open before the hook runs
-    wait_for(lambda: b.cli("j", "--endpoint", b.address, "power", "on") and any("power on" in r.message for r in seen),
-             DEADLINE, "the log stream to carry a driver record")
+    wait_for(
+        lambda: (
+            b.cli("j", "--endpoint", b.address, "power", "on") and any("power on" in r.message for r in seen)
+        ),
+        DEADLINE,
+        "the log stream to carry a driver record",
+    )
     b.connect(purpose="logged")
     reader.join(DEADLINE)
     logs.cancel()
@@ -330,23 +379,37 @@ def test_watchers_follow_the_lease_and_the_holder_hears_a_hand_over_request(boar
     holder = b.connect(purpose="bring-up")
     notices: list = []
     holder.connection.watch_lease(lambda state, event: notices.append((state, event)))
-    wait_for(lambda: seen[-1].holder and seen[-1].purpose == "bring-up", DEADLINE, "the watcher to see the holder")
+    wait_for(
+        lambda: seen[-1].holder and seen[-1].purpose == "bring-up", DEADLINE, "the watcher to see the holder"
+    )
     assert not seen[-1].mine and seen[-1].locked.startswith(f"held by {holder.lease.holder} (bring-up)")
     assert 0 < seen[-1].remaining <= 3600
     wait_for(lambda: notices and notices[-1][0].mine, DEADLINE, "the holder to see itself as holder")
     assert notices[-1][0].locked == ""
 
-    assert watcher.connection.request_handover("please, flashing next") == \
-        f"asked {holder.lease.holder} to hand the board over"
-    wait_for(lambda: any(event is not None and event.kind == lease_pb2.LEASE_EVENT_HANDOVER_REQUESTED
-                         for _, event in notices), DEADLINE, "the holder to hear the request")
-    request = next(e for _, e in notices if e is not None and e.kind == lease_pb2.LEASE_EVENT_HANDOVER_REQUESTED)
+    assert (
+        watcher.connection.request_handover("please, flashing next")
+        == f"asked {holder.lease.holder} to hand the board over"
+    )
+    wait_for(
+        lambda: any(
+            event is not None and event.kind == lease_pb2.LEASE_EVENT_HANDOVER_REQUESTED
+            for _, event in notices
+        ),
+        DEADLINE,
+        "the holder to hear the request",
+    )
+    request = next(
+        e for _, e in notices if e is not None and e.kind == lease_pb2.LEASE_EVENT_HANDOVER_REQUESTED
+    )
     assert request.message.endswith("asks for the board: please, flashing next")
 
     holder.lease.release()
     wait_for(lambda: not seen[-1].holder, DEADLINE, "the watcher to see the board free again")
     watcher.connection.acquire(purpose="taken over")
-    wait_for(lambda: seen[-1].mine and seen[-1].purpose == "taken over", DEADLINE, "the watcher to hold the board")
+    wait_for(
+        lambda: seen[-1].mine and seen[-1].purpose == "taken over", DEADLINE, "the watcher to hold the board"
+    )
     watcher.power.on()  # the same connection now controls the board, without reconnecting
     watcher.lease.release()
     with pytest.raises(LeaseRequired, match="nobody holds the board"):
@@ -355,7 +418,10 @@ def test_watchers_follow_the_lease_and_the_holder_hears_a_hand_over_request(boar
 
 def test_a_process_that_exits_releases_its_lease_at_once(board):
     b = board()
-    script = f"import jumpstarter_jupyter as jj; dut = jj.connect({b.address!r}, purpose='script'); print('held', flush=True)"
+    script = (
+        f"import jumpstarter_jupyter as jj; dut = jj.connect({b.address!r}, purpose='script'); "
+        "print('held', flush=True)"
+    )
     held = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=DEADLINE)
     assert held.stdout.strip() == "held", held.stderr
     # no heartbeat period had to pass: the exiting process released it (the log says by whom)

@@ -10,16 +10,25 @@ from dataclasses import dataclass
 
 import grpc
 import pytest
-from support import client_for, serving, start_exporter
 from google.protobuf import empty_pb2
 
-from jumpstarter_jupyter import (AuthenticationFailed, ConnectionFailed, DriverError, DriverInvalidArgument,
-                                 DriverMethodNotFound, DriverNotImplemented, DriverTimeout, connect)
+from jumpstarter_jupyter import (
+    AuthenticationFailed,
+    ConnectionFailed,
+    DriverError,
+    DriverInvalidArgument,
+    DriverMethodNotFound,
+    DriverNotImplemented,
+    DriverTimeout,
+    connect,
+)
 from jumpstarter_jupyter.driver import Driver, LoopStream, export, exportstream
 from jumpstarter_jupyter.drivers.composite.driver import Composite, Proxy
 from jumpstarter_jupyter.drivers.power.driver import MockPower
 from jumpstarter_jupyter.exporter import serve
-from jumpstarter_jupyter.protocol.v1 import jumpstarter_pb2 as pb, jumpstarter_pb2_grpc
+from jumpstarter_jupyter.protocol.v1 import jumpstarter_pb2 as pb
+from jumpstarter_jupyter.protocol.v1 import jumpstarter_pb2_grpc
+from support import client_for, serving, start_exporter
 
 
 @dataclass
@@ -48,8 +57,7 @@ class Faulty(Driver):
 
     @export
     def count(self, n: int) -> Iterator[int]:
-        for i in range(n):
-            yield i
+        yield from range(n)
 
     @export
     def forever(self) -> Iterator[int]:
@@ -71,7 +79,12 @@ def tree() -> Composite:
     group.children = {"inner": MockPower()}
     power = MockPower()
     power.description = "Main power"
-    root.children = {"power": power, "group": group, "alias": Proxy(ref="power", target=power), "faulty": Faulty()}
+    root.children = {
+        "power": power,
+        "group": group,
+        "alias": Proxy(ref="power", target=power),
+        "faulty": Faulty(),
+    }
     return root
 
 
@@ -93,12 +106,20 @@ def test_report_is_preorder_with_one_root_names_and_upstream_client_classes():
     names = [e.labels.get("jumpstarter.dev/name") for e in entries]
     assert names == [None, "power", "group", "inner", "alias", "faulty"]
     clients = [e.labels["jumpstarter.dev/client"] for e in entries]
-    assert clients[:2] == ["jumpstarter_driver_composite.client.CompositeClient",
-                           "jumpstarter_driver_power.client.PowerClient"]
+    assert clients[:2] == [
+        "jumpstarter_driver_composite.client.CompositeClient",
+        "jumpstarter_driver_power.client.PowerClient",
+    ]
     assert entries[4].uuid == entries[1].uuid and entries[4].description == "Main power"  # proxy
     methods = json.loads(entries[1].labels["jumpstarter-jupyter.dev/methods"])
-    assert {m["name"]: m["kind"] for m in methods} == {"on": "call", "off": "call", "read": "streaming",
-                                                       "state": "call", "watch": "streaming", "metered": "call"}
+    assert {m["name"]: m["kind"] for m in methods} == {
+        "on": "call",
+        "off": "call",
+        "read": "streaming",
+        "state": "call",
+        "watch": "streaming",
+        "metered": "call",
+    }
 
 
 def test_client_tree_mirrors_the_report():
@@ -109,7 +130,7 @@ def test_client_tree_mirrors_the_report():
         assert dut.power.state() is True
         assert "power" in dir(dut)
         with pytest.raises(AttributeError, match="dut has no child or attribute 'powr'; children: power"):
-            dut.powr
+            dut.powr  # noqa: B018 - the attribute access is what raises
 
 
 def test_driver_errors_name_path_method_and_reason_and_keep_the_exporter_serving():
@@ -120,15 +141,21 @@ def test_driver_errors_name_path_method_and_reason_and_keep_the_exporter_serving
             relay.call("bad_value", -1)
         with pytest.raises(DriverInvalidArgument, match=r"volts: expected float, got text 'x'"):
             relay.call("bad_value", "x")
-        with pytest.raises(DriverInvalidArgument, match=r"Faulty.bad_value\(\) takes 1 argument \(volts\) but 2 were given"):
+        with pytest.raises(
+            DriverInvalidArgument, match=r"Faulty.bad_value\(\) takes 1 argument \(volts\) but 2 were given"
+        ):
             relay.call("bad_value", 1, 2)
         with pytest.raises(DriverTimeout, match="no answer"):
             relay.call("slow")
         with pytest.raises(DriverNotImplemented, match="not on this hardware"):
             relay.call("todo")
-        with pytest.raises(DriverMethodNotFound, match=r"dut.relay.nosuch: no such method; exported: boom, bad_value"):
+        with pytest.raises(
+            DriverMethodNotFound, match=r"dut.relay.nosuch: no such method; exported: boom, bad_value"
+        ):
             relay.call("nosuch")
-        with pytest.raises(DriverMethodNotFound, match=r"dut.relay.count: is a streaming method: use streamingcall\(\)"):
+        with pytest.raises(
+            DriverMethodNotFound, match=r"dut.relay.count: is a streaming method: use streamingcall\(\)"
+        ):
             relay.call("count", 2)
         assert relay.call("bad_value", volts=2) == 4.0  # keyword arguments travel by position
         assert list(relay.streamingcall("count", 3)) == [0.0, 1.0, 2.0]
@@ -225,7 +252,6 @@ export:
 
 
 def test_a_second_exporter_on_a_live_socket_is_refused(tmp_path):
-    socket_path = str(tmp_path / "board.sock")
     with serving(tree()) as first:
         with pytest.raises(OSError, match="in use"):
-            serve(tree(), socket=first.address[len("unix:"):])
+            serve(tree(), socket=first.address[len("unix:") :])

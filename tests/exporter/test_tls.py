@@ -17,9 +17,28 @@ from jumpstarter_jupyter.exporter import serve
 def certificate(tmp_path) -> tuple[str, str]:
     """A self-signed certificate for 127.0.0.1 (Debian's openssl is on every machine of ours)."""
     cert, key = tmp_path / "exporter.pem", tmp_path / "exporter.key"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=exporter",
-                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=exporter",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return str(cert), str(key)
 
 
@@ -35,8 +54,18 @@ def test_tls_exporter_serves_clients_that_trust_its_certificate(certificate, mon
             assert dut.power.state() is True
         with pytest.raises(ConnectionFailed, match="not reachable"):
             connect(exporter.address)  # plaintext against TLS
-        command = [sys.executable, "-m", "jumpstarter_jupyter", "j", "--endpoint", exporter.address,
-                   "--tls-ca", cert, "power", "off"]
+        command = [
+            sys.executable,
+            "-m",
+            "jumpstarter_jupyter",
+            "j",
+            "--endpoint",
+            exporter.address,
+            "--tls-ca",
+            cert,
+            "power",
+            "off",
+        ]
         result = subprocess.run(command, capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stderr
         assert root.children["power"].powered is False

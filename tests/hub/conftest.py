@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
 from browser.conftest import free_port
 from support import wait_for
 
@@ -77,8 +78,15 @@ class Hub:
     def api(self, method: str, path: str, body: dict | None = None, token: str | None = None) -> dict:
         """Call the hub's REST API (as the admin service unless ``token`` is given)."""
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(f"{self.api_url}{path}", data=data, method=method, headers={
-            "Authorization": f"token {token or self.service_token}", "Content-Type": "application/json"})
+        request = urllib.request.Request(
+            f"{self.api_url}{path}",
+            data=data,
+            method=method,
+            headers={
+                "Authorization": f"token {token or self.service_token}",
+                "Content-Type": "application/json",
+            },
+        )
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.loads(response.read() or b"{}")
 
@@ -129,8 +137,16 @@ def _venv_with_hub(installed) -> object:
     import jupyterhub
 
     if not (installed.path / "bin" / "jupyterhub-singleuser").exists():
-        installed.run("python", "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                      f"jupyterhub=={jupyterhub.__version__}", timeout=900)
+        installed.run(
+            "python",
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            f"jupyterhub=={jupyterhub.__version__}",
+            timeout=900,
+        )
     return installed
 
 
@@ -144,22 +160,43 @@ def hub(installed, tmp_path_factory) -> Iterator[Hub]:
     config_path, settings = base / "etc-jupyter", base / "app-settings"
     config_path.mkdir()
     settings.mkdir()
-    (settings / "overrides.json").write_text(json.dumps(
-        {"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False}}))
+    (settings / "overrides.json").write_text(
+        json.dumps(
+            {"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False}}
+        )
+    )
     port, hub_port, proxy_port = free_port(), free_port(), free_port()
     service_token = secrets.token_hex(32)
-    (base / "jupyterhub_config.py").write_text(HUB_CONFIG.format(
-        port=port, hub_port=hub_port, proxy_port=proxy_port, proxy=str(PROXY), base=str(base), password=PASSWORD,
-        users=set(USERS), singleuser=str(venv.path / "bin" / "jupyterhub-singleuser"), settings=str(settings),
-        config_path=str(config_path), service_token=service_token,
-        example=str(ROOT / "examples" / "jupyterhub_config.py")))
+    (base / "jupyterhub_config.py").write_text(
+        HUB_CONFIG.format(
+            port=port,
+            hub_port=hub_port,
+            proxy_port=proxy_port,
+            proxy=str(PROXY),
+            base=str(base),
+            password=PASSWORD,
+            users=set(USERS),
+            singleuser=str(venv.path / "bin" / "jupyterhub-singleuser"),
+            settings=str(settings),
+            config_path=str(config_path),
+            service_token=service_token,
+            example=str(ROOT / "examples" / "jupyterhub_config.py"),
+        )
+    )
     log = base / "hub.log"
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     env.pop("JUMPSTARTER_HOST", None)
     with open(log, "wb") as output:
-        process = subprocess.Popen([sys.executable, "-m", "jupyterhub", "-f", str(base / "jupyterhub_config.py")],
-                                   cwd=base, env=env, stdout=output, stderr=subprocess.STDOUT)
-    running = Hub(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{hub_port}/hub/api", service_token, base, log)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "jupyterhub", "-f", str(base / "jupyterhub_config.py")],
+            cwd=base,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    running = Hub(
+        f"http://127.0.0.1:{port}", f"http://127.0.0.1:{hub_port}/hub/api", service_token, base, log
+    )
     try:
         wait_for(lambda: running.ready() or process.poll() is not None, START, "JupyterHub to answer")
         if process.poll() is not None:
@@ -185,16 +222,32 @@ def lab_board(hub, tmp_path_factory) -> Iterator[Board]:
     log = base / "exporter.log"
     with open(log, "wb") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "jumpstarter_jupyter", "run", str(config), "--listen", f"127.0.0.1:{port}",
-             "--hub-api-url", hub.api_url, "--stop-on-stdin-eof"],
-            stdin=subprocess.PIPE, stdout=output, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "jumpstarter_jupyter",
+                "run",
+                str(config),
+                "--listen",
+                f"127.0.0.1:{port}",
+                "--hub-api-url",
+                hub.api_url,
+                "--stop-on-stdin-eof",
+            ],
+            stdin=subprocess.PIPE,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
     board = Board(f"127.0.0.1:{port}", log, process)
     try:
-        wait_for(lambda: "serving" in board.logged() or process.poll() is not None, START, "the exporter to serve")
+        wait_for(
+            lambda: "serving" in board.logged() or process.poll() is not None, START, "the exporter to serve"
+        )
         if process.poll() is not None:
             raise RuntimeError(f"the exporter exited with {process.returncode}:\n{board.logged()[-3000:]}")
         (hub.base / "etc-jupyter" / "jumpstarter-pool.yaml").write_text(
-            f"exporters:\n  bench-1:\n    endpoint: {board.endpoint}\n    description: the shared virtual board\n")
+            f"exporters:\n  bench-1:\n    endpoint: {board.endpoint}\n    description: the shared virtual board\n"
+        )
         yield board
     finally:
         process.terminate()

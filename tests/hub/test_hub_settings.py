@@ -7,12 +7,12 @@ import subprocess
 import sys
 
 import pytest
-from browser.conftest import free_port
-from support import run_async
 
+from browser.conftest import free_port
 from jumpstarter_jupyter.errors import ConfigError
 from jumpstarter_jupyter.exporter import parse_config
 from jumpstarter_jupyter.exporter.identity import HubIdentity, IdentityRefused
+from support import run_async
 
 CONFIG = """\
 apiVersion: jumpstarter.dev/v1alpha1
@@ -34,13 +34,20 @@ def test_the_config_takes_the_hubs_api_url():
 def test_a_wrong_hub_url_is_named_with_file_path_and_line():
     with pytest.raises(ConfigError) as error:
         parse_config(CONFIG.format(url="hub.lab:8081"), "lab.yaml")
-    assert str(error.value) == ("lab.yaml: lease.hub_api_url (line 8): expected the hub's API URL, such as "
-                                "http://127.0.0.1:8081/hub/api, got 'hub.lab:8081'")
+    assert str(error.value) == (
+        "lab.yaml: lease.hub_api_url (line 8): expected the hub's API URL, such as "
+        "http://127.0.0.1:8081/hub/api, got 'hub.lab:8081'"
+    )
 
 
 def test_a_wrong_hub_url_on_the_command_line_is_a_usage_error():
-    result = subprocess.run([sys.executable, "-m", "jumpstarter_jupyter", "demo", "--hub-api-url", "hub.lab"],
-                            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    result = subprocess.run(
+        [sys.executable, "-m", "jumpstarter_jupyter", "demo", "--hub-api-url", "hub.lab"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "--hub-api-url: expected the hub's API URL" in result.stderr
 

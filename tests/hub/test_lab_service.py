@@ -18,5 +18,7 @@ def test_the_exporter_unit_verifies(tmp_path):
     # the unit names the lab's venv; verify checks that ExecStart exists, so point it at ours
     unit = tmp_path / UNIT.name
     unit.write_text(UNIT.read_text().replace("/opt/lab/venv", sys.prefix))
-    result = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        ["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0 and not result.stderr.strip(), result.stderr

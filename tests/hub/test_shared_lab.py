@@ -17,13 +17,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from browser.conftest import CHROMIUM, FLAGS, NotebookPage
 from browser.test_devices import SIDEBAR_TAB, card, run_code
 from browser.test_lease_browser import rows
-from support import wait_for
-
 from jumpstarter_jupyter import connect
-from jumpstarter_jupyter.exporter.identity import fingerprint
+from support import wait_for
 
 pytestmark = pytest.mark.browser
 DEADLINE = 60  # seconds for what a person would wait for
@@ -45,12 +44,18 @@ def log_in(hub, browser, user: str) -> NotebookPage:
     """``user`` logs in on the hub's page and opens a notebook of their own in JupyterLab."""
     hub.start_server(user)
     token = hub.token(user, ["access:servers!user"])
-    notebook = {"nbformat": 4, "nbformat_minor": 5, "cells": [], "metadata": {
-        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}}
+    notebook = {
+        "nbformat": 4,
+        "nbformat_minor": 5,
+        "cells": [],
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+    }
     request = urllib.request.Request(
-        f"{hub.url}/user/{user}/api/contents/lab.ipynb", method="PUT",
+        f"{hub.url}/user/{user}/api/contents/lab.ipynb",
+        method="PUT",
         data=json.dumps({"type": "notebook", "format": "json", "content": notebook}).encode(),
-        headers={"Authorization": f"token {token}", "Content-Type": "application/json"})
+        headers={"Authorization": f"token {token}", "Content-Type": "application/json"},
+    )
     urllib.request.urlopen(request, timeout=30).close()
     page = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
     page.goto(f"{hub.url}/hub/login")
@@ -106,18 +111,25 @@ def _u1_takes_the_board(u1: NotebookPage, lab_board, observer) -> None:
     page = u1.page
     page.locator(SIDEBAR_TAB).click()
     bench = card(page, "bench-1")
-    wait_for(lambda: bench.get_attribute("data-state") == "free", DEADLINE, "u1's sidebar to show bench-1 free")
+    wait_for(
+        lambda: bench.get_attribute("data-state") == "free", DEADLINE, "u1's sidebar to show bench-1 free"
+    )
     bench.get_by_role("button", name="connect in this notebook").click()
     wait_for(lambda: bar(u1).get_attribute("data-mode") == "holder", DEADLINE, "u1's lease bar")
     lease = observer.connection.lease_status().lease
     assert (lease.holder, lease.verified) == ("u1", True)
-    wait_for(lambda: "held by this notebook" in bench.inner_text(), DEADLINE, "u1's sidebar to name this notebook")
+    wait_for(
+        lambda: "held by this notebook" in bench.inner_text(), DEADLINE, "u1's sidebar to name this notebook"
+    )
     status = page.locator(".jmp-lease-status")
     wait_for(lambda: status.is_visible() and status.get_attribute("data-seconds"), DEADLINE, "u1's countdown")
     assert status.inner_text().startswith("bench-1: ")
     # the exporter got a name-only credential, never the server's own token
-    server_token = kernel_value(u1, "__import__('jumpstarter_jupyter.exporter.identity').exporter.identity"
-                                    ".fingerprint(__import__('os').environ['JUPYTERHUB_API_TOKEN'])")
+    server_token = kernel_value(
+        u1,
+        "__import__('jumpstarter_jupyter.exporter.identity').exporter.identity"
+        ".fingerprint(__import__('os').environ['JUPYTERHUB_API_TOKEN'])",
+    )
     logged = lab_board.logged()
     assert "hub user u1 verified (credential sha256:" in logged and server_token.startswith("sha256:")
     assert server_token not in logged
@@ -128,8 +140,11 @@ def _u2_watches_and_asks(u2: NotebookPage, u1: NotebookPage) -> None:
     page = u2.page
     page.locator(SIDEBAR_TAB).click()
     bench = card(page, "bench-1")
-    wait_for(lambda: bench.get_attribute("data-state") == "held" and "held by u1" in bench.inner_text(), DEADLINE,
-             "u2's sidebar to show u1 holding bench-1")
+    wait_for(
+        lambda: bench.get_attribute("data-state") == "held" and "held by u1" in bench.inner_text(),
+        DEADLINE,
+        "u2's sidebar to show u1 holding bench-1",
+    )
     bench.get_by_role("button", name="watch").click()
     wait_for(lambda: bar(u2).get_attribute("data-mode") == "watcher", DEADLINE, "u2's watcher bar")
     assert "held by u1" in bar(u2).inner_text()
@@ -141,19 +156,31 @@ def _u2_watches_and_asks(u2: NotebookPage, u1: NotebookPage) -> None:
     wait_for(lambda: "SEEN-BY-U2" in rows(screen), DEADLINE, "u1's console live in u2's terminal")
     bar(u2).get_by_role("button", name="request hand-over").click()
     notice = bar(u1).locator(".jmp-notice")
-    wait_for(lambda: notice.count() == 1 and "u2 asks for the board" in notice.inner_text(), DEADLINE,
-             "u2's verified hand-over request in u1's panel")
+    wait_for(
+        lambda: notice.count() == 1 and "u2 asks for the board" in notice.inner_text(),
+        DEADLINE,
+        "u2's verified hand-over request in u1's panel",
+    )
 
 
 def _u1s_kernel_shut_down_from_the_hub(hub, u1: NotebookPage, u2: NotebookPage, observer) -> None:
     kernel = u1.page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.id")
     token = hub.token("u1", ["access:servers!user"])
-    request = urllib.request.Request(f"{hub.url}/user/u1/api/kernels/{kernel}", method="DELETE",
-                                     headers={"Authorization": f"token {token}"})
+    request = urllib.request.Request(
+        f"{hub.url}/user/u1/api/kernels/{kernel}",
+        method="DELETE",
+        headers={"Authorization": f"token {token}"},
+    )
     urllib.request.urlopen(request, timeout=30).close()
     bench = card(u2.page, "bench-1")
-    wait_for(lambda: bench.get_attribute("data-state") == "free", HEARTBEAT + DEADLINE, "u2's sidebar to show bench-1 free")
-    wait_for(lambda: observer.board.power.state() is False, DEADLINE, "the afterLease hook to power the board off")
+    wait_for(
+        lambda: bench.get_attribute("data-state") == "free",
+        HEARTBEAT + DEADLINE,
+        "u2's sidebar to show bench-1 free",
+    )
+    wait_for(
+        lambda: observer.board.power.state() is False, DEADLINE, "the afterLease hook to power the board off"
+    )
     take = bar(u2).get_by_role("button", name="take the lease")
     take.wait_for(timeout=DEADLINE * 1000)
     take.click()
@@ -182,6 +209,11 @@ def _u2s_kernel_killed(u2: NotebookPage, u1: NotebookPage, observer) -> None:
     pid = int(kernel_value(u2, "__import__('os').getpid()"))
     os.kill(pid, signal.SIGKILL)
     bench = card(u1.page, "bench-1")
-    wait_for(lambda: bench.get_attribute("data-state") == "free", HEARTBEAT + DEADLINE,
-             "u1's sidebar to show bench-1 free after u2's kernel died")
-    wait_for(lambda: observer.board.power.state() is False, DEADLINE, "the afterLease hook to power the board off")
+    wait_for(
+        lambda: bench.get_attribute("data-state") == "free",
+        HEARTBEAT + DEADLINE,
+        "u1's sidebar to show bench-1 free after u2's kernel died",
+    )
+    wait_for(
+        lambda: observer.board.power.state() is False, DEADLINE, "the afterLease hook to power the board off"
+    )

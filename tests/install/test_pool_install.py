@@ -10,8 +10,10 @@ import pytest
 
 SYSTEM_POOL = "exporters:\n  bench-1: {endpoint: '10.0.0.5:7777'}\n  bench-2: {endpoint: '10.0.0.6:7777'}\n"
 USER_POOL = "exporters:\n  bench-1: {endpoint: 'unix:/run/my-bench.sock'}\n"
-READ_POOL = "from jumpstarter_jupyter.client import pool; import json; " \
-            "print(json.dumps({n: e.endpoint for n, e in pool.load_pool().items()}))"
+READ_POOL = (
+    "from jumpstarter_jupyter.client import pool; import json; "
+    "print(json.dumps({n: e.endpoint for n, e in pool.load_pool().items()}))"
+)
 
 
 @pytest.fixture
@@ -33,7 +35,9 @@ def test_the_environments_pool_is_read_and_the_users_entry_wins(installed, syste
 
 
 def test_the_server_extension_is_installed_enabled(installed, tmp_path):
-    listed = installed.run("jupyter", "server", "extension", "list", env={"JUPYTER_CONFIG_DIR": str(tmp_path)})
+    listed = installed.run(
+        "jupyter", "server", "extension", "list", env={"JUPYTER_CONFIG_DIR": str(tmp_path)}
+    )
     text = re.sub(r"\x1b\[[0-9;]*m", "", listed.stdout + listed.stderr)  # its colours
     assert "jumpstarter_jupyter.lab enabled" in text and re.search(r"jumpstarter_jupyter\.lab\s+OK", text)
     assert "jupyter_server_proxy enabled" in text

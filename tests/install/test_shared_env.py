@@ -6,11 +6,18 @@ from __future__ import annotations
 import re
 import tomllib
 
-from installed import ROOT, make_venv
 from test_wheel import STUB_CHECK
 
-UPSTREAM = ["jumpstarter-cli", "jumpstarter-driver-power", "jumpstarter-driver-pyserial",
-            "jumpstarter-driver-network", "jumpstarter-driver-composite", "jumpstarter-driver-opendal"]
+from installed import ROOT, make_venv
+
+UPSTREAM = [
+    "jumpstarter-cli",
+    "jumpstarter-driver-power",
+    "jumpstarter-driver-pyserial",
+    "jumpstarter-driver-network",
+    "jumpstarter-driver-composite",
+    "jumpstarter-driver-opendal",
+]
 
 # in IPython, as a notebook would. Here `%load_ext jumpstarter_jupyter`: next to upstream, its
 # `jumpstarter` package shadows our `jumpstarter.py` shim (the README says so)
@@ -30,9 +37,17 @@ def floors() -> dict[str, str]:
 
 def test_stubs_load_with_the_floor_grpcio_and_protobuf(dist, tmp_path):
     versions = floors()
-    venv = make_venv(tmp_path / "floor", str(dist.wheel), f"grpcio=={versions['grpcio']}",
-                     f"protobuf=={versions['protobuf']}")
-    assert venv.run("python", "-c", STUB_CHECK).stdout.split() == ["loaded", versions["grpcio"], versions["protobuf"]]
+    venv = make_venv(
+        tmp_path / "floor",
+        str(dist.wheel),
+        f"grpcio=={versions['grpcio']}",
+        f"protobuf=={versions['protobuf']}",
+    )
+    assert venv.run("python", "-c", STUB_CHECK).stdout.split() == [
+        "loaded",
+        versions["grpcio"],
+        versions["protobuf"],
+    ]
 
 
 def test_wheel_and_upstream_jumpstarter_share_one_venv(dist, tmp_path):

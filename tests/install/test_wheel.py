@@ -12,11 +12,22 @@ WIDGETS = {"debugger", "generic", "gpio", "network", "power", "screen", "serial"
 def test_sdist_holds_the_front_end_sources_and_lock_not_their_build(dist):
     with tarfile.open(dist.sdist) as archive:
         names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
-    assert {"labextension/package.json", "labextension/package-lock.json", "labextension/build.mjs",
-            "labextension/src/index.js", "labextension/src/loader.js", "LICENSE"} <= names
+    assert {
+        "labextension/package.json",
+        "labextension/package-lock.json",
+        "labextension/build.mjs",
+        "labextension/src/index.js",
+        "labextension/src/loader.js",
+        "LICENSE",
+    } <= names
     assert {f"labextension/src/widgets/{name}.js" for name in WIDGETS} <= names
-    assert not [n for n in names if n.startswith(("labextension/node_modules", "labextension/dist",
-                                                  "jumpstarter_jupyter/jupyter/static"))]
+    assert not [
+        n
+        for n in names
+        if n.startswith(
+            ("labextension/node_modules", "labextension/dist", "jumpstarter_jupyter/jupyter/static")
+        )
+    ]
 
 
 def test_wheel_ships_loaders_front_ends_and_the_prebuilt_extension(dist):

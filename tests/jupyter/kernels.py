@@ -19,10 +19,11 @@ from pathlib import Path
 
 import pytest
 from jupyter_client.manager import KernelManager
+
 from support import start_exporter
 
 # inside a kernel: wait on a condition with a deadline (cells prepend it to the code that waits)
-WAIT_UNTIL = '''
+WAIT_UNTIL = """
 import time
 def wait_until(condition, timeout=30, what="the condition"):
     deadline = time.monotonic() + timeout
@@ -30,7 +31,7 @@ def wait_until(condition, timeout=30, what="the condition"):
         if time.monotonic() > deadline:
             raise TimeoutError(f"gave up waiting for {what}")
         time.sleep(0.05)
-'''
+"""
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 START_TIMEOUT = 60
@@ -61,9 +62,12 @@ class Cell:
     @property
     def views(self) -> list[str]:
         """Model ids of the widget views this cell displayed."""
-        return [out["content"]["data"]["application/vnd.jupyter.widget-view+json"]["model_id"]
-                for out in self.outputs if out["msg_type"] in ("display_data", "execute_result")
-                and "application/vnd.jupyter.widget-view+json" in out["content"]["data"]]
+        return [
+            out["content"]["data"]["application/vnd.jupyter.widget-view+json"]["model_id"]
+            for out in self.outputs
+            if out["msg_type"] in ("display_data", "execute_result")
+            and "application/vnd.jupyter.widget-view+json" in out["content"]["data"]
+        ]
 
 
 class Kernel:
@@ -82,7 +86,8 @@ class Kernel:
         outputs: list[dict] = []
         keep = ("stream", "display_data", "execute_result", "error")
         reply = self.client.execute_interactive(
-            code, timeout=timeout, output_hook=lambda msg: msg["msg_type"] in keep and outputs.append(msg))
+            code, timeout=timeout, output_hook=lambda msg: msg["msg_type"] in keep and outputs.append(msg)
+        )
         return Cell(reply["content"]["status"], outputs)
 
     def ok(self, code: str, timeout: float = CELL_TIMEOUT) -> Cell:
@@ -113,7 +118,9 @@ class Kernel:
 
     def send_to_widget(self, model_id: str, content: dict, subshell_id: str | None = None) -> None:
         """What a widget's front end sends with ``model.send(content)``: a custom comm message."""
-        msg = self.client.session.msg("comm_msg", {"comm_id": model_id, "data": {"method": "custom", "content": content}})
+        msg = self.client.session.msg(
+            "comm_msg", {"comm_id": model_id, "data": {"method": "custom", "content": content}}
+        )
         if subshell_id is not None:
             msg["header"]["subshell_id"] = subshell_id
         self.client.shell_channel.send(msg)
@@ -131,7 +138,13 @@ def jupyter_env(tmp_path_factory) -> dict[str, str]:
     """An environment whose Jupyter and IPython directories are private to this test run."""
     base = tmp_path_factory.mktemp("jupyter-home")
     env = dict(os.environ)
-    for name in ("IPYTHONDIR", "JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "MPLCONFIGDIR"):
+    for name in (
+        "IPYTHONDIR",
+        "JUPYTER_CONFIG_DIR",
+        "JUPYTER_DATA_DIR",
+        "JUPYTER_RUNTIME_DIR",
+        "MPLCONFIGDIR",
+    ):
         path = base / name.lower()
         path.mkdir()
         env[name] = str(path)
@@ -164,8 +177,11 @@ def kernel(start_kernel) -> Kernel:
 def demo_board(*options: str) -> Iterator[str]:
     """``jumpstarter-jupyter demo`` on a free loopback port, as a separate process; yields its endpoint."""
     log = tempfile.TemporaryFile()  # a file, not a pipe: an unread pipe would stall the exporter
-    process = subprocess.Popen([sys.executable, "-m", "jumpstarter_jupyter", "demo", "--listen", "127.0.0.1:0", *options],
-                               stdout=subprocess.PIPE, stderr=log)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "jumpstarter_jupyter", "demo", "--listen", "127.0.0.1:0", *options],
+        stdout=subprocess.PIPE,
+        stderr=log,
+    )
     try:
         ready, _, _ = select.select([process.stdout], [], [], START_TIMEOUT)
         line = process.stdout.readline().decode() if ready else ""

@@ -18,7 +18,7 @@ from jumpstarter_jupyter.jupyter.panel import DevicePanel
 from support import serving, write_package
 
 PACKAGE = {
-    "driver.py": '''
+    "driver.py": """
         from dataclasses import dataclass
         from jumpstarter_jupyter.driver import Driver, export
 
@@ -37,7 +37,7 @@ PACKAGE = {
         @dataclass
         class Plain(Relay):
             client = "flaky.client.PlainClient"
-        ''',
+        """,
     "client.py": '''
         from jumpstarter_jupyter.client import DriverClient
 
@@ -50,7 +50,7 @@ PACKAGE = {
         class PlainClient(DriverClient):
             """A client without a widget."""
         ''',
-    "widget.py": '''
+    "widget.py": """
         from jumpstarter_jupyter.jupyter.widget import DriverWidget
 
         class RelayWidget(DriverWidget):
@@ -62,7 +62,7 @@ PACKAGE = {
 
             def stop(self):
                 self.follower.stop()  # never made: __init__ raised first
-        ''',
+        """,
 }
 
 
@@ -95,7 +95,9 @@ def test_a_broken_widget_is_an_error_row_and_the_rest_of_the_panel_works(dut, un
     panel = DevicePanel(dut)
     power, relay, lamp, plain = panel.parts
     assert isinstance(power, PowerWidget)
-    assert "dut.relay: widget flaky.widget.RelayWidget failed: RuntimeError: relay board on fire" in relay.value
+    assert (
+        "dut.relay: widget flaky.widget.RelayWidget failed: RuntimeError: relay board on fire" in relay.value
+    )
     assert "dut.lamp: widget flaky.nowhere.LampWidget failed: ModuleNotFoundError" in lamp.value
     assert plain.value == "<code>&lt;PlainClient dut.plain&gt;</code>"  # no widget: its text, no error
     power.action_on()

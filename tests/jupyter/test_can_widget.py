@@ -20,13 +20,13 @@ from datetime import timedelta
 import can
 import nbformat
 import pytest
+from kernels import WAIT_UNTIL
 from nbclient import NotebookClient
 
-from kernels import WAIT_UNTIL
-from support import serving
 from jumpstarter_jupyter.drivers.can.driver import Can
 from jumpstarter_jupyter.drivers.can.widget import LOG_BUDGET
 from jumpstarter_jupyter.drivers.composite.driver import Composite
+from support import serving
 
 TOTAL = 30_000  # frames: three seconds of flood
 RATE = 10_000  # frames per second
@@ -34,7 +34,9 @@ IDS = 64  # distinct IDs in the flood: 0x200..0x23F
 START_ID = 0x7FF  # the kernel's "ready" frame
 BUDGET = 30  # messages per second per widget (Jupyter Server drops IOPub above 1000/s)
 
-FLOOD_CELL = WAIT_UNTIL + '''
+FLOOD_CELL = (
+    WAIT_UNTIL
+    + """
 import json, time, can
 from jumpstarter_jupyter.drivers.can.widget import CanWidget
 
@@ -51,7 +53,8 @@ logged = [(m.arbitration_id, bytes(m.data)) for m in can.LogReader(widget.log_pa
 print("RESULT " + json.dumps({
     "logged": len(logged), "log_exact": logged == [(START_ID, b"")] + expected, "seconds": seconds,
     "messages_sent": widget.messages_sent, "model_id": model_id, "missed": widget.counts["missed"]}))
-'''
+"""
+)
 
 
 class CommRecorder(NotebookClient):
@@ -82,7 +85,11 @@ def flood(channel: str, done: threading.Event, report: dict) -> None:
                 ahead = began + n / RATE - time.monotonic()
                 if ahead > 0:
                     done.wait(ahead)  # pacing the load, not waiting for a result
-            bus.send(can.Message(arbitration_id=0x200 + n % IDS, data=n.to_bytes(4, "little"), is_extended_id=False))
+            bus.send(
+                can.Message(
+                    arbitration_id=0x200 + n % IDS, data=n.to_bytes(4, "little"), is_extended_id=False
+                )
+            )
         report["rate"] = TOTAL / (time.monotonic() - began)
 
 
@@ -100,7 +107,13 @@ def busiest_second(messages: list[dict]) -> int:
 @pytest.fixture
 def kernel_env(tmp_path, monkeypatch):
     """Private IPython/Jupyter/matplotlib directories for the kernel."""
-    for var in ("IPYTHONDIR", "JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "MPLCONFIGDIR"):
+    for var in (
+        "IPYTHONDIR",
+        "JUPYTER_CONFIG_DIR",
+        "JUPYTER_DATA_DIR",
+        "JUPYTER_RUNTIME_DIR",
+        "MPLCONFIGDIR",
+    ):
         (tmp_path / var).mkdir()
         monkeypatch.setenv(var, str(tmp_path / var))
     monkeypatch.delenv("JUMPSTARTER_HOST", raising=False)
@@ -117,11 +130,19 @@ def test_flood_stays_within_the_iopub_budget_and_the_log_gets_every_frame(kernel
     flooder.start()
     try:
         with serving(root) as exporter:
-            cells = [f"import jumpstarter_jupyter as jj\ndut = jj.connect({exporter.address!r})\ndut.can",
-                     f"TOTAL, IDS, START_ID = {TOTAL}, {IDS}, {START_ID}\n{FLOOD_CELL}", "dut.close()"]
+            cells = [
+                f"import jumpstarter_jupyter as jj\ndut = jj.connect({exporter.address!r})\ndut.can",
+                f"TOTAL, IDS, START_ID = {TOTAL}, {IDS}, {START_ID}\n{FLOOD_CELL}",
+                "dut.close()",
+            ]
             notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
-            client = CommRecorder(notebook, timeout=600, kernel_name="python3", store_widget_state=True,
-                                  resources={"metadata": {"path": str(kernel_env)}})
+            client = CommRecorder(
+                notebook,
+                timeout=600,
+                kernel_name="python3",
+                store_widget_state=True,
+                resources={"metadata": {"path": str(kernel_env)}},
+            )
             client.execute()
     finally:
         done.set()
@@ -136,17 +157,25 @@ def test_flood_stays_within_the_iopub_budget_and_the_log_gets_every_frame(kernel
     assert result["logged"] == TOTAL + 1 and result["log_exact"], "the log file is not every frame, in order"
 
     ours = [m for m in client.comm_messages if m["content"]["comm_id"] == result["model_id"]]
-    views = [m["content"]["data"]["content"] for m in ours if m["content"]["data"].get("method") == "custom"
-             and m["content"]["data"]["content"].get("type") == "frames"]
-    print(f"flood: {TOTAL} frames at {report.get('rate', 0):.0f} frames/s, logged in {result['seconds']:.1f} s; "
-          f"{len(ours)} widget messages ({len(views)} view updates), busiest second {busiest_second(ours)}")
+    views = [
+        m["content"]["data"]["content"]
+        for m in ours
+        if m["content"]["data"].get("method") == "custom"
+        and m["content"]["data"]["content"].get("type") == "frames"
+    ]
+    print(
+        f"flood: {TOTAL} frames at {report.get('rate', 0):.0f} frames/s, logged in {result['seconds']:.1f} s; "
+        f"{len(ours)} widget messages ({len(views)} view updates), busiest second {busiest_second(ours)}"
+    )
     assert busiest_second(ours) <= BUDGET
     assert all(len(view["log"]) <= LOG_BUDGET for view in views)
     last = views[-1]["counts"]
     assert last["frames"] == TOTAL + 1 and last["shown"] + last["not_shown"] == TOTAL + 1
     assert sum(len(view["log"]) for view in views) == last["shown"]
 
-    saved = notebook.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"][result["model_id"]]
+    saved = notebook.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"][
+        result["model_id"]
+    ]
     rows = {row["id"]: row for row in saved["state"]["rows"]}
     assert len(rows) == IDS + 1 and rows["7FF"]["dir"] == "TX"
     assert sum(row["count"] for row in rows.values()) == TOTAL + 1
@@ -164,35 +193,59 @@ def test_filters_form_and_database_in_the_widget(tmp_path):
 
     channel = f"widget-form-{time.monotonic_ns()}"
     root = Composite()
-    root.children = {"can": Can(channel=channel, interface="virtual"), "peer": Can(channel=channel, interface="virtual")}
+    root.children = {
+        "can": Can(channel=channel, interface="virtual"),
+        "peer": Can(channel=channel, interface="virtual"),
+    }
     with serving(root) as exporter, connect(exporter.address) as dut:
         widget = CanWidget(dut.can, log_path=tmp_path / "bus.log")
         try:
-            status = can.Message(arbitration_id=0x100, data=status_data(1.5, 40.0, True, False, 3, 0), is_extended_id=False)
+            status = can.Message(
+                arbitration_id=0x100, data=status_data(1.5, 40.0, True, False, 3, 0), is_extended_id=False
+            )
             for msg in (status, can.Message(arbitration_id=0x200, data=b"\x01", is_extended_id=False)):
                 dut.peer.send(msg)
-            wait_for(lambda: {row["id"] for row in widget.rows} == {"100", "200"}, 30, "both IDs in the table")
+            wait_for(
+                lambda: {row["id"] for row in widget.rows} == {"100", "200"}, 30, "both IDs in the table"
+            )
 
             widget.action_load_dbc(str(DBC))
             wait_for(lambda: widget.dbc_path == str(DBC), 30, "the view to learn of the DBC, no frame needed")
             dut.peer.send(status)
-            wait_for(lambda: any(row["message"] == "Status" and "Led=on" in row["signals"] for row in widget.rows), 30,
-                     "the Status row decoded")
-            assert widget.dbc_path == str(DBC) and widget.chart_unit == "s"  # the first signal, Uptime, is charted
+            wait_for(
+                lambda: any(row["message"] == "Status" and "Led=on" in row["signals"] for row in widget.rows),
+                30,
+                "the Status row decoded",
+            )
+            assert (
+                widget.dbc_path == str(DBC) and widget.chart_unit == "s"
+            )  # the first signal, Uptime, is charted
             assert {"name": "Temperature", "unit": "degC"} in widget.signals[0]["signals"]
 
             widget.filters = "100:7FF"
             wait_for(lambda: [row["id"] for row in widget.rows] == ["100"], 30, "the filter to hide 200")
             widget.filters = "1OO"
-            wait_for(lambda: widget.error == "filters: '1OO': expected ID:MASK in hex, e.g. 123:7FF", 30, "the refusal")
+            wait_for(
+                lambda: widget.error == "filters: '1OO': expected ID:MASK in hex, e.g. 123:7FF",
+                30,
+                "the refusal",
+            )
 
             widget.action_send("321", "ca fe", False, False)
             assert bytes(dut.peer.expect(arbitration_id=0x321, timeout=10).data) == b"\xca\xfe"
             widget.submit("send", widget.action_send, "800", "", False, False)  # what a click runs
-            wait_for(lambda: widget.error.startswith("send: ID 800 is out of range"), 30, "the refusal in the banner")
+            wait_for(
+                lambda: widget.error.startswith("send: ID 800 is out of range"),
+                30,
+                "the refusal in the banner",
+            )
             widget.action_send_periodic("12345678", "", True, True, 0.02)
             assert dut.peer.expect(arbitration_id=0x12345678, timeout=10).is_remote_frame
-            wait_for(lambda: [task["text"] for task in widget.periodic] == ["12345678#R every 0.02 s"], 30, "the task")
+            wait_for(
+                lambda: [task["text"] for task in widget.periodic] == ["12345678#R every 0.02 s"],
+                30,
+                "the task",
+            )
             widget.action_stop_periodic(widget.periodic[0]["key"])
             wait_for(lambda: widget.periodic == [], 30, "the task to be gone from the list")
         finally:
@@ -212,8 +265,10 @@ def test_widget_follows_the_bus_across_an_exporter_restart(tmp_path):
     def bus():
         channel = f"widget-restart-{time.monotonic_ns()}"
         root = Composite()
-        root.children = {"can": Can(channel=channel, interface="virtual"),
-                         "peer": Can(channel=channel, interface="virtual")}
+        root.children = {
+            "can": Can(channel=channel, interface="virtual"),
+            "peer": Can(channel=channel, interface="virtual"),
+        }
         return root
 
     socket_path = str(tmp_path / "exporter.sock")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 
 import pytest
-
-from support import serving
 from kernels import demo, jupyter_env, kernel, start_kernel  # noqa: F401  (fixtures)
+
 from jumpstarter_jupyter.drivers.composite.driver import Composite
 from jumpstarter_jupyter.drivers.power.driver import MockPower
+from support import serving
 
 pytestmark = pytest.mark.notebook
 
@@ -42,8 +42,10 @@ def test_assigned_connect_returns_the_client_and_still_shows_the_panel(kernel, e
     kernel.ok("%load_ext jumpstarter_jupyter")
     cell = kernel.ok(f"board = %jmp connect {exporter.address} --name board")
     assert len(cell.views) == 1
-    assert kernel.ok("print(board is globals().get('board'), 'dut' in globals(), board.power)").text == \
-        "True False <PowerClient board.power>\n"
+    assert (
+        kernel.ok("print(board is globals().get('board'), 'dut' in globals(), board.power)").text
+        == "True False <PowerClient board.power>\n"
+    )
 
 
 def test_tree_status_and_help(kernel, exporter):
@@ -57,8 +59,11 @@ def test_tree_status_and_help(kernel, exporter):
         "   └─ aux  (PowerClient)",
     ]
     status = kernel.ok("%jmp status").text
-    assert re.fullmatch(rf"dut: {re.escape(exporter.address)}, 3 drivers, exporter [0-9a-f]{{8}} reachable; "
-                        rf"free \(leases are optional here\)\n", status)
+    assert re.fullmatch(
+        rf"dut: {re.escape(exporter.address)}, 3 drivers, exporter [0-9a-f]{{8}} reachable; "
+        rf"free \(leases are optional here\)\n",
+        status,
+    )
     help_text = kernel.ok("%jmp --help").text
     for expected in ("connect", "disconnect", "--passphrase", "--name"):
         assert expected in help_text
@@ -164,12 +169,15 @@ def test_jmp_pool_lists_each_board_with_its_state(start_kernel, exporter, tmp_pa
     config.mkdir()
     (config / "jumpstarter-pool.yaml").write_text(
         f"exporters:\n  bench-1: {{endpoint: '{exporter.address}', description: the bench}}\n"
-        f"  gone: {{endpoint: 'unix:{tmp_path}/gone.sock'}}\n")
+        f"  gone: {{endpoint: 'unix:{tmp_path}/gone.sock'}}\n"
+    )
     kernel = start_kernel(JUPYTER_CONFIG_DIR=str(config))
     kernel.ok("%load_ext jumpstarter")
     lines = kernel.ok("%jmp pool").text.splitlines()
-    assert lines == [f"bench-1  {exporter.address}: 3 drivers, free (leases optional)  the bench",
-                     f"gone     unix:{tmp_path}/gone.sock: not reachable"]
+    assert lines == [
+        f"bench-1  {exporter.address}: 3 drivers, free (leases optional)  the bench",
+        f"gone     unix:{tmp_path}/gone.sock: not reachable",
+    ]
     kernel.ok("%jmp connect bench-1;")  # a pool name works wherever an endpoint does
     assert "dut: " + exporter.address in kernel.ok("%jmp status").text
 
@@ -179,10 +187,13 @@ def test_connect_with_a_selector_takes_a_matching_board_of_the_pool(start_kernel
 
     config = tmp_path / "jupyter-config"
     config.mkdir()
-    with serving(board(), lease=LeasePolicy(required=True), labels={"soc": "imx8mp"}) as imx, \
-            serving(board(), lease=LeasePolicy(required=True), labels={"soc": "am62"}) as am:
+    with (
+        serving(board(), lease=LeasePolicy(required=True), labels={"soc": "imx8mp"}) as imx,
+        serving(board(), lease=LeasePolicy(required=True), labels={"soc": "am62"}) as am,
+    ):
         (config / "jumpstarter-pool.yaml").write_text(
-            f"exporters:\n  imx: {{endpoint: '{imx.address}'}}\n  am: {{endpoint: '{am.address}'}}\n")
+            f"exporters:\n  imx: {{endpoint: '{imx.address}'}}\n  am: {{endpoint: '{am.address}'}}\n"
+        )
         kernel = start_kernel(JUPYTER_CONFIG_DIR=str(config), JUPYTER_CONFIG_PATH=str(tmp_path / "none"))
         kernel.ok("%load_ext jumpstarter")
         connected = kernel.ok("%jmp connect --selector 'soc in (am62,rk3588)';").text

@@ -15,15 +15,17 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from kernels import demo, demo_board, jupyter_env  # noqa: F401  (fixtures)
 
 from jumpstarter_jupyter.client import connect
-from kernels import demo, demo_board, jupyter_env  # noqa: F401  (fixtures)
 
 NOTEBOOKS = Path(__file__).parents[2] / "notebooks"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 RUN_TIMEOUT = 600
 LOADER_LIMIT = 5_000  # bytes of a widget's saved `_esm` (its loader)
-SAVED_LIMIT = 72_000  # bytes of the executed smoke test, its saved console scrollback aside (8 widgets, ~5 KB each)
+SAVED_LIMIT = (
+    72_000  # bytes of the executed smoke test, its saved console scrollback aside (8 widgets, ~5 KB each)
+)
 STRING_LIMIT = 100_000  # characters of any one string in a saved notebook
 
 pytestmark = pytest.mark.notebook
@@ -64,7 +66,9 @@ def widget_states(nb) -> dict[str, dict]:
 
 def driver_widgets(nb) -> dict[str, dict]:
     """Saved driver widget models by driver path (``dut.power``)."""
-    return {model["state"]["path"]: model for model in widget_states(nb).values() if model["state"].get("path")}
+    return {
+        model["state"]["path"]: model for model in widget_states(nb).values() if model["state"].get("path")
+    }
 
 
 def test_smoke_test_passes_and_keeps_widget_state(demo, jupyter_env, tmp_path):
@@ -82,14 +86,18 @@ def test_smoke_test_passes_and_keeps_widget_state(demo, jupyter_env, tmp_path):
     widgets = driver_widgets(nb)
     assert {"dut.power", "dut.serial", "dut.storage", "dut.network", "dut.button", "dut.led"} <= set(widgets)
     serial = widgets["dut.serial"]
-    scrollback = base64.b64decode(next(b["data"] for b in serial.get("buffers", []) if b["path"] == ["scrollback"]))
+    scrollback = base64.b64decode(
+        next(b["data"] for b in serial.get("buffers", []) if b["path"] == ["scrollback"])
+    )
     # the trait syncs at most once a second, so it may lag the run's last second: the boot log is there
     assert scrollback.startswith(b"\r\nU-Boot SPL")
     # state, not front ends: every widget's saved module is its loader of a few KB
     assert max(len(model["state"]["_esm"]) for model in widgets.values()) < LOADER_LIMIT
     saved_scrollback = len(next(b["data"] for b in serial["buffers"] if b["path"] == ["scrollback"]))
     size = out.stat().st_size
-    assert size - saved_scrollback < SAVED_LIMIT, f"{size} bytes, {saved_scrollback} of them the console scrollback"
+    assert size - saved_scrollback < SAVED_LIMIT, (
+        f"{size} bytes, {saved_scrollback} of them the console scrollback"
+    )
     assert longest_string(nb) < STRING_LIMIT
     # reported by the CI log (-s)
     print(f"executed smoke-test notebook: {size} bytes, {saved_scrollback} of them the console scrollback")
@@ -103,8 +111,16 @@ def test_a_failing_check_fails_the_run_powers_the_board_off_and_releases_it(jupy
     bad.write_bytes(b"not an image\n" * 100)
     out = tmp_path / "smoke-out.ipynb"
     with demo_board("--lease", "required") as board:
-        run = papermill("smoke-test.ipynb", out, jupyter_env, f"endpoint={board}", f"image={bad}", "boot_timeout=5",
-                        "lease_wait=30", "purpose=nightly smoke")
+        run = papermill(
+            "smoke-test.ipynb",
+            out,
+            jupyter_env,
+            f"endpoint={board}",
+            f"image={bad}",
+            "boot_timeout=5",
+            "lease_wait=30",
+            "purpose=nightly smoke",
+        )
         assert run.returncode != 0
         nb = nbformat.read(out, as_version=4)
         text = texts(nb)
@@ -126,9 +142,14 @@ def test_bringup_runs_headless(demo, jupyter_env, tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     nb = nbformat.read(out, as_version=4)
     text = texts(nb)
-    for expected in ("Linux jumpstarter 6.6.32-jumpstarter", "led: 1", "led: 0", "button: pressed",
-                     'PRETTY_NAME="Jumpstarter Linux 2.0"',  # the flashed image booted
-                     "Jumpstarter Linux 2.0 on jumpstarter"):  # through the network forward
+    for expected in (
+        "Linux jumpstarter 6.6.32-jumpstarter",
+        "led: 1",
+        "led: 0",
+        "button: pressed",
+        'PRETTY_NAME="Jumpstarter Linux 2.0"',  # the flashed image booted
+        "Jumpstarter Linux 2.0 on jumpstarter",
+    ):  # through the network forward
         assert expected in text, f"{expected!r} not in the executed notebook:\n{text[-3000:]}"
     assert any("image/png" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", []))
     assert "dut: disconnected" in text

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import nbformat
 import pytest
-
 from kernels import jupyter_env  # noqa: F401  (fixture)
-from support import start_exporter
 from test_notebooks import papermill, texts
+
 from jumpstarter_jupyter.drivers.qemu.images import build
+from support import start_exporter
 
 ROOT = Path(__file__).parents[2]
 
@@ -43,15 +43,24 @@ def test_bringup_qemu_boots_logs_in_flashes_b_and_fetches_its_page(qemu_endpoint
     assert "page: hello from image B" in text
     assert "breakpoint at ksys_sync" in text  # the debugger section
     assert "the screen shows: echo typed on the screen" in text  # the screen section, read by OCR
-    assert any("image/png" in output.get("data", {}) for cell in nb.cells for output in cell.get("outputs", []))
+    assert any(
+        "image/png" in output.get("data", {}) for cell in nb.cells for output in cell.get("outputs", [])
+    )
     assert "power: off" in text
     print(f"executed bringup-qemu notebook: {out.stat().st_size} bytes", file=sys.stderr)
 
 
 def test_smoke_test_passes_on_the_qemu_board_and_skips_what_it_lacks(qemu_endpoint, jupyter_env, tmp_path):
     out = tmp_path / "smoke-qemu-out.ipynb"
-    run = papermill("smoke-test.ipynb", out, jupyter_env, f"endpoint={qemu_endpoint}", "board=dut", "password=root",
-                    "expected_page=hello from")
+    run = papermill(
+        "smoke-test.ipynb",
+        out,
+        jupyter_env,
+        f"endpoint={qemu_endpoint}",
+        "board=dut",
+        "password=root",
+        "expected_page=hello from",
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     text = texts(nbformat.read(out, as_version=4))
     assert "PASS  boots to login" in text and "PASS  HTTP answers: hello from image" in text

@@ -16,13 +16,13 @@ import json
 
 import nbformat
 import pytest
+from kernels import WAIT_UNTIL
 from nbclient import NotebookClient
 
-from kernels import WAIT_UNTIL
-from support import serving, wait_for
 from jumpstarter_jupyter.drivers.composite.driver import Composite
 from jumpstarter_jupyter.drivers.serial.driver import PySerial
 from jumpstarter_jupyter.drivers.serial.widget import SCROLLBACK, VIEW_BUDGET
+from support import serving, wait_for
 
 BLOCKS = 10
 BLOCK_LINES = 12_500  # lines of 80 bytes: 1 MB per block, 10 MB in all
@@ -30,15 +30,19 @@ BLOCK_LINES = 12_500  # lines of 80 bytes: 1 MB per block, 10 MB in all
 
 # one block of the flood, ending with its own marker line (what expect() waits for); the
 # kernel runs the same source
-BLOCK_SOURCE = '''
+BLOCK_SOURCE = """
 def block(index):
-    lines = b"".join(b"%02d:%06d the quick brown fox jumps over the lazy dog 0123456789 abcdefghijklm\\r\\n" % (index, n)
+    lines = b"".join(b"%02d:%06d the quick brown fox jumps over the lazy dog "
+                     b"0123456789 abcdefghijklm\\r\\n" % (index, n)
                      for n in range(BLOCK_LINES))
     return lines + b"END-OF-BLOCK-%02d\\r\\n" % index
-'''
-exec(BLOCK_SOURCE)
+"""
+exec(BLOCK_SOURCE)  # defines block(), which the kernel runs too
+block = globals()["block"]
 
-FLOOD_CELL = WAIT_UNTIL + '''
+FLOOD_CELL = (
+    WAIT_UNTIL
+    + """
 import json, time
 from jumpstarter_jupyter.drivers.serial.widget import SerialWidget
 
@@ -59,7 +63,8 @@ with open(widget.log_path, "rb") as log:
 print("RESULT " + json.dumps({
     "flood": len(flood), "expect_exact": seen.encode() == flood, "log_exact": logged == flood,
     "messages_sent": widget.messages_sent, "model_id": widget.model_id}))
-'''
+"""
+)
 
 
 class CountingClient(NotebookClient):
@@ -71,7 +76,11 @@ class CountingClient(NotebookClient):
 
     def handle_comm_msg(self, outs, msg, cell_index):
         data = msg["content"]["data"]
-        if msg["msg_type"] == "comm_msg" and data.get("method") == "custom" and data["content"].get("type") == "output":
+        if (
+            msg["msg_type"] == "comm_msg"
+            and data.get("method") == "custom"
+            and data["content"].get("type") == "output"
+        ):
             piece = bytes(msg["buffers"][0]) if msg["buffers"] else b""
             self.outputs.setdefault(msg["content"]["comm_id"], []).append((data["content"]["offset"], piece))
         super().handle_comm_msg(outs, msg, cell_index)
@@ -80,7 +89,13 @@ class CountingClient(NotebookClient):
 @pytest.fixture
 def kernel_env(tmp_path, monkeypatch):
     """Private IPython/Jupyter/matplotlib directories for the kernel."""
-    for var in ("IPYTHONDIR", "JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "MPLCONFIGDIR"):
+    for var in (
+        "IPYTHONDIR",
+        "JUPYTER_CONFIG_DIR",
+        "JUPYTER_DATA_DIR",
+        "JUPYTER_RUNTIME_DIR",
+        "MPLCONFIGDIR",
+    ):
         (tmp_path / var).mkdir()
         monkeypatch.setenv(var, str(tmp_path / var))
     monkeypatch.delenv("JUMPSTARTER_HOST", raising=False)
@@ -98,8 +113,13 @@ def test_flood_reaches_expect_log_and_views_exactly(kernel_env):
             "dut.close()",
         ]
         notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
-        client = CountingClient(notebook, timeout=600, kernel_name="python3", store_widget_state=True,
-                                resources={"metadata": {"path": str(kernel_env)}})
+        client = CountingClient(
+            notebook,
+            timeout=600,
+            kernel_name="python3",
+            store_widget_state=True,
+            resources={"metadata": {"path": str(kernel_env)}},
+        )
         client.execute()
 
     shown = notebook.cells[0].outputs[0]["data"]
@@ -113,15 +133,21 @@ def test_flood_reaches_expect_log_and_views_exactly(kernel_env):
 
     received = client.outputs[result["model_id"]]
     shown_bytes = sum(len(piece) for _, piece in received)
-    print(f"flood {len(flood)} bytes -> {len(received)} output messages carrying {shown_bytes} bytes to the views")
+    print(
+        f"flood {len(flood)} bytes -> {len(received)} output messages carrying {shown_bytes} bytes to the views"
+    )
     assert len(received) == result["messages_sent"]
     for offset, piece in received:
         assert len(piece) <= VIEW_BUDGET
-        assert piece == flood[offset:offset + len(piece)], f"view bytes at offset {offset} differ from the console"
+        assert piece == flood[offset : offset + len(piece)], (
+            f"view bytes at offset {offset} differ from the console"
+        )
     last_offset, last_piece = received[-1]
     assert last_offset + len(last_piece) == len(flood), "the views did not catch up with the end of the flood"
 
-    saved = notebook.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"][result["model_id"]]
+    saved = notebook.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"][
+        result["model_id"]
+    ]
     assert saved["state"]["scrollback_end"] == len(flood)
     buffers = {tuple(b["path"]): base64.b64decode(b["data"]) for b in saved.get("buffers", [])}
     assert buffers[("scrollback",)] == flood[-SCROLLBACK:]
@@ -159,4 +185,3 @@ def test_widget_follows_the_console_across_an_exporter_restart(tmp_path):
         finally:
             widget.close()
             exporter.stop(grace=0)
-

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 import traitlets
-from support import wait_for
 
 import jumpstarter_jupyter
 from jumpstarter_jupyter.drivers.power.driver import MockPower
 from jumpstarter_jupyter.jupyter.widget import Batcher, DriverWidget
+from support import wait_for
 
 ROOT = Path(__file__).parents[2]
 
@@ -32,7 +32,6 @@ class Probe(DriverWidget):
 
 class Unbuilt(DriverWidget):
     bundle = "no-such-widget"
-
 
 
 def front_end_sends(widget, content):
@@ -60,7 +59,9 @@ def test_for_client_returns_one_widget_per_client(power):
 
 
 def test_missing_bundle_says_how_to_build_it(power):
-    with pytest.raises(FileNotFoundError, match=r"no-such-widget\.js is missing: build it with `make install`"):
+    with pytest.raises(
+        FileNotFoundError, match=r"no-such-widget\.js is missing: build it with `make install`"
+    ):
         Unbuilt(power)
 
 
@@ -77,8 +78,10 @@ def test_action_runs_client_method_and_failures_land_in_error(power):
 
 def test_updates_from_many_threads_coalesce(power):
     widget = Probe(power)
-    threads = [threading.Thread(target=lambda n=n: [widget.update(count=n * 1000 + i) for i in range(1000)])
-               for n in range(4)]
+    threads = [
+        threading.Thread(target=lambda n=n: [widget.update(count=n * 1000 + i) for i in range(1000)])
+        for n in range(4)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:

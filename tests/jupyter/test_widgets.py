@@ -13,23 +13,26 @@ from dataclasses import dataclass
 
 import nbformat
 import pytest
+from kernels import WAIT_UNTIL, demo, jupyter_env, kernel, start_kernel  # noqa: F401  (fixtures)
 from nbclient import NotebookClient
 
-from support import serving
 from jumpstarter_jupyter.driver import Driver, export
 from jumpstarter_jupyter.drivers.composite.driver import Composite
 from jumpstarter_jupyter.drivers.power.driver import MockPower
 from jumpstarter_jupyter.drivers.virtual.image import make_image
-from kernels import WAIT_UNTIL, demo, jupyter_env, kernel, start_kernel  # noqa: F401  (fixtures)
+from support import serving
 
 pytestmark = pytest.mark.notebook
 LOADER_LIMIT = 5_000  # bytes: a widget's saved `_esm` is its loader, never its front end
 
-SETUP = WAIT_UNTIL + '''
+SETUP = (
+    WAIT_UNTIL
+    + """
 import json, time, urllib.request
 import jumpstarter_jupyter as jj
 from jumpstarter_jupyter.client.display import widget_for
-'''
+"""
+)
 
 
 def setup(kernel, endpoint: str) -> None:
@@ -49,10 +52,14 @@ def click(kernel, model_id: str, action: str, *args, subshell: str | None = None
 def test_power_widget_and_cells_share_state(kernel, demo):
     setup(kernel, demo)
     power = widget_id(kernel, "dut.power")
-    kernel.ok("w = widget_for(dut.power)\ndut.power.on()\nwait_until(lambda: w.state == 'on', what='the widget to show on')")
+    kernel.ok(
+        "w = widget_for(dut.power)\ndut.power.on()\nwait_until(lambda: w.state == 'on', what='the widget to show on')"
+    )
     click(kernel, power, "off")
-    kernel.ok("wait_until(lambda: dut.power.state() is False, what='the click to power off')\n"
-              "wait_until(lambda: w.state == 'off', what='the widget to show off')")
+    kernel.ok(
+        "wait_until(lambda: dut.power.state() is False, what='the click to power off')\n"
+        "wait_until(lambda: w.state == 'off', what='the widget to show off')"
+    )
     kernel.ok("wait_until(lambda: len(w.readings) >= 2, what='readings for the chart')")
     assert kernel.ok("print(all(len(r) == 3 for r in w.readings), w.error == '')").text == "True True\n"
 
@@ -63,9 +70,9 @@ def test_emergency_power_off_while_a_long_cell_runs(kernel, demo):
     kernel.ok("dut.power.on()")
     subshell = kernel.create_subshell()
     # this cell only ends once the power is off: the click must not wait behind it
-    long_cell = kernel.start("for reading in dut.power.watch(0.1):\n"
-                             "    if not dut.power.state():\n"
-                             "        break")
+    long_cell = kernel.start(
+        "for reading in dut.power.watch(0.1):\n    if not dut.power.state():\n        break"
+    )
     click(kernel, power, "off", subshell=subshell)
     assert kernel.finish(long_cell) == "ok"
     assert kernel.ok("print(dut.power.state())").text == "False\n"
@@ -76,12 +83,18 @@ def test_gpio_widgets_follow_the_board(kernel, demo):
     kernel.ok("dut.boot_to_shell(timeout=60)")
     button = widget_id(kernel, "dut.button")
     kernel.ok("led, button = widget_for(dut.led), widget_for(dut.button)")
-    kernel.ok("dut.serial.sendline('led on')\nwait_until(lambda: led.value == 1, what='the led indicator to light')")
-    kernel.ok("dut.serial.sendline('led off')\nwait_until(lambda: led.value == 0, what='the led indicator to go dark')")
+    kernel.ok(
+        "dut.serial.sendline('led on')\nwait_until(lambda: led.value == 1, what='the led indicator to light')"
+    )
+    kernel.ok(
+        "dut.serial.sendline('led off')\nwait_until(lambda: led.value == 0, what='the led indicator to go dark')"
+    )
     click(kernel, button, "set", True)
-    kernel.ok("wait_until(lambda: dut.button.read() == 1, what='the switch to press the button')\n"
-              "dut.serial.sendline('button')\n"
-              "dut.serial.expect('button: pressed', timeout=10)")
+    kernel.ok(
+        "wait_until(lambda: dut.button.read() == 1, what='the switch to press the button')\n"
+        "dut.serial.sendline('button')\n"
+        "dut.serial.expect('button: pressed', timeout=10)"
+    )
     kernel.ok("dut.button.off()\nwait_until(lambda: button.value == 0, what='the switch to follow the cell')")
 
 
@@ -92,13 +105,19 @@ def test_storage_widget_flashes_with_progress(kernel, demo, tmp_path):
     storage = widget_id(kernel, "dut.storage")
     kernel.ok("s = widget_for(dut.storage)\ndut.power.off()")
     click(kernel, storage, "flash", str(image))
-    kernel.ok("wait_until(lambda: s.total > 0 and not s.flashing, 60, 'the flash to end')\n"
-              "wait_until(lambda: s.state == 'dut', what='the mux back on the board')")
-    assert kernel.ok("print(s.sent == s.total == %d, s.error == '')" % image.stat().st_size).text == "True True\n"
+    kernel.ok(
+        "wait_until(lambda: s.total > 0 and not s.flashing, 60, 'the flash to end')\n"
+        "wait_until(lambda: s.state == 'dut', what='the mux back on the board')"
+    )
+    assert (
+        kernel.ok(f"print(s.sent == s.total == {image.stat().st_size}, s.error == '')").text == "True True\n"
+    )
     kernel.ok("dut.power.on()\ndut.serial.expect('Jumpstarter Linux 3.0', timeout=60)")
     click(kernel, storage, "host")
-    kernel.ok("wait_until(lambda: dut.storage.state() == 'host', what='the click to switch to the host')\n"
-              "wait_until(lambda: s.state == 'host', what='the selector to follow')")
+    kernel.ok(
+        "wait_until(lambda: dut.storage.state() == 'host', what='the click to switch to the host')\n"
+        "wait_until(lambda: s.state == 'host', what='the selector to follow')"
+    )
     click(kernel, storage, "flash", str(tmp_path / "missing.img"))
     kernel.ok("wait_until(lambda: 'no image file' in s.error, what='the error in the widget')")
 
@@ -110,10 +129,12 @@ def test_network_widget_opens_and_closes_forwards(kernel, demo):
     kernel.ok("n = widget_for(dut.network)\nwait_until(lambda: n.address, what='the service address')")
     assert kernel.ok("print(n.address == dut.network.address())").text == "True\n"
     click(kernel, network, "open", 0)
-    kernel.ok("wait_until(lambda: n.forwards, what='a forward')\n"
-              "body = urllib.request.urlopen(f'http://{n.forwards[0]}/', timeout=10).read().decode()\n"
-              "assert 'Jumpstarter Linux' in body, body\n"
-              "opened = n.forwards[0]")
+    kernel.ok(
+        "wait_until(lambda: n.forwards, what='a forward')\n"
+        "body = urllib.request.urlopen(f'http://{n.forwards[0]}/', timeout=10).read().decode()\n"
+        "assert 'Jumpstarter Linux' in body, body\n"
+        "opened = n.forwards[0]"
+    )
     address = kernel.ok("print(opened)").text.strip()
     click(kernel, network, "close", address)
     kernel.ok("wait_until(lambda: not n.forwards, what='the forward to close')")
@@ -149,12 +170,17 @@ def test_generic_widget_offers_and_calls_exported_methods(kernel):
         calc = widget_id(kernel, "dut.calc")
         methods = json.loads(kernel.ok("g = widget_for(dut.calc)\nprint(json.dumps(g.methods))").text)
         assert [m["name"] for m in methods] == ["add", "count", "fail"]
-        assert methods[0]["params"] == [{"name": "a", "type": "float"}, {"name": "b", "type": "float", "default": 1.0}]
+        assert methods[0]["params"] == [
+            {"name": "a", "type": "float"},
+            {"name": "b", "type": "float", "default": 1.0},
+        ]
         click(kernel, calc, "call", "add", [2, 3])
         click(kernel, calc, "call", "add", [4])  # b defaults to 1: either call shows 5.0
         click(kernel, calc, "call", "count", [3])
         click(kernel, calc, "call", "fail", [])
-        kernel.ok("wait_until(lambda: set(g.results) == {'add', 'count', 'fail'} and not g.running, what='results')")
+        kernel.ok(
+            "wait_until(lambda: set(g.results) == {'add', 'count', 'fail'} and not g.running, what='results')"
+        )
         results = json.loads(kernel.ok("print(json.dumps(g.results))").text)
         assert results["add"] == "5.0"
         assert results["count"] == "0.0\n1.0\n2.0"  # numbers travel as doubles
@@ -169,10 +195,19 @@ def test_panel_saved_state_nests_like_the_tree(jupyter_env, monkeypatch, tmp_pat
     root = Composite()
     root.children = {"power": MockPower(), "rack": rack}
     with serving(root) as exporter:
-        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in (
-            "%load_ext jumpstarter", f"%jmp connect {exporter.address}")])
-        NotebookClient(nb, timeout=120, kernel_name="python3", store_widget_state=True,
-                       resources={"metadata": {"path": str(tmp_path)}}).execute()
+        nb = nbformat.v4.new_notebook(
+            cells=[
+                nbformat.v4.new_code_cell(c)
+                for c in ("%load_ext jumpstarter", f"%jmp connect {exporter.address}")
+            ]
+        )
+        NotebookClient(
+            nb,
+            timeout=120,
+            kernel_name="python3",
+            store_widget_state=True,
+            resources={"metadata": {"path": str(tmp_path)}},
+        ).execute()
     state = nb.metadata.widgets["application/vnd.jupyter.widget-state+json"]["state"]
     view = nb.cells[1].outputs[0]["data"]["application/vnd.jupyter.widget-view+json"]["model_id"]
 
@@ -180,7 +215,11 @@ def test_panel_saved_state_nests_like_the_tree(jupyter_env, monkeypatch, tmp_pat
         model = state[model_id]["state"]
         if "children" in model:  # a panel: its header, then its parts
             header, *parts = (ref.removeprefix("IPY_MODEL_") for ref in model["children"])
-            return {state[header]["state"]["value"].split("</b>")[0].removeprefix("<b>"): [shape(p) for p in parts]}
+            return {
+                state[header]["state"]["value"].split("</b>")[0].removeprefix("<b>"): [
+                    shape(p) for p in parts
+                ]
+            }
         return "lease bar" if "holder" in model else model["path"]
 
     # the root's panel starts with the board's lease bar

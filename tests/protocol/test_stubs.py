@@ -8,8 +8,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_generated_stubs_are_current():
-    result = subprocess.run([sys.executable, "scripts/gen_protos.py", "--check"], cwd=ROOT,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "scripts/gen_protos.py", "--check"], cwd=ROOT, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -22,7 +23,10 @@ def test_stubs_import_under_our_package_not_a_top_level_jumpstarter():
 def test_wire_names_are_upstreams():
     from jumpstarter_jupyter.protocol.v1 import jumpstarter_pb2, router_pb2
 
-    assert jumpstarter_pb2.DESCRIPTOR.services_by_name["ExporterService"].full_name == "jumpstarter.v1.ExporterService"
+    assert (
+        jumpstarter_pb2.DESCRIPTOR.services_by_name["ExporterService"].full_name
+        == "jumpstarter.v1.ExporterService"
+    )
     assert router_pb2.DESCRIPTOR.services_by_name["RouterService"].full_name == "jumpstarter.v1.RouterService"
     fields = {f.name: f.number for f in jumpstarter_pb2.DriverInstanceReport.DESCRIPTOR.fields}
     assert fields == {"uuid": 1, "parent_uuid": 2, "labels": 3, "description": 4, "methods_description": 5}

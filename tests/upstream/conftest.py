@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
 from interop import IDLE_SECONDS, PASSPHRASE, Service, accepts, clean_env, free_port
 from recording_proxy import RecordingProxy
 
@@ -37,6 +36,7 @@ def pytest_collection_modifyitems(items):
 # the peer: the session fixture ``peer`` of tests/conftest.py (the browser suite hosts its drivers too)
 
 # processes --------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="session")
 def services(tmp_path_factory) -> Iterator[Callable[..., Service]]:
@@ -84,14 +84,22 @@ def render_config(name: str, directory: Path, echo: str) -> Path:
 
 # exporters --------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="session")
 def launch_upstream_exporter(peer, services, echo_server, tmp_path_factory) -> Callable[..., Service]:
     """``launch_upstream_exporter("x.yaml", "HOST:PORT", passphrase=None)``: a listening ``jmp run``."""
     directory = tmp_path_factory.mktemp("upstream-configs")
 
     def launch(config: str, address: str, passphrase: str | None = None) -> Service:
-        argv = [str(peer / "bin/jmp"), "run", "--exporter-config", str(render_config(config, directory, echo_server)),
-                "--tls-grpc-listener", address, "--tls-grpc-insecure"]
+        argv = [
+            str(peer / "bin/jmp"),
+            "run",
+            "--exporter-config",
+            str(render_config(config, directory, echo_server)),
+            "--tls-grpc-listener",
+            address,
+            "--tls-grpc-insecure",
+        ]
         if passphrase:
             argv += ["--passphrase", passphrase]
         service = services(argv, "upstream-exporter", clean_env(peer))
@@ -120,12 +128,16 @@ def start_our_exporter(services, echo_server, tmp_path_factory) -> Callable[...,
     directory = tmp_path_factory.mktemp("our-configs")
 
     def start(config: str, passphrase: str | None = None, *options: str) -> str:
-        command = ["demo"] if config == "demo" else ["run", str(render_config(config, directory, echo_server))]
+        command = (
+            ["demo"] if config == "demo" else ["run", str(render_config(config, directory, echo_server))]
+        )
         argv = [sys.executable, "-m", "jumpstarter_jupyter", *command, "--listen", "127.0.0.1:0", *options]
         if passphrase:
             argv += ["--passphrase", passphrase]
         service = services(argv, f"our-{config}", clean_env())
-        service.wait_for(lambda: "\nserving " in f"\n{service.log()}", "jumpstarter-jupyter " + " ".join(command))
+        service.wait_for(
+            lambda: "\nserving " in f"\n{service.log()}", "jumpstarter-jupyter " + " ".join(command)
+        )
         return f"\n{service.log()}".split("\nserving ", 1)[1].split()[0]
 
     return start
@@ -145,21 +157,42 @@ def our_exporter(start_our_exporter) -> str:
 
 # upstream's client ------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="session")
 def jmp_shell(peer) -> Callable[..., subprocess.CompletedProcess]:
     """``jmp_shell(address, "j", "power", "on", passphrase=None)``: upstream ``jmp shell --tls-grpc``."""
 
-    def run(address: str, *command: str, passphrase: str | None = None, stdin: bytes | None = None,
-            timeout: float = SHELL_TIMEOUT, log_level: str = "WARNING", exporter_logs: bool = False,
-            ) -> subprocess.CompletedProcess:
+    def run(
+        address: str,
+        *command: str,
+        passphrase: str | None = None,
+        stdin: bytes | None = None,
+        timeout: float = SHELL_TIMEOUT,
+        log_level: str = "WARNING",
+        exporter_logs: bool = False,
+    ) -> subprocess.CompletedProcess:
         # WARNING by default: keeps the shell's own INFO lines (timestamped, on stdout) out of the output
-        argv = [str(peer / "bin/jmp"), "--log-level", log_level, "shell", "--tls-grpc", address, "--tls-grpc-insecure"]
+        argv = [
+            str(peer / "bin/jmp"),
+            "--log-level",
+            log_level,
+            "shell",
+            "--tls-grpc",
+            address,
+            "--tls-grpc-insecure",
+        ]
         if exporter_logs:
             argv.append("--exporter-logs")
         if passphrase is not None:
             argv += ["--passphrase", passphrase]
-        return subprocess.run([*argv, "--", *command], input=stdin if stdin is not None else b"",
-                              capture_output=True, env=clean_env(peer), timeout=timeout, cwd=PEER_SCRIPTS)
+        return subprocess.run(
+            [*argv, "--", *command],
+            input=stdin if stdin is not None else b"",
+            capture_output=True,
+            env=clean_env(peer),
+            timeout=timeout,
+            cwd=PEER_SCRIPTS,
+        )
 
     return run
 
@@ -191,8 +224,10 @@ def proxy() -> Iterator[Callable[[str], RecordingProxy]]:
 @pytest.fixture(scope="session")
 def guarded(start_upstream_exporter, start_our_exporter) -> dict[str, str]:
     """Both sides serving configs/upstream.yaml behind PASSPHRASE: ``{"upstream": addr, "ours": addr}``."""
-    return {"upstream": start_upstream_exporter("upstream.yaml", passphrase=PASSPHRASE),
-            "ours": start_our_exporter("upstream.yaml", passphrase=PASSPHRASE)}
+    return {
+        "upstream": start_upstream_exporter("upstream.yaml", passphrase=PASSPHRASE),
+        "ours": start_our_exporter("upstream.yaml", passphrase=PASSPHRASE),
+    }
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -204,7 +239,17 @@ def idle_stream(request, peer, our_exporter, services) -> Service | None:
     """
     if not any(item.get_closest_marker("last") for item in request.session.items):
         return None
-    argv = [str(peer / "bin/jmp"), "--log-level", "WARNING", "shell", "--tls-grpc", our_exporter,
-            "--tls-grpc-insecure", "--", str(peer / "bin/python"), str(PEER_SCRIPTS / "idle_stream.py"),
-            str(IDLE_SECONDS)]
+    argv = [
+        str(peer / "bin/jmp"),
+        "--log-level",
+        "WARNING",
+        "shell",
+        "--tls-grpc",
+        our_exporter,
+        "--tls-grpc-insecure",
+        "--",
+        str(peer / "bin/python"),
+        str(PEER_SCRIPTS / "idle_stream.py"),
+        str(IDLE_SECONDS),
+    ]
     return services(argv, "idle-stream", clean_env(peer))

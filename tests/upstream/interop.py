@@ -35,8 +35,14 @@ class Service:
     def __init__(self, argv: list[str], log: Path, env: dict[str, str]):
         self.argv, self.log_path = argv, log
         with open(log, "wb") as out:
-            self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                            env=env, start_new_session=True)
+            self.process = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -93,8 +99,10 @@ def accepts(address: str) -> Callable[[], bool]:
 
 def out(result: subprocess.CompletedProcess) -> str:
     """stdout and stderr of a finished command, for assertion messages."""
-    return (f"exit {result.returncode}\n--- stdout\n{result.stdout.decode(errors='replace')[-4000:]}"
-            f"\n--- stderr\n{result.stderr.decode(errors='replace')[-4000:]}")
+    return (
+        f"exit {result.returncode}\n--- stdout\n{result.stdout.decode(errors='replace')[-4000:]}"
+        f"\n--- stderr\n{result.stderr.decode(errors='replace')[-4000:]}"
+    )
 
 
 # upstream's rich log lines: "[11/26/26 22:57:50] WARNING  [logger] ..." and their indented continuations
@@ -108,4 +116,8 @@ def output_lines(result: subprocess.CompletedProcess) -> list[str]:
 
 def error_lines(result: subprocess.CompletedProcess) -> list[str]:
     """The ``Error: ...`` lines a failing upstream command printed."""
-    return [line.strip() for line in result.stderr.decode(errors="replace").splitlines() if line.startswith("Error:")]
+    return [
+        line.strip()
+        for line in result.stderr.decode(errors="replace").splitlines()
+        if line.startswith("Error:")
+    ]

@@ -34,11 +34,14 @@ class RecordingProxy:
         self._changed = threading.Condition()
         self._channel = grpc.insecure_channel(target)
         # pings are permitted as an exporter permits them, or the proxy would break idle streams
-        self._server = grpc.server(futures.ThreadPoolExecutor(64), options=[
-            ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
-            ("grpc.keepalive_permit_without_calls", 1),
-            ("grpc.so_reuseport", 0),
-        ])
+        self._server = grpc.server(
+            futures.ThreadPoolExecutor(64),
+            options=[
+                ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+                ("grpc.keepalive_permit_without_calls", 1),
+                ("grpc.so_reuseport", 0),
+            ],
+        )
         self._server.add_generic_rpc_handlers([_Forwarder(self)])
         self.address = f"127.0.0.1:{self._server.add_insecure_port('127.0.0.1:0')}"
         self._server.start()
@@ -76,13 +79,16 @@ class _Forwarder(grpc.GenericRpcHandler):
 
     def service(self, handler_call_details):
         method = handler_call_details.method
-        return grpc.stream_stream_rpc_method_handler(lambda requests, context: self._forward(method, requests, context))
+        return grpc.stream_stream_rpc_method_handler(
+            lambda requests, context: self._forward(method, requests, context)
+        )
 
     def _forward(self, method: str, requests, context: grpc.ServicerContext):
         record = self.proxy._start(method)
         metadata = [(k, v) for k, v in context.invocation_metadata() if k not in _TRANSPORT_KEYS]
-        upstream = self.proxy._channel.stream_stream(method)(requests, metadata=metadata,
-                                                              timeout=_deadline(context))
+        upstream = self.proxy._channel.stream_stream(method)(
+            requests, metadata=metadata, timeout=_deadline(context)
+        )
 
         def client_went_away():
             # the peer cancelled (or its connection died): cancel ours and record it as such
@@ -106,4 +112,4 @@ class _Forwarder(grpc.GenericRpcHandler):
 def _deadline(context: grpc.ServicerContext) -> float | None:
     """The caller's remaining time, or None when it set no deadline (grpc then reports ~2**63 s)."""
     remaining = context.time_remaining()
-    return remaining if remaining < 10 ** 9 else None
+    return remaining if remaining < 10**9 else None

@@ -17,8 +17,8 @@ from pathlib import Path
 import can
 import pytest
 from google.protobuf import json_format
-
 from interop import clean_env
+
 from jumpstarter_jupyter import connect
 from jumpstarter_jupyter.drivers.can.client import CanClient
 from jumpstarter_jupyter.drivers.can.common import CanMessage
@@ -52,26 +52,43 @@ def frame(ident: int, data: bytes = b"") -> can.Message:
 
 # direction 1: upstream's client, our exporter ----------------------------------------------
 
+
 def test_upstream_can_client_works_against_our_exporter_as_against_its_own(peer_python, ours, upstream):
-    expected = {"client": "jumpstarter_driver_can.client.CanClient", "state": "ACTIVE", "protocol": "CAN_20",
-                "received": [0x123, "deadbeef", False, True], "filtered": [0x201, 0x202],
-                "periodic": [0x50, 0x50, 0x50], "after_stop": True}
+    expected = {
+        "client": "jumpstarter_driver_can.client.CanClient",
+        "state": "ACTIVE",
+        "protocol": "CAN_20",
+        "received": [0x123, "deadbeef", False, True],
+        "filtered": [0x201, 0x202],
+        "periodic": [0x50, 0x50, 0x50],
+        "after_stop": True,
+    }
     assert session(peer_python, upstream) == expected  # the reference: upstream's own exporter
     assert session(peer_python, ours, "--shutdown") == {**expected, "after_shutdown": 0x60}
 
 
 def test_our_encoding_of_can_values_is_upstreams(peer):
-    done = subprocess.run([str(peer / "bin/python"), str(PEER_SCRIPTS / "can_encoding.py")], capture_output=True,
-                          text=True, env=clean_env(peer), timeout=60, check=True)
+    done = subprocess.run(
+        [str(peer / "bin/python"), str(PEER_SCRIPTS / "can_encoding.py")],
+        capture_output=True,
+        text=True,
+        env=clean_env(peer),
+        timeout=60,
+        check=True,
+    )
     theirs = [json.loads(line) for line in done.stdout.splitlines()]
-    msg = can.Message(timestamp=1.5, arbitration_id=0x123, is_extended_id=False, data=b"\xde\xad\xbe\xef",
-                      channel="interop")
-    ours = [json_format.MessageToDict(encode(value)) for value in ((CanMessage.of(msg), False), (None, False))]
+    msg = can.Message(
+        timestamp=1.5, arbitration_id=0x123, is_extended_id=False, data=b"\xde\xad\xbe\xef", channel="interop"
+    )
+    ours = [
+        json_format.MessageToDict(encode(value)) for value in ((CanMessage.of(msg), False), (None, False))
+    ]
     assert ours == theirs
     assert theirs[0][0]["data"] == "3q2+7w==" and theirs[0][0]["arbitration_id"] == 291.0
 
 
 # direction 2: our client, upstream's exporter ----------------------------------------------
+
 
 @pytest.fixture
 def dut(upstream):

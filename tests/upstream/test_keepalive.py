@@ -11,8 +11,8 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-
 from interop import IDLE_SECONDS
+
 from jumpstarter_jupyter.exporter.server import SERVER_OPTIONS
 
 pytestmark = pytest.mark.upstream

@@ -8,8 +8,8 @@ upstream's client passes as its passphrase.
 from __future__ import annotations
 
 import pytest
-
 from interop import error_lines, out, output_lines
+
 from jumpstarter_jupyter import connect
 
 pytestmark = pytest.mark.upstream
@@ -20,7 +20,9 @@ def leased_exporter(start_our_exporter) -> str:
     return start_our_exporter("demo", None, "--lease", "required")
 
 
-def test_upstream_j_is_refused_while_someone_holds_the_board_and_allowed_with_the_token(jmp_shell, leased_exporter):
+def test_upstream_j_is_refused_while_someone_holds_the_board_and_allowed_with_the_token(
+    jmp_shell, leased_exporter
+):
     with connect(leased_exporter, purpose="bring-up") as holder:
         listed = jmp_shell(leased_exporter, "j", "--help")  # the shell gets in: GetStatus says LEASE_READY
         assert listed.returncode == 0, out(listed)
@@ -42,8 +44,9 @@ def test_upstream_byte_streams_need_the_lease_too(jmp_shell, leased_exporter):
     with connect(leased_exporter, purpose="console work") as holder:
         refused = jmp_shell(leased_exporter, "j", "serial", "pipe", stdin=b"\n", timeout=60)
         assert "Serial connection lost (broken resource)" in refused.stderr.decode(), out(refused)
-        piped = jmp_shell(leased_exporter, "j", "serial", "pipe", stdin=b"\n", timeout=60,
-                          passphrase=holder.lease.token)
+        piped = jmp_shell(
+            leased_exporter, "j", "serial", "pipe", stdin=b"\n", timeout=60, passphrase=holder.lease.token
+        )
         assert piped.returncode == 0 and "connection lost" not in piped.stderr.decode(), out(piped)
 
 

@@ -11,9 +11,8 @@ import base64
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
-
 from interop import clean_env
+from nbclient import NotebookClient
 
 pytestmark = pytest.mark.upstream
 
@@ -53,13 +52,24 @@ def notebook(address: str) -> nbformat.NotebookNode:
 
 def executed(address: str, home) -> nbformat.NotebookNode:
     env = clean_env()
-    for name in ("IPYTHONDIR", "JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "MPLCONFIGDIR"):
+    for name in (
+        "IPYTHONDIR",
+        "JUPYTER_CONFIG_DIR",
+        "JUPYTER_DATA_DIR",
+        "JUPYTER_RUNTIME_DIR",
+        "MPLCONFIGDIR",
+    ):
         (home / name).mkdir()
         env[name] = str(home / name)
     nb = notebook(address)
     # the kernel runs in `home`: the serial widget writes its console log into the working directory
-    NotebookClient(nb, kernel_name="python3", timeout=180, store_widget_state=True,
-                   resources={"metadata": {"path": str(home)}}).execute(env=env)
+    NotebookClient(
+        nb,
+        kernel_name="python3",
+        timeout=180,
+        store_widget_state=True,
+        resources={"metadata": {"path": str(home)}},
+    ).execute(env=env)
     return nb
 
 

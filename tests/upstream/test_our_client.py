@@ -14,8 +14,9 @@ import subprocess
 import sys
 
 import pytest
-
 from interop import clean_env, free_port, out
+from recording_proxy import RecordingProxy
+
 from jumpstarter_jupyter import ConnectionFailed, DriverInvalidArgument, connect
 from jumpstarter_jupyter.client import GenericClient
 from jumpstarter_jupyter.drivers.composite.client import CompositeClient
@@ -24,7 +25,6 @@ from jumpstarter_jupyter.drivers.power.client import PowerClient
 from jumpstarter_jupyter.drivers.power.common import PowerReading
 from jumpstarter_jupyter.drivers.serial.client import NO_SCROLLBACK, SerialClient
 from jumpstarter_jupyter.drivers.storage.client import StorageMuxClient
-from recording_proxy import RecordingProxy
 
 pytestmark = pytest.mark.upstream
 
@@ -58,8 +58,13 @@ def dut(address):
 
 def our_j(address: str, *args: str, stdin: bytes = b"") -> subprocess.CompletedProcess:
     """``jumpstarter-jupyter j --endpoint ADDRESS ARGS…``."""
-    return subprocess.run([sys.executable, "-m", "jumpstarter_jupyter", "j", "--endpoint", address, *args],
-                          input=stdin, capture_output=True, env=clean_env(), timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "jumpstarter_jupyter", "j", "--endpoint", address, *args],
+        input=stdin,
+        capture_output=True,
+        env=clean_env(),
+        timeout=120,
+    )
 
 
 def ok(result: subprocess.CompletedProcess) -> str:
@@ -77,9 +82,15 @@ def image(tmp_path) -> bytes:
 def test_tree_has_our_client_classes_for_upstream_names_and_generic_for_unknown(dut):
     classes = {client.path: type(client) for client in dut.walk()}
     assert classes == {
-        "": CompositeClient, "power": PowerClient, "serial": SerialClient, "net": NetworkClient,
-        "storage": StorageMuxClient, "group": CompositeClient, "group.inner": PowerClient,
-        "deadnet": NetworkClient, "files": GenericClient,
+        "": CompositeClient,
+        "power": PowerClient,
+        "serial": SerialClient,
+        "net": NetworkClient,
+        "storage": StorageMuxClient,
+        "group": CompositeClient,
+        "group.inner": PowerClient,
+        "deadnet": NetworkClient,
+        "files": GenericClient,
     }
     assert dut.description == "Interop test exporter"
     assert dut.power.description == "Main DUT power"
@@ -142,7 +153,9 @@ def test_cli_tree_power_and_composite(address):
     ok(our_j(address, "power", "on"))
     ok(our_j(address, "power", "off"))
     assert ok(our_j(address, "power", "read")).splitlines() == [
-        "voltage=0.0 V  current=0.0 A  apparent_power=0.0 VA", "voltage=5.0 V  current=2.0 A  apparent_power=10.0 VA"]
+        "voltage=0.0 V  current=0.0 A  apparent_power=0.0 VA",
+        "voltage=5.0 V  current=2.0 A  apparent_power=10.0 VA",
+    ]
     ok(our_j(address, "group", "inner", "on"))
 
 

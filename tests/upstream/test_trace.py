@@ -9,7 +9,6 @@ so after its first probe only its outcomes are compared, not how often it ran.
 from __future__ import annotations
 
 import pytest
-
 from interop import error_lines, out, output_lines
 
 pytestmark = pytest.mark.upstream
@@ -61,17 +60,28 @@ def test_power_on_trace_is_what_upstream_documents(proxy, jmp_shell, our_exporte
     result, trace = shell_through(proxy, jmp_shell, our_exporter, ("j", "power", "on"), None)
     assert result.returncode == 0, out(result)
     ordered, status_codes = comparable(trace)
-    assert ordered == [("GetReport", "OK"), ("GetStatus", "OK"), ("LogStream", "CANCELLED"),
-                       ("GetReport", "OK"), ("DriverCall", "OK")]
+    assert ordered == [
+        ("GetReport", "OK"),
+        ("GetStatus", "OK"),
+        ("LogStream", "CANCELLED"),
+        ("GetReport", "OK"),
+        ("DriverCall", "OK"),
+    ]
     assert status_codes == {"OK"}
 
 
 @pytest.mark.parametrize("passphrase", ["wrong", None], ids=["wrong", "missing"])
 def test_passphrase_refusal_traces_match(passphrase, proxy, jmp_shell, guarded):
-    theirs, their_trace = shell_through(proxy, jmp_shell, guarded["upstream"], ("j", "power", "on"), None,
-                                        passphrase=passphrase)
-    ours, our_trace = shell_through(proxy, jmp_shell, guarded["ours"], ("j", "power", "on"), None,
-                                    passphrase=passphrase)
+    theirs, their_trace = shell_through(
+        proxy, jmp_shell, guarded["upstream"], ("j", "power", "on"), None, passphrase=passphrase
+    )
+    ours, our_trace = shell_through(
+        proxy, jmp_shell, guarded["ours"], ("j", "power", "on"), None, passphrase=passphrase
+    )
     assert our_trace == their_trace == [("GetReport", "UNAUTHENTICATED")]
     assert ours.returncode == theirs.returncode == 1
-    assert error_lines(ours) == error_lines(theirs) == ["Error: Authentication failed: invalid or missing passphrase"]
+    assert (
+        error_lines(ours)
+        == error_lines(theirs)
+        == ["Error: Authentication failed: invalid or missing passphrase"]
+    )

@@ -57,8 +57,10 @@ def test_j_power_on_off_cycle_read(jmp_shell, our_exporter):
         succeeded(jmp_shell(our_exporter, "j", "power", "cycle", "-w", "0"))
         assert dut.power.state() is True
     readings = succeeded(jmp_shell(our_exporter, "j", "power", "read")).splitlines()
-    assert readings == ["voltage=0.0 V  current=0.0 A  apparent_power=0.0 VA",
-                        "voltage=5.0 V  current=2.0 A  apparent_power=10.0 VA"]
+    assert readings == [
+        "voltage=0.0 V  current=0.0 A  apparent_power=0.0 VA",
+        "voltage=5.0 V  current=2.0 A  apparent_power=10.0 VA",
+    ]
 
 
 def test_driver_logs_reach_jmp_shell_exporter_logs(jmp_shell, our_exporter):
@@ -78,8 +80,9 @@ def test_j_power_on_the_virtual_board(jmp_shell, demo_exporter):
     with connect(demo_exporter) as dut:
         assert dut.power.state() is True
     readings = succeeded(jmp_shell(demo_exporter, "j", "power", "read")).splitlines()
-    assert readings and all(re.fullmatch(r"voltage=[\d.]+ V  current=[\d.]+ A  apparent_power=[\d.]+ VA", r)
-                            for r in readings), readings
+    assert readings and all(
+        re.fullmatch(r"voltage=[\d.]+ V  current=[\d.]+ A  apparent_power=[\d.]+ VA", r) for r in readings
+    ), readings
 
 
 def test_j_serial_pipe_round_trips_bytes(jmp_shell, our_exporter):
@@ -103,7 +106,8 @@ def test_j_network_address(jmp_shell, our_exporter, demo_exporter, echo_server):
 
 def test_upstream_byte_stream_through_tcp_network(peer_python, our_exporter):
     assert "echoed: through the network driver" in succeeded(
-        peer_python(our_exporter, "stream_echo.py", "net", "through the network driver"))
+        peer_python(our_exporter, "stream_echo.py", "net", "through the network driver")
+    )
 
 
 def test_upstream_storage_round_trips_20_mib(peer_python, our_exporter):
@@ -139,4 +143,6 @@ def test_driver_error_shows_in_j_as_upstream_shows_its_own(jmp_shell, our_export
     theirs = jmp_shell(upstream_exporter, "j", "deadnet", "address")
     assert ours.returncode == theirs.returncode == 1, out(ours)
     assert error_lines(ours) == error_lines(theirs)
-    assert error_lines(ours)[0].startswith("Error: enable_address mode is not true in the exporter configuration")
+    assert error_lines(ours)[0].startswith(
+        "Error: enable_address mode is not true in the exporter configuration"
+    )

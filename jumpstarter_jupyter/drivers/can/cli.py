@@ -12,8 +12,10 @@ import re
 import can
 import click
 
-FRAME = re.compile(r"^(?P<id>[0-9A-Fa-f]{3}|[0-9A-Fa-f]{8})#(?:(?P<rtr>R(?P<len>[0-9]?))|"
-                   r"#(?P<fd>[0-9A-Fa-f])(?P<fddata>[0-9A-Fa-f.]*)|(?P<data>[0-9A-Fa-f.]*))$")
+FRAME = re.compile(
+    r"^(?P<id>[0-9A-Fa-f]{3}|[0-9A-Fa-f]{8})#(?:(?P<rtr>R(?P<len>[0-9]?))|"
+    r"#(?P<fd>[0-9A-Fa-f])(?P<fddata>[0-9A-Fa-f.]*)|(?P<data>[0-9A-Fa-f.]*))$"
+)
 FD_BRS, FD_ESI = 0x1, 0x2  # cansend's CAN FD flag nibble
 
 
@@ -21,25 +23,36 @@ def parse_frame(text: str) -> can.Message:
     """A frame in cansend's syntax: ``123#DEADBEEF``, ``12345678#00``, ``123#R``, ``123##1AA``."""
     match = FRAME.match(text.strip())
     if match is None:
-        raise ValueError(f"{text!r} is not a frame: expected ID#DATA (3 or 8 hex digits, then hex bytes), "
-                         "ID#R for a remote frame, or ID##F DATA for CAN FD")
+        raise ValueError(
+            f"{text!r} is not a frame: expected ID#DATA (3 or 8 hex digits, then hex bytes), "
+            "ID#R for a remote frame, or ID##F DATA for CAN FD"
+        )
     ident, extended = int(match["id"], 16), len(match["id"]) == 8
     if not extended and ident > 0x7FF:
         raise ValueError(f"{text!r}: a standard ID is at most 7FF; write 8 hex digits for an extended one")
     if match["rtr"] is not None:
-        return can.Message(arbitration_id=ident, is_extended_id=extended, is_remote_frame=True,
-                           dlc=int(match["len"] or 0))
+        return can.Message(
+            arbitration_id=ident, is_extended_id=extended, is_remote_frame=True, dlc=int(match["len"] or 0)
+        )
     fd = match["fd"] is not None
     hexdata = (match["fddata"] if fd else match["data"]).replace(".", "")
     if len(hexdata) % 2:
         raise ValueError(f"{text!r}: data must be whole bytes (an even number of hex digits)")
     data = bytes.fromhex(hexdata)
     if len(data) > (64 if fd else 8):
-        raise ValueError(f"{text!r}: {len(data)} data bytes; a {'CAN FD' if fd else 'classic CAN'} frame holds "
-                         f"at most {64 if fd else 8}")
+        raise ValueError(
+            f"{text!r}: {len(data)} data bytes; a {'CAN FD' if fd else 'classic CAN'} frame holds "
+            f"at most {64 if fd else 8}"
+        )
     flags = int(match["fd"], 16) if fd else 0
-    return can.Message(arbitration_id=ident, is_extended_id=extended, data=data, is_fd=fd,
-                       bitrate_switch=bool(flags & FD_BRS), error_state_indicator=bool(flags & FD_ESI))
+    return can.Message(
+        arbitration_id=ident,
+        is_extended_id=extended,
+        data=data,
+        is_fd=fd,
+        bitrate_switch=bool(flags & FD_BRS),
+        error_state_indicator=bool(flags & FD_ESI),
+    )
 
 
 def parse_filter(text: str) -> dict:
@@ -67,7 +80,9 @@ def candump_line(msg: can.Message) -> str:
 
 def commands(bus) -> list[click.Command]:
     @click.command(help="Print frames as they arrive (candump); Ctrl-C stops.")
-    @click.option("--filter", "filters", multiple=True, metavar="ID:MASK", help="Pass only matching IDs (hex).")
+    @click.option(
+        "--filter", "filters", multiple=True, metavar="ID:MASK", help="Pass only matching IDs (hex)."
+    )
     @click.option("-n", "--count", type=int, help="Stop after this many frames.")
     def dump(filters, count):
         bus.on_gap = lambda n: click.echo(f"# {n} frames missed: this reader fell behind")
@@ -86,7 +101,9 @@ def commands(bus) -> list[click.Command]:
             raise click.BadParameter(str(exc), param_hint="FRAME") from None
         bus.send(msg)
 
-    @click.command(help="Write frames to FILE with python-can's writer for its suffix (.log candump, .asc, .blf, .csv).")
+    @click.command(
+        help="Write frames to FILE with python-can's writer for its suffix (.log candump, .asc, .blf, .csv)."
+    )
     @click.argument("path", type=click.Path(dir_okay=False, writable=True))
     @click.option("-n", "--count", type=int, help="Stop after this many frames.")
     def log(path, count):

@@ -24,8 +24,15 @@ import click
 
 from jumpstarter_jupyter.client import DriverClient
 from jumpstarter_jupyter.drivers.can import dbc
-from jumpstarter_jupyter.drivers.can.common import (CanMessage, Framer, compile_filters, filters_message, frame,
-                                                   message_from_wire, unpack)
+from jumpstarter_jupyter.drivers.can.common import (
+    CanMessage,
+    Framer,
+    compile_filters,
+    filters_message,
+    frame,
+    message_from_wire,
+    unpack,
+)
 from jumpstarter_jupyter.errors import ConnectionFailed, DriverTimeout, JumpstarterError
 from jumpstarter_jupyter.protocol.v1 import can_pb2
 
@@ -101,7 +108,11 @@ class CanClient(DriverClient, can.BusABC):
         return item, False  # python-can checks this client's filters again: set_filters acts at once
 
     def _warn_gap(self, count: int) -> None:
-        log.warning("%s: %d bus frames missed: this reader fell behind the exporter's buffer", self.display_path, count)
+        log.warning(
+            "%s: %d bus frames missed: this reader fell behind the exporter's buffer",
+            self.display_path,
+            count,
+        )
 
     def subscribe(self, on_frames: Callable[[int, list[can.Message]], None]) -> Subscription:
         """Call ``on_frames(missed, frames)`` with every frame on the bus from now on.
@@ -113,8 +124,10 @@ class CanClient(DriverClient, can.BusABC):
         ``wait()`` returns when it ended (closed, or the stream failed: see ``failed``).
         """
         if not self.streaming:
-            raise NotImplementedError(f"{self.display_path}: watching the bus needs a jumpstarter-jupyter exporter "
-                                      "(upstream's shares one reader between all its clients)")
+            raise NotImplementedError(
+                f"{self.display_path}: watching the bus needs a jumpstarter-jupyter exporter "
+                "(upstream's shares one reader between all its clients)"
+            )
         return Subscription(self, on_frames)
 
     def _open_follow(self) -> Any:
@@ -127,7 +140,9 @@ class CanClient(DriverClient, can.BusABC):
         """Received frames, forever (``for msg in dut.can: ...``)."""
         return can.BusABC.__iter__(self)
 
-    def expect(self, arbitration_id: int | None = None, data: bytes | None = None, timeout: float = 10.0) -> can.Message:
+    def expect(
+        self, arbitration_id: int | None = None, data: bytes | None = None, timeout: float = 10.0
+    ) -> can.Message:
         """The next frame with ``arbitration_id`` (and ``data``, if given) within ``timeout`` seconds.
 
         Frames before it are consumed. Raises :class:`~jumpstarter_jupyter.errors.DriverTimeout`
@@ -138,15 +153,32 @@ class CanClient(DriverClient, can.BusABC):
             msg = self.recv(left)
             if msg is None:
                 break
-            if (arbitration_id is None or msg.arbitration_id == arbitration_id) and \
-                    (data is None or bytes(msg.data) == bytes(data)):
+            if (arbitration_id is None or msg.arbitration_id == arbitration_id) and (
+                data is None or bytes(msg.data) == bytes(data)
+            ):
                 return msg
             seen += 1
-        wanted = " ".join(f"{k}={v}" for k, v in (("arbitration_id", None if arbitration_id is None else
-                          hex(arbitration_id)), ("data", data)) if v is not None) or "any frame"
-        lost = f"; {self.missed - missed} frames were missed (reader fell behind)" if self.missed > missed else ""
-        raise DriverTimeout(self.display_path, "expect", f"no frame with {wanted} within {timeout} s "
-                            f"({seen} other frames received{lost})")
+        wanted = (
+            " ".join(
+                f"{k}={v}"
+                for k, v in (
+                    ("arbitration_id", None if arbitration_id is None else hex(arbitration_id)),
+                    ("data", data),
+                )
+                if v is not None
+            )
+            or "any frame"
+        )
+        lost = (
+            f"; {self.missed - missed} frames were missed (reader fell behind)"
+            if self.missed > missed
+            else ""
+        )
+        raise DriverTimeout(
+            self.display_path,
+            "expect",
+            f"no frame with {wanted} within {timeout} s ({seen} other frames received{lost})",
+        )
 
     # decoding
     def load_dbc(self, path: str | os.PathLike) -> None:
@@ -201,10 +233,17 @@ class CanClient(DriverClient, can.BusABC):
                 seen, last = seen + 1, decoded.text(signal)
                 if test(decoded):
                     return decoded
-        wanted = f"did not pass {getattr(value, '__name__', 'the test')}" if callable(value) else f"was not {value!r}"
-        instead = f"it was {last} in the last of {seen} {message} frames" if seen else f"no {message} frame came"
-        raise DriverTimeout(self.display_path, "expect_signal",
-                            f"{message}.{signal} {wanted} within {timeout} s: {instead}")
+        wanted = (
+            f"did not pass {getattr(value, '__name__', 'the test')}"
+            if callable(value)
+            else f"was not {value!r}"
+        )
+        instead = (
+            f"it was {last} in the last of {seen} {message} frames" if seen else f"no {message} frame came"
+        )
+        raise DriverTimeout(
+            self.display_path, "expect_signal", f"{message}.{signal} {wanted} within {timeout} s: {instead}"
+        )
 
     def _database(self) -> Any:
         if self.database is None:
@@ -219,8 +258,14 @@ class CanClient(DriverClient, can.BusABC):
         else:
             self.call("send", CanMessage.of(msg), timeout)
 
-    def _send_periodic_internal(self, msgs: Sequence[can.Message], period: float, duration: float | None = None,
-                                autostart: bool = True, modifier_callback: Callable | None = None):
+    def _send_periodic_internal(
+        self,
+        msgs: Sequence[can.Message],
+        period: float,
+        duration: float | None = None,
+        autostart: bool = True,
+        modifier_callback: Callable | None = None,
+    ):
         if modifier_callback is not None:  # a callback cannot travel: this process runs the task
             return super()._send_periodic_internal(msgs, period, duration, autostart, modifier_callback)
         args = [[CanMessage.of(m) for m in msgs], period, duration, autostart]
@@ -333,9 +378,9 @@ class _BusReader:
         self.configure(compile_filters(filters), start)
         first = self._next_batch()
         self.id = first.reader if first is not None else 0
-        self._thread = threading.Thread(target=self._run, args=(first,),
-                                        name=f"can bus reader {client.display_path}",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, args=(first,), name=f"can bus reader {client.display_path}", daemon=True
+        )
         self._thread.start()
 
     def configure(self, filters, start: int = -1) -> None:
@@ -354,7 +399,11 @@ class _BusReader:
         try:
             while batch is not None:
                 self._deliver(batch)
-                batch = can_pb2.CanFrames.FromString(self._pending.popleft()) if self._pending else self._next_batch()
+                batch = (
+                    can_pb2.CanFrames.FromString(self._pending.popleft())
+                    if self._pending
+                    else self._next_batch()
+                )
         except JumpstarterError as exc:
             if not self._closed:
                 self.failed = exc

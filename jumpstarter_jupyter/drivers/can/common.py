@@ -62,19 +62,40 @@ class CanMessage:
     @classmethod
     def of(cls, msg: can.Message) -> CanMessage:
         """The wire shape of a python-can message."""
-        return cls(msg.timestamp, msg.arbitration_id, msg.is_extended_id, msg.is_remote_frame,
-                   msg.is_error_frame, msg.channel, msg.dlc, bytes(msg.data), msg.is_fd, msg.is_rx,
-                   msg.bitrate_switch, msg.error_state_indicator)
+        return cls(
+            msg.timestamp,
+            msg.arbitration_id,
+            msg.is_extended_id,
+            msg.is_remote_frame,
+            msg.is_error_frame,
+            msg.channel,
+            msg.dlc,
+            bytes(msg.data),
+            msg.is_fd,
+            msg.is_rx,
+            msg.bitrate_switch,
+            msg.error_state_indicator,
+        )
 
     def message(self) -> can.Message:
         """The python-can message; raises ValueError when the frame is not a valid one."""
         import can
 
-        return can.Message(timestamp=self.timestamp, arbitration_id=self.arbitration_id,
-                           is_extended_id=self.is_extended_id, is_remote_frame=self.is_remote_frame,
-                           is_error_frame=self.is_error_frame, channel=self.channel, dlc=self.dlc,
-                           data=self.data, is_fd=self.is_fd, is_rx=self.is_rx, bitrate_switch=self.bitrate_switch,
-                           error_state_indicator=self.error_state_indicator, check=True)
+        return can.Message(
+            timestamp=self.timestamp,
+            arbitration_id=self.arbitration_id,
+            is_extended_id=self.is_extended_id,
+            is_remote_frame=self.is_remote_frame,
+            is_error_frame=self.is_error_frame,
+            channel=self.channel,
+            dlc=self.dlc,
+            data=self.data,
+            is_fd=self.is_fd,
+            is_rx=self.is_rx,
+            bitrate_switch=self.bitrate_switch,
+            error_state_indicator=self.error_state_indicator,
+            check=True,
+        )
 
 
 def message_from_wire(value: dict) -> can.Message:
@@ -83,12 +104,17 @@ def message_from_wire(value: dict) -> can.Message:
 
     data = value.get("data")
     return can.Message(
-        timestamp=value.get("timestamp") or 0.0, arbitration_id=int(value["arbitration_id"]),
-        is_extended_id=bool(value.get("is_extended_id")), is_remote_frame=bool(value.get("is_remote_frame")),
-        is_error_frame=bool(value.get("is_error_frame")), channel=value.get("channel"),
+        timestamp=value.get("timestamp") or 0.0,
+        arbitration_id=int(value["arbitration_id"]),
+        is_extended_id=bool(value.get("is_extended_id")),
+        is_remote_frame=bool(value.get("is_remote_frame")),
+        is_error_frame=bool(value.get("is_error_frame")),
+        channel=value.get("channel"),
         dlc=None if value.get("dlc") is None else int(value["dlc"]),
-        data=base64.b64decode(data) if data else None, is_fd=bool(value.get("is_fd")),
-        is_rx=value.get("is_rx", True), bitrate_switch=bool(value.get("bitrate_switch")),
+        data=base64.b64decode(data) if data else None,
+        is_fd=bool(value.get("is_fd")),
+        is_rx=value.get("is_rx", True),
+        bitrate_switch=bool(value.get("bitrate_switch")),
         error_state_indicator=bool(value.get("error_state_indicator")),
     )
 
@@ -103,7 +129,9 @@ def compile_filters(filters: Iterable[CanFilter] | None) -> Compiled:
         try:
             can_id, mask = int(spec["can_id"]), int(spec["can_mask"])
         except (KeyError, TypeError, ValueError):
-            raise ValueError(f"filters[{index}]: expected {{'can_id': int, 'can_mask': int}}, got {spec!r}") from None
+            raise ValueError(
+                f"filters[{index}]: expected {{'can_id': int, 'can_mask': int}}, got {spec!r}"
+            ) from None
         if not (0 <= can_id < 1 << 29 and 0 <= mask < 1 << 29):
             raise ValueError(f"filters[{index}]: can_id and can_mask must be 29-bit values, got {spec!r}")
         extended = spec.get("extended")
@@ -116,20 +144,30 @@ def passes(filters: Compiled, msg: can.Message) -> bool:
     if not filters:
         return True
     ident = msg.arbitration_id
-    return any((ident & mask) == want and (extended is None or extended == msg.is_extended_id)
-               for want, mask, extended in filters)
+    return any(
+        (ident & mask) == want and (extended is None or extended == msg.is_extended_id)
+        for want, mask, extended in filters
+    )
 
 
 def filters_message(filters: Compiled) -> list[can_pb2.CanFilter]:
     """Compiled filters as ``CanFilter`` protobuf messages."""
-    return [can_pb2.CanFilter(can_id=want, can_mask=mask, **({} if ext is None else {"extended": ext}))
-            for want, mask, ext in filters]
+    return [
+        can_pb2.CanFilter(can_id=want, can_mask=mask, **({} if ext is None else {"extended": ext}))
+        for want, mask, ext in filters
+    ]
 
 
 def filters_of(follow: can_pb2.CanFollow) -> Compiled:
     """The filters a ``CanFollow`` carries."""
-    return compile_filters({"can_id": f.can_id, "can_mask": f.can_mask,
-                            **({"extended": f.extended} if f.HasField("extended") else {})} for f in follow.filters)
+    return compile_filters(
+        {
+            "can_id": f.can_id,
+            "can_mask": f.can_mask,
+            **({"extended": f.extended} if f.HasField("extended") else {}),
+        }
+        for f in follow.filters
+    )
 
 
 def pack(frames: Iterable[can.Message], channel: str = "", **fields: int) -> can_pb2.CanFrames:
@@ -146,8 +184,16 @@ def pack(frames: Iterable[can.Message], channel: str = "", **fields: int) -> can
         dlcs.append(msg.dlc)
         sizes.append(len(msg.data))
         data.append(msg.data)
-    return can_pb2.CanFrames(channel=channel, timestamp=stamps, arbitration_id=ids, flags=flags, dlc=dlcs,
-                             size=sizes, data=b"".join(data), **fields)
+    return can_pb2.CanFrames(
+        channel=channel,
+        timestamp=stamps,
+        arbitration_id=ids,
+        flags=flags,
+        dlc=dlcs,
+        size=sizes,
+        data=b"".join(data),
+        **fields,
+    )
 
 
 def unpack(batch: can_pb2.CanFrames) -> list[can.Message]:
@@ -155,15 +201,25 @@ def unpack(batch: can_pb2.CanFrames) -> list[can.Message]:
     import can
 
     out, offset, data, channel = [], 0, batch.data, batch.channel or None
-    for stamp, ident, bits, dlc, size in zip(batch.timestamp, batch.arbitration_id, batch.flags, batch.dlc, batch.size):
-        out.append(can.Message(
-            timestamp=stamp, arbitration_id=ident, is_extended_id=bool(bits & can_pb2.CAN_FLAG_EXTENDED_ID),
-            is_remote_frame=bool(bits & can_pb2.CAN_FLAG_REMOTE_FRAME),
-            is_error_frame=bool(bits & can_pb2.CAN_FLAG_ERROR_FRAME), channel=channel, dlc=dlc,
-            data=data[offset:offset + size], is_fd=bool(bits & can_pb2.CAN_FLAG_FD),
-            is_rx=not bits & can_pb2.CAN_FLAG_TRANSMITTED, bitrate_switch=bool(bits & can_pb2.CAN_FLAG_BITRATE_SWITCH),
-            error_state_indicator=bool(bits & can_pb2.CAN_FLAG_ERROR_STATE_INDICATOR),
-        ))
+    for stamp, ident, bits, dlc, size in zip(
+        batch.timestamp, batch.arbitration_id, batch.flags, batch.dlc, batch.size, strict=False
+    ):
+        out.append(
+            can.Message(
+                timestamp=stamp,
+                arbitration_id=ident,
+                is_extended_id=bool(bits & can_pb2.CAN_FLAG_EXTENDED_ID),
+                is_remote_frame=bool(bits & can_pb2.CAN_FLAG_REMOTE_FRAME),
+                is_error_frame=bool(bits & can_pb2.CAN_FLAG_ERROR_FRAME),
+                channel=channel,
+                dlc=dlc,
+                data=data[offset : offset + size],
+                is_fd=bool(bits & can_pb2.CAN_FLAG_FD),
+                is_rx=not bits & can_pb2.CAN_FLAG_TRANSMITTED,
+                bitrate_switch=bool(bits & can_pb2.CAN_FLAG_BITRATE_SWITCH),
+                error_state_indicator=bool(bits & can_pb2.CAN_FLAG_ERROR_STATE_INDICATOR),
+            )
+        )
         offset += size
     return out
 
@@ -189,6 +245,6 @@ class Framer:
             end = start + LENGTH.size + size
             if end > len(self._buffer):
                 break
-            yield bytes(self._buffer[start + LENGTH.size:end])
+            yield bytes(self._buffer[start + LENGTH.size : end])
             start = end
         del self._buffer[:start]

@@ -58,8 +58,11 @@ class Decoded(Mapping):
         if signal in self.choices:
             return self.choices[signal]
         unit = self.units.get(signal, "")
-        return f"{self.signals[signal]:g} {unit}".rstrip() if isinstance(self.signals[signal], float) \
+        return (
+            f"{self.signals[signal]:g} {unit}".rstrip()
+            if isinstance(self.signals[signal], float)
             else f"{self.signals[signal]} {unit}".rstrip()
+        )
 
     def __str__(self) -> str:
         return f"{self.message}: " + " ".join(f"{name}={self.text(name)}" for name in self.signals)
@@ -70,7 +73,9 @@ def load(path: str | os.PathLike) -> Any:
     try:
         import cantools
     except ImportError:
-        raise ImportError("decoding CAN frames needs cantools: pip install 'jumpstarter-jupyter[can]'") from None
+        raise ImportError(
+            "decoding CAN frames needs cantools: pip install 'jumpstarter-jupyter[can]'"
+        ) from None
     try:
         return cantools.database.load_file(os.fspath(path))
     except FileNotFoundError:
@@ -91,8 +96,11 @@ def decode(db: Any, msg: can.Message) -> Decoded | None:
         return None
     values = spec.decode(bytes(msg.data), decode_choices=False, allow_truncated=True)
     units = {s.name: s.unit for s in spec.signals if s.unit and s.name in values}
-    choices = {s.name: str(s.choices[values[s.name]]) for s in spec.signals
-               if s.choices and s.name in values and values[s.name] in s.choices}
+    choices = {
+        s.name: str(s.choices[values[s.name]])
+        for s in spec.signals
+        if s.choices and s.name in values and values[s.name] in s.choices
+    }
     # scaled values as a person writes them: 2.9, not 2.9000000000000004
     numbers = {name: round(v, 9) if isinstance(v, float) else v for name, v in values.items()}
     return Decoded(spec.name, numbers, units, choices)
@@ -121,5 +129,12 @@ def signal_test(db: Any, message: str, signal: str, value: Any) -> SignalTest:
 
 def signal_list(db: Any) -> list[dict]:
     """Every message with its signals and units, for a widget's signal picker."""
-    return [{"name": m.name, "id": m.frame_id, "signals": [{"name": s.name, "unit": s.unit or ""} for s in m.signals]}
-            for m in db.messages if m.signals]
+    return [
+        {
+            "name": m.name,
+            "id": m.frame_id,
+            "signals": [{"name": s.name, "unit": s.unit or ""} for s in m.signals],
+        }
+        for m in db.messages
+        if m.signals
+    ]

@@ -92,11 +92,20 @@ class Can(Driver):
         """Send ``msg`` on the bus and record it in the ring as transmitted by reader ``origin``."""
         with self._send_lock:
             self.bus.send(msg, timeout)
-        sent = can.Message(timestamp=msg.timestamp or time.time(), arbitration_id=msg.arbitration_id,
-                           is_extended_id=msg.is_extended_id, is_remote_frame=msg.is_remote_frame,
-                           is_error_frame=msg.is_error_frame, channel=self.channel, dlc=msg.dlc, data=msg.data,
-                           is_fd=msg.is_fd, is_rx=False, bitrate_switch=msg.bitrate_switch,
-                           error_state_indicator=msg.error_state_indicator)
+        sent = can.Message(
+            timestamp=msg.timestamp or time.time(),
+            arbitration_id=msg.arbitration_id,
+            is_extended_id=msg.is_extended_id,
+            is_remote_frame=msg.is_remote_frame,
+            is_error_frame=msg.is_error_frame,
+            channel=self.channel,
+            dlc=msg.dlc,
+            data=msg.data,
+            is_fd=msg.is_fd,
+            is_rx=False,
+            bitrate_switch=msg.bitrate_switch,
+            error_state_indicator=msg.error_state_indicator,
+        )
         self.ring.extend((sent,), origin)
 
     # upstream's wire methods
@@ -113,13 +122,21 @@ class Can(Driver):
             return None, True
         dropped, frames = got
         if dropped:
-            self.logger.warning("%s: upstream clients' reader fell behind: %d frames missed", self.channel, dropped)
+            self.logger.warning(
+                "%s: upstream clients' reader fell behind: %d frames missed", self.channel, dropped
+            )
         return (CanMessage.of(frames[0]) if frames else None), True
 
     @export(private=True)
-    def _send_periodic_internal(self, msgs: list[CanMessage] | CanMessage, period: float,
-                                duration: float | None = None, autostart: bool = True,
-                                modifier_callback: Callable | None = None, origin: int = NOBODY) -> str:
+    def _send_periodic_internal(
+        self,
+        msgs: list[CanMessage] | CanMessage,
+        period: float,
+        duration: float | None = None,
+        autostart: bool = True,
+        modifier_callback: Callable | None = None,
+        origin: int = NOBODY,
+    ) -> str:
         """Start sending ``msgs`` every ``period`` s (0: back to back) on the exporter; returns the task id."""
         if modifier_callback is not None:
             raise ValueError("modifier_callback cannot travel: the client runs such a task itself")
@@ -145,7 +162,9 @@ class Can(Driver):
     def _task(self, ident: str) -> PeriodicSend:
         task = self._tasks.get(ident)
         if task is None:
-            raise ValueError(f"no periodic task {ident} (stopped already, or started before the exporter restarted)")
+            raise ValueError(
+                f"no periodic task {ident} (stopped already, or started before the exporter restarted)"
+            )
         return task
 
     @export  # not read-only: with a value it changes the bus for everyone (the wire has one method)

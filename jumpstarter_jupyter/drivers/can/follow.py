@@ -47,7 +47,9 @@ class FollowStream:
             if got is None:
                 return b""
             dropped, frames = got
-        return frame(pack(frames, self.channel, reader=self.reader.id, dropped=dropped, position=self.reader.pos))
+        return frame(
+            pack(frames, self.channel, reader=self.reader.id, dropped=dropped, position=self.reader.pos)
+        )
 
     async def send_eof(self) -> None:
         """The client sends no more filter changes; frames keep flowing until it closes."""

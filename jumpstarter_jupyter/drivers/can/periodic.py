@@ -19,8 +19,13 @@ class PeriodicSend:
     of this task follows its return; ``start`` after ``stop`` begins again.
     """
 
-    def __init__(self, send: Callable[[can.Message], None], frames: list[can.Message], period: float,
-                 duration: float | None = None):
+    def __init__(
+        self,
+        send: Callable[[can.Message], None],
+        frames: list[can.Message],
+        period: float,
+        duration: float | None = None,
+    ):
         if not frames:
             raise ValueError("a periodic task needs at least one frame")
         if period < 0:

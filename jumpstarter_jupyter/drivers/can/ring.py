@@ -111,7 +111,9 @@ class FrameReader:
         with self.ring.changed:
             return self._take_locked(limit)
 
-    async def read_async(self, limit: int, timeout: float | None = None) -> tuple[int, list[can.Message]] | None:
+    async def read_async(
+        self, limit: int, timeout: float | None = None
+    ) -> tuple[int, list[can.Message]] | None:
         """Wait for frames (or a gap); None at the end, ``(0, [])`` after ``timeout`` seconds."""
         found = _Next(self, limit)
         await self.ring.changed.wait_async(found, timeout)
@@ -157,4 +159,3 @@ class _Next:
         if dropped or frames:
             self.result = (dropped, frames)
         return self.result is not None
-

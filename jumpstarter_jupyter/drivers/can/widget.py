@@ -62,10 +62,17 @@ class _Row:
     def view(self, database: Any) -> dict:
         msg = self.last
         decoded = dbc.decode(database, msg) if database is not None else None
-        return {"id": self.key, "dir": "RX" if msg.is_rx else "TX", "dlc": msg.dlc, "data": _hex(msg),
-                "changed": self.changed, "count": self.count,
-                "period": None if self.period is None else round(self.period * 1000, 1),
-                "message": decoded.message if decoded else "", "signals": _signals_text(decoded)}
+        return {
+            "id": self.key,
+            "dir": "RX" if msg.is_rx else "TX",
+            "dlc": msg.dlc,
+            "data": _hex(msg),
+            "changed": self.changed,
+            "count": self.count,
+            "period": None if self.period is None else round(self.period * 1000, 1),
+            "message": decoded.message if decoded else "",
+            "signals": _signals_text(decoded),
+        }
 
 
 class CanWidget(DriverWidget):
@@ -91,8 +98,9 @@ class CanWidget(DriverWidget):
         lines = [f"{self.counts.get('frames', 0)} frames"]
         for row in self.rows:
             decoded = f"  {row['message']}: {row['signals']}" if row.get("message") else ""
-            lines.append(f"{row['id']}  {row['dir']}  [{row['dlc']}]  {row['data']}  x{row['count']}"
-                         + decoded)
+            lines.append(
+                f"{row['id']}  {row['dir']}  [{row['dlc']}]  {row['data']}  x{row['count']}" + decoded
+            )
         return "\n".join(lines)
 
     def __init__(self, client: Any, log_path: str | Path | None = None, **kwargs: Any):
@@ -199,8 +207,11 @@ class CanWidget(DriverWidget):
             return None
         rows_due = time.monotonic() - self._rows_sent_at >= ROW_PERIOD
         with self._frames_lock:
-            rows = [self._rows[key].view(self._database) for key in sorted(self._dirty) if key in self._rows] \
-                if rows_due else []
+            rows = (
+                [self._rows[key].view(self._database) for key in sorted(self._dirty) if key in self._rows]
+                if rows_due
+                else []
+            )
             if rows_due:
                 self._dirty.clear()
             rows_owed = bool(self._dirty)
@@ -213,8 +224,16 @@ class CanWidget(DriverWidget):
             counts = dict(self._counts)
         if (rows or frames or points) and self.comm is not None:
             self._seq += 1
-            self.send({"type": "frames", "seq": self._seq, "rows": rows, "log": frames, "chart": points,
-                       "counts": counts})
+            self.send(
+                {
+                    "type": "frames",
+                    "seq": self._seq,
+                    "rows": rows,
+                    "log": frames,
+                    "chart": points,
+                    "counts": counts,
+                }
+            )
             self.messages_sent += 1
         if rows:
             self._rows_sent_at = time.monotonic()
@@ -240,8 +259,14 @@ class CanWidget(DriverWidget):
     def _entry(self, msg: can.Message) -> list:
         """One line of the frame log: [seconds, id, dir, dlc, hex, decoded]."""
         decoded = dbc.decode(self._database, msg) if self._database is not None else None
-        return [round(msg.timestamp - self._t0, 3), _id_text(msg), "RX" if msg.is_rx else "TX", msg.dlc, _hex(msg),
-                str(decoded) if decoded else ""]
+        return [
+            round(msg.timestamp - self._t0, 3),
+            _id_text(msg),
+            "RX" if msg.is_rx else "TX",
+            msg.dlc,
+            _hex(msg),
+            str(decoded) if decoded else "",
+        ]
 
     def _follow_database(self) -> None:
         """Pick up a database loaded with ``dut.can.load_dbc()`` (or from the view)."""
@@ -301,7 +326,9 @@ class CanWidget(DriverWidget):
         """Send one frame from the form."""
         self.client.send(form_frame(ident, data, extended, remote))
 
-    def action_send_periodic(self, ident: str, data: str, extended: bool, remote: bool, period: float) -> None:
+    def action_send_periodic(
+        self, ident: str, data: str, extended: bool, remote: bool, period: float
+    ) -> None:
         """Start sending the form's frame every ``period`` seconds (on the exporter)."""
         if not float(period) > 0:
             raise ValueError(f"period must be > 0 seconds, got {period}")
@@ -356,8 +383,10 @@ def form_frame(ident: str, data: str, extended: bool = False, remote: bool = Fal
         raise ValueError(f"ID {ident!r} is not a hex number") from None
     limit = 0x1FFFFFFF if extended else 0x7FF
     if not 0 <= number <= limit:
-        raise ValueError(f"ID {number:X} is out of range: {'an extended' if extended else 'a standard'} ID is at "
-                         f"most {limit:X}")
+        raise ValueError(
+            f"ID {number:X} is out of range: {'an extended' if extended else 'a standard'} ID is at "
+            f"most {limit:X}"
+        )
     head = f"{number:08X}" if extended else f"{number:03X}"
     return parse_frame(f"{head}#R" if remote else f"{head}#{''.join(str(data).split())}")
 

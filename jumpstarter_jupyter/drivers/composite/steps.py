@@ -55,12 +55,17 @@ def flash_steps(board: Driver, image: dict) -> list[Step]:
         power.off()
         power.on()
 
-    return [("storage to host", storage.host), ("write image", write), ("storage to DUT", storage.dut),
-            ("power cycle", cycle)]
+    return [
+        ("storage to host", storage.host),
+        ("write image", write),
+        ("storage to DUT", storage.dut),
+        ("power cycle", cycle),
+    ]
 
 
-def reach_shell(serial: Driver, power_up: Callable[[], object], prompt_step: Callable[[str], str],
-                timeout_message: str) -> None:
+def reach_shell(
+    serial: Driver, power_up: Callable[[], object], prompt_step: Callable[[str], str], timeout_message: str
+) -> None:
     """``boot_to_shell``'s strategy: power up, then answer prompts until a shell's.
 
     ``prompt_step(step)`` reacts to the next prompt and returns the step now in progress
@@ -76,7 +81,9 @@ def reach_shell(serial: Driver, power_up: Callable[[], object], prompt_step: Cal
     except Cancelled:
         raise
     except pexpect.TIMEOUT:
-        raise step_failed("boot_to_shell", step, TimeoutError(timeout_message), console_tail(serial)) from None
+        raise step_failed(
+            "boot_to_shell", step, TimeoutError(timeout_message), console_tail(serial)
+        ) from None
     except Exception as exc:
         raise step_failed("boot_to_shell", step, exc, console_tail(serial)) from None
 

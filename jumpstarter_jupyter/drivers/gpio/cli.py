@@ -14,8 +14,14 @@ def _help(client, command: str, default: str) -> str:
 
 
 def _timeout_option(func):
-    return click.option("-t", "--timeout", type=float, default=DEFAULT_TIMEOUT, show_default=True,
-                        help="Give up after this many seconds.")(func)
+    return click.option(
+        "-t",
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        show_default=True,
+        help="Give up after this many seconds.",
+    )(func)
 
 
 def _read_command(client) -> click.Command:
@@ -36,7 +42,9 @@ def output_commands(output) -> list[click.Command]:
         output.off()
 
     @click.command(help=_help(output, "cycle", "Drive the pin inactive, wait, drive it active."))
-    @click.option("-w", "--wait", type=float, default=1.0, show_default=True, help="Seconds to stay inactive.")
+    @click.option(
+        "-w", "--wait", type=float, default=1.0, show_default=True, help="Seconds to stay inactive."
+    )
     def cycle(wait):
         output.cycle(wait)
 
@@ -57,7 +65,9 @@ def input_commands(pin) -> list[click.Command]:
         pin.wait_for_active(timeout)
         click.echo("active")
 
-    @click.command("wait-for-inactive", help=_help(pin, "wait-for-inactive", "Wait until the pin is inactive."))
+    @click.command(
+        "wait-for-inactive", help=_help(pin, "wait-for-inactive", "Wait until the pin is inactive.")
+    )
     @_timeout_option
     def wait_for_inactive(timeout):
         pin.wait_for_inactive(timeout)

@@ -143,11 +143,13 @@ class VirtualLine:
 
     async def wait_for_change_to(self, value: int, after: int, timeout: float | None = None) -> bool:
         """Wait for a change to ``value`` later than change number ``after`` (an edge)."""
-        return await self._changed.wait_async(lambda: any(seq > after and level == value
-                                                          for seq, level in self._history), timeout)
+        return await self._changed.wait_async(
+            lambda: any(seq > after and level == value for seq, level in self._history), timeout
+        )
 
     async def changes_since(self, after: int, timeout: float | None = None) -> tuple[list[int], int]:
-        """The levels the line took after change number ``after`` (waiting up to ``timeout`` for one), and the new position."""
+        """The levels the line took after change number ``after`` (waiting up to ``timeout`` for
+        one), and the new position."""
         await self._changed.wait_async(lambda: self._seq > after, timeout)
         with self._changed:
             return [level for seq, level in self._history if seq > after], self._seq
@@ -182,8 +184,10 @@ def _check_timeout(timeout: float | None) -> None:
 def _check_line(owner: object, line: object) -> None:
     if not isinstance(line, VirtualLine):
         name = type(owner).__name__
-        raise TypeError(f"{name}.line must be a VirtualLine shared with a simulated board (set in code), "
-                        f"got {line!r}; in YAML use Mock{name.removeprefix('Virtual')}")
+        raise TypeError(
+            f"{name}.line must be a VirtualLine shared with a simulated board (set in code), "
+            f"got {line!r}; in YAML use Mock{name.removeprefix('Virtual')}"
+        )
 
 
 @dataclass

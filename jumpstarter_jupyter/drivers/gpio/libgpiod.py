@@ -30,14 +30,19 @@ def _gpiod() -> Any:
     try:
         import gpiod
     except ImportError:
-        raise ValueError("GPIO on Linux needs the gpiod package (libgpiod bindings): "
-                         "pip install 'jumpstarter-jupyter[gpio]'") from None
+        raise ValueError(
+            "GPIO on Linux needs the gpiod package (libgpiod bindings): "
+            "pip install 'jumpstarter-jupyter[gpio]'"
+        ) from None
     return gpiod
 
 
 def _first_chip() -> str:
     """Upstream's default device: the first GPIO chip (gpiochip0 before gpiochip10)."""
-    chips = sorted(glob.glob("/dev/gpiochip*"), key=lambda p: [int(n) if n.isdigit() else n for n in re.split(r"(\d+)", p)])
+    chips = sorted(
+        glob.glob("/dev/gpiochip*"),
+        key=lambda p: [int(n) if n.isdigit() else n for n in re.split(r"(\d+)", p)],
+    )
     if not chips:
         raise ValueError("no GPIO chip on this host (/dev/gpiochip* does not exist); set `device:`")
     return chips[0]
@@ -45,7 +50,9 @@ def _first_chip() -> str:
 
 def _option(enum: Any, value: str, name: str) -> Any:
     """``"pull_up"`` -> ``Bias.PULL_UP``; anything else is an error listing the choices."""
-    settable = {member.name.lower(): member for member in enum if member.name != "UNKNOWN"}  # UNKNOWN: read-only
+    settable = {
+        member.name.lower(): member for member in enum if member.name != "UNKNOWN"
+    }  # UNKNOWN: read-only
     if value not in settable:
         raise ValueError(f"{name} must be one of {', '.join(settable)}, got {value!r}")
     return settable[value]
@@ -79,10 +86,15 @@ class DigitalOutput(DigitalOutputInterface):
 
     def __post_init__(self) -> None:
         line = _gpiod().line
-        self.request = _request(self.line, self.device, direction=line.Direction.OUTPUT,
-                                drive=_option(line.Drive, self.drive, "drive"),
-                                bias=_option(line.Bias, self.bias, "bias"), active_low=self.active_low,
-                                output_value=line.Value.ACTIVE if self.initial_value else line.Value.INACTIVE)
+        self.request = _request(
+            self.line,
+            self.device,
+            direction=line.Direction.OUTPUT,
+            drive=_option(line.Drive, self.drive, "drive"),
+            bias=_option(line.Bias, self.bias, "bias"),
+            active_low=self.active_low,
+            output_value=line.Value.ACTIVE if self.initial_value else line.Value.INACTIVE,
+        )
 
     @export
     def on(self) -> None:
@@ -118,9 +130,14 @@ class DigitalInput(VirtualDigitalInput):
 
     def __post_init__(self) -> None:
         line = _gpiod().line
-        self.request = _request(self.line, self.device, direction=line.Direction.INPUT,
-                                edge_detection=line.Edge.BOTH, bias=_option(line.Bias, self.bias, "bias"),
-                                active_low=self.active_low)
+        self.request = _request(
+            self.line,
+            self.device,
+            direction=line.Direction.INPUT,
+            edge_detection=line.Edge.BOTH,
+            bias=_option(line.Bias, self.bias, "bias"),
+            active_low=self.active_low,
+        )
         self.pin = VirtualLine(self.read_pin())
         self.mirror = threading.Thread(target=self._mirror, name=f"gpio line {self.line}", daemon=True)
         self.mirror.start()

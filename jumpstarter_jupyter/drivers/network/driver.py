@@ -49,7 +49,9 @@ class TcpNetwork(NetworkInterface):
         try:
             return await SocketStream.open(self.host, self.port, CONNECT_TIMEOUT)
         except TimeoutError:
-            raise TimeoutError(f"cannot connect to {self.host}:{self.port}: no answer within {CONNECT_TIMEOUT} s") from None
+            raise TimeoutError(
+                f"cannot connect to {self.host}:{self.port}: no answer within {CONNECT_TIMEOUT} s"
+            ) from None
         except OSError as exc:  # asyncio's message quotes the address again: say the reason
             reason = os.strerror(exc.errno) if exc.errno else str(exc)
             raise OSError(f"cannot connect to {self.host}:{self.port}: {reason}") from None

@@ -45,8 +45,9 @@ class Forwarder:
                 conn, _ = self.listener.accept()
             except OSError:
                 return  # the listener was shut down by close()
-            threading.Thread(target=self._connect, args=(conn,), name=f"forward {self.address} open",
-                             daemon=True).start()
+            threading.Thread(
+                target=self._connect, args=(conn,), name=f"forward {self.address} open", daemon=True
+            ).start()
 
     def _connect(self, conn: socket.socket) -> None:
         try:
@@ -99,11 +100,18 @@ class Forwarder:
 class _Link:
     """One local connection and its byte stream, copied both ways by two threads."""
 
-    def __init__(self, conn: socket.socket, stream: ClientStream, done: Callable[[_Link], None],
-                 lost: Callable[[ConnectionFailed], None]):
+    def __init__(
+        self,
+        conn: socket.socket,
+        stream: ClientStream,
+        done: Callable[[_Link], None],
+        lost: Callable[[ConnectionFailed], None],
+    ):
         self.conn, self.stream, self.done, self.lost = conn, stream, done, lost
-        self.threads = [threading.Thread(target=self._upstream, daemon=True),
-                        threading.Thread(target=self._downstream, daemon=True)]
+        self.threads = [
+            threading.Thread(target=self._upstream, daemon=True),
+            threading.Thread(target=self._downstream, daemon=True),
+        ]
         self._remaining = len(self.threads)
         self._lock = threading.Lock()
         self._closing = self._reported = False

@@ -25,7 +25,9 @@ def commands(power) -> list[click.Command]:
     @click.option("-n", "--count", type=int, default=None, help="Stop after COUNT readings.")
     def read(count):
         for reading in itertools.islice(power.read(), count):
-            click.echo(f"voltage={reading.voltage} V  current={reading.current} A  "
-                       f"apparent_power={reading.apparent_power} VA")
+            click.echo(
+                f"voltage={reading.voltage} V  current={reading.current} A  "
+                f"apparent_power={reading.apparent_power} VA"
+            )
 
     return [on, off, cycle, read]

@@ -92,7 +92,9 @@ class PowerClient(DriverClient):
     def _poll(self, interval: float) -> Iterator[PowerReading]:
         """``watch`` for exporters without it (upstream's drivers): upstream's finite ``read`` each period."""
         if interval <= 0:
-            raise DriverInvalidArgument(self.display_path, "watch", f"interval must be > 0 seconds, got {interval}")
+            raise DriverInvalidArgument(
+                self.display_path, "watch", f"interval must be > 0 seconds, got {interval}"
+            )
         while True:
             yield from self.read()
             time.sleep(interval)  # the sampling period itself, not a wait for a condition
@@ -115,11 +117,20 @@ class PowerClient(DriverClient):
             batch = list(self.read())
             elapsed = time.monotonic() - start
             if batch:
-                samples.append((elapsed, PowerReading(statistics.fmean(r.voltage for r in batch),
-                                                      statistics.fmean(r.current for r in batch))))
+                samples.append(
+                    (
+                        elapsed,
+                        PowerReading(
+                            statistics.fmean(r.voltage for r in batch),
+                            statistics.fmean(r.current for r in batch),
+                        ),
+                    )
+                )
             if elapsed >= seconds:
                 return figure(samples, title=self.display_path)
-            time.sleep(min(interval, seconds - elapsed))  # the sampling period itself, not a wait for a condition
+            time.sleep(
+                min(interval, seconds - elapsed)
+            )  # the sampling period itself, not a wait for a condition
 
     def cli(self) -> click.Group:
         from jumpstarter_jupyter.drivers.power.cli import commands

@@ -57,8 +57,10 @@ class PowerInterface(Driver):
         """A few current readings (finite, as upstream: ``list(read())`` ends), from the ``meter`` child."""
         meter = self.children.get(METER)
         if meter is None:
-            raise NotImplementedError(f"this switch has no readings: {type(self).__name__} measures nothing "
-                                      f"and has no {METER!r} child (add one, e.g. type: HwmonMeter)")
+            raise NotImplementedError(
+                f"this switch has no readings: {type(self).__name__} measures nothing "
+                f"and has no {METER!r} child (add one, e.g. type: HwmonMeter)"
+            )
         for reading in meter.read():
             yield {"voltage": reading["voltage"], "current": reading["current"]}
 

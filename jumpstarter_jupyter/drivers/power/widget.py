@@ -105,7 +105,10 @@ class PowerWidget(DriverWidget):
             earlier = [s for s in self._history if s[0] > now - HISTORY]
         volts = statistics.fmean(r.voltage for r in self._burst)
         amps = statistics.fmean(r.current for r in self._burst)
-        self._history = [*earlier, [round(self._burst_start, 2), float(f"{volts:.{DIGITS}g}"), float(f"{amps:.{DIGITS}g}")]]
+        self._history = [
+            *earlier,
+            [round(self._burst_start, 2), float(f"{volts:.{DIGITS}g}"), float(f"{amps:.{DIGITS}g}")],
+        ]
 
     def _state(self) -> str:
         state = self.client.state()

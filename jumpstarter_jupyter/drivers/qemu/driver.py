@@ -28,7 +28,13 @@ import pexpect
 
 from jumpstarter_jupyter.driver import Cancelled, SocketStream, export, exportstream, runtime
 from jumpstarter_jupyter.drivers.composite.driver import Composite
-from jumpstarter_jupyter.drivers.composite.steps import console_tail, flash_steps, reach_shell, run_steps, watch_console
+from jumpstarter_jupyter.drivers.composite.steps import (
+    console_tail,
+    flash_steps,
+    reach_shell,
+    run_steps,
+    watch_console,
+)
 from jumpstarter_jupyter.drivers.debugger.driver import GdbServer
 from jumpstarter_jupyter.drivers.network.driver import TcpNetwork
 from jumpstarter_jupyter.drivers.power.driver import VirtualPower
@@ -55,8 +61,10 @@ class QemuStorageMux(VirtualStorageMux):
 
     def _switch(self, position: str) -> None:
         if position != "dut" and self.machine.powered:
-            raise RuntimeError(f"cannot switch the storage to {position!r} while the board is powered on: "
-                               "power off first (the running guest uses the card)")
+            raise RuntimeError(
+                f"cannot switch the storage to {position!r} while the board is powered on: "
+                "power off first (the running guest uses the card)"
+            )
         super()._switch(position)
 
 
@@ -124,8 +132,14 @@ class QemuBoard(Composite):
         self._workdir = Path(tempfile.mkdtemp(prefix="jmp-qemu-"))
         card = self._workdir / "sdcard.img"
         shutil.copyfile(artefacts.disk(self.image), card)
-        self.machine = QemuMachine(MachineSpec(self.arch, self.cpu, self.smp, self.mem, self.accel), artefacts,
-                                   self._workdir, self._boot_medium, self._machine_event, self._start_cpu)
+        self.machine = QemuMachine(
+            MachineSpec(self.arch, self.cpu, self.smp, self.mem, self.accel),
+            artefacts,
+            self._workdir,
+            self._boot_medium,
+            self._machine_event,
+            self._start_cpu,
+        )
         self.children = {
             "power": VirtualPower(target=self.machine),
             "serial": PySerial(url=str(self.machine.tty_path)),
@@ -214,8 +228,10 @@ class QemuBoard(Composite):
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise TimeoutError(f"run {command!r}: no end before the deadline; the console showed last: "
-                                   f"{console_tail(self.children['serial'])!r}")
+                raise TimeoutError(
+                    f"run {command!r}: no end before the deadline; the console showed last: "
+                    f"{console_tail(self.children['serial'])!r}"
+                )
             if self.cancelled():
                 console.send("\x03")  # the guest's shell gets its prompt back for the next caller
                 raise Cancelled(f"run {command!r} was cancelled: its caller went away")
@@ -231,8 +247,12 @@ class QemuBoard(Composite):
             else:
                 self.children["power"].on()
 
-        reach_shell(self.children["serial"], power_up, lambda step: self._prompt_step(console, step, deadline),
-                    "no prompt before the deadline")
+        reach_shell(
+            self.children["serial"],
+            power_up,
+            lambda step: self._prompt_step(console, step, deadline),
+            "no prompt before the deadline",
+        )
 
     def _prompt_step(self, console: ConsoleSpawn, step: str, deadline: float) -> str:
         """React to the next prompt; returns the step now in progress (``"shell"``: done)."""
@@ -243,8 +263,9 @@ class QemuBoard(Composite):
             raise Cancelled("boot_to_shell was cancelled: its caller went away")
         if not self.machine.powered:
             raise RuntimeError(f"the board powered off: {self.machine.log_tail() or 'QEMU exited'}")
-        seen = console.expect([LOGIN_PROMPT, PASSWORD_PROMPT, SHELL_PROMPT, pexpect.TIMEOUT],
-                              timeout=min(left, PROMPT_NUDGE))
+        seen = console.expect(
+            [LOGIN_PROMPT, PASSWORD_PROMPT, SHELL_PROMPT, pexpect.TIMEOUT], timeout=min(left, PROMPT_NUDGE)
+        )
         if seen == 0:
             console.send(f"{self.username}\r")
             return "log in"

@@ -24,9 +24,18 @@ FORMAT = "3"
 HOST_BUSYBOX = "/bin/busybox"  # busybox-static: applet list (and the amd64 guest's binary)
 INSTALL_HINT = "`apt-get install qemu-system-x86 qemu-system-arm busybox-static cpio` (`make test` does it)"
 # insmod order, from each module's depends=; Debian builds virtio as modules
-MODULES = ("drivers/virtio/virtio_ring", "drivers/virtio/virtio", "drivers/virtio/virtio_pci_modern_dev",
-           "drivers/virtio/virtio_pci_legacy_dev", "drivers/virtio/virtio_pci", "drivers/virtio/virtio_mmio",
-           "drivers/block/virtio_blk", "net/core/failover", "drivers/net/net_failover", "drivers/net/virtio_net")
+MODULES = (
+    "drivers/virtio/virtio_ring",
+    "drivers/virtio/virtio",
+    "drivers/virtio/virtio_pci_modern_dev",
+    "drivers/virtio/virtio_pci_legacy_dev",
+    "drivers/virtio/virtio_pci",
+    "drivers/virtio/virtio_mmio",
+    "drivers/block/virtio_blk",
+    "net/core/failover",
+    "drivers/net/net_failover",
+    "drivers/net/virtio_net",
+)
 # pvpanic tells QEMU about a guest panic; only the amd64 cloud kernel has it (arm64's is built without)
 PANIC_MODULES = ("drivers/misc/pvpanic/pvpanic", "drivers/misc/pvpanic/pvpanic-pci")
 PASSWORD = "root"
@@ -63,16 +72,21 @@ class GuestImages:
     def complete(self) -> bool:
         """True when every artefact of this ``FORMAT`` is there (its stamp is written last)."""
         stamp = self.folder / "format"
-        return (stamp.is_file() and stamp.read_text().strip() == FORMAT
-                and all((self.folder / name).is_file() for name in ARTEFACTS))
+        return (
+            stamp.is_file()
+            and stamp.read_text().strip() == FORMAT
+            and all((self.folder / name).is_file() for name in ARTEFACTS)
+        )
 
 
 def images_for(arch: str, root: Path | None = None) -> GuestImages:
     """The cached artefacts of ``arch``; FileNotFoundError naming the build command when absent."""
     images = GuestImages(_check_arch(arch), (root or cache_root()) / arch)
     if not images.complete():
-        raise FileNotFoundError(f"no QEMU guest images for {arch} in {images.folder}: "
-                                f"run `jumpstarter-jupyter qemu-images --arch {arch}`")
+        raise FileNotFoundError(
+            f"no QEMU guest images for {arch} in {images.folder}: "
+            f"run `jumpstarter-jupyter qemu-images --arch {arch}`"
+        )
     return images
 
 
@@ -113,9 +127,13 @@ def _apt_options(debian_arch: str, root: Path) -> list[str]:
     (state / "lists" / "partial").mkdir(parents=True, exist_ok=True)
     (state / "cache" / "archives" / "partial").mkdir(parents=True, exist_ok=True)
     (state / "status").touch()
-    options = [f"-oAPT::Architecture={debian_arch}", f"-oAPT::Architectures::={debian_arch}",
-               f"-oDir::State::Lists={state / 'lists'}", f"-oDir::Cache={state / 'cache'}",
-               f"-oDir::State::status={state / 'status'}"]
+    options = [
+        f"-oAPT::Architecture={debian_arch}",
+        f"-oAPT::Architectures::={debian_arch}",
+        f"-oDir::State::Lists={state / 'lists'}",
+        f"-oDir::Cache={state / 'cache'}",
+        f"-oDir::State::status={state / 'status'}",
+    ]
     if not any(name.endswith("Packages") or "Packages." in name for name in os.listdir(state / "lists")):
         _run(["apt-get", *options, "update"])
     return options
@@ -147,8 +165,11 @@ def _guest_busybox(apt: list[str], work: Path) -> Path:
 def _kernel(apt: list[str], debian_arch: str, work: Path, target: Path) -> list[Path]:
     """Unpack the cloud kernel package: copy its image to ``target``, return the modules to load."""
     depends = _run(["apt-cache", *apt, "depends", f"linux-image-cloud-{debian_arch}"])
-    package = next(line.split()[-1] for line in depends.splitlines()
-                   if line.strip().startswith("Depends: linux-image-") and line.split()[-1][12:13].isdigit())
+    package = next(
+        line.split()[-1]
+        for line in depends.splitlines()
+        if line.strip().startswith("Depends: linux-image-") and line.split()[-1][12:13].isdigit()
+    )
     release = package.removeprefix("linux-image-")
     unpacked = _download(apt, package, work)
     # renamed into place: a guest booting from an older cache meanwhile keeps reading a whole file
@@ -167,8 +188,13 @@ def _initramfs(work: Path, busybox: Path, modules: list[Path], console: str, tar
     (root / "lib" / "modules" / "load-order").write_text("".join(f"{module.stem}\n" for module in modules))
     _script(root / "init", INIT)
     files = _run(["find", "."], cwd=root)
-    archive = subprocess.run(["cpio", "-o", "-H", "newc", "-R", "0:0", "--quiet"], cwd=root, input=files.encode(),
-                             capture_output=True, check=True).stdout
+    archive = subprocess.run(
+        ["cpio", "-o", "-H", "newc", "-R", "0:0", "--quiet"],
+        cwd=root,
+        input=files.encode(),
+        capture_output=True,
+        check=True,
+    ).stdout
     _write_atomically(target, gzip.compress(archive, compresslevel=1))
 
 
@@ -183,8 +209,20 @@ def _disk(work: Path, busybox: Path, console: str, variant: str, target: Path) -
 
 def _rootfs(root: Path, busybox: Path, console: str, banner: str, page: str) -> Path:
     """A busybox root: init, getty on the console, root's password, httpd on port 80."""
-    for folder in ("bin", "sbin", "usr/bin", "usr/sbin", "etc/init.d", "proc", "sys", "dev", "tmp", "root", "www",
-                   "newroot"):
+    for folder in (
+        "bin",
+        "sbin",
+        "usr/bin",
+        "usr/sbin",
+        "etc/init.d",
+        "proc",
+        "sys",
+        "dev",
+        "tmp",
+        "root",
+        "www",
+        "newroot",
+    ):
         (root / folder).mkdir(parents=True, exist_ok=True)
     shutil.copyfile(busybox, root / "bin" / "busybox")
     (root / "bin" / "busybox").chmod(0o755)
@@ -192,14 +230,21 @@ def _rootfs(root: Path, busybox: Path, console: str, banner: str, page: str) -> 
         if applet != "bin/busybox":
             (root / applet).symlink_to("/bin/busybox")
     password = _run([HOST_BUSYBOX, "mkpasswd", "-m", "sha512", PASSWORD]).strip()
-    files = {"etc/passwd": "root:x:0:0:root:/root:/bin/sh\n", "etc/group": "root:x:0:\n",
-             "etc/shadow": f"root:{password}:19000:0:99999:7:::\n", "etc/hostname": "dut\n",
-             "etc/profile": 'export PS1="dut:\\w# "\n',
-             "etc/inittab": INITTAB.format(console=console) + SCREEN_GETTY.get(console, "")}
+    files = {
+        "etc/passwd": "root:x:0:0:root:/root:/bin/sh\n",
+        "etc/group": "root:x:0:\n",
+        "etc/shadow": f"root:{password}:19000:0:99999:7:::\n",
+        "etc/hostname": "dut\n",
+        "etc/profile": 'export PS1="dut:\\w# "\n',
+        "etc/inittab": INITTAB.format(console=console) + SCREEN_GETTY.get(console, ""),
+    }
     for name, text in files.items():
         (root / name).write_text(text)
     (root / "etc" / "shadow").chmod(0o600)
-    _script(root / "etc" / "init.d" / "rcS", RCS.format(banner=f"*** DUT banner: {banner} ***", page=f"hello from {page}"))
+    _script(
+        root / "etc" / "init.d" / "rcS",
+        RCS.format(banner=f"*** DUT banner: {banner} ***", page=f"hello from {page}"),
+    )
     return root
 
 

@@ -76,9 +76,15 @@ class QemuMachine:
     of the CPU (the debugger attached), False to have the machine continue it.
     """
 
-    def __init__(self, spec: MachineSpec, images: GuestImages, workdir: Path,
-                 boot_medium: Callable[[], str | None], on_event: Callable[[str], None],
-                 start_cpu: Callable[[], bool] | None = None):
+    def __init__(
+        self,
+        spec: MachineSpec,
+        images: GuestImages,
+        workdir: Path,
+        boot_medium: Callable[[], str | None],
+        on_event: Callable[[str], None],
+        start_cpu: Callable[[], bool] | None = None,
+    ):
         self.spec, self.images, self.workdir = spec, images, workdir
         self._boot_medium, self._on_event, self._start_cpu = boot_medium, on_event, start_cpu
         self.gdb_path = workdir / "gdb.sock"  # QEMU's gdbstub: private to the exporter, new at each power on
@@ -145,8 +151,13 @@ class QemuMachine:
         if not shutil.which(self.spec.binary()):
             raise FileNotFoundError(f"{self.spec.binary()} is not installed: run {INSTALL_HINT}")
         with open(self.workdir / "qemu.log", "wb") as log:
-            return _SPAWNER.popen(self._argv(), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                  start_new_session=True)
+            return _SPAWNER.popen(
+                self._argv(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def _connect(self, qmp_listener: socket.socket, uart_listener: socket.socket) -> None:
         """Accept QEMU's QMP and console, start the relay and the exit watcher, then ``cont``."""
@@ -155,16 +166,23 @@ class QemuMachine:
             self._uart = self._accept(uart_listener, "console")
             self.http_port = self._qmp.forwarded_port(GUEST_HTTP_PORT)
             self._sample = (time.monotonic(), _cpu_seconds(self._process.pid), IDLE_CURRENT)
-            threading.Thread(target=self._forward_output, args=(self._uart, self._process, self._qmp),
-                             name="qemu console output", daemon=True).start()
-            threading.Thread(target=self._watch, args=(self._process, self._qmp), name="qemu process",
-                             daemon=True).start()
+            threading.Thread(
+                target=self._forward_output,
+                args=(self._uart, self._process, self._qmp),
+                name="qemu console output",
+                daemon=True,
+            ).start()
+            threading.Thread(
+                target=self._watch, args=(self._process, self._qmp), name="qemu process", daemon=True
+            ).start()
             # the gdbstub listens once QMP answers (QEMU serves QMP after its whole start-up)
             if self._start_cpu is None or not self._start_cpu():
                 self._qmp.command("cont")
         except (ConnectionError, ValueError):  # QEMU closed a socket: it refused the configuration
             self._stop()
-            raise RuntimeError(f"QEMU stopped while starting ({self._process.returncode}): {self.log_tail()}") from None
+            raise RuntimeError(
+                f"QEMU stopped while starting ({self._process.returncode}): {self.log_tail()}"
+            ) from None
         except BaseException:
             self._stop()
             raise
@@ -175,18 +193,45 @@ class QemuMachine:
         append = f"console={CONSOLES[spec.arch]},115200 panic=0"  # a panicked kernel halts: see PANIC_END
         if spec.arch in SCREENS:  # the kernel prints on the screen too; the UART stays /dev/console (last)
             append = f"console=tty0 {append}"
-        argv = [spec.binary(), *MACHINES[spec.arch], *(["-cpu", cpu] if cpu else []), "-accel", spec.accel,
-                "-smp", str(spec.smp), "-m", spec.mem, "-nodefaults", "-no-user-config", "-display", "none", "-S",
-                "-kernel", str(images.kernel), "-initrd", str(images.initramfs),
-                "-qmp", f"unix:{self.workdir / 'qmp.sock'}",
-                "-chardev", f"socket,id=uart,path={self.workdir / 'uart.sock'}", "-serial", "chardev:uart",
-                "-gdb", f"unix:{self.gdb_path},server=on,wait=off",
-                # port 0: the kernel picks a free host port, read back over QMP
-                "-netdev", f"user,id=net,restrict=on,hostfwd=tcp:127.0.0.1:0-:{GUEST_HTTP_PORT}",
-                "-device", "virtio-net-pci,netdev=net",
-                # a guest panic reaches QEMU through pvpanic (where the kernel has it) and powers
-                # the board off; guest reboot stays a reset
-                "-device", "pvpanic-pci", "-action", "panic=shutdown"]
+        argv = [
+            spec.binary(),
+            *MACHINES[spec.arch],
+            *(["-cpu", cpu] if cpu else []),
+            "-accel",
+            spec.accel,
+            "-smp",
+            str(spec.smp),
+            "-m",
+            spec.mem,
+            "-nodefaults",
+            "-no-user-config",
+            "-display",
+            "none",
+            "-S",
+            "-kernel",
+            str(images.kernel),
+            "-initrd",
+            str(images.initramfs),
+            "-qmp",
+            f"unix:{self.workdir / 'qmp.sock'}",
+            "-chardev",
+            f"socket,id=uart,path={self.workdir / 'uart.sock'}",
+            "-serial",
+            "chardev:uart",
+            "-gdb",
+            f"unix:{self.gdb_path},server=on,wait=off",
+            # port 0: the kernel picks a free host port, read back over QMP
+            "-netdev",
+            f"user,id=net,restrict=on,hostfwd=tcp:127.0.0.1:0-:{GUEST_HTTP_PORT}",
+            "-device",
+            "virtio-net-pci,netdev=net",
+            # a guest panic reaches QEMU through pvpanic (where the kernel has it) and powers
+            # the board off; guest reboot stays a reset
+            "-device",
+            "pvpanic-pci",
+            "-action",
+            "panic=shutdown",
+        ]
         argv += SCREENS.get(spec.arch, [])
         disk = self._boot_medium()
         if disk:
@@ -207,10 +252,14 @@ class QemuMachine:
         deadline = time.monotonic() + START_TIMEOUT
         while not select.select([listener], [], [], 0.1)[0]:  # slices: QEMU's exit is noticed too
             if self._process.poll() is not None:
-                raise RuntimeError(f"QEMU exited with {self._process.returncode} before connecting its {what}: "
-                                   f"{self.log_tail()}")
+                raise RuntimeError(
+                    f"QEMU exited with {self._process.returncode} before connecting its {what}: "
+                    f"{self.log_tail()}"
+                )
             if time.monotonic() > deadline:
-                raise TimeoutError(f"QEMU did not connect its {what} within {START_TIMEOUT} s: {self.log_tail()}")
+                raise TimeoutError(
+                    f"QEMU did not connect its {what} within {START_TIMEOUT} s: {self.log_tail()}"
+                )
         return listener.accept()[0]
 
     def qmp(self, command: str, **arguments) -> object:
@@ -283,8 +332,8 @@ class QemuMachine:
                 return
             view = memoryview(data)
             while view:
-                view = view[os.write(self._master, view):]
-            recent = recent[-len(PANIC_END):] + data
+                view = view[os.write(self._master, view) :]
+            recent = recent[-len(PANIC_END) :] + data
             if PANIC_END in recent and self._panicked is not process:
                 self._panicked = process
                 _quit(qmp)

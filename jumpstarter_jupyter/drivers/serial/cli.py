@@ -18,14 +18,21 @@ PIPE_CHUNK = 1024  # bytes per frame from stdin, as upstream's `j serial pipe`
 
 
 def commands(serial) -> list[click.Command]:
-    @click.command(help=serial.methods_description.get("console", "Interactive console on this terminal; "
-                                                       "exit with Ctrl-B three times."))
+    @click.command(
+        help=serial.methods_description.get(
+            "console", "Interactive console on this terminal; exit with Ctrl-B three times."
+        )
+    )
     @click.option("--replay/--no-replay", default=False, help="Show the console's scrollback first.")
     def console(replay):
         run_console(serial, replay)
 
-    @click.command(help=serial.methods_description.get("pipe", "Copy stdin to the port and the port to "
-                                                       "stdout; ends after stdin EOF and the exporter's EOF."))
+    @click.command(
+        help=serial.methods_description.get(
+            "pipe",
+            "Copy stdin to the port and the port to stdout; ends after stdin EOF and the exporter's EOF.",
+        )
+    )
     def pipe():
         run_pipe(serial)
 

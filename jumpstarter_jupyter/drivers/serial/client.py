@@ -93,16 +93,18 @@ class SerialClient(DriverClient):
             if not self.scrollback_supported:
                 self._tx = self.stream("connect")  # upstream: also the stream writes go to
             target = self._follow_ours if self.scrollback_supported else self._follow_upstream
-            self._thread = threading.Thread(target=target, name=f"serial console reader {self.display_path}",
-                                            daemon=True)
+            self._thread = threading.Thread(
+                target=target, name=f"serial console reader {self.display_path}", daemon=True
+            )
             self._thread.start()
 
     def _follow_ours(self) -> None:
         offset, reported = self._origin, False
         while not self._stopping.is_set():
             try:
-                request = console_pb2.FollowRequest(uuid=self.connection.uuid(self.path), offset=offset,
-                                                    epoch=self._epoch)
+                request = console_pb2.FollowRequest(
+                    uuid=self.connection.uuid(self.path), offset=offset, epoch=self._epoch
+                )
                 self._call = self.connection.console.Follow(request, metadata=self.connection.metadata)
                 for chunk in self._call:
                     self._epoch = chunk.epoch or self._epoch
@@ -255,8 +257,9 @@ class SerialClient(DriverClient):
 
         Returns the index of the pattern that matched; ``before``, ``after`` and ``match``
         describe it. ``timeout`` is in seconds (-1: ``self.timeout``, default 30; None: forever).
-        Raises :class:`~jumpstarter_jupyter.drivers.serial.common.ExpectTimeout` (a ``pexpect.TIMEOUT`` and a ``TimeoutError``) naming what
-        was awaited and what the console showed last.
+        Raises :class:`~jumpstarter_jupyter.drivers.serial.common.ExpectTimeout` (a
+        ``pexpect.TIMEOUT`` and a ``TimeoutError``) naming what was awaited and what the console
+        showed last.
         """
         self._check_delivered()
         return self._expect(self._spawn.expect, "expect", pattern, timeout)
@@ -273,11 +276,15 @@ class SerialClient(DriverClient):
         except pexpect.TIMEOUT:
             seen = (self._spawn.before or "")[-200:]
             waited = self._spawn.timeout if timeout == -1 else timeout
-            raise ExpectTimeout(f"{self.display_path}.{name}: {pattern!r} not seen within {waited} s; "
-                                f"the console showed last: {seen!r}") from None
+            raise ExpectTimeout(
+                f"{self.display_path}.{name}: {pattern!r} not seen within {waited} s; "
+                f"the console showed last: {seen!r}"
+            ) from None
         except pexpect.EOF:
-            raise ConnectionFailed(f"{self.display_path}.{name}: the console ended (client released "
-                                   f"or exporter gone) while waiting for {pattern!r}") from None
+            raise ConnectionFailed(
+                f"{self.display_path}.{name}: the console ended (client released "
+                f"or exporter gone) while waiting for {pattern!r}"
+            ) from None
 
     def discard(self, timeout: float = 10.0) -> None:
         """Forget the output so far: the next ``expect``/``read`` sees only what comes after.
@@ -290,8 +297,10 @@ class SerialClient(DriverClient):
             target = int(self.call("offset"))
             with self._delivered:
                 if not self._delivered.wait_for(lambda: self._end >= target, timeout):
-                    raise ExpectTimeout(f"{self.display_path}.discard: the console did not reach offset "
-                                        f"{target} within {timeout} s")
+                    raise ExpectTimeout(
+                        f"{self.display_path}.discard: the console did not reach offset "
+                        f"{target} within {timeout} s"
+                    )
         self._spawn.take()
 
     def read(self, timeout: float = 0) -> str:
@@ -355,8 +364,10 @@ class SerialClient(DriverClient):
             return []
         request = console_pb2.FollowRequest(uuid=self.connection.uuid(self.path), offset=-1, snapshot=True)
         try:
-            return [Chunk(c.offset, c.data, c.dropped, c.event)
-                    for c in self.connection.console.Follow(request, metadata=self.connection.metadata)]
+            return [
+                Chunk(c.offset, c.data, c.dropped, c.event)
+                for c in self.connection.console.Follow(request, metadata=self.connection.metadata)
+            ]
         except grpc.RpcError as err:
             raise translate(err, self.connection.endpoint, self.display_path, "history") from None
 
@@ -435,7 +446,9 @@ class _Transmitter:
             if self.broken is None or not lost or self._reported:
                 return
             self._reported = True
-        raise ConnectionFailed(f"{self.display}.write: {lost} bytes written were not delivered: {self.broken}")
+        raise ConnectionFailed(
+            f"{self.display}.write: {lost} bytes written were not delivered: {self.broken}"
+        )
 
     def flush(self, timeout: float | None, quiet: bool = False) -> None:
         with self._changed:
@@ -443,7 +456,9 @@ class _Transmitter:
         if quiet:
             return
         if not done:
-            raise DriverTimeout(self.display, "flush", f"{self.sent - self.acked} bytes not acknowledged within {timeout} s")
+            raise DriverTimeout(
+                self.display, "flush", f"{self.sent - self.acked} bytes not acknowledged within {timeout} s"
+            )
         self.check()
 
     def close(self) -> None:

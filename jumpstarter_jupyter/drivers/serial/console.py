@@ -91,11 +91,15 @@ class Console:
         with self._changed:
             return bytes(self._buf[-size:]) if size > 0 else b""
 
-    def reader(self, start: int | None = None, from_end: bool = False, snapshot: bool = False) -> ConsoleReader:
+    def reader(
+        self, start: int | None = None, from_end: bool = False, snapshot: bool = False
+    ) -> ConsoleReader:
         """A reader positioned now: at ``start`` (None: the oldest byte held) or at the live end."""
         return ConsoleReader(self, start, from_end, snapshot)
 
-    def follow(self, start: int | None = None, *, from_end: bool = False, snapshot: bool = False) -> Iterator[Chunk]:
+    def follow(
+        self, start: int | None = None, *, from_end: bool = False, snapshot: bool = False
+    ) -> Iterator[Chunk]:
         """Chunks from ``start`` on (a thread's view); ends at close or at the snapshot end."""
         reader = self.reader(start, from_end, snapshot)
         try:
@@ -104,8 +108,9 @@ class Console:
         finally:
             reader.close()
 
-    async def follow_async(self, start: int | None = None, *, from_end: bool = False,
-                           snapshot: bool = False) -> AsyncIterator[Chunk]:
+    async def follow_async(
+        self, start: int | None = None, *, from_end: bool = False, snapshot: bool = False
+    ) -> AsyncIterator[Chunk]:
         """:meth:`follow` on the event loop: a follower costs no thread."""
         reader = self.reader(start, from_end, snapshot)
         try:
@@ -168,7 +173,10 @@ class ConsoleReader:
             limit = min(limit, self.stop_at)
         limit = min(limit, self.pos + MAX_CHUNK)
         if limit > self.pos:
-            with memoryview(console._buf) as view, view[self.pos - console._base:limit - console._base] as part:
+            with (
+                memoryview(console._buf) as view,
+                view[self.pos - console._base : limit - console._base] as part,
+            ):
                 data = bytes(part)
             chunk = Chunk(self.pos, data, dropped)
             self.pos = limit

@@ -146,7 +146,9 @@ class PySerial(Driver, ConsoleDriver):
                 apply(self._port)
             except OSError as exc:
                 if exc.errno == errno.ENOTTY:  # ptys and some adapters have no modem lines
-                    raise NotImplementedError(f"{self.url}: cannot {action}: this port has no modem lines") from None
+                    raise NotImplementedError(
+                        f"{self.url}: cannot {action}: this port has no modem lines"
+                    ) from None
                 raise
 
     # wire methods

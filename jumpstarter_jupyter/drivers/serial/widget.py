@@ -69,7 +69,7 @@ class _ViewRing:
     def take(self, since: int, limit: int) -> tuple[int, bytes]:
         """Up to ``limit`` bytes from ``since`` (or from the oldest byte held, if that is later)."""
         begin = max(since, self.start)
-        return begin, bytes(self.data[begin - self.start: begin - self.start + limit])
+        return begin, bytes(self.data[begin - self.start : begin - self.start + limit])
 
     def tail(self, size: int) -> bytes:
         return bytes(self.data[-size:])
@@ -92,7 +92,7 @@ class SerialWidget(DriverWidget):
 
     def summarize(self) -> str:
         """The console's last lines as plain text."""
-        text = self.scrollback[-(SUMMARY_LINES * 256):].decode(errors="replace")
+        text = self.scrollback[-(SUMMARY_LINES * 256) :].decode(errors="replace")
         lines = CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n")).split("\n")
         return "\n".join(lines[-SUMMARY_LINES:])
 
@@ -169,7 +169,7 @@ class SerialWidget(DriverWidget):
         if live and chunk.event == CONSOLE_RESTARTED and self._end is not None:
             self._start_over()  # the exporter says its console is a new one, counting from 0
         end = self._end if self._end is not None else chunk.offset
-        data = chunk.data[max(0, end - chunk.offset):]  # history and live output overlap
+        data = chunk.data[max(0, end - chunk.offset) :]  # history and live output overlap
         if data:
             if chunk.dropped:
                 self._log_write(marker(dropped_text(chunk.dropped)))
@@ -188,7 +188,9 @@ class SerialWidget(DriverWidget):
         self._ring = _ViewRing()
 
     def _log_write(self, data: bytes) -> None:
-        if self._log is not None and not self._log.closed:  # stop() closes it under the ring lock, which callers hold
+        if (
+            self._log is not None and not self._log.closed
+        ):  # stop() closes it under the ring lock, which callers hold
             self._log.write(data)
             self.bytes_logged += len(data)
 
@@ -211,8 +213,10 @@ class SerialWidget(DriverWidget):
             end, tail, epoch = ring.end, ring.tail(SCROLLBACK), self._epoch
         if (piece or events) and self.comm is not None:
             self._seq += 1
-            self.send({"type": "output", "seq": self._seq, "epoch": epoch, "offset": offset, "events": events},
-                      [piece])
+            self.send(
+                {"type": "output", "seq": self._seq, "epoch": epoch, "offset": offset, "events": events},
+                [piece],
+            )
             self.messages_sent += 1
         return self._sync_scrollback(end, tail, epoch) or more
 

@@ -107,8 +107,10 @@ def _refusal(disk: Disk, image_size: int | None, allow_fixed: bool) -> str | Non
         if holders:
             return f"{name} is in use by {', '.join(holders)} (device-mapper, LVM or RAID)"
     if disk.transport == "fixed" and not allow_fixed:
-        return ("it is a fixed disk (not removable, not on USB, not a loop device); "
-                "set allow_fixed: true to allow it")
+        return (
+            "it is a fixed disk (not removable, not on USB, not a loop device); "
+            "set allow_fixed: true to allow it"
+        )
     if disk.size == 0:
         return "it has no medium (size 0): is the card inserted?"
     if image_size is not None and disk.size < image_size:

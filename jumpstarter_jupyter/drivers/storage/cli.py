@@ -48,9 +48,11 @@ def _flashed(file: str, figures: dict | None) -> str:
     written = f"{figures['written'] / mib:.1f}"
     whole = f"{figures['image_size'] / mib:.1f}"
     how = f" with its bmap: {written} of {whole} MiB" if figures["bmap"] else f": {written} MiB"
-    return (f"flashed {file} to {figures['device']}{how} written in {figures['seconds']:.1f} s "
-            f"({figures['mb_per_s']:.1f} MB/s){', verified' if figures['verified'] else ''}; "
-            "storage connected to the DUT")
+    return (
+        f"flashed {file} to {figures['device']}{how} written in {figures['seconds']:.1f} s "
+        f"({figures['mb_per_s']:.1f} MB/s){', verified' if figures['verified'] else ''}; "
+        "storage connected to the DUT"
+    )
 
 
 def commands(storage) -> list[click.Command]:
@@ -70,19 +72,33 @@ def commands(storage) -> list[click.Command]:
     def state():
         click.echo(storage.state() or "unknown (the exporter does not say)")
 
-    @click.command(help=_help(storage, "flash", "Write an image (plain, .gz, .xz, .zst or .bz2), then connect it to the DUT."))
+    @click.command(
+        help=_help(
+            storage, "flash", "Write an image (plain, .gz, .xz, .zst or .bz2), then connect it to the DUT."
+        )
+    )
     @click.argument("file", type=click.Path(exists=True, dir_okay=False))
-    @click.option("--compression", type=click.Choice(sorted(set(ENCODING_FOR_SUFFIX.values()))),
-                  help="How FILE is compressed (default: from its suffix).")
-    @click.option("--bmap", type=click.Path(exists=True, dir_okay=False),
-                  help="bmaptool's block map of FILE: only its mapped ranges are sent "
-                  "(default: FILE.bmap if present).")
+    @click.option(
+        "--compression",
+        type=click.Choice(sorted(set(ENCODING_FOR_SUFFIX.values()))),
+        help="How FILE is compressed (default: from its suffix).",
+    )
+    @click.option(
+        "--bmap",
+        type=click.Path(exists=True, dir_okay=False),
+        help="bmaptool's block map of FILE: only its mapped ranges are sent (default: FILE.bmap if present).",
+    )
     @click.option("--no-bmap", is_flag=True, help="Write the whole image even if a bmap is beside it.")
     @click.option("--verify", is_flag=True, help="Read the image back from the card and compare.")
     def flash(file, compression, bmap, no_bmap, verify):
         with _progress_bar(f"flashing {os.path.basename(file)}", os.path.getsize(file)) as progress:
-            figures = storage.flash(file, progress=progress, compression=compression,
-                                    bmap=False if no_bmap else bmap, verify=verify)
+            figures = storage.flash(
+                file,
+                progress=progress,
+                compression=compression,
+                bmap=False if no_bmap else bmap,
+                verify=verify,
+            )
         click.echo(_flashed(file, figures))
 
     @click.command(help=_help(storage, "dump", "Copy the storage into FILE, then connect it to the DUT."))

@@ -88,8 +88,14 @@ class StorageMuxClient(DriverClient):
         with open(path, "wb") as sink:
             self.download("read", sink, progress=progress)
 
-    def flash(self, path: str | os.PathLike, progress: Progress | None = None, compression: str | None = None,
-              bmap: str | os.PathLike | bool | None = None, verify: bool = False) -> dict | None:
+    def flash(
+        self,
+        path: str | os.PathLike,
+        progress: Progress | None = None,
+        compression: str | None = None,
+        bmap: str | os.PathLike | bool | None = None,
+        verify: bool = False,
+    ) -> dict | None:
         """Switch to the host, write the image ``path``, switch to the DUT; returns the
         exporter's figures (device, bytes written, seconds, MB/s) where it gives them.
 
@@ -110,9 +116,14 @@ class StorageMuxClient(DriverClient):
         self.dut()
         return figures
 
-    def write_image(self, path: str | os.PathLike, progress: Progress | None = None,
-                    compression: str | None = None, bmap: str | os.PathLike | bool | None = None,
-                    verify: bool = False) -> dict | None:
+    def write_image(
+        self,
+        path: str | os.PathLike,
+        progress: Progress | None = None,
+        compression: str | None = None,
+        bmap: str | os.PathLike | bool | None = None,
+        verify: bool = False,
+    ) -> dict | None:
         """Write the image ``path`` as :meth:`flash` does, without switching the storage."""
         encoding = compression or image_encoding(path)
         blocks = self._bmap_for(path, bmap)
@@ -123,22 +134,31 @@ class StorageMuxClient(DriverClient):
             with mapped_bytes(decoded(raw, encoding), blocks, seekable=encoding is None) as source:
                 return self._write_ranges(source, blocks, extra, progress)
 
-    def _write_ranges(self, source: _MappedBytes, blocks: Bmap, extra: list,
-                      progress: Progress | None) -> dict:
+    def _write_ranges(
+        self, source: _MappedBytes, blocks: Bmap, extra: list, progress: Progress | None
+    ) -> dict:
         """One ``write_ranges`` call per ``RANGES_PER_CALL`` ranges (the map of a fragmented image
         would not fit one gRPC message); the figures add up."""
         figures: dict = {}
         for start in range(0, max(len(blocks.ranges), 1), RANGES_PER_CALL):
-            part = dataclasses.replace(blocks, ranges=blocks.ranges[start:start + RANGES_PER_CALL])
+            part = dataclasses.replace(blocks, ranges=blocks.ranges[start : start + RANGES_PER_CALL])
             source.budget, sent = part.mapped_bytes, source.sent
-            report = None if progress is None else \
-                lambda done, _total, sent=sent: progress(sent + done, blocks.mapped_bytes)
-            result = self.upload("write_ranges", source, part.to_wire(), *extra, total=part.mapped_bytes,
-                                 progress=report)
+            report = (
+                None
+                if progress is None
+                else lambda done, _total, sent=sent: progress(sent + done, blocks.mapped_bytes)
+            )
+            result = self.upload(
+                "write_ranges", source, part.to_wire(), *extra, total=part.mapped_bytes, progress=report
+            )
             written = figures.get("written", 0) + result["written"]
             seconds = figures.get("seconds", 0) + result["seconds"]
-            figures = {**result, "written": written, "seconds": seconds,
-                       "mb_per_s": round(written / seconds / 1e6, 1) if seconds else 0.0}
+            figures = {
+                **result,
+                "written": written,
+                "seconds": seconds,
+                "mb_per_s": round(written / seconds / 1e6, 1) if seconds else 0.0,
+            }
         return figures
 
     def info(self) -> dict | None:
@@ -153,13 +173,17 @@ class StorageMuxClient(DriverClient):
         found = beside(image) if bmap is None or bmap is True else bmap
         if found is None:
             if bmap is True:
-                raise FileNotFoundError(f"no bmap beside {image} "
-                                        f"(looked for {os.fspath(image)}.bmap and the like)")
+                raise FileNotFoundError(
+                    f"no bmap beside {image} (looked for {os.fspath(image)}.bmap and the like)"
+                )
             return None
         if self.methods is None or "write_ranges" not in self.methods:
             if bmap is not None:
-                raise DriverMethodNotFound(self.display_path, "write_ranges",
-                                           "this exporter cannot write bmap ranges; flash with bmap=False")
+                raise DriverMethodNotFound(
+                    self.display_path,
+                    "write_ranges",
+                    "this exporter cannot write bmap ranges; flash with bmap=False",
+                )
             return None  # a bmap found by chance: the whole image still works
         return load(found)
 
@@ -169,11 +193,22 @@ class StorageMuxClient(DriverClient):
         self.read_local_file(path, progress)
         self.dut()
 
-    def _upload(self, path: str | os.PathLike, encoding: str | None, progress: Progress | None,
-                extra: list | None = None) -> Any:
+    def _upload(
+        self,
+        path: str | os.PathLike,
+        encoding: str | None,
+        progress: Progress | None,
+        extra: list | None = None,
+    ) -> Any:
         with open(path, "rb") as source:
-            return self.upload("write", source, *(extra or []), encoding=encoding,
-                               total=os.fstat(source.fileno()).st_size, progress=progress)
+            return self.upload(
+                "write",
+                source,
+                *(extra or []),
+                encoding=encoding,
+                total=os.fstat(source.fileno()).st_size,
+                progress=progress,
+            )
 
     def cli(self) -> click.Group:
         from jumpstarter_jupyter.drivers.storage.cli import commands

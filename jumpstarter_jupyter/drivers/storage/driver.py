@@ -172,7 +172,9 @@ class VirtualStorageMux(StorageMuxInterface):
             )
 
 
-def _copy_decoded(source: IO[bytes], target: IO[bytes], encoding: str | None, capacity: int, partial: bool) -> int:
+def _copy_decoded(
+    source: IO[bytes], target: IO[bytes], encoding: str | None, capacity: int, partial: bool
+) -> int:
     """Copy ``source`` (a decompressing reader when ``encoding`` is set) into ``target``, at most
     ``capacity`` bytes: a small compressed upload must not fill the exporter's disk."""
     written = 0
@@ -187,13 +189,18 @@ def _copy_decoded(source: IO[bytes], target: IO[bytes], encoding: str | None, ca
             if not chunk:
                 return written
             if written + len(chunk) > capacity:
-                raise ValueError(f"the image is larger than the card ({capacity} bytes)"
-                                 + (f" once decompressed ({encoding})" if encoding else ""))
+                raise ValueError(
+                    f"the image is larger than the card ({capacity} bytes)"
+                    + (f" once decompressed ({encoding})" if encoding else "")
+                )
             target.write(chunk)
             written += len(chunk)
     except Exception as exc:
-        kept = f"the card now holds a partial image ({written} bytes written)" if partial else \
-            "the card was left as it was"
+        kept = (
+            f"the card now holds a partial image ({written} bytes written)"
+            if partial
+            else "the card was left as it was"
+        )
         raise type(exc)(f"{exc}; {kept}") from None
 
 

@@ -83,8 +83,11 @@ class StorageMuxWidget(DriverWidget):
         info = self.client.info()
         if not info:
             return {}
-        return {"device": info["device"] or "", "size": info["size"] or 0,
-                "last_flash": info["last_flash"] or {}}
+        return {
+            "device": info["device"] or "",
+            "size": info["size"] or 0,
+            "last_flash": info["last_flash"] or {},
+        }
 
     def _poll(self, watcher: WidgetWatcher) -> None:
         while True:

@@ -86,7 +86,9 @@ class Session:
 class Board:
     """The board. ``boot_medium()`` returns the image path the bootloader may read, or None."""
 
-    def __init__(self, boot_medium: Callable[[], str | None], hostname: str = "jumpstarter", pace: float = 1.0):
+    def __init__(
+        self, boot_medium: Callable[[], str | None], hostname: str = "jumpstarter", pace: float = 1.0
+    ):
         self.boot_medium, self.hostname, self.pace = boot_medium, hostname, pace
         self.button, self.led = VirtualLine(), VirtualLine()
         self.state = State.OFF
@@ -120,7 +122,9 @@ class Board:
         with self._lock:
             if on and self._session is None:
                 self._session = Session(self)
-                self._thread = threading.Thread(target=self._run, args=(self._session,), name="board", daemon=True)
+                self._thread = threading.Thread(
+                    target=self._run, args=(self._session,), name="board", daemon=True
+                )
                 self._thread.start()
             elif not on and self._session is not None:
                 session, thread, self._session = self._session, self._thread, None
@@ -133,8 +137,9 @@ class Board:
         if self.state is State.OFF:
             return PowerReading(0.0, 0.0)
         current = self._load + (LED_CURRENT if self.led.value else 0.0)
-        return PowerReading(round(VOLTAGE + random.uniform(-0.02, 0.02), 3),
-                            round(current + random.uniform(-0.005, 0.005), 4))
+        return PowerReading(
+            round(VOLTAGE + random.uniform(-0.02, 0.02), 3), round(current + random.uniform(-0.005, 0.005), 4)
+        )
 
     def status(self) -> dict:
         """What the HTTP service reports."""
@@ -176,7 +181,7 @@ class Board:
         deadline = time.monotonic() + WRITE_DEADLINE
         while data:
             try:
-                data = data[os.write(self._master, data):]
+                data = data[os.write(self._master, data) :]
             except BlockingIOError:
                 left = deadline - time.monotonic()
                 if left <= 0 or not select.select([], [self._master], [], left)[1]:

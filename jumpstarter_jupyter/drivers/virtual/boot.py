@@ -32,8 +32,15 @@ class State(enum.Enum):
 
 
 # amperes drawn in each state; the kernel's draw rises towards KERNEL_PEAK as drivers probe
-CURRENT = {State.OFF: 0.0, State.BOOTLOADER: 0.30, State.KERNEL: 0.45, State.INIT: 0.70,
-           State.IDLE: 0.25, State.NO_IMAGE: 0.28, State.HALTED: 0.05}
+CURRENT = {
+    State.OFF: 0.0,
+    State.BOOTLOADER: 0.30,
+    State.KERNEL: 0.45,
+    State.INIT: 0.70,
+    State.IDLE: 0.25,
+    State.NO_IMAGE: 0.28,
+    State.HALTED: 0.05,
+}
 KERNEL_PEAK = 0.90
 
 
@@ -60,8 +67,14 @@ def bootloader(board: Board, session: Session) -> ImageInfo | None:
     board.enter(State.BOOTLOADER)
     board.image = None
     board.write(f"\nU-Boot SPL 2024.01\nTrying to boot from MMC1\n\n{UBOOT} jumpstarter virtual board\n\n")
-    for line in ("DRAM:  512 MiB", "MMC:   mmc@fe320000: 0", "Loading Environment from MMC... OK",
-                 "In:    serial", "Out:   serial", "Err:   serial"):
+    for line in (
+        "DRAM:  512 MiB",
+        "MMC:   mmc@fe320000: 0",
+        "Loading Environment from MMC... OK",
+        "In:    serial",
+        "Out:   serial",
+        "Err:   serial",
+    ):
         board.write(line + "\n")
         session.pause(0.03)
     board.write("Hit any key to stop autoboot:  0 \n")
@@ -118,7 +131,9 @@ def kernel(board: Board, session: Session, image: ImageInfo) -> None:
         line = f"[{stamp:12.6f}] {text}"
         board.kernel_log.append(line)
         board.write(line + "\n")
-        board.set_load(CURRENT[State.KERNEL] + (KERNEL_PEAK - CURRENT[State.KERNEL]) * step / (len(lines) - 1))
+        board.set_load(
+            CURRENT[State.KERNEL] + (KERNEL_PEAK - CURRENT[State.KERNEL]) * step / (len(lines) - 1)
+        )
         session.pause(0.07)
 
 

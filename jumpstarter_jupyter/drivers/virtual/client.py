@@ -40,8 +40,13 @@ class VirtualBoardClient(CompositeClient):
         the exporter. ``progress(bytes_sent, total)`` is called as the file is sent.
         """
         with open(path, "rb") as source:
-            self.upload("flash", source, encoding=image_encoding(path), total=os.fstat(source.fileno()).st_size,
-                        progress=progress)
+            self.upload(
+                "flash",
+                source,
+                encoding=image_encoding(path),
+                total=os.fstat(source.fileno()).st_size,
+                progress=progress,
+            )
 
     def boot_to_shell(self, timeout: float = 60.0) -> None:
         """Power on if needed, wait for the login prompt and log in, within ``timeout`` seconds.

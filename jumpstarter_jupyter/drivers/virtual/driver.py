@@ -102,8 +102,12 @@ class VirtualBoard(Composite):
         deadline = time.monotonic() + timeout
         serial = self.children["serial"]
         with watch_console(serial) as console:
-            reach_shell(serial, self._power_up, lambda step: self._prompt_step(console, step, deadline),
-                        f"nothing expected within {timeout} s")
+            reach_shell(
+                serial,
+                self._power_up,
+                lambda step: self._prompt_step(console, step, deadline),
+                f"nothing expected within {timeout} s",
+            )
 
     def _prompt_step(self, console: ConsoleSpawn, step: str, deadline: float) -> str:
         """React to the next prompt; returns the step now in progress (``"shell"``: done).
@@ -116,7 +120,9 @@ class VirtualBoard(Composite):
             raise pexpect.TIMEOUT("deadline")
         if self.cancelled():  # checked every PROMPT_NUDGE seconds at most
             raise Cancelled("boot_to_shell was cancelled: its caller went away")
-        seen = console.expect([LOGIN_PROMPT, SHELL_PROMPT, NO_IMAGE, pexpect.TIMEOUT], timeout=min(left, PROMPT_NUDGE))
+        seen = console.expect(
+            [LOGIN_PROMPT, SHELL_PROMPT, NO_IMAGE, pexpect.TIMEOUT], timeout=min(left, PROMPT_NUDGE)
+        )
         if seen == 0:
             self.children["serial"].write(f"{USER}\n".encode())
             return "log in"

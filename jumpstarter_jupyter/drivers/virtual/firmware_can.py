@@ -42,14 +42,23 @@ RUNNING = {State.KERNEL: 1, State.INIT: 2, State.IDLE: 3}  # the OS runs: the no
 AMBIENT = 25.0  # degrees Celsius of a cold board
 HEATING = 50.0  # degrees Celsius per ampere drawn, once settled
 THERMAL_TAU = 2.0  # simulated seconds for the temperature to cover 63 % of a step
-STATUS = struct.Struct("<I h B B B")  # uptime (24 bits used) | temperature | LED, button bits | state | counter
+STATUS = struct.Struct(
+    "<I h B B B"
+)  # uptime (24 bits used) | temperature | LED, button bits | state | counter
 log = logging.getLogger("driver.VirtualBoard")
 
 
-def status_data(uptime: float, temperature: float, led: bool, button: bool, state: int, counter: int) -> bytes:
+def status_data(
+    uptime: float, temperature: float, led: bool, button: bool, state: int, counter: int
+) -> bytes:
     """The 8 data bytes of a ``Status`` frame (the layout ``virtual-board.dbc`` describes)."""
-    packed = STATUS.pack(min(round(uptime * 10), 0xFFFFFF), round(temperature * 10), int(led) | int(button) << 1,
-                         state, counter & 0xFF)
+    packed = STATUS.pack(
+        min(round(uptime * 10), 0xFFFFFF),
+        round(temperature * 10),
+        int(led) | int(button) << 1,
+        state,
+        counter & 0xFF,
+    )
     return packed[:3] + packed[4:]  # uptime takes 24 bits, not the 32 of "I"
 
 
@@ -91,7 +100,9 @@ class CanFirmware:
     def _heat(self, elapsed: float) -> None:
         """Move the temperature towards what the present current would settle at."""
         target = AMBIENT + HEATING * self.board.reading().current
-        self.temperature += (target - self.temperature) * (1 - math.exp(-elapsed / (THERMAL_TAU * self.board.pace)))
+        self.temperature += (target - self.temperature) * (
+            1 - math.exp(-elapsed / (THERMAL_TAU * self.board.pace))
+        )
 
     def _send_status(self) -> None:
         board = self.board
@@ -99,15 +110,20 @@ class CanFirmware:
         if state is None:
             return  # off, in the bootloader or halted: the node is silent
         uptime = board.status()["uptime"]
-        data = status_data(uptime, self.temperature, bool(board.led.value), bool(board.button.value), state,
-                           self._counter)
+        data = status_data(
+            uptime, self.temperature, bool(board.led.value), bool(board.button.value), state, self._counter
+        )
         self._counter += 1
         self._send(STATUS_ID, data)
 
     def _answer(self, msg: can.Message) -> None:
         image = self.board.image
-        if msg.arbitration_id == VERSION_REQUEST_ID and not msg.is_extended_id and image is not None \
-                and self.board.state in RUNNING:
+        if (
+            msg.arbitration_id == VERSION_REQUEST_ID
+            and not msg.is_extended_id
+            and image is not None
+            and self.board.state in RUNNING
+        ):
             self._send(VERSION_RESPONSE_ID, version_data(image.version))
 
     def _send(self, ident: int, data: bytes) -> None:

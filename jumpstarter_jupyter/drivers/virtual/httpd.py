@@ -39,7 +39,9 @@ class HttpService:
         with self._lock:
             if self._server is not None:
                 return
-            server = ThreadingHTTPServer(("127.0.0.1", self.port), _handler(self.status), bind_and_activate=False)
+            server = ThreadingHTTPServer(
+                ("127.0.0.1", self.port), _handler(self.status), bind_and_activate=False
+            )
             server.socket.close()
             server.socket = self._reserved or _reserve(self.port)
             self._reserved = None

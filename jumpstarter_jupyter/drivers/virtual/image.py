@@ -48,7 +48,12 @@ def make_image(name: str, version: str, payload_size: int = DEFAULT_PAYLOAD) -> 
         raise ValueError(f"payload_size must be >= 0 bytes, got {payload_size}")
     seed = f"{name} {version} rootfs\n".encode()
     payload = (seed * (payload_size // len(seed) + 1))[:payload_size]
-    header = {"name": name, "version": version, "size": payload_size, "sha256": hashlib.sha256(payload).hexdigest()}
+    header = {
+        "name": name,
+        "version": version,
+        "size": payload_size,
+        "sha256": hashlib.sha256(payload).hexdigest(),
+    }
     return MAGIC + json.dumps(header).encode() + b"\n" + payload
 
 
@@ -65,7 +70,7 @@ def read_image(source: IO[bytes]) -> ImageInfo:
     if not line.startswith(MAGIC) or not line.endswith(b"\n"):
         raise BadImage("no image header (unknown format)")
     try:
-        header = json.loads(line[len(MAGIC):])
+        header = json.loads(line[len(MAGIC) :])
         info = ImageInfo(str(header["name"]), str(header["version"]), int(header["size"]))
         expected = str(header["sha256"])
     except (ValueError, KeyError, TypeError):

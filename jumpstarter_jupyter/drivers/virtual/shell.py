@@ -84,8 +84,10 @@ class Shell:
             if not user:
                 continue  # Enter (or Ctrl-C) reprints the prompt
             if user == USER:
-                self.board.write(f"Last login: on ttyS0\n\n{self.board.image.name} {self.board.image.version}\n"
-                                 "Type 'help' for the commands this board knows.\n")
+                self.board.write(
+                    f"Last login: on ttyS0\n\n{self.board.image.name} {self.board.image.version}\n"
+                    "Type 'help' for the commands this board knows.\n"
+                )
                 return
             self.board.write("Password: ")
             read_line(self.board, self.session, echo=False)
@@ -149,7 +151,7 @@ class Shell:
         image = self.board.image
         files = {
             "/etc/os-release": f'NAME="{image.name}"\nVERSION="{image.version}"\nID=jumpstarter\n'
-                               f'PRETTY_NAME="{image.name} {image.version}"\n',
+            f'PRETTY_NAME="{image.name} {image.version}"\n',
             "/etc/hostname": f"{self.board.hostname}\n",
             "/proc/uptime": f"{self._uptime():.2f} {self._uptime() * 3.9:.2f}\n",
         }
@@ -158,7 +160,9 @@ class Shell:
     def cmd_uptime(self, args: list[str]) -> str:
         seconds = int(self._uptime())
         clock = time.strftime("%H:%M:%S")
-        return f" {clock} up {seconds // 60} min, {seconds % 60} s,  1 user,  load average: 0.08, 0.03, 0.01\n"
+        return (
+            f" {clock} up {seconds // 60} min, {seconds % 60} s,  1 user,  load average: 0.08, 0.03, 0.01\n"
+        )
 
     def cmd_dmesg(self, args: list[str]) -> str:
         return "".join(line + "\n" for line in self.board.kernel_log)
@@ -173,9 +177,11 @@ class Shell:
         return f"{USER}\n"
 
     def cmd_ip(self, args: list[str]) -> str:
-        return (f"1: lo: <LOOPBACK,UP> mtu 65536\n    inet 127.0.0.1/8 scope host lo\n"
-                f"2: eth0: <BROADCAST,MULTICAST,UP> mtu 1500\n    inet 127.0.0.1 (HTTP status service on port "
-                f"{self.board.http.port})\n")
+        return (
+            f"1: lo: <LOOPBACK,UP> mtu 65536\n    inet 127.0.0.1/8 scope host lo\n"
+            f"2: eth0: <BROADCAST,MULTICAST,UP> mtu 1500\n    inet 127.0.0.1 (HTTP status service on port "
+            f"{self.board.http.port})\n"
+        )
 
     def _uptime(self) -> float:
         return time.monotonic() - self.session.started

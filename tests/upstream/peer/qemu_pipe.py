@@ -30,9 +30,13 @@ class Pipe:
     def __init__(self):
         # SIGINT's default disposition: it is stopped with Ctrl+C's signal, and a run started in
         # the background of a non-interactive shell would hand it down ignored
-        self.process = subprocess.Popen([J, "dut", "serial", "pipe", "--no-input"], stdin=subprocess.DEVNULL,
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        self.process = subprocess.Popen(
+            [J, "dut", "serial", "pipe", "--no-input"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
         self.output = b""
         self.arrived = threading.Condition()
         threading.Thread(target=self._collect, daemon=True).start()
@@ -57,8 +61,10 @@ class Pipe:
     def expect(self, text: str, start: int) -> int:
         end = self.await_text(text, start)
         if end is None:
-            sys.exit(f"{text!r} did not come through the pipe within {DEADLINE} s; it showed last: "
-                     f"{self.output[-300:]!r}")
+            sys.exit(
+                f"{text!r} did not come through the pipe within {DEADLINE} s; it showed last: "
+                f"{self.output[-300:]!r}"
+            )
         return end
 
     def shown(self, start: int, end: int) -> str:
@@ -85,8 +91,9 @@ with env() as client:
         console.send("root\r")
         console.expect("# ", timeout=DEADLINE)
     # piped stdin: upstream sends it, then half-closes, which ends the stream on our exporter
-    typed = subprocess.run([J, "dut", "serial", "pipe"], input=b"echo piped-$((6 * 7))\r", capture_output=True,
-                           timeout=DEADLINE)
+    typed = subprocess.run(
+        [J, "dut", "serial", "pipe"], input=b"echo piped-$((6 * 7))\r", capture_output=True, timeout=DEADLINE
+    )
     if typed.returncode != 0:
         sys.exit(f"`j dut serial pipe` with piped input failed ({typed.returncode}): {typed.stderr.decode()}")
     print("shell:", pipe.shown(boot_end, pipe.expect("piped-42", boot_end)))

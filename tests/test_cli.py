@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -115,7 +116,7 @@ def test_a_driver_package_adds_its_own_command_through_an_entry_point(tmp_path):
     )
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
     listed = cli("--help", env=env)
-    assert "hello-board  Say hello to a board" in listed.stdout
+    assert re.search(r"\n  hello-board +Say hello to a board", listed.stdout), listed.stdout
     assert "qemu-images" in listed.stdout  # ours arrive the same way (drivers.COMMANDS)
     ran = cli("hello-board", "--name", "dut", env=env)
     assert (ran.returncode, ran.stdout) == (0, "hello dut\n")

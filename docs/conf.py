@@ -56,7 +56,7 @@ nitpick_ignore_regex = [
     (
         r"py:.*",
         r"(grpc|google\.protobuf|ipywidgets|anywidget|matplotlib|pexpect|serial|cantools|zstandard|"
-        r"gpiod|yaml|pytest|_pytest)(\..*)?",
+        r"gpiod|yaml|pytest|_pytest|PIL)(\..*)?",
     ),
     (r"py:.*", r".*_pb2(_grpc)?\..*"),  # generated gRPC stubs: not part of the documented API
     ("py:class", "can.bus.CanProtocol"),  # newer than the python-can inventory Debian ships (4.1)
@@ -68,6 +68,11 @@ nitpick_ignore_regex = [
         r"leases\.Leases|calls\.Calls)|driver\.resources\.Channel)",
     ),
     (r"py:class", r"jumpstarter_jupyter\..*\._\w+"),  # private bases (a public class's show-inheritance)
+    # the screen client's hints as written (PIL's Image, pathlib's Path, its region and frame types)
+    (
+        r"py:class",
+        r"Image|Path|Region|re\.(Match|Pattern)|jumpstarter_jupyter\.drivers\.screen\.common\.Frame",
+    ),
 ]
 
 # HTML

@@ -133,3 +133,30 @@ def sigint_raises_keyboard_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+# a client flashing `image` that stops once `after` bytes are sent, until it is killed
+_FLASHER = """
+import sys, jumpstarter_jupyter as jj
+dut = jj.connect(sys.argv[1])
+def progress(sent, total):
+    if sent >= int(sys.argv[3]):
+        print("flashing", flush=True)
+        sys.stdin.read()  # hold here until the test kills this process
+dut.storage.flash(sys.argv[2], progress=progress)
+"""
+
+
+def kill_mid_flash(address: str, image, after: int) -> None:
+    """A client process flashes ``image`` through ``address`` and is SIGKILLed once ``after`` bytes went out."""
+    flasher = subprocess.Popen(
+        [sys.executable, "-c", _FLASHER, address, str(image), str(after)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert flasher.stdout.readline() == "flashing\n"
+    finally:
+        flasher.kill()
+        flasher.wait()

@@ -14,7 +14,6 @@ import re
 import shutil
 import struct
 import subprocess
-import sys
 
 import pytest
 import zstandard
@@ -27,7 +26,7 @@ from jumpstarter_jupyter.drivers.storage.bmap import load, parse
 from jumpstarter_jupyter.drivers.storage.common import StorageRefused
 from jumpstarter_jupyter.drivers.storage.device import StorageDevice
 from jumpstarter_jupyter.exporter import build_tree, parse_config
-from support import client_for, run_cli, serving
+from support import client_for, kill_mid_flash, run_cli, serving
 
 MiB = 1 << 20
 
@@ -298,17 +297,6 @@ def test_a_partition_or_an_unknown_device_is_refused(tmp_path):
         blockdev.inspect("/dev/sdx", tmp_path)
 
 
-FLASHER = """
-import sys, jumpstarter_jupyter as jj
-dut = jj.connect(sys.argv[1])
-def progress(sent, total):
-    if sent >= 8 << 20:
-        print("flashing", flush=True)
-        sys.stdin.read()  # hold here until the test kills this process
-dut.storage.flash(sys.argv[2], progress=progress)
-"""
-
-
 def test_a_client_killed_mid_flash_leaves_the_card_on_the_host_and_the_next_flash_works(loop, tmp_path):
     device = loop(96 * MiB)
     big, small = tmp_path / "big.img", tmp_path / "small.img"
@@ -317,15 +305,7 @@ def test_a_client_killed_mid_flash_leaves_the_card_on_the_host_and_the_next_flas
     root = Composite()
     root.children = {"storage": StorageDevice(device=device)}
     with serving(root) as exporter:
-        flasher = subprocess.Popen(
-            [sys.executable, "-c", FLASHER, exporter.address, str(big)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert flasher.stdout.readline() == "flashing\n"
-        flasher.kill()
-        flasher.wait()
+        kill_mid_flash(exporter.address, big, 8 << 20)
         with connect(exporter.address) as dut:
             figures = dut.storage.flash(small)  # waits for the aborted write to let go of the device
             assert figures["written"] == 3 * MiB and dut.storage.state() == "host"

@@ -20,7 +20,7 @@ import usb.core
 from jumpstarter_jupyter import DriverError
 from jumpstarter_jupyter.drivers.storage.sdwire import SDWire
 from jumpstarter_jupyter.exporter import build_tree, parse_config
-from support import client_for
+from support import client_for, kill_mid_flash
 
 MiB = 1 << 20
 STALL = 32  # EPIPE: what libusb reports when a device stalls a request it does not know
@@ -285,10 +285,6 @@ def test_a_card_mounted_on_the_host_is_not_switched_away(bus, loop, tmp_path):
 
 
 def test_a_client_killed_mid_flash_leaves_the_card_on_the_host(bus, loop, tmp_path):
-    import subprocess
-    import sys
-
-    from test_sd_muxes import FLASHER
 
     from jumpstarter_jupyter import connect
     from jumpstarter_jupyter.drivers.composite.driver import Composite
@@ -302,15 +298,7 @@ def test_a_client_killed_mid_flash_leaves_the_card_on_the_host(bus, loop, tmp_pa
     root = Composite()
     root.children = {"storage": SDWire(storage_device=device)}
     with serving(root) as exporter:
-        flasher = subprocess.Popen(
-            [sys.executable, "-c", FLASHER, exporter.address, str(big)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert flasher.stdout.readline() == "flashing\n"
-        flasher.kill()
-        flasher.wait()
+        kill_mid_flash(exporter.address, big, 8 << 20)
         with connect(exporter.address) as dut:
             dut.storage.dut()  # waits for the aborted write to let go of the card
             assert chip.requests[-2][2] == 0x20F0

@@ -18,7 +18,7 @@ from jumpstarter_jupyter import ConfigError, DriverError, DriverInvalidArgument
 from jumpstarter_jupyter.drivers.storage.client import StorageMuxClient
 from jumpstarter_jupyter.drivers.storage.driver import MockStorageMux, VirtualStorageMux
 from jumpstarter_jupyter.exporter import build_tree, parse_config
-from support import client_for, run_cli
+from support import client_for, kill_mid_flash, run_cli
 
 MiB = 1 << 20
 COMPRESSORS = {".gz": gzip.compress, ".xz": lzma.compress, ".zst": zstandard.compress, ".bz2": bz2.compress}
@@ -280,17 +280,6 @@ def test_an_image_larger_than_the_card_once_decompressed_is_refused_and_the_card
         assert path.read_bytes() == content
 
 
-FLASHER = """
-import sys, jumpstarter_jupyter as jj
-dut = jj.connect(sys.argv[1])
-def progress(sent, total):
-    if sent >= 4 << 20:
-        print("flashing", flush=True)
-        sys.stdin.read()  # hold here until the test kills this process
-dut.storage.flash(sys.argv[2], progress=progress)
-"""
-
-
 def test_a_client_killed_mid_flash_leaves_the_card_as_it_was_and_the_mux_usable(tmp_path):
     from jumpstarter_jupyter import connect
     from jumpstarter_jupyter.drivers.composite.driver import Composite
@@ -303,15 +292,7 @@ def test_a_client_killed_mid_flash_leaves_the_card_as_it_was_and_the_mux_usable(
     root = Composite()
     root.children = {"storage": VirtualStorageMux(path=str(path), connected_to="host", size=128 << 20)}
     with serving(root) as exporter:
-        flasher = subprocess.Popen(
-            [sys.executable, "-c", FLASHER, exporter.address, str(big)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert flasher.stdout.readline() == "flashing\n"
-        flasher.kill()
-        flasher.wait()
+        kill_mid_flash(exporter.address, big, 4 << 20)
         with connect(exporter.address) as dut:
             small, content = tmp_path / "small.img", image(1 << 20)
             small.write_bytes(content)

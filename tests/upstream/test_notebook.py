@@ -40,12 +40,13 @@ def notebook(address: str) -> nbformat.NotebookNode:
         "    widget.observe(lambda change: test(change.new) and seen.set(), trait)\n"
         "    return test(getattr(widget, trait)) or seen.wait(60)\n"
         "terminal, power = widget_for(dut.serial), widget_for(dut.power)\n"
-        f"shown(terminal, 'scrollback', lambda value: b'{GREETING}' in value)\n"
-        "shown(power, 'readings', bool)\n"
+        f"print('echo shown:', shown(terminal, 'scrollback', lambda value: b'{GREETING}' in value))\n"
+        "print('readings shown:', shown(power, 'readings', bool))\n"
         "print(terminal.status or 'no status', '|', terminal.error or 'no error')",
-        # observers fire inside the flusher's hold_sync, before its update message goes out:
-        # one more execute round trip lets that message reach the client before state is saved
-        "print('synced')",
+        # observers fire inside the flusher's hold_sync, before its update message goes out (on
+        # the flusher's thread, which a loaded machine may not run for a while): send the traits
+        # from this cell, so the kernel publishes them before the cell ends and nbclient saves them
+        "terminal.send_state('scrollback')\npower.send_state('readings')\nprint('synced')",
     ]
     return nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code) for code in cells])
 
@@ -102,4 +103,6 @@ def test_jmp_connect_renders_the_device_panel_for_an_upstream_exporter(exporter,
     assert power["readings"], "the chart got no readings from upstream's read()"
     serial = by_path["dut.serial"]
     assert GREETING.encode() in scrollback(serial), serial["state"]
-    assert nb.cells[3].outputs[0]["text"].rstrip().endswith("| no error"), nb.cells[3].outputs
+    shown = "".join(output.get("text", "") for output in nb.cells[3].outputs).splitlines()
+    assert shown[:2] == ["echo shown: True", "readings shown: True"], shown
+    assert shown[2].endswith("| no error"), shown

@@ -54,9 +54,10 @@ def saved_notebook(endpoint: str, home: Path) -> nbformat.NotebookNode:
         "power.observe(check, 'readings')\n"
         "check()\n"
         "assert ready.wait(60), 'the widgets never showed the boot'",
-        # observers fire inside the flusher's hold_sync, before its update message goes out:
-        # one more execute round trip lets that message reach the client before state is saved
-        "print('synced')",
+        # observers fire inside the flusher's hold_sync, before its update message goes out (on
+        # the flusher's thread, which a loaded machine may not run for a while): send the traits
+        # from this cell, so the kernel publishes them before the cell ends and nbclient saves them
+        "terminal.send_state('scrollback')\npower.send_state('readings')\nprint('synced')",
     ]
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code) for code in cells])
     NotebookClient(

@@ -6,6 +6,7 @@ expected, e.g. ``board.yaml: export.power.config.voltage (line 7): expected floa
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import dataclasses
 import os
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from jumpstarter_jupyter.controller_channel import ControllerSettings
 from jumpstarter_jupyter.driver.base import RUNTIME, Driver
 from jumpstarter_jupyter.drivers import registry
 from jumpstarter_jupyter.drivers.composite.driver import Composite, Proxy
@@ -63,6 +65,7 @@ class ExporterConfig:
     metadata: dict[str, Any] = field(default_factory=dict)
     endpoint: str | None = None
     token: str | None = None
+    controller: ControllerSettings | None = None  # endpoint, token, tls, grpcOptions and metadata together
     hooks: dict[str, Hook] = field(default_factory=dict)
     lease: LeasePolicy = field(default_factory=LeasePolicy)
     labels: dict[str, str] = field(default_factory=dict)  # reported in GetReport; selectors match them
@@ -96,9 +99,10 @@ def parse_config(text: str, source: str = "<config>") -> ExporterConfig:
         source=source,
         export={name: _entry(reader, value, f"export.{name}") for name, value in export.items()},
         description=data.get("description"),
-        metadata=data.get("metadata") or {},
+        metadata=_metadata(reader, data.get("metadata")),
         endpoint=data.get("endpoint"),
         token=data.get("token"),
+        controller=_controller(reader, data),
         hooks=_hooks(reader, data.get("hooks")),
         lease=_lease(reader, data.get("lease"), source),
         labels=parse_labels(reader, data.get("labels"), "labels"),
@@ -109,6 +113,64 @@ def parse_config(text: str, source: str = "<config>") -> ExporterConfig:
 
 
 HOOK_KEYS = {"script", "exec", "timeout", "onFailure"}
+TLS_KEYS = {"ca", "insecure"}
+
+
+def _metadata(reader: YamlReader, value: Any) -> dict[str, Any]:
+    if value is not None and not isinstance(value, dict):
+        raise reader.error("metadata", f"expected a mapping with namespace and name, got {value!r}")
+    return value or {}
+
+
+def _controller(reader: YamlReader, data: dict) -> ControllerSettings | None:
+    """``endpoint``, ``token``, ``tls``, ``grpcOptions`` and ``metadata``: the upstream controller this
+    exporter registers with (None without an endpoint; the seed's ``endpoint: ""`` means none)."""
+    text = {}
+    for key in ("endpoint", "token"):
+        value = data.get(key)
+        if value is not None and not isinstance(value, str):
+            raise reader.error(key, f"expected text, got {value!r}")
+        text[key] = value or ""
+    tls = mapping(reader, data.get("tls"), "tls", TLS_KEYS)
+    options = data.get("grpcOptions") or {}
+    if not isinstance(options, dict):
+        raise reader.error("grpcOptions", f"expected a mapping of gRPC channel options, got {options!r}")
+    for key, value in options.items():
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise reader.error(f"grpcOptions.{key}", f"expected text or an integer, got {value!r}")
+    if not text["endpoint"]:
+        return None
+    host, colon, port = text["endpoint"].rpartition(":")
+    if not (colon and host and port.isdigit()):
+        raise reader.error("endpoint", f"expected the controller's HOST:PORT, got {text['endpoint']!r}")
+    if not text["token"]:
+        raise reader.error(
+            "token", "expected the Exporter object's token (`jmp admin create exporter` prints it)"
+        )
+    metadata = data.get("metadata") or {}
+    names = {}
+    for key in ("namespace", "name"):
+        if not isinstance(metadata.get(key), str) or not metadata[key]:
+            raise reader.error(
+                f"metadata.{key}" if "metadata" in data else "metadata",
+                f"expected the Exporter object's {key} (the controller needs it with the token), "
+                f"got {metadata.get(key)!r}",
+            )
+        names[key] = metadata[key]
+    ca = tls.get("ca") or ""
+    if not isinstance(ca, str):
+        raise reader.error("tls.ca", f"expected base64 PEM certificates, got {ca!r}")
+    try:
+        if ca and b"BEGIN CERTIFICATE" not in base64.b64decode(ca, validate=True):
+            raise ValueError("no PEM certificate in it")
+    except ValueError as exc:
+        raise reader.error("tls.ca", f"expected base64 PEM certificates ({exc})") from None
+    insecure = tls.get("insecure", False)
+    if not isinstance(insecure, bool):
+        raise reader.error("tls.insecure", f"expected true or false, got {insecure!r}")
+    return ControllerSettings(
+        text["endpoint"], text["token"], names["namespace"], names["name"], ca, insecure, dict(options)
+    )
 LEASE_KEYS = {
     "required",
     "max_duration",

@@ -19,10 +19,12 @@ from pathlib import Path
 
 import grpc
 
+from jumpstarter_jupyter.controller_channel import ControllerSettings
 from jumpstarter_jupyter.driver.base import Driver
 from jumpstarter_jupyter.exporter.calls import Calls
 from jumpstarter_jupyter.exporter.console_service import ConsoleServicer
-from jumpstarter_jupyter.exporter.exporter_service import ExporterServicer
+from jumpstarter_jupyter.exporter.controller import ControllerLink, RoutedCalls
+from jumpstarter_jupyter.exporter.exporter_service import ExporterServicer, RoutedSession
 from jumpstarter_jupyter.exporter.hooks import Hook, HookRunner
 from jumpstarter_jupyter.exporter.lease_service import LeaseServicer
 from jumpstarter_jupyter.exporter.leases import LeasePolicy, Leases
@@ -137,9 +139,10 @@ class Exporter:
         logs: LogHub,
         calls: Calls,
         leases: Leases,
+        controller: ControllerLink | None = None,
     ):
         self.root, self.server, self.address, self.tree, self.logs = root, server, address, tree, logs
-        self.calls, self.leases = calls, leases
+        self.calls, self.leases, self.controller = calls, leases, controller
         self._stopped = threading.Event()
 
     def wait(self) -> None:
@@ -155,6 +158,8 @@ class Exporter:
         if self._stopped.is_set():
             return []
         self.leases.stopping = True  # no afterLease hook: nothing could reach the exporter any more
+        if self.controller is not None:
+            _on_loop(self.controller.stop())  # OFFLINE and Unregister, STOP_TIMEOUT at most
         _on_loop(self.server.stop(grace))  # cancels every RPC still running after the grace
         stuck = self.calls.stop(STOP_TIMEOUT)
         if stuck:
@@ -186,14 +191,17 @@ def serve(
     hooks: dict[str, Hook] | None = None,
     on_exit: Callable[[int], None] | None = None,
     labels: dict[str, str] | None = None,
+    controller: ControllerSettings | None = None,
 ) -> Exporter:
     """Start serving ``root``; returns at once. ``listen`` is ``HOST:PORT`` (port 0 = any free).
 
     ``lease`` says whether control needs a lease (and its limits); ``hooks`` are run around
     leases; ``on_exit(code)`` is called when a hook's ``onFailure: exit`` asks the exporter to
     stop (the command line exits with that code). ``labels`` are the exporter's (in its report).
+    With ``controller``, it also registers there and serves that controller's leases through its
+    router (``controller.py``); then ``listen`` and ``socket`` may both be None.
     """
-    if (listen is None) == (socket is None):
+    if listen is not None and socket is not None or (listen is None and socket is None and not controller):
         raise ValueError("serve() needs exactly one of listen='HOST:PORT' or socket='PATH'")
     credentials = None
     if tls_cert or tls_key:
@@ -206,7 +214,7 @@ def serve(
             "hardware; use --passphrase-file and --tls-cert/--tls-key",
             listen,
         )
-    target = listen if listen is not None else f"unix:{os.path.abspath(socket)}"
+    target = listen if listen is not None else f"unix:{os.path.abspath(socket)}" if socket else ""
     if socket is not None:
         _claim_socket_path(socket)
     _warn_about_grpcio(grpc.__version__)
@@ -215,21 +223,22 @@ def serve(
     calls = Calls()
     runner = HookRunner(hooks) if hooks else None
     leases = Leases(lease or LeasePolicy(), runner, on_exit, _log_hook_line)
-    ports = [(target, credentials)]
+    ports = [(target, credentials)] if target else []
     if runner is not None:  # hooks reach the exporter on a private socket, whatever the clients use
         ports.append((f"unix:{runner.socket_path}", None))
-    server, port = _on_loop(_start(tree, hub, calls, leases, ports, passphrase))
+    server, port, link = _on_loop(_start(tree, hub, calls, leases, ports, passphrase, controller))
     logging.getLogger().addHandler(hub)
     logging.getLogger("driver").setLevel(logging.INFO)
     if listen is not None:
         target = f"{listen.rpartition(':')[0]}:{port}"
     log.info(
-        "exporter up: %d drivers on %s%s",
+        "exporter up: %d drivers on %s%s%s",
         len(tree.nodes),
-        target,
+        target or "no listener of its own",
+        f"; registering with the controller at {controller.endpoint}" if controller else "",
         "; control needs a lease" if leases.policy.required else "",
     )
-    return Exporter(root, server, target, tree, hub, calls, leases)
+    return Exporter(root, server, target, tree, hub, calls, leases, link)
 
 
 def _warn_about_grpcio(version: str) -> None:
@@ -245,19 +254,47 @@ def _log_hook_line(hook: str, line: str) -> None:
     logging.getLogger("jumpstarter_jupyter.exporter.hooks").info("[%s] %s", hook, line, extra={"hook": hook})
 
 
-async def _start(
-    tree: Tree, hub: LogHub, calls: Calls, leases: Leases, ports: list, passphrase: str | None
-) -> tuple[grpc.aio.Server, int]:
-    interceptors = [_PassphraseCheck(passphrase, leases)] if passphrase else []
+def _server(
+    tree: Tree,
+    hub: LogHub,
+    calls: Calls,
+    leases: Leases,
+    interceptors: list,
+    routed: RoutedSession | None = None,
+) -> grpc.aio.Server:
+    """A server with every service (not started); ``routed``: it serves one controller lease."""
     server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=interceptors)
     jumpstarter_pb2_grpc.add_ExporterServiceServicer_to_server(
-        ExporterServicer(tree, hub, calls, leases), server
+        ExporterServicer(tree, hub, calls, leases, routed), server
     )
     router = RouterServicer(tree, calls, leases)
     router_pb2_grpc.add_RouterServiceServicer_to_server(router, server)
     stream_pb2_grpc.add_StreamServiceServicer_to_server(StreamServicer(router), server)
     console_pb2_grpc.add_ConsoleServiceServicer_to_server(ConsoleServicer(tree, leases), server)
     lease_pb2_grpc.add_LeaseServiceServicer_to_server(LeaseServicer(leases), server)
+    return server
+
+
+async def _start(
+    tree: Tree,
+    hub: LogHub,
+    calls: Calls,
+    leases: Leases,
+    ports: list,
+    passphrase: str | None,
+    controller: ControllerSettings | None,
+) -> tuple[grpc.aio.Server, int, ControllerLink | None]:
+    interceptors = [_PassphraseCheck(passphrase, leases)] if passphrase else []
+    server = _server(tree, hub, calls, leases, interceptors)
+    link = None
+    if controller is not None:
+        # the controller authenticated a lease's client; its calls need no passphrase
+        link = ControllerLink(
+            controller,
+            tree,
+            leases,
+            lambda session: _server(tree, hub, calls, leases, [RoutedCalls(session)], session),
+        )
     bound = []
     for target, credentials in ports:
         try:
@@ -269,7 +306,9 @@ async def _start(
         except RuntimeError as exc:
             raise OSError(f"cannot listen on {target}: {exc} (is the port in use?)") from None
     await server.start()
-    return server, bound[0]
+    if link is not None:
+        link.start()
+    return server, bound[0] if bound else 0, link
 
 
 def _is_loopback(listen: str) -> bool:

@@ -45,6 +45,7 @@ log = logging.getLogger("jumpstarter_jupyter.exporter.controller")
 RPC_TIMEOUT = 10.0  # seconds for one unary call to the controller
 STOP_TIMEOUT = 3.0  # seconds reporting OFFLINE and unregistering may take at stop
 FIRST_RETRY, LAST_RETRY = 0.5, 30.0  # backoff between attempts, doubling
+LINGER = 5.0  # seconds a lease's router streams stay up after it ended, for its clients to see so
 CHUNK = 64 * 1024  # bytes read from the private socket per DATA frame
 STATUS_NAMES = {
     value.number: value.name.removeprefix("EXPORTER_STATUS_")
@@ -299,6 +300,8 @@ class LeaseSession:
         try:
             granted = await self._hold()
             await self._after(granted)
+            if self._bridges:  # its clients hear that it ended (upstream's jmp waits to see AVAILABLE)
+                await asyncio.wait(self._bridges, timeout=LINGER)
         finally:
             # the lease's connections end with it: a client of the next lease dials anew
             for bridge in list(self._bridges):
@@ -360,9 +363,11 @@ class LeaseSession:
         while True:
             await self.link.connected.wait()
             stub = self.link.stub
+            log.debug("listening for dials of lease %s", self.name)
             try:
                 async for target in stub.Listen(pb.ListenRequest(lease_name=self.name)):
                     backoff.reset()
+                    log.debug("dial of lease %s: router %s", self.name, target.router_endpoint)
                     bridge = asyncio.ensure_future(self._bridge(target.router_endpoint, target.router_token))
                     self._bridges.add(bridge)
                     bridge.add_done_callback(self._bridges.discard)

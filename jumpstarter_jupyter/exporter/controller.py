@@ -144,7 +144,10 @@ class ControllerLink:
             delay = backoff.next()
             if self.registered:
                 log.warning(
-                    "lost the controller at %s (%s); reconnecting in %.1f s", self.settings.endpoint, reason, delay
+                    "lost the controller at %s (%s); reconnecting in %.1f s",
+                    self.settings.endpoint,
+                    reason,
+                    delay,
                 )
             else:
                 log.warning(
@@ -183,7 +186,9 @@ class ControllerLink:
             await self._status_changed.wait()
             self._status_changed.clear()
             status, message = self.reported
-            await stub.ReportStatus(pb.ReportStatusRequest(status=status, message=message), timeout=RPC_TIMEOUT)
+            await stub.ReportStatus(
+                pb.ReportStatusRequest(status=status, message=message), timeout=RPC_TIMEOUT
+            )
             log.info("status %s: %s", STATUS_NAMES.get(status, status), message)
 
     async def _follow(self, stub: jumpstarter_pb2_grpc.ControllerServiceStub) -> None:
@@ -237,7 +242,9 @@ class ControllerLink:
                     await stub.Unregister(pb.UnregisterRequest(reason="Exporter shutdown"))
             log.info("unregistered from the controller at %s", self.settings.endpoint)
         except (grpc.aio.AioRpcError, OSError, TimeoutError) as exc:
-            log.warning("could not unregister from the controller at %s: %s", self.settings.endpoint, why(exc))
+            log.warning(
+                "could not unregister from the controller at %s: %s", self.settings.endpoint, why(exc)
+            )
 
 
 class LeaseSession:
@@ -271,6 +278,8 @@ class LeaseSession:
         if not self._ended.is_set():
             log.info("lease %s of %s: %s", self.name, self.client, reason)
             self._ended.set()
+            if self.lease is not None:
+                self.link.leases.end(self.lease, reason)
 
     async def close(self) -> None:
         """Drop everything now (the exporter stops)."""
@@ -398,10 +407,15 @@ class LeaseSession:
 
 async def _to_router(reader: asyncio.StreamReader, call) -> None:
     """The server's bytes as DATA frames; at its end, GOAWAY and the end of our writes."""
-    while data := await reader.read(CHUNK):
-        await call.write(router_pb2.StreamRequest(payload=data))
-    await call.write(router_pb2.StreamRequest(frame_type=router_pb2.FRAME_TYPE_GOAWAY))
-    await call.done_writing()
+    try:
+        while data := await reader.read(CHUNK):
+            await call.write(router_pb2.StreamRequest(payload=data))
+        await call.write(router_pb2.StreamRequest(frame_type=router_pb2.FRAME_TYPE_GOAWAY))
+        await call.done_writing()
+    except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
+        if not call.done() or await call.code() != grpc.StatusCode.OK:
+            raise
+        # the router ended the stream cleanly (the client hung up) while the server still wrote
 
 
 async def _from_router(call, writer: asyncio.StreamWriter) -> None:

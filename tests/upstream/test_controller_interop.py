@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 from interop import Service, clean_env
@@ -25,7 +25,9 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = 30.0) 
 
 
 @pytest.fixture(scope="module")
-def upstream_board(controller, peer, services, tmp_path_factory) -> tuple[str, dict[str, str], Service]:
+def upstream_board(
+    controller, peer, services, tmp_path_factory
+) -> Iterator[tuple[str, dict[str, str], Service]]:
     """Upstream's ``jmp run`` with a MockPower, registered at the test controller: (name, labels, service)."""
     labels = {"board": "upstream-mock", "site": "here"}
     name, token = new_exporter(controller, labels, "upstream")
@@ -39,7 +41,8 @@ def upstream_board(controller, peer, services, tmp_path_factory) -> tuple[str, d
     service.wait_for(
         lambda: bool(exporter.devices) and exporter.online, f"upstream exporter {name} registered"
     )
-    return name, labels, service
+    yield name, labels, service
+    service.stop()  # while the controller is up: upstream's exporter retries unregistering for long
 
 
 def jmp_shell(peer, config, selector: str, *command: str) -> subprocess.CompletedProcess:
@@ -77,3 +80,23 @@ def test_upstream_jmp_gets_unsatisfiable_for_a_selector_nothing_matches(
     done = jmp_shell(peer, config, "board=no-such-board", "true")
     assert done.returncode != 0
     assert "cannot be satisfied" in done.stderr.decode(), done.stderr.decode()[-3000:]
+
+
+def test_our_client_leases_an_upstream_exporter_through_the_router(
+    controller, upstream_board, tmp_path, monkeypatch
+):
+    import jumpstarter_jupyter as jj
+
+    name, _, _ = upstream_board
+    wait_until(lambda: controller.exporter(name).lease is None, "the exporter is free")
+    client, token = new_client(controller)
+    client_config(controller, tmp_path / "clients" / "lab.yaml", client, token)
+    monkeypatch.setenv("JMP_CLIENT_CONFIG_HOME", str(tmp_path))
+    with jj.connect(controller="lab", selector="board=upstream-mock", duration=600) as dut:
+        assert dut.connection.board == name
+        dut.power.on()
+        dut.power.off()
+        lease = controller.leases_of(client)[0]
+        assert lease.exporter == name and lease.is_true("Ready")
+    assert lease.conditions["Ready"].reason == "Released"  # deleted at close
+    wait_until(lambda: controller.exporter(name).lease is None, "the exporter is free again")

@@ -21,6 +21,7 @@ from interop import clean_env, free_port
 
 import jumpstarter_jupyter as jj
 from controller import client_config, exporter_config, new_client, new_exporter
+from jumpstarter_jupyter import ConnectionFailed
 from jumpstarter_jupyter.protocol.client.v1 import client_pb2, client_pb2_grpc
 from jumpstarter_jupyter.protocol.v1 import common_pb2
 from support import start_exporter, wait_for
@@ -31,7 +32,9 @@ SELECTOR = "board=ours,site=lab-a"
 EXPORT = {
     "power": {"type": "jumpstarter_driver_power.driver.MockPower"},
     "serial": {"type": "jumpstarter_driver_pyserial.driver.PySerial", "config": {"url": "loop://"}},
+    "blocking": {"type": "blocking.Blocking"},  # tests/exporter/blocking.py: calls that stay in flight
 }
+BLOCKING = Path(__file__).parents[1] / "exporter"
 DEADLINE = 60.0
 READY, WAITING = common_pb2.EXPORTER_STATUS_LEASE_READY, common_pb2.EXPORTER_STATUS_BEFORE_LEASE_HOOK
 AVAILABLE, OFFLINE = common_pb2.EXPORTER_STATUS_AVAILABLE, common_pb2.EXPORTER_STATUS_OFFLINE
@@ -53,7 +56,9 @@ class Board:
         self.name, config = our_config(controller, directory, lease={"required": True, "heartbeat": "2s"})
         self.log = directory / "exporter.log"
         self.address = f"127.0.0.1:{free_port()}"
-        self.process = start_exporter("run", config, "--listen", self.address, log=str(self.log))
+        self.process = start_exporter(
+            "run", config, "--listen", self.address, log=str(self.log), env={"PYTHONPATH": str(BLOCKING)}
+        )
         self.clients: list = []
 
     @property
@@ -182,6 +187,43 @@ def test_a_cut_router_stream_fails_the_call_in_flight_and_the_next_call_dials_ag
     assert "router stream of lease" in board.log.read_text()
 
 
+@pytest.fixture
+def client_home(client, monkeypatch) -> str:
+    """The client's config as ``lab`` in $JMP_CLIENT_CONFIG_HOME/clients (where our client reads it)."""
+    (client[2].parent / "clients").mkdir()
+    client[2].rename(client[2].parent / "clients" / "lab.yaml")
+    monkeypatch.setenv("JMP_CLIENT_CONFIG_HOME", str(client[2].parent))
+    return "lab"
+
+
+def test_our_client_leases_our_exporter_through_the_router(controller, board, client, client_home):
+    with jj.connect(controller=client_home, selector=SELECTOR, duration=600) as dut:
+        assert dut.connection.board == board.name
+        dut.power.on()
+        assert board.connect(lease=False).power.state() is True
+        assert board.record.status == READY
+        dut.power.off()
+    (lease,) = controller.leases_of(client[0])
+    assert lease.conditions["Ready"].reason == "Released"  # deleted at close
+    wait_for(lambda: board.record.status == AVAILABLE, DEADLINE, "available again")
+
+
+def test_a_cut_router_stream_fails_our_clients_call_in_flight_with_connection_failed(
+    controller, board, client, client_home
+):
+    with jj.connect(controller=client_home, selector=SELECTOR, duration=600) as dut:
+        stream = dut.blocking.sync_stream()
+        assert next(stream) == 1  # the call is in flight now, and stays so
+        (lease,) = controller.leases_of(client[0])
+        dials = controller.state.dials
+        assert controller.cut_router_streams(lease.name) >= 1
+        with pytest.raises(ConnectionFailed, match=r"dut\.blocking\.sync_stream: .* not reachable"):
+            next(stream)
+        dut.power.on()  # the next call dials again, under the same lease
+        assert controller.state.dials > dials and len(controller.leases_of(client[0])) == 1
+        assert board.connect(lease=False).power.state() is True
+
+
 def create_lease(controller, client: tuple[str, str, Path]) -> str:
     """A lease by selector through ClientService, as upstream's client asks: its name."""
     name, token, _ = client
@@ -240,7 +282,8 @@ def test_an_unreachable_endpoint(controller, tmp_path, listen):
     _, config = our_config(controller, tmp_path, endpoint=f"127.0.0.1:{free_port()}")
     log = tmp_path / "exporter.log"
     address = f"127.0.0.1:{free_port()}"
-    process = start_exporter("run", config, *(["--listen", address] if listen else []), log=str(log))
+    listener = ["--listen", address] if listen else []
+    process = start_exporter("run", config, *listener, log=str(log), env={"PYTHONPATH": str(BLOCKING)})
     try:
         wait_for(
             lambda: log.read_text().count("cannot register with the controller") >= 2, DEADLINE, "retries"

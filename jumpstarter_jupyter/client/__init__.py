@@ -42,7 +42,8 @@ def connect(
 
     Args:
         endpoint: ``host:port``, ``unix:/path`` or a socket path, or a board of the pool
-            (``pool:NAME``, or a bare NAME found there; see ``client/pool.py``). Default:
+            (``pool:NAME``, or a bare NAME found there; see ``client/pool.py``; an entry naming a
+            ``controller`` and ``selector`` is leased from that controller, as ``controller=`` is). Default:
             ``$JUMPSTARTER_HOST``, else a private virtual board started for this process
             (stopped by ``close()``).
         passphrase: the exporter's passphrase; default: the pool entry's ``passphrase_file``,
@@ -126,7 +127,12 @@ def connect(
         board = PrivateBoard()
         endpoint = board.endpoint
     else:
-        pool_name = endpoint if pool.lookup(endpoint) is not None else None
+        entry = pool.lookup(endpoint)
+        if entry is not None and entry.controller is not None:
+            return _connect_controller(
+                entry.controller, entry.selector, name=name, wait=wait, duration=duration, on_wait=on_wait
+            )
+        pool_name = endpoint if entry is not None else None
         endpoint, passphrase = pool.resolve(endpoint, passphrase)
     if passphrase is None:
         passphrase = os.environ.get("JMP_GRPC_PASSPHRASE") or None

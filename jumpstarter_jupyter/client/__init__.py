@@ -105,7 +105,9 @@ def connect(
     if controller is not None:
         if endpoint is not None or selector is None:
             raise ValueError("connect: with a controller, give a selector and no endpoint")
-        return _connect_controller(controller, selector, name=name, wait=wait, duration=duration, on_wait=on_wait)
+        return _connect_controller(
+            controller, selector, name=name, wait=wait, duration=duration, on_wait=on_wait
+        )
     if selector is not None:
         if endpoint is not None:
             raise ValueError("connect: give an endpoint or a selector, not both")

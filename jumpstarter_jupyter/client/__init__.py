@@ -226,6 +226,7 @@ def _connect_controller(
         lease.release()
         raise
     connection.board = lease.exporter
+    connection.endpoint = f"{lease.exporter} (leased from {lease.where})"  # what errors and %jmp status say
     connection.controller_lease = lease
     root = build(connection)
     root.private_board = None

@@ -176,7 +176,9 @@ class JumpstarterMagics(Magics):
 
     def _pool(self, _args: Any) -> None:
         states = list(pool.pool_states())
-        if not states:
+        # not probed: their controller knows which exporter is free
+        leased = [e for e in pool.load_pool(controllers=True).values() if e.controller is not None]
+        if not states and not leased:
             print(
                 f"the pool is empty: name boards in {pool.POOL_FILE} (looked for "
                 f"{', '.join(str(p) for p in pool.pool_files())})"
@@ -187,6 +189,11 @@ class JumpstarterMagics(Magics):
             labels = ",".join(f"{key}={value}" for key, value in state.labels.items())
             labels = f"  [{labels}]" if labels else ""
             print(f"{state.name:<{width}}  {state.endpoint}: {pool.describe_state(state)}{labels}{about}")
+        for entry in leased:
+            about = f"  {entry.description}" if entry.description else ""
+            print(
+                f"{entry.name}  controller {entry.controller}: any exporter matching {entry.selector}{about}"
+            )
 
     def _lease(self, args: Any) -> None:
         client = self._client(args.target or self._only_name())

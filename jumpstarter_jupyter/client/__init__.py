@@ -42,7 +42,8 @@ def connect(
 
     Args:
         endpoint: ``host:port``, ``unix:/path`` or a socket path, or a board of the pool
-            (``pool:NAME``, or a bare NAME found there; see ``client/pool.py``). Default:
+            (``pool:NAME``, or a bare NAME found there; see ``client/pool.py``; an entry naming a
+            ``controller`` and ``selector`` is leased from that controller, as ``controller=`` is). Default:
             ``$JUMPSTARTER_HOST``, else a private virtual board started for this process
             (stopped by ``close()``).
         passphrase: the exporter's passphrase; default: the pool entry's ``passphrase_file``,
@@ -104,7 +105,9 @@ def connect(
     if controller is not None:
         if endpoint is not None or selector is None:
             raise ValueError("connect: with a controller, give a selector and no endpoint")
-        return _connect_controller(controller, selector, name=name, wait=wait, duration=duration, on_wait=on_wait)
+        return _connect_controller(
+            controller, selector, name=name, wait=wait, duration=duration, on_wait=on_wait
+        )
     if selector is not None:
         if endpoint is not None:
             raise ValueError("connect: give an endpoint or a selector, not both")
@@ -126,7 +129,12 @@ def connect(
         board = PrivateBoard()
         endpoint = board.endpoint
     else:
-        pool_name = endpoint if pool.lookup(endpoint) is not None else None
+        entry = pool.lookup(endpoint)
+        if entry is not None and entry.controller is not None:
+            return _connect_controller(
+                entry.controller, entry.selector, name=name, wait=wait, duration=duration, on_wait=on_wait
+            )
+        pool_name = endpoint if entry is not None else None
         endpoint, passphrase = pool.resolve(endpoint, passphrase)
     if passphrase is None:
         passphrase = os.environ.get("JMP_GRPC_PASSPHRASE") or None
@@ -218,6 +226,7 @@ def _connect_controller(
         lease.release()
         raise
     connection.board = lease.exporter
+    connection.endpoint = f"{lease.exporter} (leased from {lease.where})"  # what errors and %jmp status say
     connection.controller_lease = lease
     root = build(connection)
     root.private_board = None

@@ -31,7 +31,6 @@ import logging
 import os
 import shutil
 import tempfile
-import threading
 import time
 import uuid
 import weakref
@@ -109,12 +108,8 @@ def parse_client_config(text: str, source: str, alias: str = "default") -> Clien
     strings = {}
     for key in ("endpoint", "token"):
         if not isinstance(data.get(key), str) or not data[key]:
-            raise reader.error(
-                key if key in data else "",
-                f"expected {key} (the controller's HOST:PORT)"
-                if key == "endpoint"
-                else f"expected {key} (the Client object's token)",
-            )
+            what = "the controller's HOST:PORT" if key == "endpoint" else "the Client object's token"
+            raise reader.error(key, f"expected {what}, got {data.get(key)!r}")
         strings[key] = data[key]
     metadata = mapping(reader, data.get("metadata"), "metadata", {"namespace", "name"})
     for key in ("namespace", "name"):
@@ -158,20 +153,15 @@ def parse_client_config(text: str, source: str, alias: str = "default") -> Clien
     return ClientConfig(alias, source, settings, float(timeout))
 
 
-# the controller client's event loop ---------------------------------------------------------
-
-_loop: asyncio.AbstractEventLoop | None = None
-_loop_lock = threading.Lock()
+# the process's one grpc.aio event loop --------------------------------------------------------
 
 
 def _run(coroutine: Coroutine, timeout: float | None = None) -> Any:
-    """Run ``coroutine`` on the controller clients' loop (a daemon thread) and return its result."""
-    global _loop
-    with _loop_lock:
-        if _loop is None:
-            _loop = asyncio.new_event_loop()
-            threading.Thread(target=_loop.run_forever, name="jumpstarter-controller", daemon=True).start()
-    return asyncio.run_coroutine_threadsafe(coroutine, _loop).result(timeout)
+    """Run ``coroutine`` on the exporter's loop (a daemon thread) and return its result: grpc.aio
+    keeps one completion queue per process, and a second loop using it fails with BlockingIOError."""
+    from jumpstarter_jupyter.exporter.server import _event_loop  # here: a plain connect() loads no exporter
+
+    return asyncio.run_coroutine_threadsafe(coroutine, _event_loop()).result(timeout)
 
 
 # leases -------------------------------------------------------------------------------------
@@ -237,18 +227,12 @@ class ControllerLease:
             raise
 
     async def _connect(self) -> None:
-        settings = self.config.settings
-        try:
-            self._channel = await controller_channel(settings, "Client")
-            await asyncio.wait_for(self._channel.channel_ready(), RPC_TIMEOUT)
-        except (OSError, TimeoutError) as exc:
-            if self._channel is not None:
-                await self._channel.close()
-                self._channel = None
-            why = exc or f"no TLS connection within {RPC_TIMEOUT:.0f} s"
+        try:  # no call yet: the first one (CreateLease) says whether the controller answers
+            self._channel = await controller_channel(self.config.settings, "Client")
+        except (OSError, TimeoutError) as exc:  # tls.insecure fetches the certificate first
             raise ConnectionFailed(
-                f"{self.where} is not reachable ({why}); is the endpoint in {self.config.source} right, "
-                "the controller up, and its certificate trusted (tls.ca)?"
+                f"{self.where} is not reachable ({exc or 'no TLS answer'}); is the endpoint in "
+                f"{self.config.source} right, and the controller up?"
             ) from None
 
     def _call(self, coroutine: Coroutine) -> Any:
@@ -257,7 +241,10 @@ class ControllerLease:
             return _run(coroutine, RPC_TIMEOUT + 5)
         except grpc.aio.AioRpcError as error:
             if error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-                raise ConnectionFailed(f"{self.where} is not reachable ({_why(error)}); try again") from None
+                raise ConnectionFailed(
+                    f"{self.where} is not reachable ({_why(error)}); check the endpoint and tls in "
+                    f"{self.config.source}, and that the controller is up, then try again"
+                ) from None
             if error.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
                 raise ConfigError(
                     f"{self.where} refused client {self.config.settings.namespace}/"

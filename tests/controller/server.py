@@ -10,7 +10,7 @@ exporters are busy or offline ``Pending``; ``Dial`` mints one HS256 JWT that the
 the exporter is sent on its ``Listen`` stream; the router pairs the two callers whose tokens
 have the same ``sub`` and copies their frames verbatim both ways.
 
-It runs in a thread of its own with its own event loop. ``stop()`` ends every stream and call
+It runs on the process's grpc.aio event loop (our exporter's, in a daemon thread). ``stop()`` ends every stream and call
 (the objects stay, as they would in Kubernetes) and ``start()`` serves again on the same ports;
 ``cut_router_streams(lease)`` ends the router streams of one lease.
 """
@@ -21,7 +21,6 @@ import asyncio
 import datetime
 import inspect
 import ipaddress
-import threading
 import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from google.protobuf import empty_pb2
 
+from jumpstarter_jupyter.exporter.server import _event_loop
 from jumpstarter_jupyter.protocol.client.v1 import client_pb2, client_pb2_grpc
 from jumpstarter_jupyter.protocol.v1 import (
     common_pb2,
@@ -51,6 +51,7 @@ ISSUER = "https://jumpstarter.dev/stream"
 AUDIENCE = "https://jumpstarter.dev/router"
 RECONCILE_SECONDS = 0.2  # the real controller requeues every second
 DIAL_NOT_READY_SECONDS = 5.0  # the real controller waits 30 s for an exporter to become LEASE_READY
+CUT = object()  # put in a router stream's inbox: the stream fails
 ELIGIBLE = (common_pb2.EXPORTER_STATUS_UNSPECIFIED, common_pb2.EXPORTER_STATUS_AVAILABLE)
 DIALABLE = (
     common_pb2.EXPORTER_STATUS_UNSPECIFIED,
@@ -527,7 +528,7 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
     def __init__(self, state: State):
         self.state = state
         self.pending: dict[str, tuple[asyncio.Queue, asyncio.Queue]] = {}  # sub -> the two sides' inboxes
-        self.streams: dict[str, set[asyncio.Task]] = {}  # lease name -> its streams' handlers
+        self.streams: dict[str, set[asyncio.Queue]] = {}  # lease name -> its streams' inboxes
 
     async def Stream(self, request_iterator, context):
         metadata = dict(context.invocation_metadata() or ())
@@ -545,9 +546,8 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
             peer_inbox, inbox = self.pending.pop(subject)
         else:
             inbox, peer_inbox = self.pending.setdefault(subject, (asyncio.Queue(), asyncio.Queue()))
-        handler = asyncio.current_task()
         streams = self.streams.setdefault(self.state.router_subjects.get(subject, ""), set())
-        streams.add(handler)
+        streams.add(inbox)
 
         async def forward():
             try:
@@ -559,17 +559,20 @@ class RouterService(router_pb2_grpc.RouterServiceServicer):
         pump = asyncio.create_task(forward())
         try:
             while (frame := await inbox.get()) is not None:
+                if frame is CUT:
+                    await context.abort(grpc.StatusCode.UNAVAILABLE, "router stream cut (by the test)")
                 yield router_pb2.StreamResponse(payload=frame.payload, frame_type=frame.frame_type)
         finally:
             pump.cancel()
             await peer_inbox.put(None)
-            streams.discard(handler)
+            streams.discard(inbox)
 
     def cut(self, lease: str) -> int:
-        tasks = self.streams.pop(lease, [])
-        for task in tasks:
-            task.cancel()
-        return len(tasks)
+        """Fail every stream of ``lease`` with UNAVAILABLE, both sides; how many sides there were."""
+        inboxes = self.streams.pop(lease, set())
+        for inbox in inboxes:
+            inbox.put_nowait(CUT)
+        return len(inboxes)
 
 
 class TestController:
@@ -583,9 +586,8 @@ class TestController:
         cert, key = make_certificate(directory)
         self.ca_pem = cert.read_bytes()
         self._credentials = grpc.ssl_server_credentials([(key.read_bytes(), self.ca_pem)])
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="test-controller", daemon=True)
-        self._thread.start()
+        # the process's grpc.aio loop (our exporter's and client's): grpc.aio supports one per process
+        self._loop = _event_loop()
         self.port = self.router_port = 0
         self.state: State = self.call(self._make_state())
         self.router = RouterService(self.state)
@@ -662,8 +664,6 @@ class TestController:
 
     def close(self) -> None:
         self.stop()
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
 
     def issue_token(self, kind: str, name: str, namespace: str = "default") -> str:
         """A token for an identity, a JWT as the real controller's are (upstream's ``jmp`` reads its expiry)."""

@@ -5,6 +5,8 @@ exporter and ``jmp`` expect. Then our client leases the same upstream exporter."
 from __future__ import annotations
 
 import subprocess
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -99,4 +101,86 @@ def test_our_client_leases_an_upstream_exporter_through_the_router(
         lease = controller.leases_of(client)[0]
         assert lease.exporter == name and lease.is_true("Ready")
     assert lease.conditions["Ready"].reason == "Released"  # deleted at close
+    wait_until(lambda: controller.exporter(name).lease is None, "the exporter is free again")
+
+
+def test_a_busy_exporter_makes_our_client_wait_and_says_why(
+    controller, upstream_board, tmp_path, monkeypatch
+):
+    import jumpstarter_jupyter as jj
+
+    name, _, _ = upstream_board
+    wait_until(lambda: controller.exporter(name).lease is None, "the exporter is free")
+    monkeypatch.setenv("JMP_CLIENT_CONFIG_HOME", str(tmp_path))
+    for alias in ("first", "second"):
+        client, token = new_client(controller, alias)
+        client_config(controller, tmp_path / "clients" / f"{alias}.yaml", client, token)
+    reasons: list[str] = []
+    second: list = []
+    with jj.connect(controller="first", selector="board=upstream-mock") as first:
+        waiter = threading.Thread(
+            target=lambda: second.append(
+                jj.connect(
+                    controller="second", selector="board=upstream-mock", on_wait=reasons.append, wait=60
+                )
+            )
+        )
+        waiter.start()
+        wait_until(lambda: reasons, "the second client is told why it waits")
+        assert reasons[0].startswith("NotAvailable"), reasons
+        first.power.on()
+    waiter.join(timeout=60)  # the first lease deleted at close: the second gets the exporter
+    (dut,) = second
+    with dut:
+        assert dut.connection.board == name
+        dut.power.off()
+
+
+def test_a_cut_router_stream_is_redialled_under_the_same_lease(
+    controller, upstream_board, tmp_path, monkeypatch
+):
+    import jumpstarter_jupyter as jj
+
+    name, _, _ = upstream_board
+    wait_until(lambda: controller.exporter(name).lease is None, "the exporter is free")
+    client, token = new_client(controller)
+    client_config(controller, tmp_path / "clients" / "lab.yaml", client, token)
+    monkeypatch.setenv("JMP_CLIENT_CONFIG_HOME", str(tmp_path))
+    with jj.connect(controller="lab", selector="board=upstream-mock") as dut:
+        dut.power.on()
+        lease = dut.connection.controller_lease
+        dials = lease.dials
+        assert controller.cut_router_streams(lease.name) >= 1
+        try:  # the call may meet the cut connection: then it fails as a lost connection does
+            dut.power.off()
+        except jj.ConnectionFailed as failed:
+            assert "power.off" in str(failed)
+        dut.power.on()  # works again: a new router stream under the same lease
+        assert lease.dials > dials
+        assert len(controller.leases_of(client)) == 1
+
+
+EXIT_SCRIPT = """
+import jumpstarter_jupyter as jj
+dut = jj.connect(controller="lab", selector="board=upstream-mock")
+dut.power.on()
+print("leased", dut.connection.controller_lease.name, flush=True)
+"""
+
+
+def test_process_exit_deletes_the_lease(controller, upstream_board, tmp_path):
+    name, _, _ = upstream_board
+    wait_until(lambda: controller.exporter(name).lease is None, "the exporter is free")
+    client, token = new_client(controller)
+    client_config(controller, tmp_path / "clients" / "lab.yaml", client, token)
+    done = subprocess.run(
+        [sys.executable, "-c", EXIT_SCRIPT],
+        env={**clean_env(), "JMP_CLIENT_CONFIG_HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0 and "leased" in done.stdout, done.stderr[-3000:]
+    (lease,) = controller.leases_of(client)
+    assert lease.conditions["Ready"].reason == "Released"  # by the exit handler, not by expiry
     wait_until(lambda: controller.exporter(name).lease is None, "the exporter is free again")

@@ -222,6 +222,7 @@ def test_a_cut_router_stream_fails_our_clients_call_in_flight_with_connection_fa
         dut.power.on()  # the next call dials again, under the same lease
         assert controller.state.dials > dials and len(controller.leases_of(client[0])) == 1
         assert board.connect(lease=False).power.state() is True
+    wait_for(lambda: board.record.status == AVAILABLE, DEADLINE, "available again")
 
 
 def create_lease(controller, client: tuple[str, str, Path]) -> str:
@@ -260,13 +261,14 @@ def test_killing_the_controller_mid_lease_keeps_direct_clients_working_and_the_e
 ):
     name = client[0]
     lease = create_lease(controller, client)
-    wait_for(lambda: board.record.status == READY, DEADLINE, "the controller lease holds the board")
     watcher = board.connect(lease=False)
+    wait_for(lambda: watcher.connection.lease_status().lease.holder == name, DEADLINE, "the lease holds here")
+    wait_for(lambda: board.record.status == READY, DEADLINE, "the controller sees it")
     registrations = board.record.register_count
     controller.stop()
     try:
         assert watcher.power.state() in (True, False)  # direct clients keep working
-        assert watcher.connection.lease_status().lease.holder == name  # the lease still holds here
+        assert watcher.connection.lease_status().lease.holder == name  # the lease still holds
         wait_for(lambda: "lost the controller" in board.log.read_text(), DEADLINE, "the exporter notices")
     finally:
         controller.start()

@@ -32,7 +32,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 import grpc
 
 from jumpstarter_jupyter.controller_channel import ControllerSettings, controller_channel, router_channel
-from jumpstarter_jupyter.exporter.hooks import AFTER
+from jumpstarter_jupyter.exporter.hooks import AFTER, BEFORE
 from jumpstarter_jupyter.exporter.leases import ROUTED_CREDENTIAL, Lease, Leases
 from jumpstarter_jupyter.exporter.report import Tree
 from jumpstarter_jupyter.protocol.v1 import common_pb2 as status_pb
@@ -117,7 +117,6 @@ class ControllerLink:
         self.stub: jumpstarter_pb2_grpc.ControllerServiceStub | None = None  # while connected
         self.connected = asyncio.Event()
         self.registered = False  # at least once: unregister at stop
-        self.registrations = 0
         self.reported = (status_pb.EXPORTER_STATUS_AVAILABLE, "Available")
         self._status_changed = asyncio.Event()
         self._task: asyncio.Task | None = None
@@ -167,7 +166,6 @@ class ControllerLink:
                 pb.RegisterRequest(labels=report.labels, reports=report.reports), timeout=RPC_TIMEOUT
             )
             self.registered = True
-            self.registrations += 1
             backoff.reset()
             log.info(
                 "registered with the controller at %s as %s/%s",
@@ -325,6 +323,9 @@ class LeaseSession:
         link = self.link
         listen = asyncio.ensure_future(self._listen())
         granted = False
+        hooks = link.leases.hooks
+        if hooks is not None and hooks.get(BEFORE):
+            link.report(status_pb.EXPORTER_STATUS_BEFORE_LEASE_HOOK, "beforeLease hook running")
         try:
             async for event in link.leases.hold(self._requests(), vouched=self.client):
                 if event.kind == lease_pb.LEASE_EVENT_QUEUED:

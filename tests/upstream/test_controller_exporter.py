@@ -40,9 +40,9 @@ READY, WAITING = common_pb2.EXPORTER_STATUS_LEASE_READY, common_pb2.EXPORTER_STA
 AVAILABLE, OFFLINE = common_pb2.EXPORTER_STATUS_AVAILABLE, common_pb2.EXPORTER_STATUS_OFFLINE
 
 
-def our_config(controller, directory: Path, **extra) -> tuple[str, Path]:
+def our_config(controller, directory: Path, labels: dict[str, str] = LABELS, **extra) -> tuple[str, Path]:
     """A fresh Exporter object and our config joining the controller as it: (name, path)."""
-    name, token = new_exporter(controller, LABELS, "ours")
+    name, token = new_exporter(controller, labels, "ours")
     path = exporter_config(controller, directory / f"{name}.yaml", name, token, EXPORT)
     path.write_text(yaml.safe_dump({**yaml.safe_load(path.read_text()), **extra}, sort_keys=False))
     return name, path
@@ -302,3 +302,31 @@ def test_an_unreachable_endpoint(controller, tmp_path, listen):
         process.kill()
     text = log.read_text()
     assert "retrying in" in text and "unregistered" not in text, text[-2000:]
+
+
+def test_hooks_around_a_controller_lease_are_reported_as_upstream_statuses(
+    controller, client, client_home, tmp_path
+):
+    hooks = {"beforeLease": {"script": "echo setting up"}, "afterLease": {"script": "echo cleaning up"}}
+    name, config = our_config(controller, tmp_path, {"board": "hooked"}, hooks=hooks)
+    log = tmp_path / "exporter.log"
+    process = start_exporter("run", config, log=str(log), env={"PYTHONPATH": str(BLOCKING)})
+    try:
+        wait_for(lambda: controller.exporter(name).status == AVAILABLE, DEADLINE, "registered")
+        with jj.connect(controller=client_home, selector="board=hooked", duration=600) as dut:
+            dut.power.on()
+        wait_for(lambda: "[afterLease] cleaning up" in log.read_text(), DEADLINE, "the afterLease hook")
+        wait_for(lambda: controller.exporter(name).status == AVAILABLE, DEADLINE, "available again")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=DEADLINE)
+    statuses = [
+        line.split("status ", 1)[1] for line in log.read_text().splitlines() if "controller: status " in line
+    ]
+    assert statuses == [
+        "AVAILABLE: Available",
+        "BEFORE_LEASE_HOOK: beforeLease hook running",
+        "LEASE_READY: Ready for commands",
+        "AFTER_LEASE_HOOK: afterLease hook running",
+        "AVAILABLE: Available",
+    ], log.read_text()[-3000:]

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 MiB = 1 << 20
+HERE = Path(__file__).resolve().parent
 
 
 @dataclass
@@ -172,6 +174,32 @@ CAN_ROUND_TRIPS = lambda b: b.sizes.can_round_trips  # noqa: E731
 SNMP_CALLS = lambda b: b.sizes.snmp_calls  # noqa: E731
 
 
+def _through_controller(side: str) -> Command:
+    """Unary calls through the test controller's router to ``side``'s exporter (registered there):
+    ours with our client, upstream's under ``jmp shell`` with its own."""
+
+    def command(b) -> list[str]:
+        b.service(f"{side}-controller")
+        home, selector = b.controller_dir(), f"bench={side}"
+        if side == "ours":
+            return b.command("ours", "ours.py", ["unary-controller", str(home), selector, str(b.sizes.calls)])
+        return [
+            str(b.peer / "bin" / "jmp"),
+            "shell",
+            "--client-config",
+            str(home / "clients" / "bench.yaml"),
+            "--selector",
+            selector,
+            "--",
+            str(b.peer / "bin" / "python"),
+            str(HERE / "upstream.py"),
+            "unary",
+            str(b.sizes.calls),
+        ]
+
+    return command
+
+
 def _debugger(side: str) -> Command:
     """Both sides read through the same exporter's QEMU board (its gdbstub has one connection)."""
     return lambda b: b.command(
@@ -215,6 +243,17 @@ MEASUREMENTS = [
             "raw aio": _raw("unary", "raw-aio", "tcp", CALLS),
         },
         {"unary_tcp": "value"},
+    ),
+    Measurement(
+        "unary_router",
+        "unary power.on() round trips through an upstream controller's router (the tests' controller)",
+        {"power"},
+        {
+            "ours": _through_controller("ours"),
+            "upstream": _through_controller("upstream"),
+            "ours direct": _ours("ours", "unary", CALLS),
+        },
+        {"unary_router": "value"},
     ),
     Measurement(
         "unary_unix",
@@ -476,6 +515,7 @@ ROWS = [
         "calls/s",
         [ratio_at_least("unary_tcp", "upstream", 1.6), _faster_raw_at_least("unary_tcp", 0.9)],
     ),
+    Row("unary_router", "unary call through a controller's router", "calls/s"),
     Row("unary_unix", "unary call, unix socket", "calls/s", [_faster_raw_at_least("unary_unix", 0.9)]),
     Row("serial_echo", "serial loop:// echo", "MB/s", [ratio_at_least("serial_echo", "upstream", 2)]),
     Row("net_echo", "network TCP echo", "MB/s", [ratio_at_least("net_echo", "upstream", 2)]),

@@ -4,6 +4,7 @@
 
 Figures: unary COUNT | echo CHILD TOTAL CHUNK | flash FILE | sd-flash FILE bmap|full | connect
 | concurrent CLIENTS SECONDS [CHANNELS]
+| unary-controller SELECTOR COUNT (through a controller's router; ENDPOINT: the client config home)
 | storm COUNT (power.on() latency while COUNT abandoned led waits are cancelled)
 | flood SECONDS (the serial widget displayed in a real kernel while the console floods)
 | can COUNT BURST GROUP (CAN latency, then a burst's frames/s and CPU; see can_bus.py)
@@ -25,6 +26,14 @@ from jumpstarter_jupyter import connect  # noqa: E402
 
 def unary(endpoint: str, count: str) -> None:
     with connect(endpoint) as dut:
+        report(call_rate(dut.power.on, int(count)))
+
+
+def unary_controller(config_home: str, selector: str, count: str) -> None:
+    """Unary calls through the controller's router: a lease by ``selector``, with the client
+    config ``bench`` of ``config_home``."""
+    os.environ["JMP_CLIENT_CONFIG_HOME"] = config_home
+    with connect(controller="bench", selector=selector, duration=600) as dut:
         report(call_rate(dut.power.on, int(count)))
 
 
@@ -166,6 +175,7 @@ FIGURES = {
     "snmp": snmp,
     "can": can_bus,
     "unary": unary,
+    "unary-controller": unary_controller,
     "echo": echo,
     "flash": flash,
     "sd-flash": sd_flash,

@@ -26,6 +26,8 @@ from jumpstarter_jupyter.protocol.client.v1 import client_pb2, client_pb2_grpc
 from jumpstarter_jupyter.protocol.v1 import common_pb2
 from support import start_exporter, wait_for
 
+pytestmark = pytest.mark.upstream
+
 PEER_SCRIPTS = Path(__file__).parent / "peer"
 LABELS = {"board": "ours", "site": "lab-a"}
 SELECTOR = "board=ours,site=lab-a"

@@ -135,6 +135,9 @@ class ControllerLink:
                 reason = "the controller ended the status stream"
             except (grpc.aio.AioRpcError, OSError, ValueError, TimeoutError) as exc:
                 reason = why(exc)
+            except Exception as exc:  # noqa: BLE001 - a bug here must not end the link for good: log, retry
+                log.exception("unexpected error with the controller at %s", self.settings.endpoint)
+                reason = why(exc)
             finally:
                 self.stub = None
                 self.connected.clear()
@@ -309,7 +312,12 @@ class LeaseSession:
             await self._after(granted)
             if self._bridges:  # its clients hear that it ended (upstream's jmp waits to see AVAILABLE)
                 await asyncio.wait(self._bridges, timeout=LINGER)
+        except Exception:
+            log.exception("lease %s of %s failed here", self.name, self.client)
         finally:
+            self.over = True  # the controller's next word on this lease starts a new session
+            if link.session is self:
+                link.session = None
             # the lease's connections end with it: a client of the next lease dials anew
             for bridge in list(self._bridges):
                 bridge.cancel()
@@ -363,7 +371,7 @@ class LeaseSession:
             await link.release(self.name)
         self.over = True
         if link.session is self:
-            link.session = None
+            link.session = None  # what its clients see now: the lease ended
         if granted or link.reported[0] != status_pb.EXPORTER_STATUS_BEFORE_LEASE_HOOK_FAILED:
             link.report(status_pb.EXPORTER_STATUS_AVAILABLE, "Available")
 
@@ -373,6 +381,8 @@ class LeaseSession:
         while True:
             await self.link.connected.wait()
             stub = self.link.stub
+            if stub is None:  # the connection went again before this task ran
+                continue
             log.debug("listening for dials of lease %s", self.name)
             try:
                 async for target in stub.Listen(pb.ListenRequest(lease_name=self.name)):
@@ -402,7 +412,7 @@ class LeaseSession:
                     writer.transport.abort()  # the server sees the connection go: calls in flight end
                     call.cancel()
             log.info("router stream of lease %s closed", self.name)
-        except (grpc.aio.AioRpcError, OSError, TimeoutError) as exc:
+        except (grpc.aio.AioRpcError, OSError, ValueError, TimeoutError) as exc:
             log.warning("router stream of lease %s at %s broke: %s", self.name, endpoint, why(exc))
 
 

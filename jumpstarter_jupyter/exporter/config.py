@@ -150,13 +150,14 @@ def _controller(reader: YamlReader, data: dict) -> ControllerSettings | None:
     metadata = data.get("metadata") or {}
     names = {}
     for key in ("namespace", "name"):
-        if not isinstance(metadata.get(key), str) or not metadata[key]:
+        value = metadata.get(key) or os.environ.get(f"JMP_{key.upper()}")  # upstream reads JMP_NAME too
+        if not isinstance(value, str) or not value:
             raise reader.error(
                 f"metadata.{key}" if "metadata" in data else "metadata",
-                f"expected the Exporter object's {key} (the controller needs it with the token), "
-                f"got {metadata.get(key)!r}",
+                f"expected the Exporter object's {key} (the controller needs it with the token; "
+                f"or set JMP_{key.upper()}), got {metadata.get(key)!r}",
             )
-        names[key] = metadata[key]
+        names[key] = value
     ca = tls.get("ca") or ""
     if not isinstance(ca, str):
         raise reader.error("tls.ca", f"expected base64 PEM certificates, got {ca!r}")

@@ -231,3 +231,15 @@ def test_controller_keys_join_the_upstream_controller_and_an_empty_endpoint_mean
 def test_bad_controller_keys_name_file_path_line_and_expectation(change, message):
     with pytest.raises(ConfigError, match=r"^board\.yaml: " + message):
         parse_config(config(CONTROLLER.replace(*change)), "board.yaml")
+
+
+def test_the_exporter_objects_name_may_come_from_the_environment_as_upstream_reads_it(monkeypatch):
+    body = config(CONTROLLER.replace("metadata: {namespace: lab, name: bench-1}\n", ""))
+    with pytest.raises(
+        ConfigError, match=r"metadata: expected the Exporter object's namespace .*JMP_NAMESPACE"
+    ):
+        parse_config(body, "board.yaml")
+    monkeypatch.setenv("JMP_NAMESPACE", "lab")
+    monkeypatch.setenv("JMP_NAME", "bench-2")
+    settings = parse_config(body, "board.yaml").controller
+    assert (settings.namespace, settings.name) == ("lab", "bench-2")

@@ -332,3 +332,16 @@ def test_hooks_around_a_controller_lease_are_reported_as_upstream_statuses(
         "AFTER_LEASE_HOOK: afterLease hook running",
         "AVAILABLE: Available",
     ], log.read_text()[-3000:]
+
+
+def test_tls_insecure_trusts_the_chain_the_controller_shows(controller, tmp_path):
+    name, config = our_config(controller, tmp_path, {"board": "insecure"}, tls={"ca": "", "insecure": True})
+    process = start_exporter(
+        "run", config, log=str(tmp_path / "exporter.log"), env={"PYTHONPATH": str(BLOCKING)}
+    )
+    try:
+        wait_for(lambda: controller.exporter(name).status == AVAILABLE, DEADLINE, "registered without a CA")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=DEADLINE) == 0
+    assert controller.exporter(name).status == OFFLINE

@@ -172,6 +172,8 @@ def _controller(reader: YamlReader, data: dict) -> ControllerSettings | None:
     return ControllerSettings(
         text["endpoint"], text["token"], names["namespace"], names["name"], ca, insecure, dict(options)
     )
+
+
 LEASE_KEYS = {
     "required",
     "max_duration",

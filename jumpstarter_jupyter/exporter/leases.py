@@ -188,7 +188,11 @@ class Leases:
 
     def _controlling(self, metadata: dict[str, str]) -> str | None:
         """The caller's credential that controls the board now (a lease token or a hook's), if any."""
-        for credential in (metadata.get(LEASE_KEY, ""), metadata.get(PASSPHRASE_KEY, ""), ROUTED_CREDENTIAL.get()):
+        for credential in (
+            metadata.get(LEASE_KEY, ""),
+            metadata.get(PASSPHRASE_KEY, ""),
+            ROUTED_CREDENTIAL.get(),
+        ):
             if credential and self.accepts(credential):
                 return credential
         return None

@@ -341,7 +341,15 @@ class ControllerLease:
         self._streams.add(task)
         channel = None
         try:
-            dial = await self._dial()
+            try:
+                dial = await self._dial()
+            except grpc.aio.AioRpcError as error:
+                log.error(
+                    "lease %s at %s: cannot reach exporter %s (%s): the lease may have ended; "
+                    "connect again for a new one",
+                    self.name, self.where, self.exporter, _why(error),
+                )  # fmt: skip
+                return
             self.dials += 1
             channel = await router_channel(dial.router_endpoint, dial.router_token, self.config.settings)
 
@@ -360,6 +368,8 @@ class ControllerLease:
             log.warning("lease %s: the router stream to %s ended: %s", self.name, self.exporter, _why(error))
         except (OSError, ConnectionError) as error:
             log.warning("lease %s: the connection to %s ended: %s", self.name, self.exporter, error)
+        except asyncio.CancelledError:  # release() ends the streams; asyncio would log the cancellation as an error
+            pass
         finally:
             self._streams.discard(task)
             writer.close()

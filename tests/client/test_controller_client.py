@@ -139,3 +139,18 @@ def test_a_pool_entry_naming_a_controller_leases_from_it(controller, configs, tm
     with pytest.raises(jj.LeaseUnsatisfiable, match="board=rpi-nowhere"):
         jj.connect("lab-rpi")
     assert len(controller.leases_of(name)) == 1
+
+
+def test_a_stopped_controller_is_unreachable_and_serves_again_on_the_same_port(controller, configs):
+    name, token = new_client(controller)
+    client_config(controller, configs / "lab.yaml", name, token)
+    port = controller.port
+    controller.stop()
+    try:
+        with pytest.raises(jj.ConnectionFailed, match="not reachable"):
+            jj.connect(controller="lab", selector="board=x")
+    finally:
+        controller.start()
+    assert controller.port == port
+    with pytest.raises(jj.LeaseUnsatisfiable):  # the objects survived the restart
+        jj.connect(controller="lab", selector="board=x")

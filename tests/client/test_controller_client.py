@@ -154,3 +154,21 @@ def test_a_stopped_controller_is_unreachable_and_serves_again_on_the_same_port(c
     assert controller.port == port
     with pytest.raises(jj.LeaseUnsatisfiable):  # the objects survived the restart
         jj.connect(controller="lab", selector="board=x")
+
+
+def test_tls_insecure_trusts_what_the_controller_presents(controller, configs):
+    name, token = new_client(controller)
+    client_config(controller, configs / "lab.yaml", name, token, tls={"ca": "", "insecure": True})
+    with pytest.raises(jj.LeaseUnsatisfiable):  # the controller answered over TLS
+        jj.connect(controller="lab", selector="board=x")
+
+
+def test_an_untrusted_certificate_fails_at_once_pointing_at_tls(controller, configs):
+    name, token = new_client(controller)
+    client_config(controller, configs / "lab.yaml", name, token, tls={"ca": "", "insecure": False})
+    started = time.monotonic()
+    with pytest.raises(jj.ConnectionFailed) as caught:  # the system's roots do not hold the test's CA
+        jj.connect(controller="lab", selector="board=x")
+    assert time.monotonic() - started < 10
+    assert "not reachable" in str(caught.value) and "tls" in str(caught.value)
+    assert controller.leases_of(name) == []

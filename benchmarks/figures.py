@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 MiB = 1 << 20
-HERE = Path(__file__).resolve().parent
 
 
 @dataclass
@@ -156,6 +155,31 @@ def _farm(figure: str, *args) -> Command:
     return lambda b: b.command("ours", "farm.py", [figure, b.address("farm"), *[str(a(b)) for a in args]])
 
 
+def _routed(side: str) -> Command:
+    """A client leasing the routed exporter by selector from the test controller (benchmarks/controller.py),
+    every call through its router: ours by ``connect(controller=...)``, upstream's under ``jmp shell``."""
+
+    def command(b) -> list[str]:
+        home = b.address("routed")
+        if side == "ours":
+            return b.command("ours", "ours.py", ["routed_unary", home, str(b.sizes.calls)])
+        return [
+            str(b.peer / "bin" / "jmp"),
+            "shell",
+            "--client-config",
+            f"{home}/clients/upstream.yaml",
+            "--selector",
+            "bench=routed",
+            "--",
+            str(b.peer / "bin" / "python"),
+            str(Path(__file__).resolve().parent / "upstream.py"),
+            "unary",
+            str(b.sizes.calls),
+        ]
+
+    return command
+
+
 def _const(value) -> Callable:
     return lambda b: value
 
@@ -172,32 +196,6 @@ SECONDS = lambda b: b.sizes.seconds  # noqa: E731
 FLOOD_SECONDS = lambda b: b.sizes.flood_seconds  # noqa: E731
 CAN_ROUND_TRIPS = lambda b: b.sizes.can_round_trips  # noqa: E731
 SNMP_CALLS = lambda b: b.sizes.snmp_calls  # noqa: E731
-
-
-def _through_controller(side: str) -> Command:
-    """Unary calls through the test controller's router to ``side``'s exporter (registered there):
-    ours with our client, upstream's under ``jmp shell`` with its own."""
-
-    def command(b) -> list[str]:
-        b.service(f"{side}-controller")
-        home, selector = b.controller_dir(), f"bench={side}"
-        if side == "ours":
-            return b.command("ours", "ours.py", ["unary-controller", str(home), selector, str(b.sizes.calls)])
-        return [
-            str(b.peer / "bin" / "jmp"),
-            "shell",
-            "--client-config",
-            str(home / "clients" / "bench.yaml"),
-            "--selector",
-            selector,
-            "--",
-            str(b.peer / "bin" / "python"),
-            str(HERE / "upstream.py"),
-            "unary",
-            str(b.sizes.calls),
-        ]
-
-    return command
 
 
 def _debugger(side: str) -> Command:
@@ -243,17 +241,6 @@ MEASUREMENTS = [
             "raw aio": _raw("unary", "raw-aio", "tcp", CALLS),
         },
         {"unary_tcp": "value"},
-    ),
-    Measurement(
-        "unary_router",
-        "unary power.on() round trips through an upstream controller's router (the tests' controller)",
-        {"power"},
-        {
-            "ours": _through_controller("ours"),
-            "upstream": _through_controller("upstream"),
-            "ours direct": _ours("ours", "unary", CALLS),
-        },
-        {"unary_router": "value"},
     ),
     Measurement(
         "unary_unix",
@@ -469,6 +456,29 @@ MEASUREMENTS = [
         },
         {"hosted_echo": "value"},
     ),
+    # through an upstream controller's router (the test controller), upstream's exporter at the far end
+    Measurement(
+        "routed_unary",
+        "unary power.on() of upstream's MockPower through the controller's router",
+        set(),
+        {"ours": _routed("ours"), "upstream": _routed("upstream")},
+        {"routed_unary": "value"},
+    ),
+    Measurement(
+        "routed_unary_ours",
+        "unary power.on() of our exporter's MockPower through the controller's router",
+        {"power"},
+        {
+            "ours": lambda b: b.command(
+                "ours",
+                "ours.py",
+                ["routed_unary", b.address("routed"), str(b.sizes.calls), "bench=routed-ours"],
+            ),
+            "upstream": _routed("upstream"),  # upstream's jmp shell and exporter
+            "ours direct": _ours("ours", "unary", CALLS),  # the same client and exporter without the router
+        },
+        {"routed_unary_ours": "value"},
+    ),
     Measurement(
         "flood",
         "console flood at 1 MB/s into a displayed terminal, real kernel",
@@ -515,7 +525,6 @@ ROWS = [
         "calls/s",
         [ratio_at_least("unary_tcp", "upstream", 1.6), _faster_raw_at_least("unary_tcp", 0.9)],
     ),
-    Row("unary_router", "unary call through a controller's router", "calls/s"),
     Row("unary_unix", "unary call, unix socket", "calls/s", [_faster_raw_at_least("unary_unix", 0.9)]),
     Row("serial_echo", "serial loop:// echo", "MB/s", [ratio_at_least("serial_echo", "upstream", 2)]),
     Row("net_echo", "network TCP echo", "MB/s", [ratio_at_least("net_echo", "upstream", 2)]),
@@ -629,6 +638,13 @@ ROWS = [
         "MB/s",
         [ratio_at_least("hosted_echo", "upstream", 0.7)],
     ),
+    Row(
+        "routed_unary",
+        "unary call through a controller's router",
+        "calls/s",
+        [ratio_at_least("routed_unary", "upstream", 0.7)],
+    ),
+    Row("routed_unary_ours", "unary call through a controller's router, our exporter", "calls/s"),
     Row(
         "flood_msgs",
         "flood: comm msgs/s per widget (IOPub limit 1 000)",

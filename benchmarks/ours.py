@@ -2,9 +2,9 @@
 
     python benchmarks/ours.py FIGURE ENDPOINT [ARGS]    # prints one RESULT line
 
-Figures: unary COUNT | echo CHILD TOTAL CHUNK | flash FILE | sd-flash FILE bmap|full | connect
+Figures: unary COUNT | routed_unary HOME COUNT [SELECTOR] (through the test controller's router)
+| echo CHILD TOTAL CHUNK | flash FILE | sd-flash FILE bmap|full | connect
 | concurrent CLIENTS SECONDS [CHANNELS]
-| unary-controller SELECTOR COUNT (through a controller's router; ENDPOINT: the client config home)
 | storm COUNT (power.on() latency while COUNT abandoned led waits are cancelled)
 | flood SECONDS (the serial widget displayed in a real kernel while the console floods)
 | can COUNT BURST GROUP (CAN latency, then a burst's frames/s and CPU; see can_bus.py)
@@ -29,11 +29,11 @@ def unary(endpoint: str, count: str) -> None:
         report(call_rate(dut.power.on, int(count)))
 
 
-def unary_controller(config_home: str, selector: str, count: str) -> None:
-    """Unary calls through the controller's router: a lease by ``selector``, with the client
-    config ``bench`` of ``config_home``."""
-    os.environ["JMP_CLIENT_CONFIG_HOME"] = config_home
-    with connect(controller="bench", selector=selector, duration=600) as dut:
+def routed_unary(home: str, count: str, selector: str = "bench=routed") -> None:
+    """Unary calls to the exporter leased by ``selector`` from the test controller (client config
+    ``HOME/clients/ours.yaml``): upstream's, or ours with ``bench=routed-ours``."""
+    os.environ["JMP_CLIENT_CONFIG_HOME"] = home
+    with connect(controller="ours", selector=selector) as dut:
         report(call_rate(dut.power.on, int(count)))
 
 
@@ -175,7 +175,7 @@ FIGURES = {
     "snmp": snmp,
     "can": can_bus,
     "unary": unary,
-    "unary-controller": unary_controller,
+    "routed_unary": routed_unary,
     "echo": echo,
     "flash": flash,
     "sd-flash": sd_flash,

@@ -87,6 +87,8 @@ class Bench:
             return services.our_exporter(self.storm_config())
         if name == "farm":
             return services.farm(self.sizes.farm, self.sizes.farm_virtual, self.workdir)
+        if name == "routed":
+            return services.routed(self.peer, self.workdir)
         if name == "flood-source":
             return services.flood_source(self.sizes.flood_rate)
         if name == "ours-flood":
@@ -97,16 +99,6 @@ class Bench:
             return services.our_exporter(self.snmp_config())
         if name == "ours-qemu":
             return services.our_exporter(self.qemu_config())
-        if name == "controller":
-            folder = self.workdir / "controller"
-            folder.mkdir(exist_ok=True)
-            return services.test_controller(folder)
-        if name == "ours-controller":
-            return services.our_exporter(str(self.controller_dir() / "ours.yaml"), listen=False)
-        if name == "upstream-controller":
-            return services.upstream_exporter(
-                self.peer, str(self.controller_dir() / "upstream.yaml"), listen=False
-            )
         if name == "ours-sd":
             return services.our_exporter(
                 self._write(
@@ -121,10 +113,6 @@ class Bench:
                 )
             )
         raise KeyError(name)
-
-    def controller_dir(self) -> Path:
-        """The test controller's folder: the exporters' configs and ``clients/bench.yaml``."""
-        return Path(self.address("controller", 2))
 
     def config(self) -> str:
         """``bench.yaml`` with the echo server's port, keeping the children the run needs."""

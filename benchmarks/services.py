@@ -125,16 +125,9 @@ def raw_aio_server(unix: str) -> Service:
     )
 
 
-def our_exporter(config: str, socket_path: str | None = None, listen: bool = True) -> Service:
-    """``listen=False``: an exporter that serves only through the controller its config names."""
-    where = ["--socket", socket_path] if socket_path else ["--listen", "127.0.0.1:0"] if listen else []
+def our_exporter(config: str, socket_path: str | None = None) -> Service:
+    where = ["--socket", socket_path] if socket_path else ["--listen", "127.0.0.1:0"]
     return Service("our exporter", [_our_command(), "run", config, *where], r"^serving (\S+)")
-
-
-def test_controller(folder: Path) -> Service:
-    """The tests' controller and router; the match is ``(endpoint, folder)``."""
-    argv = [sys.executable, str(HERE / "controller.py"), "serve", str(folder)]
-    return Service("test controller", argv, r"^serving (\S+) (\S+)")
 
 
 def our_demo() -> Service:
@@ -151,15 +144,20 @@ def farm(boards: int, virtual: int, workdir: Path) -> Service:
     return Service("farm", argv, r"^serving (\S+)")
 
 
+def routed(peer: Path, workdir: Path) -> Service:
+    """The test controller and router with upstream's exporter registered; the match is the
+    directory holding ``clients/ours.yaml`` and ``clients/upstream.yaml``."""
+    folder = workdir / "routed"
+    folder.mkdir(exist_ok=True)
+    argv = [sys.executable, str(HERE / "controller.py"), str(peer), str(folder)]
+    return Service("routed", argv, r"^routed ready (\S+)")
+
+
 def _our_command() -> str:
     return str(Path(sys.executable).parent / "jumpstarter-jupyter")
 
 
-def upstream_exporter(peer: Path, config: str, listen: bool = True) -> Service:
-    """``listen=False``: registered at the controller its config names, once it says so."""
-    if not listen:
-        argv = [str(peer / "bin" / "jmp"), "run", "--exporter-config", config]
-        return Service("upstream exporter at the controller", argv, r"Updated status to (\S+)")
+def upstream_exporter(peer: Path, config: str) -> Service:
     port = free_port()
     return Service(
         "upstream exporter",

@@ -274,27 +274,12 @@ class ControllerLease:
         deadline = time.monotonic() + limit
         said = None
         while True:
-            lease = self._call(self._get())
-            if _condition(lease, "Ready"):
-                self.exporter = lease.exporter.rsplit("/", 1)[-1]
-                log.info("lease %s: exporter %s, at %s", self.name, self.exporter, self.where)
+            try:
+                reason = self._pending_reason(self._call(self._get()))
+            except ConnectionFailed:  # a controller restarting keeps the lease: poll on until the deadline
+                reason = "the controller is not reachable; trying again"
+            if reason is None:
                 return
-            for type_ in ("Unsatisfiable", "Invalid"):
-                condition = _condition(lease, type_)
-                if condition:
-                    raise LeaseUnsatisfiable(
-                        f"{self.where} cannot lease an exporter matching {self.selector!r}: "
-                        f"{condition.reason}{': ' + condition.message if condition.message else ''}"
-                    )
-            ended = next((c for c in lease.conditions if c.type == "Ready" and c.status == "False"), None)
-            if ended:
-                raise LeaseUnsatisfiable(f"lease {self.name} at {self.where} ended: {ended.reason}")
-            pending = _condition(lease, "Pending")
-            reason = (
-                f"{pending.reason}: {pending.message}"
-                if pending and pending.message
-                else "waiting for the controller"
-            )
             if reason != said:
                 said = reason
                 log.info("lease %s for %r: %s", self.name, self.selector, reason)
@@ -306,6 +291,30 @@ class ControllerLease:
                     f"{format_duration(limit)} (last: {reason})"
                 )
             time.sleep(POLL_SECONDS)
+
+    def _pending_reason(self, lease: client_pb2.Lease) -> str | None:
+        """None once the lease is Ready (noting its exporter), else why it waits; raises
+        :class:`LeaseUnsatisfiable` when the controller will never grant it."""
+        if _condition(lease, "Ready"):
+            self.exporter = lease.exporter.rsplit("/", 1)[-1]
+            log.info("lease %s: exporter %s, at %s", self.name, self.exporter, self.where)
+            return None
+        for type_ in ("Unsatisfiable", "Invalid"):
+            condition = _condition(lease, type_)
+            if condition:
+                raise LeaseUnsatisfiable(
+                    f"{self.where} cannot lease an exporter matching {self.selector!r}: "
+                    f"{condition.reason}{': ' + condition.message if condition.message else ''}"
+                )
+        ended = next((c for c in lease.conditions if c.type == "Ready" and c.status == "False"), None)
+        if ended:
+            raise LeaseUnsatisfiable(f"lease {self.name} at {self.where} ended: {ended.reason}")
+        pending = _condition(lease, "Pending")
+        return (
+            f"{pending.reason}: {pending.message}"
+            if pending and pending.message
+            else "waiting for the controller"
+        )
 
     # the router bridge
     async def _serve(self) -> str:
@@ -341,7 +350,15 @@ class ControllerLease:
         self._streams.add(task)
         channel = None
         try:
-            dial = await self._dial()
+            try:
+                dial = await self._dial()
+            except grpc.aio.AioRpcError as error:
+                log.error(
+                    "lease %s at %s: cannot reach exporter %s (%s): the lease may have ended; "
+                    "connect again for a new one",
+                    self.name, self.where, self.exporter, _why(error),
+                )  # fmt: skip
+                return
             self.dials += 1
             channel = await router_channel(dial.router_endpoint, dial.router_token, self.config.settings)
 
@@ -360,6 +377,10 @@ class ControllerLease:
             log.warning("lease %s: the router stream to %s ended: %s", self.name, self.exporter, _why(error))
         except (OSError, ConnectionError) as error:
             log.warning("lease %s: the connection to %s ended: %s", self.name, self.exporter, error)
+        except (
+            asyncio.CancelledError
+        ):  # release() ends the streams; asyncio would log the cancellation as an error
+            pass
         finally:
             self._streams.discard(task)
             writer.close()

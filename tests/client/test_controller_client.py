@@ -10,7 +10,7 @@ import time
 import pytest
 
 import jumpstarter_jupyter as jj
-from controller import client_config, new_client
+from controller import client_config, new_client, new_exporter
 from jumpstarter_jupyter.client.controller import load_client_config, parse_client_config
 
 GOOD = """\
@@ -139,3 +139,65 @@ def test_a_pool_entry_naming_a_controller_leases_from_it(controller, configs, tm
     with pytest.raises(jj.LeaseUnsatisfiable, match="board=rpi-nowhere"):
         jj.connect("lab-rpi")
     assert len(controller.leases_of(name)) == 1
+
+
+def test_a_stopped_controller_is_unreachable_and_serves_again_on_the_same_port(controller, configs):
+    name, token = new_client(controller)
+    client_config(controller, configs / "lab.yaml", name, token)
+    port = controller.port
+    controller.stop()
+    try:
+        with pytest.raises(jj.ConnectionFailed, match="not reachable"):
+            jj.connect(controller="lab", selector="board=x")
+    finally:
+        controller.start()
+    assert controller.port == port
+    with pytest.raises(jj.LeaseUnsatisfiable):  # the objects survived the restart
+        jj.connect(controller="lab", selector="board=x")
+
+
+def test_tls_insecure_trusts_what_the_controller_presents(controller, configs):
+    name, token = new_client(controller)
+    client_config(controller, configs / "lab.yaml", name, token, tls={"ca": "", "insecure": True})
+    with pytest.raises(jj.LeaseUnsatisfiable):  # the controller answered over TLS
+        jj.connect(controller="lab", selector="board=x")
+
+
+def test_an_untrusted_certificate_fails_at_once_pointing_at_tls(controller, configs):
+    name, token = new_client(controller)
+    client_config(controller, configs / "lab.yaml", name, token, tls={"ca": "", "insecure": False})
+    started = time.monotonic()
+    with pytest.raises(jj.ConnectionFailed) as caught:  # the system's roots do not hold the test's CA
+        jj.connect(controller="lab", selector="board=x")
+    assert time.monotonic() - started < 10
+    assert "not reachable" in str(caught.value) and "tls" in str(caught.value)
+    assert controller.leases_of(name) == []
+
+
+def test_a_controller_restarting_during_the_wait_is_waited_for(controller, configs):
+    """The lease waits for an exporter that is not connected (Pending, Offline); the controller
+    stops and starts again meanwhile; the wait goes on and ends at its deadline."""
+    new_exporter(controller, {"board": "offline-one"})
+    name, token = new_client(controller)
+    client_config(controller, configs / "lab.yaml", name, token)
+    reasons: list[str] = []
+
+    def heard(reason: str) -> None:
+        reasons.append(reason)
+        if reason.startswith("Offline") and len(reasons) == 1:
+            controller.stop()
+        elif "not reachable" in reason:
+            controller.start()
+
+    try:
+        with pytest.raises(jj.LeaseTimeout, match="'board=offline-one'.*last: Offline"):
+            jj.connect(controller="lab", selector="board=offline-one", wait=4, on_wait=heard)
+    finally:
+        controller.start()
+    assert [r.split(":")[0] for r in reasons] == [
+        "Offline",
+        "the controller is not reachable; trying again",
+        "Offline",
+    ]
+    (lease,) = controller.leases_of(name)
+    assert lease.conditions["Ready"].reason == "Released"  # deleted when the wait gave up

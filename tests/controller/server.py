@@ -618,7 +618,9 @@ class TestController:
         return f"127.0.0.1:{self.router_port}"
 
     def start(self) -> None:
-        self.call(self._start())
+        """Serve (again, on the same ports); nothing when serving already."""
+        if not self._servers:
+            self.call(self._start())
 
     async def _start(self) -> None:
         # upstream's clients ping every 20 s even when idle (grpcOptions' defaults), as Go's server allows

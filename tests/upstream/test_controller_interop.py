@@ -184,3 +184,32 @@ def test_process_exit_deletes_the_lease(controller, upstream_board, tmp_path):
     (lease,) = controller.leases_of(client)
     assert lease.conditions["Ready"].reason == "Released"  # by the exit handler, not by expiry
     wait_until(lambda: controller.exporter(name).lease is None, "the exporter is free again")
+
+
+def test_an_expired_lease_fails_calls_and_says_so(controller, upstream_board, tmp_path, monkeypatch, caplog):
+    import jumpstarter_jupyter as jj
+
+    name, _, _ = upstream_board
+    wait_until(lambda: controller.exporter(name).lease is None, "the exporter is free")
+    client, token = new_client(controller)
+    client_config(controller, tmp_path / "clients" / "lab.yaml", client, token)
+    monkeypatch.setenv("JMP_CLIENT_CONFIG_HOME", str(tmp_path))
+    with jj.connect(controller="lab", selector="board=upstream-mock", duration=2) as dut:
+        dut.power.on()
+        (lease,) = controller.leases_of(client)
+        wait_until(lambda: lease.ended, "the lease expires")
+        assert lease.conditions["Ready"].reason == "Expired"
+        wait_until(lambda: controller.exporter(name).lease is None, "the exporter is freed")
+        failures = []
+        for _ in range(50):  # until a call needs a new connection: Dial refuses the ended lease
+            try:
+                dut.power.on()
+            except (
+                jj.ConnectionFailed
+            ) as failed:  # first maybe CANCELLED: the exporter ends the lease's calls
+                failures.append(str(failed))
+                if "not reachable" in failures[-1]:
+                    break
+            time.sleep(0.1)
+        assert f"power.on: exporter at {name} (leased from controller lab" in failures[-1], failures
+    assert any("the lease may have ended" in r.getMessage() for r in caplog.records)

@@ -201,8 +201,8 @@ def serve(
     With ``controller``, it also registers there and serves that controller's leases through its
     router (``controller.py``); then ``listen`` and ``socket`` may both be None.
     """
-    if listen is not None and socket is not None or (listen is None and socket is None and not controller):
-        raise ValueError("serve() needs exactly one of listen='HOST:PORT' or socket='PATH'")
+    if (listen is not None and socket is not None) or (listen is None and socket is None and not controller):
+        raise ValueError("serve() needs one of listen='HOST:PORT' or socket='PATH' (or a controller alone)")
     credentials = None
     if tls_cert or tls_key:
         if not (tls_cert and tls_key):

@@ -316,6 +316,12 @@ def resolve(endpoint: str, passphrase: str | None = None) -> tuple[str, str | No
     entry = lookup(endpoint)
     if entry is None:
         return endpoint, passphrase
+    if entry.controller is not None:  # connect() leases these itself; here no address is known yet
+        raise ConfigError(
+            f"pool board {entry.name!r} ({entry.source}) has no endpoint: controller {entry.controller} "
+            f"leases an exporter matching {entry.selector!r} to jj.connect({entry.name!r}) or "
+            f"%jmp connect {entry.name}"
+        )
     return entry.endpoint, passphrase if passphrase is not None else entry.passphrase()
 
 

@@ -11,6 +11,7 @@ import pytest
 
 import jumpstarter_jupyter as jj
 from controller import client_config, new_client, new_exporter
+from jumpstarter_jupyter.client import pool
 from jumpstarter_jupyter.client.controller import load_client_config, parse_client_config
 
 GOOD = """\
@@ -139,6 +140,8 @@ def test_a_pool_entry_naming_a_controller_leases_from_it(controller, configs, tm
     with pytest.raises(jj.LeaseUnsatisfiable, match="board=rpi-nowhere"):
         jj.connect("lab-rpi")
     assert len(controller.leases_of(name)) == 1
+    with pytest.raises(jj.ConfigError, match="pool board 'lab-rpi' .* has no endpoint: controller lab"):
+        pool.resolve("lab-rpi")  # what the command line's lease commands ask
 
 
 def test_a_stopped_controller_is_unreachable_and_serves_again_on_the_same_port(controller, configs):

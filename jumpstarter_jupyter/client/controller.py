@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import base64
 import contextlib
 import datetime
 import logging
@@ -41,11 +40,19 @@ from typing import Any
 
 import grpc
 
-from jumpstarter_jupyter.controller_channel import ControllerSettings, controller_channel, router_channel
+from jumpstarter_jupyter.aio_loop import run as run_on_loop
+from jumpstarter_jupyter.controller_channel import (
+    ControllerSettings,
+    carry,
+    controller_channel,
+    read_connection,
+    router_channel,
+    why,
+)
 from jumpstarter_jupyter.durations import format_duration
 from jumpstarter_jupyter.errors import ConfigError, ConnectionFailed, LeaseTimeout, LeaseUnsatisfiable
 from jumpstarter_jupyter.protocol.client.v1 import client_pb2, client_pb2_grpc
-from jumpstarter_jupyter.protocol.v1 import jumpstarter_pb2, jumpstarter_pb2_grpc, router_pb2, router_pb2_grpc
+from jumpstarter_jupyter.protocol.v1 import jumpstarter_pb2, jumpstarter_pb2_grpc, router_pb2_grpc
 from jumpstarter_jupyter.selector import parse
 from jumpstarter_jupyter.yamlfile import mapping, read_yaml
 
@@ -59,7 +66,6 @@ RPC_TIMEOUT = 10.0  # seconds for one call to the controller: an unreachable one
 POLL_SECONDS = 1.0  # between GetLease polls (upstream's jmp polls every 5 s)
 DIAL_TIMEOUT = 30.0  # seconds Dial is retried while the exporter is not ready or not listening
 DEFAULT_DURATION = 30 * 60.0  # upstream's jmp asks for 30 minutes
-CHUNK = 64 * 1024
 
 
 # client configs ------------------------------------------------------------------------------
@@ -118,23 +124,7 @@ def parse_client_config(text: str, source: str, alias: str = "default") -> Clien
                 f"metadata.{key}" if key in metadata else "metadata",
                 f"expected the Client object's {key} (the controller checks it with the token)",
             )
-    tls = mapping(reader, data.get("tls"), "tls", {"ca", "insecure"})
-    ca = tls.get("ca") or ""
-    try:
-        if not isinstance(ca, str) or (
-            ca and b"BEGIN CERTIFICATE" not in base64.b64decode(ca, validate=True)
-        ):
-            raise ValueError(f"got {ca!r}")
-    except ValueError as exc:
-        raise reader.error("tls.ca", f"expected base64 PEM certificates ({exc})") from None
-    if not isinstance(tls.get("insecure", False), bool):
-        raise reader.error("tls.insecure", f"expected true or false, got {tls['insecure']!r}")
-    options = data.get("grpcOptions") or {}
-    if not isinstance(options, dict):
-        raise reader.error("grpcOptions", f"expected a mapping of gRPC channel options, got {options!r}")
-    for key, value in options.items():
-        if isinstance(value, bool) or not isinstance(value, (str, int)):
-            raise reader.error(f"grpcOptions.{key}", f"expected text or an integer, got {value!r}")
+    ca, insecure, options = read_connection(reader, data)
     leases = data.get("leases") or {}
     if not isinstance(leases, dict):
         raise reader.error("leases", f"expected a mapping with acquisition_timeout, got {leases!r}")
@@ -147,21 +137,10 @@ def parse_client_config(text: str, source: str, alias: str = "default") -> Clien
         metadata["namespace"],
         metadata["name"],
         ca,
-        tls.get("insecure", False),
-        dict(options),
+        insecure,
+        options,
     )
     return ClientConfig(alias, source, settings, float(timeout))
-
-
-# the process's one grpc.aio event loop --------------------------------------------------------
-
-
-def _run(coroutine: Coroutine, timeout: float | None = None) -> Any:
-    """Run ``coroutine`` on the exporter's loop (a daemon thread) and return its result: grpc.aio
-    keeps one completion queue per process, and a second loop using it fails with BlockingIOError."""
-    from jumpstarter_jupyter.exporter.server import _event_loop  # here: a plain connect() loads no exporter
-
-    return asyncio.run_coroutine_threadsafe(coroutine, _event_loop()).result(timeout)
 
 
 # leases -------------------------------------------------------------------------------------
@@ -179,10 +158,6 @@ def _release_all() -> None:
 def _condition(lease: client_pb2.Lease, type_: str) -> Any:
     """The lease's condition ``type_`` when it is True, else None."""
     return next((c for c in lease.conditions if c.type == type_ and c.status == "True"), None)
-
-
-def _why(error: grpc.aio.AioRpcError) -> str:
-    return f"{error.code().name}: {error.details()}"
 
 
 class ControllerLease:
@@ -217,11 +192,11 @@ class ControllerLease:
         ``leases.acquisition_timeout``); ``on_wait(reason)`` hears why it waits, when that changes."""
         limit = wait if wait is not None else self.config.acquisition_timeout
         try:
-            _run(self._connect(), RPC_TIMEOUT + 5)
+            run_on_loop(self._connect(), RPC_TIMEOUT + 5)
             self.name = self._call(self._create()).name
             _held.add(self)
             self._wait_ready(limit, on_wait)
-            self.socket = _run(self._serve(), RPC_TIMEOUT)
+            self.socket = run_on_loop(self._serve(), RPC_TIMEOUT)
         except BaseException:
             self.release()
             raise
@@ -238,17 +213,17 @@ class ControllerLease:
     def _call(self, coroutine: Coroutine) -> Any:
         """A controller call from this thread; its failure in words that name the controller."""
         try:
-            return _run(coroutine, RPC_TIMEOUT + 5)
+            return run_on_loop(coroutine, RPC_TIMEOUT + 5)
         except grpc.aio.AioRpcError as error:
             if error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
                 raise ConnectionFailed(
-                    f"{self.where} is not reachable ({_why(error)}); check the endpoint and tls in "
+                    f"{self.where} is not reachable ({why(error)}); check the endpoint and tls in "
                     f"{self.config.source}, and that the controller is up, then try again"
                 ) from None
             if error.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
                 raise ConfigError(
                     f"{self.where} refused client {self.config.settings.namespace}/"
-                    f"{self.config.settings.name} ({_why(error)}); check token and metadata in "
+                    f"{self.config.settings.name} ({why(error)}); check token and metadata in "
                     f"{self.config.source}"
                 ) from None
             raise
@@ -356,25 +331,18 @@ class ControllerLease:
                 log.error(
                     "lease %s at %s: cannot reach exporter %s (%s): the lease may have ended; "
                     "connect again for a new one",
-                    self.name, self.where, self.exporter, _why(error),
+                    self.name, self.where, self.exporter, why(error),
                 )  # fmt: skip
                 return
             self.dials += 1
             channel = await router_channel(dial.router_endpoint, dial.router_token, self.config.settings)
-
-            async def outgoing():
-                while data := await reader.read(CHUNK):
-                    yield router_pb2.StreamRequest(payload=data)
-                yield router_pb2.StreamRequest(frame_type=router_pb2.FRAME_TYPE_GOAWAY)
-
-            async for frame in router_pb2_grpc.RouterServiceStub(channel).Stream(outgoing()):
-                if frame.frame_type == router_pb2.FRAME_TYPE_GOAWAY:
-                    break
-                if frame.frame_type == router_pb2.FRAME_TYPE_DATA and frame.payload:
-                    writer.write(frame.payload)
-                    await writer.drain()
+            call = router_pb2_grpc.RouterServiceStub(channel).Stream()
+            try:
+                await carry(reader, writer, call)
+            finally:
+                call.cancel()
         except grpc.aio.AioRpcError as error:
-            log.warning("lease %s: the router stream to %s ended: %s", self.name, self.exporter, _why(error))
+            log.warning("lease %s: the router stream to %s ended: %s", self.name, self.exporter, why(error))
         except (OSError, ConnectionError) as error:
             log.warning("lease %s: the connection to %s ended: %s", self.name, self.exporter, error)
         except (
@@ -395,7 +363,7 @@ class ControllerLease:
         self._released = True
         _held.discard(self)
         with contextlib.suppress(Exception):
-            _run(self._release(), RPC_TIMEOUT + 5)
+            run_on_loop(self._release(), RPC_TIMEOUT + 5)
         if self._directory:
             shutil.rmtree(self._directory, ignore_errors=True)
 
@@ -413,5 +381,5 @@ class ControllerLease:
                 )
                 log.info("lease %s released at %s", self.name, self.where)
             except grpc.aio.AioRpcError as error:  # already ended (expired), or the controller is gone
-                log.warning("lease %s: DeleteLease at %s failed: %s", self.name, self.where, _why(error))
+                log.warning("lease %s: DeleteLease at %s failed: %s", self.name, self.where, why(error))
         await self._channel.close()

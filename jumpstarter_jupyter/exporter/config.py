@@ -6,7 +6,6 @@ expected, e.g. ``board.yaml: export.power.config.voltage (line 7): expected floa
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import dataclasses
 import os
@@ -17,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jumpstarter_jupyter.controller_channel import ControllerSettings
+from jumpstarter_jupyter.controller_channel import ControllerSettings, read_connection
 from jumpstarter_jupyter.driver.base import RUNTIME, Driver
 from jumpstarter_jupyter.drivers import registry
 from jumpstarter_jupyter.drivers.composite.driver import Composite, Proxy
@@ -113,7 +112,6 @@ def parse_config(text: str, source: str = "<config>") -> ExporterConfig:
 
 
 HOOK_KEYS = {"script", "exec", "timeout", "onFailure"}
-TLS_KEYS = {"ca", "insecure"}
 
 
 def _metadata(reader: YamlReader, value: Any) -> dict[str, Any]:
@@ -131,13 +129,7 @@ def _controller(reader: YamlReader, data: dict) -> ControllerSettings | None:
         if value is not None and not isinstance(value, str):
             raise reader.error(key, f"expected text, got {value!r}")
         text[key] = value or ""
-    tls = mapping(reader, data.get("tls"), "tls", TLS_KEYS)
-    options = data.get("grpcOptions") or {}
-    if not isinstance(options, dict):
-        raise reader.error("grpcOptions", f"expected a mapping of gRPC channel options, got {options!r}")
-    for key, value in options.items():
-        if isinstance(value, bool) or not isinstance(value, (str, int)):
-            raise reader.error(f"grpcOptions.{key}", f"expected text or an integer, got {value!r}")
+    ca, insecure, options = read_connection(reader, data)
     if not text["endpoint"]:
         return None
     host, colon, port = text["endpoint"].rpartition(":")
@@ -158,19 +150,8 @@ def _controller(reader: YamlReader, data: dict) -> ControllerSettings | None:
                 f"or set JMP_{key.upper()}), got {metadata.get(key)!r}",
             )
         names[key] = value
-    ca = tls.get("ca") or ""
-    if not isinstance(ca, str):
-        raise reader.error("tls.ca", f"expected base64 PEM certificates, got {ca!r}")
-    try:
-        if ca and b"BEGIN CERTIFICATE" not in base64.b64decode(ca, validate=True):
-            raise ValueError("no PEM certificate in it")
-    except ValueError as exc:
-        raise reader.error("tls.ca", f"expected base64 PEM certificates ({exc})") from None
-    insecure = tls.get("insecure", False)
-    if not isinstance(insecure, bool):
-        raise reader.error("tls.insecure", f"expected true or false, got {insecure!r}")
     return ControllerSettings(
-        text["endpoint"], text["token"], names["namespace"], names["name"], ca, insecure, dict(options)
+        text["endpoint"], text["token"], names["namespace"], names["name"], ca, insecure, options
     )
 
 

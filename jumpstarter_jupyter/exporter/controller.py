@@ -27,17 +27,24 @@ import secrets
 import shutil
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable
 
 import grpc
 
-from jumpstarter_jupyter.controller_channel import ControllerSettings, controller_channel, router_channel
+from jumpstarter_jupyter.aio_loop import first_to_end
+from jumpstarter_jupyter.controller_channel import (
+    ControllerSettings,
+    carry,
+    controller_channel,
+    router_channel,
+    why,
+)
 from jumpstarter_jupyter.exporter.hooks import AFTER, BEFORE
 from jumpstarter_jupyter.exporter.leases import ROUTED_CREDENTIAL, Lease, Leases
 from jumpstarter_jupyter.exporter.report import Tree
 from jumpstarter_jupyter.protocol.v1 import common_pb2 as status_pb
 from jumpstarter_jupyter.protocol.v1 import jumpstarter_pb2 as pb
-from jumpstarter_jupyter.protocol.v1 import jumpstarter_pb2_grpc, router_pb2, router_pb2_grpc
+from jumpstarter_jupyter.protocol.v1 import jumpstarter_pb2_grpc, router_pb2_grpc
 from jumpstarter_jupyter.protocol.v1 import lease_pb2 as lease_pb
 
 log = logging.getLogger("jumpstarter_jupyter.exporter.controller")
@@ -46,7 +53,6 @@ RPC_TIMEOUT = 10.0  # seconds for one unary call to the controller
 STOP_TIMEOUT = 3.0  # seconds reporting OFFLINE and unregistering may take at stop
 FIRST_RETRY, LAST_RETRY = 0.5, 30.0  # backoff between attempts, doubling
 LINGER = 5.0  # seconds a lease's router streams stay up after it ended, for its clients to see so
-CHUNK = 64 * 1024  # bytes read from the private socket per DATA frame
 STATUS_NAMES = {
     value.number: value.name.removeprefix("EXPORTER_STATUS_")
     for value in status_pb.DESCRIPTOR.enum_types_by_name["ExporterStatus"].values
@@ -65,26 +71,6 @@ class Backoff:
 
     def reset(self) -> None:
         self.delay = FIRST_RETRY
-
-
-def why(exc: BaseException) -> str:
-    """A failure in words: a gRPC error's code and details, else the exception."""
-    if isinstance(exc, grpc.aio.AioRpcError):
-        return f"{exc.code().name}: {exc.details()}"
-    return str(exc) or type(exc).__name__
-
-
-async def _first_failure(*coroutines: Coroutine) -> None:
-    """Run ``coroutines`` together until one returns or raises; cancel the rest; re-raise."""
-    tasks = [asyncio.ensure_future(coroutine) for coroutine in coroutines]
-    try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        for task in done:
-            task.result()
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 class RoutedCalls(grpc.aio.ServerInterceptor):
@@ -179,7 +165,7 @@ class ControllerLink:
             self.stub = stub
             self.connected.set()
             self._status_changed.set()  # (re)send the status we are in
-            await _first_failure(self._send_statuses(stub), self._follow(stub))
+            await first_to_end(self._send_statuses(stub), self._follow(stub))
 
     async def _send_statuses(self, stub: jumpstarter_pb2_grpc.ControllerServiceStub) -> None:
         """ReportStatus whenever it changes; the latest wins when several come at once."""
@@ -407,36 +393,10 @@ class LeaseSession:
                 reader, writer = await asyncio.open_unix_connection(self.socket_path)
                 log.info("client of lease %s connected through the router at %s", self.name, endpoint)
                 try:
-                    await _first_failure(_to_router(reader, call), _from_router(call, writer))
+                    await carry(reader, writer, call)
                 finally:
                     writer.transport.abort()  # the server sees the connection go: calls in flight end
                     call.cancel()
             log.info("router stream of lease %s closed", self.name)
         except (grpc.aio.AioRpcError, OSError, ValueError, TimeoutError) as exc:
             log.warning("router stream of lease %s at %s broke: %s", self.name, endpoint, why(exc))
-
-
-async def _to_router(reader: asyncio.StreamReader, call) -> None:
-    """The server's bytes as DATA frames; at its end, GOAWAY and the end of our writes."""
-    try:
-        while data := await reader.read(CHUNK):
-            await call.write(router_pb2.StreamRequest(payload=data))
-        await call.write(router_pb2.StreamRequest(frame_type=router_pb2.FRAME_TYPE_GOAWAY))
-        await call.done_writing()
-    except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
-        if not call.done() or await call.code() != grpc.StatusCode.OK:
-            raise
-        # the router ended the stream cleanly (the client hung up) while the server still wrote
-
-
-async def _from_router(call, writer: asyncio.StreamWriter) -> None:
-    """The client's DATA frames to the server, until GOAWAY, RST_STREAM or the stream's end."""
-    async for frame in call:
-        if frame.frame_type == router_pb2.FRAME_TYPE_DATA:
-            writer.write(frame.payload)
-            await writer.drain()
-        elif frame.frame_type == router_pb2.FRAME_TYPE_GOAWAY:
-            return
-        elif frame.frame_type == router_pb2.FRAME_TYPE_RST_STREAM:
-            raise ConnectionResetError("the client reset the stream")
-        # PING: nothing to forward

@@ -7,7 +7,6 @@ methods run on each exporter's bounded worker pool (``calls``).
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import ipaddress
 import logging
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import grpc
 
+from jumpstarter_jupyter.aio_loop import run as run_on_loop
 from jumpstarter_jupyter.controller_channel import ControllerSettings
 from jumpstarter_jupyter.driver.base import Driver
 from jumpstarter_jupyter.exporter.calls import Calls
@@ -107,26 +107,6 @@ def _claim_socket_path(path: str) -> None:
     raise OSError(f"cannot listen on unix:{path}: the socket is in use by another exporter")
 
 
-_loop: asyncio.AbstractEventLoop | None = None
-_loop_lock = threading.Lock()
-
-
-def _event_loop() -> asyncio.AbstractEventLoop:
-    """The process's exporter loop, started on first use in a daemon thread."""
-    global _loop
-    with _loop_lock:
-        if _loop is None:
-            loop = asyncio.new_event_loop()
-            threading.Thread(target=loop.run_forever, name="exporter-loop", daemon=True).start()
-            _loop = loop
-        return _loop
-
-
-def _on_loop(coroutine):
-    """Run ``coroutine`` on the exporter loop from another thread and return its result."""
-    return asyncio.run_coroutine_threadsafe(coroutine, _event_loop()).result()
-
-
 class Exporter:
     """A running exporter: ``address`` to connect to, ``stop()`` to end it."""
 
@@ -159,8 +139,8 @@ class Exporter:
             return []
         self.leases.stopping = True  # no afterLease hook: nothing could reach the exporter any more
         if self.controller is not None:
-            _on_loop(self.controller.stop())  # OFFLINE and Unregister, STOP_TIMEOUT at most
-        _on_loop(self.server.stop(grace))  # cancels every RPC still running after the grace
+            run_on_loop(self.controller.stop())  # OFFLINE and Unregister, STOP_TIMEOUT at most
+        run_on_loop(self.server.stop(grace))  # cancels every RPC still running after the grace
         stuck = self.calls.stop(STOP_TIMEOUT)
         if stuck:
             log.warning("driver calls that ignored their cancellation: %s", ", ".join(stuck))
@@ -226,7 +206,7 @@ def serve(
     ports = [(target, credentials)] if target else []
     if runner is not None:  # hooks reach the exporter on a private socket, whatever the clients use
         ports.append((f"unix:{runner.socket_path}", None))
-    server, port, link = _on_loop(_start(tree, hub, calls, leases, ports, passphrase, controller))
+    server, port, link = run_on_loop(_start(tree, hub, calls, leases, ports, passphrase, controller))
     logging.getLogger().addHandler(hub)
     logging.getLogger("driver").setLevel(logging.INFO)
     if listen is not None:

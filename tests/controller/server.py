@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from google.protobuf import empty_pb2
 
-from jumpstarter_jupyter.exporter.server import _event_loop
+from jumpstarter_jupyter.aio_loop import event_loop
 from jumpstarter_jupyter.protocol.client.v1 import client_pb2, client_pb2_grpc
 from jumpstarter_jupyter.protocol.v1 import (
     common_pb2,
@@ -587,7 +587,7 @@ class TestController:
         self.ca_pem = cert.read_bytes()
         self._credentials = grpc.ssl_server_credentials([(key.read_bytes(), self.ca_pem)])
         # the process's grpc.aio loop (our exporter's and client's): grpc.aio supports one per process
-        self._loop = _event_loop()
+        self._loop = event_loop()
         self.port = self.router_port = 0
         self.state: State = self.call(self._make_state())
         self.router = RouterService(self.state)

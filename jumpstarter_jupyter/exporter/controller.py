@@ -53,6 +53,7 @@ RPC_TIMEOUT = 10.0  # seconds for one unary call to the controller
 STOP_TIMEOUT = 3.0  # seconds reporting OFFLINE and unregistering may take at stop
 FIRST_RETRY, LAST_RETRY = 0.5, 30.0  # backoff between attempts, doubling
 LINGER = 5.0  # seconds a lease's router streams stay up after it ended, for its clients to see so
+HOOK_WARNING = "[HOOK_WARNING] "  # upstream's prefix of a status message that carries a hook's warning
 STATUS_NAMES = {
     value.number: value.name.removeprefix("EXPORTER_STATUS_")
     for value in status_pb.DESCRIPTOR.enum_types_by_name["ExporterStatus"].values
@@ -105,6 +106,7 @@ class ControllerLink:
         self.registered = False  # at least once: unregister at stop
         self.reported = (status_pb.EXPORTER_STATUS_AVAILABLE, "Available")
         self._status_changed = asyncio.Event()
+        self._status_sent = asyncio.Event()  # the controller has the latest status
         self._task: asyncio.Task | None = None
 
     def start(self) -> None:
@@ -177,6 +179,8 @@ class ControllerLink:
                 pb.ReportStatusRequest(status=status, message=message), timeout=RPC_TIMEOUT
             )
             log.info("status %s: %s", STATUS_NAMES.get(status, status), message)
+            if not self._status_changed.is_set():
+                self._status_sent.set()
 
     async def _follow(self, stub: jumpstarter_pb2_grpc.ControllerServiceStub) -> None:
         async for status in stub.Status(pb.StatusRequest()):
@@ -195,7 +199,14 @@ class ControllerLink:
         """Tell the controller (now, or once connected) the status we are in."""
         if (status, message) != self.reported:
             self.reported = (status, message)
+            self._status_sent.clear()
             self._status_changed.set()
+
+    async def status_sent(self) -> None:
+        """Wait until the controller has the latest status (``RPC_TIMEOUT`` at most: it may be away)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(RPC_TIMEOUT):
+                await self._status_sent.wait()
 
     async def release(self, lease_name: str) -> None:
         """Ask the controller to end ``lease_name`` (our side of it ended first)."""
@@ -212,6 +223,7 @@ class ControllerLink:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        failed_after = self.session.lease.after_failed if self.session and self.session.lease else ""
         if self.session is not None:
             await self.session.close()
         shutil.rmtree(self.sockets, ignore_errors=True)
@@ -221,6 +233,13 @@ class ControllerLink:
             async with asyncio.timeout(STOP_TIMEOUT):
                 async with await controller_channel(self.settings, "Exporter") as channel:
                     stub = jumpstarter_pb2_grpc.ControllerServiceStub(channel)
+                    if failed_after:  # its onFailure: exit stops the exporter (upstream says so first)
+                        await stub.ReportStatus(
+                            pb.ReportStatusRequest(
+                                status=status_pb.EXPORTER_STATUS_AFTER_LEASE_HOOK_FAILED,
+                                message=f"afterLease hook failed (on_failure=exit, shutting down): {failed_after}",
+                            )
+                        )
                     await stub.ReportStatus(
                         pb.ReportStatusRequest(
                             status=status_pb.EXPORTER_STATUS_OFFLINE, message="Exporter shutting down"
@@ -345,21 +364,39 @@ class LeaseSession:
         return granted
 
     async def _after(self, granted: bool) -> None:
-        """Wait for the afterLease hook, release the lease at the controller, be available."""
+        """Wait for the afterLease hook, release the lease at the controller, be available.
+
+        As upstream's exporter: a hook that failed under ``onFailure: warn`` is a warning in the
+        AVAILABLE message; under ``endLease`` the controller and the lease's clients see
+        AFTER_LEASE_HOOK_FAILED (upstream's ``jmp shell`` exits with its message) before the
+        lease is released and AVAILABLE follows."""
         link, lease = self.link, self.lease
         hooks = link.leases.hooks
-        if lease is not None and link.leases.current is lease and hooks is not None and hooks.get(AFTER):
-            link.report(status_pb.EXPORTER_STATUS_AFTER_LEASE_HOOK, "afterLease hook running")
-            async for _ in link.leases.watch({}):
-                if link.leases.current is not lease:
-                    break
+        after = hooks.get(AFTER) if hooks is not None else None
+        available = "Available"
+        if lease is not None and after is not None:
+            if link.leases.current is lease:
+                link.report(status_pb.EXPORTER_STATUS_AFTER_LEASE_HOOK, "afterLease hook running")
+                async for _ in link.leases.watch({}):
+                    if link.leases.current is not lease:
+                        break
+            if lease.after_failed and after.on_failure == "warn":
+                available = f"{HOOK_WARNING}afterLease hook warning: {lease.after_failed}"
+            elif lease.after_failed:
+                link.report(
+                    status_pb.EXPORTER_STATUS_AFTER_LEASE_HOOK_FAILED,
+                    f"afterLease hook failed (on_failure={after.on_failure}): {lease.after_failed}",
+                )
+                await link.status_sent()
+                if self._bridges:  # its clients see the failure and hang up (LINGER at most)
+                    await asyncio.wait(self._bridges, timeout=LINGER)
         if not self._ended.is_set():  # our side ended first (expiry, force-release, hook, EndSession)
             await link.release(self.name)
         self.over = True
         if link.session is self:
             link.session = None  # what its clients see now: the lease ended
         if granted or link.reported[0] != status_pb.EXPORTER_STATUS_BEFORE_LEASE_HOOK_FAILED:
-            link.report(status_pb.EXPORTER_STATUS_AVAILABLE, "Available")
+            link.report(status_pb.EXPORTER_STATUS_AVAILABLE, available)
 
     async def _listen(self) -> None:
         """Follow ``Listen``: one router endpoint and token per client dial; re-listen when it breaks."""

@@ -86,6 +86,7 @@ class Lease:
         self.ended = False
         self.warned = False
         self.controls: set[asyncio.Task] = set()  # control calls and streams running under it
+        self.after_failed = ""  # why its afterLease hook failed, if it did (a controller reports it)
 
     def info(self) -> pb.LeaseInfo:
         return pb.LeaseInfo(
@@ -429,6 +430,8 @@ class Leases:
         if outcome.ok:
             return True
         log.warning("%s (onFailure: %s)", outcome.message, hook.on_failure)
+        if hook.name == AFTER:
+            lease.after_failed = outcome.message
         if hook.on_failure == "exit":
             self.end(lease, f"{outcome.message}; the exporter is shutting down")
             if self.on_exit is not None:

@@ -100,11 +100,13 @@ def client(controller, tmp_path) -> tuple[str, str, Path]:
     return name, token, client_config(controller, tmp_path / "client.yaml", name, token)
 
 
-def jmp_shell(peer: Path, config: Path, *command: str, **options) -> subprocess.Popen:
+def jmp_shell(
+    peer: Path, config: Path, *command: str, selector: str = SELECTOR, **options
+) -> subprocess.Popen:
     """``jmp shell --selector SELECTOR -- COMMAND`` against the test controller, output on a pipe."""
     argv = [str(peer / "bin/jmp"), "--log-level", "WARNING", "shell", "--client-config", str(config)]
     return subprocess.Popen(
-        [*argv, "--selector", SELECTOR, "--", *command],
+        [*argv, "--selector", selector, "--", *command],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -330,6 +332,41 @@ def test_hooks_around_a_controller_lease_are_reported_as_upstream_statuses(
         "BEFORE_LEASE_HOOK: beforeLease hook running",
         "LEASE_READY: Ready for commands",
         "AFTER_LEASE_HOOK: afterLease hook running",
+        "AVAILABLE: Available",
+    ], log.read_text()[-3000:]
+
+
+def test_a_failed_after_lease_hook_is_reported_as_upstream_does_and_its_lease_released(
+    controller, peer, client, tmp_path
+):
+    hooks = {"afterLease": {"script": "echo cleanup broke; exit 3", "onFailure": "endLease"}}
+    name, config = our_config(controller, tmp_path, {"board": "cleanup"}, hooks=hooks)
+    log = tmp_path / "exporter.log"
+    process = start_exporter("run", config, log=str(log), env={"PYTHONPATH": str(BLOCKING)})
+    try:
+        wait_for(lambda: controller.exporter(name).status == AVAILABLE, DEADLINE, "registered")
+        shell = jmp_shell(peer, client[2], "j", "power", "on", selector="board=cleanup")
+        try:
+            output, _ = shell.communicate(timeout=120)
+        finally:
+            shell.kill()
+        # upstream's jmp ends its session (EndSession), waits for the hook and fails with its message
+        failure = "afterLease hook failed (on_failure=endLease): afterLease hook exited with status 3"
+        assert shell.returncode != 0 and failure in output.decode(errors="replace"), output.decode()[-3000:]
+        wait_for(lambda: controller.exporter(name).status == AVAILABLE, DEADLINE, "available again")
+        (lease,) = controller.leases_of(client[0])
+        assert lease.conditions["Ready"].reason == "Released"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=DEADLINE)
+    statuses = [
+        line.split("status ", 1)[1] for line in log.read_text().splitlines() if "controller: status " in line
+    ]
+    assert statuses == [
+        "AVAILABLE: Available",
+        "LEASE_READY: Ready for commands",
+        "AFTER_LEASE_HOOK: afterLease hook running",
+        f"AFTER_LEASE_HOOK_FAILED: {failure}",
         "AVAILABLE: Available",
     ], log.read_text()[-3000:]
 

@@ -34,6 +34,9 @@ DEFAULT_OPTIONS = {
 }
 CHUNK = 64 * 1024  # bytes read from the local socket per DATA frame
 FETCH_TIMEOUT = 5.0  # seconds to fetch an unverified certificate chain (tls.insecure)
+# grpc.aio's status for a call whose write Core refused because the stream had already ended: it
+# replaces how the stream ended (grpc/aio/_call.py, _write: set_internal_error)
+REFUSED_BY_CORE = (grpc.StatusCode.INTERNAL, "Internal error from Core")
 
 
 @dataclass(frozen=True)
@@ -144,8 +147,17 @@ async def router_channel(endpoint: str, token: str, settings: ControllerSettings
 async def carry(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, call: Any) -> None:
     """Join a local connection (``reader``/``writer``) and a router stream ``call`` until either
     ends: the local bytes go out as DATA frames, the other side's DATA frames come in. The
-    caller closes both afterwards."""
-    await first_to_end(_to_router(reader, call), _from_router(call, writer))
+    caller closes both afterwards.
+
+    A stream the router ends while local bytes are on their way (the other side hung up as ours
+    spoke, as a client's probe connection does) ends quietly; grpc.aio then reports INTERNAL
+    ``Internal error from Core`` for the call, whatever the router said, so that status counts
+    as the stream's end, not as a failure of it."""
+    try:
+        await first_to_end(_to_router(reader, call), _from_router(call, writer))
+    except grpc.aio.AioRpcError as exc:
+        if (exc.code(), exc.details()) != REFUSED_BY_CORE:
+            raise
 
 
 async def _to_router(reader: asyncio.StreamReader, call: Any) -> None:
@@ -155,10 +167,8 @@ async def _to_router(reader: asyncio.StreamReader, call: Any) -> None:
             await call.write(router_pb2.StreamRequest(payload=data))
         await call.write(router_pb2.StreamRequest(frame_type=router_pb2.FRAME_TYPE_GOAWAY))
         await call.done_writing()
-    except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
-        if not call.done() or await call.code() != grpc.StatusCode.OK:
-            raise
-        # the router ended the stream cleanly (the other side hung up) while we still wrote
+    except asyncio.InvalidStateError:  # the stream had ended before this write
+        await call.wait_for_connection()  # raises how it ended, unless cleanly (the other side hung up)
 
 
 async def _from_router(call: Any, writer: asyncio.StreamWriter) -> None:

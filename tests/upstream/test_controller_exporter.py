@@ -283,6 +283,24 @@ def test_killing_the_controller_mid_lease_keeps_direct_clients_working_and_the_e
     assert watcher.connection.lease_status().lease.holder == ""
 
 
+def test_a_controller_lease_ended_while_it_waits_in_line_leaves_the_line_at_once(controller, board, client):
+    # as when upstream's jmp gives up waiting for LEASE_READY (300 s) and deletes its lease on exit
+    holder = board.connect(purpose="long job")
+    holder.power.off()
+    lease = create_lease(controller, client)
+    try:
+        wait_for(lambda: board.record.status == WAITING, DEADLINE, "the controller's client in line")
+        assert [w.holder for w in holder.connection.lease_status().queue] == [client[0]]
+    finally:
+        delete_lease(controller, client, lease)
+    wait_for(lambda: not holder.connection.lease_status().queue, DEADLINE, "out of our line")
+    wait_for(lambda: board.record.status == AVAILABLE, DEADLINE, "available to the controller again")
+    assert holder.connection.lease_status().lease.holder == holder.lease.holder  # untouched
+    assert holder.power.state() is False
+    holder.lease.release()
+    assert f"{client[0]} left the line" in board.log.read_text()
+
+
 @pytest.mark.parametrize("listen", [True, False], ids=["with --listen", "without --listen"])
 def test_an_unreachable_endpoint(controller, tmp_path, listen):
     _, config = our_config(controller, tmp_path, endpoint=f"127.0.0.1:{free_port()}")

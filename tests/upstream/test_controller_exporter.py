@@ -329,7 +329,8 @@ def test_an_unreachable_endpoint(controller, tmp_path, listen):
 def test_hooks_around_a_controller_lease_are_reported_as_upstream_statuses(
     controller, client, client_home, tmp_path
 ):
-    hooks = {"beforeLease": {"script": "echo setting up"}, "afterLease": {"script": "echo cleaning up"}}
+    # the afterLease hook fails under onFailure warn (the default): a warning in the AVAILABLE message
+    hooks = {"beforeLease": {"script": "echo setting up"}, "afterLease": {"script": "echo cleaning up; exit 1"}}
     name, config = our_config(controller, tmp_path, {"board": "hooked"}, hooks=hooks)
     log = tmp_path / "exporter.log"
     process = start_exporter("run", config, log=str(log), env={"PYTHONPATH": str(BLOCKING)})
@@ -350,7 +351,7 @@ def test_hooks_around_a_controller_lease_are_reported_as_upstream_statuses(
         "BEFORE_LEASE_HOOK: beforeLease hook running",
         "LEASE_READY: Ready for commands",
         "AFTER_LEASE_HOOK: afterLease hook running",
-        "AVAILABLE: Available",
+        "AVAILABLE: [HOOK_WARNING] afterLease hook warning: afterLease hook exited with status 1",
     ], log.read_text()[-3000:]
 
 

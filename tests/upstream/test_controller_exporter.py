@@ -332,7 +332,10 @@ def test_hooks_around_a_controller_lease_are_reported_as_upstream_statuses(
     controller, client, client_home, tmp_path
 ):
     # the afterLease hook fails under onFailure warn (the default): a warning in the AVAILABLE message
-    hooks = {"beforeLease": {"script": "echo setting up"}, "afterLease": {"script": "echo cleaning up; exit 1"}}
+    hooks = {
+        "beforeLease": {"script": "echo setting up"},
+        "afterLease": {"script": "echo cleaning up; exit 1"},
+    }
     name, config = our_config(controller, tmp_path, {"board": "hooked"}, hooks=hooks)
     log = tmp_path / "exporter.log"
     process = start_exporter("run", config, log=str(log), env={"PYTHONPATH": str(BLOCKING)})

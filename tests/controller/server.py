@@ -109,6 +109,7 @@ class Exporter:
     devices: list = field(default_factory=list)  # Register's reports; empty: not registered
     status: int = common_pb2.EXPORTER_STATUS_UNSPECIFIED
     status_message: str = ""
+    reported: list[tuple[int, str]] = field(default_factory=list)  # every ReportStatus, in order
     status_streams: int = 0  # open Status streams: the exporter is online while one is
     lease: str | None = None  # the lease it serves
     listen_queue: asyncio.Queue | None = None  # the open Listen stream's
@@ -347,6 +348,7 @@ class ControllerService(jumpstarter_pb2_grpc.ControllerServiceServicer):
         exporter = self.state.exporter_of(identity)
         exporter.status = request.status
         exporter.status_message = request.message
+        exporter.reported.append((request.status, request.message))
         if request.release_lease and exporter.lease:
             self.state.release(self.state.leases[exporter.lease], "Released")
         await self.state.notify()

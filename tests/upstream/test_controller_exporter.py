@@ -231,7 +231,7 @@ def test_a_cut_router_stream_fails_our_clients_call_in_flight_with_connection_fa
     wait_for(lambda: board.record.status == AVAILABLE, DEADLINE, "available again")
 
 
-def create_lease(controller, client: tuple[str, str, Path]) -> str:
+def create_lease(controller, client: tuple[str, str, Path], selector: str = SELECTOR) -> str:
     """A lease by selector through ClientService, as upstream's client asks: its name."""
     name, token, _ = client
     credentials = grpc.ssl_channel_credentials(controller.ca_pem)
@@ -242,7 +242,7 @@ def create_lease(controller, client: tuple[str, str, Path]) -> str:
         ("jumpstarter-name", name),
     )
     with grpc.secure_channel(controller.endpoint, credentials) as channel:
-        lease = client_pb2.Lease(selector=SELECTOR)
+        lease = client_pb2.Lease(selector=selector)
         lease.duration.FromTimedelta(datetime.timedelta(minutes=5))
         request = client_pb2.CreateLeaseRequest(parent="namespaces/default", lease=lease)
         return client_pb2_grpc.ClientServiceStub(channel).CreateLease(request, metadata=metadata).name
@@ -393,6 +393,31 @@ def test_a_failed_after_lease_hook_is_reported_as_upstream_does_and_its_lease_re
         f"AFTER_LEASE_HOOK_FAILED: {failure}",
         "AVAILABLE: Available",
     ], log.read_text()[-3000:]
+
+
+def test_an_after_lease_hook_that_fails_under_on_failure_exit_is_reported_before_offline(
+    controller, client, tmp_path
+):
+    hooks = {"afterLease": {"script": "exit 4", "onFailure": "exit"}}
+    name, config = our_config(controller, tmp_path, {"board": "fragile"}, hooks=hooks)
+    process = start_exporter(
+        "run", config, log=str(tmp_path / "exporter.log"), env={"PYTHONPATH": str(BLOCKING)}
+    )
+    try:
+        wait_for(lambda: controller.exporter(name).status == AVAILABLE, DEADLINE, "registered")
+        lease = create_lease(controller, client, "board=fragile")
+        wait_for(lambda: controller.exporter(name).status == READY, DEADLINE, "leased")
+        delete_lease(controller, client, lease)
+        assert process.wait(timeout=DEADLINE) == 1  # the hook's onFailure: exit
+    finally:
+        process.kill()
+    failed = (
+        common_pb2.EXPORTER_STATUS_AFTER_LEASE_HOOK_FAILED,
+        "afterLease hook failed (on_failure=exit, shutting down): afterLease hook exited with status 4",
+    )
+    reported = controller.exporter(name).reported
+    assert failed in reported and reported[-1][0] == OFFLINE, reported
+    assert reported.index(failed) > max(i for i, (status, _) in enumerate(reported) if status == READY)
 
 
 def test_tls_insecure_trusts_the_chain_the_controller_shows(controller, tmp_path):

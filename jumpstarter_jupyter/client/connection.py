@@ -112,7 +112,7 @@ class Connection:
         try:
             return self.exporter.GetReport(empty_pb2.Empty(), metadata=self.metadata, timeout=REPORT_TIMEOUT)
         except grpc.RpcError as err:
-            raise translate(err, self.endpoint, self.name, "connect") from None
+            raise self._failure(err, self.name, "connect") from None
 
     def _bind(self, report: pb.GetReportResponse) -> None:
         """Compute each entry's path from its parent chain (pre-order: parents come first)."""
@@ -177,7 +177,7 @@ class Connection:
             except grpc.RpcError as err:
                 if attempt == 1 and self._should_retry(err):
                     continue
-                raise self._failure(err, path, method) from None
+                raise self._failure(err, self.display(path), method) from None
 
     def streaming_call(self, path: str, method: str, args: list[Any]) -> Iterator[Any]:
         """StreamingDriverCall, yielding decoded results; cancelled when the iterator closes."""
@@ -190,7 +190,7 @@ class Connection:
                 yield decode(response.result)
         except grpc.RpcError as err:
             self._should_retry(err)
-            raise self._failure(err, path, method) from None
+            raise self._failure(err, self.display(path), method) from None
         finally:
             responses.cancel()
 
@@ -202,15 +202,15 @@ class Connection:
 
             raise DriverInvalidArgument(self.display(path), method, str(exc)) from None
 
-    def _failure(self, err: grpc.RpcError, path: str, method: str) -> JumpstarterError:
+    def _failure(self, err: grpc.RpcError, name: str, method: str) -> JumpstarterError:
         """The error a failed call raises; through a controller lease that has ended (expired, or
         released), that lease's end and how to get a new one rather than a cancelled call."""
-        error = translate(err, self.endpoint, self.display(path), method)
+        error = translate(err, self.endpoint, name, method)
         lease = self.controller_lease
         if lease is None or not isinstance(error, (ConnectionFailed, LeaseRequired)):
             return error
         ended = lease.end_notice()
-        return error if ended is None else ConnectionFailed(f"{self.display(path)}.{method}: {ended}")
+        return error if ended is None else ConnectionFailed(f"{name}.{method}: {ended}")
 
     def _should_retry(self, err: grpc.RpcError) -> bool:
         if err.code() == grpc.StatusCode.UNAVAILABLE:

@@ -360,9 +360,7 @@ class ControllerLease:
 
     def refresh(self) -> LeaseState | None:
         """Ask the controller about the lease now; None when it does not answer (or there is none)."""
-        if self.name is None or self._channel is None:
-            return self.state
-        if self._released:
+        if self.name is None or self._channel is None or self._released:
             return self.state
         try:
             self._note(self._call(self._get()))
@@ -373,10 +371,10 @@ class ControllerLease:
     def ended(self) -> str | None:
         """Why the lease is over (``Released`` by us, ``Expired``, ...), asking the controller;
         None while it holds (or the controller does not answer)."""
-        if self._released:
-            return "Released"
-        state = self.refresh()
-        return state.reason or "ended" if state is not None and state.state == "ended" else None
+        state = self.state if self._released else self.refresh()
+        if state is not None and state.state == "ended":
+            return state.reason or "ended"
+        return "Released" if self._released else None
 
     @property
     def id(self) -> str:
@@ -554,8 +552,7 @@ def client_leases(config: ClientConfig) -> list[LeaseState]:
     """The leases the config's Client object holds or waits for at its controller (``ListLeases``)."""
     request = client_pb2.ListLeasesRequest(parent=f"namespaces/{config.settings.namespace}", only_active=True)
     answer = _client_call(config, lambda stub: stub.ListLeases(request, timeout=RPC_TIMEOUT))
-    where = f"controller {config.alias} ({config.settings.endpoint})"
-    return [lease_state(lease, where) for lease in answer.leases]
+    return [lease_state(lease, where(config)) for lease in answer.leases]
 
 
 def delete_lease(config: ClientConfig, lease_id: str) -> None:

@@ -125,16 +125,21 @@ def test_lease_commands_on_a_pool_board_a_controller_leases(controller, board, l
         status = CliRunner().invoke(main, ["lease", "status", "--endpoint", "lab-board"])
         assert status.exit_code == 0, status.output
         assert f"lab-board: any exporter matching {SELECTOR} at controller lab (" in status.output
-        assert f"  {lease_id}  {SELECTOR}  {board}, " in status.output and " left" in status.output, status.output
+        assert f"  {lease_id}  {SELECTOR}  {board}, " in status.output and " left" in status.output, (
+            status.output
+        )
         acquire.send_signal(signal.SIGTERM)
         _, said = acquire.communicate(timeout=DEADLINE)
     finally:
         acquire.kill()
     assert f"controller lease {lease_id} of {board} held by client {client} for 10 min" in said, said
-    assert f"released the controller lease {lease_id}" in said and lease.conditions["Ready"].reason == "Released"
-    assert f"client default/{client} holds no lease there" in CliRunner().invoke(
-        main, ["lease", "status", "--endpoint", "lab-board"]
-    ).output
+    assert (
+        f"released the controller lease {lease_id}" in said and lease.conditions["Ready"].reason == "Released"
+    )
+    assert (
+        f"client default/{client} holds no lease there"
+        in CliRunner().invoke(main, ["lease", "status", "--endpoint", "lab-board"]).output
+    )
 
     held = ControllerLease(load_client_config("lab"), SELECTOR, 600)
     held.acquire(DEADLINE)
@@ -163,6 +168,8 @@ def test_the_first_call_after_the_lease_expired_says_it_ended_and_how_to_get_ano
             return None  # the exporter has not heard of the end yet
 
         message = wait_for(failure, what="a call to fail")
-    assert message.startswith(f"dut.power.on: the controller lease {lease.id} of {board} ended (Expired)"), message
+    assert message.startswith(f"dut.power.on: the controller lease {lease.id} of {board} ended (Expired)"), (
+        message
+    )
     assert f"jj.connect(controller='lab', selector='{SELECTOR}')" in message, message
     assert f"%jmp connect --controller lab --selector {SELECTOR}" in message

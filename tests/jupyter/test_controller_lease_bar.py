@@ -38,7 +38,9 @@ def controller_states(messages: list[dict]) -> list[dict]:
     states = []
     for msg in messages:
         data = msg["content"].get("data", {})
-        state = data.get("state", {}) if msg["msg_type"] == "comm_open" or data.get("method") == "update" else {}
+        state = (
+            data.get("state", {}) if msg["msg_type"] == "comm_open" or data.get("method") == "update" else {}
+        )
         if state.get("controller"):
             states.append(state["controller"])
     return states
@@ -85,14 +87,20 @@ def test_a_controller_lease_shows_its_wait_holder_exporter_and_end_live(
         "print(bar.summary)\n"
         "dut.power.on()"
     ).text
-    assert f"lease {lease.id} at controller lab (127.0.0.1:" in shown and f"client {client} holds {board}" in shown
+    assert (
+        f"lease {lease.id} at controller lab (127.0.0.1:" in shown
+        and f"client {client} holds {board}" in shown
+    )
     said = kernel.ok("%jmp lease").text
-    assert f"dut: controller lease {lease.id} at controller lab (" in said and f"client {client} holds {board}, 1" in said
-    assert "min left" in said, said
+    assert f"dut: controller lease {lease.id} at controller lab (" in said, said
+    assert f"client {client} holds {board}, 1" in said and "min left" in said, said
     assert "its length is set when it is taken" in kernel.run("%jmp lease --extend 1h").text
 
     released = kernel.ok("%jmp release").text
-    assert f"the controller lease {lease.id} of {board} is released" in released and "the board is free" in released
+    assert (
+        f"the controller lease {lease.id} of {board} is released" in released
+        and "the board is free" in released
+    )
     assert lease.conditions["Ready"].reason == "Released"
     kernel.ok("wait_until(lambda: bar.controller.get('state') == 'ended', what='the bar to show the end')")
     assert "ended (Released)" in kernel.ok("print(bar.summary)").text

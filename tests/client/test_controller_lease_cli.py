@@ -103,6 +103,9 @@ def test_j_with_a_controller_waits_on_stderr_runs_the_command_and_releases(contr
     assert f"leased {board} from controller lab (" in rest and f"(lease {lease.id})" in rest, rest
     assert f"released the controller lease {lease.id}" in rest, rest
     assert lease.conditions["Ready"].reason == "Released" and lease.duration.total_seconds() == 300
+    by_name = CliRunner().invoke(main, ["j", "--endpoint", "lab-board", "power", "on"])  # the pool board
+    assert by_name.exit_code == 0 and f"leased {board} from controller lab" in by_name.output, by_name.output
+    assert len(controller.leases_of(client)) == 2 and all(each.ended for each in controller.leases_of(client))
     bad = CliRunner().invoke(main, ["j", "--controller", "lab", "power", "on"])
     assert bad.exit_code == 2 and "--controller NAME and --selector S go together" in bad.output
 

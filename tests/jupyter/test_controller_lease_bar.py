@@ -95,6 +95,11 @@ def test_a_controller_lease_shows_its_wait_holder_exporter_and_end_live(
     assert f"dut: controller lease {lease.id} at controller lab (" in said, said
     assert f"client {client} holds {board}, 1" in said and "min left" in said, said
     assert "its length is set when it is taken" in kernel.run("%jmp lease --extend 1h").text
+    status = kernel.ok("%jmp status").text
+    assert (
+        f"dut: {board} (leased from controller lab (" in status
+        and f"controller lease {lease.id} at" in status
+    )
 
     released = kernel.ok("%jmp release").text
     assert (

@@ -167,6 +167,13 @@ class ControllerLeaseWidget(anywidget.AnyWidget):
         elif content.get("action") == "release":  # DeleteLease: off the comm thread
             threading.Thread(target=self.lease.release, name="jumpstarter-release", daemon=True).start()
 
+    def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict, dict] | None:
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if not bundle:
+            return bundle
+        data, metadata = bundle  # text/plain: what viewers without widgets show
+        return {**data, "text/plain": self.summary}, metadata
+
     def close(self) -> None:
         """Stop following the lease and close the widget (the lease itself stays)."""
         self.__dict__.get("_unwatch", lambda: None)()
@@ -186,8 +193,8 @@ def controller_summary(lease: dict) -> str:
         return f"{where}: client {lease['holder']} holds {lease['exporter']}"
     if lease["state"] == "ended":
         return f"{where} ended ({lease['reason']}): connect again for a new one"
-    why = f"{lease['reason']}: {lease['message']}" if lease["message"] else lease["reason"] or "waiting"
-    return f"{where}: waiting for an exporter matching {lease['selector']} ({why})"
+    why = f"{lease['reason']}: {lease['message']}" if lease["message"] else lease["reason"]
+    return f"{where}: waiting for an exporter matching {lease['selector']}" + (f" ({why})" if why else "")
 
 
 def extend_leases(duration: str | float) -> list[Lease]:

@@ -73,6 +73,9 @@ def test_a_controller_lease_shows_its_wait_holder_exporter_and_end_live(
     states = controller_states(messages)
     (lease,) = controller.leases_of(client)
     assert states[0]["state"] == "pending" and states[0]["name"] == ""  # shown before the controller answered
+    shown = [m["content"]["data"]["text/plain"] for m in messages if m["msg_type"] == "display_data"]
+    expected = f"controller lab ({controller.endpoint}): waiting for an exporter matching {SELECTOR}"
+    assert shown[0] == expected, shown  # its text where no widget loads (nbconvert, GitHub)
     waiting = next(s for s in states if s["reason"] == "NotAvailable")
     assert waiting["state"] == "pending" and "none is free" in waiting["message"]
     ready = next(s for s in states if s["state"] == "ready")

@@ -406,14 +406,15 @@ class ControllerLease:
         return lambda: self._listeners.remove(listener) if listener in self._listeners else None
 
     def _start_watching(self) -> None:
-        if self._watch is None and not self._released:
+        if (self._watch is None or self._watch.done()) and not self._released:
             self._watch = run_on_loop(self._start_watch(), RPC_TIMEOUT)
 
     async def _start_watch(self) -> asyncio.Task:
         return asyncio.get_running_loop().create_task(self._poll())
 
     async def _poll(self) -> None:
-        while not self._released and (self.state is None or self.state.state != "ended"):
+        # until the lease ends, or nobody watches (a closed widget); watch() starts it again
+        while self._listeners and not self._released and (self.state is None or self.state.state != "ended"):
             try:
                 self._note(await self._get())
             except grpc.aio.AioRpcError as error:  # a controller restarting: ask again later

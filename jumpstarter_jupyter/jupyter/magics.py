@@ -17,8 +17,9 @@ the board's lease when the exporter requires one (showing the place in line whil
 ``--watch`` never does. ``--selector soc=imx8mp`` takes any board of the pool whose labels
 match: a free one at once, else the first one released while waiting at all of them; with
 ``--controller NAME`` (an upstream client config, ``~/.config/jumpstarter/clients/NAME.yaml``)
-that controller leases a matching exporter, reached through its router, showing why it waits
-until then. The kernel
+that controller leases a matching exporter, reached through its router, showing the lease as a
+widget (why it waits, then who holds which exporter and the time left); ``lease`` reads that
+lease from the controller and ``release`` deletes it. The kernel
 gives its leases back when it shuts down or restarts, and on ``%unload_ext``. ``gdb`` opens a
 local port to a debugger (CHILD, e.g. ``dut.debugger``; default the board's first) for a local
 gdb, kept until ``disconnect``, and prints gdb's command line.

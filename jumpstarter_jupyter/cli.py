@@ -539,7 +539,8 @@ def _lease_connection(endpoint: str, passphrase: str | None, tls_ca: str | None)
     "--print-token", is_flag=True, help="Print the lease's token (for upstream clients: --passphrase TOKEN)."
 )
 def acquire(endpoint, passphrase, tls_ca, purpose, duration, wait, print_token):
-    """Take the board's lease and hold it until Ctrl-C (or SIGTERM, or standard input closing)."""
+    """Take the board's lease and hold it until Ctrl-C (or SIGTERM, or standard input closing);
+    on a pool board a controller leases, a lease from that controller (--print-token: its name)."""
     from jumpstarter_jupyter.durations import format_duration, parse_duration
 
     try:

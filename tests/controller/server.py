@@ -110,14 +110,16 @@ class Exporter:
     status: int = common_pb2.EXPORTER_STATUS_UNSPECIFIED
     status_message: str = ""
     reported: list[tuple[int, str]] = field(default_factory=list)  # every ReportStatus, in order
-    status_streams: int = 0  # open Status streams: the exporter is online while one is
+    # open Status streams: the exporter is online while one is. A set, not a count: a stream that
+    # a restart cancelled may end after the restart cleared it and a new stream began
+    status_streams: set = field(default_factory=set)
     lease: str | None = None  # the lease it serves
     listen_queue: asyncio.Queue | None = None  # the open Listen stream's
     register_count: int = 0
 
     @property
     def online(self) -> bool:
-        return self.status_streams > 0 and self.status != common_pb2.EXPORTER_STATUS_OFFLINE
+        return bool(self.status_streams) and self.status != common_pb2.EXPORTER_STATUS_OFFLINE
 
 
 @dataclass
@@ -366,7 +368,8 @@ class ControllerService(jumpstarter_pb2_grpc.ControllerServiceServicer):
     @guarded("Exporter")
     async def Status(self, request, context, identity):
         exporter = self.state.exporter_of(identity)
-        exporter.status_streams += 1
+        stream = object()
+        exporter.status_streams.add(stream)
         await self.state.notify()
         try:
             sent = None
@@ -381,7 +384,7 @@ class ControllerService(jumpstarter_pb2_grpc.ControllerServiceServicer):
                     sent = current
                 await self.state.wait_change(10)
         finally:
-            exporter.status_streams -= 1
+            exporter.status_streams.discard(stream)
             await self.state.notify()
 
     @guarded("Exporter")
@@ -664,7 +667,7 @@ class TestController:
         self._servers = []
         for exporter in self.state.exporters.values():
             exporter.listen_queue = None
-            exporter.status_streams = 0
+            exporter.status_streams.clear()
 
     def close(self) -> None:
         self.stop()

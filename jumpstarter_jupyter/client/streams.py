@@ -16,13 +16,13 @@ from jumpstarter_jupyter.client.connection import Connection, request_json
 from jumpstarter_jupyter.client.errors import is_unknown_driver, translate
 from jumpstarter_jupyter.errors import ConnectionFailed, DriverTimeout
 from jumpstarter_jupyter.protocol.codec import decode, encode
+from jumpstarter_jupyter.protocol.frames import GOAWAY_REQUEST, encode_data
 from jumpstarter_jupyter.protocol.metadata import CONTENT_ENCODING_KEY, REQUEST_KEY, RESOURCE_KEY
 from jumpstarter_jupyter.protocol.v1 import jumpstarter_pb2 as pb
 from jumpstarter_jupyter.protocol.v1 import router_pb2, stream_pb2, stream_pb2_grpc
 
 _EOF = object()  # in the outbox: half-close the request stream
 _GOAWAY = object()  # in the outbox: the end of writing (a GOAWAY frame)
-GOAWAY = router_pb2.StreamRequest(frame_type=router_pb2.FRAME_TYPE_GOAWAY)
 _OUR_GOAWAY = stream_pb2.StreamFrame(goaway=True)
 CLOSE_FLUSH = 5.0  # seconds close() waits for written bytes to be acknowledged
 INBOX_DEPTH = 16  # frames of the driver's bytes read ahead of receive()
@@ -48,7 +48,9 @@ class ClientStream:
         self._eof_sent = self._eof_received = False
         # resource transfers end in their call's result, which says what arrived
         acknowledged = connection.ours and request.get("kind") == "driver"
-        self._frame, self._goaway = (_our_frame, _OUR_GOAWAY) if acknowledged else (_router_frame, GOAWAY)
+        self._frame, self._goaway = (
+            (_our_frame, _OUR_GOAWAY) if acknowledged else (encode_data, GOAWAY_REQUEST)
+        )
         try:
             try:
                 self._open(request, acknowledged)
@@ -71,7 +73,7 @@ class ClientStream:
         rpc = (
             stream_pb2_grpc.StreamServiceStub(channel).Stream
             if acknowledged
-            else self.connection.router.Stream
+            else self.connection.router_stream
         )
         self._call = rpc(self._requests(self._outbox), metadata=metadata)
         try:
@@ -153,6 +155,9 @@ class ClientStream:
                 f"{self.name}: the stream ended ({code.name}: "
                 f"{self._call.details() or 'no details'}); {len(data)} bytes not sent"
             )
+        if len(data) <= self.frame_size:  # one frame: no copy
+            self._put(bytes(data))
+            return
         view = memoryview(data)
         for start in range(0, len(view), self.frame_size):
             self._put(bytes(view[start : start + self.frame_size]))
@@ -225,10 +230,6 @@ class ClientStream:
 
 def _our_frame(data: bytes) -> stream_pb2.StreamFrame:
     return stream_pb2.StreamFrame(payload=data)
-
-
-def _router_frame(data: bytes) -> router_pb2.StreamRequest:
-    return router_pb2.StreamRequest(payload=data)
 
 
 class _Receipts:

@@ -7,7 +7,7 @@ import contextlib
 import json
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 import grpc
@@ -103,7 +103,10 @@ class ClientStream:
     def _requests(self, outbox: queue.Queue):
         item = outbox.get()
         while item is not _EOF:
-            if isinstance(item, bytes):
+            if isinstance(item, _Frame):
+                yield item.message
+                item = outbox.get()
+            elif isinstance(item, bytes):
                 item, following = self._coalesce(outbox, item)
                 yield self._frame(item)
                 item = following if following is not None else outbox.get()
@@ -155,12 +158,12 @@ class ClientStream:
                 f"{self.name}: the stream ended ({code.name}: "
                 f"{self._call.details() or 'no details'}); {len(data)} bytes not sent"
             )
-        if len(data) <= self.frame_size:  # one frame: no copy
-            self._put(bytes(data))
-            return
-        view = memoryview(data)
-        for start in range(0, len(view), self.frame_size):
-            self._put(bytes(view[start : start + self.frame_size]))
+        with memoryview(data) as view:
+            for start in range(0, len(view), self.frame_size):
+                part = view[start : start + self.frame_size]
+                # a whole frame is serialized here, on the writer's thread, in one copy (and
+                # the writer may reuse its buffer at once); smaller writes wait to be coalesced
+                self._put(_Frame(self._frame(part)) if len(part) == self.frame_size else bytes(part))
 
     def flush(self, timeout: float | None = 30) -> None:
         """Return once the driver has taken every byte sent so far (our exporters; upstream,
@@ -228,8 +231,17 @@ class ClientStream:
             self.cancel()
 
 
-def _our_frame(data: bytes) -> stream_pb2.StreamFrame:
-    return stream_pb2.StreamFrame(payload=data)
+def _our_frame(data: bytes | memoryview) -> stream_pb2.StreamFrame:
+    return stream_pb2.StreamFrame(payload=bytes(data))
+
+
+class _Frame:
+    """In the outbox: a message already built from a whole frame of bytes (nothing to coalesce)."""
+
+    __slots__ = ("message",)
+
+    def __init__(self, message: Any):
+        self.message = message
 
 
 class _Receipts:
@@ -345,7 +357,7 @@ def upload(
         call = _call_with_handle(connection, path, method, stream, extra_args, handle_index)
         sent = 0
         try:
-            while chunk := source.read(stream.frame_size):
+            for chunk in _chunks(source, stream.frame_size):
                 stream.send(chunk)
                 sent += len(chunk)
                 if progress:
@@ -356,6 +368,20 @@ def upload(
         except ConnectionFailed:
             pass  # the call failed and closed the stream: its error is the one to report
         return _result(connection, path, method, call)
+
+
+def _chunks(source: IO[bytes], size: int) -> Iterator[bytes | memoryview]:
+    """``source``'s bytes, ``size`` at a time, read into one buffer where ``source`` can
+    (``send`` has copied each piece before the next is read): a flash then costs no fresh
+    memory per frame, which page faults make dear."""
+    if not hasattr(source, "readinto"):
+        while chunk := source.read(size):
+            yield chunk
+        return
+    buffer = bytearray(size)
+    view = memoryview(buffer)
+    while count := source.readinto(buffer):
+        yield view[:count]
 
 
 def download(

@@ -28,7 +28,7 @@ from jumpstarter_jupyter.protocol.v1 import jumpstarter_pb2 as pb
 
 REPORT_TIMEOUT = 10.0
 ROUTER_STREAM = "/jumpstarter.v1.RouterService/Stream"
-OUR_FRAME = (4 << 20) - 64  # payload bytes per frame to our exporters: a 4 MiB message with its header
+OUR_UPLOAD_FRAME = (4 << 20) - 64  # payload bytes of a resource frame to ours: a 4 MiB message
 CHANNEL_OPTIONS = [
     ("grpc.keepalive_time_ms", 20_000),  # upstream exporters permit pings every >= 10 s
     ("grpc.keepalive_timeout_ms", 20_000),
@@ -136,7 +136,10 @@ class Connection:
         self.entries = entries
         self.paths = {path: entry.uuid for path, entry in entries}
         self.ours = bool(entries and OUR_CLIENT_LABEL in entries[0][1].labels)
-        self.frame_size = (4 << 20) - 64 if self.ours else 1 << 16  # upstream peers get upstream's framing
+        self.frame_size = 1 << 20 if self.ours else 1 << 16  # upstream peers get upstream's framing
+        # resource uploads to ours: the largest frame any gRPC server takes by default (a 4 MiB
+        # message), since fewer, larger messages are what makes a flash fast
+        self.upload_frame_size = OUR_UPLOAD_FRAME if self.ours else self.frame_size
 
     def refresh(self) -> bool:
         """Re-read the report; True when the exporter restarted (new UUIDs)."""

@@ -42,7 +42,8 @@ class ClientStream:
     def __init__(self, connection: Connection, path: str, request: dict, label: str):
         self.connection, self.path, self.label = connection, path, label
         self.name = f"{connection.display(path)}.{label}"
-        self.frame_size = connection.frame_size
+        upload = request.get("kind") == "resource"
+        self.frame_size = connection.upload_frame_size if upload else connection.frame_size
         self._outbox: queue.Queue[Any]
         self._closed = threading.Event()
         self._eof_sent = self._eof_received = False

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 MiB = 1 << 20
 
@@ -152,6 +153,31 @@ def _raw(figure: str, service: str, group: str, *args) -> Command:
 
 def _farm(figure: str, *args) -> Command:
     return lambda b: b.command("ours", "farm.py", [figure, b.address("farm"), *[str(a(b)) for a in args]])
+
+
+def _routed(side: str) -> Command:
+    """A client leasing the routed exporter by selector from the test controller (benchmarks/controller.py),
+    every call through its router: ours by ``connect(controller=...)``, upstream's under ``jmp shell``."""
+
+    def command(b) -> list[str]:
+        home = b.address("routed")
+        if side == "ours":
+            return b.command("ours", "ours.py", ["routed_unary", home, str(b.sizes.calls)])
+        return [
+            str(b.peer / "bin" / "jmp"),
+            "shell",
+            "--client-config",
+            f"{home}/clients/upstream.yaml",
+            "--selector",
+            "bench=routed",
+            "--",
+            str(b.peer / "bin" / "python"),
+            str(Path(__file__).resolve().parent / "upstream.py"),
+            "unary",
+            str(b.sizes.calls),
+        ]
+
+    return command
 
 
 def _const(value) -> Callable:
@@ -430,6 +456,29 @@ MEASUREMENTS = [
         },
         {"hosted_echo": "value"},
     ),
+    # through an upstream controller's router (the test controller), upstream's exporter at the far end
+    Measurement(
+        "routed_unary",
+        "unary power.on() of upstream's MockPower through the controller's router",
+        set(),
+        {"ours": _routed("ours"), "upstream": _routed("upstream")},
+        {"routed_unary": "value"},
+    ),
+    Measurement(
+        "routed_unary_ours",
+        "unary power.on() of our exporter's MockPower through the controller's router",
+        {"power"},
+        {
+            "ours": lambda b: b.command(
+                "ours",
+                "ours.py",
+                ["routed_unary", b.address("routed"), str(b.sizes.calls), "bench=routed-ours"],
+            ),
+            "upstream": _routed("upstream"),  # upstream's jmp shell and exporter
+            "ours direct": _ours("ours", "unary", CALLS),  # the same client and exporter without the router
+        },
+        {"routed_unary_ours": "value"},
+    ),
     Measurement(
         "flood",
         "console flood at 1 MB/s into a displayed terminal, real kernel",
@@ -589,6 +638,13 @@ ROWS = [
         "MB/s",
         [ratio_at_least("hosted_echo", "upstream", 0.7)],
     ),
+    Row(
+        "routed_unary",
+        "unary call through a controller's router",
+        "calls/s",
+        [ratio_at_least("routed_unary", "upstream", 0.7)],
+    ),
+    Row("routed_unary_ours", "unary call through a controller's router, our exporter", "calls/s"),
     Row(
         "flood_msgs",
         "flood: comm msgs/s per widget (IOPub limit 1 000)",

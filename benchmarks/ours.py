@@ -2,7 +2,8 @@
 
     python benchmarks/ours.py FIGURE ENDPOINT [ARGS]    # prints one RESULT line
 
-Figures: unary COUNT | echo CHILD TOTAL CHUNK | flash FILE | sd-flash FILE bmap|full | connect
+Figures: unary COUNT | routed_unary HOME COUNT [SELECTOR] (through the test controller's router)
+| echo CHILD TOTAL CHUNK | flash FILE | sd-flash FILE bmap|full | connect
 | concurrent CLIENTS SECONDS [CHANNELS]
 | storm COUNT (power.on() latency while COUNT abandoned led waits are cancelled)
 | flood SECONDS (the serial widget displayed in a real kernel while the console floods)
@@ -25,6 +26,14 @@ from jumpstarter_jupyter import connect  # noqa: E402
 
 def unary(endpoint: str, count: str) -> None:
     with connect(endpoint) as dut:
+        report(call_rate(dut.power.on, int(count)))
+
+
+def routed_unary(home: str, count: str, selector: str = "bench=routed") -> None:
+    """Unary calls to the exporter leased by ``selector`` from the test controller (client config
+    ``HOME/clients/ours.yaml``): upstream's, or ours with ``bench=routed-ours``."""
+    os.environ["JMP_CLIENT_CONFIG_HOME"] = home
+    with connect(controller="ours", selector=selector) as dut:
         report(call_rate(dut.power.on, int(count)))
 
 
@@ -166,6 +175,7 @@ FIGURES = {
     "snmp": snmp,
     "can": can_bus,
     "unary": unary,
+    "routed_unary": routed_unary,
     "echo": echo,
     "flash": flash,
     "sd-flash": sd_flash,

@@ -87,6 +87,8 @@ class Bench:
             return services.our_exporter(self.storm_config())
         if name == "farm":
             return services.farm(self.sizes.farm, self.sizes.farm_virtual, self.workdir)
+        if name == "routed":
+            return services.routed(self.peer, self.workdir)
         if name == "flood-source":
             return services.flood_source(self.sizes.flood_rate)
         if name == "ours-flood":

@@ -144,6 +144,15 @@ def farm(boards: int, virtual: int, workdir: Path) -> Service:
     return Service("farm", argv, r"^serving (\S+)")
 
 
+def routed(peer: Path, workdir: Path) -> Service:
+    """The test controller and router with upstream's exporter registered; the match is the
+    directory holding ``clients/ours.yaml`` and ``clients/upstream.yaml``."""
+    folder = workdir / "routed"
+    folder.mkdir(exist_ok=True)
+    argv = [sys.executable, str(HERE / "controller.py"), str(peer), str(folder)]
+    return Service("routed", argv, r"^routed ready (\S+)")
+
+
 def _our_command() -> str:
     return str(Path(sys.executable).parent / "jumpstarter-jupyter")
 

@@ -28,6 +28,7 @@ from jumpstarter_jupyter.errors import (
     JumpstarterError,
     LeaseRequired,
     LeaseTimeout,
+    LeaseUnsatisfiable,
 )
 
 __version__ = "0.1.0"
@@ -59,6 +60,7 @@ __all__ = [
     "JumpstarterError",
     "LeaseRequired",
     "LeaseTimeout",
+    "LeaseUnsatisfiable",
     "__version__",
     "connect",
 ]

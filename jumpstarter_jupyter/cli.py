@@ -173,7 +173,8 @@ def _serve_until_signalled(
     from jumpstarter_jupyter.exporter import serve
     from jumpstarter_jupyter.exporter.leases import LeasePolicy
 
-    if listen is None and socket_path is None:
+    controller = config.controller if config is not None else None
+    if listen is None and socket_path is None and controller is None:
         listen = "127.0.0.1:7777"
     try:
         if listen is not None and socket_path is not None:
@@ -210,13 +211,17 @@ def _serve_until_signalled(
             hooks=config.hooks if config is not None else None,
             on_exit=exit_requested,
             labels={**(config.labels if config is not None else {}), **(labels or {})},
+            controller=controller,
         )
     except (OSError, ValueError) as exc:
         root.teardown()
         raise click.ClickException(str(exc)) from None
     if stop_on_stdin_eof:
         _stop_on_stdin_eof()
-    click.echo(f"serving {exporter.address}")
+    where = [exporter.address] if exporter.address else []
+    if controller is not None:
+        where.append(f"leases of the controller at {controller.endpoint}")
+    click.echo(f"serving {' and '.join(where)}")
     sys.stdout.flush()
     signal.sigwait(STOP_SIGNALS)
     code = exit_code[0] if exit_code else 0

@@ -8,6 +8,7 @@ inherits the builtin it stands for, so ``except ValueError`` keeps working::
     ├── ConnectionFailed (ConnectionError)   exporter not reachable, or gone mid-call
     ├── AuthenticationFailed (PermissionError)  wrong or missing passphrase
     ├── LeaseTimeout (TimeoutError)          no lease within the wait asked for
+    ├── LeaseUnsatisfiable (LookupError)     a controller has no exporter for the selector
     └── DriverError                          a driver call failed on the exporter
         ├── DriverMethodNotFound (AttributeError)   no such exported method
         ├── DriverNotImplemented (NotImplementedError)
@@ -37,6 +38,11 @@ class AuthenticationFailed(JumpstarterError, PermissionError):
 
 class LeaseTimeout(JumpstarterError, TimeoutError):
     """No lease was granted within the wait asked for; the message says who holds the board."""
+
+
+class LeaseUnsatisfiable(JumpstarterError, LookupError):
+    """An upstream controller will never grant the lease (no exporter matches the selector, or
+    the client may not use one): the message names the controller, the selector and the reason."""
 
 
 class DriverError(JumpstarterError):

@@ -29,6 +29,19 @@ def playwright_session():
         yield playwright
 
 
+@pytest.fixture(scope="session")
+def controller(tmp_path_factory):
+    """The session's test controller and router (tests/controller): TLS on two loopback ports.
+    Tests make their own identities (``controller.new_exporter``/``new_client``); a test that
+    stops it must ``start()`` it again."""
+    from controller.server import TestController
+
+    test_controller = TestController(tmp_path_factory.mktemp("controller"))
+    test_controller.start()
+    yield test_controller
+    test_controller.close()
+
+
 @pytest.fixture
 def serve_driver():
     """``with serve_driver(MyDriver()) as client:`` — a real exporter and client for one driver."""

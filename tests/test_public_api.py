@@ -14,6 +14,7 @@ PUBLIC = {
     "JumpstarterError",
     "LeaseRequired",
     "LeaseTimeout",
+    "LeaseUnsatisfiable",
     "__version__",
     "connect",
 }
@@ -30,6 +31,7 @@ def test_errors_also_inherit_the_builtin_they_stand_for():
     assert issubclass(jumpstarter_jupyter.DriverTimeout, TimeoutError)
     assert issubclass(jumpstarter_jupyter.LeaseRequired, PermissionError)
     assert issubclass(jumpstarter_jupyter.LeaseTimeout, TimeoutError)
+    assert issubclass(jumpstarter_jupyter.LeaseUnsatisfiable, LookupError)
     assert issubclass(jumpstarter_jupyter.DriverMethodNotFound, AttributeError)
     assert issubclass(jumpstarter_jupyter.ConnectionFailed, ConnectionError)
     assert issubclass(jumpstarter_jupyter.ConfigError, ValueError)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from jumpstarter_jupyter.client import farm, pool
 from jumpstarter_jupyter.client.base import DriverClient
 from jumpstarter_jupyter.client.connection import Connection
+from jumpstarter_jupyter.client.controller import ControllerLease, load_client_config
 from jumpstarter_jupyter.client.generic import GenericClient
 from jumpstarter_jupyter.client.local import PrivateBoard
 from jumpstarter_jupyter.client.tree import build
@@ -34,12 +35,15 @@ def connect(
     on_queued: Callable[[int], None] | None = None,
     selector: str | None = None,
     lease_token: str | None = None,
+    controller: str | None = None,
+    on_wait: Callable[[str], None] | None = None,
 ) -> DriverClient:
     """Connect to an exporter and return the root of its client tree.
 
     Args:
         endpoint: ``host:port``, ``unix:/path`` or a socket path, or a board of the pool
-            (``pool:NAME``, or a bare NAME found there; see ``client/pool.py``). Default:
+            (``pool:NAME``, or a bare NAME found there; see ``client/pool.py``; an entry naming a
+            ``controller`` and ``selector`` is leased from that controller, as ``controller=`` is). Default:
             ``$JUMPSTARTER_HOST``, else a private virtual board started for this process
             (stopped by ``close()``).
         passphrase: the exporter's passphrase; default: the pool entry's ``passphrase_file``,
@@ -62,6 +66,11 @@ def connect(
             ``dut.connection.board`` names the board taken.
         lease_token: the token of a lease someone else took for this process (``run-notebooks``
             hands its runs theirs): calls carry it, and no lease is asked for.
+        controller: the name of an upstream client config (``~/.config/jumpstarter/clients/NAME.yaml``,
+            see ``client/controller.py``): lease an exporter matching ``selector`` from that
+            controller for ``duration`` seconds (0: 30 minutes) and reach it through its router.
+            ``dut.connection.board`` names the exporter; ``close()`` deletes the lease.
+        on_wait: called with the controller's reason while the lease is pending.
 
     The lease is ``dut.lease`` (``extend()``, ``release()``); ``close()`` releases it.
 
@@ -88,7 +97,17 @@ def connect(
     Any free board of the pool whose labels match (``client/farm.py``):
 
     >>> dut = connect(selector="soc=imx8mp", purpose="bring-up")   # doctest: +SKIP
+
+    An exporter leased from an upstream controller (a client config named ``lab``):
+
+    >>> dut = connect(controller="lab", selector="board=rpi4")   # doctest: +SKIP
     """
+    if controller is not None:
+        if endpoint is not None or selector is None:
+            raise ValueError("connect: with a controller, give a selector and no endpoint")
+        return _connect_controller(
+            controller, selector, name=name, wait=wait, duration=duration, on_wait=on_wait
+        )
     if selector is not None:
         if endpoint is not None:
             raise ValueError("connect: give an endpoint or a selector, not both")
@@ -110,7 +129,12 @@ def connect(
         board = PrivateBoard()
         endpoint = board.endpoint
     else:
-        pool_name = endpoint if pool.lookup(endpoint) is not None else None
+        entry = pool.lookup(endpoint)
+        if entry is not None and entry.controller is not None:
+            return _connect_controller(
+                entry.controller, entry.selector, name=name, wait=wait, duration=duration, on_wait=on_wait
+            )
+        pool_name = endpoint if entry is not None else None
         endpoint, passphrase = pool.resolve(endpoint, passphrase)
     if passphrase is None:
         passphrase = os.environ.get("JMP_GRPC_PASSPHRASE") or None
@@ -178,6 +202,32 @@ def _connect_any(
         if connection is not None:
             connection.close()
         raise
+    root = build(connection)
+    root.private_board = None
+    return root
+
+
+def _connect_controller(
+    controller: str,
+    selector: str,
+    *,
+    name: str,
+    wait: float | None,
+    duration: float,
+    on_wait: Callable[[str], None] | None,
+) -> DriverClient:
+    """``connect(controller=..., selector=...)``: lease from an upstream controller, connect through its router."""
+    lease = ControllerLease(load_client_config(controller), selector, duration)
+    lease.acquire(wait, on_wait)
+    try:
+        # the controller's lease is the exporter's lease: calls through the router run under it
+        connection = Connection(f"unix:{lease.socket}", name=name)
+    except BaseException:
+        lease.release()
+        raise
+    connection.board = lease.exporter
+    connection.endpoint = f"{lease.exporter} (leased from {lease.where})"  # what errors and %jmp status say
+    connection.controller_lease = lease
     root = build(connection)
     root.private_board = None
     return root

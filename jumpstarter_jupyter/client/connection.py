@@ -18,6 +18,7 @@ from typing import Any
 import grpc
 from google.protobuf import empty_pb2
 
+from jumpstarter_jupyter.client.controller import ControllerLease
 from jumpstarter_jupyter.client.errors import is_unknown_driver, translate
 from jumpstarter_jupyter.client.lease import BoardLease, Lease, LeaseWatch, exporter_status, request_handover
 from jumpstarter_jupyter.errors import ConnectionFailed
@@ -70,6 +71,8 @@ class Connection:
     ):
         self.endpoint, self.name = endpoint, name
         self.board: str | None = None  # the pool board's name, when connected by name or by selector
+        # the upstream controller's lease this connection reaches its exporter through (deleted at close)
+        self.controller_lease: ControllerLease | None = None
         self.target = channel_target(endpoint)
         # a lease token someone else holds (run-notebooks' runs) goes with every call; it also
         # passes an exporter's passphrase check, as it does for upstream clients
@@ -313,6 +316,8 @@ class Connection:
         self.release_lease()
         for channel in (*self._retired, self.channel):
             channel.close()
+        if self.controller_lease is not None:
+            self.controller_lease.release()
 
 
 def request_json(value: dict) -> str:

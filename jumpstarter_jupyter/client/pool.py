@@ -12,6 +12,16 @@ The file lives in Jupyter's config path: system-wide (``{sys.prefix}/etc/jupyter
         labels: {board: rpi4}                                 # optional
         description: Raspberry Pi 4 on the left bench         # optional
 
+A board an upstream Jumpstarter controller leases names the client config (``controller``,
+``~/.config/jumpstarter/clients/NAME.yaml``) and a ``selector`` instead of an endpoint::
+
+      lab-rpi:
+        controller: lab                                       # the client config's name
+        selector: board=rpi4                                  # any exporter the controller has
+
+Such entries are not probed (the controller knows their state); connecting to one leases a
+matching exporter from the controller (``client/controller.py``).
+
 Names resolve wherever an endpoint is accepted: ``pool:NAME`` always means a pool entry; a bare
 name (no ``/`` or ``:``) is looked up in the pool first, else it is a unix socket path as before.
 """
@@ -33,11 +43,13 @@ from jumpstarter_jupyter.durations import format_duration
 from jumpstarter_jupyter.errors import ConfigError
 from jumpstarter_jupyter.protocol.metadata import PASSPHRASE_KEY
 from jumpstarter_jupyter.protocol.v1 import jumpstarter_pb2_grpc, lease_pb2, lease_pb2_grpc
-from jumpstarter_jupyter.yamlfile import mapping, read_secret, read_yaml
+from jumpstarter_jupyter.selector import SelectorError, parse
+from jumpstarter_jupyter.yamlfile import YamlReader, mapping, read_secret, read_yaml
 
 POOL_FILE = "jumpstarter-pool.yaml"
 POOL_PREFIX = "pool:"
 ENTRY_KEYS = {"endpoint", "passphrase_file", "admin_passphrase_file", "labels", "description"}
+CONTROLLER_KEYS = {"controller", "selector", "description"}  # a board an upstream controller leases
 PROBE_TIMEOUT = 2.0  # seconds a state probe waits for an exporter
 
 
@@ -52,6 +64,8 @@ class PoolEntry:
     admin_passphrase_file: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
     description: str = ""
+    controller: str | None = None  # an upstream client config's name: leased from that controller
+    selector: str | None = None  # with controller: which exporters it may lease
 
     def passphrase(self) -> str | None:
         """The exporter's passphrase from ``passphrase_file`` (None without one)."""
@@ -75,13 +89,14 @@ def pool_files() -> list[Path]:
     return [directory / POOL_FILE for directory in reversed(others)] + [user / POOL_FILE]
 
 
-def load_pool() -> dict[str, PoolEntry]:
-    """Every pool file's boards by name; a name in a later (more personal) file wins."""
+def load_pool(controllers: bool = False) -> dict[str, PoolEntry]:
+    """Every pool file's boards by name; a name in a later (more personal) file wins. Entries a
+    controller leases only with ``controllers`` (they have no endpoint to probe)."""
     pool: dict[str, PoolEntry] = {}
     for path in pool_files():
         if path.is_file():
             pool.update(parse_pool(path.read_text(encoding="utf-8"), str(path)))
-    return pool
+    return {name: entry for name, entry in pool.items() if controllers or entry.controller is None}
 
 
 def parse_pool(text: str, source: str) -> dict[str, PoolEntry]:
@@ -97,7 +112,10 @@ def parse_pool(text: str, source: str) -> dict[str, PoolEntry]:
         path = f"exporters.{name}"
         if not name or "/" in name or ":" in name:
             raise reader.error(path, "a board name has no '/' or ':' (it would read as an address)")
-        entry = mapping(reader, value, path, ENTRY_KEYS)
+        entry = mapping(reader, value, path, ENTRY_KEYS | CONTROLLER_KEYS)
+        if "controller" in entry or "selector" in entry:
+            pool[name] = _controller_entry(reader, entry, name, path, source)
+            continue
         if not isinstance(entry.get("endpoint"), str) or not entry["endpoint"]:
             raise reader.error(
                 f"{path}.endpoint" if "endpoint" in entry else path,
@@ -123,11 +141,31 @@ def parse_pool(text: str, source: str) -> dict[str, PoolEntry]:
     return pool
 
 
+def _controller_entry(reader: YamlReader, entry: dict, name: str, path: str, source: str) -> PoolEntry:
+    """A board leased from an upstream controller: ``controller`` and ``selector``, no endpoint."""
+    for key, expected in (("controller", "the client config's name"), ("selector", "a label selector")):
+        if not isinstance(entry.get(key), str) or not entry[key]:
+            raise reader.error(f"{path}.{key}" if key in entry else path, f"expected {key}: {expected}")
+    mapping(reader, entry, path, CONTROLLER_KEYS)  # no endpoint, passphrase or labels: the controller's
+    try:
+        parse(entry["selector"])
+    except SelectorError as exc:
+        raise reader.error(f"{path}.selector", str(exc)) from None
+    return PoolEntry(
+        name=name,
+        endpoint="",
+        source=source,
+        description=entry.get("description", ""),
+        controller=entry["controller"],
+        selector=entry["selector"],
+    )
+
+
 def lookup(endpoint: str) -> PoolEntry | None:
     """The pool entry ``endpoint`` names, if it names one (see the module's rules)."""
     if endpoint.startswith(POOL_PREFIX):
         name = endpoint[len(POOL_PREFIX) :]
-        pool = load_pool()
+        pool = load_pool(controllers=True)
         if name not in pool:
             known = ", ".join(sorted(pool)) or "none"
             raise ConfigError(
@@ -137,7 +175,7 @@ def lookup(endpoint: str) -> PoolEntry | None:
         return pool[name]
     if "/" in endpoint or ":" in endpoint:
         return None
-    return load_pool().get(endpoint)
+    return load_pool(controllers=True).get(endpoint)
 
 
 @dataclass
@@ -278,6 +316,12 @@ def resolve(endpoint: str, passphrase: str | None = None) -> tuple[str, str | No
     entry = lookup(endpoint)
     if entry is None:
         return endpoint, passphrase
+    if entry.controller is not None:  # connect() leases these itself; here no address is known yet
+        raise ConfigError(
+            f"pool board {entry.name!r} ({entry.source}) has no endpoint: controller {entry.controller} "
+            f"leases an exporter matching {entry.selector!r} to jj.connect({entry.name!r}) or "
+            f"%jmp connect {entry.name}"
+        )
     return entry.endpoint, passphrase if passphrase is not None else entry.passphrase()
 
 

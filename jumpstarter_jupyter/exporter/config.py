@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from jumpstarter_jupyter.controller_channel import ControllerSettings, read_connection
 from jumpstarter_jupyter.driver.base import RUNTIME, Driver
 from jumpstarter_jupyter.drivers import registry
 from jumpstarter_jupyter.drivers.composite.driver import Composite, Proxy
@@ -63,6 +64,7 @@ class ExporterConfig:
     metadata: dict[str, Any] = field(default_factory=dict)
     endpoint: str | None = None
     token: str | None = None
+    controller: ControllerSettings | None = None  # endpoint, token, tls, grpcOptions and metadata together
     hooks: dict[str, Hook] = field(default_factory=dict)
     lease: LeasePolicy = field(default_factory=LeasePolicy)
     labels: dict[str, str] = field(default_factory=dict)  # reported in GetReport; selectors match them
@@ -96,9 +98,10 @@ def parse_config(text: str, source: str = "<config>") -> ExporterConfig:
         source=source,
         export={name: _entry(reader, value, f"export.{name}") for name, value in export.items()},
         description=data.get("description"),
-        metadata=data.get("metadata") or {},
+        metadata=_metadata(reader, data.get("metadata")),
         endpoint=data.get("endpoint"),
         token=data.get("token"),
+        controller=_controller(reader, data),
         hooks=_hooks(reader, data.get("hooks")),
         lease=_lease(reader, data.get("lease"), source),
         labels=parse_labels(reader, data.get("labels"), "labels"),
@@ -109,6 +112,49 @@ def parse_config(text: str, source: str = "<config>") -> ExporterConfig:
 
 
 HOOK_KEYS = {"script", "exec", "timeout", "onFailure"}
+
+
+def _metadata(reader: YamlReader, value: Any) -> dict[str, Any]:
+    if value is not None and not isinstance(value, dict):
+        raise reader.error("metadata", f"expected a mapping with namespace and name, got {value!r}")
+    return value or {}
+
+
+def _controller(reader: YamlReader, data: dict) -> ControllerSettings | None:
+    """``endpoint``, ``token``, ``tls``, ``grpcOptions`` and ``metadata``: the upstream controller this
+    exporter registers with (None without an endpoint; the seed's ``endpoint: ""`` means none)."""
+    text = {}
+    for key in ("endpoint", "token"):
+        value = data.get(key)
+        if value is not None and not isinstance(value, str):
+            raise reader.error(key, f"expected text, got {value!r}")
+        text[key] = value or ""
+    ca, insecure, options = read_connection(reader, data)
+    if not text["endpoint"]:
+        return None
+    host, colon, port = text["endpoint"].rpartition(":")
+    if not (colon and host and port.isdigit()):
+        raise reader.error("endpoint", f"expected the controller's HOST:PORT, got {text['endpoint']!r}")
+    if not text["token"]:
+        raise reader.error(
+            "token", "expected the Exporter object's token (`jmp admin create exporter` prints it)"
+        )
+    metadata = data.get("metadata") or {}
+    names = {}
+    for key in ("namespace", "name"):
+        value = metadata.get(key) or os.environ.get(f"JMP_{key.upper()}")  # upstream reads JMP_NAME too
+        if not isinstance(value, str) or not value:
+            raise reader.error(
+                f"metadata.{key}" if "metadata" in data else "metadata",
+                f"expected the Exporter object's {key} (the controller needs it with the token; "
+                f"or set JMP_{key.upper()}), got {metadata.get(key)!r}",
+            )
+        names[key] = value
+    return ControllerSettings(
+        text["endpoint"], text["token"], names["namespace"], names["name"], ca, insecure, options
+    )
+
+
 LEASE_KEYS = {
     "required",
     "max_duration",

@@ -7,6 +7,8 @@ stays open, costs no thread, and grpc cancels the handler when its client goes a
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from jumpstarter_jupyter.driver.base import CALL, STREAMING
 from jumpstarter_jupyter.exporter.calls import Calls
 from jumpstarter_jupyter.exporter.dispatch import Dispatcher, Refused, call_name
@@ -18,9 +20,24 @@ from jumpstarter_jupyter.protocol.v1 import common_pb2, jumpstarter_pb2_grpc
 from jumpstarter_jupyter.protocol.v1 import jumpstarter_pb2 as pb
 
 
+class RoutedSession(Protocol):
+    """What a client that came through the controller's router sees of its lease (``controller.py``)."""
+
+    def status(self) -> tuple[int, str]:
+        """The ExporterStatus (and its message) last reported to the controller."""
+
+    def end_session(self) -> str:
+        """End the lease's session (upstream's ``jmp shell`` asks so on exit)."""
+
+
 class ExporterServicer(jumpstarter_pb2_grpc.ExporterServiceServicer):
-    def __init__(self, tree: Tree, logs: LogHub, calls: Calls, leases: Leases):
+    """The service on our listener (``routed`` None) or on the router streams' private socket."""
+
+    def __init__(
+        self, tree: Tree, logs: LogHub, calls: Calls, leases: Leases, routed: RoutedSession | None = None
+    ):
         self.tree, self.logs, self.calls, self.dispatch = tree, logs, calls, Dispatcher(tree, leases)
+        self.routed = routed
 
     async def GetReport(self, request, context):
         return self.tree.report
@@ -56,6 +73,9 @@ class ExporterServicer(jumpstarter_pb2_grpc.ExporterServiceServicer):
             yield message
 
     async def GetStatus(self, request, context):
+        if self.routed is not None:
+            status, message = self.routed.status()
+            return pb.GetStatusResponse(status=status, message=message)
         return pb.GetStatusResponse(
             status=common_pb2.EXPORTER_STATUS_LEASE_READY,
             message="Ready for commands",
@@ -64,5 +84,7 @@ class ExporterServicer(jumpstarter_pb2_grpc.ExporterServiceServicer):
         )
 
     async def EndSession(self, request, context):
+        if self.routed is not None:
+            return pb.EndSessionResponse(success=True, message=self.routed.end_session())
         # Direct connections hold no lease: ending one must not make the exporter unusable.
         return pb.EndSessionResponse(success=True, message="direct session: nothing to end")

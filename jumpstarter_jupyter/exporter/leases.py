@@ -15,11 +15,16 @@ With ``required``, control (every exported method not marked read-only, byte str
 resource transfers) needs the lease's token; watching (the report, read-only methods, the
 console's output, logs, status) never does. Everything here runs on the exporter's event
 loop, so the state needs no lock.
+
+A lease an upstream controller grants (``controller.py``) waits in the same line: its client
+holds through a ``Hold`` stream the exporter keeps for it, and the calls that reach the exporter
+through the controller's router run under that lease's token (``ROUTED_CREDENTIAL``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hmac
 import logging
 import secrets
@@ -38,6 +43,10 @@ from jumpstarter_jupyter.protocol.v1 import lease_pb2 as pb
 log = logging.getLogger("jumpstarter_jupyter.exporter.leases")
 
 NOT_LEASED = "not leased: acquire a lease first"
+
+# The lease token a call that came through the controller's router runs under ("" none): set for
+# each such call by the private server the router streams reach (``controller.py``).
+ROUTED_CREDENTIAL: contextvars.ContextVar[str] = contextvars.ContextVar("routed_credential", default="")
 
 
 @dataclass(frozen=True)
@@ -179,8 +188,11 @@ class Leases:
 
     def _controlling(self, metadata: dict[str, str]) -> str | None:
         """The caller's credential that controls the board now (a lease token or a hook's), if any."""
-        for key in (LEASE_KEY, PASSPHRASE_KEY):
-            credential = metadata.get(key, "")
+        for credential in (
+            metadata.get(LEASE_KEY, ""),
+            metadata.get(PASSPHRASE_KEY, ""),
+            ROUTED_CREDENTIAL.get(),
+        ):
             if credential and self.accepts(credential):
                 return credential
         return None
@@ -195,13 +207,16 @@ class Leases:
         wanted = asked if asked > 0 else self.policy.default_duration
         return min(wanted, self.policy.max_duration)
 
-    async def hold(self, requests: AsyncIterator[pb.HoldRequest]) -> AsyncIterator[pb.LeaseEvent]:
-        """Serve one ``Hold`` stream: queue (and offer), grant, keep, end."""
+    async def hold(
+        self, requests: AsyncIterator[pb.HoldRequest], vouched: str | None = None
+    ) -> AsyncIterator[pb.LeaseEvent]:
+        """Serve one ``Hold`` stream: queue (and offer), grant, keep, end. ``vouched`` is a holder
+        someone else authenticated (the controller, for its leases' clients)."""
         request = await anext(aiter(requests), None)
         if request is None:
             return
         try:
-            holder = await self.holder(request.holder, request.hub_token)
+            holder = vouched or await self.holder(request.holder, request.hub_token)
         except IdentityRefused as refused:
             log.warning("lease refused: %s", refused)
             yield pb.LeaseEvent(

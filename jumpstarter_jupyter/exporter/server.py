@@ -7,7 +7,6 @@ methods run on each exporter's bounded worker pool (``calls``).
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import ipaddress
 import logging
@@ -19,10 +18,13 @@ from pathlib import Path
 
 import grpc
 
+from jumpstarter_jupyter.aio_loop import run as run_on_loop
+from jumpstarter_jupyter.controller_channel import ControllerSettings
 from jumpstarter_jupyter.driver.base import Driver
 from jumpstarter_jupyter.exporter.calls import Calls
 from jumpstarter_jupyter.exporter.console_service import ConsoleServicer
-from jumpstarter_jupyter.exporter.exporter_service import ExporterServicer
+from jumpstarter_jupyter.exporter.controller import ControllerLink, RoutedCalls
+from jumpstarter_jupyter.exporter.exporter_service import ExporterServicer, RoutedSession
 from jumpstarter_jupyter.exporter.hooks import Hook, HookRunner
 from jumpstarter_jupyter.exporter.lease_service import LeaseServicer
 from jumpstarter_jupyter.exporter.leases import LeasePolicy, Leases
@@ -104,26 +106,6 @@ def _claim_socket_path(path: str) -> None:
     raise OSError(f"cannot listen on unix:{path}: the socket is in use by another exporter")
 
 
-_loop: asyncio.AbstractEventLoop | None = None
-_loop_lock = threading.Lock()
-
-
-def _event_loop() -> asyncio.AbstractEventLoop:
-    """The process's exporter loop, started on first use in a daemon thread."""
-    global _loop
-    with _loop_lock:
-        if _loop is None:
-            loop = asyncio.new_event_loop()
-            threading.Thread(target=loop.run_forever, name="exporter-loop", daemon=True).start()
-            _loop = loop
-        return _loop
-
-
-def _on_loop(coroutine):
-    """Run ``coroutine`` on the exporter loop from another thread and return its result."""
-    return asyncio.run_coroutine_threadsafe(coroutine, _event_loop()).result()
-
-
 class Exporter:
     """A running exporter: ``address`` to connect to, ``stop()`` to end it."""
 
@@ -136,9 +118,10 @@ class Exporter:
         logs: LogHub,
         calls: Calls,
         leases: Leases,
+        controller: ControllerLink | None = None,
     ):
         self.root, self.server, self.address, self.tree, self.logs = root, server, address, tree, logs
-        self.calls, self.leases = calls, leases
+        self.calls, self.leases, self.controller = calls, leases, controller
         self._stopped = threading.Event()
 
     def wait(self) -> None:
@@ -154,7 +137,9 @@ class Exporter:
         if self._stopped.is_set():
             return []
         self.leases.stopping = True  # no afterLease hook: nothing could reach the exporter any more
-        _on_loop(self.server.stop(grace))  # cancels every RPC still running after the grace
+        if self.controller is not None:
+            run_on_loop(self.controller.stop())  # OFFLINE and Unregister, STOP_TIMEOUT at most
+        run_on_loop(self.server.stop(grace))  # cancels every RPC still running after the grace
         stuck = self.calls.stop(STOP_TIMEOUT)
         if stuck:
             log.warning("driver calls that ignored their cancellation: %s", ", ".join(stuck))
@@ -185,15 +170,18 @@ def serve(
     hooks: dict[str, Hook] | None = None,
     on_exit: Callable[[int], None] | None = None,
     labels: dict[str, str] | None = None,
+    controller: ControllerSettings | None = None,
 ) -> Exporter:
     """Start serving ``root``; returns at once. ``listen`` is ``HOST:PORT`` (port 0 = any free).
 
     ``lease`` says whether control needs a lease (and its limits); ``hooks`` are run around
     leases; ``on_exit(code)`` is called when a hook's ``onFailure: exit`` asks the exporter to
     stop (the command line exits with that code). ``labels`` are the exporter's (in its report).
+    With ``controller``, it also registers there and serves that controller's leases through its
+    router (``controller.py``); then ``listen`` and ``socket`` may both be None.
     """
-    if (listen is None) == (socket is None):
-        raise ValueError("serve() needs exactly one of listen='HOST:PORT' or socket='PATH'")
+    if (listen is not None and socket is not None) or (listen is None and socket is None and not controller):
+        raise ValueError("serve() needs one of listen='HOST:PORT' or socket='PATH' (or a controller alone)")
     credentials = None
     if tls_cert or tls_key:
         if not (tls_cert and tls_key):
@@ -205,7 +193,7 @@ def serve(
             "hardware; use --passphrase-file and --tls-cert/--tls-key",
             listen,
         )
-    target = listen if listen is not None else f"unix:{os.path.abspath(socket)}"
+    target = listen if listen is not None else f"unix:{os.path.abspath(socket)}" if socket else ""
     if socket is not None:
         _claim_socket_path(socket)
     _warn_about_grpcio(grpc.__version__)
@@ -214,21 +202,22 @@ def serve(
     calls = Calls()
     runner = HookRunner(hooks) if hooks else None
     leases = Leases(lease or LeasePolicy(), runner, on_exit, _log_hook_line)
-    ports = [(target, credentials)]
+    ports = [(target, credentials)] if target else []
     if runner is not None:  # hooks reach the exporter on a private socket, whatever the clients use
         ports.append((f"unix:{runner.socket_path}", None))
-    server, port = _on_loop(_start(tree, hub, calls, leases, ports, passphrase))
+    server, port, link = run_on_loop(_start(tree, hub, calls, leases, ports, passphrase, controller))
     logging.getLogger().addHandler(hub)
     logging.getLogger("driver").setLevel(logging.INFO)
     if listen is not None:
         target = f"{listen.rpartition(':')[0]}:{port}"
     log.info(
-        "exporter up: %d drivers on %s%s",
+        "exporter up: %d drivers on %s%s%s",
         len(tree.nodes),
-        target,
+        target or "no listener of its own",
+        f"; registering with the controller at {controller.endpoint}" if controller else "",
         "; control needs a lease" if leases.policy.required else "",
     )
-    return Exporter(root, server, target, tree, hub, calls, leases)
+    return Exporter(root, server, target, tree, hub, calls, leases, link)
 
 
 def _warn_about_grpcio(version: str) -> None:
@@ -244,19 +233,47 @@ def _log_hook_line(hook: str, line: str) -> None:
     logging.getLogger("jumpstarter_jupyter.exporter.hooks").info("[%s] %s", hook, line, extra={"hook": hook})
 
 
-async def _start(
-    tree: Tree, hub: LogHub, calls: Calls, leases: Leases, ports: list, passphrase: str | None
-) -> tuple[grpc.aio.Server, int]:
-    interceptors = [_PassphraseCheck(passphrase, leases)] if passphrase else []
+def _server(
+    tree: Tree,
+    hub: LogHub,
+    calls: Calls,
+    leases: Leases,
+    interceptors: list,
+    routed: RoutedSession | None = None,
+) -> grpc.aio.Server:
+    """A server with every service (not started); ``routed``: it serves one controller lease."""
     server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=interceptors)
     jumpstarter_pb2_grpc.add_ExporterServiceServicer_to_server(
-        ExporterServicer(tree, hub, calls, leases), server
+        ExporterServicer(tree, hub, calls, leases, routed), server
     )
     router = RouterServicer(tree, calls, leases)
     add_router_to_server(router, server)
     stream_pb2_grpc.add_StreamServiceServicer_to_server(StreamServicer(router), server)
     console_pb2_grpc.add_ConsoleServiceServicer_to_server(ConsoleServicer(tree, leases), server)
     lease_pb2_grpc.add_LeaseServiceServicer_to_server(LeaseServicer(leases), server)
+    return server
+
+
+async def _start(
+    tree: Tree,
+    hub: LogHub,
+    calls: Calls,
+    leases: Leases,
+    ports: list,
+    passphrase: str | None,
+    controller: ControllerSettings | None,
+) -> tuple[grpc.aio.Server, int, ControllerLink | None]:
+    interceptors = [_PassphraseCheck(passphrase, leases)] if passphrase else []
+    server = _server(tree, hub, calls, leases, interceptors)
+    link = None
+    if controller is not None:
+        # the controller authenticated a lease's client; its calls need no passphrase
+        link = ControllerLink(
+            controller,
+            tree,
+            leases,
+            lambda session: _server(tree, hub, calls, leases, [RoutedCalls(session)], session),
+        )
     bound = []
     for target, credentials in ports:
         try:
@@ -268,7 +285,9 @@ async def _start(
         except RuntimeError as exc:
             raise OSError(f"cannot listen on {target}: {exc} (is the port in use?)") from None
     await server.start()
-    return server, bound[0]
+    if link is not None:
+        link.start()
+    return server, bound[0] if bound else 0, link
 
 
 def _is_loopback(listen: str) -> bool:

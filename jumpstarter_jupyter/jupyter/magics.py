@@ -1,7 +1,7 @@
 """``%jmp``: connect a notebook to a board and look at it.
 
-    %jmp connect [ENDPOINT | --selector S] [--passphrase P] [--name dut] [--watch] [--wait D] [--purpose T]
-                 [--duration D]
+    %jmp connect [ENDPOINT | --selector S [--controller NAME]] [--passphrase P] [--name dut] [--watch]
+                 [--wait D] [--purpose T] [--duration D]
     %jmp disconnect [NAME]
     %jmp tree [NAME]
     %jmp status
@@ -15,7 +15,10 @@
 ``$JUMPSTARTER_HOST``, else a private virtual board that lives as long as the kernel. It takes
 the board's lease when the exporter requires one (showing the place in line while it waits);
 ``--watch`` never does. ``--selector soc=imx8mp`` takes any board of the pool whose labels
-match: a free one at once, else the first one released while waiting at all of them. The kernel
+match: a free one at once, else the first one released while waiting at all of them; with
+``--controller NAME`` (an upstream client config, ``~/.config/jumpstarter/clients/NAME.yaml``)
+that controller leases a matching exporter, reached through its router, showing why it waits
+until then. The kernel
 gives its leases back when it shuts down or restarts, and on ``%unload_ext``. ``gdb`` opens a
 local port to a debugger (CHILD, e.g. ``dut.debugger``; default the board's first) for a local
 gdb, kept until ``disconnect``, and prints gdb's command line.
@@ -66,6 +69,11 @@ class JumpstarterMagics(Magics):
         help="connect: any board of the pool whose labels match S "
         "(soc=imx8mp,site!=lab2): a free one, else the first released.",
     )
+    @argument(
+        "--controller",
+        metavar="NAME",
+        help="connect: lease the --selector's board from the upstream controller of client config NAME.",
+    )
     @argument("--watch", action="store_true", help="connect: only watch; never take the board's lease.")
     @argument("--wait", metavar="D", help="connect: wait at most D (90s, 10m) in line for the lease.")
     @argument("--purpose", default="", help="connect: what the board is for, shown to others.")
@@ -107,10 +115,20 @@ class JumpstarterMagics(Magics):
             else:
                 line.update(text, raw=True)
 
+        def waiting(reason: str) -> None:
+            nonlocal line
+            text = {"text/plain": f"waiting for {target} at controller {args.controller}: {reason}"}
+            if line is None:
+                line = display(text, raw=True, display_id=True)
+            else:
+                line.update(text, raw=True)
+
         if args.selector is not None:
             args.selector = _unquoted(args.selector)
         if args.selector is not None and (args.target or args.passphrase):
             raise UsageError("%jmp connect: give an ENDPOINT or --selector, not both")
+        if args.controller is not None and (args.selector is None or args.watch):
+            raise UsageError("%jmp connect: --controller needs a --selector (and leases: no --watch)")
         try:
             client = connect(
                 args.target,
@@ -122,6 +140,8 @@ class JumpstarterMagics(Magics):
                 selector=args.selector,
                 duration=_duration("--duration", args.duration) or 0,
                 on_queued=queued,
+                controller=args.controller,
+                on_wait=waiting,
             )
         except ValueError as exc:  # a bad selector: the column and what was expected
             raise UsageError(f"%jmp connect: {exc}") from None
@@ -156,7 +176,9 @@ class JumpstarterMagics(Magics):
 
     def _pool(self, _args: Any) -> None:
         states = list(pool.pool_states())
-        if not states:
+        # not probed: their controller knows which exporter is free
+        leased = [e for e in pool.load_pool(controllers=True).values() if e.controller is not None]
+        if not states and not leased:
             print(
                 f"the pool is empty: name boards in {pool.POOL_FILE} (looked for "
                 f"{', '.join(str(p) for p in pool.pool_files())})"
@@ -167,6 +189,11 @@ class JumpstarterMagics(Magics):
             labels = ",".join(f"{key}={value}" for key, value in state.labels.items())
             labels = f"  [{labels}]" if labels else ""
             print(f"{state.name:<{width}}  {state.endpoint}: {pool.describe_state(state)}{labels}{about}")
+        for entry in leased:
+            about = f"  {entry.description}" if entry.description else ""
+            print(
+                f"{entry.name}  controller {entry.controller}: any exporter matching {entry.selector}{about}"
+            )
 
     def _lease(self, args: Any) -> None:
         client = self._client(args.target or self._only_name())

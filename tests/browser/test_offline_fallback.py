@@ -34,6 +34,16 @@ REQUIRE_JS = NODE_MODULES / "requirejs" / "require.js"
 ANYWIDGET_AMD = Path(anywidget.__file__).parent / "nbextension" / "index.js"
 DRIVERS = {"dut.power", "dut.serial", "dut.storage", "dut.network", "dut.button", "dut.led", "dut.can"}
 RENDERED = 60_000  # ms for the page to draw every widget
+# what each widget's text view must show once the board has booted (the test's checks below)
+SHOWS = {
+    "power": "power on, last reading",
+    "serial": "login:",
+    "network": "service at tcp://",
+    "storage": "storage connected to:",
+    "led": "pin:",
+    "button": "pin:",
+    "can": " frames",
+}
 NOTE = "live view: needs the running kernel or the jumpstarter-jupyter JupyterLab extension"
 
 
@@ -44,20 +54,21 @@ def saved_notebook(endpoint: str, home: Path) -> nbformat.NotebookNode:
         "%load_ext jumpstarter",
         f"%jmp connect {endpoint}",
         "dut.power.on()\ndut.serial.expect('login:', timeout=60)",
-        # traits are refreshed by the widgets' flushers: wait until they hold what the cells did
-        "import threading\n"
+        # traits are refreshed by the widgets' flushers: wait until every widget's summary (its
+        # saved text view) shows what the test reads, polling with a deadline
+        "import time\n"
         "from jumpstarter_jupyter.client.display import widget_for\n"
-        "terminal, power = widget_for(dut.serial), widget_for(dut.power)\n"
-        "ready = threading.Event()\n"
-        "check = lambda *_: b'login:' in terminal.scrollback and power.readings and ready.set()\n"
-        "terminal.observe(check, 'scrollback')\n"
-        "power.observe(check, 'readings')\n"
-        "check()\n"
-        "assert ready.wait(60), 'the widgets never showed the boot'",
-        # observers fire inside the flusher's hold_sync, before its update message goes out (on
-        # the flusher's thread, which a loaded machine may not run for a while): send the traits
-        # from this cell, so the kernel publishes them before the cell ends and nbclient saves them
-        "terminal.send_state('scrollback')\npower.send_state('readings')\nprint('synced')",
+        f"shows = {SHOWS!r}\n"
+        "widgets = {name: widget_for(getattr(dut, name)) for name in shows}\n"
+        "deadline = time.monotonic() + 60\n"
+        "missing = lambda: [n for n, text in shows.items() if text not in widgets[n].summary]\n"
+        "while missing() and time.monotonic() < deadline:\n"
+        "    time.sleep(0.1)\n"
+        "assert not missing(), f'the widgets never showed the boot: {missing()}'",
+        # the flushers send their updates on their own thread, which a loaded machine may not run
+        # for a while: send every widget's state from this cell, so the kernel publishes it before
+        # the cell ends and nbclient saves it
+        "for widget in widgets.values():\n    widget.send_state()\nprint('synced')",
     ]
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code) for code in cells])
     NotebookClient(
@@ -142,11 +153,8 @@ def test_a_saved_notebook_without_kernel_and_extension_shows_the_text_fallback(c
     assert all(NOTE in text or "no kernel to load the live view from" in text for text in texts.values()), (
         texts
     )
-    assert "power on, last reading" in texts["dut.power"]
-    assert "login:" in texts["dut.serial"] and "U-Boot" in texts["dut.serial"]  # the saved console tail
-    assert "service at tcp://" in texts["dut.network"]
-    assert "storage connected to:" in texts["dut.storage"]
-    assert "pin:" in texts["dut.led"] and "pin:" in texts["dut.button"]
-    assert " frames" in texts["dut.can"]  # the count, then the saved table
+    for name, shown in SHOWS.items():
+        assert shown in texts[f"dut.{name}"], (name, texts)
+    assert "U-Boot" in texts["dut.serial"]  # the saved console tail
     assert elsewhere == [], f"the page asked for files from elsewhere: {elsewhere}"
     assert errors == [], errors

@@ -94,7 +94,7 @@ def test_names_resolve_to_pool_entries_by_the_rules(config_dirs, tmp_path):
         (
             "exporters:\n  bench-1:\n    endpiont: 10.0.0.5:7777\n",
             r"exporters\.bench-1\.endpiont \(line 3\): unknown key; "
-            r"expected one of admin_passphrase_file, description, ",
+            r"expected one of admin_passphrase_file, controller, description, ",
         ),
         (
             "exporters:\n  bench-1:\n    description: no endpoint\n",

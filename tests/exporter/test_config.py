@@ -173,3 +173,73 @@ def test_runtime_state_is_not_configuration(type_name, key, value):
     expected = rf"^board.yaml: export.power.config.{key} \(line 7\): {type_name}.{key} is not configuration"
     with pytest.raises(ConfigError, match=expected):
         build(body)
+
+
+CONTROLLER = """\
+metadata: {namespace: lab, name: bench-1}
+endpoint: grpc.jumpstarter.example.com:443
+token: abc123
+export:
+  power:
+    type: MockPower
+"""
+
+
+def test_controller_keys_join_the_upstream_controller_and_an_empty_endpoint_means_none():
+    joined = parse_config(
+        config(CONTROLLER + "tls: {insecure: true}\ngrpcOptions: {grpc.keepalive_time_ms: 5000}\n")
+    )
+    settings = joined.controller
+    assert (settings.endpoint, settings.token, settings.namespace, settings.name) == (
+        "grpc.jumpstarter.example.com:443",
+        "abc123",
+        "lab",
+        "bench-1",
+    )
+    assert settings.insecure and settings.ca == ""
+    assert dict(settings.options)["grpc.keepalive_time_ms"] == 5000  # over upstream's default 20000
+    assert dict(settings.options)["grpc.lb_policy_name"] == "round_robin"
+    alone = parse_config(config('endpoint: ""\ntoken: ""\nexport: {power: {type: MockPower}}\n'))
+    assert alone.controller is None
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (
+            ("endpoint: grpc.jumpstarter.example.com:443", "endpoint: grpc.example.com"),
+            r"endpoint \(line 4\): expected the controller's HOST:PORT, got 'grpc.example.com'",
+        ),
+        (("token: abc123", "token: 42"), r"token \(line 5\): expected text, got 42"),
+        (("token: abc123", ""), r"token: expected the Exporter object's token \(`jmp admin create exporter`"),
+        (("name: bench-1", "name: ''"), r"metadata.name \(line 3\): expected the Exporter object's name"),
+        (
+            ("export:", "tls: {ca: bm90IGEgY2VydA==}\nexport:"),
+            r"tls.ca \(line 6\): expected base64 PEM certificates \(no PEM certificate in it\)",
+        ),
+        (("export:", "tls: {insecure: maybe}\nexport:"), r"tls.insecure \(line 6\): expected true or false"),
+        (
+            ("export:", "tls: {verify: no}\nexport:"),
+            r"tls.verify \(line 6\): unknown key; expected one of ca, insecure",
+        ),
+        (
+            ("export:", "grpcOptions: {grpc.x: [1]}\nexport:"),
+            r"grpcOptions.grpc.x \(line 6\): expected text or an integer",
+        ),
+    ],
+)
+def test_bad_controller_keys_name_file_path_line_and_expectation(change, message):
+    with pytest.raises(ConfigError, match=r"^board\.yaml: " + message):
+        parse_config(config(CONTROLLER.replace(*change)), "board.yaml")
+
+
+def test_the_exporter_objects_name_may_come_from_the_environment_as_upstream_reads_it(monkeypatch):
+    body = config(CONTROLLER.replace("metadata: {namespace: lab, name: bench-1}\n", ""))
+    with pytest.raises(
+        ConfigError, match=r"metadata: expected the Exporter object's namespace .*JMP_NAMESPACE"
+    ):
+        parse_config(body, "board.yaml")
+    monkeypatch.setenv("JMP_NAMESPACE", "lab")
+    monkeypatch.setenv("JMP_NAME", "bench-2")
+    settings = parse_config(body, "board.yaml").controller
+    assert (settings.namespace, settings.name) == ("lab", "bench-2")

@@ -61,8 +61,10 @@ def test_installed_stubs_load_with_the_newest_allowed_grpcio_and_protobuf(instal
 STUB_CHECK = """
 import importlib, pkgutil, grpc, google.protobuf
 import jumpstarter_jupyter.protocol.v1 as v1
+import jumpstarter_jupyter.protocol.client.v1 as client_v1  # imports googleapis-common-protos' google.api
 assert "site-packages" in v1.__file__, v1.__file__  # the installed package, not a source tree
-for module in pkgutil.iter_modules(v1.__path__):
-    importlib.import_module(f"{v1.__name__}.{module.name}")
+for package in (v1, client_v1):
+    for module in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{package.__name__}.{module.name}")
 print("loaded", grpc.__version__, google.protobuf.__version__)
 """

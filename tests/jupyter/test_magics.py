@@ -205,3 +205,28 @@ def test_connect_with_a_selector_takes_a_matching_board_of_the_pool(start_kernel
         refused = kernel.run("%jmp connect --selector 'soc=imx8mp site'")
         assert "%jmp connect: bad label selector 'soc=imx8mp site' at column 12" in refused.text
         kernel.ok("%jmp disconnect")
+
+
+def test_connect_with_a_controller_names_the_selector_it_cannot_satisfy(start_kernel, controller, tmp_path):
+    from controller import client_config, new_client
+
+    name, token = new_client(controller)
+    client_config(controller, tmp_path / "clients" / "lab.yaml", name, token)
+    kernel = start_kernel(
+        JMP_CLIENT_CONFIG_HOME=str(tmp_path),
+        JUPYTER_CONFIG_DIR=str(tmp_path),
+        JUPYTER_CONFIG_PATH=str(tmp_path / "none"),
+    )
+    kernel.ok("%load_ext jumpstarter")
+    assert "--controller needs a --selector" in kernel.run("%jmp connect --controller lab").text
+    refused = kernel.run("%jmp connect --controller lab --selector board=nowhere").text
+    assert "%jmp connect: controller lab (127.0.0.1:" in refused and "'board=nowhere'" in refused, refused
+    unknown = kernel.run("%jmp connect --controller nope --selector board=nowhere").text
+    assert "no client config named 'nope'" in unknown and "configs there: lab" in unknown, unknown
+    assert len(controller.leases_of(name)) == 1
+    (tmp_path / "jumpstarter-pool.yaml").write_text(
+        "exporters:\n  lab-rpi: {controller: lab, selector: board=rpi4, description: any Pi 4}\n"
+    )
+    assert (
+        kernel.ok("%jmp pool").text == "lab-rpi  controller lab: any exporter matching board=rpi4  any Pi 4\n"
+    )

@@ -22,58 +22,109 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from jumpstarter_jupyter.protocol.v1 import kubernetes_pb2 as jumpstarter_dot_v1_dot_kubernetes__pb2
 from jumpstarter_jupyter.protocol.v1 import common_pb2 as jumpstarter_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n jumpstarter/v1/jumpstarter.proto\x12\x0ejumpstarter.v1\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1bjumpstarter/v1/common.proto\"i\n\x08\x45ndpoint\x12\x10\n\x08\x65ndpoint\x18\x01 \x01(\t\x12\x13\n\x0b\x63\x65rtificate\x18\x02 \x01(\t\x12\x1a\n\x12\x63lient_certificate\x18\x03 \x01(\t\x12\x1a\n\x12\x63lient_private_key\x18\x04 \x01(\t\"\xff\x02\n\x14\x44riverInstanceReport\x12\x0c\n\x04uuid\x18\x01 \x01(\t\x12\x18\n\x0bparent_uuid\x18\x02 \x01(\tH\x00\x88\x01\x01\x12@\n\x06labels\x18\x03 \x03(\x0b\x32\x30.jumpstarter.v1.DriverInstanceReport.LabelsEntry\x12\x18\n\x0b\x64\x65scription\x18\x04 \x01(\tH\x01\x88\x01\x01\x12Y\n\x13methods_description\x18\x05 \x03(\x0b\x32<.jumpstarter.v1.DriverInstanceReport.MethodsDescriptionEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x39\n\x17MethodsDescriptionEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x0e\n\x0c_parent_uuidB\x0e\n\x0c_description\"\xff\x01\n\x11GetReportResponse\x12\x0c\n\x04uuid\x18\x01 \x01(\t\x12=\n\x06labels\x18\x02 \x03(\x0b\x32-.jumpstarter.v1.GetReportResponse.LabelsEntry\x12\x35\n\x07reports\x18\x03 \x03(\x0b\x32$.jumpstarter.v1.DriverInstanceReport\x12\x37\n\x15\x61lternative_endpoints\x18\x04 \x03(\x0b\x32\x18.jumpstarter.v1.Endpoint\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"W\n\x11\x44riverCallRequest\x12\x0c\n\x04uuid\x18\x01 \x01(\t\x12\x0e\n\x06method\x18\x02 \x01(\t\x12$\n\x04\x61rgs\x18\x03 \x03(\x0b\x32\x16.google.protobuf.Value\"J\n\x12\x44riverCallResponse\x12\x0c\n\x04uuid\x18\x01 \x01(\t\x12&\n\x06result\x18\x02 \x01(\x0b\x32\x16.google.protobuf.Value\"`\n\x1aStreamingDriverCallRequest\x12\x0c\n\x04uuid\x18\x01 \x01(\t\x12\x0e\n\x06method\x18\x02 \x01(\t\x12$\n\x04\x61rgs\x18\x03 \x03(\x0b\x32\x16.google.protobuf.Value\"S\n\x1bStreamingDriverCallResponse\x12\x0c\n\x04uuid\x18\x01 \x01(\t\x12&\n\x06result\x18\x02 \x01(\x0b\x32\x16.google.protobuf.Value\"\x7f\n\x11LogStreamResponse\x12\x0c\n\x04uuid\x18\x01 \x01(\t\x12\x10\n\x08severity\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12.\n\x06source\x18\x04 \x01(\x0e\x32\x19.jumpstarter.v1.LogSourceH\x00\x88\x01\x01\x42\t\n\x07_source\"\x0e\n\x0cResetRequest\"\x0f\n\rResetResponse\"\x12\n\x10GetStatusRequest\"\xcf\x01\n\x11GetStatusResponse\x12.\n\x06status\x18\x01 \x01(\x0e\x32\x1e.jumpstarter.v1.ExporterStatus\x12\x14\n\x07message\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x16\n\x0estatus_version\x18\x03 \x01(\x04\x12<\n\x0fprevious_status\x18\x04 \x01(\x0e\x32\x1e.jumpstarter.v1.ExporterStatusH\x01\x88\x01\x01\x42\n\n\x08_messageB\x12\n\x10_previous_status\"\x13\n\x11\x45ndSessionRequest\"G\n\x12\x45ndSessionResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08\x12\x14\n\x07message\x18\x02 \x01(\tH\x00\x88\x01\x01\x42\n\n\x08_message2\xd7\x04\n\x0f\x45xporterService\x12\x46\n\tGetReport\x12\x16.google.protobuf.Empty\x1a!.jumpstarter.v1.GetReportResponse\x12S\n\nDriverCall\x12!.jumpstarter.v1.DriverCallRequest\x1a\".jumpstarter.v1.DriverCallResponse\x12p\n\x13StreamingDriverCall\x12*.jumpstarter.v1.StreamingDriverCallRequest\x1a+.jumpstarter.v1.StreamingDriverCallResponse0\x01\x12H\n\tLogStream\x12\x16.google.protobuf.Empty\x1a!.jumpstarter.v1.LogStreamResponse0\x01\x12\x44\n\x05Reset\x12\x1c.jumpstarter.v1.ResetRequest\x1a\x1d.jumpstarter.v1.ResetResponse\x12P\n\tGetStatus\x12 .jumpstarter.v1.GetStatusRequest\x1a!.jumpstarter.v1.GetStatusResponse\x12S\n\nEndSession\x12!.jumpstarter.v1.EndSessionRequest\x1a\".jumpstarter.v1.EndSessionResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n jumpstarter/v1/jumpstarter.proto\x12\x0ejumpstarter.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1bgoogle/protobuf/empty.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fjumpstarter/v1/kubernetes.proto\x1a\x1bjumpstarter/v1/common.proto\"\xb4\x01\n\x0fRegisterRequest\x12;\n\x06labels\x18\x01 \x03(\x0b\x32+.jumpstarter.v1.RegisterRequest.LabelsEntry\x12\x35\n\x07reports\x18\x02 \x03(\x0b\x32$.jumpstarter.v1.DriverInstanceReport\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xff\x02\n\x14\x44riverInstanceReport\x12\x0c\n\x04uuid\x18\x01 \x01(\t\x12\x18\n\x0bparent_uuid\x18\x02 \x01(\tH\x00\x88\x01\x01\x12@\n\x06labels\x18\x03 \x03(\x0b\x32\x30.jumpstarter.v1.DriverInstanceReport.LabelsEntry\x12\x18\n\x0b\x64\x65scription\x18\x04 \x01(\tH\x01\x88\x01\x01\x12Y\n\x13methods_description\x18\x05 \x03(\x0b\x32<.jumpstarter.v1.DriverInstanceReport.MethodsDescriptionEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x39\n\x17MethodsDescriptionEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x0e\n\x0c_parent_uuidB\x0e\n\x0c_description\" \n\x10RegisterResponse\x12\x0c\n\x04uuid\x18\x01 \x01(\t\"#\n\x11UnregisterRequest\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x14\n\x12UnregisterResponse\"#\n\rListenRequest\x12\x12\n\nlease_name\x18\x01 \x01(\t\"?\n\x0eListenResponse\x12\x17\n\x0frouter_endpoint\x18\x01 \x01(\t\x12\x14\n\x0crouter_token\x18\x02 \x01(\t\"\x0f\n\rStatusRequest\"r\n\x0eStatusResponse\x12\x0e\n\x06leased\x18\x01 \x01(\x08\x12\x17\n\nlease_name\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x18\n\x0b\x63lient_name\x18\x03 \x01(\tH\x01\x88\x01\x01\x42\r\n\x0b_lease_nameB\x0e\n\x0c_client_name\"!\n\x0b\x44ialRequest\x12\x12\n\nlease_name\x18\x01 \x01(\t\"=\n\x0c\x44ialResponse\x12\x17\n\x0frouter_endpoint\x18\x01 \x01(\t\x12\x14\n\x0crouter_token\x18\x02 \x01(\t\"l\n\x12\x41uditStreamRequest\x12\x15\n\rexporter_uuid\x18\x01 \x01(\t\x12\x1c\n\x14\x64river_instance_uuid\x18\x02 \x01(\t\x12\x10\n\x08severity\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\"\x95\x01\n\x13ReportStatusRequest\x12.\n\x06status\x18\x01 \x01(\x0e\x32\x1e.jumpstarter.v1.ExporterStatus\x12\x14\n\x07message\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x1a\n\rrelease_lease\x18\x03 \x01(\x08H\x01\x88\x01\x01\x42\n\n\x08_messageB\x10\n\x0e_release_lease\"\x16\n\x14ReportStatusResponse\"\xff\x01\n\x11GetReportResponse\x12\x0c\n\x04uuid\x18\x01 \x01(\t\x12=\n\x06labels\x18\x02 \x03(\x0b\x32-.jumpstarter.v1.GetReportResponse.LabelsEntry\x12\x35\n\x07reports\x18\x03 \x03(\x0b\x32$.jumpstarter.v1.DriverInstanceReport\x12\x37\n\x15\x61lternative_endpoints\x18\x04 \x03(\x0b\x32\x18.jumpstarter.v1.Endpoint\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"i\n\x08\x45ndpoint\x12\x10\n\x08\x65ndpoint\x18\x01 \x01(\t\x12\x13\n\x0b\x63\x65rtificate\x18\x02 \x01(\t\x12\x1a\n\x12\x63lient_certificate\x18\x03 \x01(\t\x12\x1a\n\x12\x63lient_private_key\x18\x04 \x01(\t\"W\n\x11\x44riverCallRequest\x12\x0c\n\x04uuid\x18\x01 \x01(\t\x12\x0e\n\x06method\x18\x02 \x01(\t\x12$\n\x04\x61rgs\x18\x03 \x03(\x0b\x32\x16.google.protobuf.Value\"J\n\x12\x44riverCallResponse\x12\x0c\n\x04uuid\x18\x01 \x01(\t\x12&\n\x06result\x18\x02 \x01(\x0b\x32\x16.google.protobuf.Value\"`\n\x1aStreamingDriverCallRequest\x12\x0c\n\x04uuid\x18\x01 \x01(\t\x12\x0e\n\x06method\x18\x02 \x01(\t\x12$\n\x04\x61rgs\x18\x03 \x03(\x0b\x32\x16.google.protobuf.Value\"S\n\x1bStreamingDriverCallResponse\x12\x0c\n\x04uuid\x18\x01 \x01(\t\x12&\n\x06result\x18\x02 \x01(\x0b\x32\x16.google.protobuf.Value\"\x7f\n\x11LogStreamResponse\x12\x0c\n\x04uuid\x18\x01 \x01(\t\x12\x10\n\x08severity\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12.\n\x06source\x18\x04 \x01(\x0e\x32\x19.jumpstarter.v1.LogSourceH\x00\x88\x01\x01\x42\t\n\x07_source\"\x0e\n\x0cResetRequest\"\x0f\n\rResetResponse\"\x1f\n\x0fGetLeaseRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\xd1\x02\n\x10GetLeaseResponse\x12+\n\x08\x64uration\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12/\n\x08selector\x18\x02 \x01(\x0b\x32\x1d.jumpstarter.v1.LabelSelector\x12\x33\n\nbegin_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x88\x01\x01\x12\x31\n\x08\x65nd_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x01\x88\x01\x01\x12\x1a\n\rexporter_uuid\x18\x05 \x01(\tH\x02\x88\x01\x01\x12-\n\nconditions\x18\x06 \x03(\x0b\x32\x19.jumpstarter.v1.ConditionB\r\n\x0b_begin_timeB\x0b\n\t_end_timeB\x10\n\x0e_exporter_uuid\"s\n\x13RequestLeaseRequest\x12+\n\x08\x64uration\x18\x01 \x01(\x0b\x32\x19.google.protobuf.Duration\x12/\n\x08selector\x18\x02 \x01(\x0b\x32\x1d.jumpstarter.v1.LabelSelector\"$\n\x14RequestLeaseResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\"#\n\x13ReleaseLeaseRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x16\n\x14ReleaseLeaseResponse\"\x13\n\x11ListLeasesRequest\"#\n\x12ListLeasesResponse\x12\r\n\x05names\x18\x01 \x03(\t\"\x12\n\x10GetStatusRequest\"\xcf\x01\n\x11GetStatusResponse\x12.\n\x06status\x18\x01 \x01(\x0e\x32\x1e.jumpstarter.v1.ExporterStatus\x12\x14\n\x07message\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x16\n\x0estatus_version\x18\x03 \x01(\x04\x12<\n\x0fprevious_status\x18\x04 \x01(\x0e\x32\x1e.jumpstarter.v1.ExporterStatusH\x01\x88\x01\x01\x42\n\n\x08_messageB\x12\n\x10_previous_status\"\x13\n\x11\x45ndSessionRequest\"G\n\x12\x45ndSessionResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08\x12\x14\n\x07message\x18\x02 \x01(\tH\x00\x88\x01\x01\x42\n\n\x08_message2\x92\x07\n\x11\x43ontrollerService\x12M\n\x08Register\x12\x1f.jumpstarter.v1.RegisterRequest\x1a .jumpstarter.v1.RegisterResponse\x12S\n\nUnregister\x12!.jumpstarter.v1.UnregisterRequest\x1a\".jumpstarter.v1.UnregisterResponse\x12Y\n\x0cReportStatus\x12#.jumpstarter.v1.ReportStatusRequest\x1a$.jumpstarter.v1.ReportStatusResponse\x12I\n\x06Listen\x12\x1d.jumpstarter.v1.ListenRequest\x1a\x1e.jumpstarter.v1.ListenResponse0\x01\x12I\n\x06Status\x12\x1d.jumpstarter.v1.StatusRequest\x1a\x1e.jumpstarter.v1.StatusResponse0\x01\x12\x41\n\x04\x44ial\x12\x1b.jumpstarter.v1.DialRequest\x1a\x1c.jumpstarter.v1.DialResponse\x12K\n\x0b\x41uditStream\x12\".jumpstarter.v1.AuditStreamRequest\x1a\x16.google.protobuf.Empty(\x01\x12M\n\x08GetLease\x12\x1f.jumpstarter.v1.GetLeaseRequest\x1a .jumpstarter.v1.GetLeaseResponse\x12Y\n\x0cRequestLease\x12#.jumpstarter.v1.RequestLeaseRequest\x1a$.jumpstarter.v1.RequestLeaseResponse\x12Y\n\x0cReleaseLease\x12#.jumpstarter.v1.ReleaseLeaseRequest\x1a$.jumpstarter.v1.ReleaseLeaseResponse\x12S\n\nListLeases\x12!.jumpstarter.v1.ListLeasesRequest\x1a\".jumpstarter.v1.ListLeasesResponse2\xd7\x04\n\x0f\x45xporterService\x12\x46\n\tGetReport\x12\x16.google.protobuf.Empty\x1a!.jumpstarter.v1.GetReportResponse\x12S\n\nDriverCall\x12!.jumpstarter.v1.DriverCallRequest\x1a\".jumpstarter.v1.DriverCallResponse\x12p\n\x13StreamingDriverCall\x12*.jumpstarter.v1.StreamingDriverCallRequest\x1a+.jumpstarter.v1.StreamingDriverCallResponse0\x01\x12H\n\tLogStream\x12\x16.google.protobuf.Empty\x1a!.jumpstarter.v1.LogStreamResponse0\x01\x12\x44\n\x05Reset\x12\x1c.jumpstarter.v1.ResetRequest\x1a\x1d.jumpstarter.v1.ResetResponse\x12P\n\tGetStatus\x12 .jumpstarter.v1.GetStatusRequest\x1a!.jumpstarter.v1.GetStatusResponse\x12S\n\nEndSession\x12!.jumpstarter.v1.EndSessionRequest\x1a\".jumpstarter.v1.EndSessionResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'jumpstarter.v1.jumpstarter_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_REGISTERREQUEST_LABELSENTRY']._loaded_options = None
+  _globals['_REGISTERREQUEST_LABELSENTRY']._serialized_options = b'8\001'
   _globals['_DRIVERINSTANCEREPORT_LABELSENTRY']._loaded_options = None
   _globals['_DRIVERINSTANCEREPORT_LABELSENTRY']._serialized_options = b'8\001'
   _globals['_DRIVERINSTANCEREPORT_METHODSDESCRIPTIONENTRY']._loaded_options = None
   _globals['_DRIVERINSTANCEREPORT_METHODSDESCRIPTIONENTRY']._serialized_options = b'8\001'
   _globals['_GETREPORTRESPONSE_LABELSENTRY']._loaded_options = None
   _globals['_GETREPORTRESPONSE_LABELSENTRY']._serialized_options = b'8\001'
-  _globals['_ENDPOINT']._serialized_start=140
-  _globals['_ENDPOINT']._serialized_end=245
-  _globals['_DRIVERINSTANCEREPORT']._serialized_start=248
-  _globals['_DRIVERINSTANCEREPORT']._serialized_end=631
-  _globals['_DRIVERINSTANCEREPORT_LABELSENTRY']._serialized_start=495
-  _globals['_DRIVERINSTANCEREPORT_LABELSENTRY']._serialized_end=540
-  _globals['_DRIVERINSTANCEREPORT_METHODSDESCRIPTIONENTRY']._serialized_start=542
-  _globals['_DRIVERINSTANCEREPORT_METHODSDESCRIPTIONENTRY']._serialized_end=599
-  _globals['_GETREPORTRESPONSE']._serialized_start=634
-  _globals['_GETREPORTRESPONSE']._serialized_end=889
-  _globals['_GETREPORTRESPONSE_LABELSENTRY']._serialized_start=495
-  _globals['_GETREPORTRESPONSE_LABELSENTRY']._serialized_end=540
-  _globals['_DRIVERCALLREQUEST']._serialized_start=891
-  _globals['_DRIVERCALLREQUEST']._serialized_end=978
-  _globals['_DRIVERCALLRESPONSE']._serialized_start=980
-  _globals['_DRIVERCALLRESPONSE']._serialized_end=1054
-  _globals['_STREAMINGDRIVERCALLREQUEST']._serialized_start=1056
-  _globals['_STREAMINGDRIVERCALLREQUEST']._serialized_end=1152
-  _globals['_STREAMINGDRIVERCALLRESPONSE']._serialized_start=1154
-  _globals['_STREAMINGDRIVERCALLRESPONSE']._serialized_end=1237
-  _globals['_LOGSTREAMRESPONSE']._serialized_start=1239
-  _globals['_LOGSTREAMRESPONSE']._serialized_end=1366
-  _globals['_RESETREQUEST']._serialized_start=1368
-  _globals['_RESETREQUEST']._serialized_end=1382
-  _globals['_RESETRESPONSE']._serialized_start=1384
-  _globals['_RESETRESPONSE']._serialized_end=1399
-  _globals['_GETSTATUSREQUEST']._serialized_start=1401
-  _globals['_GETSTATUSREQUEST']._serialized_end=1419
-  _globals['_GETSTATUSRESPONSE']._serialized_start=1422
-  _globals['_GETSTATUSRESPONSE']._serialized_end=1629
-  _globals['_ENDSESSIONREQUEST']._serialized_start=1631
-  _globals['_ENDSESSIONREQUEST']._serialized_end=1650
-  _globals['_ENDSESSIONRESPONSE']._serialized_start=1652
-  _globals['_ENDSESSIONRESPONSE']._serialized_end=1723
-  _globals['_EXPORTERSERVICE']._serialized_start=1726
-  _globals['_EXPORTERSERVICE']._serialized_end=2325
+  _globals['_REGISTERREQUEST']._serialized_start=239
+  _globals['_REGISTERREQUEST']._serialized_end=419
+  _globals['_REGISTERREQUEST_LABELSENTRY']._serialized_start=374
+  _globals['_REGISTERREQUEST_LABELSENTRY']._serialized_end=419
+  _globals['_DRIVERINSTANCEREPORT']._serialized_start=422
+  _globals['_DRIVERINSTANCEREPORT']._serialized_end=805
+  _globals['_DRIVERINSTANCEREPORT_LABELSENTRY']._serialized_start=374
+  _globals['_DRIVERINSTANCEREPORT_LABELSENTRY']._serialized_end=419
+  _globals['_DRIVERINSTANCEREPORT_METHODSDESCRIPTIONENTRY']._serialized_start=716
+  _globals['_DRIVERINSTANCEREPORT_METHODSDESCRIPTIONENTRY']._serialized_end=773
+  _globals['_REGISTERRESPONSE']._serialized_start=807
+  _globals['_REGISTERRESPONSE']._serialized_end=839
+  _globals['_UNREGISTERREQUEST']._serialized_start=841
+  _globals['_UNREGISTERREQUEST']._serialized_end=876
+  _globals['_UNREGISTERRESPONSE']._serialized_start=878
+  _globals['_UNREGISTERRESPONSE']._serialized_end=898
+  _globals['_LISTENREQUEST']._serialized_start=900
+  _globals['_LISTENREQUEST']._serialized_end=935
+  _globals['_LISTENRESPONSE']._serialized_start=937
+  _globals['_LISTENRESPONSE']._serialized_end=1000
+  _globals['_STATUSREQUEST']._serialized_start=1002
+  _globals['_STATUSREQUEST']._serialized_end=1017
+  _globals['_STATUSRESPONSE']._serialized_start=1019
+  _globals['_STATUSRESPONSE']._serialized_end=1133
+  _globals['_DIALREQUEST']._serialized_start=1135
+  _globals['_DIALREQUEST']._serialized_end=1168
+  _globals['_DIALRESPONSE']._serialized_start=1170
+  _globals['_DIALRESPONSE']._serialized_end=1231
+  _globals['_AUDITSTREAMREQUEST']._serialized_start=1233
+  _globals['_AUDITSTREAMREQUEST']._serialized_end=1341
+  _globals['_REPORTSTATUSREQUEST']._serialized_start=1344
+  _globals['_REPORTSTATUSREQUEST']._serialized_end=1493
+  _globals['_REPORTSTATUSRESPONSE']._serialized_start=1495
+  _globals['_REPORTSTATUSRESPONSE']._serialized_end=1517
+  _globals['_GETREPORTRESPONSE']._serialized_start=1520
+  _globals['_GETREPORTRESPONSE']._serialized_end=1775
+  _globals['_GETREPORTRESPONSE_LABELSENTRY']._serialized_start=374
+  _globals['_GETREPORTRESPONSE_LABELSENTRY']._serialized_end=419
+  _globals['_ENDPOINT']._serialized_start=1777
+  _globals['_ENDPOINT']._serialized_end=1882
+  _globals['_DRIVERCALLREQUEST']._serialized_start=1884
+  _globals['_DRIVERCALLREQUEST']._serialized_end=1971
+  _globals['_DRIVERCALLRESPONSE']._serialized_start=1973
+  _globals['_DRIVERCALLRESPONSE']._serialized_end=2047
+  _globals['_STREAMINGDRIVERCALLREQUEST']._serialized_start=2049
+  _globals['_STREAMINGDRIVERCALLREQUEST']._serialized_end=2145
+  _globals['_STREAMINGDRIVERCALLRESPONSE']._serialized_start=2147
+  _globals['_STREAMINGDRIVERCALLRESPONSE']._serialized_end=2230
+  _globals['_LOGSTREAMRESPONSE']._serialized_start=2232
+  _globals['_LOGSTREAMRESPONSE']._serialized_end=2359
+  _globals['_RESETREQUEST']._serialized_start=2361
+  _globals['_RESETREQUEST']._serialized_end=2375
+  _globals['_RESETRESPONSE']._serialized_start=2377
+  _globals['_RESETRESPONSE']._serialized_end=2392
+  _globals['_GETLEASEREQUEST']._serialized_start=2394
+  _globals['_GETLEASEREQUEST']._serialized_end=2425
+  _globals['_GETLEASERESPONSE']._serialized_start=2428
+  _globals['_GETLEASERESPONSE']._serialized_end=2765
+  _globals['_REQUESTLEASEREQUEST']._serialized_start=2767
+  _globals['_REQUESTLEASEREQUEST']._serialized_end=2882
+  _globals['_REQUESTLEASERESPONSE']._serialized_start=2884
+  _globals['_REQUESTLEASERESPONSE']._serialized_end=2920
+  _globals['_RELEASELEASEREQUEST']._serialized_start=2922
+  _globals['_RELEASELEASEREQUEST']._serialized_end=2957
+  _globals['_RELEASELEASERESPONSE']._serialized_start=2959
+  _globals['_RELEASELEASERESPONSE']._serialized_end=2981
+  _globals['_LISTLEASESREQUEST']._serialized_start=2983
+  _globals['_LISTLEASESREQUEST']._serialized_end=3002
+  _globals['_LISTLEASESRESPONSE']._serialized_start=3004
+  _globals['_LISTLEASESRESPONSE']._serialized_end=3039
+  _globals['_GETSTATUSREQUEST']._serialized_start=3041
+  _globals['_GETSTATUSREQUEST']._serialized_end=3059
+  _globals['_GETSTATUSRESPONSE']._serialized_start=3062
+  _globals['_GETSTATUSRESPONSE']._serialized_end=3269
+  _globals['_ENDSESSIONREQUEST']._serialized_start=3271
+  _globals['_ENDSESSIONREQUEST']._serialized_end=3290
+  _globals['_ENDSESSIONRESPONSE']._serialized_start=3292
+  _globals['_ENDSESSIONRESPONSE']._serialized_end=3363
+  _globals['_CONTROLLERSERVICE']._serialized_start=3366
+  _globals['_CONTROLLERSERVICE']._serialized_end=4280
+  _globals['_EXPORTERSERVICE']._serialized_start=4283
+  _globals['_EXPORTERSERVICE']._serialized_end=4882
 # @@protoc_insertion_point(module_scope)

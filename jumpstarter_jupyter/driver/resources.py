@@ -70,7 +70,9 @@ class ResourceFile:
 
     def read(self, size: int = -1) -> bytes:
         """Read up to ``size`` bytes (all with -1); ``b""`` at the client's EOF."""
-        if size >= 0:
+        if size == 0:
+            return b""
+        if size > 0:
             return self._take(size) if self._wait() else b""
         parts = []
         while self._wait():
@@ -80,7 +82,7 @@ class ResourceFile:
     def readinto(self, buffer: Any) -> int:
         """Copy up to ``len(buffer)`` bytes into ``buffer`` (one copy: a flash's bytes are many);
         0 at the client's EOF."""
-        if not self._wait():
+        if not len(buffer) or not self._wait():
             return 0
         count = min(len(buffer), len(self._pending))
         buffer[:count] = self._pending[:count]

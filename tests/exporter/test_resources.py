@@ -19,6 +19,7 @@ def _filled(frames: list) -> ResourceFile:
 def test_reads_cross_frame_boundaries_and_end_at_the_clients_eof():
     message = b"\x0a\x05hello"
     source = _filled([memoryview(message)[2:], b" world", b""])
+    assert source.read(0) == b""  # at once, with nothing pending yet
     assert source.read(3) == b"hel"
     assert source.read(100) == b"lo"  # what is pending: one frame at most
     assert source.read() == b" world"

@@ -26,6 +26,7 @@ _GOAWAY = object()  # in the outbox: the end of writing (a GOAWAY frame)
 _OUR_GOAWAY = stream_pb2.StreamFrame(goaway=True)
 CLOSE_FLUSH = 5.0  # seconds close() waits for written bytes to be acknowledged
 INBOX_DEPTH = 16  # frames of the driver's bytes read ahead of receive()
+OUTBOX_BYTES = 8 << 20  # written bytes waiting for gRPC: 8 frames, or 2 of an upload's 4 MiB ones
 
 
 class ClientStream:
@@ -68,7 +69,7 @@ class ClientStream:
 
     def _open(self, request: dict, acknowledged: bool) -> None:
         """Start the RPC and wait for the exporter's answer; ``grpc.RpcError`` if it refused."""
-        self._outbox = queue.Queue(maxsize=8)
+        self._outbox = queue.Queue(maxsize=max(2, min(8, OUTBOX_BYTES // self.frame_size)))
         metadata = (*self.connection.metadata, (REQUEST_KEY, request_json(request)))
         channel = self.connection.channel
         rpc = (

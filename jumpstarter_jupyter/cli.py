@@ -270,28 +270,40 @@ def demo(**options):
 )
 @click.option("--passphrase", envvar="JMP_GRPC_PASSPHRASE", help="The exporter's passphrase.")
 @click.option("--tls-ca", metavar="PEM", help="Connect with TLS, trusting this CA certificate.")
+@click.option(
+    "--controller",
+    metavar="NAME",
+    help="Lease an exporter matching --selector from the upstream controller of client config NAME.",
+)
+@click.option("--selector", metavar="S", help="With --controller: which exporters (board=rpi4,site=lab).")
+@click.option("--duration", metavar="D", help="With --controller: how long to ask for (default 30m).")
 @click.pass_context
-def j(ctx, endpoint, passphrase, tls_ca):
-    """Drive an exporter's tree: j [--endpoint E] <child ...> <command> [args]."""
-    from jumpstarter_jupyter.client import connect
+def j(ctx, endpoint, passphrase, tls_ca, controller, selector, duration):
+    """Drive an exporter's tree: j [--endpoint E | --controller NAME --selector S] <child ...> <command> [args]."""
+    from jumpstarter_jupyter.client import connect, pool
 
     args = ctx.args
-    if not endpoint:
+    if not endpoint and not controller:
         if not args or args[0] in ("--help", "-h"):
             click.echo(ctx.get_help())
             ctx.exit(0)
         raise click.UsageError("no exporter: pass --endpoint HOST:PORT or set $JUMPSTARTER_HOST")
     try:
-        # a lease for this one command when the exporter requires one (no lease hooks run);
-        # a board someone holds is an error naming them, not a wait in line
-        root = connect(
-            endpoint,
-            passphrase=passphrase,
-            tls_ca=tls_ca,
-            hooks=False,
-            wait=0,
-            purpose=f"j {' '.join(args)}"[:200],
-        )
+        if controller is not None or selector is not None or duration is not None:
+            root = _connect_controller(ctx, endpoint, controller, selector, duration)
+        elif (entry := pool.lookup(endpoint)) is not None and entry.controller is not None:
+            root = _connect_controller(ctx, None, entry.controller, entry.selector, None)
+        else:
+            # a lease for this one command when the exporter requires one (no lease hooks run);
+            # a board someone holds is an error naming them, not a wait in line
+            root = connect(
+                endpoint,
+                passphrase=passphrase,
+                tls_ca=tls_ca,
+                hooks=False,
+                wait=0,
+                purpose=f"j {' '.join(args)}"[:200],
+            )
     except JumpstarterError as exc:
         raise click.ClickException(str(exc)) from None
     try:
@@ -308,6 +320,38 @@ def j(ctx, endpoint, passphrase, tls_ca):
         raise click.ClickException(str(exc)) from None
     finally:
         root.close()
+        if root.connection.controller_lease is not None:
+            click.echo(f"released the controller lease {root.connection.controller_lease.id}", err=True)
+
+
+def _connect_controller(ctx, endpoint, controller, selector, duration):
+    """``j --controller NAME --selector S``: a controller lease for this one command, its wait on stderr."""
+    from jumpstarter_jupyter.client import connect
+    from jumpstarter_jupyter.durations import parse_duration
+
+    if (
+        endpoint
+        and controller
+        and ctx.get_parameter_source("endpoint") != click.core.ParameterSource.ENVIRONMENT
+    ):
+        raise click.UsageError("give --endpoint or --controller, not both")
+    if controller is None or selector is None:
+        raise click.UsageError("--controller NAME and --selector S go together (--duration with them)")
+    try:
+        seconds = parse_duration(duration) if duration is not None else 0
+        root = connect(
+            controller=controller,
+            selector=selector,
+            duration=seconds,
+            on_wait=lambda reason: click.echo(
+                f"waiting for an exporter matching {selector} at controller {controller}: {reason}", err=True
+            ),
+        )
+    except ValueError as exc:  # a bad selector or duration
+        raise click.UsageError(str(exc)) from None
+    lease = root.connection.controller_lease
+    click.echo(f"leased {lease.exporter} from {lease.where} (lease {lease.id})", err=True)
+    return root
 
 
 @main.command("run-notebooks")
@@ -394,6 +438,78 @@ def lease() -> None:
     """Who holds a board: acquire, status, release, force-release."""
 
 
+def _controller_entry(endpoint: str):
+    """The pool entry ``endpoint`` names when that entry is leased from a controller, else None."""
+    from jumpstarter_jupyter.client import pool
+
+    try:
+        entry = pool.lookup(endpoint)
+    except JumpstarterError as exc:
+        raise click.ClickException(str(exc)) from None
+    return entry if entry is not None and entry.controller is not None else None
+
+
+def _client_config(entry):
+    from jumpstarter_jupyter.client.controller import load_client_config
+
+    try:
+        return load_client_config(entry.controller)
+    except JumpstarterError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _hold_controller_lease(entry, seconds: float, waited: float | None, print_name: bool) -> None:
+    """``lease acquire`` on a pool board a controller leases: hold a controller lease until stopped."""
+    from jumpstarter_jupyter.client.controller import ControllerLease
+    from jumpstarter_jupyter.durations import format_duration
+
+    lease = ControllerLease(_client_config(entry), entry.selector, seconds)
+    try:
+        lease.acquire(
+            waited,
+            on_wait=lambda reason: click.echo(
+                f"waiting for an exporter matching {entry.selector} at {lease.where}: {reason}", err=True
+            ),
+        )
+    except JumpstarterError as exc:
+        raise click.ClickException(str(exc)) from None
+    left = format_duration(max(0.0, lease.state.end - time.time()))
+    click.echo(
+        f"controller lease {lease.id} of {lease.exporter} held by client {lease.state.holder} for {left}; "
+        "Ctrl-C releases it",
+        err=True,
+    )
+    if print_name:
+        click.echo(lease.id)
+    sys.stdout.flush()
+    _stop_on_stdin_eof()
+    signal.sigwait(STOP_SIGNALS)
+    lease.release()
+    click.echo(f"released the controller lease {lease.id}", err=True)
+
+
+def _controller_status(entry) -> None:
+    """``lease status`` on a pool board a controller leases: this Client object's leases there."""
+    from jumpstarter_jupyter.client.controller import client_leases, where
+    from jumpstarter_jupyter.durations import format_duration
+
+    config = _client_config(entry)
+    try:
+        leases = client_leases(config)
+    except JumpstarterError as exc:
+        raise click.ClickException(str(exc)) from None
+    name = f"{config.settings.namespace}/{config.settings.name}"
+    click.echo(f"{entry.name}: any exporter matching {entry.selector} at {where(config)}")
+    if not leases:
+        click.echo(f"client {name} holds no lease there")
+    for lease in leases:
+        if lease.state == "ready":
+            about = f"{lease.exporter}, {format_duration(max(0.0, lease.end - time.time()))} left"
+        else:
+            about = f"{lease.state}: {lease.reason}" + (f" ({lease.message})" if lease.message else "")
+        click.echo(f"  {lease.name}  {lease.selector}  {about}")
+
+
 def _lease_connection(endpoint: str, passphrase: str | None, tls_ca: str | None):
     """A connection to an exporter with a lease service, and the board's lease (a ``BoardLease``)."""
     from jumpstarter_jupyter.client import pool
@@ -423,7 +539,8 @@ def _lease_connection(endpoint: str, passphrase: str | None, tls_ca: str | None)
     "--print-token", is_flag=True, help="Print the lease's token (for upstream clients: --passphrase TOKEN)."
 )
 def acquire(endpoint, passphrase, tls_ca, purpose, duration, wait, print_token):
-    """Take the board's lease and hold it until Ctrl-C (or SIGTERM, or standard input closing)."""
+    """Take the board's lease and hold it until Ctrl-C (or SIGTERM, or standard input closing);
+    on a pool board a controller leases, a lease from that controller (--print-token: its name)."""
     from jumpstarter_jupyter.durations import format_duration, parse_duration
 
     try:
@@ -431,6 +548,10 @@ def acquire(endpoint, passphrase, tls_ca, purpose, duration, wait, print_token):
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     _block_stop_signals()
+    entry = _controller_entry(endpoint)
+    if entry is not None:
+        _hold_controller_lease(entry, seconds, waited, print_token)
+        return
     connection, _ = _lease_connection(endpoint, passphrase, tls_ca)
     try:
         held = connection.acquire(
@@ -459,10 +580,14 @@ def acquire(endpoint, passphrase, tls_ca, purpose, duration, wait, print_token):
 @_PASSPHRASE
 @_TLS_CA
 def status(endpoint, passphrase, tls_ca):
-    """Who holds the board, until when, and who waits."""
+    """Who holds the board, until when, and who waits (a controller's board: your leases there)."""
     from jumpstarter_jupyter.client.lease import describe
     from jumpstarter_jupyter.durations import format_duration
 
+    entry = _controller_entry(endpoint)
+    if entry is not None:
+        _controller_status(entry)
+        return
     connection, board = _lease_connection(endpoint, passphrase, tls_ca)
     connection.close()
     click.echo(f"leases {'required' if board.required else 'optional'} on {endpoint}")
@@ -483,9 +608,19 @@ def status(endpoint, passphrase, tls_ca):
     "--token", envvar="JMP_LEASE_TOKEN", required=True, help="The lease's token ($JMP_LEASE_TOKEN)."
 )
 def release(endpoint, passphrase, tls_ca, token):
-    """Give a lease back by its token (the exporter's afterLease hook runs)."""
+    """Give a lease back by its token (the exporter's afterLease hook runs); a controller's
+    board: end your lease there by its name (from `lease status`)."""
+    from jumpstarter_jupyter.client.controller import delete_lease
     from jumpstarter_jupyter.client.lease import release as release_lease
 
+    entry = _controller_entry(endpoint)
+    if entry is not None:
+        try:
+            delete_lease(_client_config(entry), token)
+        except JumpstarterError as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(f"released the controller lease {token}")
+        return
     _lease_call(
         endpoint,
         passphrase,
@@ -510,6 +645,12 @@ def force_release(endpoint, passphrase, tls_ca, admin_passphrase_file):
     """End whoever's lease, with the exporter's admin credential."""
     from jumpstarter_jupyter.client.lease import force_release as force_release_lease
 
+    entry = _controller_entry(endpoint)
+    if entry is not None:
+        raise click.ClickException(
+            f"pool board {entry.name!r} is leased from controller {entry.controller}: only its admin "
+            "ends other clients' leases there (kubectl delete lease NAME); your own: lease release --token NAME"
+        )
     admin = _secret(None, admin_passphrase_file, "admin-passphrase")
     _lease_call(
         endpoint,

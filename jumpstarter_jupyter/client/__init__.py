@@ -219,6 +219,12 @@ def _connect_controller(
     """``connect(controller=..., selector=...)``: lease from an upstream controller, connect through its router."""
     lease = ControllerLease(load_client_config(controller), selector, duration)
     lease.acquire(wait, on_wait)
+    return connect_leased(lease, name)
+
+
+def connect_leased(lease: ControllerLease, name: str = "dut") -> DriverClient:
+    """The client tree of the exporter an acquired controller ``lease`` reaches (``%jmp connect
+    --controller`` acquires it itself, to show the wait); ``close()`` deletes the lease."""
     try:
         # the controller's lease is the exporter's lease: calls through the router run under it
         connection = Connection(f"unix:{lease.socket}", name=name)

@@ -21,7 +21,7 @@ from google.protobuf import empty_pb2
 from jumpstarter_jupyter.client.controller import ControllerLease
 from jumpstarter_jupyter.client.errors import is_unknown_driver, translate
 from jumpstarter_jupyter.client.lease import BoardLease, Lease, LeaseWatch, exporter_status, request_handover
-from jumpstarter_jupyter.errors import ConnectionFailed
+from jumpstarter_jupyter.errors import ConnectionFailed, JumpstarterError, LeaseRequired
 from jumpstarter_jupyter.protocol.codec import EncodeError, decode, encode
 from jumpstarter_jupyter.protocol.metadata import LEASE_KEY, NAME_LABEL, OUR_CLIENT_LABEL, PASSPHRASE_KEY
 from jumpstarter_jupyter.protocol.v1 import console_pb2_grpc, jumpstarter_pb2_grpc, lease_pb2, router_pb2
@@ -121,7 +121,7 @@ class Connection:
         try:
             return self.exporter.GetReport(empty_pb2.Empty(), metadata=self.metadata, timeout=REPORT_TIMEOUT)
         except grpc.RpcError as err:
-            raise translate(err, self.endpoint, self.name, "connect") from None
+            raise self._failure(err, self.name, "connect") from None
 
     def _bind(self, report: pb.GetReportResponse) -> None:
         """Compute each entry's path from its parent chain (pre-order: parents come first)."""
@@ -189,7 +189,7 @@ class Connection:
             except grpc.RpcError as err:
                 if attempt == 1 and self._should_retry(err):
                     continue
-                raise translate(err, self.endpoint, self.display(path), method) from None
+                raise self._failure(err, self.display(path), method) from None
 
     def streaming_call(self, path: str, method: str, args: list[Any]) -> Iterator[Any]:
         """StreamingDriverCall, yielding decoded results; cancelled when the iterator closes."""
@@ -202,7 +202,7 @@ class Connection:
                 yield decode(response.result)
         except grpc.RpcError as err:
             self._should_retry(err)
-            raise translate(err, self.endpoint, self.display(path), method) from None
+            raise self._failure(err, self.display(path), method) from None
         finally:
             responses.cancel()
 
@@ -213,6 +213,16 @@ class Connection:
             from jumpstarter_jupyter.errors import DriverInvalidArgument
 
             raise DriverInvalidArgument(self.display(path), method, str(exc)) from None
+
+    def _failure(self, err: grpc.RpcError, name: str, method: str) -> JumpstarterError:
+        """The error a failed call raises; through a controller lease that has ended (expired, or
+        released), that lease's end and how to get a new one rather than a cancelled call."""
+        error = translate(err, self.endpoint, name, method)
+        lease = self.controller_lease
+        if lease is None or not isinstance(error, (ConnectionFailed, LeaseRequired)):
+            return error
+        ended = lease.end_notice()
+        return error if ended is None else ConnectionFailed(f"{name}.{method}: {ended}")
 
     def _should_retry(self, err: grpc.RpcError) -> bool:
         if err.code() == grpc.StatusCode.UNAVAILABLE:

@@ -34,7 +34,7 @@ import time
 import uuid
 import weakref
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,7 @@ CONFIG_KEYS = {
 }  # fmt: skip
 RPC_TIMEOUT = 10.0  # seconds for one call to the controller: an unreachable one fails, never hangs
 POLL_SECONDS = 1.0  # between GetLease polls (upstream's jmp polls every 5 s)
+WATCH_SECONDS = 2.0  # between GetLease polls of a granted lease someone watches (the lease bar)
 DIAL_TIMEOUT = 30.0  # seconds Dial is retried while the exporter is not ready or not listening
 DEFAULT_DURATION = 30 * 60.0  # upstream's jmp asks for 30 minutes
 
@@ -143,6 +144,29 @@ def parse_client_config(text: str, source: str, alias: str = "default") -> Clien
     return ClientConfig(alias, source, settings, float(timeout))
 
 
+def where(config: ClientConfig) -> str:
+    """``controller lab (HOST:PORT)``: how messages name the controller."""
+    return f"controller {config.alias} ({config.settings.endpoint})"
+
+
+def call_controller(config: ClientConfig, coroutine: Coroutine) -> Any:
+    """A controller call from this thread; its failure in words that name the controller."""
+    try:
+        return run_on_loop(coroutine, RPC_TIMEOUT + 5)
+    except grpc.aio.AioRpcError as error:
+        if error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+            raise ConnectionFailed(
+                f"{where(config)} is not reachable ({why(error)}); check the endpoint and tls in "
+                f"{config.source}, and that the controller is up, then try again"
+            ) from None
+        if error.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+            raise ConfigError(
+                f"{where(config)} refused client {config.settings.namespace}/{config.settings.name} "
+                f"({why(error)}); check token and metadata in {config.source}"
+            ) from None
+        raise
+
+
 # leases -------------------------------------------------------------------------------------
 
 # every controller lease of this process, deleted at exit (a kernel shut down or restarted)
@@ -158,6 +182,68 @@ def _release_all() -> None:
 def _condition(lease: client_pb2.Lease, type_: str) -> Any:
     """The lease's condition ``type_`` when it is True, else None."""
     return next((c for c in lease.conditions if c.type == type_ and c.status == "True"), None)
+
+
+@dataclass(frozen=True)
+class LeaseState:
+    """What the controller says of a lease now (plain data, as the lease bar shows it).
+
+    ``state`` is ``pending``, ``ready`` or ``ended``; ``reason`` the condition's reason
+    (``NotAvailable``, ``Offline``, ``Ready``, ``Expired``, ``Released``, ...) and ``message`` its
+    words; ``holder`` the Client object's name; ``end`` the effective end time (unix seconds, 0
+    while pending)."""
+
+    name: str
+    controller: str
+    selector: str
+    holder: str = ""
+    exporter: str = ""
+    state: str = "pending"
+    reason: str = ""
+    message: str = ""
+    end: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _end_time(lease: client_pb2.Lease) -> float:
+    """The lease's effective end (unix seconds): when it ended, else begin plus duration; 0 before."""
+    if lease.HasField("effective_end_time"):
+        return lease.effective_end_time.ToDatetime(datetime.UTC).timestamp()
+    if lease.HasField("end_time"):
+        return lease.end_time.ToDatetime(datetime.UTC).timestamp()
+    if lease.HasField("effective_begin_time"):
+        duration = lease.effective_duration if lease.HasField("effective_duration") else lease.duration
+        return (
+            lease.effective_begin_time.ToDatetime(datetime.UTC).timestamp()
+            + duration.ToTimedelta().total_seconds()
+        )
+    return 0.0
+
+
+def lease_state(lease: client_pb2.Lease, controller: str) -> LeaseState:
+    """A GetLease answer as a :class:`LeaseState`."""
+    ended = next((c for c in lease.conditions if c.type == "Ready" and c.status == "False"), None)
+    ready = _condition(lease, "Ready")
+    refused = _condition(lease, "Unsatisfiable") or _condition(lease, "Invalid")
+    pending = _condition(lease, "Pending")
+    state, condition = (
+        ("ended", ended or refused) if ended or refused
+        else ("ready", ready) if ready
+        else ("pending", pending)
+    )  # fmt: skip
+    return LeaseState(
+        name=lease.name.rsplit("/", 1)[-1],
+        controller=controller,
+        selector=lease.selector,
+        holder=lease.client.rsplit("/", 1)[-1],
+        exporter=lease.exporter.rsplit("/", 1)[-1],
+        state=state,
+        reason=condition.reason if condition else "",
+        message=condition.message if condition else "",
+        end=_end_time(lease),
+    )
 
 
 class ControllerLease:
@@ -181,10 +267,13 @@ class ControllerLease:
         self._directory: str | None = None
         self._streams: set[asyncio.Task] = set()
         self._released = False
+        self.state: LeaseState | None = None  # the controller's last answer about it
+        self._listeners: list[Callable[[LeaseState], None]] = []
+        self._watch: asyncio.Task | None = None
 
     @property
     def where(self) -> str:
-        return f"controller {self.config.alias} ({self.config.settings.endpoint})"
+        return where(self.config)
 
     # acquisition
     def acquire(self, wait: float | None = None, on_wait: Callable[[str], None] | None = None) -> None:
@@ -197,6 +286,8 @@ class ControllerLease:
             _held.add(self)
             self._wait_ready(limit, on_wait)
             self.socket = run_on_loop(self._serve(), RPC_TIMEOUT)
+            if self._listeners:  # watched while it waited (the notebook's wait widget): go on watching
+                self._start_watching()
         except BaseException:
             self.release()
             raise
@@ -211,22 +302,7 @@ class ControllerLease:
             ) from None
 
     def _call(self, coroutine: Coroutine) -> Any:
-        """A controller call from this thread; its failure in words that name the controller."""
-        try:
-            return run_on_loop(coroutine, RPC_TIMEOUT + 5)
-        except grpc.aio.AioRpcError as error:
-            if error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-                raise ConnectionFailed(
-                    f"{self.where} is not reachable ({why(error)}); check the endpoint and tls in "
-                    f"{self.config.source}, and that the controller is up, then try again"
-                ) from None
-            if error.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
-                raise ConfigError(
-                    f"{self.where} refused client {self.config.settings.namespace}/"
-                    f"{self.config.settings.name} ({why(error)}); check token and metadata in "
-                    f"{self.config.source}"
-                ) from None
-            raise
+        return call_controller(self.config, coroutine)
 
     def _client_service(self) -> client_pb2_grpc.ClientServiceStub:
         return client_pb2_grpc.ClientServiceStub(self._channel)
@@ -250,7 +326,7 @@ class ControllerLease:
         said = None
         while True:
             try:
-                reason = self._pending_reason(self._call(self._get()))
+                reason = self._pending_reason(self._note(self._call(self._get())))
             except ConnectionFailed:  # a controller restarting keeps the lease: poll on until the deadline
                 reason = "the controller is not reachable; trying again"
             if reason is None:
@@ -266,6 +342,84 @@ class ControllerLease:
                     f"{format_duration(limit)} (last: {reason})"
                 )
             time.sleep(POLL_SECONDS)
+
+    def _note(self, lease: client_pb2.Lease) -> client_pb2.Lease:
+        """Keep the controller's answer as ``state`` and tell the listeners when it changed."""
+        self._tell(lease_state(lease, self.where))
+        return lease
+
+    def _tell(self, state: LeaseState) -> None:
+        if state == self.state:
+            return
+        self.state = state
+        for listener in list(self._listeners):
+            try:
+                listener(state)
+            except Exception:  # one broken listener must not starve the others
+                log.exception("controller lease listener %r failed", listener)
+
+    def refresh(self) -> LeaseState | None:
+        """Ask the controller about the lease now; None when it does not answer (or there is none)."""
+        if self.name is None or self._channel is None or self._released:
+            return self.state
+        try:
+            self._note(self._call(self._get()))
+        except (ConnectionFailed, ConfigError, grpc.aio.AioRpcError):
+            return None
+        return self.state
+
+    def ended(self) -> str | None:
+        """Why the lease is over (``Released`` by us, ``Expired``, ...), asking the controller;
+        None while it holds (or the controller does not answer)."""
+        state = self.state if self._released else self.refresh()
+        if state is not None and state.state == "ended":
+            return state.reason or "ended"
+        return "Released" if self._released else None
+
+    @property
+    def id(self) -> str:
+        """The lease's name without ``namespaces/NS/leases/`` (what ``jmp get leases`` lists)."""
+        return (self.name or "").rsplit("/", 1)[-1]
+
+    def end_notice(self) -> str | None:
+        """``the controller lease ID of EXPORTER ended (Expired) ...; connect again ...``, asking
+        the controller; None while the lease holds."""
+        ended = self.ended()
+        if ended is None:
+            return None
+        alias = self.config.alias
+        return (
+            f"the controller lease {self.id} of {self.exporter} ended ({ended}) at {self.where}; "
+            f"connect again for a new one: jj.connect(controller={alias!r}, selector={self.selector!r}) "
+            f"or %jmp connect --controller {alias} --selector {self.selector}"
+        )
+
+    def watch(self, listener: Callable[[LeaseState], None]) -> Callable[[], None]:
+        """Call ``listener(state)`` whenever the controller's answer about the lease changes: while
+        :meth:`acquire` waits (each poll), then every ``WATCH_SECONDS`` from the client's loop until
+        the lease ends; returns the function that stops the calls."""
+        self._listeners.append(listener)
+        if self.state is not None:
+            listener(self.state)
+        if self.socket is not None:  # granted; else acquire() starts it once the lease is Ready
+            self._start_watching()
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    def _start_watching(self) -> None:
+        if (self._watch is None or self._watch.done()) and not self._released:
+            self._watch = run_on_loop(self._start_watch(), RPC_TIMEOUT)
+
+    async def _start_watch(self) -> asyncio.Task:
+        return asyncio.get_running_loop().create_task(self._poll())
+
+    async def _poll(self) -> None:
+        # until the lease ends, or nobody watches (a closed widget); watch() starts it again
+        while self._listeners and not self._released and (self.state is None or self.state.state != "ended"):
+            try:
+                self._note(await self._get())
+            except grpc.aio.AioRpcError as error:  # a controller restarting: ask again later
+                log.info("lease %s: GetLease at %s failed: %s", self.name, self.where, why(error))
+            await asyncio.sleep(WATCH_SECONDS)
 
     def _pending_reason(self, lease: client_pb2.Lease) -> str | None:
         """None once the lease is Ready (noting its exporter), else why it waits; raises
@@ -366,8 +520,14 @@ class ControllerLease:
             run_on_loop(self._release(), RPC_TIMEOUT + 5)
         if self._directory:
             shutil.rmtree(self._directory, ignore_errors=True)
+        if self.state is not None and self.state.state != "ended":
+            self._tell(
+                replace(self.state, state="ended", reason="Released", message="released by this client")
+            )
 
     async def _release(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
         if self._server is not None:
             self._server.close()
         for task in list(self._streams):
@@ -383,3 +543,40 @@ class ControllerLease:
             except grpc.aio.AioRpcError as error:  # already ended (expired), or the controller is gone
                 log.warning("lease %s: DeleteLease at %s failed: %s", self.name, self.where, why(error))
         await self._channel.close()
+
+
+# the client's leases at the controller (``jumpstarter-jupyter lease status/release`` on a pool board
+# that names a controller): what ``jmp get leases`` and ``jmp delete leases NAME`` do
+
+
+def client_leases(config: ClientConfig) -> list[LeaseState]:
+    """The leases the config's Client object holds or waits for at its controller (``ListLeases``)."""
+    request = client_pb2.ListLeasesRequest(parent=f"namespaces/{config.settings.namespace}", only_active=True)
+    answer = _client_call(config, lambda stub: stub.ListLeases(request, timeout=RPC_TIMEOUT))
+    return [lease_state(lease, where(config)) for lease in answer.leases]
+
+
+def delete_lease(config: ClientConfig, lease_id: str) -> None:
+    """End the Client object's lease ``lease_id`` at its controller (``DeleteLease``)."""
+    name = f"namespaces/{config.settings.namespace}/leases/{lease_id}"
+    _client_call(
+        config, lambda stub: stub.DeleteLease(client_pb2.DeleteLeaseRequest(name=name), timeout=RPC_TIMEOUT)
+    )
+
+
+def _client_call(config: ClientConfig, call: Callable[[client_pb2_grpc.ClientServiceStub], Any]) -> Any:
+    """One ``ClientService`` call on a channel of its own; failures name the controller."""
+
+    async def once() -> Any:
+        channel = await controller_channel(config.settings, "Client")
+        try:
+            return await call(client_pb2_grpc.ClientServiceStub(channel))
+        finally:
+            await channel.close()
+
+    try:
+        return call_controller(config, once())
+    except grpc.aio.AioRpcError as error:
+        raise ConnectionFailed(f"{where(config)}: {why(error)}") from None
+    except (OSError, TimeoutError) as exc:  # tls.insecure fetches the certificate first
+        raise ConnectionFailed(f"{where(config)} is not reachable ({exc or 'no TLS answer'})") from None

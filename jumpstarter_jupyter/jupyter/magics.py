@@ -17,8 +17,9 @@ the board's lease when the exporter requires one (showing the place in line whil
 ``--watch`` never does. ``--selector soc=imx8mp`` takes any board of the pool whose labels
 match: a free one at once, else the first one released while waiting at all of them; with
 ``--controller NAME`` (an upstream client config, ``~/.config/jumpstarter/clients/NAME.yaml``)
-that controller leases a matching exporter, reached through its router, showing why it waits
-until then. The kernel
+that controller leases a matching exporter, reached through its router, showing the lease as a
+widget (why it waits, then who holds which exporter and the time left); ``lease`` reads that
+lease from the controller and ``release`` deletes it. The kernel
 gives its leases back when it shuts down or restarts, and on ``%unload_ext``. ``gdb`` opens a
 local port to a debugger (CHILD, e.g. ``dut.debugger``; default the board's first) for a local
 gdb, kept until ``disconnect``, and prints gdb's command line.
@@ -27,6 +28,7 @@ gdb, kept until ``disconnect``, and prints gdb's command line.
 from __future__ import annotations
 
 import ast
+import time
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -34,10 +36,12 @@ from IPython.core.magic import Magics, line_magic, magics_class, output_can_be_s
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import display
 
-from jumpstarter_jupyter.client import DriverClient, connect, pool
+from jumpstarter_jupyter.client import DriverClient, connect, connect_leased, pool
+from jumpstarter_jupyter.client.controller import ControllerLease, load_client_config
 from jumpstarter_jupyter.client.lease import describe
 from jumpstarter_jupyter.durations import format_duration, parse_duration
 from jumpstarter_jupyter.errors import JumpstarterError
+from jumpstarter_jupyter.jupyter.lease import ControllerLeaseWidget
 from jumpstarter_jupyter.jupyter.panel import close_widgets, tree_lines
 
 COMMANDS = ("connect", "disconnect", "tree", "status", "lease", "release", "pool", "gdb")
@@ -115,34 +119,30 @@ class JumpstarterMagics(Magics):
             else:
                 line.update(text, raw=True)
 
-        def waiting(reason: str) -> None:
-            nonlocal line
-            text = {"text/plain": f"waiting for {target} at controller {args.controller}: {reason}"}
-            if line is None:
-                line = display(text, raw=True, display_id=True)
-            else:
-                line.update(text, raw=True)
-
         if args.selector is not None:
             args.selector = _unquoted(args.selector)
         if args.selector is not None and (args.target or args.passphrase):
             raise UsageError("%jmp connect: give an ENDPOINT or --selector, not both")
         if args.controller is not None and (args.selector is None or args.watch):
             raise UsageError("%jmp connect: --controller needs a --selector (and leases: no --watch)")
+        entry = pool.lookup(args.target) if args.target and not args.watch else None
+        if entry is not None and entry.controller is not None:  # a pool board a controller leases
+            args.controller, args.selector = entry.controller, entry.selector
         try:
-            client = connect(
-                args.target,
-                args.passphrase,
-                name=args.name,
-                lease=False if args.watch else None,
-                wait=_duration("--wait", args.wait),
-                purpose=args.purpose,
-                selector=args.selector,
-                duration=_duration("--duration", args.duration) or 0,
-                on_queued=queued,
-                controller=args.controller,
-                on_wait=waiting,
-            )
+            if args.controller is not None:
+                client = self._connect_controller(args)
+            else:
+                client = connect(
+                    args.target,
+                    args.passphrase,
+                    name=args.name,
+                    lease=False if args.watch else None,
+                    wait=_duration("--wait", args.wait),
+                    purpose=args.purpose,
+                    selector=args.selector,
+                    duration=_duration("--duration", args.duration) or 0,
+                    on_queued=queued,
+                )
         except ValueError as exc:  # a bad selector: the column and what was expected
             raise UsageError(f"%jmp connect: {exc}") from None
         board = f": {client.connection.board}" if args.selector is not None else ""
@@ -156,6 +156,15 @@ class JumpstarterMagics(Magics):
         if not args.silenced and not self._result_is_displayed():
             display(client)
         return client
+
+    def _connect_controller(self, args: Any) -> DriverClient:
+        """Lease from the controller, showing the lease as a widget from its first wait on."""
+        lease = ControllerLease(
+            load_client_config(args.controller), args.selector, _duration("--duration", args.duration) or 0
+        )
+        display(ControllerLeaseWidget(lease))
+        lease.acquire(_duration("--wait", args.wait))
+        return connect_leased(lease, args.name)
 
     def _disconnect(self, args: Any) -> None:
         name = args.target or self._only_name()
@@ -198,6 +207,14 @@ class JumpstarterMagics(Magics):
     def _lease(self, args: Any) -> None:
         client = self._client(args.target or self._only_name())
         lease = client.connection.lease
+        if client.connection.controller_lease is not None:
+            if args.extend:
+                raise UsageError(
+                    f"%jmp lease: {client.name}'s lease is the controller's: its length is set when it is "
+                    "taken (%jmp connect --controller ... --duration D)"
+                )
+            print(f"{client.name}: {controller_lease_text(client.connection.controller_lease)}")
+            return
         if args.extend:
             if lease is None or not lease.active:
                 raise UsageError(f"%jmp lease: {client.name} holds no lease to extend")
@@ -206,6 +223,14 @@ class JumpstarterMagics(Magics):
 
     def _release(self, args: Any) -> None:
         client = self._client(args.target or self._only_name())
+        controller_lease = client.connection.controller_lease
+        if controller_lease is not None:
+            controller_lease.release()
+            print(
+                f"{client.name}: the controller lease {controller_lease.id} of {controller_lease.exporter} is "
+                f"released at {controller_lease.where}; the board is free (connect again for a new lease)"
+            )
+            return
         if client.connection.lease is None:
             print(f"{client.name}: holds no lease")
             return
@@ -305,9 +330,23 @@ def status_line(name: str, client: DriverClient) -> str:
     return f"{name}: {where}, {drivers} drivers{failing}, {health}; {lease_text(client)}"
 
 
+def controller_lease_text(lease: ControllerLease) -> str:
+    """``controller lease ID at controller lab (HOST:PORT): client alice holds exporter E, 29 min left``,
+    from the controller now (ended: why, and how to get a new one)."""
+    state = lease.refresh() or lease.state
+    if state is None:
+        return f"controller lease {lease.id} at {lease.where}: the controller does not answer"
+    if state.state == "ended":
+        return lease.end_notice() or f"the controller lease {lease.id} ended ({state.reason})"
+    left = format_duration(max(0.0, state.end - time.time()))
+    return f"controller lease {lease.id} at {lease.where}: client {state.holder} holds {state.exporter}, {left} left"
+
+
 def lease_text(client: DriverClient) -> str:
     """``you hold the board (bring-up), 58 min left; 1 waiting: bob@lab``, from the exporter."""
     connection = client.connection
+    if connection.controller_lease is not None:
+        return controller_lease_text(connection.controller_lease)
     board = connection.read_board_lease()
     if not board.supported:
         return "the exporter has no leases (an upstream exporter)"

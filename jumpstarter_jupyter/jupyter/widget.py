@@ -79,6 +79,16 @@ def static_source(kind: str, name: str) -> str:
     return path.read_text(encoding="utf-8")
 
 
+def front_end_message(bundle: str) -> dict[str, str]:
+    """The reply to a loader's ``{"type": "bundle"}``: the front end ``static/widgets/<bundle>.js``."""
+    return {
+        "type": "bundle",
+        "name": bundle,
+        "version": __version__,
+        "source": static_source("widgets", bundle),
+    }
+
+
 class Batcher:
     """Run ``flush`` on one thread, at most ``rate`` times a second, whenever poked.
 
@@ -256,14 +266,7 @@ class DriverWidget(anywidget.AnyWidget):
 
     def send_front_end(self) -> None:
         """Send the views this widget's front end, for a loader that finds no JupyterLab extension."""
-        self.send(
-            {
-                "type": "bundle",
-                "name": self.bundle,
-                "version": __version__,
-                "source": static_source("widgets", self.bundle),
-            }
-        )
+        self.send(front_end_message(self.bundle))
 
     def on_message(self, content: Any, buffers: list) -> None:
         """Handle a front-end message that is not an action (comm thread: return quickly)."""

@@ -5,7 +5,10 @@ starts one; each test makes its own identities with ``new_exporter``/``new_clien
 from __future__ import annotations
 
 import base64
+import contextlib
 import itertools
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -80,3 +83,25 @@ def exporter_config(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
+
+
+@contextlib.contextmanager
+def joined_exporter(
+    controller: TestController, directory: Path, labels: dict[str, str], export: dict[str, Any], **extra: Any
+) -> Iterator[str]:
+    """Our exporter (``jumpstarter-jupyter run``, its own process) joined to the controller with a
+    fresh Exporter object carrying ``labels`` (``extra``: more config keys, e.g. ``lease``); yields
+    its name once the controller can lease it."""
+    from support import start_exporter, wait_for
+
+    name, token = new_exporter(controller, labels, "joined")
+    config = exporter_config(controller, directory / f"{name}.yaml", name, token, export)
+    config.write_text(yaml.safe_dump({**yaml.safe_load(config.read_text()), **extra}, sort_keys=False))
+    process = start_exporter("run", config, log=str(directory / f"{name}.log"))
+    try:
+        record = controller.exporter(name)
+        wait_for(lambda: record.devices and record.online, what=f"{name} registered and online")
+        yield name
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)

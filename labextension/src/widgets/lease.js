@@ -1,6 +1,9 @@
 // Lease bar: who holds the board, a countdown, the expiry warning and hand-over requests for
 // the holder; "request hand-over" and "take the lease" for a watcher. Its buttons never lock:
-// they are how a watcher becomes the holder.
+// they are how a watcher becomes the holder. A board leased from an upstream controller shows
+// the controller's lease instead (the `controller` trait): why it waits, then the Client object
+// holding it, the exporter and the time left, then why it ended; the same view draws the
+// notebook's wait for such a lease (ControllerLeaseWidget), before there is a board.
 import { action, h, style, view } from "./shared.js";
 
 const CSS = `
@@ -15,6 +18,7 @@ const CSS = `
 .jmp-lease .jmp-notice { background: var(--jp-info-color3, #e3f2fd); color: var(--jp-info-color0, #0d47a1);
   padding: 2px 6px; border-radius: 3px; margin-top: 4px; display: flex; gap: 8px; align-items: center; }
 .jmp-lease .jmp-notice button { margin-left: auto; }
+.jmp-lease[data-mode="pending"] .jmp-who { color: var(--jp-warn-color0, #750); }
 `;
 const EXTEND = ["15m", "1h", "4h"];
 
@@ -42,17 +46,37 @@ function render({ model, el }) {
   // the countdown runs here, from `remaining` and when it arrived: no kernel message per second
   let received = performance.now();
   const tick = () => {
-    const holder = model.get("holder");
-    const seconds = model.get("remaining") - (performance.now() - received) / 1000;
-    left.textContent = holder ? `${clock(seconds)} left` : "";
-    left.dataset.seconds = holder ? String(Math.max(0, Math.round(seconds))) : "";
+    const controller = model.get("controller") || {};
+    const counting = controller.state ? controller.state === "ready" : Boolean(model.get("holder"));
+    const seconds = (controller.state ? controller.remaining : model.get("remaining")) - (performance.now() - received) / 1000;
+    left.textContent = counting ? `${clock(seconds)} left` : "";
+    left.dataset.seconds = counting ? String(Math.max(0, Math.round(seconds))) : "";
   };
   const timer = setInterval(tick, 1000);
   v.onCleanup(() => clearInterval(timer));
 
   const button = (label, name, ...args) => h("button", { class: "jmp-btn", "data-view-only": true,
     "data-action": name, onclick: () => action(model, name, ...args) }, label);
+  // a controller's lease: its own words, not the exporter's view of it
+  const drawController = (lease) => {
+    v.root.classList.add("jmp-shown");
+    v.root.dataset.mode = lease.state;
+    const why = lease.message ? `${lease.reason}: ${lease.message}` : lease.reason;
+    who.textContent = lease.state === "ready" ? `client ${lease.holder} holds ${lease.exporter}`
+      : lease.state === "pending" ? `waiting for an exporter matching ${lease.selector}`
+      : `the lease ended (${lease.reason})`;
+    buttons.replaceChildren(...(lease.state === "ready" ? [button("release", "release")] : []));
+    const until = lease.state === "ready" && lease.end ? `until ${timeOfDay(lease.end)}` : "";
+    line.textContent = [lease.name ? `lease ${lease.name} at ${lease.controller}` : lease.controller, until,
+      lease.state === "pending" ? why || "asking the controller" : "", model.get("info")].filter(Boolean).join(" · ");
+    warning.textContent = lease.state === "ended" ? `${why}: connect again for a new lease` : "";
+    warning.style.display = warning.textContent ? "" : "none";
+    notices.replaceChildren();
+    tick();
+  };
   const draw = () => {
+    const controller = model.get("controller") || {};
+    if (controller.state) return drawController(controller);
     const [holder, mine, purpose] = [model.get("holder"), model.get("mine"), model.get("purpose")];
     v.root.classList.toggle("jmp-shown", model.get("supported") && (model.get("required") || Boolean(holder)));
     v.root.dataset.mode = mine ? "holder" : holder ? "watcher" : "free";
@@ -75,6 +99,7 @@ function render({ model, el }) {
     tick();
   };
   v.listen("change:remaining", () => { received = performance.now(); tick(); });
+  v.listen("change:controller", () => { received = performance.now(); draw(); });
   for (const name of ["supported", "required", "holder", "purpose", "since", "mine", "queue", "warning", "notices", "info"]) {
     v.listen(`change:${name}`, draw);
   }

@@ -7,7 +7,7 @@ import contextlib
 import json
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 import grpc
@@ -16,16 +16,17 @@ from jumpstarter_jupyter.client.connection import Connection, request_json
 from jumpstarter_jupyter.client.errors import is_unknown_driver, translate
 from jumpstarter_jupyter.errors import ConnectionFailed, DriverTimeout
 from jumpstarter_jupyter.protocol.codec import decode, encode
+from jumpstarter_jupyter.protocol.frames import GOAWAY_REQUEST, encode_data
 from jumpstarter_jupyter.protocol.metadata import CONTENT_ENCODING_KEY, REQUEST_KEY, RESOURCE_KEY
 from jumpstarter_jupyter.protocol.v1 import jumpstarter_pb2 as pb
 from jumpstarter_jupyter.protocol.v1 import router_pb2, stream_pb2, stream_pb2_grpc
 
 _EOF = object()  # in the outbox: half-close the request stream
 _GOAWAY = object()  # in the outbox: the end of writing (a GOAWAY frame)
-GOAWAY = router_pb2.StreamRequest(frame_type=router_pb2.FRAME_TYPE_GOAWAY)
 _OUR_GOAWAY = stream_pb2.StreamFrame(goaway=True)
 CLOSE_FLUSH = 5.0  # seconds close() waits for written bytes to be acknowledged
 INBOX_DEPTH = 16  # frames of the driver's bytes read ahead of receive()
+OUTBOX_BYTES = 8 << 20  # written bytes waiting for gRPC: 8 frames, or 2 of an upload's 4 MiB ones
 
 
 class ClientStream:
@@ -42,13 +43,16 @@ class ClientStream:
     def __init__(self, connection: Connection, path: str, request: dict, label: str):
         self.connection, self.path, self.label = connection, path, label
         self.name = f"{connection.display(path)}.{label}"
-        self.frame_size = connection.frame_size
+        upload = request.get("kind") == "resource"
+        self.frame_size = connection.upload_frame_size if upload else connection.frame_size
         self._outbox: queue.Queue[Any]
         self._closed = threading.Event()
         self._eof_sent = self._eof_received = False
         # resource transfers end in their call's result, which says what arrived
         acknowledged = connection.ours and request.get("kind") == "driver"
-        self._frame, self._goaway = (_our_frame, _OUR_GOAWAY) if acknowledged else (_router_frame, GOAWAY)
+        self._frame, self._goaway = (
+            (_our_frame, _OUR_GOAWAY) if acknowledged else (encode_data, GOAWAY_REQUEST)
+        )
         try:
             try:
                 self._open(request, acknowledged)
@@ -65,13 +69,13 @@ class ClientStream:
 
     def _open(self, request: dict, acknowledged: bool) -> None:
         """Start the RPC and wait for the exporter's answer; ``grpc.RpcError`` if it refused."""
-        self._outbox = queue.Queue(maxsize=8)
+        self._outbox = queue.Queue(maxsize=max(2, min(8, OUTBOX_BYTES // self.frame_size)))
         metadata = (*self.connection.metadata, (REQUEST_KEY, request_json(request)))
         channel = self.connection.channel
         rpc = (
             stream_pb2_grpc.StreamServiceStub(channel).Stream
             if acknowledged
-            else self.connection.router.Stream
+            else self.connection.router_stream
         )
         self._call = rpc(self._requests(self._outbox), metadata=metadata)
         try:
@@ -101,7 +105,10 @@ class ClientStream:
     def _requests(self, outbox: queue.Queue):
         item = outbox.get()
         while item is not _EOF:
-            if isinstance(item, bytes):
+            if isinstance(item, _Frame):
+                yield item.message
+                item = outbox.get()
+            elif isinstance(item, bytes):
                 item, following = self._coalesce(outbox, item)
                 yield self._frame(item)
                 item = following if following is not None else outbox.get()
@@ -153,9 +160,12 @@ class ClientStream:
                 f"{self.name}: the stream ended ({code.name}: "
                 f"{self._call.details() or 'no details'}); {len(data)} bytes not sent"
             )
-        view = memoryview(data)
-        for start in range(0, len(view), self.frame_size):
-            self._put(bytes(view[start : start + self.frame_size]))
+        with memoryview(data) as view:
+            for start in range(0, len(view), self.frame_size):
+                part = view[start : start + self.frame_size]
+                # a whole frame is serialized here, on the writer's thread, in one copy (and
+                # the writer may reuse its buffer at once); smaller writes wait to be coalesced
+                self._put(_Frame(self._frame(part)) if len(part) == self.frame_size else bytes(part))
 
     def flush(self, timeout: float | None = 30) -> None:
         """Return once the driver has taken every byte sent so far (our exporters; upstream,
@@ -223,12 +233,17 @@ class ClientStream:
             self.cancel()
 
 
-def _our_frame(data: bytes) -> stream_pb2.StreamFrame:
-    return stream_pb2.StreamFrame(payload=data)
+def _our_frame(data: bytes | memoryview) -> stream_pb2.StreamFrame:
+    return stream_pb2.StreamFrame(payload=bytes(data))
 
 
-def _router_frame(data: bytes) -> router_pb2.StreamRequest:
-    return router_pb2.StreamRequest(payload=data)
+class _Frame:
+    """In the outbox: a message already built from a whole frame of bytes (nothing to coalesce)."""
+
+    __slots__ = ("message",)
+
+    def __init__(self, message: Any):
+        self.message = message
 
 
 class _Receipts:
@@ -344,7 +359,7 @@ def upload(
         call = _call_with_handle(connection, path, method, stream, extra_args, handle_index)
         sent = 0
         try:
-            while chunk := source.read(stream.frame_size):
+            for chunk in _chunks(source, stream.frame_size):
                 stream.send(chunk)
                 sent += len(chunk)
                 if progress:
@@ -355,6 +370,20 @@ def upload(
         except ConnectionFailed:
             pass  # the call failed and closed the stream: its error is the one to report
         return _result(connection, path, method, call)
+
+
+def _chunks(source: IO[bytes], size: int) -> Iterator[bytes | memoryview]:
+    """``source``'s bytes, ``size`` at a time, read into one buffer where ``source`` can
+    (``send`` has copied each piece before the next is read): a flash then costs no fresh
+    memory per frame, which page faults make dear."""
+    if not hasattr(source, "readinto"):
+        while chunk := source.read(size):
+            yield chunk
+        return
+    buffer = bytearray(size)
+    view = memoryview(buffer)
+    while count := source.readinto(buffer):
+        yield view[:count]
 
 
 def download(

@@ -25,6 +25,9 @@ from jumpstarter_jupyter.protocol.metadata import CONTENT_ENCODING_KEY
 
 ENCODINGS = ("gzip", "xz", "bz2", "zstd")
 QUEUE_FRAMES = 32  # bounded like upstream: a writer blocks when nobody reads
+# and in bytes: our clients' frames are 4 MiB, and a slow card must not let the exporter hold
+# (and the client's progress run ahead by) 32 of them
+QUEUE_BYTES = 8 << 20
 
 
 class Channel:
@@ -37,8 +40,8 @@ class Channel:
     def __init__(self, encoding: str | None = None):
         self.uuid = str(uuid.uuid4())
         self.encoding = encoding
-        self.inbound = Pipe(QUEUE_FRAMES)  # client -> driver
-        self.outbound = Pipe(QUEUE_FRAMES)  # driver -> client
+        self.inbound = Pipe(QUEUE_FRAMES, QUEUE_BYTES)  # client -> driver
+        self.outbound = Pipe(QUEUE_FRAMES, QUEUE_BYTES)  # driver -> client
 
     def handle(self) -> dict:
         return {"kind": "client_stream", "uuid": self.uuid, CONTENT_ENCODING_KEY: self.encoding}
@@ -62,30 +65,43 @@ class ResourceFile:
 
     def __init__(self, channel: Channel):
         self.channel = channel
-        self._pending = b""
+        self._pending = memoryview(b"")  # the rest of the client's last frame
         self._eof = False
 
     def read(self, size: int = -1) -> bytes:
         """Read up to ``size`` bytes (all with -1); ``b""`` at the client's EOF."""
-        while not self._eof and (size < 0 or len(self._pending) < size):
+        if size == 0:
+            return b""
+        if size > 0:
+            return self._take(size) if self._wait() else b""
+        parts = []
+        while self._wait():
+            parts.append(self._take(len(self._pending)))
+        return b"".join(parts)
+
+    def readinto(self, buffer: Any) -> int:
+        """Copy up to ``len(buffer)`` bytes into ``buffer`` (one copy: a flash's bytes are many);
+        0 at the client's EOF."""
+        if not len(buffer) or not self._wait():
+            return 0
+        count = min(len(buffer), len(self._pending))
+        buffer[:count] = self._pending[:count]
+        self._pending = self._pending[count:]
+        return count
+
+    def _wait(self) -> bool:
+        """Wait for the client's next bytes unless some are pending; False at its EOF."""
+        while not self._pending and not self._eof:
             data = self.channel.inbound.get()
             if data is None:
                 raise BrokenPipeError("the client closed the resource stream before the end of its data")
-            if not data:
-                self._eof = True
-            else:
-                self._pending += data
-                if size >= 0:
-                    break
-        if size < 0:
-            size = len(self._pending)
-        out, self._pending = self._pending[:size], self._pending[size:]
-        return out
+            self._eof = not data
+            self._pending = memoryview(data)
+        return bool(self._pending)
 
-    def readinto(self, buffer: Any) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
+    def _take(self, size: int) -> bytes:
+        out, self._pending = bytes(self._pending[:size]), self._pending[size:]
+        return out
 
     def readable(self) -> bool:
         return True

@@ -110,17 +110,21 @@ class Pipe:
 
     ``put`` waits for room and returns False once the pipe is closed (the item is dropped);
     ``get`` returns the next item, or None once the pipe is closed and empty. Put None
-    yourself to mark the end of data.
+    yourself to mark the end of data. It holds at most ``depth`` items and, given
+    ``max_bytes``, takes no item while its items' lengths add up to that much or more.
     """
 
-    def __init__(self, depth: int = 32):
-        self.depth = depth
+    def __init__(self, depth: int = 32, max_bytes: int | None = None):
+        self.depth, self.max_bytes = depth, max_bytes
+        self.held = 0  # bytes of the items held (counted when max_bytes is given)
         self.items: collections.deque = collections.deque()
         self.closed = False
         self.changed = Signal()
 
     def _has_room(self) -> bool:
-        return self.closed or len(self.items) < self.depth
+        if self.closed:
+            return True
+        return len(self.items) < self.depth and (self.max_bytes is None or self.held < self.max_bytes)
 
     def _has_item(self) -> bool:
         return self.closed or bool(self.items)
@@ -129,6 +133,8 @@ class Pipe:
         if self.closed:
             return False
         self.items.append(item)
+        if self.max_bytes is not None and item:
+            self.held += len(item)
         self.changed.notify()
         return True
 
@@ -136,6 +142,8 @@ class Pipe:
         if not self.items:
             return None
         item = self.items.popleft()
+        if self.max_bytes is not None and item:
+            self.held -= len(item)
         self.changed.notify()
         return item
 

@@ -18,6 +18,7 @@ from jumpstarter_jupyter.exporter.calls import Calls
 from jumpstarter_jupyter.exporter.dispatch import Dispatcher, Refused, call_name
 from jumpstarter_jupyter.exporter.leases import Leases
 from jumpstarter_jupyter.exporter.report import Node, Tree
+from jumpstarter_jupyter.protocol.frames import decode_request
 from jumpstarter_jupyter.protocol.metadata import (
     ACCEPT_ENCODING_KEY,
     CONTENT_ENCODING_KEY,
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from jumpstarter_jupyter.exporter.stream_service import Acknowledgements
 
 GOAWAY = router_pb2.StreamResponse(frame_type=router_pb2.FRAME_TYPE_GOAWAY)
+SERVICE = "jumpstarter.v1.RouterService"
 
 
 class RouterServicer(router_pb2_grpc.RouterServiceServicer):
@@ -58,7 +60,7 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
             readonly, responses = (
                 False,
                 (
-                    relay(request, incoming, context)
+                    relay(request, _as_bytes(incoming), context)
                     if relay
                     else self._resource(node, request, incoming, context, acks)
                 ),
@@ -67,7 +69,8 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
         else:
             uuid, name = str(request.get("uuid")), request.get("method") or "connect"
             node, method = self.dispatch.method(uuid, name, STREAM)
-            readonly, responses = method.readonly, self._driver_stream(node, method, incoming, context, acks)
+            streamed = self._driver_stream(node, method, _as_bytes(incoming), context, acks)
+            readonly, responses = method.readonly, streamed
             what = call_name(node, method)
         with self.dispatch.controlling(context, node, what, readonly):
             async for data in responses:
@@ -123,6 +126,20 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
             node.driver.resources.forget(channel)
 
 
+def add_router_to_server(router: RouterServicer, server: grpc.aio.Server) -> None:
+    """Serve ``router`` as the generated ``add_RouterServiceServicer_to_server`` does, except that a
+    data frame arrives as a view of its payload (``frames.decode_request``), not a parsed copy."""
+    handlers = {
+        "Stream": grpc.stream_stream_rpc_method_handler(
+            router.Stream,
+            request_deserializer=decode_request,
+            response_serializer=router_pb2.StreamResponse.SerializeToString,
+        )
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
+    server.add_registered_method_handlers(SERVICE, handlers)
+
+
 def _stream_request(context) -> dict:
     raw = dict(context.invocation_metadata()).get(REQUEST_KEY)
     try:
@@ -155,13 +172,22 @@ async def _until_cancelled() -> None:
     await asyncio.get_running_loop().create_future()
 
 
-async def _router_payloads(frames) -> AsyncIterator[bytes]:
-    """Data of RouterService frames until GOAWAY or half-close."""
+async def _router_payloads(frames) -> AsyncIterator[memoryview | bytes]:
+    """Data of RouterService frames until GOAWAY or half-close (a data frame comes as a view)."""
     async for frame in frames:
+        if isinstance(frame, memoryview):
+            yield frame
+            continue
         if frame.frame_type == router_pb2.FRAME_TYPE_GOAWAY:
             return
         if frame.frame_type == router_pb2.FRAME_TYPE_DATA and frame.payload:
             yield frame.payload
+
+
+async def _as_bytes(incoming: AsyncIterator[memoryview | bytes]) -> AsyncIterator[bytes]:
+    """The payloads as bytes: for drivers and relays, which only resource channels spare the copy."""
+    async for data in incoming:
+        yield bytes(data)
 
 
 async def _pump(

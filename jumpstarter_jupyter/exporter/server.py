@@ -30,14 +30,13 @@ from jumpstarter_jupyter.exporter.lease_service import LeaseServicer
 from jumpstarter_jupyter.exporter.leases import LeasePolicy, Leases
 from jumpstarter_jupyter.exporter.logs import LogHub
 from jumpstarter_jupyter.exporter.report import Tree
-from jumpstarter_jupyter.exporter.router_service import RouterServicer
+from jumpstarter_jupyter.exporter.router_service import RouterServicer, add_router_to_server
 from jumpstarter_jupyter.exporter.stream_service import StreamServicer
 from jumpstarter_jupyter.protocol.metadata import PASSPHRASE_KEY
 from jumpstarter_jupyter.protocol.v1 import (
     console_pb2_grpc,
     jumpstarter_pb2_grpc,
     lease_pb2_grpc,
-    router_pb2_grpc,
     stream_pb2_grpc,
 )
 
@@ -248,7 +247,7 @@ def _server(
         ExporterServicer(tree, hub, calls, leases, routed), server
     )
     router = RouterServicer(tree, calls, leases)
-    router_pb2_grpc.add_RouterServiceServicer_to_server(router, server)
+    add_router_to_server(router, server)
     stream_pb2_grpc.add_StreamServiceServicer_to_server(StreamServicer(router), server)
     console_pb2_grpc.add_ConsoleServiceServicer_to_server(ConsoleServicer(tree, leases), server)
     lease_pb2_grpc.add_LeaseServiceServicer_to_server(LeaseServicer(leases), server)

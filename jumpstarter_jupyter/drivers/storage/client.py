@@ -228,23 +228,26 @@ class _MappedBytes:
         self.budget = bmap.mapped_bytes  # bytes the current call may read: its EOF comes there
         self.sent = 0
 
-    def read(self, size: int = -1) -> bytes:
+    def readinto(self, buffer: Any) -> int:
+        """Copy the next mapped bytes into ``buffer`` (to the end of a range at most); 0 once
+        the current call's budget or the map is exhausted. ``upload`` reads this way, into one
+        buffer it reuses."""
         if self.budget <= 0:
-            return b""
-        size = self.budget if size < 0 else min(size, self.budget)
+            return 0
         while self.left == 0:
             offset, self.left = next(self.spans, (-1, 0))
             if offset < 0:
-                return b""
+                return 0
             self._skip_to(offset)
-        data = self.image.read(min(size, self.left))
-        if not data:
+        with memoryview(buffer) as view:
+            count = self.image.readinto(view[: min(len(view), self.left, self.budget)])
+        if not count:
             raise ValueError(f"the image ends at byte {self.position}, before its bmap's ranges do")
-        self.position += len(data)
-        self.left -= len(data)
-        self.budget -= len(data)
-        self.sent += len(data)
-        return data
+        self.position += count
+        self.left -= count
+        self.budget -= count
+        self.sent += count
+        return count
 
     def _skip_to(self, offset: int) -> None:
         if self.seekable:

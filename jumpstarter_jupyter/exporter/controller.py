@@ -383,9 +383,10 @@ class LeaseSession:
             if lease.after_failed and after.on_failure == "warn":
                 available = f"{HOOK_WARNING}afterLease hook warning: {lease.after_failed}"
             elif lease.after_failed:
+                policy = after.on_failure + (", shutting down" if after.on_failure == "exit" else "")
                 link.report(
                     status_pb.EXPORTER_STATUS_AFTER_LEASE_HOOK_FAILED,
-                    f"afterLease hook failed (on_failure={after.on_failure}): {lease.after_failed}",
+                    f"afterLease hook failed (on_failure={policy}): {lease.after_failed}",
                 )
                 await link.status_sent()
                 if self._bridges:  # its clients see the failure and hang up (LINGER at most)

@@ -103,6 +103,8 @@ def _every_rpc():
     """(path, request, streaming request?, streaming response?) for every method of every service we serve."""
     for module in (jumpstarter_pb2, router_pb2, console_pb2):
         for service in module.DESCRIPTOR.services_by_name.values():
+            if service.name == "ControllerService":
+                continue  # the upstream controller's: exporters and clients call it, none serves it
             for method in service.methods:
                 path = f"/{service.full_name}/{method.name}"
                 yield path, method.input_type, method.client_streaming, method.server_streaming

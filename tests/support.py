@@ -28,17 +28,13 @@ def client_for(driver: Driver, name: str = "driver", **options) -> Iterator[Driv
 def run_cli(client: DriverClient, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     """Run ``jumpstarter-jupyter j --endpoint <its exporter> <client's path> ARGS`` in its own process."""
     path = client.path.split(".") if client.path else []
-    argv = [
-        sys.executable,
-        "-m",
-        "jumpstarter_jupyter",
-        "j",
-        "--endpoint",
-        client.connection.endpoint,
-        *path,
-        *args,
-    ]
+    argv = cli_argv(client.connection.endpoint, *path, *args)
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def cli_argv(endpoint: str, *args: str) -> list[str]:
+    """The command line ``jumpstarter-jupyter j --endpoint ENDPOINT ARGS`` (this interpreter's)."""
+    return [sys.executable, "-m", "jumpstarter_jupyter", "j", "--endpoint", endpoint, *args]
 
 
 def wait_for(condition: Callable[[], object], timeout: float = 30.0, what: str = "the condition") -> object:

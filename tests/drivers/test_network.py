@@ -8,7 +8,6 @@ import signal
 import socket
 import socketserver
 import subprocess
-import sys
 import threading
 import urllib.request
 
@@ -19,7 +18,7 @@ from jumpstarter_jupyter.drivers.composite.driver import Composite
 from jumpstarter_jupyter.drivers.network.client import NetworkClient
 from jumpstarter_jupyter.drivers.network.driver import TcpNetwork
 from jumpstarter_jupyter.exporter import build_tree, parse_config
-from support import client_for, default_sigint, run_cli, serving
+from support import cli_argv, client_for, default_sigint, run_cli, serving
 
 DEADLINE = 30.0  # seconds: bounds socket reads that normally return at once
 
@@ -230,17 +229,7 @@ def test_cli_address(echo_port):
 
 def test_cli_forward_until_interrupted(http_port):
     with client_for(TcpNetwork("127.0.0.1", http_port), "network") as network:
-        argv = [
-            sys.executable,
-            "-m",
-            "jumpstarter_jupyter",
-            "j",
-            "--endpoint",
-            network.connection.endpoint,
-            "network",
-            "forward",
-            "0",
-        ]
+        argv = cli_argv(network.connection.endpoint, "network", "forward", "0")
         process = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,

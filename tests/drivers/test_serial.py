@@ -20,7 +20,7 @@ from jumpstarter_jupyter.drivers.composite.driver import Composite
 from jumpstarter_jupyter.drivers.serial.common import ExpectTimeout
 from jumpstarter_jupyter.drivers.serial.console import Console
 from jumpstarter_jupyter.drivers.serial.driver import PySerial
-from support import client_for, serving, sigint_raises_keyboard_interrupt
+from support import cli_argv, client_for, serving, sigint_raises_keyboard_interrupt
 
 DEADLINE = 20.0
 
@@ -309,16 +309,7 @@ def test_bad_url_is_a_clear_error():
 
 def test_cli_pipe_round_trips_bytes_through_loop():
     with client_for(PySerial(url="loop://"), "serial") as serial:
-        argv = [
-            sys.executable,
-            "-m",
-            "jumpstarter_jupyter",
-            "j",
-            "--endpoint",
-            serial.connection.endpoint,
-            "serial",
-            "pipe",
-        ]
+        argv = cli_argv(serial.connection.endpoint, "serial", "pipe")
         done = subprocess.run(argv, input=b"hello through pipe\n", capture_output=True, timeout=60)
         assert done.returncode == 0, done.stderr
         assert done.stdout == b"hello through pipe\n"
@@ -329,16 +320,7 @@ def test_cli_console_is_an_interactive_raw_terminal(pty):
         # the console runs on a terminal of its own: a second real pty, the test types on its master
         # (subprocess forks and execs in C: pexpect.spawn's Python-level fork in this gRPC process is not safe)
         terminal = Pty()
-        argv = [
-            sys.executable,
-            "-m",
-            "jumpstarter_jupyter",
-            "j",
-            "--endpoint",
-            serial.connection.endpoint,
-            "serial",
-            "console",
-        ]
+        argv = cli_argv(serial.connection.endpoint, "serial", "console")
         process = subprocess.Popen(
             argv, stdin=terminal.slave, stdout=terminal.slave, stderr=terminal.slave, start_new_session=True
         )

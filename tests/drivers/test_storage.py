@@ -9,7 +9,6 @@ import lzma
 import os
 import pty
 import subprocess
-import sys
 
 import pytest
 import zstandard
@@ -18,7 +17,7 @@ from jumpstarter_jupyter import ConfigError, DriverError, DriverInvalidArgument
 from jumpstarter_jupyter.drivers.storage.client import StorageMuxClient
 from jumpstarter_jupyter.drivers.storage.driver import MockStorageMux, VirtualStorageMux
 from jumpstarter_jupyter.exporter import build_tree, parse_config
-from support import client_for, kill_mid_flash, run_cli
+from support import cli_argv, client_for, kill_mid_flash, run_cli
 
 MiB = 1 << 20
 COMPRESSORS = {".gz": gzip.compress, ".xz": lzma.compress, ".zst": zstandard.compress, ".bz2": bz2.compress}
@@ -224,17 +223,7 @@ def test_cli_flash_draws_progress_on_a_terminal(card, tmp_path):
     plain.write_bytes(image(4 * MiB))
     with client_for(card, "storage") as storage:
         controller, terminal = pty.openpty()
-        argv = [
-            sys.executable,
-            "-m",
-            "jumpstarter_jupyter",
-            "j",
-            "--endpoint",
-            storage.connection.endpoint,
-            "storage",
-            "flash",
-            str(plain),
-        ]
+        argv = cli_argv(storage.connection.endpoint, "storage", "flash", str(plain))
         process = subprocess.run(
             argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=terminal, timeout=60
         )

@@ -18,7 +18,7 @@ from jumpstarter_jupyter.client import connect
 from jumpstarter_jupyter.drivers.virtual.driver import VirtualBoard
 from jumpstarter_jupyter.drivers.virtual.image import BadImage, make_image, parse_image
 from jumpstarter_jupyter.errors import DriverError, DriverTimeout, JumpstarterError
-from support import run_cli, serving
+from support import cli_argv, run_cli, serving
 
 DEADLINE = 30.0
 PROMPT = r"root@jumpstarter:~# "
@@ -200,16 +200,7 @@ def test_power_readings_follow_the_boot():
 
 def test_cli_drives_the_board(dut, tmp_path):
     assert run_cli(dut, "boot-to-shell").stdout.strip() == "at the shell prompt"
-    argv = [
-        sys.executable,
-        "-m",
-        "jumpstarter_jupyter",
-        "j",
-        "--endpoint",
-        dut.connection.endpoint,
-        "serial",
-        "pipe",
-    ]
+    argv = cli_argv(dut.connection.endpoint, "serial", "pipe")
     subprocess.run(argv, input=b"led on\n", capture_output=True, timeout=60, check=True)
     dut.led.wait_for_active(timeout=DEADLINE)
     assert run_cli(dut, "led", "read").stdout.strip() == "1"

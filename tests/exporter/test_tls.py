@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 
 import pytest
 
@@ -11,6 +10,7 @@ from jumpstarter_jupyter import ConnectionFailed, connect
 from jumpstarter_jupyter.drivers.composite.driver import Composite
 from jumpstarter_jupyter.drivers.power.driver import MockPower
 from jumpstarter_jupyter.exporter import serve
+from support import cli_argv
 
 
 @pytest.fixture
@@ -54,18 +54,7 @@ def test_tls_exporter_serves_clients_that_trust_its_certificate(certificate, mon
             assert dut.power.state() is True
         with pytest.raises(ConnectionFailed, match="not reachable"):
             connect(exporter.address)  # plaintext against TLS
-        command = [
-            sys.executable,
-            "-m",
-            "jumpstarter_jupyter",
-            "j",
-            "--endpoint",
-            exporter.address,
-            "--tls-ca",
-            cert,
-            "power",
-            "off",
-        ]
+        command = cli_argv(exporter.address, "--tls-ca", cert, "power", "off")
         result = subprocess.run(command, capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stderr
         assert root.children["power"].powered is False

@@ -31,7 +31,7 @@ from jumpstarter_jupyter.exporter import build_tree, parse_config
 from jumpstarter_jupyter.exporter.leases import LeasePolicy
 from jumpstarter_jupyter.exporter.server import serve
 from jumpstarter_jupyter.protocol.metadata import FAILED_LABEL, HOSTED_LABEL
-from support import wait_for
+from support import cli_argv, wait_for
 
 CONFIG = """\
 apiVersion: jumpstarter.dev/v1alpha1
@@ -194,20 +194,7 @@ def test_a_hosted_drivers_exception_reaches_our_client_as_our_error_with_its_mes
 
 def test_our_command_line_calls_any_method_of_a_hosted_driver(exporter):
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "jumpstarter_jupyter",
-            "j",
-            "--endpoint",
-            exporter.address,
-            "board",
-            "sh",
-            "call-method",
-            "hello",
-            "{}",
-            "cli",
-        ],
+        cli_argv(exporter.address, "board", "sh", "call-method", "hello", "{}", "cli"),
         capture_output=True,
         env=clean_env(),
         timeout=60,

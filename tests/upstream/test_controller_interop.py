@@ -7,23 +7,15 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 from interop import Service, clean_env
 
 from controller import client_config, exporter_config, new_client, new_exporter
+from support import wait_for
 
 MOCK_POWER = {"power": {"type": "jumpstarter_driver_power.driver.MockPower"}}
-
-
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"not within {timeout:.0f} s: {what}")
-        time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +63,7 @@ def test_upstream_jmp_leases_an_upstream_exporter_through_the_test_controller(
     # jmp released the lease on exit; the exporter is free again
     assert leases[0].conditions["Ready"].reason == "Released"
     assert controller.state.dials >= 1
-    wait_until(lambda: controller.exporter(name).lease is None, "the exporter is free again")
+    wait_for(lambda: controller.exporter(name).lease is None, what="the exporter is free again")
 
 
 def test_upstream_jmp_gets_unsatisfiable_for_a_selector_nothing_matches(
@@ -90,7 +82,7 @@ def test_our_client_leases_an_upstream_exporter_through_the_router(
     import jumpstarter_jupyter as jj
 
     name, _, _ = upstream_board
-    wait_until(lambda: controller.exporter(name).lease is None, "the exporter is free")
+    wait_for(lambda: controller.exporter(name).lease is None, what="the exporter is free")
     client, token = new_client(controller)
     client_config(controller, tmp_path / "clients" / "lab.yaml", client, token)
     monkeypatch.setenv("JMP_CLIENT_CONFIG_HOME", str(tmp_path))
@@ -101,7 +93,7 @@ def test_our_client_leases_an_upstream_exporter_through_the_router(
         lease = controller.leases_of(client)[0]
         assert lease.exporter == name and lease.is_true("Ready")
     assert lease.conditions["Ready"].reason == "Released"  # deleted at close
-    wait_until(lambda: controller.exporter(name).lease is None, "the exporter is free again")
+    wait_for(lambda: controller.exporter(name).lease is None, what="the exporter is free again")
 
 
 def test_a_busy_exporter_makes_our_client_wait_and_says_why(
@@ -110,7 +102,7 @@ def test_a_busy_exporter_makes_our_client_wait_and_says_why(
     import jumpstarter_jupyter as jj
 
     name, _, _ = upstream_board
-    wait_until(lambda: controller.exporter(name).lease is None, "the exporter is free")
+    wait_for(lambda: controller.exporter(name).lease is None, what="the exporter is free")
     monkeypatch.setenv("JMP_CLIENT_CONFIG_HOME", str(tmp_path))
     for alias in ("first", "second"):
         client, token = new_client(controller, alias)
@@ -126,7 +118,7 @@ def test_a_busy_exporter_makes_our_client_wait_and_says_why(
             )
         )
         waiter.start()
-        wait_until(lambda: reasons, "the second client is told why it waits")
+        wait_for(lambda: reasons, what="the second client is told why it waits")
         assert reasons[0].startswith("NotAvailable"), reasons
         first.power.on()
     waiter.join(timeout=60)  # the first lease deleted at close: the second gets the exporter
@@ -142,7 +134,7 @@ def test_a_cut_router_stream_is_redialled_under_the_same_lease(
     import jumpstarter_jupyter as jj
 
     name, _, _ = upstream_board
-    wait_until(lambda: controller.exporter(name).lease is None, "the exporter is free")
+    wait_for(lambda: controller.exporter(name).lease is None, what="the exporter is free")
     client, token = new_client(controller)
     client_config(controller, tmp_path / "clients" / "lab.yaml", client, token)
     monkeypatch.setenv("JMP_CLIENT_CONFIG_HOME", str(tmp_path))
@@ -170,7 +162,7 @@ print("leased", dut.connection.controller_lease.name, flush=True)
 
 def test_process_exit_deletes_the_lease(controller, upstream_board, tmp_path):
     name, _, _ = upstream_board
-    wait_until(lambda: controller.exporter(name).lease is None, "the exporter is free")
+    wait_for(lambda: controller.exporter(name).lease is None, what="the exporter is free")
     client, token = new_client(controller)
     client_config(controller, tmp_path / "clients" / "lab.yaml", client, token)
     done = subprocess.run(
@@ -183,23 +175,23 @@ def test_process_exit_deletes_the_lease(controller, upstream_board, tmp_path):
     assert done.returncode == 0 and "leased" in done.stdout, done.stderr[-3000:]
     (lease,) = controller.leases_of(client)
     assert lease.conditions["Ready"].reason == "Released"  # by the exit handler, not by expiry
-    wait_until(lambda: controller.exporter(name).lease is None, "the exporter is free again")
+    wait_for(lambda: controller.exporter(name).lease is None, what="the exporter is free again")
 
 
 def test_an_expired_lease_fails_calls_and_says_so(controller, upstream_board, tmp_path, monkeypatch):
     import jumpstarter_jupyter as jj
 
     name, _, _ = upstream_board
-    wait_until(lambda: controller.exporter(name).lease is None, "the exporter is free")
+    wait_for(lambda: controller.exporter(name).lease is None, what="the exporter is free")
     client, token = new_client(controller)
     client_config(controller, tmp_path / "clients" / "lab.yaml", client, token)
     monkeypatch.setenv("JMP_CLIENT_CONFIG_HOME", str(tmp_path))
     with jj.connect(controller="lab", selector="board=upstream-mock", duration=2) as dut:
         dut.power.on()
         (lease,) = controller.leases_of(client)
-        wait_until(lambda: lease.ended, "the lease expires")
+        wait_for(lambda: lease.ended, what="the lease expires")
         assert lease.conditions["Ready"].reason == "Expired"
-        wait_until(lambda: controller.exporter(name).lease is None, "the exporter is freed")
+        wait_for(lambda: controller.exporter(name).lease is None, what="the exporter is freed")
         failures = []
 
         def failed() -> bool:  # upstream's exporter may serve a call or two before it ends the stream
@@ -209,7 +201,7 @@ def test_an_expired_lease_fails_calls_and_says_so(controller, upstream_board, tm
                 failures.append(str(failure))
             return bool(failures)
 
-        wait_until(failed, "a call to fail")
+        wait_for(failed, what="a call to fail")
     # not "call cancelled (CANCELLED)": the lease that ended, why, and how to get another
     assert failures[0].startswith(f"dut.power.on: the controller lease {lease.id} of {name} ended (Expired)")
     assert "jj.connect(controller='lab', selector='board=upstream-mock')" in failures[0], failures

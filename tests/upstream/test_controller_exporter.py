@@ -131,6 +131,13 @@ def finish(process: subprocess.Popen) -> str:
     return output.decode(errors="replace")
 
 
+def reported_statuses(log: Path) -> list[str]:
+    """The statuses the exporter's log says it reported to the controller, in order."""
+    return [
+        line.split("status ", 1)[1] for line in log.read_text().splitlines() if "controller: status " in line
+    ]
+
+
 def test_our_exporter_registers_its_drivers_and_reports_available(board):
     record = board.record
     names = {report.labels.get("jumpstarter.dev/name") for report in record.devices}
@@ -348,9 +355,7 @@ def test_hooks_around_a_controller_lease_are_reported_as_upstream_statuses(
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=DEADLINE)
-    statuses = [
-        line.split("status ", 1)[1] for line in log.read_text().splitlines() if "controller: status " in line
-    ]
+    statuses = reported_statuses(log)
     assert statuses == [
         "AVAILABLE: Available",
         "BEFORE_LEASE_HOOK: beforeLease hook running",
@@ -383,9 +388,7 @@ def test_a_failed_after_lease_hook_is_reported_as_upstream_does_and_its_lease_re
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=DEADLINE)
-    statuses = [
-        line.split("status ", 1)[1] for line in log.read_text().splitlines() if "controller: status " in line
-    ]
+    statuses = reported_statuses(log)
     assert statuses == [
         "AVAILABLE: Available",
         "LEASE_READY: Ready for commands",

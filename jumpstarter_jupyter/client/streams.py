@@ -6,6 +6,7 @@ import collections
 import contextlib
 import json
 import queue
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from typing import IO, Any
@@ -15,9 +16,10 @@ import grpc
 from jumpstarter_jupyter.client.connection import Connection, request_json
 from jumpstarter_jupyter.client.errors import is_unknown_driver, translate
 from jumpstarter_jupyter.errors import ConnectionFailed, DriverTimeout
+from jumpstarter_jupyter.protocol import bulk
 from jumpstarter_jupyter.protocol.codec import decode, encode
 from jumpstarter_jupyter.protocol.frames import GOAWAY_REQUEST, encode_data
-from jumpstarter_jupyter.protocol.metadata import CONTENT_ENCODING_KEY, REQUEST_KEY, RESOURCE_KEY
+from jumpstarter_jupyter.protocol.metadata import BULK_KEY, CONTENT_ENCODING_KEY, REQUEST_KEY, RESOURCE_KEY
 from jumpstarter_jupyter.protocol.v1 import jumpstarter_pb2 as pb
 from jumpstarter_jupyter.protocol.v1 import router_pb2, stream_pb2, stream_pb2_grpc
 
@@ -40,8 +42,9 @@ class ClientStream:
     which upstream exporters need: they never end a stream on their own.
     """
 
-    def __init__(self, connection: Connection, path: str, request: dict, label: str):
+    def __init__(self, connection: Connection, path: str, request: dict, label: str, bulk: bool = False):
         self.connection, self.path, self.label = connection, path, label
+        self._asked = ((BULK_KEY, "1"),) if bulk else ()  # offer me a bulk connection (protocol/bulk.py)
         self.name = f"{connection.display(path)}.{label}"
         upload = request.get("kind") == "resource"
         self.frame_size = connection.upload_frame_size if upload else connection.frame_size
@@ -70,7 +73,7 @@ class ClientStream:
     def _open(self, request: dict, acknowledged: bool) -> None:
         """Start the RPC and wait for the exporter's answer; ``grpc.RpcError`` if it refused."""
         self._outbox = queue.Queue(maxsize=max(2, min(8, OUTBOX_BYTES // self.frame_size)))
-        metadata = (*self.connection.metadata, (REQUEST_KEY, request_json(request)))
+        metadata = (*self.connection.metadata, (REQUEST_KEY, request_json(request)), *self._asked)
         channel = self.connection.channel
         rpc = (
             stream_pb2_grpc.StreamServiceStub(channel).Stream
@@ -348,28 +351,46 @@ def upload(
     handle_index: int = 0,
 ) -> Any:
     """Stream ``source`` into a resource and call ``method(*extra_args)`` concurrently, the
-    resource's handle inserted at ``handle_index`` (first by default)."""
+    resource's handle inserted at ``handle_index`` (first by default).
+
+    Connected directly to our exporter, the bytes go on a bulk connection beside gRPC
+    (``protocol/bulk.py``) when the exporter offers one; otherwise on the stream itself.
+    """
     stream = ClientStream(
         connection,
         path,
         {"kind": "resource", "uuid": connection.uuid(path), CONTENT_ENCODING_KEY: encoding},
         method,
+        bulk=connection.ours and connection.controller_lease is None,
     )
     with stream:
         call = _call_with_handle(connection, path, method, stream, extra_args, handle_index)
-        sent = 0
+        offer = stream.headers.get(BULK_KEY)
+        side = bulk.connect(offer, connection.target, connection.tls_ca) if offer else None
         try:
-            for chunk in _chunks(source, stream.frame_size):
-                stream.send(chunk)
-                sent += len(chunk)
-                if progress:
-                    progress(sent, total)
+            if side is not None:
+                with side:
+                    call.add_done_callback(lambda f: f.exception() is not None and _shut(side))
+                    bulk.send(side, source, lambda sent: progress and progress(sent, total))
+            else:
+                sent = 0
+                for chunk in _chunks(source, stream.frame_size):
+                    stream.send(chunk)
+                    sent += len(chunk)
+                    if progress:
+                        progress(sent, total)
             stream.send_eof()
             while stream.receive():  # the exporter's GOAWAY says the driver has finished
                 pass
-        except ConnectionFailed:
-            pass  # the call failed and closed the stream: its error is the one to report
+        except (ConnectionFailed, ConnectionError):
+            pass  # the call failed and closed the stream or the bulk connection: its error is the one to report
         return _result(connection, path, method, call)
+
+
+def _shut(connection: socket.socket) -> None:
+    """Unblock a send on ``connection`` whose call has failed (the exporter reads no more)."""
+    with contextlib.suppress(OSError):
+        connection.shutdown(socket.SHUT_RDWR)
 
 
 def _chunks(source: IO[bytes], size: int) -> Iterator[bytes | memoryview]:

@@ -4,7 +4,10 @@ A client opens ``RouterService.Stream`` with ``{"kind": "resource", ...}``; the 
 registers a :class:`Channel` under a new UUID and hands the client a *handle*
 (``{"kind": "client_stream", "uuid": ..., "x_jmp_content_encoding": ...}``). The client then
 passes that handle as an argument to a driver method (``storage.write(handle)``), which opens
-it with :meth:`Driver.resource` and reads or writes it like a file.
+it with :meth:`Driver.resource` and reads or writes it like a file. An upload's bytes may
+come on a bulk connection instead of the stream (``protocol/bulk.py``): the exporter hands
+the channel a :class:`~jumpstarter_jupyter.protocol.bulk.BulkReader`, which the driver's
+reads then drain directly, without the event loop in between.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ from typing import Any
 
 import zstandard
 
+from jumpstarter_jupyter.driver.cancel import current_token
 from jumpstarter_jupyter.driver.sync import Pipe
+from jumpstarter_jupyter.protocol.bulk import BulkReader
 from jumpstarter_jupyter.protocol.metadata import CONTENT_ENCODING_KEY
 
 ENCODINGS = ("gzip", "xz", "bz2", "zstd")
@@ -33,8 +38,9 @@ QUEUE_BYTES = 8 << 20
 class Channel:
     """Two bounded byte pipes between the exporter's stream handler and a driver thread.
 
-    Inbound items are client bytes, ``b""`` the client's end of data; a pipe closed before
-    that end means the client went away mid-transfer. Outbound ``None`` ends the stream.
+    Inbound items are client bytes, ``b""`` the client's end of data, or a :class:`BulkReader`
+    whose bytes come next; a pipe closed before that end means the client went away
+    mid-transfer. Outbound ``None`` ends the stream.
     """
 
     def __init__(self, encoding: str | None = None):
@@ -42,6 +48,7 @@ class Channel:
         self.encoding = encoding
         self.inbound = Pipe(QUEUE_FRAMES, QUEUE_BYTES)  # client -> driver
         self.outbound = Pipe(QUEUE_FRAMES, QUEUE_BYTES)  # driver -> client
+        self.bulk: BulkReader | None = None
 
     def handle(self) -> dict:
         return {"kind": "client_stream", "uuid": self.uuid, CONTENT_ENCODING_KEY: self.encoding}
@@ -50,10 +57,18 @@ class Channel:
         """The client finished sending (exporter side)."""
         await self.inbound.put_async(b"")
 
+    def attach(self, bulk: BulkReader) -> None:
+        """The client's bytes continue on ``bulk`` (the exporter's bulk listener, any thread)."""
+        self.bulk = bulk
+        if not self.inbound.put(bulk):
+            bulk.close()  # the stream has ended meanwhile
+
     def abort(self) -> None:
         """The stream ended: unblock the driver; what the client did not finish is an error."""
         self.inbound.close()
         self.outbound.close()
+        if self.bulk is not None:
+            self.bulk.close()
 
 
 class ResourceFile:
@@ -66,42 +81,55 @@ class ResourceFile:
     def __init__(self, channel: Channel):
         self.channel = channel
         self._pending = memoryview(b"")  # the rest of the client's last frame
+        self._bulk: BulkReader | None = None  # the client's bytes come from here until its end frame
         self._eof = False
 
     def read(self, size: int = -1) -> bytes:
         """Read up to ``size`` bytes (all with -1); ``b""`` at the client's EOF."""
-        if size == 0:
+        if size < 0:
+            return b"".join(iter(lambda: self.read(QUEUE_BYTES), b""))
+        if size == 0 or not self._wait():
             return b""
-        if size > 0:
-            return self._take(size) if self._wait() else b""
-        parts = []
-        while self._wait():
-            parts.append(self._take(len(self._pending)))
-        return b"".join(parts)
+        if self._bulk is None:
+            out, self._pending = bytes(self._pending[:size]), self._pending[size:]
+            return out
+        buffer = bytearray(size)
+        with memoryview(buffer) as view:
+            return bytes(view[: self.readinto(buffer)])
 
     def readinto(self, buffer: Any) -> int:
         """Copy up to ``len(buffer)`` bytes into ``buffer`` (one copy: a flash's bytes are many);
         0 at the client's EOF."""
-        if not len(buffer) or not self._wait():
-            return 0
-        count = min(len(buffer), len(self._pending))
-        buffer[:count] = self._pending[:count]
-        self._pending = self._pending[count:]
-        return count
+        while len(buffer) and self._wait():
+            if self._bulk is None:
+                count = min(len(buffer), len(self._pending))
+                buffer[:count] = self._pending[:count]
+                self._pending = self._pending[count:]
+                return count
+            token = current_token()
+            try:
+                with token.on_cancel(self._bulk.close):  # a cancelled call stops waiting
+                    count = self._bulk.readinto(buffer)
+            except OSError:
+                token.check()  # closed because the call was cancelled: say that
+                raise
+            if count:
+                return count
+            self._bulk = None  # its end frame: the client's EOF follows on the stream
+        return 0
 
     def _wait(self) -> bool:
         """Wait for the client's next bytes unless some are pending; False at its EOF."""
-        while not self._pending and not self._eof:
+        while not self._pending and self._bulk is None and not self._eof:
             data = self.channel.inbound.get()
             if data is None:
                 raise BrokenPipeError("the client closed the resource stream before the end of its data")
-            self._eof = not data
-            self._pending = memoryview(data)
-        return bool(self._pending)
-
-    def _take(self, size: int) -> bytes:
-        out, self._pending = bytes(self._pending[:size]), self._pending[size:]
-        return out
+            if isinstance(data, BulkReader):
+                self._bulk = data
+            else:
+                self._eof = not data
+                self._pending = memoryview(data)
+        return bool(self._pending) or self._bulk is not None
 
     def readable(self) -> bool:
         return True
@@ -121,6 +149,8 @@ class ResourceFile:
     def close(self) -> None:
         """The driver is done: end the client's stream and drop whatever it still sends."""
         self.channel.inbound.close()
+        if self.channel.bulk is not None:
+            self.channel.bulk.close()
         self.channel.outbound.put(None)
 
 

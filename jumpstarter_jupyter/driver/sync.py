@@ -111,7 +111,8 @@ class Pipe:
     ``put`` waits for room and returns False once the pipe is closed (the item is dropped);
     ``get`` returns the next item, or None once the pipe is closed and empty. Put None
     yourself to mark the end of data. It holds at most ``depth`` items and, given
-    ``max_bytes``, takes no item while its items' lengths add up to that much or more.
+    ``max_bytes``, takes no item while its items' lengths add up to that much or more (an item
+    without a length, such as a reader handed over, counts as none).
     """
 
     def __init__(self, depth: int = 32, max_bytes: int | None = None):
@@ -133,8 +134,7 @@ class Pipe:
         if self.closed:
             return False
         self.items.append(item)
-        if self.max_bytes is not None and item:
-            self.held += len(item)
+        self.held += _size(item) if self.max_bytes is not None else 0
         self.changed.notify()
         return True
 
@@ -142,8 +142,7 @@ class Pipe:
         if not self.items:
             return None
         item = self.items.popleft()
-        if self.max_bytes is not None and item:
-            self.held -= len(item)
+        self.held -= _size(item) if self.max_bytes is not None else 0
         self.changed.notify()
         return item
 
@@ -184,3 +183,7 @@ class Pipe:
         with self.changed:
             self.closed = True
             self.changed.notify()
+
+
+def _size(item: Any) -> int:
+    return len(item) if hasattr(item, "__len__") else 0

@@ -14,6 +14,7 @@ import grpc
 from jumpstarter_jupyter.driver.base import STREAM, ExportedMethod
 from jumpstarter_jupyter.driver.resources import ENCODINGS
 from jumpstarter_jupyter.driver.streams import ThreadedStream, is_async_stream
+from jumpstarter_jupyter.exporter.bulk import BulkListener
 from jumpstarter_jupyter.exporter.calls import Calls
 from jumpstarter_jupyter.exporter.dispatch import Dispatcher, Refused, call_name
 from jumpstarter_jupyter.exporter.leases import Leases
@@ -21,6 +22,7 @@ from jumpstarter_jupyter.exporter.report import Node, Tree
 from jumpstarter_jupyter.protocol.frames import decode_request
 from jumpstarter_jupyter.protocol.metadata import (
     ACCEPT_ENCODING_KEY,
+    BULK_KEY,
     CONTENT_ENCODING_KEY,
     REQUEST_KEY,
     RESOURCE_KEY,
@@ -37,8 +39,8 @@ SERVICE = "jumpstarter.v1.RouterService"
 class RouterServicer(router_pb2_grpc.RouterServiceServicer):
     """Byte streams (``kind: driver``) and resource transfers (``kind: resource``)."""
 
-    def __init__(self, tree: Tree, calls: Calls, leases: Leases):
-        self.dispatch, self.calls = Dispatcher(tree, leases), calls
+    def __init__(self, tree: Tree, calls: Calls, leases: Leases, bulk: BulkListener | None = None):
+        self.dispatch, self.calls, self.bulk = Dispatcher(tree, leases), calls, bulk
 
     async def Stream(self, request_iterator, context):
         try:
@@ -105,10 +107,13 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
         encoding = request.get(CONTENT_ENCODING_KEY)
         channel = node.driver.resources.register(encoding)
         accepted = encoding if encoding in ENCODINGS else ""
+        asked = self.bulk is not None and dict(context.invocation_metadata()).get(BULK_KEY) == "1"
+        offer = self.bulk.offer(channel) if asked else None
         pump = None
         try:
             await context.send_initial_metadata(
                 ((RESOURCE_KEY, json.dumps(channel.handle())), (ACCEPT_ENCODING_KEY, accepted))
+                + (((BULK_KEY, json.dumps(offer)),) if offer else ())
             )
             pump = asyncio.ensure_future(
                 _pump(incoming, channel.inbound.put_async, channel.end_of_input, acks)
@@ -124,6 +129,8 @@ class RouterServicer(router_pb2_grpc.RouterServiceServicer):
                 pump.cancel()
             channel.abort()
             node.driver.resources.forget(channel)
+            if offer:
+                self.bulk.withdraw(offer)
 
 
 def add_router_to_server(router: RouterServicer, server: grpc.aio.Server) -> None:

@@ -21,6 +21,7 @@ import grpc
 from jumpstarter_jupyter.aio_loop import run as run_on_loop
 from jumpstarter_jupyter.controller_channel import ControllerSettings
 from jumpstarter_jupyter.driver.base import Driver
+from jumpstarter_jupyter.exporter.bulk import BulkListener
 from jumpstarter_jupyter.exporter.calls import Calls
 from jumpstarter_jupyter.exporter.console_service import ConsoleServicer
 from jumpstarter_jupyter.exporter.controller import ControllerLink, RoutedCalls
@@ -119,9 +120,10 @@ class Exporter:
         calls: Calls,
         leases: Leases,
         controller: ControllerLink | None = None,
+        bulk: BulkListener | None = None,
     ):
         self.root, self.server, self.address, self.tree, self.logs = root, server, address, tree, logs
-        self.calls, self.leases, self.controller = calls, leases, controller
+        self.calls, self.leases, self.controller, self.bulk = calls, leases, controller, bulk
         self._stopped = threading.Event()
 
     def wait(self) -> None:
@@ -140,6 +142,8 @@ class Exporter:
         if self.controller is not None:
             run_on_loop(self.controller.stop())  # OFFLINE and Unregister, STOP_TIMEOUT at most
         run_on_loop(self.server.stop(grace))  # cancels every RPC still running after the grace
+        if self.bulk is not None:
+            self.bulk.close()
         stuck = self.calls.stop(STOP_TIMEOUT)
         if stuck:
             log.warning("driver calls that ignored their cancellation: %s", ", ".join(stuck))
@@ -171,6 +175,7 @@ def serve(
     on_exit: Callable[[int], None] | None = None,
     labels: dict[str, str] | None = None,
     controller: ControllerSettings | None = None,
+    bulk_port: int | None = 0,
 ) -> Exporter:
     """Start serving ``root``; returns at once. ``listen`` is ``HOST:PORT`` (port 0 = any free).
 
@@ -178,7 +183,9 @@ def serve(
     leases; ``on_exit(code)`` is called when a hook's ``onFailure: exit`` asks the exporter to
     stop (the command line exits with that code). ``labels`` are the exporter's (in its report).
     With ``controller``, it also registers there and serves that controller's leases through its
-    router (``controller.py``); then ``listen`` and ``socket`` may both be None.
+    router (``controller.py``); then ``listen`` and ``socket`` may both be None. Uploads to this
+    exporter's own clients may come on a bulk connection beside it (``protocol/bulk.py``): on
+    TCP port ``bulk_port`` (0: any free port) or ``SOCKET.bulk``; None: uploads use gRPC only.
     """
     if (listen is not None and socket is not None) or (listen is None and socket is None and not controller):
         raise ValueError("serve() needs one of listen='HOST:PORT' or socket='PATH' (or a controller alone)")
@@ -205,7 +212,19 @@ def serve(
     ports = [(target, credentials)] if target else []
     if runner is not None:  # hooks reach the exporter on a private socket, whatever the clients use
         ports.append((f"unix:{runner.socket_path}", None))
-    server, port, link = run_on_loop(_start(tree, hub, calls, leases, ports, passphrase, controller))
+    bulk = (
+        BulkListener.beside(target, bulk_port, tls_cert, tls_key)
+        if target and bulk_port is not None
+        else None
+    )
+    try:
+        server, port, link = run_on_loop(
+            _start(tree, hub, calls, leases, ports, passphrase, controller, bulk)
+        )
+    except BaseException:
+        if bulk is not None:
+            bulk.close()
+        raise
     logging.getLogger().addHandler(hub)
     logging.getLogger("driver").setLevel(logging.INFO)
     if listen is not None:
@@ -217,7 +236,7 @@ def serve(
         f"; registering with the controller at {controller.endpoint}" if controller else "",
         "; control needs a lease" if leases.policy.required else "",
     )
-    return Exporter(root, server, target, tree, hub, calls, leases, link)
+    return Exporter(root, server, target, tree, hub, calls, leases, link, bulk)
 
 
 def _warn_about_grpcio(version: str) -> None:
@@ -240,13 +259,15 @@ def _server(
     leases: Leases,
     interceptors: list,
     routed: RoutedSession | None = None,
+    bulk: BulkListener | None = None,
 ) -> grpc.aio.Server:
-    """A server with every service (not started); ``routed``: it serves one controller lease."""
+    """A server with every service (not started); ``routed``: it serves one controller lease;
+    ``bulk``: uploads may come there instead."""
     server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=interceptors)
     jumpstarter_pb2_grpc.add_ExporterServiceServicer_to_server(
         ExporterServicer(tree, hub, calls, leases, routed), server
     )
-    router = RouterServicer(tree, calls, leases)
+    router = RouterServicer(tree, calls, leases, bulk)
     add_router_to_server(router, server)
     stream_pb2_grpc.add_StreamServiceServicer_to_server(StreamServicer(router), server)
     console_pb2_grpc.add_ConsoleServiceServicer_to_server(ConsoleServicer(tree, leases), server)
@@ -262,9 +283,10 @@ async def _start(
     ports: list,
     passphrase: str | None,
     controller: ControllerSettings | None,
+    bulk: BulkListener | None,
 ) -> tuple[grpc.aio.Server, int, ControllerLink | None]:
     interceptors = [_PassphraseCheck(passphrase, leases)] if passphrase else []
-    server = _server(tree, hub, calls, leases, interceptors)
+    server = _server(tree, hub, calls, leases, interceptors, bulk=bulk)
     link = None
     if controller is not None:
         # the controller authenticated a lease's client; its calls need no passphrase

@@ -22,6 +22,9 @@ PASSPHRASE_KEY = "x-jumpstarter-passphrase"  # the exporter's passphrase, or a l
 LEASE_KEY = "x-jmp-lease"  # the token of the lease a call runs under
 REQUEST_KEY = "request"  # RouterService.Stream: JSON {"kind": "driver"|"resource", "uuid": ...}
 CONTENT_ENCODING_KEY = "x_jmp_content_encoding"  # in a resource request and handle: its compression
+# a resource stream's request "1": offer me a bulk connection; the answer's JSON offer
+# {"port"|"path": ..., "token": HEX} (protocol/bulk.py)
+BULK_KEY = "x-jmp-bulk"
 
 # Metadata the exporter answers with
 RESOURCE_KEY = "resource"  # initial metadata of a resource stream: JSON handle of the channel

@@ -13,35 +13,6 @@ from jumpstarter_jupyter.exporter import serve
 from support import cli_argv
 
 
-@pytest.fixture
-def certificate(tmp_path) -> tuple[str, str]:
-    """A self-signed certificate for 127.0.0.1 (Debian's openssl is on every machine of ours)."""
-    cert, key = tmp_path / "exporter.pem", tmp_path / "exporter.key"
-    subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=exporter",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return str(cert), str(key)
-
-
 def test_tls_exporter_serves_clients_that_trust_its_certificate(certificate, monkeypatch):
     monkeypatch.delenv("JMP_GRPC_INSECURE", raising=False)
     cert, key = certificate

@@ -1,0 +1,170 @@
+"""Uploads on the bulk connection beside gRPC (``protocol/bulk.py``): framing on real sockets,
+uploads through real exporters on TCP, unix sockets and TLS, the fallback to gRPC, tokens that
+admit nothing, and a client that goes away mid-upload."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import secrets
+import socket
+import threading
+
+import pytest
+
+from jumpstarter_jupyter import DriverError, connect
+from jumpstarter_jupyter.client.streams import ClientStream, _call_with_handle, _result
+from jumpstarter_jupyter.driver import Driver, export
+from jumpstarter_jupyter.drivers.composite.driver import Composite
+from jumpstarter_jupyter.exporter import serve
+from jumpstarter_jupyter.protocol import bulk
+from jumpstarter_jupyter.protocol.metadata import BULK_KEY
+from support import client_for, serving
+
+IMAGE = secrets.token_bytes(9 << 20)  # two full frames and a partial one
+
+
+class Sink(Driver):
+    """Reads a whole resource and says what came: its size and SHA-256."""
+
+    def __init__(self):
+        super().__init__()
+        self.bulk_reads = 0  # resources whose bytes came on a bulk connection
+
+    @export
+    def take(self, handle: dict) -> dict:
+        digest, size = hashlib.sha256(), 0
+        buffer = bytearray(1 << 20)
+        with self.resource(handle) as source:
+            while count := source.readinto(buffer):
+                digest.update(memoryview(buffer)[:count])
+                size += count
+            self.bulk_reads += source.channel.bulk is not None
+        return {"size": size, "sha256": digest.hexdigest()}
+
+
+def _image(tmp_path) -> str:
+    path = tmp_path / "image.bin"
+    path.write_bytes(IMAGE)
+    return str(path)
+
+
+EXPECTED = {"size": len(IMAGE), "sha256": hashlib.sha256(IMAGE).hexdigest()}
+
+
+@pytest.mark.parametrize("kind", ["file", "reader"])
+def test_frames_from_a_file_and_from_a_reader_arrive_whole_and_end_at_the_end_frame(tmp_path, kind):
+    source = open(_image(tmp_path), "rb") if kind == "file" else io.BytesIO(IMAGE)
+    sender, receiver = socket.socketpair()
+    progress: list[int] = []
+    with source, sender, receiver:
+        thread = threading.Thread(target=bulk.send, args=(sender, source, progress.append))
+        thread.start()
+        reader, received, buffer = bulk.BulkReader(receiver), bytearray(), bytearray(3 << 20)
+        while count := reader.readinto(buffer):
+            received += buffer[:count]
+        thread.join()
+        assert reader.readinto(buffer) == 0  # stays ended
+    assert received == IMAGE
+    assert progress == [4 << 20, 8 << 20, 9 << 20]
+
+
+def test_a_connection_that_ends_before_its_end_frame_is_a_broken_upload():
+    sender, receiver = socket.socketpair()
+    with receiver:
+        sender.sendall(bulk.HEADER.pack(10) + b"12345")
+        sender.close()
+        reader = bulk.BulkReader(receiver)
+        buffer = bytearray(10)
+        assert reader.readinto(buffer) == 5
+        with pytest.raises(BrokenPipeError, match="ended before the end of its data"):
+            reader.readinto(buffer)
+
+
+@pytest.mark.parametrize("tcp", [False, True], ids=["unix", "tcp"])
+def test_uploads_to_our_exporter_take_the_bulk_connection(tmp_path, tcp):
+    sink = Sink()
+    progress: list[tuple[int, int]] = []
+    with client_for(sink, "sink", tcp=tcp) as client:
+        with open(_image(tmp_path), "rb") as source:
+            result = client.upload("take", source, total=len(IMAGE), progress=lambda *p: progress.append(p))
+        assert result == EXPECTED
+        assert sink.bulk_reads == 1
+        assert progress[-1] == (len(IMAGE), len(IMAGE))
+        assert client.upload("take", io.BytesIO(IMAGE)) == EXPECTED  # not a file: read and sent
+        assert sink.bulk_reads == 2
+
+
+def test_without_a_bulk_listener_uploads_go_over_grpc(tmp_path):
+    sink = Sink()
+    with client_for(sink, "sink", bulk_port=None) as client:
+        with open(_image(tmp_path), "rb") as source:
+            assert client.upload("take", source) == EXPECTED
+    assert sink.bulk_reads == 0
+
+
+def test_an_offer_the_client_cannot_use_falls_back_to_grpc(tmp_path, caplog):
+    caplog.set_level(logging.INFO, "jumpstarter_jupyter")
+    wrong = json.dumps({"port": 1, "token": "00" * bulk.TOKEN_BYTES})
+    assert bulk.connect(wrong, "unix:/nowhere.sock", None) is None  # a port, reached by a path
+    assert bulk.connect(wrong, "127.0.0.1:7777", None) is None  # nothing listens on port 1
+    assert "no bulk connection" in caplog.text
+    sink = Sink()
+    with serving(_tree(sink), tcp=True) as exporter:
+        offer = {"port": exporter.bulk.address["port"], "token": secrets.token_hex(bulk.TOKEN_BYTES)}
+        assert bulk.connect(json.dumps(offer), exporter.address, None) is None  # a token never offered
+        assert "refused a bulk connection: no upload was offered under the token it sent" in caplog.text
+        with connect(exporter.address) as dut:  # the listener still admits the next one
+            assert dut.sink.upload("take", io.BytesIO(IMAGE)) == EXPECTED
+    assert sink.bulk_reads == 1
+
+
+def test_bulk_uploads_over_tls_with_the_exporters_certificate(tmp_path, certificate, monkeypatch):
+    monkeypatch.delenv("JMP_GRPC_INSECURE", raising=False)
+    cert, key = certificate
+    sink = Sink()
+    exporter = serve(_tree(sink), listen="127.0.0.1:0", tls_cert=cert, tls_key=key)
+    try:
+        with connect(exporter.address, tls_ca=cert) as dut, open(_image(tmp_path), "rb") as source:
+            assert dut.sink.upload("take", source) == EXPECTED
+    finally:
+        exporter.stop()
+    assert sink.bulk_reads == 1
+
+
+def test_a_client_gone_mid_upload_fails_the_call_and_the_next_upload_works(tmp_path):
+    sink = Sink()
+    with client_for(sink, "sink") as client:
+        connection = client.connection
+        stream = ClientStream(
+            connection,
+            client.path,
+            {"kind": "resource", "uuid": connection.uuid(client.path)},
+            "take",
+            bulk=True,
+        )
+        with stream:
+            call = _call_with_handle(connection, client.path, "take", stream, [])
+            side = bulk.connect(stream.headers[BULK_KEY], connection.target, None)
+            assert side is not None
+            side.sendall(bulk.HEADER.pack(1 << 20) + IMAGE[:1000])
+            side.close()  # as a killed client's kernel does: no end frame
+            with pytest.raises(DriverError, match="bulk connection ended before the end of its data"):
+                _result(connection, client.path, "take", call)
+        assert client.upload("take", io.BytesIO(IMAGE)) == EXPECTED
+
+
+def test_an_exporter_stopping_closes_its_bulk_listener():
+    with serving(_tree(Sink())) as exporter:
+        path = exporter.bulk.address["path"]
+        assert os.path.exists(path)
+    assert not os.path.exists(path)
+
+
+def _tree(sink: Sink) -> Composite:
+    root = Composite()
+    root.children = {"sink": sink}
+    return root

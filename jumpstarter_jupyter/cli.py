@@ -51,6 +51,18 @@ def _serve_options(func):
         ),
         click.option("--tls-key", type=click.Path(exists=True, dir_okay=False), help="Key of --tls-cert."),
         click.option(
+            "--bulk-port",
+            type=click.IntRange(0, 65535),
+            default=0,
+            help="TCP port beside --listen where our clients send uploads (flashes) outside gRPC "
+            "(default 0: any free port; with --socket, SOCKET.bulk).",
+        ),
+        click.option(
+            "--no-bulk",
+            is_flag=True,
+            help="No bulk listener: uploads travel over gRPC only.",
+        ),
+        click.option(
             "--lease",
             "lease_mode",
             type=click.Choice(["required", "optional"]),
@@ -163,6 +175,8 @@ def _serve_until_signalled(
     tls_key,
     lease_mode,
     admin_passphrase_file,
+    bulk_port=0,
+    no_bulk=False,
     hub_api_url=None,
     stop_on_stdin_eof=False,
     labels=None,
@@ -212,6 +226,7 @@ def _serve_until_signalled(
             on_exit=exit_requested,
             labels={**(config.labels if config is not None else {}), **(labels or {})},
             controller=controller,
+            bulk_port=None if no_bulk else bulk_port,
         )
     except (OSError, ValueError) as exc:
         root.teardown()

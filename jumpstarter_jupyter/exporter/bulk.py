@@ -10,9 +10,11 @@ the offer's resource channel and the driver's thread reads it directly.
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import socket
 import ssl
+import tempfile
 import threading
 from pathlib import Path
 
@@ -20,7 +22,6 @@ from jumpstarter_jupyter.driver.resources import Channel
 from jumpstarter_jupyter.protocol.bulk import (
     ACCEPTED,
     HANDSHAKE_TIMEOUT,
-    SOCKET_BUFFER,
     TOKEN_BYTES,
     BulkReader,
 )
@@ -31,17 +32,23 @@ log = logging.getLogger("jumpstarter_jupyter.exporter.bulk")
 class BulkListener:
     """Accepts bulk connections and hands each to the channel its token was offered for."""
 
-    def __init__(self, listening: socket.socket, offer_address: dict, tls: ssl.SSLContext | None):
+    def __init__(self, listening: list[socket.socket], offer_address: dict, tls: ssl.SSLContext | None):
         self.listening, self.address, self.tls = listening, offer_address, tls
         self.offers: dict[bytes, Channel] = {}
         self._lock = threading.Lock()
-        threading.Thread(target=self._accept, name="bulk listener", daemon=True).start()
+        for each in listening:
+            threading.Thread(target=self._accept, args=(each,), name="bulk listener", daemon=True).start()
 
     @classmethod
     def beside(
         cls, target: str, port: int = 0, tls_cert: str | None = None, tls_key: str | None = None
     ) -> BulkListener:
-        """A listener beside the gRPC listener ``target`` (``HOST:PORT`` or ``unix:PATH``)."""
+        """A listener beside the gRPC listener ``target`` (``HOST:PORT`` or ``unix:PATH``).
+
+        Beside ``unix:PATH`` it listens on ``PATH.bulk``. Beside TCP it listens on ``port`` of
+        the same host, and also on a unix socket in a folder of its own: clients on this host
+        (they reach a loopback address) take that one, which costs half of TCP's work.
+        """
         tls = None
         if tls_cert and tls_key:
             tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -49,15 +56,23 @@ class BulkListener:
         if target.startswith("unix:"):
             path = f"{target[5:]}.bulk"
             Path(path).unlink(missing_ok=True)  # the gRPC socket beside it was claimed: this one is ours
-            listening = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            listening.bind(path)
-            address: dict = {"path": path}
-        else:
-            host = target.rpartition(":")[0].strip("[]")
-            listening = socket.create_server((host, port), family=_family(host))
-            address = {"port": listening.getsockname()[1]}
-        listening.listen(16)
-        return cls(listening, address, tls)
+            return cls([_unix_listener(path)], {"path": path}, tls)
+        host = target.rpartition(":")[0].strip("[]")
+        try:
+            tcp = socket.create_server((host, port), family=_family(host), backlog=16)
+        except OSError as exc:
+            raise OSError(
+                f"cannot listen for bulk uploads on {host}:{port}: {exc.strerror or exc} "
+                "(--bulk-port picks another port, --no-bulk none)"
+            ) from None
+        folder = tempfile.mkdtemp(prefix="jumpstarter-bulk-")
+        os.chmod(folder, 0o755)  # other users' clients may connect too: their token is what admits them
+        path = os.path.join(folder, "bulk.sock")
+        return cls([tcp, _unix_listener(path)], {"port": tcp.getsockname()[1], "path": path}, tls)
+
+    def describe(self) -> str:
+        """Where uploads come, for the exporter's log line (a firewall must pass the port)."""
+        return f"port {self.address['port']}" if "port" in self.address else self.address["path"]
 
     def offer(self, channel: Channel) -> dict:
         """What the client needs to send ``channel``'s bytes here (the stream's ``x-jmp-bulk``)."""
@@ -72,18 +87,21 @@ class BulkListener:
             self.offers.pop(bytes.fromhex(offer["token"]), None)
 
     def close(self) -> None:
-        try:
-            self.listening.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread
-        except OSError:
-            pass
-        self.listening.close()
-        if "path" in self.address:
-            Path(self.address["path"]).unlink(missing_ok=True)
+        for listening in self.listening:
+            try:
+                listening.shutdown(socket.SHUT_RDWR)  # wakes its accepting thread
+            except OSError:
+                pass
+            listening.close()
+        path = Path(self.address["path"])
+        path.unlink(missing_ok=True)
+        if "port" in self.address:
+            path.parent.rmdir()  # the folder made for it
 
-    def _accept(self) -> None:
+    def _accept(self, listening: socket.socket) -> None:
         while True:
             try:
-                connection, _ = self.listening.accept()
+                connection, _ = listening.accept()
             except OSError:
                 return  # closed
             threading.Thread(
@@ -101,7 +119,6 @@ class BulkListener:
                 channel = self.offers.pop(token, None)
             if channel is None:
                 raise PermissionError("no upload was offered under the token it sent")
-            connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER)
             connection.sendall(ACCEPTED)
             connection.settimeout(None)
         except (OSError, ValueError) as exc:
@@ -119,6 +136,14 @@ def _receive_exactly(connection: socket.socket, size: int) -> bytes:
             raise ConnectionError(f"it closed after {len(data)} of the token's {size} bytes")
         data += chunk
     return data
+
+
+def _unix_listener(path: str) -> socket.socket:
+    listening = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listening.bind(path)
+    os.chmod(path, 0o666)  # as the folder: the token admits, not the file mode
+    listening.listen(16)
+    return listening
 
 
 def _family(host: str) -> socket.AddressFamily:

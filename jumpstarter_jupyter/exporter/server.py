@@ -8,7 +8,6 @@ methods run on each exporter's bounded worker pool (``calls``).
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import logging
 import os
 import socket as stdlib_socket
@@ -33,6 +32,7 @@ from jumpstarter_jupyter.exporter.logs import LogHub
 from jumpstarter_jupyter.exporter.report import Tree
 from jumpstarter_jupyter.exporter.router_service import RouterServicer, add_router_to_server
 from jumpstarter_jupyter.exporter.stream_service import StreamServicer
+from jumpstarter_jupyter.protocol.bulk import is_loopback
 from jumpstarter_jupyter.protocol.metadata import PASSPHRASE_KEY
 from jumpstarter_jupyter.protocol.v1 import (
     console_pb2_grpc,
@@ -230,9 +230,10 @@ def serve(
     if listen is not None:
         target = f"{listen.rpartition(':')[0]}:{port}"
     log.info(
-        "exporter up: %d drivers on %s%s%s",
+        "exporter up: %d drivers on %s%s%s%s",
         len(tree.nodes),
         target or "no listener of its own",
+        f" (uploads also on {bulk.describe()})" if bulk else "",
         f"; registering with the controller at {controller.endpoint}" if controller else "",
         "; control needs a lease" if leases.policy.required else "",
     )
@@ -313,10 +314,4 @@ async def _start(
 
 
 def _is_loopback(listen: str) -> bool:
-    host = listen.rpartition(":")[0].strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:  # a host name other than localhost: assume it is reachable from elsewhere
-        return False
+    return is_loopback(listen.rpartition(":")[0].strip("[]"))

@@ -24,6 +24,7 @@ gRPC as before: the resource stream is open either way. Upstream peers never sen
 from __future__ import annotations
 
 import io
+import ipaddress
 import json
 import logging
 import os
@@ -31,7 +32,7 @@ import socket
 import ssl
 import stat
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import IO, Any
 
 log = logging.getLogger("jumpstarter_jupyter.bulk")
@@ -42,7 +43,9 @@ HEADER = struct.Struct("!Q")  # each frame's length
 FRAME = 4 << 20  # the client's frame size: progress is reported per frame
 HANDSHAKE_TIMEOUT = 10.0  # seconds a new connection has to send its token
 CONNECT_TIMEOUT = 3.0  # seconds the client tries to connect before falling back to gRPC
-SOCKET_BUFFER = 4 << 20  # socket buffers: a unix socket's default (200 KiB) costs a wake-up per 200 KiB
+SOCKET_BUFFER = (
+    4 << 20
+)  # a unix socket's send buffer (TCP tunes its own better): 200 KiB costs a wake-up each
 
 
 class BulkReader:
@@ -94,64 +97,91 @@ def connect(offer: str, target: str, tls_ca: str | None) -> socket.socket | None
     """The bulk connection an exporter offered (its ``x-jmp-bulk`` answer) to a client whose
     gRPC channel reaches ``target``; None when it cannot be had: then upload over gRPC.
 
-    ``tls_ca`` is the client's TLS setting (None: plain; ``""``: the system's roots).
+    The offer's socket path is tried when the exporter is on this host (``target`` is a unix
+    socket or a loopback address), then its port when ``target`` is TCP. ``tls_ca`` is the
+    client's TLS setting (None: plain; ``""``: the system's roots).
     """
     try:
         answer = json.loads(offer)
         token = bytes.fromhex(answer["token"])
-        if target.startswith("unix:") != ("path" in answer):
-            return None  # a socket path on another host, or a port on a host we reach by a path
-        if "path" in answer:
-            host, connection = "localhost", socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            connection.settimeout(CONNECT_TIMEOUT)
-            connection.connect(answer["path"])
-        else:
-            host = target.rpartition(":")[0].strip("[]")
-            connection = socket.create_connection((host, int(answer["port"])), timeout=CONNECT_TIMEOUT)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        log.info("no bulk connection (%s): uploading over gRPC", exc)
+    except (ValueError, KeyError, TypeError) as exc:
+        log.info("no bulk connection (a bad offer: %s): uploading over gRPC", exc)
         return None
+    unix = target.startswith("unix:")
+    host = "localhost" if unix else target.rpartition(":")[0].strip("[]")
+    tries = []
+    if "path" in answer and (unix or is_loopback(host)):
+        tries.append((socket.AF_UNIX, answer["path"]))
+    if "port" in answer and not unix:
+        tries.append((None, (host, answer["port"])))
+    for family, address in tries:
+        connection = _handshake(family, address, host, token, tls_ca)
+        if connection is not None:
+            return connection
+    return None
+
+
+def _handshake(
+    family: socket.AddressFamily | None, address: Any, host: str, token: bytes, tls_ca: str | None
+) -> socket.socket | None:
+    """Connect to ``address`` (a unix socket, or TCP when ``family`` is None) and present ``token``."""
+    connection = None
     try:
+        if family is None:
+            connection = socket.create_connection(address, timeout=CONNECT_TIMEOUT)
+        else:
+            connection = socket.socket(family, socket.SOCK_STREAM)
+            connection.settimeout(CONNECT_TIMEOUT)
+            connection.connect(address)
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER)
         if tls_ca is not None:
-            connection = ssl.create_default_context(cafile=tls_ca or None).wrap_socket(
-                connection, server_hostname=host
-            )
-        connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER)
+            context = ssl.create_default_context(cafile=tls_ca or None)
+            connection = context.wrap_socket(connection, server_hostname=host)
         connection.sendall(token)
         if connection.recv(1) != ACCEPTED:
             raise ConnectionError("the exporter did not accept the token")
         connection.settimeout(None)
         return connection
-    except OSError as exc:
-        log.info("no bulk connection (%s): uploading over gRPC", exc)
-        connection.close()
+    except (OSError, TypeError, ValueError) as exc:
+        log.info("no bulk connection at %s (%s)", address, exc)
+        if connection is not None:
+            connection.close()
         return None
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address) is this host's loopback.
+
+    >>> is_loopback("127.0.0.1"), is_loopback("::1"), is_loopback("localhost"), is_loopback("lab-1")
+    (True, True, True, False)
+    """
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name other than localhost: assume it is reachable from elsewhere
+        return False
 
 
 def send(connection: socket.socket, source: IO[bytes], progress: Callable[[int], None]) -> int:
     """Send all of ``source`` as frames, then the end frame; returns the byte count.
 
-    A regular file goes by ``sendfile`` (the kernel copies it from the page cache); anything
-    else (a decompressing reader, an image's bmap ranges) by ``readinto`` and ``sendall``.
-    ``progress(sent)`` is called after each frame.
+    Bytes of a file go by ``sendfile`` (the kernel sends them from the page cache, no copy
+    here): a regular file opened with ``open()``, or a source with a ``file_spans()`` method
+    giving ``(fd, offset, length)`` spans of one (the storage client's bmap ranges of a plain
+    image). Anything else (a decompressing reader), and everything over TLS, goes by
+    ``readinto`` and ``sendall``. ``progress(sent)`` is called after each frame.
     """
+    spans = None if isinstance(connection, ssl.SSLSocket) else _file_spans(source)
     sent = 0
-    file = _regular_fd(source)
-    if file is not None and not hasattr(connection, "context"):  # TLS sockets cannot sendfile
-        fd, offset, end = file
-        while offset < end:
-            length = min(FRAME, end - offset)
-            connection.sendall(HEADER.pack(length))
-            done = 0
-            while done < length:
-                count = os.sendfile(connection.fileno(), fd, offset + done, length - done)
-                if not count:
-                    raise ValueError(f"the file ended at byte {offset + done}, before its size said")
-                done += count
-            offset += length
-            sent += length
-            progress(sent)
-        source.seek(end)
+    if spans is not None:
+        for fd, offset, length in spans:
+            for start in range(offset, offset + length, FRAME):
+                count = min(FRAME, offset + length - start)
+                connection.sendall(HEADER.pack(count))
+                _sendfile(connection, fd, start, count)
+                sent += count
+                progress(sent)
     else:
         buffer = bytearray(FRAME)
         view = memoryview(buffer)
@@ -164,14 +194,32 @@ def send(connection: socket.socket, source: IO[bytes], progress: Callable[[int],
     return sent
 
 
-def _regular_fd(source: IO[bytes]) -> tuple[int, int, int] | None:
-    """(fd, position, size) of a plain regular file opened for reading, else None: a reader
-    that transforms its file's bytes (``GzipFile``) has a ``fileno()`` too, so only ``open()``'s
-    own readers qualify."""
+def _file_spans(source: IO[bytes]) -> Iterable[tuple[int, int, int]] | None:
+    """What of ``source`` can go by ``sendfile``, as ``(fd, offset, length)`` spans; None: nothing.
+
+    Only ``open()``'s own readers count as plain files: a reader that transforms its file's
+    bytes (``GzipFile``) has a ``fileno()`` too.
+    """
+    spans = getattr(source, "file_spans", None)
+    if spans is not None:
+        return spans()
     if not isinstance(source, (io.BufferedReader, io.FileIO)):
         return None
     info = os.fstat(source.fileno())
-    return (source.fileno(), source.tell(), info.st_size) if stat.S_ISREG(info.st_mode) else None
+    if not stat.S_ISREG(info.st_mode):
+        return None
+    start = source.tell()
+    source.seek(info.st_size)  # read, as far as its reader is concerned: sendfile leaves the position
+    return [(source.fileno(), start, info.st_size - start)]
+
+
+def _sendfile(connection: socket.socket, fd: int, offset: int, count: int) -> None:
+    done = 0
+    while done < count:
+        sent = os.sendfile(connection.fileno(), fd, offset + done, count - done)
+        if not sent:
+            raise ValueError(f"the file ends at byte {offset + done}, before the bytes to send do")
+        done += sent
 
 
 def _fill(source: IO[bytes], view: memoryview) -> int:

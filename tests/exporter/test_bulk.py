@@ -32,7 +32,7 @@ class Sink(Driver):
 
     def __init__(self):
         super().__init__()
-        self.bulk_reads = 0  # resources whose bytes came on a bulk connection
+        self.bulk_reads: list[socket.AddressFamily] = []  # how each bulk connection came
 
     @export
     def take(self, handle: dict) -> dict:
@@ -42,7 +42,8 @@ class Sink(Driver):
             while count := source.readinto(buffer):
                 digest.update(memoryview(buffer)[:count])
                 size += count
-            self.bulk_reads += source.channel.bulk is not None
+            if source.channel.bulk is not None:
+                self.bulk_reads.append(source.channel.bulk.connection.family)
         return {"size": size, "sha256": digest.hexdigest()}
 
 
@@ -86,16 +87,34 @@ def test_a_connection_that_ends_before_its_end_frame_is_a_broken_upload():
 
 @pytest.mark.parametrize("tcp", [False, True], ids=["unix", "tcp"])
 def test_uploads_to_our_exporter_take_the_bulk_connection(tmp_path, tcp):
+    """A client on the exporter's host takes the unix socket, whether it dialled TCP or not."""
     sink = Sink()
     progress: list[tuple[int, int]] = []
     with client_for(sink, "sink", tcp=tcp) as client:
         with open(_image(tmp_path), "rb") as source:
             result = client.upload("take", source, total=len(IMAGE), progress=lambda *p: progress.append(p))
         assert result == EXPECTED
-        assert sink.bulk_reads == 1
         assert progress[-1] == (len(IMAGE), len(IMAGE))
         assert client.upload("take", io.BytesIO(IMAGE)) == EXPECTED  # not a file: read and sent
-        assert sink.bulk_reads == 2
+    assert sink.bulk_reads == [socket.AF_UNIX, socket.AF_UNIX]
+
+
+def test_a_client_on_another_host_takes_the_port(tmp_path):
+    """What a remote client does: its offer's socket path is not on its host, so it connects to
+    the port (here the same exporter, with the path left out of the offer)."""
+    sink = Sink()
+    with client_for(sink, "sink", tcp=True) as client, open(_image(tmp_path), "rb") as source:
+        connection = client.connection
+        with _resource_stream(client) as stream:
+            call = _call_with_handle(connection, client.path, "take", stream, [])
+            offer = json.loads(stream.headers[BULK_KEY])
+            del offer["path"]
+            side = bulk.connect(json.dumps(offer), connection.target, None)
+            with side:
+                assert bulk.send(side, source, lambda sent: None) == len(IMAGE)
+            stream.send_eof()
+            assert _result(connection, client.path, "take", call) == EXPECTED
+    assert sink.bulk_reads == [socket.AF_INET]
 
 
 def test_without_a_bulk_listener_uploads_go_over_grpc(tmp_path):
@@ -103,7 +122,7 @@ def test_without_a_bulk_listener_uploads_go_over_grpc(tmp_path):
     with client_for(sink, "sink", bulk_port=None) as client:
         with open(_image(tmp_path), "rb") as source:
             assert client.upload("take", source) == EXPECTED
-    assert sink.bulk_reads == 0
+    assert sink.bulk_reads == []
 
 
 def test_an_offer_the_client_cannot_use_falls_back_to_grpc(tmp_path, caplog):
@@ -119,7 +138,7 @@ def test_an_offer_the_client_cannot_use_falls_back_to_grpc(tmp_path, caplog):
         assert "refused a bulk connection: no upload was offered under the token it sent" in caplog.text
         with connect(exporter.address) as dut:  # the listener still admits the next one
             assert dut.sink.upload("take", io.BytesIO(IMAGE)) == EXPECTED
-    assert sink.bulk_reads == 1
+    assert sink.bulk_reads == [socket.AF_UNIX]
 
 
 def test_bulk_uploads_over_tls_with_the_exporters_certificate(tmp_path, certificate, monkeypatch):
@@ -132,7 +151,7 @@ def test_bulk_uploads_over_tls_with_the_exporters_certificate(tmp_path, certific
             assert dut.sink.upload("take", source) == EXPECTED
     finally:
         exporter.stop()
-    assert sink.bulk_reads == 1
+    assert sink.bulk_reads == [socket.AF_UNIX]
 
 
 def test_a_client_gone_mid_upload_fails_the_call_and_the_next_upload_works(tmp_path):
@@ -157,11 +176,20 @@ def test_a_client_gone_mid_upload_fails_the_call_and_the_next_upload_works(tmp_p
         assert client.upload("take", io.BytesIO(IMAGE)) == EXPECTED
 
 
-def test_an_exporter_stopping_closes_its_bulk_listener():
-    with serving(_tree(Sink())) as exporter:
+@pytest.mark.parametrize("tcp", [False, True], ids=["unix", "tcp"])
+def test_an_exporter_stopping_removes_its_bulk_socket(tcp):
+    with serving(_tree(Sink()), tcp=tcp) as exporter:
         path = exporter.bulk.address["path"]
         assert os.path.exists(path)
     assert not os.path.exists(path)
+    if tcp:  # the folder made for it goes too
+        assert not os.path.exists(os.path.dirname(path))
+
+
+def _resource_stream(client) -> ClientStream:
+    """The stream ``upload`` opens, for tests that play the client's part by hand."""
+    request = {"kind": "resource", "uuid": client.connection.uuid(client.path)}
+    return ClientStream(client.connection, client.path, request, "take", bulk=True)
 
 
 def _tree(sink: Sink) -> Composite:

@@ -249,6 +249,27 @@ class _MappedBytes:
         self.sent += count
         return count
 
+    def file_spans(self) -> Iterator[tuple[int, int, int]] | None:
+        """The current call's mapped bytes as ``(fd, offset, length)`` spans of the image file,
+        for ``sendfile``; None for a compressed image, which only ``readinto`` decompresses."""
+        if not self.seekable:
+            return None
+        return self._spans()
+
+    def _spans(self) -> Iterator[tuple[int, int, int]]:
+        fd = self.image.fileno()
+        while self.budget > 0:
+            if self.left == 0:
+                self.position, self.left = next(self.spans, (-1, 0))
+                if self.position < 0:
+                    return
+            count = min(self.left, self.budget)
+            yield fd, self.position, count
+            self.position += count
+            self.left -= count
+            self.budget -= count
+            self.sent += count
+
     def _skip_to(self, offset: int) -> None:
         if self.seekable:
             self.image.seek(offset)

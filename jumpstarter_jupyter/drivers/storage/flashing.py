@@ -17,6 +17,7 @@ import mmap
 import os
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import IO, Self
@@ -25,6 +26,7 @@ from jumpstarter_jupyter.drivers.storage.bmap import Bmap, MappedRange
 from jumpstarter_jupyter.drivers.storage.common import StorageRefused
 
 CHUNK = 4 << 20  # bytes per write: large enough for full speed, as dd bs=4M
+BUFFERS = 4  # CHUNKs in flight: one filling while others are hashed (two ranges at once) and written
 BLKRRPART = 0x125F  # <linux/fs.h>: re-read the partition table
 BLKSSZGET = 0x1268  # <linux/fs.h>: logical block size
 logger = logging.getLogger("driver.flashing")
@@ -79,7 +81,7 @@ class DeviceWriter:
                     "or held by another device or program)"
                 ) from None
             raise
-        self.buffer = mmap.mmap(-1, CHUNK)  # page-aligned, as O_DIRECT needs
+        self.buffer = SPARE.take()
         self.sector = _sector_size(self.fd)
         self.capacity = os.lseek(self.fd, 0, os.SEEK_END)
 
@@ -88,7 +90,7 @@ class DeviceWriter:
 
     def __exit__(self, *exc) -> None:
         os.close(self.fd)
-        self.buffer.close()
+        SPARE.give(self.buffer)
 
     def write_stream(self, source: IO[bytes], digests: list[bytes] | None = None) -> int:
         """Write all of ``source`` from offset 0; returns the byte count. With ``digests``, a
@@ -105,9 +107,8 @@ class DeviceWriter:
                         f"the image is larger than {self.path} ({self.capacity} bytes)"
                         + (f" once decompressed ({self.encoding})" if self.encoding else "")
                     )
-                if digests is not None:
-                    digests.append(hashlib.sha256(memoryview(buffer)[:filled]).digest())
-                pipeline.write(offset, filled)
+                keep = None if digests is None else lambda data: digests.append(hashlib.sha256(data).digest())
+                pipeline.write(offset, filled, keep)
                 offset += filled
 
     def write_ranges(self, source: IO[bytes], bmap: Bmap) -> int:
@@ -123,8 +124,8 @@ class DeviceWriter:
             for mapped in bmap.ranges:
                 self._write_range(source, bmap, mapped, pipeline)
                 written += bmap.span(mapped)[1]
-        if source.read(1):
-            raise ValueError("the upload carries more bytes than the bmap's ranges")
+            if source.read(1):
+                raise ValueError("the upload carries more bytes than the bmap's ranges")
         return written
 
     def _write_range(self, source: IO[bytes], bmap: Bmap, mapped: MappedRange, pipeline: _Pipeline) -> None:
@@ -138,14 +139,17 @@ class DeviceWriter:
                 raise ValueError(
                     f"the upload ended inside {bmap.describe(mapped)} ({done} of {length} bytes)"
                 )
-            digest.update(memoryview(buffer)[:filled])
-            pipeline.write(offset + done, filled)
+            pipeline.write(offset + done, filled, digest.update)
             done += filled
-        if digest.hexdigest() != mapped.checksum:
-            raise ValueError(
-                f"checksum mismatch in {bmap.describe(mapped)}: {bmap.checksum_type} "
-                f"{digest.hexdigest()}, the bmap says {mapped.checksum}; the flash failed"
-            )
+
+        def check() -> None:
+            if digest.hexdigest() != mapped.checksum:
+                raise ValueError(
+                    f"checksum mismatch in {bmap.describe(mapped)}: {bmap.checksum_type} "
+                    f"{digest.hexdigest()}, the bmap says {mapped.checksum}; the flash failed"
+                )
+
+        pipeline.after_hashing(check)
 
     def verify_stream(self, size: int, digests: list[bytes]) -> None:
         """Read the first ``size`` bytes back and compare them chunk by chunk with ``digests``."""
@@ -244,33 +248,86 @@ class DeviceWriter:
 
 
 class _Pipeline:
-    """Two buffers: the client's next bytes fill one while the other is written (``pwrite``
-    releases the GIL), so receiving and writing overlap."""
+    """``BUFFERS`` buffers: the client's next bytes fill one while others are written (``pwrite``
+    releases the GIL) and, when checksums are wanted, hashed on threads of their own (hashlib
+    releases the GIL too), so receiving, hashing and writing overlap. A failed write or check
+    raises from the next :meth:`free`, or when the block ends."""
 
     def __init__(self, writer: DeviceWriter):
-        self.writer, self.buffers, self.current = writer, [writer.buffer, mmap.mmap(-1, CHUNK)], 0
-        self.pool = ThreadPoolExecutor(1, thread_name_prefix=f"write {writer.path}")
-        self.pending: Future | None = None  # the write of the other buffer
+        self.writer, self.current = writer, 0
+        self.buffers = [writer.buffer, *(SPARE.take() for _ in range(BUFFERS - 1))]
+        self.writes = ThreadPoolExecutor(1, thread_name_prefix=f"write {writer.path}")
+        # two hashing threads, a range's hashes all on one (in order), the next range's on the other
+        self.lanes = [ThreadPoolExecutor(1, thread_name_prefix=f"hash {writer.path}") for _ in range(2)]
+        self.lane = 0
+        self.using: list[list[Future]] = [[] for _ in self.buffers]  # per buffer: its write and hash
+        self.checks: list[Future] = []  # checksum comparisons queued behind the hashes
 
     def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:
-        self.pool.shutdown()  # waits for the write in flight
-        self.buffers[1].close()
-        if self.pending is not None and exc[0] is None:
-            self.pending.result()  # its error, if nothing else went wrong first
+        self.writes.shutdown()  # waits for the work in flight
+        for lane in self.lanes:
+            lane.shutdown()
+        for buffer in self.buffers[1:]:
+            SPARE.give(buffer)
+        if exc[0] is None:  # their errors, if nothing else went wrong first
+            for future in [*(f for using in self.using for f in using), *self.checks]:
+                future.result()
 
     def free(self) -> mmap.mmap:
-        """The buffer not being written: fill it, then :meth:`write` it."""
-        self.current ^= 1
+        """The buffer written longest ago, once its write and hash are done: fill it, then :meth:`write` it."""
+        self.current = (self.current + 1) % len(self.buffers)
+        for future in self.using[self.current]:
+            future.result()
+        for future in [f for f in self.checks if f.done()]:
+            self.checks.remove(future)
+            future.result()
         return self.buffers[self.current]
 
-    def write(self, offset: int, length: int) -> None:
-        """Write the buffer just filled at ``offset``, once the previous write has finished."""
-        if self.pending is not None:
-            self.pending.result()
-        self.pending = self.pool.submit(self.writer._write, self.buffers[self.current], offset, length)
+    def write(self, offset: int, length: int, digest: Callable[[memoryview], object] | None = None) -> None:
+        """Write the buffer just filled at ``offset``; ``digest(bytes)`` hashes them meanwhile."""
+        buffer = self.buffers[self.current]
+        self.using[self.current] = [self.writes.submit(self.writer._write, buffer, offset, length)]
+        if digest is not None:
+            self.using[self.current].append(self.lanes[self.lane].submit(_hash, digest, buffer, length))
+
+    def after_hashing(self, check: Callable[[], None]) -> None:
+        """Run ``check`` once the current range is hashed; the next range hashes beside it."""
+        self.checks.append(self.lanes[self.lane].submit(check))
+        self.lane ^= 1
+
+
+def _hash(digest: Callable[[memoryview], object], buffer: mmap.mmap, length: int) -> None:
+    with memoryview(buffer) as view, view[:length] as data:  # released before the buffer is reused
+        digest(data)
+
+
+class _Spare:
+    """Page-aligned ``CHUNK`` buffers (as O_DIRECT needs) kept between flashes: a fresh one's
+    pages cost about 1.5 ms each to put in place, a flash's fixed cost twice over otherwise.
+    It keeps at most ``BUFFERS``, one flash's worth."""
+
+    def __init__(self) -> None:
+        self._free: list[mmap.mmap] = []
+        self._lock = threading.Lock()
+
+    def take(self) -> mmap.mmap:
+        with self._lock:
+            if self._free:
+                return self._free.pop()
+        return mmap.mmap(-1, CHUNK, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | mmap.MAP_POPULATE)
+
+    def give(self, buffer: mmap.mmap) -> None:
+        with self._lock:
+            if len(self._free) < BUFFERS:
+                self._free.append(buffer)
+                return
+        buffer.close()
+
+
+SPARE = _Spare()
 
 
 def _open_exclusive(path: str) -> int:

@@ -112,6 +112,10 @@ class ResourceFile:
                     count = self._bulk.readinto(buffer)
             except OSError:
                 token.check()  # closed because the call was cancelled: say that
+                if self.channel.inbound.closed:  # closed because the resource stream ended
+                    raise BrokenPipeError(
+                        "the client closed the resource stream before the end of its data"
+                    ) from None
                 raise
             if count:
                 return count

@@ -6,19 +6,23 @@ controller's router), it may send a resource's bytes on a second connection inst
 
 1. The client opens the resource's ``RouterService.Stream`` with ``x-jmp-bulk: 1`` (``BULK_KEY``).
 2. An exporter with a bulk listener answers, in the stream's initial metadata, ``x-jmp-bulk``:
-   JSON ``{"port": N, "token": HEX}`` (a TCP listener: the client connects to the host it
-   dialled, port N) or ``{"path": "/...", "token": HEX}`` (a unix socket beside the exporter's).
-3. The client connects (TLS when the exporter serves TLS) and sends the token's 32 bytes; the
-   exporter answers one byte, 0x01, once the token matched an offer (anything else, or a
-   closed connection: the client uses gRPC). Then the client sends frames: an 8-byte
-   big-endian length and that many bytes; a length of 0 ends the data. Then it half-closes
-   the gRPC stream as usual and waits for the driver call's result.
+   JSON ``{"path": "/...", "port": N, "token": HEX}``. ``path`` is a unix socket on the
+   exporter's host (beside the exporter's own socket, or in a folder of its own); ``port``, only
+   when the exporter listens on TCP, is a TCP port on the host the client dialled.
+3. The client connects: to ``path`` when the exporter is on its host (it dialled a unix socket
+   or a loopback address), else, or if that fails, to ``port``; with TLS when its gRPC
+   channel uses TLS. It sends the token's 32 bytes; the exporter answers one byte, 0x01, once
+   the token matched an offer (anything else, or a closed connection: the client uses gRPC).
+   Then the client sends frames: an 8-byte big-endian length and that many bytes; a length
+   of 0 ends the data. Then it half-closes the gRPC stream as usual and waits for the driver
+   call's result.
 
 The token is random, good for one connection, and handed out only on the authenticated gRPC
 stream, so the bulk connection carries the stream's authority and nothing more. A connection
 that ends before its 0-length frame is a client gone mid-transfer, never a short image. If the
 client cannot connect (a firewall, another host's socket path) or gets no 0x01, it sends over
-gRPC as before: the resource stream is open either way. Upstream peers never send ``x-jmp-bulk`` and never see it.
+gRPC as before: the resource stream is open either way. Upstream peers never send
+``x-jmp-bulk`` and never see it.
 """
 
 from __future__ import annotations

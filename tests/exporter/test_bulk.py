@@ -21,8 +21,10 @@ from jumpstarter_jupyter.driver import Driver, export
 from jumpstarter_jupyter.drivers.composite.driver import Composite
 from jumpstarter_jupyter.exporter import serve
 from jumpstarter_jupyter.protocol import bulk
-from jumpstarter_jupyter.protocol.metadata import BULK_KEY
-from support import client_for, serving
+from jumpstarter_jupyter.protocol.codec import encode
+from jumpstarter_jupyter.protocol.metadata import BULK_KEY, RESOURCE_KEY
+from jumpstarter_jupyter.protocol.v1 import jumpstarter_pb2 as pb
+from support import client_for, serving, wait_for
 
 IMAGE = secrets.token_bytes(9 << 20)  # two full frames and a partial one
 
@@ -33,15 +35,22 @@ class Sink(Driver):
     def __init__(self):
         super().__init__()
         self.bulk_reads: list[socket.AddressFamily] = []  # how each bulk connection came
+        self.failures: list[str] = []  # what ended a read early
+        self.taken = 0  # bytes read by the call under way
 
     @export
     def take(self, handle: dict) -> dict:
         digest, size = hashlib.sha256(), 0
         buffer = bytearray(1 << 20)
         with self.resource(handle) as source:
-            while count := source.readinto(buffer):
-                digest.update(memoryview(buffer)[:count])
-                size += count
+            try:
+                while count := source.readinto(buffer):
+                    digest.update(memoryview(buffer)[:count])
+                    size += count
+                    self.taken = size
+            except Exception as exc:
+                self.failures.append(type(exc).__name__)
+                raise
             if source.channel.bulk is not None:
                 self.bulk_reads.append(source.channel.bulk.connection.family)
         return {"size": size, "sha256": digest.hexdigest()}
@@ -173,6 +182,32 @@ def test_a_client_gone_mid_upload_fails_the_call_and_the_next_upload_works(tmp_p
             side.close()  # as a killed client's kernel does: no end frame
             with pytest.raises(DriverError, match="bulk connection ended before the end of its data"):
                 _result(connection, client.path, "take", call)
+        assert client.upload("take", io.BytesIO(IMAGE)) == EXPECTED
+
+
+@pytest.mark.parametrize(
+    ("gone", "failure"), [("call", "Cancelled"), ("stream", "BrokenPipeError")], ids=["call", "stream"]
+)
+def test_a_call_or_stream_ended_mid_upload_ends_the_drivers_read(gone, failure):
+    """Ctrl-C cancels the call (the driver's read ends with ``Cancelled``); a client gone ends
+    its resource stream too (``BrokenPipeError``, whichever the exporter sees first)."""
+    sink = Sink()
+    with client_for(sink, "sink") as client:
+        connection = client.connection
+        with _resource_stream(client) as stream:
+            handle = json.loads(stream.headers[RESOURCE_KEY])
+            request = pb.DriverCallRequest(
+                uuid=connection.uuid(client.path), method="take", args=[encode(handle)]
+            )
+            call = connection.exporter.DriverCall.future(request, metadata=connection.metadata)
+            side = bulk.connect(stream.headers[BULK_KEY], connection.target, None)
+            with side:
+                side.sendall(bulk.HEADER.pack(1 << 20) + IMAGE[:1000])  # the driver will wait for more
+                wait_for(lambda: sink.taken == 1000, what="the driver to read the first bytes")
+                call.cancel() if gone == "call" else stream.cancel()
+                wait_for(lambda: sink.failures, what="the driver's read to end")
+            call.cancel()
+        assert sink.failures == [failure]
         assert client.upload("take", io.BytesIO(IMAGE)) == EXPECTED
 
 

@@ -11,6 +11,8 @@ import logging
 import os
 import secrets
 import socket
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -24,7 +26,7 @@ from jumpstarter_jupyter.protocol import bulk
 from jumpstarter_jupyter.protocol.codec import encode
 from jumpstarter_jupyter.protocol.metadata import BULK_KEY, RESOURCE_KEY
 from jumpstarter_jupyter.protocol.v1 import jumpstarter_pb2 as pb
-from support import client_for, serving, wait_for
+from support import client_for, serving, start_exporter, wait_for
 
 IMAGE = secrets.token_bytes(9 << 20)  # two full frames and a partial one
 
@@ -219,6 +221,30 @@ def test_an_exporter_stopping_removes_its_bulk_socket(tcp):
     assert not os.path.exists(path)
     if tcp:  # the folder made for it goes too
         assert not os.path.exists(os.path.dirname(path))
+
+
+def test_the_command_line_sets_the_bulk_port_or_turns_it_off(tmp_path):
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        argv = [sys.executable, "-m", "jumpstarter_jupyter", "demo", "--listen", "127.0.0.1:0"]
+        result = subprocess.run(
+            [*argv, "--bulk-port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
+    assert result.returncode == 1
+    assert f"cannot listen for bulk uploads on 127.0.0.1:{port}: Address already in use" in result.stderr
+    assert "(--bulk-port picks another port, --no-bulk none)" in result.stderr
+    for name, options, bulk_socket in [("on.sock", [], True), ("off.sock", ["--no-bulk"], False)]:
+        path = tmp_path / name
+        exporter = start_exporter("demo", "--socket", path, *options)
+        try:
+            assert path.exists() and (tmp_path / f"{name}.bulk").exists() is bulk_socket
+        finally:
+            exporter.kill()
+            exporter.wait()
 
 
 def _resource_stream(client) -> ClientStream:

@@ -65,7 +65,7 @@ nitpick_ignore_regex = [
     (
         r"py:class",
         r"jumpstarter_jupyter\.(client\.connection\.Connection|exporter\.(report\.Tree|logs\.LogHub|"
-        r"leases\.Leases|calls\.Calls|controller\.ControllerLink)|driver\.resources\.Channel)",
+        r"leases\.Leases|calls\.Calls|controller\.ControllerLink|bulk\.BulkListener)|driver\.resources\.Channel)",
     ),
     (r"py:class", r"jumpstarter_jupyter\..*\._\w+"),  # private bases (a public class's show-inheritance)
     # the screen client's hints as written (PIL's Image, pathlib's Path, its region and frame types)

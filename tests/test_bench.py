@@ -17,6 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from figures import MEASUREMENTS  # noqa: E402
 
+GROWTH = {"flood_rss"}  # a difference, which is 0 or below when the kernel gives memory back
+
 
 @pytest.mark.upstream
 def test_quick_bench_measures_every_figure_on_every_side(tmp_path):
@@ -35,6 +37,7 @@ def test_quick_bench_measures_every_figure_on_every_side(tmp_path):
     for measurement in MEASUREMENTS:
         for row in measurement.rows:
             assert set(measured[row]) == set(measurement.sides), row
-            assert all(side["median"] > 0 for side in measured[row].values()), row
+            floor = -float("inf") if row in GROWTH else 0
+            assert all(side["median"] > floor for side in measured[row].values()), row
     assert "ours/upstream" in done.stdout and "QUICK MODE" in done.stdout
     assert result["machine"]["cores"] >= 1 and result["quick"] is True

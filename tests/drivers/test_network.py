@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.server
 import logging
+import os
 import signal
 import socket
 import socketserver
@@ -237,6 +238,7 @@ def test_cli_forward_until_interrupted(http_port):
             stderr=subprocess.PIPE,
             text=True,
             preexec_fn=default_sigint,
+            env={**os.environ, "PYTHONFAULTHANDLER": "1"},  # SIGABRT prints every thread's stack
         )  # it is stopped with SIGINT below
         try:
             line = process.stdout.readline()
@@ -246,7 +248,13 @@ def test_cli_forward_until_interrupted(http_port):
             address = line.split()[1]
             assert get(address, "/cli") == "hello from the board: /cli"
             process.send_signal(signal.SIGINT)
-            assert process.wait(timeout=DEADLINE) == 0
+            try:
+                code = process.wait(timeout=DEADLINE)
+            except subprocess.TimeoutExpired:  # seen once in CI: say where it was stuck
+                process.send_signal(signal.SIGABRT)
+                process.wait()
+                pytest.fail(f"still running {DEADLINE} s after SIGINT:\n{process.stderr.read()[-8000:]}")
+            assert code == 0
             assert "stopped" in process.stderr.read()
         finally:
             process.kill()

@@ -416,6 +416,7 @@ class LeaseWatch:
     (the exporter restarting) until ``close()``."""
 
     RETRY = (0.2, 5.0)  # first and longest pause before opening a broken stream again
+    JOIN_TIMEOUT = 5.0  # close() waits this long for the thread; only a stuck callback takes it
 
     def __init__(
         self,
@@ -426,7 +427,8 @@ class LeaseWatch:
         self._channel, self._metadata, self._on_status = channel, metadata, on_status
         self._closed = threading.Event()
         self._stream: grpc.Future | None = None
-        threading.Thread(target=self._run, name="lease watch", daemon=True).start()
+        self._thread = threading.Thread(target=self._run, name="lease watch", daemon=True)
+        self._thread.start()
 
     def _run(self) -> None:
         pause = self.RETRY[0]
@@ -449,9 +451,14 @@ class LeaseWatch:
             pause = min(pause * 2, self.RETRY[1])
 
     def close(self) -> None:
+        """Stop following, and wait (``JOIN_TIMEOUT`` at most) until the thread has left gRPC: a
+        daemon thread the interpreter stops at exit while it holds a call's lock would deadlock
+        the garbage collection of that call (grpcio's ``__del__`` takes the lock)."""
         self._closed.set()
         if self._stream is not None:
             self._stream.cancel()
+        if self._thread is not threading.current_thread():
+            self._thread.join(self.JOIN_TIMEOUT)
 
 
 def release(channel: grpc.Channel, metadata: tuple, endpoint: str, token: str) -> str:

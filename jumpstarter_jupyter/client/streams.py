@@ -215,6 +215,10 @@ class ClientStream:
             self.receipts.flush(CLOSE_FLUSH, quiet=True)
         self.cancel()
         if self.receipts is not None:
+            # the reader leaves gRPC once the cancel reaches it: a daemon thread stopped at exit
+            # holding the call's lock would deadlock the call's garbage collection
+            if self.receipts.thread is not threading.current_thread():
+                self.receipts.thread.join(CLOSE_FLUSH)
             self.receipts.check()
 
     def cancel(self) -> None:
@@ -262,7 +266,8 @@ class _Receipts:
         self._reported = self._stopped = False
         self._inbox: collections.deque[bytes] = collections.deque()  # b"": the driver's EOF
         self._changed = threading.Condition()
-        threading.Thread(target=self._read, name=f"stream receipts {name}", daemon=True).start()
+        self.thread = threading.Thread(target=self._read, name=f"stream receipts {name}", daemon=True)
+        self.thread.start()
 
     def _read(self) -> None:
         try:

@@ -119,13 +119,21 @@ class BulkListener:
                 channel = self.offers.pop(token, None)
             if channel is None:
                 raise PermissionError("no upload was offered under the token it sent")
-            connection.sendall(ACCEPTED)
-            connection.settimeout(None)
         except (OSError, ValueError) as exc:
             log.info("refused a bulk connection: %s", exc)
             connection.close()
             return
-        channel.attach(BulkReader(connection))
+        reader = BulkReader(connection)
+        channel.attach(reader)  # before the client may send, and so before its end of data on the stream
+        try:
+            connection.sendall(ACCEPTED)
+            connection.settimeout(None)
+        except OSError as exc:  # the client will send over gRPC
+            log.info("lost a bulk connection before it was used: %s", exc)
+            reader.admit(False)
+            reader.close()
+            return
+        reader.admit(True)
 
 
 def _receive_exactly(connection: socket.socket, size: int) -> bytes:

@@ -36,6 +36,7 @@ import socket
 import ssl
 import stat
 import struct
+import threading
 from collections.abc import Callable, Iterable
 from typing import IO, Any
 
@@ -59,10 +60,20 @@ class BulkReader:
         self.connection = connection
         self.left = 0  # bytes of the current frame not read yet
         self.ended = False
+        # set once the client was told to send (or will send over gRPC): the reader is queued in
+        # its channel before that, so that the client's end of data on the stream comes after it
+        self.admitted = threading.Event()
+
+    def admit(self, sending: bool) -> None:
+        """The client was told to send here (``sending``), or could not be: then it sends over
+        gRPC and this reader yields nothing."""
+        self.ended = not sending
+        self.admitted.set()
 
     def readinto(self, buffer: Any) -> int:
         """Copy up to ``len(buffer)`` bytes into ``buffer``; 0 at the end frame. ``BrokenPipeError``
         if the connection ends first (the client went away mid-transfer)."""
+        self.admitted.wait()
         if self.ended:
             return 0
         if self.left == 0:
@@ -90,6 +101,7 @@ class BulkReader:
 
     def close(self) -> None:
         """Unblock a read in progress and release the socket (any thread)."""
+        self.admitted.set()
         try:
             self.connection.shutdown(socket.SHUT_RDWR)
         except OSError:

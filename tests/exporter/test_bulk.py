@@ -76,6 +76,7 @@ def test_frames_from_a_file_and_from_a_reader_arrive_whole_and_end_at_the_end_fr
         thread = threading.Thread(target=bulk.send, args=(sender, source, progress.append))
         thread.start()
         reader, received, buffer = bulk.BulkReader(receiver), bytearray(), bytearray(3 << 20)
+        reader.admit(True)
         while count := reader.readinto(buffer):
             received += buffer[:count]
         thread.join()
@@ -90,6 +91,7 @@ def test_a_connection_that_ends_before_its_end_frame_is_a_broken_upload():
         sender.sendall(bulk.HEADER.pack(10) + b"12345")
         sender.close()
         reader = bulk.BulkReader(receiver)
+        reader.admit(True)
         buffer = bytearray(10)
         assert reader.readinto(buffer) == 5
         with pytest.raises(BrokenPipeError, match="ended before the end of its data"):

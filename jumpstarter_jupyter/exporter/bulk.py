@@ -24,6 +24,7 @@ from jumpstarter_jupyter.protocol.bulk import (
     HANDSHAKE_TIMEOUT,
     TOKEN_BYTES,
     BulkReader,
+    receive_exactly,
 )
 
 log = logging.getLogger("jumpstarter_jupyter.exporter.bulk")
@@ -114,9 +115,10 @@ class BulkListener:
             connection.settimeout(HANDSHAKE_TIMEOUT)
             if self.tls is not None:
                 connection = self.tls.wrap_socket(connection, server_side=True)
-            token = _receive_exactly(connection, TOKEN_BYTES)
+            token = bytearray(TOKEN_BYTES)
+            receive_exactly(connection, token)
             with self._lock:
-                channel = self.offers.pop(token, None)
+                channel = self.offers.pop(bytes(token), None)
             if channel is None:
                 raise PermissionError("no upload was offered under the token it sent")
         except (OSError, ValueError) as exc:
@@ -134,16 +136,6 @@ class BulkListener:
             reader.close()
             return
         reader.admit(True)
-
-
-def _receive_exactly(connection: socket.socket, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        chunk = connection.recv(size - len(data))
-        if not chunk:
-            raise ConnectionError(f"it closed after {len(data)} of the token's {size} bytes")
-        data += chunk
-    return data
 
 
 def _unix_listener(path: str) -> socket.socket:

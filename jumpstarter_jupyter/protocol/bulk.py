@@ -78,7 +78,7 @@ class BulkReader:
             return 0
         if self.left == 0:
             header = bytearray(HEADER.size)
-            self._exactly(header)
+            receive_exactly(self.connection, header)
             (self.left,) = HEADER.unpack(header)
             if self.left == 0:
                 self.ended = True
@@ -90,15 +90,6 @@ class BulkReader:
         self.left -= count
         return count
 
-    def _exactly(self, buffer: bytearray) -> None:
-        with memoryview(buffer) as view:
-            got = 0
-            while got < len(view):
-                count = self.connection.recv_into(view[got:])
-                if not count:
-                    raise BrokenPipeError("the client's bulk connection ended before the end of its data")
-                got += count
-
     def close(self) -> None:
         """Unblock a read in progress and release the socket (any thread)."""
         self.admitted.set()
@@ -107,6 +98,17 @@ class BulkReader:
         except OSError:
             pass  # not connected any more
         self.connection.close()
+
+
+def receive_exactly(connection: socket.socket, buffer: bytearray) -> None:
+    """Fill ``buffer`` from ``connection``; ``BrokenPipeError`` if the connection ends first."""
+    with memoryview(buffer) as view:
+        got = 0
+        while got < len(view):
+            count = connection.recv_into(view[got:])
+            if not count:
+                raise BrokenPipeError("the client's bulk connection ended before the end of its data")
+            got += count
 
 
 def connect(offer: str, target: str, tls_ca: str | None) -> socket.socket | None:

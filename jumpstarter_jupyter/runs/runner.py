@@ -242,6 +242,14 @@ class Runner:
             )
 
 
+def _reason(run: Run) -> str:
+    """One line on why a run did not pass: its cell's error, else the last line of its message
+    (papermill's stderr ends with the exception that stopped it)."""
+    if run.error is not None:
+        return f"{run.error.ename}: {run.error.evalue}"
+    return (run.message.strip().splitlines() or ["no reason given"])[-1]
+
+
 def _signal(process: subprocess.Popen, number: int, group: bool = False) -> None:
     """Signal papermill (or its whole process group), unless it has ended already."""
     try:
@@ -314,7 +322,7 @@ def run_notebooks(plan: Plan) -> int:
             counts[run.outcome] = counts.get(run.outcome, 0) + 1
             bar.write(
                 f"{run.outcome.upper():<11} {run.notebook.name} on {run.board or '(no board)'}"
-                + (f" ({run.error.ename}: {run.error.evalue})" if run.error else ""),
+                + (f" ({_reason(run)})" if run.outcome in (FAILED, ERROR) else ""),
                 file=sys.stderr,
             )
             bar.set_postfix(counts, refresh=False)

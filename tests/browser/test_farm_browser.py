@@ -73,8 +73,10 @@ def test_run_notebooks_over_four_boards_reports_the_one_that_failed(shelf, chrom
         stdin=subprocess.DEVNULL,
     )
     assert run.returncode == 1, run.stderr
-    assert "FAILED      check.ipynb on am-2 (AssertionError: the check fails on am-2)" in run.stderr
-    assert "4 runs: 1 failed, 3 passed" in run.stderr
+    assert "FAILED      check.ipynb on am-2 (AssertionError: the check fails on am-2)" in run.stderr, (
+        run.stderr
+    )
+    assert "4 runs: 1 failed, 3 passed" in run.stderr, run.stderr
 
     [suite] = JUnitXml.fromfile(str(out / "junit.xml"))
     cases = {case.name: case for case in suite}

@@ -248,3 +248,38 @@ def test_run_notebooks_refuses_a_notebook_that_would_queue_behind_its_runner(she
     assert run.returncode == 1
     assert "plain.ipynb: no endpoint or lease_token parameter" in run.stderr
     assert not (tmp_path / "out").exists() and shelf.queue("imx-1") == []
+
+
+def test_a_run_that_gets_no_board_says_why_on_the_terminal(shelf, held, tmp_path):
+    held("am-1")
+    notebook = nbformat.v4.new_notebook(
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
+    )
+    notebook.cells = [nbformat.v4.new_code_cell("endpoint = None\nlease_token = None")]
+    notebook.cells[0].metadata["tags"] = ["parameters"]
+    nbformat.write(notebook, tmp_path / "quick.ipynb")
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "jumpstarter_jupyter",
+            "run-notebooks",
+            str(tmp_path / "quick.ipynb"),
+            "--selector",
+            "soc=am62",
+            "--each",
+            "--wait",
+            "1s",
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        env=shelf.env(),
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=DEADLINE,
+    )
+    assert run.returncode == 1, run.stderr
+    assert "ERROR       quick.ipynb on am-1 (no lease: no lease on" in run.stderr, run.stderr
+    assert "PASSED      quick.ipynb on am-2\n" in run.stderr, run.stderr
+    assert "2 runs: 1 error, 1 passed" in run.stderr, run.stderr

@@ -67,6 +67,7 @@ def lease_service(channel: grpc.Channel) -> lease_pb2_grpc.LeaseServiceStub:
 # every lease this process holds, released when the interpreter exits (a kernel shut down or
 # restarted, a pytest or papermill run ending): the board is free at once, not a heartbeat later
 _held: weakref.WeakSet[Lease] = weakref.WeakSet()
+READER_JOIN_TIMEOUT = 5.0  # s a release or close waits for its stream reader; only a stuck callback takes it
 
 
 @atexit.register
@@ -145,6 +146,7 @@ class Lease:
             )
         )
         self._stopped = threading.Event()
+        self._reader: threading.Thread | None = None  # follows the granted lease's events
         self.released = self.withdrawn = self.declined = False
         self._period = max(heartbeat / 3, 0.05)
         self._beating = False
@@ -171,7 +173,8 @@ class Lease:
         _held.add(self)
         if not self._beating:
             self._start_beating()
-        threading.Thread(target=self._read, name="lease events", daemon=True).start()
+        self._reader = threading.Thread(target=self._read, name="lease events", daemon=True)
+        self._reader.start()
         return self
 
     def withdraw(self) -> None:
@@ -308,6 +311,10 @@ class Lease:
                 log.warning("releasing the lease on %s: %s", self.endpoint, err.details())
             self.ended = self.ended or "released"
         self._close_stream()
+        # the reader leaves gRPC once the cancel reaches it: a daemon thread stopped at exit
+        # holding the call's lock would deadlock the call's garbage collection (see LeaseWatch)
+        if self._reader is not None and self._reader is not threading.current_thread():
+            self._reader.join(READER_JOIN_TIMEOUT)
         _held.discard(self)
 
     def __repr__(self) -> str:
@@ -416,7 +423,6 @@ class LeaseWatch:
     (the exporter restarting) until ``close()``."""
 
     RETRY = (0.2, 5.0)  # first and longest pause before opening a broken stream again
-    JOIN_TIMEOUT = 5.0  # close() waits this long for the thread; only a stuck callback takes it
 
     def __init__(
         self,
@@ -451,14 +457,14 @@ class LeaseWatch:
             pause = min(pause * 2, self.RETRY[1])
 
     def close(self) -> None:
-        """Stop following, and wait (``JOIN_TIMEOUT`` at most) until the thread has left gRPC: a
+        """Stop following, and wait (``READER_JOIN_TIMEOUT`` at most) until the thread has left gRPC: a
         daemon thread the interpreter stops at exit while it holds a call's lock would deadlock
         the garbage collection of that call (grpcio's ``__del__`` takes the lock)."""
         self._closed.set()
         if self._stream is not None:
             self._stream.cancel()
         if self._thread is not threading.current_thread():
-            self._thread.join(self.JOIN_TIMEOUT)
+            self._thread.join(READER_JOIN_TIMEOUT)
 
 
 def release(channel: grpc.Channel, metadata: tuple, endpoint: str, token: str) -> str:

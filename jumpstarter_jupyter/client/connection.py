@@ -90,6 +90,7 @@ class Connection:
         self._lease_status_known = False
         self.board_lease: BoardLease | None = None  # last known, once watch_lease() started following it
         self.tls_ca = tls_ca
+        self.bulk_unreachable: set = set()  # bulk addresses uploads no longer try (protocol/bulk.py)
         self._retired: list[grpc.Channel] = []
         self._open_channel()
         self._lock = threading.Lock()

@@ -371,7 +371,11 @@ def upload(
     with stream:
         call = _call_with_handle(connection, path, method, stream, extra_args, handle_index)
         offer = stream.headers.get(BULK_KEY)
-        side = bulk.connect(offer, connection.target, connection.tls_ca) if offer else None
+        side = (
+            bulk.connect(offer, connection.target, connection.tls_ca, connection.bulk_unreachable)
+            if offer
+            else None
+        )
         try:
             if side is not None:
                 with side:

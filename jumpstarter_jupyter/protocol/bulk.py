@@ -111,18 +111,25 @@ def receive_exactly(connection: socket.socket, buffer: bytearray) -> None:
             got += count
 
 
-def connect(offer: str, target: str, tls_ca: str | None) -> socket.socket | None:
+def connect(
+    offer: str, target: str, tls_ca: str | None, unreachable: set | None = None
+) -> socket.socket | None:
     """The bulk connection an exporter offered (its ``x-jmp-bulk`` answer) to a client whose
     gRPC channel reaches ``target``; None when it cannot be had: then upload over gRPC.
 
     The offer's socket path is tried when the exporter is on this host (``target`` is a unix
     socket or a loopback address), then its port when ``target`` is TCP. ``tls_ca`` is the
-    client's TLS setting (None: plain; ``""``: the system's roots).
+    client's TLS setting (None: plain; ``""``: the system's roots). An address that cannot be
+    connected to goes into ``unreachable`` and is skipped while it is there: a firewall that
+    drops packets costs ``CONNECT_TIMEOUT`` once, not on every upload.
     """
+    unreachable = set() if unreachable is None else unreachable
     try:
         answer = json.loads(offer)
         token = bytes.fromhex(answer["token"])
-    except (ValueError, KeyError, TypeError) as exc:
+        if not isinstance(answer.get("path", ""), str) or type(answer.get("port", 0)) is not int:
+            raise ValueError(f"path {answer.get('path')!r}, port {answer.get('port')!r}")
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         log.info("no bulk connection (a bad offer: %s): uploading over gRPC", exc)
         return None
     unix = target.startswith("unix:")
@@ -133,25 +140,40 @@ def connect(offer: str, target: str, tls_ca: str | None) -> socket.socket | None
     if "port" in answer and not unix:
         tries.append((None, (host, answer["port"])))
     for family, address in tries:
-        connection = _handshake(family, address, host, token, tls_ca)
+        if address in unreachable:
+            continue
+        try:
+            connection = _open(family, address)
+        except (OSError, OverflowError) as exc:  # OverflowError: a port out of range
+            log.info("no bulk connection at %s (%s): not tried again on this connection", address, exc)
+            unreachable.add(address)
+            continue
+        connection = _handshake(connection, address, host, token, tls_ca)
         if connection is not None:
             return connection
     return None
 
 
-def _handshake(
-    family: socket.AddressFamily | None, address: Any, host: str, token: bytes, tls_ca: str | None
-) -> socket.socket | None:
-    """Connect to ``address`` (a unix socket, or TCP when ``family`` is None) and present ``token``."""
-    connection = None
+def _open(family: socket.AddressFamily | None, address: Any) -> socket.socket:
+    """A connection to ``address``: a unix socket, or TCP when ``family`` is None."""
+    if family is None:
+        return socket.create_connection(address, timeout=CONNECT_TIMEOUT)
+    connection = socket.socket(family, socket.SOCK_STREAM)
     try:
-        if family is None:
-            connection = socket.create_connection(address, timeout=CONNECT_TIMEOUT)
-        else:
-            connection = socket.socket(family, socket.SOCK_STREAM)
-            connection.settimeout(CONNECT_TIMEOUT)
-            connection.connect(address)
-            connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER)
+        connection.settimeout(CONNECT_TIMEOUT)
+        connection.connect(address)
+        connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER)
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+def _handshake(
+    connection: socket.socket, address: Any, host: str, token: bytes, tls_ca: str | None
+) -> socket.socket | None:
+    """Present ``token`` on ``connection`` (to ``address``, TLS when ``tls_ca`` is not None)."""
+    try:
         if tls_ca is not None:
             context = ssl.create_default_context(cafile=tls_ca or None)
             connection = context.wrap_socket(connection, server_hostname=host)
@@ -162,8 +184,7 @@ def _handshake(
         return connection
     except (OSError, TypeError, ValueError) as exc:
         log.info("no bulk connection at %s (%s)", address, exc)
-        if connection is not None:
-            connection.close()
+        connection.close()
         return None
 
 

@@ -154,6 +154,27 @@ def test_an_offer_the_client_cannot_use_falls_back_to_grpc(tmp_path, caplog):
     assert sink.bulk_reads == [socket.AF_UNIX]
 
 
+def test_a_bulk_port_that_cannot_be_reached_is_tried_once_per_connection(monkeypatch, caplog):
+    """A client on another host whose firewall blocks the bulk port: its first upload tries the
+    port and falls back to gRPC; the next ones go over gRPC without trying (a dropped packet
+    would cost CONNECT_TIMEOUT each time). A new connection tries again."""
+    caplog.set_level(logging.INFO, "jumpstarter_jupyter")
+    monkeypatch.setattr(bulk, "is_loopback", lambda host: False)  # the port, never the path
+    sink = Sink()
+    with serving(_tree(sink), tcp=True) as exporter:
+        port = exporter.bulk.address["port"]
+        tcp = next(s for s in exporter.bulk.listening if s.family != socket.AF_UNIX)
+        tcp.shutdown(socket.SHUT_RDWR)  # nothing listens on the port any more: connections are refused
+        tcp.close()
+        for _ in range(2):
+            with connect(exporter.address) as dut:
+                for _ in range(3):
+                    assert dut.sink.upload("take", io.BytesIO(IMAGE)) == EXPECTED
+                assert dut.connection.bulk_unreachable == {("127.0.0.1", port)}
+    assert sink.bulk_reads == []  # all six over gRPC
+    assert caplog.text.count("not tried again on this connection") == 2  # once per connection
+
+
 def test_bulk_uploads_over_tls_with_the_exporters_certificate(tmp_path, certificate, monkeypatch):
     monkeypatch.delenv("JMP_GRPC_INSECURE", raising=False)
     cert, key = certificate

@@ -118,6 +118,22 @@ def test_a_breakpoint_stops_the_kernel_step_moves_and_resume_lets_the_shell_answ
     finish_sync(guest)
 
 
+def test_a_write_watchpoint_on_the_kernel_stack_stops_where_it_is_written(guest):
+    """Halted at ksys_sync's entry, the 256 bytes below the stack pointer are written by the
+    function's first push or store pair: QEMU's gdbstub reports the address written."""
+    state = stop_in_sync(guest)
+    guest.debugger.remove("ksys_sync")
+    below = state["sp"] - 256
+    point = guest.debugger.watchpoint(below, 256, "write")
+    assert point["kind"] == "watchpoint (write)" and point["address"] == hex(below)
+    guest.debugger.resume()
+    stopped = guest.debugger.wait_for_stop(DEADLINE)
+    hit = re.fullmatch(r"watchpoint \(write\) at (0x[0-9a-f]+)", stopped["reason"])
+    assert hit and below <= int(hit[1], 16) < state["sp"], stopped
+    assert guest.debugger.remove(hex(below)) == [point["id"]]
+    finish_sync(guest)
+
+
 def test_a_local_gdb_attaches_through_forward_and_prints_the_banner(guest):
     stop_in_sync(guest)
     guest.debugger.remove("ksys_sync")

@@ -169,15 +169,9 @@ def test_a_selector_nothing_matches_names_the_boards_and_a_bad_one_names_the_col
 
 
 def test_ctrl_c_stops_run_notebooks_and_releases_every_lease(shelf, tmp_path):
-    notebook = nbformat.v4.new_notebook(
-        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
+    parameters_notebook(
+        tmp_path / "block.ipynb", "import threading\nthreading.Event().wait()  # until interrupted"
     )
-    notebook.cells = [
-        nbformat.v4.new_code_cell("endpoint = None\nlease_token = None"),
-        nbformat.v4.new_code_cell("import threading\nthreading.Event().wait()  # until interrupted"),
-    ]
-    notebook.cells[0].metadata["tags"] = ["parameters"]
-    nbformat.write(notebook, tmp_path / "block.ipynb")
     runner = subprocess.Popen(
         [
             sys.executable,
@@ -227,24 +221,7 @@ def test_run_notebooks_refuses_a_notebook_that_would_queue_behind_its_runner(she
         nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import jumpstarter_jupyter")]),
         tmp_path / "plain.ipynb",
     )
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "jumpstarter_jupyter",
-            "run-notebooks",
-            str(tmp_path / "plain.ipynb"),
-            "--selector",
-            "soc",
-            "--out",
-            str(tmp_path / "out"),
-        ],
-        env=shelf.env(),
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=DEADLINE,
-    )
+    run = run_notebooks(shelf, tmp_path / "plain.ipynb", "--selector", "soc", "--out", tmp_path / "out")
     assert run.returncode == 1
     assert "plain.ipynb: no endpoint or lease_token parameter" in run.stderr
     assert not (tmp_path / "out").exists() and shelf.queue("imx-1") == []
@@ -252,34 +229,33 @@ def test_run_notebooks_refuses_a_notebook_that_would_queue_behind_its_runner(she
 
 def test_a_run_that_gets_no_board_says_why_on_the_terminal(shelf, held, tmp_path):
     held("am-1")
+    notebook = parameters_notebook(tmp_path / "quick.ipynb")
+    args = ("--selector", "soc=am62", "--each", "--wait", "1s", "--out", tmp_path / "out")
+    run = run_notebooks(shelf, notebook, *args)
+    assert run.returncode == 1, run.stderr
+    assert "ERROR       quick.ipynb on am-1 (no lease: no lease on" in run.stderr, run.stderr
+    assert "PASSED      quick.ipynb on am-2\n" in run.stderr, run.stderr
+    assert "2 runs: 1 error, 1 passed" in run.stderr, run.stderr
+
+
+def parameters_notebook(path, *cells: str):
+    """A notebook as run-notebooks runs them: a parameters cell (endpoint, lease_token), then ``cells``."""
     notebook = nbformat.v4.new_notebook(
         metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
     )
-    notebook.cells = [nbformat.v4.new_code_cell("endpoint = None\nlease_token = None")]
+    notebook.cells = [nbformat.v4.new_code_cell(c) for c in ("endpoint = None\nlease_token = None", *cells)]
     notebook.cells[0].metadata["tags"] = ["parameters"]
-    nbformat.write(notebook, tmp_path / "quick.ipynb")
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "jumpstarter_jupyter",
-            "run-notebooks",
-            str(tmp_path / "quick.ipynb"),
-            "--selector",
-            "soc=am62",
-            "--each",
-            "--wait",
-            "1s",
-            "--out",
-            str(tmp_path / "out"),
-        ],
+    nbformat.write(notebook, path)
+    return path
+
+
+def run_notebooks(shelf, *args) -> subprocess.CompletedProcess:
+    """``jumpstarter-jupyter run-notebooks ARGS`` on the shelf's pool, to the end."""
+    return subprocess.run(
+        [sys.executable, "-m", "jumpstarter_jupyter", "run-notebooks", *map(str, args)],
         env=shelf.env(),
         capture_output=True,
         text=True,
         stdin=subprocess.DEVNULL,
         timeout=DEADLINE,
     )
-    assert run.returncode == 1, run.stderr
-    assert "ERROR       quick.ipynb on am-1 (no lease: no lease on" in run.stderr, run.stderr
-    assert "PASSED      quick.ipynb on am-2\n" in run.stderr, run.stderr
-    assert "2 runs: 1 error, 1 passed" in run.stderr, run.stderr

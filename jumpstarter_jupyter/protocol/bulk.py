@@ -129,7 +129,7 @@ def connect(
         token = bytes.fromhex(answer["token"])
         if not isinstance(answer.get("path", ""), str) or type(answer.get("port", 0)) is not int:
             raise ValueError(f"path {answer.get('path')!r}, port {answer.get('port')!r}")
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (ValueError, KeyError, TypeError) as exc:
         log.info("no bulk connection (a bad offer: %s): uploading over gRPC", exc)
         return None
     unix = target.startswith("unix:")
